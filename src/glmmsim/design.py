@@ -1,0 +1,801 @@
+"""Experimental designs: data frames of conditions to simulate responses for.
+
+Two generators cover most studies:
+
+* :func:`crossed` -- subjects crossed with items (a reaction-time or accuracy
+  experiment), with within- and between-unit factors, repetitions,
+  Latin-square counterbalancing, unbalanced trial counts, random missingness
+  and continuous covariates;
+* :func:`nested` -- units nested in units (pupils in classes in schools) with
+  fixed or randomly drawn cluster sizes.
+
+Both return an ordinary :class:`pandas.DataFrame`, one row per observation,
+that can be passed straight to ``Model.simulate``.
+
+Stability when a design grows
+-----------------------------
+Labels use a fixed scheme: a prefix and a 1-based number zero-padded to at
+least three digits (``s001`` ... ``s999``, ``s1000``), so ``s017`` names the
+same subject in a 40- and an 80-subject version of a study.  Every random
+draw that belongs to a unit (its covariate values, a random between-subject
+assignment, its number of trials, which of its trials are missing, the size
+of a cluster) is derived by hashing ``(seed, purpose, label)`` rather than
+taken from a sequential random stream, so adding subjects, items or schools
+never changes what was drawn for the existing ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Union
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import InputTypeError, ParameterError, did_you_mean, format_names
+from .seeding import SeedLike, seed_key
+
+__all__ = ["crossed", "nested", "unit_labels"]
+
+FactorSpec = Mapping[str, Sequence[Any]]
+SizeSpec = Union[int, tuple, Mapping[str, float], Callable[[np.random.Generator], int]]
+
+#: Distributions a covariate may be drawn from, with their parameters and defaults.
+COVARIATE_DISTRIBUTIONS: dict[str, dict[str, Any]] = {
+    "normal": {"mean": 0.0, "sd": 1.0},
+    "uniform": {"low": 0.0, "high": 1.0},
+    "lognormal": {"meanlog": 0.0, "sdlog": 1.0},
+    "integers": {"low": 0, "high": 9},
+    "choice": {"levels": None, "p": None},
+}
+
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+# ---------------------------------------------------------------------------
+# labels and hashing
+# ---------------------------------------------------------------------------
+
+
+def unit_labels(prefix: str, n: int, start: int = 1) -> list[str]:
+    """Labels ``prefix`` + number, zero-padded to at least three digits.
+
+    The width never depends on ``n``, so a label names the same unit in a
+    small and a large version of a design.
+
+    Examples
+    --------
+    >>> unit_labels("s", 3)
+    ['s001', 's002', 's003']
+    >>> unit_labels("s", 2, start=999)
+    ['s999', 's1000']
+    """
+    return [f"{prefix}{k:03d}" for k in range(start, start + n)]
+
+
+def _hash64(key: int, *parts: object) -> int:
+    """A 64-bit hash of ``parts`` keyed by the design seed (platform independent)."""
+    h = hashlib.blake2b(digest_size=8, key=int(key).to_bytes(8, "little"))
+    h.update("\x1f".join(str(p) for p in parts).encode("utf-8"))
+    return int.from_bytes(h.digest(), "little")
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser, vectorised: scrambles uint64 keys into uniform bits."""
+    with np.errstate(over="ignore"):
+        z = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
+        z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
+        z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK64
+        return z ^ (z >> np.uint64(31))
+
+
+def _to_uniform(bits: np.ndarray) -> np.ndarray:
+    """Map uint64 bits to floats strictly inside (0, 1), safe for inverse CDFs."""
+    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+
+
+def _label_uniforms(key: int, purpose: str, labels: Sequence[str]) -> np.ndarray:
+    """One uniform per label, depending only on (seed, purpose, label)."""
+    bits = np.array([_hash64(key, purpose, lab) for lab in labels], dtype=np.uint64)
+    return _to_uniform(_mix(bits))
+
+
+def _row_uniforms(key: int, purpose: str, row_keys: np.ndarray) -> np.ndarray:
+    """One uniform per row from its identity key, for a given purpose."""
+    salt = np.uint64(_hash64(key, purpose))
+    return _to_uniform(_mix(row_keys ^ salt))
+
+
+def _unit_generator(key: int, purpose: str, label: str) -> np.random.Generator:
+    return np.random.default_rng(_hash64(key, purpose, label))
+
+
+# ---------------------------------------------------------------------------
+# argument validation
+# ---------------------------------------------------------------------------
+
+
+def _check_count(value: object, argname: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputTypeError(f"{argname} must be an int >= {minimum}; got {type(value).__name__} {value!r}")
+    if int(value) < minimum:
+        raise ParameterError(f"{argname} must be >= {minimum}; got {value}")
+    return int(value)
+
+
+def _check_name(value: object, argname: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InputTypeError(f"{argname} must be a non-empty string; got {value!r}")
+    return value
+
+
+def _factors(spec: FactorSpec | None, argname: str) -> dict[str, list[Any]]:
+    """Validate ``{factor: [level, ...]}`` and return a plain dict of lists."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise InputTypeError(
+            f"{argname} must be a mapping {{factor: [levels...]}}, e.g. "
+            f"{{'condition': ['congruent', 'incongruent']}}; got {type(spec).__name__}"
+        )
+    out: dict[str, list[Any]] = {}
+    for name, levels in spec.items():
+        _check_name(name, f"{argname} factor name")
+        if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence):
+            raise InputTypeError(
+                f"{argname}[{name!r}] must be a list of levels, e.g. ['a', 'b']; got {levels!r}"
+            )
+        levels = list(levels)
+        if len(levels) < 1:
+            raise ParameterError(f"{argname}[{name!r}] needs at least one level")
+        if len({str(v) for v in levels}) != len(levels):
+            raise ParameterError(f"{argname}[{name!r}] has repeated levels: {levels!r}")
+        out[name] = levels
+    return out
+
+
+def _check_rate(value: object, argname: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputTypeError(f"{argname} must be a number in [0, 1); got {value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ParameterError(f"{argname} must be in [0, 1); got {value}")
+    return float(value)
+
+
+def _check_unique_columns(columns: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for col in columns:
+        if col in seen:
+            raise ParameterError(
+                f"column name {col!r} is used twice in the design; give factors, covariates "
+                "and unit columns distinct names"
+            )
+        seen.add(col)
+
+
+def _check_covariates(spec: Mapping | None, units: Sequence[str], argname: str = "covariates") -> dict:
+    """Validate ``{name: {"per": unit, "dist": ..., params...}}``; fill defaults."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise InputTypeError(f"{argname} must be a mapping {{name: {{'per': ..., 'dist': ...}}}}")
+    valid_per = [*units, "trial"]
+    out = {}
+    for name, cov in spec.items():
+        _check_name(name, f"{argname} name")
+        where = f"{argname}[{name!r}]"
+        if not isinstance(cov, Mapping):
+            raise InputTypeError(f"{where} must be a mapping like {{'per': 'subject', 'dist': 'normal'}}")
+        cov = dict(cov)
+        per = cov.pop("per", "trial")
+        if per not in valid_per:
+            raise ParameterError(
+                f"{where}['per'] must be one of {format_names(valid_per)}; got {per!r}."
+                + did_you_mean(str(per), valid_per)
+            )
+        dist = cov.pop("dist", "normal")
+        if dist not in COVARIATE_DISTRIBUTIONS:
+            raise ParameterError(
+                f"{where}['dist'] must be one of {format_names(COVARIATE_DISTRIBUTIONS)}; got {dist!r}."
+                + did_you_mean(str(dist), COVARIATE_DISTRIBUTIONS)
+            )
+        params = dict(COVARIATE_DISTRIBUTIONS[dist])
+        for key, value in cov.items():
+            if key not in params:
+                raise ParameterError(
+                    f"{where} has unknown parameter {key!r} for dist {dist!r}; valid: "
+                    f"'per', 'dist', {format_names(params)}." + did_you_mean(str(key), [*params, "per", "dist"])
+                )
+            params[key] = value
+        _check_dist_params(dist, params, where)
+        out[name] = {"per": per, "dist": dist, **params}
+    return out
+
+
+def _check_dist_params(dist: str, p: dict, where: str) -> None:
+    def number(key: str) -> float:
+        v = p[key]
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
+            raise InputTypeError(f"{where}[{key!r}] must be a finite number; got {v!r}")
+        return float(v)
+
+    if dist == "normal" and number("sd") < 0:
+        raise ParameterError(f"{where}['sd'] must be >= 0; got {p['sd']}")
+    if dist == "lognormal":
+        number("meanlog")
+        if number("sdlog") < 0:
+            raise ParameterError(f"{where}['sdlog'] must be >= 0; got {p['sdlog']}")
+    if dist in ("uniform", "integers") and number("low") > number("high"):
+        raise ParameterError(f"{where}: 'low' ({p['low']}) must not exceed 'high' ({p['high']})")
+    if dist == "normal":
+        number("mean")
+    if dist == "choice":
+        levels = p["levels"]
+        if levels is None or isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence) or not levels:
+            raise ParameterError(f"{where}['levels'] must be a non-empty list of levels for dist 'choice'")
+        if p["p"] is not None:
+            probs = np.asarray(p["p"], dtype=float)
+            if probs.shape != (len(levels),) or np.any(probs < 0) or not np.isclose(probs.sum(), 1.0):
+                raise ParameterError(
+                    f"{where}['p'] must be {len(levels)} non-negative probabilities summing to 1; got {p['p']!r}"
+                )
+
+
+def _draw_covariate(cov: dict, u: np.ndarray) -> Any:
+    """Turn uniforms into covariate values by the inverse CDF of the distribution."""
+    dist = cov["dist"]
+    if dist == "normal":
+        return stats.norm.ppf(u, loc=cov["mean"], scale=cov["sd"]) if cov["sd"] > 0 else np.full(u.shape, float(cov["mean"]))
+    if dist == "uniform":
+        return cov["low"] + u * (cov["high"] - cov["low"])
+    if dist == "lognormal":
+        return np.exp(stats.norm.ppf(u, loc=cov["meanlog"], scale=cov["sdlog"]) if cov["sdlog"] > 0 else np.full(u.shape, float(cov["meanlog"])))
+    if dist == "integers":
+        low, high = int(cov["low"]), int(cov["high"])
+        return (low + np.floor(u * (high - low + 1))).astype(np.int64)
+    levels = list(cov["levels"])
+    probs = np.full(len(levels), 1.0 / len(levels)) if cov["p"] is None else np.asarray(cov["p"], float)
+    idx = np.searchsorted(np.cumsum(probs), u, side="right").clip(0, len(levels) - 1)
+    return pd.Categorical.from_codes(idx, categories=levels)
+
+
+def _add_covariates(
+    df: pd.DataFrame, covs: dict, key: int, row_keys: np.ndarray
+) -> pd.DataFrame:
+    for name, cov in covs.items():
+        if cov["per"] == "trial":
+            u = _row_uniforms(key, f"covariate:{name}", row_keys)
+            df[name] = _draw_covariate(cov, u)
+        else:
+            labels = pd.unique(df[cov["per"]].to_numpy())
+            values = _draw_covariate(cov, _label_uniforms(key, f"covariate:{name}", list(labels)))
+            codes = pd.Index(labels).get_indexer(df[cov["per"]].to_numpy())
+            df[name] = values[codes]
+    return df
+
+
+# ---------------------------------------------------------------------------
+# sizes (trial counts, cluster sizes)
+# ---------------------------------------------------------------------------
+
+
+def _check_size(spec: object, argname: str) -> None:
+    if callable(spec):
+        return
+    if isinstance(spec, numbers.Integral) and not isinstance(spec, bool):
+        _check_count(spec, argname)
+        return
+    if isinstance(spec, (tuple, list)) and len(spec) == 2:
+        low, high = (_check_count(v, f"{argname} bound") for v in spec)
+        if low > high:
+            raise ParameterError(f"{argname}: low ({low}) must not exceed high ({high})")
+        return
+    if isinstance(spec, Mapping) and set(spec) == {"poisson"}:
+        mean = spec["poisson"]
+        if isinstance(mean, bool) or not isinstance(mean, numbers.Real) or not mean > 0:
+            raise ParameterError(f"{argname}['poisson'] must be a positive mean; got {mean!r}")
+        return
+    raise InputTypeError(
+        f"{argname} must be an int, a (low, high) pair, {{'poisson': mean}} or a callable "
+        f"rng -> int; got {spec!r}"
+    )
+
+
+def _draw_sizes(spec: SizeSpec, key: int, purpose: str, labels: Sequence[str], argname: str) -> np.ndarray:
+    """One size per unit label, each depending only on (seed, purpose, label)."""
+    if isinstance(spec, numbers.Integral):
+        return np.full(len(labels), int(spec), dtype=np.int64)
+    if isinstance(spec, (tuple, list)):
+        low, high = int(spec[0]), int(spec[1])
+        u = _label_uniforms(key, purpose, labels)
+        return (low + np.floor(u * (high - low + 1))).astype(np.int64)
+    if isinstance(spec, Mapping):
+        u = _label_uniforms(key, purpose, labels)
+        return np.maximum(1, stats.poisson.ppf(u, spec["poisson"])).astype(np.int64)
+    sizes = []
+    for lab in labels:
+        n = spec(_unit_generator(key, purpose, lab))
+        sizes.append(_check_count(n, f"{argname} (value returned for {lab!r})"))
+    return np.asarray(sizes, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------
+# shared row-level steps
+# ---------------------------------------------------------------------------
+
+
+def _assign_between(
+    factors: dict[str, list], labels: list[str], numbers_: np.ndarray, key: int, unit: str, assign: str
+) -> tuple[np.ndarray, list[tuple]]:
+    """Index into the combinations of between-unit factors for each unit."""
+    combos = list(itertools.product(*factors.values())) if factors else [()]
+    if assign == "balanced":
+        idx = (numbers_ - 1) % len(combos)
+    else:
+        u = _label_uniforms(key, f"between:{unit}", labels)
+        idx = np.floor(u * len(combos)).astype(np.int64)
+    return idx, combos
+
+
+def _row_keys(*id_columns: np.ndarray) -> np.ndarray:
+    """Combine per-row uint64 identity keys (unit label hashes, cell ids) into one key per row."""
+    acc = np.zeros(len(id_columns[0]), dtype=np.uint64)
+    for col in id_columns:
+        acc = _mix(acc ^ col.astype(np.uint64))
+    return acc
+
+
+def _label_keys(key: int, purpose: str, labels: Sequence[object]) -> np.ndarray:
+    return np.array([_hash64(key, purpose, lab) for lab in labels], dtype=np.uint64)
+
+
+def _categorical(values: Sequence[Any], levels: list[Any]) -> pd.Categorical:
+    return pd.Categorical(values, categories=levels)
+
+
+def _check_choice(value: object, valid: Sequence[str], argname: str) -> str:
+    if value not in valid:
+        raise ParameterError(
+            f"{argname} must be one of {format_names(valid)}; got {value!r}." + did_you_mean(str(value), valid)
+        )
+    return str(value)
+
+
+# ---------------------------------------------------------------------------
+# crossed designs
+# ---------------------------------------------------------------------------
+
+
+def crossed(
+    subjects: int = 20,
+    items: int | None = None,
+    *,
+    within: FactorSpec | None = None,
+    between_subjects: FactorSpec | None = None,
+    between_items: FactorSpec | None = None,
+    counterbalance: Sequence[str] | str | None = None,
+    repetitions: int = 1,
+    trials_per_subject: SizeSpec | None = None,
+    missing: float = 0.0,
+    covariates: Mapping[str, Mapping[str, Any]] | None = None,
+    assign: str = "balanced",
+    order: str = "fixed",
+    subject: str = "subject",
+    item: str = "item",
+    subject_prefix: str = "s",
+    item_prefix: str = "i",
+    seed: SeedLike = None,
+) -> pd.DataFrame:
+    """Subjects crossed with items: one row per trial.
+
+    Factor vocabulary: a factor *within subjects and items* (``within``) is
+    seen by every subject with every item; a factor *within subjects but
+    between items* is a property of the item (``between_items``, e.g. word
+    frequency); a factor *within items but between subjects* is a property of
+    the subject (``between_subjects``, e.g. group).
+
+    Parameters
+    ----------
+    subjects : int
+        Number of subjects, labelled ``s001``, ``s002``, ... (``subject_prefix``).
+    items : int or None
+        Number of items, labelled ``i001``, ...; ``None`` for a design without
+        items (each subject sees each ``within`` cell ``repetitions`` times).
+    within : mapping, optional
+        ``{factor: [levels]}`` crossed with every subject and item (unless
+        counterbalanced).  Levels become categories in the given order, so
+        the first level is the reference level of treatment coding.
+    between_subjects, between_items : mapping, optional
+        ``{factor: [levels]}`` attributes of subjects / items.  With several
+        factors their level combinations are assigned.
+    counterbalance : str or list of str, optional
+        ``within`` factors to counterbalance with Latin-square lists: every
+        subject sees each item once, in one cell of these factors; with ``K``
+        cells there are ``K`` lists, item ``j`` is shown in cell
+        ``(floor((j-1)/M) + l) mod K`` in list ``l`` (``M`` = number of
+        between-item combinations), and subjects rotate over the lists.
+    repetitions : int
+        Repetitions of every cell (column ``rep`` is added when > 1).
+    trials_per_subject : int, (low, high), {"poisson": mean} or callable, optional
+        Unbalanced designs: each subject keeps this many of its planned trials
+        (a random subset).  A pair draws the count uniformly from ``low`` to
+        ``high`` inclusive per subject; a callable receives a per-subject
+        Generator and returns the count.  Counts larger than the planned
+        number of trials are an error.
+    missing : float
+        Probability that any trial is missing (dropped), independently per trial.
+    covariates : mapping, optional
+        ``{name: {"per": "subject"|"item"|"trial", "dist": ..., params}}``; see
+        :data:`COVARIATE_DISTRIBUTIONS` for the distributions and their
+        parameters (``normal`` mean/sd, ``uniform`` low/high, ``lognormal``
+        meanlog/sdlog, ``integers`` low/high inclusive, ``choice``
+        levels/p).  ``per`` takes the subject/item column name.
+    assign : {"balanced", "random"}
+        Between-subject and between-item assignment: ``balanced`` rotates
+        through the level combinations by unit number (``s001`` -> first
+        combination, ``s002`` -> second, ...), ``random`` draws each unit's
+        combination from the seed and its label.
+    order : {"fixed", "random"}
+        Trial order within subject: design order, or shuffled per subject.
+    subject, item : str
+        Column names for the subject and item labels.
+    subject_prefix, item_prefix : str
+        Label prefixes.
+    seed : None, int, SeedSequence or Generator
+        Seed of every random draw of the design.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns: subject, between-subject factors, item, between-item factors,
+        within factors, ``rep`` (if repetitions > 1), ``trial`` (1-based
+        position in the subject's planned sequence; dropped trials leave
+        gaps), covariates.  Rows are ordered by subject, then trial.
+
+    Examples
+    --------
+    >>> d = crossed(4, 6, within={"condition": ["congruent", "incongruent"]},
+    ...             counterbalance="condition", seed=1)
+    >>> d.shape
+    (24, 4)
+    >>> d.groupby("subject", observed=True)["condition"].value_counts().unique().tolist()
+    [3]
+    >>> crossed(2, 2).iloc[:2].to_dict("list")
+    {'subject': ['s001', 's001'], 'item': ['i001', 'i002'], 'trial': [1, 2]}
+    """
+    n_subj = _check_count(subjects, "subjects")
+    n_item = None if items is None else _check_count(items, "items")
+    within_f = _factors(within, "within")
+    bsub_f = _factors(between_subjects, "between_subjects")
+    bitem_f = _factors(between_items, "between_items")
+    subject = _check_name(subject, "subject")
+    item = _check_name(item, "item")
+    _check_name(subject_prefix, "subject_prefix")
+    _check_name(item_prefix, "item_prefix")
+    if n_item is None and bitem_f:
+        raise ParameterError("between_items needs items; pass items=<number of items>")
+    cb = _check_counterbalance(counterbalance, within_f, n_item)
+    reps = _check_count(repetitions, "repetitions")
+    rate = _check_rate(missing, "missing")
+    assign = _check_choice(assign, ("balanced", "random"), "assign")
+    order = _check_choice(order, ("fixed", "random"), "order")
+    if trials_per_subject is not None:
+        _check_size(trials_per_subject, "trials_per_subject")
+    units = [subject] if n_item is None else [subject, item]
+    covs = _check_covariates(covariates, units)
+    columns = [subject, *bsub_f, *([item, *bitem_f] if n_item is not None else []), *within_f]
+    columns += (["rep"] if reps > 1 else []) + ["trial", *covs]
+    _check_unique_columns(columns)
+    key = seed_key(seed, "seed")
+
+    subj_labels = unit_labels(subject_prefix, n_subj)
+    subj_num = np.arange(1, n_subj + 1)
+    bsub_idx, bsub_combos = _assign_between(bsub_f, subj_labels, subj_num, key, "subject", assign)
+    if n_item is not None:
+        item_labels = unit_labels(item_prefix, n_item)
+        item_num = np.arange(1, n_item + 1)
+        bitem_idx, bitem_combos = _assign_between(bitem_f, item_labels, item_num, key, "item", assign)
+    else:
+        item_labels, item_num = ["" ], np.array([1])
+        bitem_idx, bitem_combos = np.array([0]), [()]
+
+    free = {f: lv for f, lv in within_f.items() if f not in cb}
+    cb_f = {f: within_f[f] for f in cb}
+    free_cells = list(itertools.product(*free.values())) if free else [()]
+    cb_cells = list(itertools.product(*cb_f.values())) if cb_f else [()]
+
+    # the full planned grid: subject x item x free within cell x repetition
+    shape = (n_subj, len(item_labels), len(free_cells), reps)
+    s_i, it_i, c_i, r_i = (a.ravel() for a in np.indices(shape))
+    n_lists = len(cb_cells)
+    # lists rotate slower than between-subject combinations so lists and groups are not confounded
+    subj_list = ((subj_num - 1) // len(bsub_combos)) % n_lists
+    item_block = (item_num - 1) // len(bitem_combos)
+    cb_i = (item_block[it_i] + subj_list[s_i]) % n_lists
+
+    data: dict[str, Any] = {subject: np.asarray(subj_labels, dtype=object)[s_i]}
+    for k, f in enumerate(bsub_f):
+        data[f] = _categorical([bsub_combos[j][k] for j in bsub_idx[s_i]], bsub_f[f])
+    if n_item is not None:
+        data[item] = np.asarray(item_labels, dtype=object)[it_i]
+        for k, f in enumerate(bitem_f):
+            data[f] = _categorical([bitem_combos[j][k] for j in bitem_idx[it_i]], bitem_f[f])
+    for f in within_f:
+        if f in cb_f:
+            k = list(cb_f).index(f)
+            data[f] = _categorical([cb_cells[j][k] for j in cb_i], within_f[f])
+        else:
+            k = list(free).index(f)
+            data[f] = _categorical([free_cells[j][k] for j in c_i], within_f[f])
+    if reps > 1:
+        data["rep"] = r_i + 1
+    df = pd.DataFrame(data)
+
+    # identity of a planned trial: (subject label, item label, within cell, repetition)
+    cell_keys = _label_keys(key, "cell", ["|".join(map(str, c)) for c in free_cells])
+    row_keys = _row_keys(
+        _label_keys(key, "subject", subj_labels)[s_i],
+        _label_keys(key, "item", item_labels)[it_i],
+        cell_keys[c_i],
+        r_i.astype(np.uint64),
+    )
+    df, row_keys = _order_trials(df, row_keys, subject, key, order)
+    df, row_keys = _subset_trials(df, row_keys, subject, subj_labels, trials_per_subject, key)
+    df, row_keys = _drop_missing(df, row_keys, rate, key)
+    df = _add_covariates(df, covs, key, row_keys)
+    return df[columns].reset_index(drop=True)
+
+
+def _check_counterbalance(counterbalance: object, within_f: dict, n_item: int | None) -> list[str]:
+    if counterbalance is None:
+        return []
+    cb = [counterbalance] if isinstance(counterbalance, str) else counterbalance
+    if not isinstance(cb, Sequence):
+        raise InputTypeError(f"counterbalance must be a factor name or a list of names; got {counterbalance!r}")
+    cb = list(cb)
+    if n_item is None and cb:
+        raise ParameterError("counterbalance needs items: items are rotated over the conditions")
+    for f in cb:
+        if f not in within_f:
+            raise ParameterError(
+                f"counterbalance names {f!r}, which is not a within factor; within factors: "
+                f"{format_names(within_f) or '(none)'}." + did_you_mean(str(f), within_f)
+            )
+    return cb
+
+
+def _order_trials(df: pd.DataFrame, row_keys: np.ndarray, unit: str, key: int, order: str):
+    if order == "random":
+        u = _row_uniforms(key, "order", row_keys)
+        # stable sort by (unit number, random key) keeps subjects together, shuffled within
+        unit_codes = pd.factorize(df[unit])[0]
+        perm = np.lexsort((u, unit_codes))
+        df, row_keys = df.iloc[perm].reset_index(drop=True), row_keys[perm]
+    df["trial"] = df.groupby(unit, sort=False).cumcount().to_numpy() + 1
+    return df, row_keys
+
+
+def _subset_trials(df, row_keys, unit, labels, spec, key):
+    if spec is None:
+        return df, row_keys
+    planned = df.groupby(unit, sort=False).size()
+    counts = _draw_sizes(spec, key, "trials_per_subject", labels, "trials_per_subject")
+    too_many = [(lab, n) for lab, n in zip(labels, counts) if n > planned[lab]]
+    if too_many:
+        lab, n = too_many[0]
+        raise ParameterError(
+            f"trials_per_subject asks for {n} trials of {lab!r}, but the design plans only "
+            f"{planned[lab]} per subject"
+        )
+    u = _row_uniforms(key, "keep", row_keys)
+    # rank each trial within its subject by a random key; keep the lowest n
+    rank = pd.Series(u).groupby(df[unit].to_numpy(), sort=False).rank(method="first").to_numpy()
+    limit = pd.Series(counts, index=labels).reindex(df[unit].to_numpy()).to_numpy()
+    keep = rank <= limit
+    return df[keep].reset_index(drop=True), row_keys[keep]
+
+
+def _drop_missing(df, row_keys, rate, key):
+    if rate == 0.0:
+        return df, row_keys
+    keep = _row_uniforms(key, "missing", row_keys) >= rate
+    return df[keep].reset_index(drop=True), row_keys[keep]
+
+
+# ---------------------------------------------------------------------------
+# nested designs
+# ---------------------------------------------------------------------------
+
+
+def nested(
+    levels: Mapping[str, SizeSpec],
+    *,
+    within: FactorSpec | None = None,
+    between: Mapping[str, FactorSpec] | None = None,
+    repetitions: int = 1,
+    missing: float = 0.0,
+    covariates: Mapping[str, Mapping[str, Any]] | None = None,
+    assign: str = "balanced",
+    prefixes: Mapping[str, str] | None = None,
+    labels: str = "full",
+    seed: SeedLike = None,
+) -> pd.DataFrame:
+    """Units nested in units, e.g. pupils in classes in schools.
+
+    Parameters
+    ----------
+    levels : mapping
+        ``{unit: size}`` from the outermost to the innermost unit.  The first
+        size is a count (int); every other size is per parent unit and may be
+        an int (fixed), a ``(low, high)`` pair (uniform integer, inclusive,
+        drawn per parent), ``{"poisson": mean}`` (Poisson with that mean,
+        at least 1) or a callable receiving a per-parent Generator and
+        returning an int.
+    within : mapping, optional
+        ``{factor: [levels]}`` observed for every innermost unit (repeated
+        measures, e.g. ``{"time": ["pre", "post"]}``).
+    between : mapping, optional
+        ``{unit: {factor: [levels]}}``: attributes assigned at a unit level,
+        e.g. ``{"school": {"treatment": ["control", "program"]}}``.  With
+        ``assign="balanced"`` units rotate over the level combinations by their
+        number within the parent; ``"random"`` draws per unit.
+    repetitions : int
+        Observations per innermost unit and ``within`` cell.
+    missing : float
+        Probability that an observation is missing (dropped).
+    covariates : mapping, optional
+        As in :func:`crossed`; ``per`` names a unit level or ``"trial"`` (one
+        draw per row).
+    assign : {"balanced", "random"}
+    prefixes : mapping, optional
+        Label prefix per unit; default the first letter of the unit name (the
+        first three letters if first letters collide).
+    labels : {"full", "local"}
+        ``full`` labels carry their parents (``s001-c002-p017``), so they are
+        unique and ``(1 | class)`` works as well as ``(1 | school/class)``;
+        ``local`` labels are numbered within the parent (``c002``).
+    seed : None, int, SeedSequence or Generator
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per unit level (outermost first), the ``between`` factors
+        after their unit, ``within`` factors, ``rep`` (if repetitions > 1),
+        covariates.
+
+    Examples
+    --------
+    >>> d = nested({"school": 2, "class": 2, "pupil": 3}, seed=1)
+    >>> d.shape
+    (12, 3)
+    >>> d.iloc[0].tolist()
+    ['s001', 's001-c001', 's001-c001-p001']
+    >>> sizes = nested({"school": 3, "class": (1, 4)}, seed=2).groupby("school").size()
+    >>> bool(sizes.between(1, 4).all())
+    True
+    """
+    unit_names, sizes = _check_levels(levels)
+    within_f = _factors(within, "within")
+    between_f = _check_between(between, unit_names)
+    reps = _check_count(repetitions, "repetitions")
+    rate = _check_rate(missing, "missing")
+    assign = _check_choice(assign, ("balanced", "random"), "assign")
+    labels = _check_choice(labels, ("full", "local"), "labels")
+    pref = _check_prefixes(prefixes, unit_names)
+    covs = _check_covariates(covariates, unit_names)
+    columns = []
+    for u in unit_names:
+        columns += [u, *between_f.get(u, {})]
+    columns += [*within_f, *(["rep"] if reps > 1 else []), *covs]
+    _check_unique_columns(columns)
+    key = seed_key(seed, "seed")
+
+    # grow the tree level by level; each unit's size depends only on its parent's label
+    paths = [[lab] for lab in unit_labels(pref[unit_names[0]], sizes[0])]
+    local_num = [np.arange(1, sizes[0] + 1)]
+    for depth in range(1, len(unit_names)):
+        parents = [p[-1] for p in paths]
+        counts = _draw_sizes(sizes[depth], key, f"size:{unit_names[depth]}", parents, f"levels[{unit_names[depth]!r}]")
+        new_paths, nums = [], []
+        for path, n in zip(paths, counts):
+            for lab, k in zip(unit_labels(pref[unit_names[depth]], int(n)), range(1, int(n) + 1)):
+                new_paths.append(path + [f"{path[-1]}-{lab}"])
+                nums.append(k)
+        paths = new_paths
+        local_num.append(np.asarray(nums))
+
+    table = pd.DataFrame(paths, columns=unit_names)
+    data: dict[str, Any] = {}
+    for depth, u in enumerate(unit_names):
+        data[u] = table[u].to_numpy(dtype=object)
+        if u in between_f:
+            first = ~table.duplicated(unit_names[: depth + 1]).to_numpy()
+            unit_labels_ = table[u].to_numpy()[first].tolist()
+            nums = _local_numbers(table, unit_names, depth)[first]
+            idx, combos = _assign_between(between_f[u], unit_labels_, nums, key, u, assign)
+            lookup = dict(zip(unit_labels_, idx))
+            row_idx = np.array([lookup[v] for v in data[u]])
+            for k, f in enumerate(between_f[u]):
+                data[f] = _categorical([combos[j][k] for j in row_idx], between_f[u][f])
+    base = pd.DataFrame(data)
+
+    cells = list(itertools.product(*within_f.values())) if within_f else [()]
+    shape = (len(base), len(cells), reps)
+    b_i, c_i, r_i = (a.ravel() for a in np.indices(shape))
+    df = base.iloc[b_i].reset_index(drop=True)
+    for k, f in enumerate(within_f):
+        df[f] = _categorical([cells[j][k] for j in c_i], within_f[f])
+    if reps > 1:
+        df["rep"] = r_i + 1
+    inner = unit_names[-1]
+    cell_keys = _label_keys(key, "cell", ["|".join(map(str, c)) for c in cells])
+    row_keys = _row_keys(
+        _label_keys(key, "unit", base[inner].tolist())[b_i], cell_keys[c_i], r_i.astype(np.uint64)
+    )
+    df, row_keys = _drop_missing(df, row_keys, rate, key)
+    df = _add_covariates(df, covs, key, row_keys)
+    if labels == "local":
+        for u in unit_names[1:]:
+            df[u] = df[u].str.rsplit("-", n=1).str[-1]
+    return df[columns].reset_index(drop=True)
+
+
+def _local_numbers(table: pd.DataFrame, unit_names: list[str], depth: int) -> np.ndarray:
+    """1-based number of each row's unit within its parent (parsed from its label)."""
+    return table[unit_names[depth]].str.extract(r"(\d+)$")[0].astype(int).to_numpy()
+
+
+def _check_levels(levels: object) -> tuple[list[str], list]:
+    if not isinstance(levels, Mapping) or not levels:
+        raise InputTypeError(
+            "levels must be a non-empty mapping {unit: size}, outermost first, e.g. "
+            "{'school': 10, 'class': (2, 4), 'pupil': 25}"
+        )
+    names = [_check_name(n, "levels unit name") for n in levels]
+    sizes = list(levels.values())
+    _check_count(sizes[0], f"levels[{names[0]!r}]")
+    for name, size in zip(names[1:], sizes[1:]):
+        _check_size(size, f"levels[{name!r}]")
+    return names, sizes
+
+
+def _check_between(between: object, unit_names: list[str]) -> dict[str, dict[str, list]]:
+    if between is None:
+        return {}
+    if not isinstance(between, Mapping):
+        raise InputTypeError("between must be a mapping {unit: {factor: [levels]}}")
+    out = {}
+    for unit, factors in between.items():
+        if unit not in unit_names:
+            raise ParameterError(
+                f"between names unit {unit!r}; units are {format_names(unit_names)}."
+                + did_you_mean(str(unit), unit_names)
+            )
+        out[unit] = _factors(factors, f"between[{unit!r}]")
+    return out
+
+
+def _check_prefixes(prefixes: object, unit_names: list[str]) -> dict[str, str]:
+    if prefixes is None:
+        pref = {u: u[0] for u in unit_names}
+        if len(set(pref.values())) < len(pref):
+            pref = {u: u[:3] for u in unit_names}
+    else:
+        if not isinstance(prefixes, Mapping):
+            raise InputTypeError("prefixes must be a mapping {unit: prefix}")
+        for u in prefixes:
+            if u not in unit_names:
+                raise ParameterError(
+                    f"prefixes names unit {u!r}; units are {format_names(unit_names)}." + did_you_mean(str(u), unit_names)
+                )
+        pref = {u: _check_name(prefixes.get(u, u[0]), f"prefixes[{u!r}]") for u in unit_names}
+    if len(set(pref.values())) < len(pref):
+        raise ParameterError(f"unit label prefixes must differ; got {pref!r}; pass prefixes={{unit: prefix}}")
+    for p in pref.values():
+        if "-" in p or p[-1].isdigit():
+            raise ParameterError(f"prefix {p!r} must not contain '-' or end in a digit")
+    return pref

@@ -1,0 +1,984 @@
+"""Response families: link functions, dispersion parameters and response draws.
+
+A :class:`Family` turns a linear predictor ``eta`` into a conditional mean
+(:meth:`Family.mean`) and into simulated responses (:meth:`Family.sample`).
+Parameterisations follow lme4 / glmmTMB / MASS so that values read off a
+fitted model can be carried over unchanged.
+
+=================  ===============  ======================  =========================================
+family             links            dispersion parameters   variance of y given its mean ``mu``
+=================  ===============  ======================  =========================================
+gaussian           identity, log    ``sigma`` >= 0          ``sigma**2``
+binomial           logit, probit,   (none)                  ``trials * mu * (1 - mu)`` (``mu`` = p)
+                   cloglog, log
+poisson            log, identity,   (none)                  ``mu``
+                   sqrt
+negative_binomial  log              ``theta`` > 0           ``mu + mu**2 / theta``
+gamma              log, inverse,    ``shape`` > 0 or        ``mu**2 / shape``
+                   identity         ``sigma`` > 0
+inverse_gaussian   1/mu^2, log      ``dispersion`` > 0      ``dispersion * mu**3``
+lognormal          identity         ``sigma`` >= 0          ``(exp(sigma**2) - 1) * mu**2``
+exgaussian         identity         ``sigma`` >= 0,         ``sigma**2 + tau**2``
+                                    ``tau`` >= 0
+shifted_lognormal  identity         ``sigma`` >= 0,         ``(exp(sigma**2) - 1) * (mu - shift)**2``
+                                    ``shift`` real
+=================  ===============  ======================  =========================================
+
+The first link listed is the default.  For ``lognormal``, ``exgaussian`` and
+``shifted_lognormal`` the link maps ``eta`` to the *location* parameter (the
+mean of ``log(y)``, the mean of the Gaussian component, the mean of
+``log(y - shift)``); :meth:`Family.mean` then returns the mean of ``y`` itself.
+
+Draw order (what a :class:`numpy.random.Generator` is asked for, so that the
+same generator state always gives the same responses):
+
+* gaussian: ``mu + sigma * rng.standard_normal(n)``, exactly.
+* binomial: ``rng.binomial(trials, p)`` (``trials = 1`` when not given).
+* poisson: ``rng.poisson(mu)``.
+* negative_binomial: ``rng.negative_binomial(theta, theta / (theta + mu))``.
+* gamma: ``rng.gamma(shape, mu / shape)``.
+* inverse_gaussian: ``rng.wald(mu, 1 / dispersion)``.
+* lognormal: ``exp(eta + sigma * rng.standard_normal(n))``.
+* exgaussian: ``z = rng.standard_normal(n)`` then ``e = rng.standard_exponential(n)``;
+  ``y = mu + sigma * z + tau * e`` (both arrays are drawn even when ``tau = 0``).
+* shifted_lognormal: ``shift + exp(eta + sigma * rng.standard_normal(n))``.
+
+Examples
+--------
+>>> import numpy as np
+>>> fam = get_family("binomial", link="probit")
+>>> fam.describe()
+'binomial(link = "probit")'
+>>> fam.mean(np.array([0.0])).tolist()
+[0.5]
+>>> y = fam.sample(np.zeros(5), np.random.default_rng(1), trials=10)
+>>> y.dtype.kind, y.shape
+('i', (5,))
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import numpy as np
+from scipy import special
+
+from .errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names
+from .seeding import SeedLike, as_generator
+
+__all__ = ["Family", "Link", "FAMILY_NAMES", "LINK_NAMES", "get_family", "get_link"]
+
+ArrayLike = Any
+
+#: How many offending rows an error message lists before summarising the rest.
+_MAX_ROWS_SHOWN = 5
+
+# numpy's Poisson sampler refuses lam above about 9.22e18; keep a margin below it.
+_POISSON_MEAN_MAX = 9.0e18
+
+
+# --------------------------------------------------------------------------- links
+
+
+@dataclass(frozen=True, eq=False)
+class Link:
+    """A link function ``eta = linkfun(mu)`` with its inverse ``mu = linkinv(eta)``.
+
+    Parameters
+    ----------
+    name : str
+        The lme4 / R name of the link (``"logit"``, ``"1/mu^2"``, ...).
+    linkfun : callable
+        Maps a mean (or location parameter) to the linear-predictor scale.
+    linkinv : callable
+        Maps a linear predictor to the mean scale.
+    eta_min : float or None
+        Smallest linear predictor the link accepts (``0`` for ``sqrt``, whose
+        inverse ``eta**2`` would otherwise fold negative predictors back).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> link = get_link("logit")
+    >>> link.name
+    'logit'
+    >>> float(link.linkinv(np.array(0.0)))
+    0.5
+    >>> round(float(link.linkfun(link.linkinv(np.array(1.25)))), 12)
+    1.25
+    """
+
+    name: str
+    linkfun: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+    linkinv: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+    eta_min: Optional[float] = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Link) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(("Link", self.name))
+
+
+def _identity(x: np.ndarray) -> np.ndarray:
+    return x
+
+
+def _cloglog_inv(eta: np.ndarray) -> np.ndarray:
+    # 1 - exp(-exp(eta)) written with expm1 to keep precision for small eta
+    return -np.expm1(-np.exp(eta))
+
+
+def _cloglog(mu: np.ndarray) -> np.ndarray:
+    return np.log(-np.log1p(-mu))
+
+
+def _inverse(x: np.ndarray) -> np.ndarray:
+    return 1.0 / x
+
+
+def _inv_sqrt(eta: np.ndarray) -> np.ndarray:
+    return 1.0 / np.sqrt(eta)
+
+
+def _inv_square(mu: np.ndarray) -> np.ndarray:
+    return 1.0 / np.square(mu)
+
+
+_LINKS: dict[str, Link] = {
+    link.name: link
+    for link in (
+        Link("identity", _identity, _identity),
+        Link("log", np.log, np.exp),
+        Link("logit", special.logit, special.expit),
+        Link("probit", special.ndtri, special.ndtr),
+        Link("cloglog", _cloglog, _cloglog_inv),
+        Link("sqrt", np.sqrt, np.square, eta_min=0.0),
+        Link("inverse", _inverse, _inverse),
+        Link("1/mu^2", _inv_square, _inv_sqrt),
+    )
+}
+
+#: Names of every link glmmsim knows (not every family accepts every link).
+LINK_NAMES: tuple[str, ...] = tuple(_LINKS)
+
+_LINK_ALIASES = {
+    "inverse_squared": "1/mu^2",
+    "inverse_square": "1/mu^2",
+    "mu^-2": "1/mu^2",
+    "1/mu2": "1/mu^2",
+    "reciprocal": "inverse",
+}
+
+
+def get_link(name: Union[str, Link]) -> Link:
+    """Look up a link by its lme4 name (case-insensitive).
+
+    Parameters
+    ----------
+    name : str or Link
+        ``"identity"``, ``"log"``, ``"logit"``, ``"probit"``, ``"cloglog"``,
+        ``"sqrt"``, ``"inverse"`` or ``"1/mu^2"``; a :class:`Link` is returned as is.
+
+    Returns
+    -------
+    Link
+
+    Raises
+    ------
+    ParameterError
+        If the name is not a known link.
+
+    Examples
+    --------
+    >>> get_link("Probit").name
+    'probit'
+    >>> get_link("inverse_squared").name
+    '1/mu^2'
+    """
+    if isinstance(name, Link):
+        return name
+    if not isinstance(name, str):
+        raise InputTypeError(f"link must be a string or a Link; got {type(name).__name__} {name!r}")
+    key = name.strip().lower().replace(".", "_")
+    key = _LINK_ALIASES.get(key, key)
+    if key not in _LINKS:
+        raise ParameterError(
+            f"unknown link {name!r}; valid links are {format_names(LINK_NAMES)}."
+            + did_you_mean(name.lower(), LINK_NAMES)
+        )
+    return _LINKS[key]
+
+
+# ------------------------------------------------------------------ family specs
+
+
+@dataclass(frozen=True)
+class _Param:
+    """One dispersion parameter: its name, lower bound and what it means."""
+
+    name: str
+    minimum: Optional[float]  # None: any finite real
+    strict: bool  # True: value must be > minimum, else >= minimum
+    meaning: str
+
+    def bound_text(self) -> str:
+        if self.minimum is None:
+            return "a finite real number"
+        return f"a finite number {'>' if self.strict else '>='} {self.minimum:g}"
+
+
+@dataclass(frozen=True)
+class _Alias:
+    """A parameter that can be given instead of a canonical one (Gamma's sigma for shape)."""
+
+    name: str
+    canonical: str
+    to_canonical: Callable[[float], float]
+    from_canonical: Callable[[float], float]
+    param: _Param
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Everything that distinguishes one family from another."""
+
+    name: str
+    r_name: str
+    links: tuple[str, ...]  # the first is the default
+    params: tuple[_Param, ...]
+    mean_min: Optional[float]  # bounds of the response mean (None: unbounded)
+    mean_min_strict: bool
+    mean_max: Optional[float]
+    mean_text: str  # the valid range in words, for error messages
+    discrete: bool
+    sampler: Callable[..., np.ndarray]
+    variance: Callable[..., np.ndarray]
+    # location parameter -> response mean; None when the link already gives the mean
+    location_to_mean: Optional[Callable[[np.ndarray, Mapping[str, float]], np.ndarray]] = None
+    aliases: tuple[_Alias, ...] = ()
+
+
+# Samplers take (loc, params, rng, trials); loc is linkinv(eta), already validated.
+# They add nothing per row in Python and as few temporaries as the formula allows.
+
+
+def _sample_gaussian(loc, params, rng, trials):
+    # Must equal loc + sigma * rng.standard_normal(n) bit for bit; done in place.
+    y = rng.standard_normal(loc.shape[0])
+    y *= params["sigma"]
+    y += loc
+    return y
+
+
+def _sample_binomial(loc, params, rng, trials):
+    return rng.binomial(1 if trials is None else trials, loc)
+
+
+def _sample_poisson(loc, params, rng, trials):
+    return rng.poisson(loc)
+
+
+def _sample_negbin(loc, params, rng, trials):
+    theta = params["theta"]
+    return rng.negative_binomial(theta, theta / (theta + loc))
+
+
+def _sample_gamma(loc, params, rng, trials):
+    shape = params["shape"]
+    return rng.gamma(shape, loc / shape)
+
+
+def _sample_inverse_gaussian(loc, params, rng, trials):
+    return rng.wald(loc, 1.0 / params["dispersion"])
+
+
+def _sample_lognormal(loc, params, rng, trials):
+    y = rng.standard_normal(loc.shape[0])
+    y *= params["sigma"]
+    y += loc
+    return np.exp(y, out=y)
+
+
+def _sample_exgaussian(loc, params, rng, trials):
+    y = rng.standard_normal(loc.shape[0])
+    e = rng.standard_exponential(loc.shape[0])
+    y *= params["sigma"]
+    y += loc
+    e *= params["tau"]
+    y += e
+    return y
+
+
+def _sample_shifted_lognormal(loc, params, rng, trials):
+    y = _sample_lognormal(loc, params, rng, trials)
+    y += params["shift"]
+    return y
+
+
+def _var_constant_sigma(mu, params, trials):
+    return np.full(np.shape(mu), params["sigma"] ** 2)
+
+
+def _var_binomial(mu, params, trials):
+    n = 1 if trials is None else trials
+    return n * mu * (1.0 - mu)
+
+
+def _var_poisson(mu, params, trials):
+    return np.array(mu, dtype=float)
+
+
+def _var_negbin(mu, params, trials):
+    return mu + np.square(mu) / params["theta"]
+
+
+def _var_gamma(mu, params, trials):
+    return np.square(mu) / params["shape"]
+
+
+def _var_inverse_gaussian(mu, params, trials):
+    return params["dispersion"] * mu**3
+
+
+def _var_lognormal(mu, params, trials):
+    return np.expm1(params["sigma"] ** 2) * np.square(mu)
+
+
+def _var_exgaussian(mu, params, trials):
+    return np.full(np.shape(mu), params["sigma"] ** 2 + params["tau"] ** 2)
+
+
+def _var_shifted_lognormal(mu, params, trials):
+    return np.expm1(params["sigma"] ** 2) * np.square(np.asarray(mu) - params["shift"])
+
+
+def _mean_lognormal(loc, params):
+    return np.exp(loc + 0.5 * params["sigma"] ** 2)
+
+
+def _mean_exgaussian(loc, params):
+    return loc + params["tau"]
+
+
+def _mean_shifted_lognormal(loc, params):
+    return params["shift"] + np.exp(loc + 0.5 * params["sigma"] ** 2)
+
+
+_SIGMA = _Param("sigma", 0.0, False, "residual standard deviation")
+_SIGMA_LOG = _Param("sigma", 0.0, False, "standard deviation of log(y)")
+_SIGMA_EXG = _Param("sigma", 0.0, False, "standard deviation of the Gaussian component")
+_SIGMA_SLN = _Param("sigma", 0.0, False, "standard deviation of log(y - shift)")
+_THETA = _Param("theta", 0.0, True, "size; variance mu + mu^2/theta")
+_SHAPE = _Param("shape", 0.0, True, "shape; variance mu^2/shape")
+_GAMMA_SIGMA = _Alias(
+    "sigma",
+    "shape",
+    to_canonical=lambda s: 1.0 / s**2,
+    from_canonical=lambda shape: 1.0 / math.sqrt(shape),
+    param=_Param("sigma", 0.0, True, "coefficient of variation 1/sqrt(shape), lme4's sigma()"),
+)
+_DISPERSION = _Param("dispersion", 0.0, True, "variance dispersion * mu^3")
+_TAU = _Param("tau", 0.0, False, "mean of the exponential component")
+_SHIFT = _Param("shift", None, False, "non-decision time added to the lognormal")
+
+_SPECS: dict[str, _Spec] = {
+    spec.name: spec
+    for spec in (
+        _Spec("gaussian", "gaussian", ("identity", "log"), (_SIGMA,),
+              None, False, None, "a finite number", False,
+              _sample_gaussian, _var_constant_sigma),
+        _Spec("binomial", "binomial", ("logit", "probit", "cloglog", "log"), (),
+              0.0, False, 1.0, "a probability in [0, 1]", True,
+              _sample_binomial, _var_binomial),
+        _Spec("poisson", "poisson", ("log", "identity", "sqrt"), (),
+              0.0, False, _POISSON_MEAN_MAX, "a finite number >= 0", True,
+              _sample_poisson, _var_poisson),
+        _Spec("negative_binomial", "negative_binomial", ("log",), (_THETA,),
+              0.0, False, _POISSON_MEAN_MAX, "a finite number >= 0", True,
+              _sample_negbin, _var_negbin),
+        _Spec("gamma", "Gamma", ("log", "inverse", "identity"), (_SHAPE,),
+              0.0, True, None, "a finite number > 0", False,
+              _sample_gamma, _var_gamma, aliases=(_GAMMA_SIGMA,)),
+        _Spec("inverse_gaussian", "inverse.gaussian", ("1/mu^2", "log"), (_DISPERSION,),
+              0.0, True, None, "a finite number > 0", False,
+              _sample_inverse_gaussian, _var_inverse_gaussian),
+        _Spec("lognormal", "lognormal", ("identity",), (_SIGMA_LOG,),
+              None, False, None, "a finite number", False,
+              _sample_lognormal, _var_lognormal, location_to_mean=_mean_lognormal),
+        _Spec("exgaussian", "exgaussian", ("identity",), (_SIGMA_EXG, _TAU),
+              None, False, None, "a finite number", False,
+              _sample_exgaussian, _var_exgaussian, location_to_mean=_mean_exgaussian),
+        _Spec("shifted_lognormal", "shifted_lognormal", ("identity",), (_SIGMA_SLN, _SHIFT),
+              None, False, None, "a finite number", False,
+              _sample_shifted_lognormal, _var_shifted_lognormal,
+              location_to_mean=_mean_shifted_lognormal),
+    )
+}
+
+#: Canonical family names, in documentation order.
+FAMILY_NAMES: tuple[str, ...] = tuple(_SPECS)
+
+# Other spellings (lme4, glmmTMB, MASS, brms) after lower-casing and mapping "." "-" " " to "_".
+_FAMILY_ALIASES = {
+    "normal": "gaussian",
+    "bernoulli": "binomial",
+    "negbin": "negative_binomial",
+    "negbinomial": "negative_binomial",
+    "negative_binomial": "negative_binomial",
+    "nbinom2": "negative_binomial",
+    "neg_bin": "negative_binomial",
+    "nb": "negative_binomial",
+    "inverse_gaussian": "inverse_gaussian",
+    "inversegaussian": "inverse_gaussian",
+    "wald": "inverse_gaussian",
+    "log_normal": "lognormal",
+    "ex_gaussian": "exgaussian",
+    "exgauss": "exgaussian",
+    "exponentially_modified_gaussian": "exgaussian",
+    "shiftedlognormal": "shifted_lognormal",
+    "shifted_log_normal": "shifted_lognormal",
+}
+
+
+def _family_key(name: str) -> str:
+    key = name.strip().lower()
+    for ch in ".- ":
+        key = key.replace(ch, "_")
+    return _FAMILY_ALIASES.get(key, key)
+
+
+# ----------------------------------------------------------------------- Family
+
+
+class Family:
+    """A response distribution with its link and dispersion parameters.
+
+    Build one with :func:`get_family`; a Family is immutable.
+
+    Attributes
+    ----------
+    name : str
+        Canonical family name (one of :data:`FAMILY_NAMES`).
+    link : Link
+        The link in use.
+    params : dict
+        Dispersion parameters by name (a copy; Gamma lists both ``shape`` and
+        the equivalent ``sigma``).
+    param_names : tuple of str
+        Names of the dispersion parameters this family accepts.
+    default_link : str
+        Name of the family's default link.
+    discrete : bool
+        Whether responses are integer counts.
+
+    Examples
+    --------
+    >>> fam = get_family("Gamma", sigma=0.5)
+    >>> fam.name, fam.link.name, fam.params
+    ('gamma', 'log', {'shape': 4.0, 'sigma': 0.5})
+    >>> fam.param_names
+    ('shape', 'sigma')
+    """
+
+    __slots__ = ("_spec", "_link", "_params")
+
+    def __init__(self, spec: _Spec, link: Link, params: Mapping[str, float]) -> None:
+        # Private: get_family validates `params`; this only stores them.
+        self._spec = spec
+        self._link = link
+        self._params = dict(params)
+
+    # ---- attributes
+    @property
+    def name(self) -> str:
+        return self._spec.name
+
+    @property
+    def link(self) -> Link:
+        return self._link
+
+    @property
+    def params(self) -> dict[str, float]:
+        out = dict(self._params)
+        for alias in self._spec.aliases:
+            out[alias.name] = alias.from_canonical(self._params[alias.canonical])
+        return out
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self._spec.params) + tuple(a.name for a in self._spec.aliases)
+
+    @property
+    def default_link(self) -> str:
+        return self._spec.links[0]
+
+    @property
+    def links(self) -> tuple[str, ...]:
+        """Names of the links this family accepts, default first."""
+        return self._spec.links
+
+    @property
+    def discrete(self) -> bool:
+        return self._spec.discrete
+
+    # ---- dunder
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Family)
+            and other._spec.name == self._spec.name
+            and other._link == self._link
+            and other._params == self._params
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._spec.name, self._link.name, tuple(sorted(self._params.items()))))
+
+    def __repr__(self) -> str:
+        return f"<Family {self.describe()}>"
+
+    def describe(self) -> str:
+        """lme4-style description with the dispersion values.
+
+        Examples
+        --------
+        >>> get_family("binomial", link="probit").describe()
+        'binomial(link = "probit")'
+        >>> get_family("negbin", theta=2).describe()
+        'negative_binomial(link = "log"), theta = 2'
+        >>> get_family("Gamma", shape=4).describe()
+        'Gamma(link = "log"), shape = 4 (sigma = 0.5)'
+        """
+        text = f'{self._spec.r_name}(link = "{self._link.name}")'
+        if self._params:
+            text += ", " + ", ".join(f"{k} = {v:.6g}" for k, v in self._params.items())
+        for alias in self._spec.aliases:
+            text += f" ({alias.name} = {alias.from_canonical(self._params[alias.canonical]):.6g})"
+        return text
+
+    # ---- numbers
+    def mean(self, eta: ArrayLike, index: Any = None) -> np.ndarray:
+        """Conditional mean of the response given the linear predictor.
+
+        Parameters
+        ----------
+        eta : array-like, 1-D
+            Linear predictor, one value per row.  A pandas Series supplies its
+            own index for error messages when ``index`` is not given.
+        index : pandas.Index, optional
+            Row labels used to name offending rows in error messages.
+
+        Returns
+        -------
+        numpy.ndarray
+            The mean of ``y`` (for binomial: the success probability; the
+            expected count is ``trials * mean``).
+
+        Raises
+        ------
+        DataError
+            If the link maps some rows outside the family's valid mean range
+            (e.g. a negative Poisson mean under the identity link); the message
+            names the first few rows and counts them all.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> get_family("exgaussian", sigma=0.05, tau=0.1).mean(np.array([0.4])).round(6).tolist()
+        [0.5]
+        >>> get_family("poisson", link="identity").mean([2.0, -1.0])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        glmmsim.errors.DataError: poisson(link = "identity") gives an invalid mean at 1 of 2 rows ...
+        """
+        eta_arr, index = _as_eta(eta, index)
+        mean, _ = self._mean_and_location(eta_arr, index)
+        if np.may_share_memory(mean, eta_arr):
+            mean = mean.copy()  # never hand back an alias of the caller's array
+        return mean
+
+    def sample(
+        self,
+        eta: ArrayLike,
+        rng: SeedLike,
+        trials: ArrayLike = None,
+        index: Any = None,
+    ) -> np.ndarray:
+        """Draw one response per row given the linear predictor.
+
+        Parameters
+        ----------
+        eta : array-like, 1-D
+            Linear predictor, one value per row.
+        rng : numpy.random.Generator
+            Source of randomness (an int or SeedSequence is turned into a new
+            Generator).  The draw order is documented in the module docstring.
+        trials : int or array-like of int, optional
+            Binomial only: number of trials, a positive int or one
+            non-negative int per row.  ``None`` means Bernoulli (one trial).
+        index : pandas.Index, optional
+            Row labels for error messages.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 counts for binomial (successes), poisson and
+            negative_binomial; float64 otherwise.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> fam = get_family("gaussian", sigma=2.0)
+        >>> y = fam.sample(np.array([1.0, 2.0]), np.random.default_rng(5))
+        >>> bool(np.array_equal(y, np.array([1.0, 2.0]) + 2.0 * np.random.default_rng(5).standard_normal(2)))
+        True
+        """
+        eta_arr, index = _as_eta(eta, index)
+        trials_arr = self._check_trials(trials, eta_arr.shape[0], index)
+        generator = as_generator(rng, "rng")
+        _, loc = self._mean_and_location(eta_arr, index)
+        try:
+            return self._spec.sampler(loc, self._params, generator, trials_arr)
+        except ValueError as exc:  # numpy refused an extreme value that passed our checks
+            raise DataError(f"{self.describe()} could not draw responses: {exc}") from exc
+
+    def variance(self, mu: ArrayLike, trials: ArrayLike = None) -> np.ndarray:
+        """Variance of the response at mean ``mu`` (the family's variance function).
+
+        Parameters
+        ----------
+        mu : array-like
+            Mean on the response scale, as returned by :meth:`mean` (for
+            binomial: the success probability).
+        trials : int or array-like of int, optional
+            Binomial only; the variance returned is that of the success count.
+
+        Returns
+        -------
+        numpy.ndarray
+
+        Examples
+        --------
+        >>> get_family("negbin", theta=2.0).variance([4.0]).tolist()
+        [12.0]
+        >>> get_family("binomial").variance([0.5], trials=10).tolist()
+        [2.5]
+        """
+        mu_arr = np.asarray(mu, dtype=float)
+        n = mu_arr.shape[0] if mu_arr.ndim == 1 else 1
+        trials_arr = self._check_trials(trials, n, None)
+        return np.asarray(self._spec.variance(mu_arr, self._params, trials_arr), dtype=float)
+
+    # ---- internals
+    def _mean_and_location(self, eta: np.ndarray, index: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Validated (response mean, location parameter); the same array when they coincide."""
+        link = self._link
+        if link.eta_min is not None:
+            _check_range(eta, link.eta_min, False, None, lambda bad: self._eta_error(eta, bad, index))
+        with np.errstate(all="ignore"):  # invalid values are reported below, by row
+            loc = link.linkinv(eta)
+            to_mean = self._spec.location_to_mean
+            mean = loc if to_mean is None else to_mean(loc, self._params)
+        spec = self._spec
+        _check_range(
+            mean,
+            spec.mean_min,
+            spec.mean_min_strict,
+            spec.mean_max,
+            lambda bad: self._mean_error(eta, mean, bad, index),
+        )
+        return mean, loc
+
+    def _eta_error(self, eta: np.ndarray, bad: np.ndarray, index: Any) -> DataError:
+        return DataError(
+            f"{self.describe()} needs a linear predictor >= {self._link.eta_min:g}; "
+            f"{_rows_text(bad, index, eta, None)}. Use another link "
+            f"({format_names(l for l in self.links if l != self._link.name)}) or change the "
+            "coefficients."
+        )
+
+    def _mean_error(self, eta: np.ndarray, mean: np.ndarray, bad: np.ndarray, index: Any) -> DataError:
+        others = [l for l in self.links if l != self._link.name]
+        hint = (
+            f"Use a link that keeps the mean in range ({format_names(others)}) or change the coefficients."
+            if others
+            else "Change the coefficients so the linear predictor stays in range."
+        )
+        return DataError(
+            f"{self.describe()} gives an invalid mean at {_count_text(bad, eta.shape[0])} "
+            f"(the mean must be {self._spec.mean_text}): {_rows_text(bad, index, eta, mean)}. {hint}"
+        )
+
+    def _check_trials(self, trials: ArrayLike, n: int, index: Any) -> Optional[Union[int, np.ndarray]]:
+        if trials is None:
+            return None
+        if self._spec.name != "binomial":
+            raise ParameterError(
+                f"trials applies only to the binomial family, not to {self.describe()}; leave it as None."
+            )
+        return _validate_trials(trials, n, index)
+
+
+# ---------------------------------------------------------- validation helpers
+
+
+def _as_eta(eta: ArrayLike, index: Any) -> tuple[np.ndarray, Any]:
+    if index is None and hasattr(eta, "index") and hasattr(eta, "to_numpy"):
+        index = eta.index
+    if hasattr(eta, "to_numpy"):
+        eta = eta.to_numpy(dtype=float, na_value=np.nan)
+    try:
+        arr = np.asarray(eta, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"the linear predictor must be numeric; could not convert it: {exc}") from exc
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise DataError(f"the linear predictor must be one-dimensional; got shape {arr.shape}")
+    if index is not None and len(index) != arr.shape[0]:
+        raise DataError(f"index has {len(index)} labels but the linear predictor has {arr.shape[0]} rows")
+    return arr, index
+
+
+def _check_range(
+    values: np.ndarray,
+    lower: Optional[float],
+    lower_strict: bool,
+    upper: Optional[float],
+    make_error: Callable[[np.ndarray], Exception],
+) -> None:
+    """Raise ``make_error(bad_mask)`` if any value is non-finite or out of bounds.
+
+    The common case (everything valid) costs one or two reductions and no
+    temporary array; the row-by-row mask is only built when something is wrong.
+    """
+    if values.shape[0] == 0:
+        return
+    lo = values.min()  # NaN propagates, so a NaN anywhere fails every test below
+    hi = values.max()
+    ok = bool(np.isfinite(lo) and np.isfinite(hi))
+    if ok and lower is not None:
+        ok = lo > lower if lower_strict else lo >= lower
+    if ok and upper is not None:
+        ok = hi <= upper
+    if ok:
+        return
+    bad = ~np.isfinite(values)
+    if lower is not None:
+        bad |= (values <= lower) if lower_strict else (values < lower)
+    if upper is not None:
+        bad |= values > upper
+    raise make_error(bad)
+
+
+def _count_text(bad: np.ndarray, n: int) -> str:
+    count = int(np.count_nonzero(bad))
+    return f"{count} of {n} row{'s' if n != 1 else ''}"
+
+
+def _label(pos: int, index: Any) -> str:
+    return repr(index[pos]) if index is not None else str(pos)
+
+
+def _rows_text(bad: np.ndarray, index: Any, eta: np.ndarray, mean: Optional[np.ndarray]) -> str:
+    positions = np.flatnonzero(bad)
+    parts = []
+    for pos in positions[:_MAX_ROWS_SHOWN]:
+        detail = f"eta = {eta[pos]:.6g}" + ("" if mean is None else f", mean = {mean[pos]:.6g}")
+        parts.append(f"{_label(int(pos), index)} ({detail})")
+    text = ("rows " if index is not None else "row positions ") + "; ".join(parts)
+    if positions.shape[0] > _MAX_ROWS_SHOWN:
+        text += f"; and {positions.shape[0] - _MAX_ROWS_SHOWN} more"
+    return text
+
+
+def _validate_trials(trials: ArrayLike, n: int, index: Any) -> Union[int, np.ndarray]:
+    """A positive int, or an int64 array of non-negative counts, one per row."""
+    if isinstance(trials, (bool, np.bool_)):
+        raise ParameterError(f"trials must be a positive integer or one integer per row; got {trials!r}")
+    if isinstance(trials, numbers.Number):
+        value = float(trials) if isinstance(trials, numbers.Real) else math.nan
+        if not (math.isfinite(value) and value >= 1 and value == int(value)):
+            raise ParameterError(f"trials must be a positive integer; got {trials!r}")
+        return int(value)
+    if isinstance(trials, str):
+        raise ParameterError(
+            f"trials must be a positive integer or one integer per row; got the string {trials!r}"
+            " (a column name is resolved by Model, not by the family)"
+        )
+    if index is None and hasattr(trials, "index") and hasattr(trials, "to_numpy"):
+        index = trials.index
+    try:
+        if hasattr(trials, "to_numpy"):
+            if getattr(trials, "dtype", None) is not None and trials.dtype == bool:
+                raise TypeError("boolean values")
+            trials = trials.to_numpy(dtype=float, na_value=np.nan)
+        raw = np.asarray(trials)
+        if raw.dtype == bool:
+            raise TypeError("boolean values")
+        arr = np.asarray(raw, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"trials must be integers, one per row; could not use them: {exc}") from exc
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise DataError(f"trials must be a single integer or hold one value per row ({n}); got shape {arr.shape}")
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(arr) | (arr < 0) | (arr != np.floor(arr))
+    if bad.any():
+        positions = np.flatnonzero(bad)
+        shown = ("rows " if index is not None else "row positions ") + "; ".join(
+            f"{_label(int(p), index)} ({arr[p]:g})" for p in positions[:_MAX_ROWS_SHOWN]
+        )
+        more = f"; and {positions.shape[0] - _MAX_ROWS_SHOWN} more" if positions.shape[0] > _MAX_ROWS_SHOWN else ""
+        raise DataError(
+            f"trials must be finite non-negative integers; {_count_text(bad, n)} are not: {shown}{more}"
+        )
+    return arr.astype(np.int64)
+
+
+def _param_value(family: str, name: str, value: Any, param: _Param) -> float:
+    """Check one dispersion value and return it as a float."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ParameterError(
+            f"{family} parameter {name!r} must be {param.bound_text()}; got {type(value).__name__} {value!r}"
+        )
+    number = float(value)
+    ok = math.isfinite(number)
+    if ok and param.minimum is not None:
+        ok = number > param.minimum if param.strict else number >= param.minimum
+    if not ok:
+        raise ParameterError(f"{family} parameter {name!r} must be {param.bound_text()}; got {value!r}")
+    return number
+
+
+def _validate_params(spec: _Spec, given: Mapping[str, Any]) -> dict[str, float]:
+    """Return the canonical parameter dict, or raise naming the bad/missing/extra parameter."""
+    valid = [p.name for p in spec.params] + [a.name for a in spec.aliases]
+    for name in given:
+        if name not in valid:
+            if name == "trials" and spec.name == "binomial":
+                raise ParameterError(
+                    "trials is not a family parameter; pass it to Family.sample() or to Model(trials=...)."
+                )
+            expected = f"its parameters are {format_names(valid)}" if valid else "it takes no dispersion parameters"
+            raise ParameterError(
+                f"{spec.name} family does not take a parameter {name!r}; {expected}."
+                + did_you_mean(name, valid)
+            )
+    out: dict[str, float] = {}
+    for param in spec.params:
+        alias = next((a for a in spec.aliases if a.canonical == param.name), None)
+        if alias is not None and alias.name in given:
+            if param.name in given:
+                raise ParameterError(
+                    f"{spec.name} family: give either {param.name!r} or {alias.name!r}, not both "
+                    f"({alias.name} = 1/sqrt({param.name}))."
+                )
+            out[param.name] = alias.to_canonical(_param_value(spec.name, alias.name, given[alias.name], alias.param))
+            continue
+        if param.name not in given:
+            either = f" (or {alias.name!r})" if alias is not None else ""
+            raise ParameterError(
+                f"{spec.name} family needs the parameter {param.name!r}{either}: the {param.meaning}."
+            )
+        out[param.name] = _param_value(spec.name, param.name, given[param.name], param)
+    return out
+
+
+def _resolve_spec(family: str) -> _Spec:
+    key = _family_key(family)
+    if key not in _SPECS:
+        compact = key.replace("_", "")
+        match = next((n for n in FAMILY_NAMES if n.replace("_", "") == compact), None)
+        if match is None:
+            raise ParameterError(
+                f"unknown family {family!r}; valid families are {format_names(FAMILY_NAMES)}."
+                + did_you_mean(key, list(FAMILY_NAMES) + list(_FAMILY_ALIASES))
+            )
+        key = match
+    return _SPECS[key]
+
+
+def _resolve_link(spec: _Spec, link: Union[None, str, Link]) -> Link:
+    if link is None:
+        return _LINKS[spec.links[0]]
+    try:
+        found = get_link(link)
+    except ParameterError:
+        found = None
+    if found is None or found.name not in spec.links:
+        shown = link.name if isinstance(link, Link) else link
+        raise ParameterError(
+            f"link {shown!r} is not available for the {spec.name} family; valid links are "
+            f"{format_names(spec.links)} (default {spec.links[0]!r})."
+            + did_you_mean(str(shown).lower(), spec.links)
+        )
+    return found
+
+
+def get_family(
+    family: Union[str, Family],
+    link: Union[None, str, Link] = None,
+    **params: Any,
+) -> Family:
+    """Build a validated :class:`Family`.
+
+    Parameters
+    ----------
+    family : str or Family
+        A name from :data:`FAMILY_NAMES` or an lme4 / glmmTMB spelling
+        (``"Gamma"``, ``"inverse.gaussian"``, ``"negbin"``, ``"nbinom2"``;
+        case-insensitive).  A Family passes through, with ``link`` and
+        ``params`` overriding its own.
+    link : str or Link, optional
+        Link name; ``None`` keeps the family's default (or the given Family's link).
+    **params
+        Dispersion parameters (see the module table).  A value of ``None``
+        counts as not given, so callers can forward optional arguments.
+
+    Returns
+    -------
+    Family
+
+    Raises
+    ------
+    ParameterError
+        Unknown family or link, a missing, unexpected or out-of-range parameter.
+
+    Examples
+    --------
+    >>> get_family("gaussian", sigma=0.1).describe()
+    'gaussian(link = "identity"), sigma = 0.1'
+    >>> fam = get_family("inverse.gaussian", dispersion=0.5)
+    >>> fam.name, fam.link.name
+    ('inverse_gaussian', '1/mu^2')
+    >>> get_family(get_family("gaussian", sigma=1.0), sigma=2.0).params
+    {'sigma': 2.0}
+    >>> get_family("poison")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    glmmsim.errors.ParameterError: unknown family 'poison'; ... Did you mean 'poisson'?
+    """
+    given = {k: v for k, v in params.items() if v is not None}
+    if isinstance(family, Family):
+        spec = family._spec
+        base = dict(family._params)
+        for alias in spec.aliases:
+            if alias.name in given or alias.canonical in given:
+                base.pop(alias.canonical, None)
+        merged = {**base, **given}
+        resolved_link = family.link if link is None else _resolve_link(spec, link)
+        return Family(spec, resolved_link, _validate_params(spec, merged))
+    if not isinstance(family, str):
+        raise InputTypeError(
+            f"family must be a name ({format_names(FAMILY_NAMES)}) or a Family; "
+            f"got {type(family).__name__} {family!r}"
+        )
+    spec = _resolve_spec(family)
+    resolved_link = _resolve_link(spec, link)
+    return Family(spec, resolved_link, _validate_params(spec, given))

@@ -1,0 +1,470 @@
+"""The :class:`Model`: an lme4-formula mixed model with persistent random effects.
+
+Pipeline of one call: formula -> terms (at construction) -> design (model
+columns and group codes for the data) -> parameters matched to coefficient
+names -> persistent random-effect draws -> linear predictor -> response family.
+Everything that can be wrong with the data or parameters is checked before the
+first number is drawn.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .draws import standard_normals, stream_key
+from .errors import DataError, FormulaError, InputTypeError, ParameterError, format_names
+from .families import Family, get_family
+from .formula import parse_formula
+from .matrices import Columns, Grouping, check_columns_present, grouping, model_columns
+from .names import match_keys
+from .parameters import FactorSpec, TermCovariance, factor_covariance, parse_fixed, parse_random
+from .seeding import SeedLike, as_generator, seed_key
+from .terms import RandomTerm, expand_bars
+
+__all__ = ["Model"]
+
+_COW = int(pd.__version__.split(".")[0]) >= 3
+
+
+@dataclass(frozen=True)
+class _TermDesign:
+    """One random term materialised for one DataFrame."""
+
+    term: RandomTerm
+    z: Columns
+    group: Grouping
+    cov: TermCovariance
+
+
+@dataclass(frozen=True)
+class _Design:
+    """Everything a call needs, validated: fixed columns and beta, random terms, trials."""
+
+    n: int
+    index: pd.Index
+    x: Columns
+    beta: tuple[float, ...]
+    terms: tuple[_TermDesign, ...]
+    trials: int | np.ndarray | None
+
+
+class Model:
+    """A (generalized) linear mixed model in lme4 formula syntax, ready to simulate.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 formula, e.g. ``"y ~ x + (1 + x | subject) + (1 | item)"``. The
+        fixed part is read by formulaic (interactions, ``C(cond, Sum)``,
+        ``np.log(x)``, ``center(x)``, ``I(x**2)``); bar terms follow lme4:
+        ``(x | g)`` is ``(1 + x | g)``, ``(x || g)`` uncorrelated, ``(1 | a/b)``
+        is ``(1 | a) + (1 | a:b)``.
+    fixed : mapping, optional
+        Coefficient -> value for every fixed-effect column, in formulaic
+        (``Intercept``, ``cond[T.b]``) or lme4 (``(Intercept)``, ``condb``)
+        spelling. Needed unless the formula has no fixed coefficient.
+    random : mapping, optional
+        Grouping factor -> spec: an SD, a mapping coefficient -> SD, or
+        ``{"sd": {...}, "corr": {(c1, c2): r}}`` (or a correlation matrix in
+        ``sd`` order). Needed for every grouping factor of the formula.
+    sigma : float, optional
+        Residual SD (gaussian, lognormal, exgaussian, shifted_lognormal; for
+        gamma lme4's ``sigma = 1/sqrt(shape)``). Required where the family has it.
+    family : str or Family, default "gaussian"
+        Response family (see :mod:`glmmsim.families`).
+    link : str, optional
+        Link function; the family's default when omitted.
+    dispersion : mapping, optional
+        Other family parameters by name (``{"theta": 2}``, ``{"tau": 0.1}``).
+    trials : int or str, optional
+        Binomial trials: a number, or the name of a column holding one per row.
+    levels : mapping, optional
+        Column -> ordered levels for categorical predictors. Fixes the
+        reference level and the coefficient set whatever levels a call's data
+        happen to contain.
+    seed : int, SeedSequence or Generator, optional
+        The population: the random effects of a level depend only on this seed,
+        the factor, the coefficient and the level's value.
+
+    Examples
+    --------
+    >>> data = pd.DataFrame({"x": [0.0, 1.0, 0.0, 1.0], "subject": ["a", "a", "b", "b"]})
+    >>> m = Model("y ~ 1 + x + (1 | subject)", fixed={"Intercept": 1.0, "x": 2.0},
+    ...           random={"subject": 0.5}, sigma=0.1, seed=7)
+    >>> out = m.simulate(data, seed=1)
+    >>> list(out.columns)
+    ['x', 'subject', 'y']
+    >>> re = m.random_effects(data)["subject"]
+    >>> bool(re.loc["a", "Intercept"] == m.random_effects(data.iloc[:2])["subject"].loc["a", "Intercept"])
+    True
+    """
+
+    def __init__(
+        self,
+        formula: str,
+        fixed: Mapping[str, float] | None = None,
+        random: Mapping[str, Any] | None = None,
+        sigma: float | None = None,
+        *,
+        family: str | Family = "gaussian",
+        link: str | None = None,
+        dispersion: Mapping[str, float] | None = None,
+        trials: int | str | None = None,
+        levels: Mapping[str, Sequence[object]] | None = None,
+        seed: SeedLike = None,
+    ) -> None:
+        parsed = parse_formula(formula)
+        self._formula = formula
+        self._parsed = parsed
+        self._terms = tuple(expand_bars(parsed.bars))
+        self._factor_columns: dict[str, tuple[str, ...]] = {}
+        for term in self._terms:
+            self._factor_columns.setdefault(term.factor, term.columns)
+        self._check_response_not_used()
+        self._fixed = parse_fixed(fixed)
+        self._random_input = random
+        self._specs: dict[str, FactorSpec] = parse_random(random, list(self._factor_columns))
+        self._sigma = sigma
+        self._dispersion = dict(dispersion or {})
+        self._family = _make_family(family, link, sigma, self._dispersion)
+        self._trials = _check_trials_arg(trials, self._family)
+        self._levels = _check_levels(levels)
+        self._seed_key = seed_key(seed, "seed")
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def formula(self) -> str:
+        """The formula as given."""
+        return self._formula
+
+    @property
+    def response(self) -> str:
+        """Name of the simulated column."""
+        return self._parsed.response
+
+    @property
+    def fixed(self) -> dict[str, float]:
+        """Fixed effects as given (a copy)."""
+        return dict(self._fixed)
+
+    @property
+    def sigma(self) -> float | None:
+        """Residual SD as given."""
+        return self._sigma
+
+    @property
+    def family(self) -> Family:
+        """The response family with its parameters."""
+        return self._family
+
+    @property
+    def terms(self) -> tuple[RandomTerm, ...]:
+        """Random-effect terms after lme4's expansion of ``||`` and ``/``."""
+        return self._terms
+
+    @property
+    def factors(self) -> tuple[str, ...]:
+        """Grouping factors in formula order, named as ``random`` keys them."""
+        return tuple(self._factor_columns)
+
+    @property
+    def factor_columns(self) -> dict[str, tuple[str, ...]]:
+        """Data columns forming each grouping factor."""
+        return dict(self._factor_columns)
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """Data columns the formula uses, in order of first appearance."""
+        found: list[str] = []
+        exprs = [self._parsed.fixed] + [t.expr for t in self._terms]
+        from formulaic import Formula
+
+        for expr in exprs:
+            for term in Formula(expr):
+                for factor in term.factors:
+                    if factor.eval_method.value == "lookup":
+                        found.append(factor.expr)
+                    elif factor.eval_method.value == "python":
+                        found.extend(sorted(Formula(factor.expr).required_variables))
+        for term in self._terms:
+            found.extend(term.columns)
+        if self._trials_column is not None:
+            found.append(self._trials_column)
+        return tuple(dict.fromkeys(found))
+
+    @property
+    def _trials_column(self) -> str | None:
+        return self._trials if isinstance(self._trials, str) else None
+
+    def replace(self, **changes: Any) -> Model:
+        """A new Model with some constructor arguments changed and the same population.
+
+        The population seed is kept unless ``seed`` is among the changes.
+
+        Examples
+        --------
+        >>> m = Model("y ~ 1 + (1 | g)", fixed={"Intercept": 0}, random={"g": 1}, sigma=1, seed=3)
+        >>> m.replace(sigma=0.5).sigma
+        0.5
+        """
+        args = dict(
+            formula=self._formula,
+            fixed=self._fixed,
+            random=self._random_input,
+            sigma=self._sigma,
+            family=self._family,
+            link=None,
+            dispersion=self._dispersion,
+            trials=self._trials,
+            levels=self._levels,
+        )
+        unknown = set(changes) - set(args) - {"seed"}
+        if unknown:
+            raise InputTypeError(
+                f"replace() got unknown argument(s) {format_names(sorted(unknown))}; valid: "
+                f"{format_names(list(args) + ['seed'])}"
+            )
+        args.update(changes)
+        model = Model(**args, seed=changes.get("seed", 0))
+        if "seed" not in changes:
+            model._seed_key = self._seed_key
+        return model
+
+    # ------------------------------------------------------------------- public calls
+    def simulate(self, conditions: pd.DataFrame, seed: SeedLike = None) -> pd.DataFrame:
+        """Simulate the response for every row of ``conditions``.
+
+        Parameters
+        ----------
+        conditions : pandas.DataFrame
+            One row per observation, with every column the formula uses.
+        seed : int, SeedSequence or Generator, optional
+            Drives the response noise only; the random effects come from the
+            model's own seed.
+
+        Returns
+        -------
+        pandas.DataFrame
+            A copy of ``conditions`` (same index and column order) with the
+            response column added (or replaced, in its place).
+        """
+        rng = as_generator(seed, "seed")
+        design = self._design(conditions)
+        eta = self._eta(design, random=True)
+        y = self._family.sample(eta, rng, trials=design.trials, index=design.index)
+        out = conditions.copy(deep=not _COW)
+        out[self.response] = y
+        return out
+
+    def predict(
+        self,
+        conditions: pd.DataFrame,
+        *,
+        type: Literal["response", "link"] = "response",
+        random: bool = True,
+    ) -> pd.Series:
+        """Conditional mean of the response, without noise.
+
+        Parameters
+        ----------
+        conditions : pandas.DataFrame
+            Rows to predict.
+        type : {"response", "link"}
+            The mean on the response scale, or the linear predictor.
+        random : bool, default True
+            Include the random effects (the mean for these very levels); False
+            gives the population-level prediction (all random effects zero).
+        """
+        if type not in ("response", "link"):
+            raise ParameterError(f"type must be 'response' or 'link'; got {type!r}")
+        design = self._design(conditions)
+        eta = self._eta(design, random=random)
+        if type == "response":
+            eta = self._family.mean(eta, index=design.index)
+            if design.trials is not None:
+                eta = eta * design.trials
+        return pd.Series(eta, index=conditions.index, name=self.response)
+
+    def random_effects(self, conditions: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """The random effects of the levels present in ``conditions``.
+
+        Returns
+        -------
+        dict of str to pandas.DataFrame
+            Per grouping factor, one row per level (in order of first
+            appearance) and one column per coefficient.
+        """
+        design = self._design(conditions)
+        out: dict[str, pd.DataFrame] = {}
+        for td in design.terms:
+            effects = pd.DataFrame(
+                self._draw(td), index=td.group.labels, columns=list(td.cov.coefs)
+            )
+            factor = td.term.factor
+            out[factor] = effects if factor not in out else out[factor].join(effects)
+        return out
+
+    def covariance(self, conditions: pd.DataFrame | None = None) -> dict[str, tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
+        """Per factor: coefficient names, SDs and correlation matrix (terms combined).
+
+        Coefficients of categorical slopes are known only from data; pass
+        ``conditions`` when the random part has any.
+        """
+        out = {}
+        for factor, covs in self._covariances(conditions).items():
+            coefs = tuple(c for cov in covs for c in cov.coefs)
+            sd = np.concatenate([cov.sd for cov in covs])
+            corr = np.zeros((len(coefs), len(coefs)))
+            start = 0
+            for cov in covs:
+                k = len(cov.coefs)
+                corr[start : start + k, start : start + k] = cov.corr
+                start += k
+            out[factor] = (coefs, sd, corr)
+        return out
+
+    def plot(self, kind: str, data: pd.DataFrame, **kwargs: Any):
+        """Draw the model on ``data`` (see :func:`glmmsim.plot.plot_model`)."""
+        from .plot import plot_model
+
+        return plot_model(self, data, kind=kind, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Model({self._formula!r}, family={self._family.describe()})"
+
+    # ---------------------------------------------------------------- internals
+    def _check_response_not_used(self) -> None:
+        used = {c for t in self._terms for c in t.columns}
+        if self.response in used:
+            raise FormulaError(f"response {self.response!r} is also used as a grouping factor")
+
+    def _term_coefs(self, conditions: pd.DataFrame | None) -> dict[str, list[list[str]]]:
+        per_factor: dict[str, list[list[str]]] = {}
+        for term in self._terms:
+            if conditions is None:
+                names = _static_names(term.expr)
+            else:
+                names = list(model_columns(term.expr, conditions, self._levels, str(term)).names)
+            per_factor.setdefault(term.factor, []).append(names)
+        return per_factor
+
+    def _covariances(self, conditions: pd.DataFrame | None) -> dict[str, list[TermCovariance]]:
+        return {
+            factor: factor_covariance(self._specs[factor], coefs)
+            for factor, coefs in self._term_coefs(conditions).items()
+        }
+
+    def _design(self, conditions: pd.DataFrame) -> _Design:
+        if not isinstance(conditions, pd.DataFrame):
+            raise InputTypeError(
+                f"conditions must be a pandas DataFrame with one row per observation; got "
+                f"{type(conditions).__name__}"
+            )
+        x = model_columns(self._parsed.fixed, conditions, self._levels, "the fixed part")
+        beta = match_keys(self._fixed, x.names, "fixed", self._levels, _categorical_hint(conditions, x.names))
+        z_cols = [model_columns(t.expr, conditions, self._levels, str(t)) for t in self._terms]
+        per_factor: dict[str, list[list[str]]] = {}
+        for term, z in zip(self._terms, z_cols):
+            per_factor.setdefault(term.factor, []).append(list(z.names))
+        covs = {f: iter(factor_covariance(self._specs[f], c)) for f, c in per_factor.items()}
+        groups = {f: grouping(conditions, cols, f"factor {f!r}") for f, cols in self._factor_columns.items()}
+        terms = tuple(
+            _TermDesign(term, z, groups[term.factor], next(covs[term.factor]))
+            for term, z in zip(self._terms, z_cols)
+        )
+        trials = self._trials_values(conditions)
+        return _Design(len(conditions), conditions.index, x, tuple(beta.values()), terms, trials)
+
+    def _trials_values(self, conditions: pd.DataFrame) -> int | np.ndarray | None:
+        if self._trials_column is None:
+            return self._trials  # type: ignore[return-value]
+        check_columns_present(conditions, [self._trials_column], "trials")
+        return conditions[self._trials_column].to_numpy()
+
+    def _draw(self, td: _TermDesign) -> np.ndarray:
+        """Effects of the term's levels: persistent standard normals times the Cholesky factor."""
+        keys = td.group.keys
+        z = np.column_stack(
+            [standard_normals(keys, stream_key(self._seed_key, td.term.factor, c)) for c in td.cov.coefs]
+        )
+        return z @ td.cov.factor_l.T
+
+    def _eta(self, design: _Design, random: bool) -> np.ndarray:
+        eta = design.x.dot(design.beta, design.n)
+        if not random:
+            return eta
+        tmp = np.empty(design.n)
+        for td in design.terms:
+            if not np.any(td.cov.sd):
+                continue
+            effects = self._draw(td)
+            for j, col in enumerate(td.z.arrays):
+                if not np.any(effects[:, j]):
+                    continue
+                np.take(np.ascontiguousarray(effects[:, j]), td.group.codes, out=tmp)
+                if col is not None:
+                    tmp *= col
+                eta += tmp
+        return eta
+
+
+def _static_names(expr: str) -> list[str]:
+    from formulaic import Formula
+
+    return ["Intercept" if str(t) == "1" else str(t) for t in Formula(expr)]
+
+
+def _categorical_hint(conditions: pd.DataFrame, names: Sequence[str]) -> str:
+    cats = [
+        c
+        for c in conditions.columns
+        if any(str(n).startswith((f"{c}[", f"C({c}")) or f":{c}[" in str(n) for n in names)
+    ]
+    if not cats:
+        return ""
+    return (
+        f" (categorical column(s) {format_names(cats)} expand to one coefficient per non-reference "
+        f"level; pass levels={{column: [...]}} to fix the levels and reference)"
+    )
+
+
+def _make_family(family: str | Family, link: str | None, sigma: float | None, dispersion: Mapping[str, float]) -> Family:
+    if "sigma" in dispersion and sigma is not None:
+        raise ParameterError("sigma is given twice: as sigma= and in dispersion; give it once")
+    params = dict(dispersion)
+    if sigma is not None:
+        params["sigma"] = sigma
+    return get_family(family, link, **params)
+
+
+def _check_trials_arg(trials: int | str | None, family: Family) -> int | str | None:
+    if trials is None:
+        return None
+    if family.name != "binomial":
+        raise ParameterError(f"trials is for the binomial family only; this model is {family.describe()}")
+    if isinstance(trials, str):
+        return trials
+    if isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or trials < 1:
+        raise ParameterError(f"trials must be a positive int or a column name; got {trials!r}")
+    return int(trials)
+
+
+def _check_levels(levels: Mapping[str, Sequence[object]] | None) -> dict[str, list[object]]:
+    if levels is None:
+        return {}
+    if not isinstance(levels, Mapping):
+        raise ParameterError(f"levels must be a mapping column -> list of levels; got {type(levels).__name__}")
+    out = {}
+    for col, values in levels.items():
+        if isinstance(values, str) or not isinstance(values, Sequence) or len(values) == 0:
+            raise ParameterError(f"levels[{col!r}] must be a non-empty list of levels; got {values!r}")
+        if len(set(values)) != len(values):
+            raise ParameterError(f"levels[{col!r}] lists a level twice: {list(values)!r}")
+        out[str(col)] = list(values)
+    return out

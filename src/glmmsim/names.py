@@ -1,0 +1,153 @@
+"""Coefficient names: formulaic's spelling and lme4's, and matching user keys to columns.
+
+formulaic names a model-matrix column ``Intercept``, ``cond[T.b]`` or
+``C(cond, Sum)[S.a]``; lme4 calls the same columns ``(Intercept)``, ``condb`` and
+``cond1``. Users copy parameters from either, so both are accepted wherever a
+coefficient is named.
+
+Examples
+--------
+>>> lme4_name("Intercept"), lme4_name("cond[T.b]"), lme4_name("x1:cond[T.b]")
+('(Intercept)', 'condb', 'x1:condb')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from .errors import ParameterError, did_you_mean, format_names
+
+__all__ = ["lme4_name", "aliases", "match_keys"]
+
+_CONTRAST = re.compile(r"^(?P<expr>.+)\[(?P<kind>[A-Za-z]+)\.(?P<level>.*)\]$")
+_C_CALL = re.compile(r"^C\(\s*(?P<name>[A-Za-z_.][A-Za-z0-9_.]*)\s*(,.*)?\)$")
+_INTERCEPT_SPELLINGS = ("Intercept", "(Intercept)", "1")
+
+
+def _split_interaction(name: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for pos, ch in enumerate(name):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == ":" and depth == 0:
+            parts.append(name[start:pos])
+            start = pos + 1
+    parts.append(name[start:])
+    return parts
+
+
+def _lme4_factor(part: str, levels: Mapping[str, Sequence[object]]) -> str:
+    m = _CONTRAST.match(part)
+    if not m:
+        return part
+    expr, kind, level = m.group("expr"), m.group("kind"), m.group("level")
+    c_call = _C_CALL.match(expr)
+    variable = c_call.group("name") if c_call else expr
+    if kind == "T":
+        return f"{variable}{level}"
+    if kind == "S" and variable in levels:
+        # lme4's contr.sum numbers the kept levels 1..k-1
+        labels = [str(v) for v in levels[variable]]
+        if level in labels:
+            return f"{variable}{labels.index(level) + 1}"
+    return part
+
+
+def lme4_name(name: str, levels: Mapping[str, Sequence[object]] | None = None) -> str:
+    """lme4's name for the formulaic model-matrix column ``name``.
+
+    ``levels`` (column -> ordered levels) is needed only for sum contrasts.
+    """
+    if name == "Intercept":
+        return "(Intercept)"
+    return ":".join(_lme4_factor(p, levels or {}) for p in _split_interaction(name))
+
+
+def _squash(name: str) -> str:
+    return re.sub(r"\s+", "", name)
+
+
+def _unordered(name: str) -> str:
+    """Interaction parts sorted: R orders ``x1:cond`` by first appearance, formulaic as written."""
+    return ":".join(sorted(_split_interaction(_squash(name))))
+
+
+def aliases(name: str, levels: Mapping[str, Sequence[object]] | None = None) -> set[str]:
+    """Every spelling under which a user may name the column ``name``."""
+    lme4 = lme4_name(name, levels)
+    spellings = {name, _squash(name), lme4, _squash(lme4), _unordered(name), _unordered(lme4)}
+    if name == "Intercept":
+        spellings.update(_INTERCEPT_SPELLINGS)
+    return spellings
+
+
+def match_keys(
+    given: Mapping[str, object],
+    columns: Sequence[str],
+    what: str,
+    levels: Mapping[str, Sequence[object]] | None = None,
+    hint: str = "",
+) -> dict[str, object]:
+    """Map user keys onto model-matrix column names; every column exactly once.
+
+    Parameters
+    ----------
+    given : mapping
+        User's coefficient -> value mapping, keys in either spelling.
+    columns : sequence of str
+        formulaic column names the model needs.
+    what : str
+        Where these coefficients belong, for messages (``"fixed"``, ``"random['subject']"``).
+
+    Raises
+    ------
+    ParameterError
+        Naming unknown keys (with the closest valid name), keys that name one
+        column twice, and columns with no value (no silent defaults).
+
+    Examples
+    --------
+    >>> match_keys({"(Intercept)": 1.0, "condb": 2.0}, ["Intercept", "cond[T.b]"], "fixed")
+    {'Intercept': 1.0, 'cond[T.b]': 2.0}
+    """
+    lookup: dict[str, str] = {}
+    ambiguous: set[str] = set()
+    for col in columns:
+        for alias in aliases(col, levels):
+            if alias in lookup and lookup[alias] != col:
+                ambiguous.add(alias)
+            lookup.setdefault(alias, col)
+    for alias in ambiguous:
+        lookup.pop(alias)
+    # exact column names always win over aliases
+    lookup.update({c: c for c in columns})
+
+    out: dict[str, object] = {}
+    source: dict[str, str] = {}
+    for key, value in given.items():
+        key_s = str(key)
+        col = lookup.get(key_s, lookup.get(_squash(key_s), lookup.get(_unordered(key_s))))
+        if col is None:
+            valid = list(columns) + [lme4_name(c, levels) for c in columns if lme4_name(c, levels) != c]
+            raise ParameterError(
+                f"{what} names unknown coefficient {key_s!r}.{did_you_mean(key_s, valid)} "
+                f"Valid coefficients: {format_names(columns)}"
+                + (f" (lme4 spelling: {format_names(lme4_name(c, levels) for c in columns)})" if valid != list(columns) else "")
+                + hint
+            )
+        if col in out:
+            raise ParameterError(
+                f"{what} gives coefficient {col!r} twice, as {source[col]!r} and {key_s!r}"
+            )
+        out[col] = value
+        source[col] = key_s
+    missing = [c for c in columns if c not in out]
+    if missing:
+        raise ParameterError(
+            f"{what} has no value for coefficient(s) {format_names(missing)}; every coefficient "
+            f"needs one (use 0 to switch a term off){hint}"
+        )
+    return {c: out[c] for c in columns}

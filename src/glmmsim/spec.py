@@ -1,0 +1,610 @@
+"""Study spec files: a whole simulation study (model, design, seeds, output) in YAML.
+
+A spec has four top-level sections::
+
+    model:            # arguments of glmmsim.Model
+      formula: "rt ~ 1 + condition + (1 + condition | subject) + (1 | item)"
+      family: shifted_lognormal
+      fixed: {Intercept: 6.0, conditionincongruent: 0.08}
+      random:
+        subject:
+          sd: {Intercept: 0.25, conditionincongruent: 0.05}
+          corr: {"Intercept, conditionincongruent": 0.3}
+        item: 0.1
+      dispersion: {sigma: 0.3, shift: 200}
+    design:           # a generator of glmmsim.design and its arguments
+      type: crossed
+      subjects: 40
+      items: 30
+      within: {condition: [congruent, incongruent]}
+    seeds: {population: 1, noise: 2, design: 3}
+    output: {file: stroop.csv}
+
+Correlations under ``random.<factor>.corr`` may be written as
+
+* a mapping with ``"a, b"`` keys (two coefficient names separated by a comma):
+  ``{"Intercept, x1": 0.2}``;
+* a list of ``[a, b, r]`` triples: ``[[Intercept, x1, 0.2]]``;
+* a full correlation matrix (a list of rows of numbers), in the order of the
+  ``sd`` mapping's keys.
+
+Every problem is reported as a :class:`SpecError` naming the file, the YAML
+line and the key path (``stroop.yaml, line 7: model.fixd: unknown key ...``);
+misspelt keys are errors, never ignored.
+
+Examples
+--------
+>>> text = '''
+... model:
+...   formula: "y ~ 1 + x + (1 | subject)"
+...   fixed: {Intercept: 1.0, x: 0.5}
+...   random: {subject: 0.3}
+...   sigma: 1.0
+... design:
+...   type: crossed
+...   subject: subject
+...   subjects: 3
+...   covariates: {x: {per: trial}}
+...   repetitions: 4
+... seeds: {population: 1, noise: 2, design: 3}
+... '''
+>>> study = parse_spec(text)
+>>> study.simulate().shape
+(12, 5)
+>>> parse_spec(text.replace("sigma:", "sigmaa:"))
+Traceback (most recent call last):
+...
+glmmsim.spec.SpecError: <string>, line 6: model.sigmaa: unknown key 'sigmaa'. Did you mean 'sigma'? Valid keys: 'formula', 'fixed', 'random', 'sigma', 'family', 'link', 'dispersion', 'trials', 'levels'
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import numbers
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from . import design as design_mod
+from .errors import GlmmsimError, ParameterError, did_you_mean, format_names
+from .seeding import SeedLike
+
+__all__ = ["SpecError", "Study", "load_spec", "parse_spec", "set_value", "write_data", "DATA_FORMATS"]
+
+Path = tuple  # a key path: tuple of str keys and int list positions
+
+MODEL_KEYS = ("formula", "fixed", "random", "sigma", "family", "link", "dispersion", "trials", "levels")
+TOP_KEYS = ("model", "design", "seeds", "output")
+SEED_KEYS = ("population", "noise", "design")
+OUTPUT_KEYS = ("file", "format", "replicates")
+DESIGN_TYPES: dict[str, Callable[..., pd.DataFrame]] = {
+    "crossed": design_mod.crossed,
+    "nested": design_mod.nested,
+}
+#: Output formats and the file extensions that select them.
+DATA_FORMATS = {"csv": (".csv", ".csv.gz", ".tsv"), "parquet": (".parquet", ".pq")}
+
+
+class SpecError(ParameterError):
+    """A study spec is invalid; the message names the file, line and key path."""
+
+
+# ---------------------------------------------------------------------------
+# reading YAML with line numbers
+# ---------------------------------------------------------------------------
+
+
+def _compose(text: str, source: str) -> tuple[Any, dict[Path, int]]:
+    """Parse YAML; return the data and the 1-based line of every key path."""
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{source}{where}: invalid YAML: {problem}") from None
+    lines: dict[Path, int] = {}
+    if node is not None:
+        _walk(node, (), lines, source)
+    return data, lines
+
+
+def _walk(node: yaml.Node, path: Path, lines: dict[Path, int], source: str) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                raise SpecError(f"{source}, line {key_node.start_mark.line + 1}: {_dotted(path + (key,))}: duplicate key {key!r}")
+            seen.add(key)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+            _walk(value_node, path + (key,), lines, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for pos, child in enumerate(node.value):
+            _walk(child, path + (pos,), lines, source)
+
+
+def _dotted(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+@dataclass
+class _Ctx:
+    """Where spec values came from, to point error messages at them."""
+
+    source: str
+    lines: dict[Path, int] = field(default_factory=dict)
+    origins: dict[Path, str] = field(default_factory=dict)
+
+    def where(self, path: Path) -> str:
+        for n in range(len(path), -1, -1):
+            prefix = tuple(path[:n])
+            if prefix in self.origins:
+                return self.origins[prefix]
+            if prefix in self.lines:
+                return f"{self.source}, line {self.lines[prefix]}"
+        return self.source
+
+    def error(self, path: Path, message: str) -> SpecError:
+        return SpecError(f"{self.where(path)}: {_dotted(path)}: {message}")
+
+
+# ---------------------------------------------------------------------------
+# validation helpers
+# ---------------------------------------------------------------------------
+
+
+def _check_keys(ctx: _Ctx, value: Any, path: Path, valid: Sequence[str], required: Sequence[str] = ()) -> dict:
+    if not isinstance(value, Mapping):
+        raise ctx.error(path, f"must be a mapping with keys {format_names(valid)}; got {_kind(value)}")
+    for key in value:
+        if key not in valid:
+            raise ctx.error(
+                path + (key,),
+                f"unknown key {key!r}.{did_you_mean(str(key), valid)} Valid keys: {format_names(valid)}",
+            )
+    for key in required:
+        if key not in value:
+            raise ctx.error(path, f"missing required key {key!r}")
+    return dict(value)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _number(ctx: _Ctx, value: Any, path: Path, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ctx.error(path, f"must be a number; got {_kind(value)}")
+    return float(value)
+
+
+def _string(ctx: _Ctx, value: Any, path: Path, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ctx.error(path, f"must be a non-empty string; got {_kind(value)}")
+    return value
+
+
+def _number_map(ctx: _Ctx, value: Any, path: Path) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise ctx.error(path, f"must be a mapping name -> number; got {_kind(value)}")
+    return {str(k): _number(ctx, v, path + (k,)) for k, v in value.items()}
+
+
+# ---------------------------------------------------------------------------
+# the model section
+# ---------------------------------------------------------------------------
+
+
+def _model_kwargs(ctx: _Ctx, spec: Any) -> dict[str, Any]:
+    path = ("model",)
+    model = _check_keys(ctx, spec, path, MODEL_KEYS, required=("formula",))
+    out: dict[str, Any] = {"formula": _string(ctx, model["formula"], path + ("formula",))}
+    if "fixed" in model:
+        out["fixed"] = _number_map(ctx, model["fixed"], path + ("fixed",))
+    if "random" in model:
+        out["random"] = _random(ctx, model["random"], path + ("random",))
+    if "sigma" in model:
+        out["sigma"] = _number(ctx, model["sigma"], path + ("sigma",), allow_none=True)
+    for key in ("family", "link"):
+        if key in model:
+            out[key] = _string(ctx, model[key], path + (key,), allow_none=True)
+    if "dispersion" in model and model["dispersion"] is not None:
+        out["dispersion"] = _number_map(ctx, model["dispersion"], path + ("dispersion",))
+    if "trials" in model:
+        trials = model["trials"]
+        if not (trials is None or isinstance(trials, str) or (isinstance(trials, int) and not isinstance(trials, bool))):
+            raise ctx.error(path + ("trials",), f"must be a whole number of trials or a column name; got {_kind(trials)}")
+        out["trials"] = trials
+    if "levels" in model and model["levels"] is not None:
+        levels = model["levels"]
+        if not isinstance(levels, Mapping) or not all(isinstance(v, list) for v in levels.values()):
+            raise ctx.error(path + ("levels",), "must be a mapping column -> list of levels (reference level first)")
+        out["levels"] = {str(k): list(v) for k, v in levels.items()}
+    return out
+
+
+def _random(ctx: _Ctx, spec: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(spec, Mapping):
+        raise ctx.error(path, f"must be a mapping grouping factor -> SD spec; got {_kind(spec)}")
+    out: dict[str, Any] = {}
+    for factor, value in spec.items():
+        fpath = path + (factor,)
+        if isinstance(value, Mapping) and ("sd" in value or "corr" in value):
+            entry = _check_keys(ctx, value, fpath, ("sd", "corr"), required=("sd",))
+            sd = entry["sd"]
+            sd = _number_map(ctx, sd, fpath + ("sd",)) if isinstance(sd, Mapping) else _number(ctx, sd, fpath + ("sd",))
+            item: dict[str, Any] = {"sd": sd}
+            if entry.get("corr") is not None:
+                item["corr"] = _corr(ctx, entry["corr"], fpath + ("corr",), sd)
+            out[str(factor)] = item
+        elif isinstance(value, Mapping):
+            out[str(factor)] = _number_map(ctx, value, fpath)
+        else:
+            out[str(factor)] = _number(ctx, value, fpath)
+    return out
+
+
+def _corr(ctx: _Ctx, spec: Any, path: Path, sd: Any) -> Any:
+    """Turn the YAML correlation forms into what Model accepts: {(a, b): r} or a matrix."""
+    if isinstance(spec, Mapping):
+        pairs = {}
+        for key, r in spec.items():
+            names = [p.strip() for p in str(key).split(",")]
+            if len(names) != 2 or not all(names):
+                raise ctx.error(path + (key,), "key must name two coefficients separated by a comma, e.g. 'Intercept, x1'")
+            pairs[tuple(names)] = _number(ctx, r, path + (key,))
+        return pairs
+    if isinstance(spec, list) and spec and all(isinstance(row, list) for row in spec):
+        if all(len(row) == 3 and isinstance(row[0], str) and isinstance(row[1], str) for row in spec):
+            return {(row[0], row[1]): _number(ctx, row[2], path + (i, 2)) for i, row in enumerate(spec)}
+        matrix = [[_number(ctx, v, path + (i, j)) for j, v in enumerate(row)] for i, row in enumerate(spec)]
+        n = len(sd) if isinstance(sd, Mapping) else None
+        if n is None or any(len(row) != n for row in matrix) or len(matrix) != n:
+            raise ctx.error(path, "a correlation matrix must be square with one row per coefficient of 'sd' (in its order)")
+        return matrix
+    raise ctx.error(
+        path,
+        "must be a mapping {'a, b': r}, a list of [a, b, r] triples or a full correlation matrix; "
+        f"got {_kind(spec)}",
+    )
+
+
+# ---------------------------------------------------------------------------
+# design, seeds, output
+# ---------------------------------------------------------------------------
+
+
+def _design_args(ctx: _Ctx, spec: Any) -> tuple[str, dict[str, Any]]:
+    path = ("design",)
+    if not isinstance(spec, Mapping):
+        raise ctx.error(path, f"must be a mapping with 'type' ({format_names(DESIGN_TYPES)}) and its arguments")
+    kind = spec.get("type")
+    if kind not in DESIGN_TYPES:
+        raise ctx.error(
+            path + ("type",),
+            f"must be one of {format_names(DESIGN_TYPES)}; got {kind!r}.{did_you_mean(str(kind), DESIGN_TYPES)}",
+        )
+    params = [p for p in inspect.signature(DESIGN_TYPES[kind]).parameters if p != "seed"]
+    args = _check_keys(ctx, spec, path, ["type", *params])
+    args.pop("type")
+    # YAML has no tuples: a two-element list is a (low, high) size range
+    for key in ("trials_per_subject",):
+        if isinstance(args.get(key), list):
+            args[key] = tuple(args[key])
+    if kind == "nested" and isinstance(args.get("levels"), Mapping):
+        args["levels"] = {k: tuple(v) if isinstance(v, list) else v for k, v in args["levels"].items()}
+    return kind, args
+
+
+def _seed(ctx: _Ctx, value: Any, path: Path) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ctx.error(path, f"must be a non-negative whole number or null; got {_kind(value)}")
+    return value
+
+
+def _seeds(ctx: _Ctx, spec: Any, noise: int | None = None) -> dict[str, SeedLike]:
+    path = ("seeds",)
+    if spec is None:
+        seeds = dict.fromkeys(SEED_KEYS)
+    elif isinstance(spec, int) and not isinstance(spec, bool):
+        root = _seed(ctx, spec, path)
+        # one number seeds all three streams through independent children
+        seeds = {k: np.random.SeedSequence(root, spawn_key=(i,)) for i, k in enumerate(SEED_KEYS)}
+    else:
+        given = _check_keys(ctx, spec, path, SEED_KEYS)
+        seeds = {k: _seed(ctx, given.get(k), path + (k,)) for k in SEED_KEYS}
+    if noise is not None:
+        ctx.origins[("seeds", "noise")] = "--seed"
+        seeds["noise"] = _seed(ctx, noise, ("seeds", "noise"))
+    return seeds
+
+
+def _output(ctx: _Ctx, spec: Any) -> dict[str, Any]:
+    path = ("output",)
+    out = {"file": None, "format": None, "replicates": 1}
+    if spec is None:
+        return out
+    given = _check_keys(ctx, spec, path, OUTPUT_KEYS)
+    if given.get("file") is not None:
+        out["file"] = _string(ctx, given["file"], path + ("file",))
+    if given.get("format") is not None:
+        fmt = given["format"]
+        if fmt not in DATA_FORMATS:
+            raise ctx.error(path + ("format",), f"must be one of {format_names(DATA_FORMATS)}; got {fmt!r}")
+        out["format"] = fmt
+    if "replicates" in given:
+        k = given["replicates"]
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ctx.error(path + ("replicates",), f"must be a whole number >= 1; got {_kind(k)}")
+        out["replicates"] = k
+    return out
+
+
+# ---------------------------------------------------------------------------
+# overrides
+# ---------------------------------------------------------------------------
+
+
+def set_value(spec: dict, assignment: str) -> tuple[dict, Path]:
+    """Apply a ``dotted.path=value`` override to a raw spec; return the new spec and path.
+
+    The value is parsed as YAML (``0.3`` is a number, ``[a, b]`` a list).  A
+    path may leave out ``model.`` (``fixed.x1=0.3``).  Every section on the
+    path must already exist, and the last key must exist unless its parent is
+    a mapping of free names (coefficients, factors, ...), where the full
+    validation that follows catches misspellings.
+
+    Examples
+    --------
+    >>> spec = {"model": {"fixed": {"x": 1.0}}, "design": {"subjects": 10}}
+    >>> set_value(spec, "fixed.x=0.3")[0]["model"]["fixed"]
+    {'x': 0.3}
+    >>> set_value(spec, "design.subjects=80")[0]["design"]
+    {'subjects': 80}
+    """
+    if "=" not in assignment:
+        raise SpecError(f"--set {assignment}: expected PATH=VALUE, e.g. fixed.x1=0.3")
+    dotted, text = assignment.split("=", 1)
+    keys = [k.strip() for k in dotted.strip().split(".")]
+    if not all(keys):
+        raise SpecError(f"--set {assignment}: empty key in path {dotted!r}")
+    if keys[0] not in TOP_KEYS and keys[0] in MODEL_KEYS:
+        keys.insert(0, "model")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise SpecError(f"--set {assignment}: value {text!r} is not valid YAML") from None
+    new = copy.deepcopy(spec) if spec is not None else {}
+    node: Any = new
+    for depth, key in enumerate(keys[:-1]):
+        if not isinstance(node, dict):
+            raise SpecError(f"--set {assignment}: {'.'.join(keys[:depth])} is not a mapping")
+        if key not in node:
+            valid = list(node) if depth else list(TOP_KEYS)
+            raise SpecError(
+                f"--set {assignment}: unknown path {'.'.join(keys[: depth + 1])!r}."
+                f"{did_you_mean(key, valid)} Keys there: {format_names(valid) or '(none)'}"
+            )
+        if node[key] is None:
+            node[key] = {}
+        node = node[key]
+    if not isinstance(node, dict):
+        raise SpecError(f"--set {assignment}: {'.'.join(keys[:-1])} is not a mapping")
+    if len(keys) == 1 and keys[0] not in TOP_KEYS:
+        raise SpecError(
+            f"--set {assignment}: unknown path {keys[0]!r}.{did_you_mean(keys[0], [*TOP_KEYS, *MODEL_KEYS])}"
+        )
+    node[keys[-1]] = value
+    return new, tuple(keys)
+
+
+# ---------------------------------------------------------------------------
+# the study
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Study:
+    """A validated study spec: the model, the design and how to seed and write them."""
+
+    model_kwargs: dict[str, Any]
+    design_type: str
+    design_args: dict[str, Any]
+    seeds: dict[str, SeedLike]
+    output: dict[str, Any]
+    source: str = "<string>"
+    _model: Any = field(default=None, repr=False)
+    _conditions: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def model(self):
+        """The :class:`glmmsim.Model` with the spec's population seed."""
+        if self._model is None:
+            self._model = self.make_model(self.seeds["population"])
+        return self._model
+
+    def make_model(self, population_seed: SeedLike):
+        """The spec's model with another population seed."""
+        from .model import Model
+
+        try:
+            return Model(**self.model_kwargs, seed=population_seed)
+        except GlmmsimError as exc:
+            raise SpecError(f"{self.source}: model: {exc}") from None
+
+    def conditions(self) -> pd.DataFrame:
+        """The design's conditions (generated once, then reused; a copy is returned)."""
+        if self._conditions is None:
+            try:
+                self._conditions = DESIGN_TYPES[self.design_type](**self.design_args, seed=self.seeds["design"])
+            except GlmmsimError as exc:
+                raise SpecError(f"{self.source}: design: {exc}") from None
+        return self._conditions.copy()
+
+    def check(self) -> None:
+        """Build model and design and check the design has every column the model needs."""
+        conds = self.conditions()
+        needed = list(self.model.variables)
+        trials = self.model_kwargs.get("trials")
+        if isinstance(trials, str):
+            needed.append(trials)
+        missing = [c for c in needed if c not in conds.columns]
+        if missing:
+            raise SpecError(
+                f"{self.source}: the model uses column(s) {format_names(missing)} that the design does not "
+                f"make; design columns: {format_names(conds.columns)}"
+            )
+
+    def simulate(self, replicate: int = 0, vary_population: bool = True) -> pd.DataFrame:
+        """Simulate one dataset.
+
+        Replicate 0 uses the spec's seeds; replicate ``r > 0`` uses child seeds
+        ``(seed, r)`` for the noise and, unless ``vary_population`` is false,
+        for the population (new subjects' and items' random effects).  The
+        design stays the same in every replicate.
+        """
+        model = self.model
+        noise = self.seeds["noise"]
+        if replicate:
+            noise = _child(noise, replicate)
+            if vary_population:
+                model = self.make_model(_child(self.seeds["population"], replicate))
+        return model.simulate(self.conditions(), seed=noise)
+
+    def replicates(self, k: int, vary_population: bool = True) -> Iterator[pd.DataFrame]:
+        """``k`` datasets, each with a ``replicate`` column (1-based) in front."""
+        for r in range(k):
+            data = self.simulate(r, vary_population)
+            data.insert(0, "replicate", r + 1)
+            yield data
+
+
+def _child(seed: SeedLike, r: int) -> SeedLike:
+    if seed is None:
+        return None
+    if isinstance(seed, np.random.SeedSequence):
+        return np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, r))
+    return np.random.SeedSequence(int(seed), spawn_key=(r,))
+
+
+def parse_spec(
+    text: str,
+    source: str = "<string>",
+    overrides: Sequence[str] = (),
+    seed: int | None = None,
+) -> Study:
+    """Validate a YAML study spec given as text.
+
+    Parameters
+    ----------
+    text : str
+        The YAML document.
+    source : str
+        Name used in error messages (the file name).
+    overrides : sequence of str
+        ``PATH=VALUE`` assignments applied before validation (see :func:`set_value`).
+    seed : int, optional
+        Replaces ``seeds.noise`` (a new sample from the same population and design).
+    """
+    raw, lines = _compose(text, source)
+    ctx = _Ctx(source, lines)
+    for assignment in overrides:
+        raw, path = set_value(raw, assignment)
+        ctx.origins[path] = f"--set {assignment}"
+    top = _check_keys(ctx, raw, (), TOP_KEYS, required=("model", "design"))
+    kind, args = _design_args(ctx, top["design"])
+    study = Study(
+        model_kwargs=_model_kwargs(ctx, top["model"]),
+        design_type=kind,
+        design_args=args,
+        seeds=_seeds(ctx, top.get("seeds"), seed),
+        output=_output(ctx, top.get("output")),
+        source=source,
+    )
+    study.check()
+    return study
+
+
+def load_spec(path: str | os.PathLike, overrides: Sequence[str] = (), seed: int | None = None) -> Study:
+    """Read and validate a YAML study spec file (see :func:`parse_spec`)."""
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    return parse_spec(text, source=os.fspath(path), overrides=overrides, seed=seed)
+
+
+# ---------------------------------------------------------------------------
+# writing data
+# ---------------------------------------------------------------------------
+
+
+def data_format(path: str, fmt: str | None = None) -> str:
+    """The output format for ``path``: ``fmt`` if given, else from the extension.
+
+    Examples
+    --------
+    >>> data_format("out.parquet"), data_format("out.csv"), data_format("x.dat", "csv")
+    ('parquet', 'csv', 'csv')
+    """
+    lower = str(path).lower()
+    by_ext = next((f for f, exts in DATA_FORMATS.items() if lower.endswith(exts)), None)
+    if fmt is not None:
+        if fmt not in DATA_FORMATS:
+            raise ParameterError(f"format must be one of {format_names(DATA_FORMATS)}; got {fmt!r}")
+        if by_ext is not None and by_ext != fmt:
+            raise ParameterError(f"output file {path!r} has a {by_ext} extension but format {fmt!r} was asked for")
+        return fmt
+    if by_ext is None:
+        exts = [e for group in DATA_FORMATS.values() for e in group]
+        raise ParameterError(f"cannot tell the format of output file {path!r}; use an extension of {format_names(exts)}")
+    return by_ext
+
+
+def _require_pyarrow() -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise GlmmsimError(
+            "writing Parquet needs pyarrow, which is not installed; install it with "
+            "`pip install 'glmmsim[parquet]'` or write a .csv file"
+        ) from None
+
+
+def write_data(data: pd.DataFrame | Iterable[pd.DataFrame], path: str, fmt: str | None = None) -> str:
+    """Write one data frame (or several, one after the other) as CSV or Parquet; return the format.
+
+    CSV frames are written as they arrive, so an iterator of replicates is never held in memory whole.
+    """
+    fmt = data_format(path, fmt)
+    frames = [data] if isinstance(data, pd.DataFrame) else data
+    if fmt == "parquet":
+        _require_pyarrow()
+        pd.concat(list(frames), ignore_index=True).to_parquet(path, index=False)
+        return fmt
+    sep = "\t" if str(path).lower().endswith(".tsv") else ","
+    for i, frame in enumerate(frames):
+        frame.to_csv(path, index=False, sep=sep, mode="w" if i == 0 else "a", header=i == 0)
+    return fmt

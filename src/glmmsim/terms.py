@@ -1,0 +1,133 @@
+"""Expand bar terms into lme4's random-effect terms.
+
+``(x || g)`` becomes ``(1 | g) + (0 + x | g)``; ``(1 | a/b)`` becomes
+``(1 | a) + (1 | a:b)``. Each resulting :class:`RandomTerm` has one model-matrix
+expression and one grouping factor, which is what the design layer materialises.
+
+Examples
+--------
+>>> [str(t) for t in expand_bars(parse_formula("y ~ (x || g) + (1 | school/class)").bars)]
+['(1 | g)', '(0 + x | g)', '(1 | school)', '(1 | school:class)']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .errors import FormulaError
+from .formula import Bar, parse_formula, split_top_level
+
+__all__ = ["RandomTerm", "expand_bars", "factor_name", "has_intercept"]
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One random-effect term: a model-matrix expression grouped by one factor.
+
+    Attributes
+    ----------
+    expr : str
+        Expression for the term's model matrix (``"1 + x"``, ``"0 + x"``).
+    factor : str
+        Grouping factor name as keyed in ``random`` (``"subject"``, ``"school:class"``).
+    columns : tuple of str
+        The data columns whose combinations define the factor's levels.
+    source : str
+        The bar term as written in the formula, for error messages.
+    lme4_rank : tuple of int
+        Position of the term in lme4's ``findbars`` order, which lists a nested
+        factor's innermost level first (``(1|a/b)`` -> ``(1|b:a) + (1|a)``).
+    """
+
+    expr: str
+    factor: str
+    columns: tuple[str, ...]
+    source: str
+    lme4_rank: tuple[int, int, int] = (0, 0, 0)
+
+    def __str__(self) -> str:
+        return f"({self.expr} | {self.factor})"
+
+
+def has_intercept(expr: str) -> bool:
+    """lme4's rule: an expression has an intercept unless it contains ``0`` or ``-1``.
+
+    Examples
+    --------
+    >>> has_intercept("x"), has_intercept("0 + x"), has_intercept("x - 1"), has_intercept("1 + x")
+    (True, False, False, True)
+    """
+    pieces = split_top_level(expr, "+-")
+    removed = any(p == "0" and s != "-" for s, p in pieces) or any(
+        p == "1" and s == "-" for s, p in pieces
+    )
+    return not removed
+
+
+def factor_name(columns: Iterable[str]) -> str:
+    """Name of the grouping factor formed by ``columns`` (``a:b`` for an interaction)."""
+    return ":".join(columns)
+
+
+def _nested_factors(group: str) -> list[tuple[str, ...]]:
+    """``a/b/c`` -> ``[(a,), (a, b), (a, b, c)]``; ``a:b`` -> ``[(a, b)]``."""
+    levels = group.split("/")
+    out, prefix = [], []
+    for level in levels:
+        prefix = prefix + level.split(":")
+        out.append(tuple(prefix))
+    return out
+
+
+def _uncorrelated_pieces(bar: Bar) -> list[str]:
+    """Expressions for the separate terms of ``(lhs || g)``, as lme4's expansion makes them."""
+    pieces = [
+        p
+        for s, p in split_top_level(bar.lhs, "+-")
+        if p not in ("0", "1") and p != ""
+    ]
+    if any(s == "-" and p not in ("0", "1") for s, p in split_top_level(bar.lhs, "+-")):
+        raise FormulaError(
+            f"{bar.text!r}: only '- 1' may be subtracted inside a '||' term"
+        )
+    exprs = ["1"] if has_intercept(bar.lhs) else []
+    exprs += [f"0 + {p}" for p in pieces]
+    return exprs
+
+
+def expand_bars(bars: Iterable[Bar]) -> list[RandomTerm]:
+    """Expand written bar terms into lme4's random-effect terms, in formula order.
+
+    Raises
+    ------
+    FormulaError
+        When a bar's left side has no coefficient at all (``(0 | g)``), or a
+        column repeats inside one grouping factor (``(1 | a:a)``).
+    """
+    terms: list[RandomTerm] = []
+    for bar_no, bar in enumerate(bars):
+        exprs = _uncorrelated_pieces(bar) if bar.double else [bar.lhs]
+        for depth, columns in enumerate(_nested_factors(bar.group)):
+            if len(set(columns)) != len(columns):
+                raise FormulaError(f"grouping factor {bar.group!r} in {bar.text!r} repeats a column")
+            for expr_no, expr in enumerate(exprs):
+                if not has_intercept(expr) and not [
+                    p for s, p in split_top_level(expr, "+-") if p not in ("0", "1") and s != "-"
+                ]:
+                    raise FormulaError(
+                        f"random-effect term {bar.text!r} has no coefficient: its left side removes "
+                        f"the intercept and adds nothing; write e.g. '(1 | {bar.group})'"
+                    )
+                terms.append(
+                    RandomTerm(
+                        expr=re.sub(r"\s+", " ", expr).strip(),
+                        factor=factor_name(columns),
+                        columns=columns,
+                        source=bar.text,
+                        lme4_rank=(bar_no, expr_no, -depth),
+                    )
+                )
+    return terms
+

@@ -1,0 +1,158 @@
+"""Conversion to and from lme4's ``theta``.
+
+lme4 stores the random-effect covariances as ``theta``: for each term, the
+lower triangle (column-major) of the Cholesky factor of ``Sigma / sigma^2``
+(linear mixed models) or of ``Sigma`` itself (GLMMs without a scale parameter).
+Terms are in ``findbars`` order (``(1|a/b)`` gives ``b:a`` before ``a``), then,
+unless the numbers of levels already never increase, sorted by decreasing number
+of levels with ties reversed (``rev(order(nl))`` in ``mkReTrms``). The order
+therefore depends on the data, which is why both functions take ``conditions``.
+
+Examples
+--------
+>>> import pandas as pd
+>>> data = pd.DataFrame({"x": [0.0, 1.0] * 6, "g": list("aabbccddeeff"), "h": list("ababababcbcb")})
+>>> m = Model("y ~ x + (1 + x | g) + (1 | h)", fixed={"Intercept": 0, "x": 1},
+...           random={"g": {"sd": {"Intercept": 2.0, "x": 1.0}, "corr": {("Intercept", "x"): 0.5}},
+...                   "h": 1.0}, sigma=2.0)
+>>> to_theta(m, data).round(4).tolist()
+[1.0, 0.25, 0.433, 0.5]
+>>> random_from_theta(m.formula, [1.0, 0.25, 0.433, 0.5], data, sigma=2.0)["h"]
+{'sd': {'Intercept': 1.0}, 'corr': {}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import ParameterError
+from .families import Family, get_family
+from .formula import parse_formula
+from .matrices import grouping, model_columns
+from .model import Model
+from .terms import RandomTerm, expand_bars
+
+__all__ = ["to_theta", "random_from_theta"]
+
+
+def _lme4_order(
+    terms: Sequence[RandomTerm], conditions: pd.DataFrame
+) -> list[int]:
+    """Indices of ``terms`` in lme4's theta order for ``conditions``."""
+    findbars = sorted(range(len(terms)), key=lambda i: terms[i].lme4_rank)
+    nlevels = {}
+    for i in findbars:
+        cols = terms[i].columns
+        if cols not in nlevels:
+            nlevels[cols] = len(grouping(conditions, cols, str(terms[i])).labels)
+    nl = [nlevels[terms[i].columns] for i in findbars]
+    if all(a >= b for a, b in zip(nl, nl[1:])):
+        return findbars
+    ascending = sorted(range(len(findbars)), key=lambda k: nl[k])  # stable, like R's order()
+    return [findbars[k] for k in reversed(ascending)]
+
+
+def _scale(family: Family, sigma: float | None) -> float:
+    if family.name == "gaussian":
+        if sigma is None or sigma <= 0:
+            raise ParameterError("theta of a gaussian model is relative to sigma: give sigma > 0")
+        return float(sigma)
+    if "sigma" in family.param_names or family.param_names:
+        raise ParameterError(
+            f"theta conversion is defined here for gaussian models and for families without a "
+            f"dispersion parameter (binomial, poisson); not for {family.describe()}"
+        )
+    return 1.0
+
+
+def to_theta(model: Model, conditions: pd.DataFrame) -> np.ndarray:
+    """lme4's ``theta`` for ``model`` with the grouping levels present in ``conditions``.
+
+    Parameters
+    ----------
+    model : Model
+        A gaussian, binomial or poisson model.
+    conditions : pandas.DataFrame
+        Data that fix the numbers of levels (and so lme4's term order).
+
+    Returns
+    -------
+    numpy.ndarray
+        The vector to pass as ``newparams = list(theta = ...)`` to lme4.
+    """
+    scale = _scale(model.family, model.sigma)
+    covs = model._design(conditions).terms
+    out = []
+    for i in _lme4_order(model.terms, conditions):
+        low = covs[i].cov.factor_l / scale
+        out.extend(_tril_colmajor(low))
+    return np.array(out)
+
+
+def _tril_colmajor(low: np.ndarray) -> list[float]:
+    k = low.shape[0]
+    return [float(low[i, j]) for j in range(k) for i in range(j, k)]
+
+
+def random_from_theta(
+    formula: str,
+    theta: Sequence[float],
+    conditions: pd.DataFrame,
+    sigma: float | None = None,
+    family: str | Family = "gaussian",
+    levels: Mapping[str, Sequence[object]] | None = None,
+) -> dict[str, dict[str, dict]]:
+    """The ``random=`` spec equivalent to lme4's ``theta`` for ``formula`` and ``conditions``.
+
+    Parameters
+    ----------
+    formula : str
+        The model formula, as given to lmer/glmer.
+    theta : sequence of float
+        ``getME(fit, "theta")``, in lme4's order.
+    conditions : pandas.DataFrame
+        The data the model was fitted to (the term order depends on the numbers of levels).
+    sigma : float, optional
+        Residual SD (``sigma(fit)``); required for gaussian models.
+    family : str or Family
+        ``"gaussian"``, ``"binomial"`` or ``"poisson"``.
+
+    Returns
+    -------
+    dict
+        ``{factor: {"sd": {coef: sd}, "corr": {(c1, c2): r}}}``.
+    """
+    fam = family if isinstance(family, Family) else get_family(family, sigma=sigma)
+    scale = _scale(fam, sigma)
+    terms = expand_bars(parse_formula(formula).bars)
+    names = [model_columns(t.expr, conditions, levels, str(t)).names for t in terms]
+    theta = np.asarray(theta, dtype=float)
+    expected = sum(len(n) * (len(n) + 1) // 2 for n in names)
+    if theta.ndim != 1 or theta.size != expected:
+        raise ParameterError(
+            f"theta has {theta.size} values, but {formula!r} needs {expected} for these data "
+            f"(the lower triangles of {len(terms)} term(s))"
+        )
+    out: dict[str, dict[str, dict]] = {}
+    pos = 0
+    for i in _lme4_order(terms, conditions):
+        coefs = names[i]
+        k = len(coefs)
+        low = np.zeros((k, k))
+        for j in range(k):
+            for r in range(j, k):
+                low[r, j] = theta[pos]
+                pos += 1
+        cov = (low @ low.T) * scale**2
+        sd = np.sqrt(np.diag(cov))
+        spec = out.setdefault(terms[i].factor, {"sd": {}, "corr": {}})
+        for a in range(k):
+            spec["sd"][coefs[a]] = float(sd[a])
+            for b in range(a):
+                denom = sd[a] * sd[b]
+                spec["corr"][(coefs[b], coefs[a])] = float(cov[a, b] / denom) if denom > 0 else 0.0
+    return out
+

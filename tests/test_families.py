@@ -256,7 +256,9 @@ def test_draw_order_matches_documentation():
         get_family("Gamma", shape=3.0): rng().gamma(3.0, np.exp(eta) / 3.0),
         get_family("inverse.gaussian", link="log", dispersion=0.4): rng().wald(np.exp(eta), 1 / 0.4),
         get_family("lognormal", sigma=0.2): np.exp(eta + 0.2 * rng().standard_normal(50)),
-        get_family("shifted_lognormal", sigma=0.2, shift=0.3): 0.3 + np.exp(eta + 0.2 * rng().standard_normal(50)),
+        get_family("shifted_lognormal", sigma=0.2, shift=0.3): (
+            0.3 + np.exp(eta + 0.2 * rng().standard_normal(50))
+        ),
     }
     for fam, want in expected.items():
         got = fam.sample(eta, rng())
@@ -394,7 +396,8 @@ def test_boundary_values_allowed():
         (lambda: get_family("Gamma", sigma=0), r"'sigma' must be a finite number > 0"),
         (lambda: get_family("inverse_gaussian", dispersion=-2), r"'dispersion' must be a finite number > 0"),
         (lambda: get_family("exgaussian", sigma=0.1, tau=-0.1), r"'tau' must be a finite number >= 0"),
-        (lambda: get_family("shifted_lognormal", sigma=0.1, shift=float("inf")), r"'shift' must be a finite real"),
+        (lambda: get_family("shifted_lognormal", sigma=0.1, shift=float("inf")),
+         r"'shift' must be a finite real"),
         (lambda: get_family("Gamma", shape=4, sigma=0.5), r"either 'shape' or 'sigma', not both"),
         (lambda: get_family(get_family("gaussian", sigma=1), sigma=-1), r"'sigma'"),
         (lambda: get_link("logitt"), r"unknown link 'logitt'.*Did you mean 'logit'"),
@@ -441,8 +444,10 @@ def test_trials_rejected_for_other_families():
 @pytest.mark.parametrize(
     "fam, eta, match",
     [
-        (get_family("poisson", link="identity"), [1.0, -0.5, 2.0], r"1 of 3 rows.*>= 0.*row positions 1 \(eta = -0.5"),
-        (get_family("binomial", link="log"), [-1.0, 0.3], r"probability in \[0, 1\].*1 \(eta = 0.3, mean = 1.34986"),
+        (get_family("poisson", link="identity"), [1.0, -0.5, 2.0],
+         r"1 of 3 rows.*>= 0.*row positions 1 \(eta = -0.5"),
+        (get_family("binomial", link="log"), [-1.0, 0.3],
+         r"probability in \[0, 1\].*1 \(eta = 0.3, mean = 1.34986"),
         (get_family("poisson", link="sqrt"), [1.0, -2.0], r"linear predictor >= 0.*1 \(eta = -2\)"),
         (get_family("Gamma", link="inverse", shape=2), [0.5, -1.0, 0.0], r"2 of 3 rows.*> 0"),
         (get_family("inverse.gaussian", dispersion=1), [-1.0], r"1 of 1 row .*mean = nan"),
@@ -503,7 +508,7 @@ def test_glm_recovers_coefficients(name, link, beta):
     y = fam.sample(X @ beta, np.random.default_rng(22))
     sm_link = {"logit": sm.families.links.Logit(), "probit": sm.families.links.Probit(),
                "log": sm.families.links.Log()}[link]
-    sm_family = sm.families.Binomial(link=sm_link) if name == "binomial" else sm.families.Poisson(link=sm_link)
+    sm_family = (sm.families.Binomial if name == "binomial" else sm.families.Poisson)(link=sm_link)
     fit = sm.GLM(y, X, family=sm_family).fit()
     # tolerance: K standard errors as reported by the GLM; the SEs are small enough to matter
     assert np.all(fit.bse < 0.05)

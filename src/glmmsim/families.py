@@ -696,13 +696,17 @@ class Family:
     def _eta_error(self, eta: np.ndarray, bad: np.ndarray, index: Any) -> DataError:
         return DataError(
             f"{self.describe()} needs a linear predictor >= {self._link.eta_min:g}; "
-            f"{_rows_text(bad, index, eta, None)}. Use another link "
+            f"{_rows_text(bad, index, lambda i: f'eta = {eta[i]:.6g}')}. Use another link "
             f"({format_names(l for l in self.links if l != self._link.name)}) or change the "
             "coefficients."
         )
 
     def _mean_error(self, eta: np.ndarray, mean: np.ndarray, bad: np.ndarray, index: Any) -> DataError:
         others = [l for l in self.links if l != self._link.name]
+
+        def detail(i: int) -> str:
+            return f"eta = {eta[i]:.6g}, mean = {mean[i]:.6g}"
+
         hint = (
             f"Use a link that keeps the mean in range ({format_names(others)}) or change the coefficients."
             if others
@@ -710,7 +714,7 @@ class Family:
         )
         return DataError(
             f"{self.describe()} gives an invalid mean at {_count_text(bad, eta.shape[0])} "
-            f"(the mean must be {self._spec.mean_text}): {_rows_text(bad, index, eta, mean)}. {hint}"
+            f"(the mean must be {self._spec.mean_text}): {_rows_text(bad, index, detail)}. {hint}"
         )
 
     def _check_trials(self, trials: ArrayLike, n: int, index: Any) -> Optional[Union[int, np.ndarray]]:
@@ -784,12 +788,10 @@ def _label(pos: int, index: Any) -> str:
     return repr(index[pos]) if index is not None else str(pos)
 
 
-def _rows_text(bad: np.ndarray, index: Any, eta: np.ndarray, mean: Optional[np.ndarray]) -> str:
+def _rows_text(bad: np.ndarray, index: Any, detail: Callable[[int], str]) -> str:
+    """``"rows 'a' (detail); 'b' (detail); and 3 more"`` for the first few flagged rows."""
     positions = np.flatnonzero(bad)
-    parts = []
-    for pos in positions[:_MAX_ROWS_SHOWN]:
-        detail = f"eta = {eta[pos]:.6g}" + ("" if mean is None else f", mean = {mean[pos]:.6g}")
-        parts.append(f"{_label(int(pos), index)} ({detail})")
+    parts = [f"{_label(int(pos), index)} ({detail(int(pos))})" for pos in positions[:_MAX_ROWS_SHOWN]]
     text = ("rows " if index is not None else "row positions ") + "; ".join(parts)
     if positions.shape[0] > _MAX_ROWS_SHOWN:
         text += f"; and {positions.shape[0] - _MAX_ROWS_SHOWN} more"
@@ -824,18 +826,14 @@ def _validate_trials(trials: ArrayLike, n: int, index: Any) -> Union[int, np.nda
     except (TypeError, ValueError) as exc:
         raise DataError(f"trials must be integers, one per row; could not use them: {exc}") from exc
     if arr.ndim != 1 or arr.shape[0] != n:
-        raise DataError(f"trials must be a single integer or hold one value per row ({n}); got shape {arr.shape}")
+        raise DataError(
+            f"trials must be a single integer or hold one value per row ({n}); got shape {arr.shape}"
+        )
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(arr) | (arr < 0) | (arr != np.floor(arr))
     if bad.any():
-        positions = np.flatnonzero(bad)
-        shown = ("rows " if index is not None else "row positions ") + "; ".join(
-            f"{_label(int(p), index)} ({arr[p]:g})" for p in positions[:_MAX_ROWS_SHOWN]
-        )
-        more = f"; and {positions.shape[0] - _MAX_ROWS_SHOWN} more" if positions.shape[0] > _MAX_ROWS_SHOWN else ""
-        raise DataError(
-            f"trials must be finite non-negative integers; {_count_text(bad, n)} are not: {shown}{more}"
-        )
+        shown = _rows_text(bad, index, lambda i: f"{arr[i]:g}")
+        raise DataError(f"trials must be finite non-negative integers; {_count_text(bad, n)} are not: {shown}")
     return arr.astype(np.int64)
 
 
@@ -865,7 +863,9 @@ def _validate_params(spec: _Spec, given: Mapping[str, Any]) -> dict[str, float]:
                 raise ParameterError(
                     "trials is not a family parameter; pass it to Family.sample() or to Model(trials=...)."
                 )
-            expected = f"its parameters are {format_names(valid)}" if valid else "it takes no dispersion parameters"
+            expected = (
+                f"its parameters are {format_names(valid)}" if valid else "it takes no dispersion parameters"
+            )
             raise ParameterError(
                 f"{spec.name} family does not take a parameter {name!r}; {expected}."
                 + did_you_mean(name, valid)
@@ -879,7 +879,8 @@ def _validate_params(spec: _Spec, given: Mapping[str, Any]) -> dict[str, float]:
                     f"{spec.name} family: give either {param.name!r} or {alias.name!r}, not both "
                     f"({alias.name} = 1/sqrt({param.name}))."
                 )
-            out[param.name] = alias.to_canonical(_param_value(spec.name, alias.name, given[alias.name], alias.param))
+            value = _param_value(spec.name, alias.name, given[alias.name], alias.param)
+            out[param.name] = alias.to_canonical(value)
             continue
         if param.name not in given:
             either = f" (or {alias.name!r})" if alias is not None else ""

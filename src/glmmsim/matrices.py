@@ -138,15 +138,14 @@ def _with_levels(
     frame = data.copy(deep=False)
     for col in declared:
         values = data[col]
-        cat = pd.Categorical(values, categories=list(levels[col]))
-        unknown = pd.isna(cat) & ~pd.isna(values.to_numpy())
+        unknown = ~values.isin(list(levels[col])).to_numpy() & values.notna().to_numpy()
         if unknown.any():
             bad = values.to_numpy()[np.argmax(unknown)]
             raise DataError(
                 f"column {col!r} has value {bad!r} (row {_first_bad_row(unknown, data.index)!r}) "
                 f"that is not among its declared levels {list(levels[col])!r}"
             )
-        frame[col] = cat
+        frame[col] = pd.Categorical(values, categories=list(levels[col]))
     return frame
 
 
@@ -191,7 +190,7 @@ def model_columns(
     >>> model_columns("1 + x", df).names
     ('Intercept', 'x')
     >>> model_columns("x + g", df).names
-    ('Intercept', 'g[T.b]', 'x')
+    ('Intercept', 'x', 'g[T.b]')
     """
     levels = levels or {}
     fast = _fast_columns(expr, data, levels, where)

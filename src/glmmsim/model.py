@@ -367,7 +367,13 @@ class Model:
                 f"{type(conditions).__name__}"
             )
         x = model_columns(self._parsed.fixed, conditions, self._levels, "the fixed part")
-        beta = match_keys(self._fixed, x.names, "fixed", self._levels, _categorical_hint(conditions, x.names))
+        beta = match_keys(
+            self._fixed,
+            x.names,
+            "fixed",
+            _data_levels(conditions, x.names, self._levels),
+            _categorical_hint(conditions, x.names),
+        )
         z_cols = [model_columns(t.expr, conditions, self._levels, str(t)) for t in self._terms]
         per_factor: dict[str, list[list[str]]] = {}
         for term, z in zip(self._terms, z_cols):
@@ -391,7 +397,7 @@ class Model:
         """Effects of the term's levels: persistent standard normals times the Cholesky factor."""
         keys = td.group.keys
         z = np.column_stack(
-            [standard_normals(keys, stream_key(self._seed_key, td.term.factor, c)) for c in td.cov.coefs]
+            [standard_normals(keys, stream_key(self._seed_key, _factor_key(td.term), c)) for c in td.cov.coefs]
         )
         return z @ td.cov.factor_l.T
 
@@ -412,6 +418,30 @@ class Model:
                     tmp *= col
                 eta += tmp
         return eta
+
+
+def _factor_key(term: RandomTerm) -> str:
+    """Name under which a factor's draws are keyed; ``a:b`` and ``b:a`` are one factor."""
+    return ":".join(sorted(term.columns))
+
+
+def _data_levels(
+    conditions: pd.DataFrame, names: Sequence[str], declared: Mapping[str, Sequence[object]]
+) -> dict[str, list[object]]:
+    """Levels of the categorical columns behind ``names``, as formulaic orders them.
+
+    Only needed to spell sum-contrast coefficients the way lme4 does (``cond1``).
+    """
+    levels = dict(declared)
+    for col in conditions.columns:
+        if col in levels or not any(f"C({col}," in str(n) for n in names):
+            continue
+        values = conditions[col]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            levels[col] = list(values.cat.categories)
+        else:
+            levels[col] = sorted(pd.unique(values.dropna()))
+    return levels
 
 
 def _static_names(expr: str) -> list[str]:

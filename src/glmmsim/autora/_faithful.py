@@ -282,7 +282,7 @@ def check_faithful_parameters(
     >>> check_faithful_parameters(spec, {"Intercept": 1, "z": 2}, {"g": {"Intercept": 1}})
     Traceback (most recent call last):
     ...
-    glmmsim.errors.ParameterError: fixed_effects key 'z' is not a coefficient of 'y ~ x + (1|g)'; valid keys: 'Intercept', '1', 'x'
+    glmmsim.errors.ParameterError: fixed_effects key 'z' is not a coefficient of 'y ~ x + (1|g)'; valid keys: 'Intercept', '1', 'x'.
     """
     if not isinstance(fixed_effects, Mapping):
         raise ParameterError(f"fixed_effects must be a dict of coefficients; got {fixed_effects!r}")

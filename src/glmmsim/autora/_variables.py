@@ -83,7 +83,13 @@ def as_conditions(
 
     The result is the caller's DataFrame itself (never modified here) or a new
     one built from an array; ``numeric`` columns coming from an array of
-    strings/objects are converted to numbers.
+    strings/objects are converted to numbers where possible.
+
+    Examples
+    --------
+    >>> frame = as_conditions(np.array([["1.5", "a"], ["2", "b"]]), ["x", "g"], ["x"])
+    >>> frame["x"].tolist(), frame["g"].tolist()
+    ([1.5, 2.0], ['a', 'b'])
     """
     if isinstance(conditions, pd.DataFrame):
         frame = conditions
@@ -119,8 +125,8 @@ def _frame_from_array(conditions: object, iv_names: Sequence[str], numeric: Sequ
         if not pd.api.types.is_numeric_dtype(frame[name]):
             try:
                 frame[name] = pd.to_numeric(frame[name])
-            except (ValueError, TypeError) as exc:
-                raise DataError(f"IV column {name!r} of the conditions array is not numeric") from exc
+            except (ValueError, TypeError):
+                pass  # a categorical predictor; the simulator reports it if it must be numeric
     return frame
 
 

@@ -1,0 +1,279 @@
+"""The ``glmmsim`` command line: simulate, describe and plot a study spec.
+
+Examples
+--------
+>>> main(["--version"])  # doctest: +ELLIPSIS
+glmmsim ...
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from typing import TextIO
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from . import __version__
+from .errors import GlmmsimError, ParameterError, format_names
+from .names import lme4_name
+from .spec import Study, load_spec, write_data
+
+__all__ = ["main", "describe_study", "build_parser"]
+
+
+# ---------------------------------------------------------------------------
+# argument parsing
+# ---------------------------------------------------------------------------
+
+
+def _add_spec_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="study spec file (YAML)")
+    p.add_argument("--seed", type=int, metavar="N", help="noise seed: a new sample of the same population and design")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a spec value, e.g. --set fixed.x1=0.3 or --set design.subjects=80 (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``glmmsim`` command."""
+    parser = argparse.ArgumentParser(
+        prog="glmmsim",
+        description="Simulate data from (generalized) linear mixed models written in lme4 formula syntax.",
+    )
+    parser.add_argument("--version", action="version", version=f"glmmsim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("simulate", help="simulate data from a study spec and write CSV or Parquet")
+    _add_spec_options(p)
+    p.add_argument("-o", "--out", metavar="FILE", help="output file (.csv, .csv.gz, .tsv, .parquet); '-' for CSV on stdout")
+    p.add_argument("--format", choices=["csv", "parquet"], help="output format (default: from the extension)")
+    p.add_argument("--replicates", type=int, metavar="K", help="write K datasets with a 'replicate' column")
+    p.add_argument(
+        "--fixed-population",
+        action="store_true",
+        help="replicates share one population (same random effects); default: each draws new subjects/items",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary, no progress bar")
+
+    p = sub.add_parser("describe", help="print the model as lme4 prints a fit, with the design's sizes")
+    _add_spec_options(p)
+
+    p = sub.add_parser("plot", help="draw the study to an image file")
+    _add_spec_options(p)
+    p.add_argument("-o", "--out", metavar="PNG", required=True, help="image file (.png, .pdf, .svg)")
+    p.add_argument("--kind", default="spaghetti", choices=["spaghetti", "interaction", "caterpillar", "pairs"])
+    p.add_argument("--x", help="predictor on the horizontal axis (spaghetti, interaction)")
+    p.add_argument("--trace", help="condition drawn as separate lines (interaction)")
+    p.add_argument("--factor", help="grouping factor to draw (spaghetti, caterpillar, pairs)")
+    p.add_argument("--max-lines", type=int, default=12, help="spaghetti: at most this many units (default 12)")
+    p.add_argument("--dpi", type=int, default=100)
+    return parser
+
+
+# ---------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace) -> Study:
+    return load_spec(args.spec, overrides=args.overrides, seed=args.seed)
+
+
+def _cmd_simulate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    study = _load(args)
+    out = args.out or study.output["file"]
+    if not out:
+        raise ParameterError("no output file: pass --out FILE or set output.file in the spec")
+    k = args.replicates if args.replicates is not None else study.output["replicates"]
+    if k < 1:
+        raise ParameterError(f"--replicates must be >= 1; got {k}")
+    fmt = args.format or study.output["format"]
+    frames: Iterator[pd.DataFrame]
+    if k == 1:
+        frames = iter([study.simulate()])
+    else:
+        frames = _progress(study.replicates(k, vary_population=not args.fixed_population), k, args.quiet, stderr)
+    first: list[pd.DataFrame] = []
+
+    def remember(it: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for frame in it:
+            if not first:
+                first.append(frame)
+            yield frame
+
+    if out == "-":
+        if fmt not in (None, "csv"):
+            raise ParameterError("only CSV can be written to stdout ('--out -')")
+        for i, frame in enumerate(remember(frames)):
+            frame.to_csv(stdout, index=False, header=i == 0)
+        fmt = "csv"
+    else:
+        fmt = write_data(remember(frames), out, fmt)
+    if not args.quiet:
+        print(_summary(study, first[0], k, out, fmt), file=stderr if out == "-" else stdout)
+    return 0
+
+
+def _progress(frames: Iterator[pd.DataFrame], k: int, quiet: bool, stderr: TextIO) -> Iterator[pd.DataFrame]:
+    from tqdm import tqdm
+
+    yield from tqdm(frames, total=k, desc="replicates", unit="dataset", file=stderr, disable=quiet)
+
+
+def _summary(study: Study, data: pd.DataFrame, k: int, out: str, fmt: str) -> str:
+    model = study.model
+    y = pd.to_numeric(data[model.response], errors="coerce")
+    groups = ", ".join(f"{n} {f}" for f, n in _group_counts(study, data).items())
+    rows = f"{len(data)} rows" + (f" x {k} replicates" if k > 1 else "")
+    where = "stdout" if out == "-" else out
+    return (
+        f"simulated {rows} ({groups}) -> {where} ({fmt})\n"
+        f"response {model.response}: mean {y.mean():.4g}, sd {y.std():.4g}, min {y.min():.4g}, max {y.max():.4g}"
+    )
+
+
+def _group_counts(study: Study, data: pd.DataFrame) -> dict[str, int]:
+    model = study.model
+    return {f: len(data[list(cols)].drop_duplicates()) for f, cols in model.factor_columns.items()}
+
+
+def _cmd_describe(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    print(describe_study(_load(args)), file=stdout)
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from .plot import plot_model
+
+    study = _load(args)
+    _check_image_path(args.out)
+    data = study.simulate()
+    kwargs: dict[str, object] = {}
+    if args.kind in ("spaghetti", "interaction") and args.x:
+        kwargs["x"] = args.x
+    if args.kind == "interaction" and args.trace is not None:
+        kwargs["trace"] = args.trace
+    if args.kind in ("spaghetti", "caterpillar", "pairs") and args.factor:
+        kwargs["factor"] = args.factor
+    if args.kind == "spaghetti":
+        kwargs["max_lines"] = args.max_lines
+    fig = plot_model(study.model, data, kind=args.kind, **kwargs)
+    fig.savefig(args.out, dpi=args.dpi)
+    print(f"wrote {args.kind} plot of {study.source} -> {args.out}", file=stdout)
+    return 0
+
+
+def _check_image_path(path: str) -> None:
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    ext = path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    if ext not in formats:
+        raise ParameterError(f"cannot tell the image format of {path!r}; use an extension of {format_names(sorted(formats))}")
+
+
+# ---------------------------------------------------------------------------
+# lme4-style description
+# ---------------------------------------------------------------------------
+
+
+def describe_study(study: Study) -> str:
+    """The model and design as text, laid out like lme4's summary of a fit."""
+    model = study.model
+    data = study.conditions()
+    levels = {c: list(data[c].cat.categories) for c in data.columns if isinstance(data[c].dtype, pd.CategoricalDtype)}
+    lines = [
+        f"Simulation model (glmmsim {__version__}) from {study.source}",
+        f" Family: {model.family.describe()}",
+        f"Formula: {model.formula}",
+        f" Design: {study.design_type}; seeds: " + ", ".join(f"{k} {_seed_text(v)}" for k, v in study.seeds.items()),
+        "",
+        "Random effects:",
+        *_random_table(model, data, levels),
+        f"Number of obs: {len(data)}, groups:  "
+        + "; ".join(f"{f}, {n}" for f, n in _group_counts(study, data).items()),
+        "",
+        "Fixed effects:",
+        *_fixed_table(model, levels),
+    ]
+    return "\n".join(lines)
+
+
+def _seed_text(seed: object) -> str:
+    if seed is None:
+        return "none"
+    if isinstance(seed, np.random.SeedSequence):
+        return f"{seed.entropy}/{'.'.join(map(str, seed.spawn_key))}"
+    return str(seed)
+
+
+def _table(rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for r in rows:
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        out.append(" " + " ".join(cells).rstrip())
+    return out
+
+
+def _random_table(model, data: pd.DataFrame, levels: dict) -> list[str]:
+    rows = [["Groups", "Name", "Variance", "Std.Dev.", "Corr"]]
+    for factor, (coefs, sd, corr) in model.covariance(data).items():
+        for i, coef in enumerate(coefs):
+            corr_text = " ".join(f"{corr[i, j]:5.2f}" for j in range(i)) if i else ""
+            rows.append([factor if i == 0 else "", lme4_name(coef, levels), f"{sd[i] ** 2:.4g}", f"{sd[i]:.4g}", corr_text])
+    sigma = model.family.params.get("sigma")
+    if sigma is not None:
+        rows.append(["Residual", "", f"{sigma ** 2:.4g}", f"{sigma:.4g}", ""])
+    return _table(rows, right={2, 3})
+
+
+def _fixed_table(model, levels: dict) -> list[str]:
+    rows = [["", "Value"]] + [[lme4_name(c, levels), f"{v:.4g}"] for c, v in model.fixed.items()]
+    return _table(rows, right={1})
+
+
+# ---------------------------------------------------------------------------
+# entry point
+# ---------------------------------------------------------------------------
+
+_COMMANDS = {"simulate": _cmd_simulate, "describe": _cmd_describe, "plot": _cmd_plot}
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run the ``glmmsim`` command; return the exit status (0 on success).
+
+    Errors in the spec, the data or the files are printed as one line
+    ``glmmsim: error: ...`` on stderr (exit status 1); a usage error exits with 2.
+    """
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return int(exc.code or 0)
+    try:
+        return _COMMANDS[args.command](args, stdout, stderr)
+    except (GlmmsimError, OSError, yaml.YAMLError) as exc:
+        message = " ".join(str(exc).split())
+        print(f"glmmsim: error: {message}", file=stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("glmmsim: interrupted", file=stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

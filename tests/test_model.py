@@ -1,0 +1,343 @@
+"""Model: public contract, persistence of random effects, and errors on bad input."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import glmmsim
+from glmmsim import DataError, FormulaError, InputTypeError, Model, ParameterError
+
+FORMULA = "y ~ 1 + x1 + x2 + (1 + x1 | subject) + (1 | item)"
+FIXED = {"Intercept": 1.5, "x1": 2.0, "x2": -1.2}
+RANDOM = {
+    "subject": {"sd": {"Intercept": 0.5, "x1": 0.3}, "corr": {("Intercept", "x1"): 0.2}},
+    "item": 0.4,
+}
+
+
+def make_conditions(n=400, n_subjects=20, n_items=10, seed=0, index=None):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "x1": rng.normal(size=n),
+            "subject": rng.choice([f"s{i:03d}" for i in range(n_subjects)], n),
+            "x2": rng.normal(size=n),
+            "item": rng.integers(0, n_items, n),
+        },
+        index=index,
+    )
+
+
+@pytest.fixture
+def model():
+    return Model(FORMULA, fixed=FIXED, random=RANDOM, sigma=0.1, seed=7)
+
+
+@pytest.fixture
+def data():
+    return make_conditions()
+
+
+def test_simulate_returns_a_copy_with_the_response_appended(model, data):
+    data = data.set_index(pd.Index(np.arange(len(data))[::-1] * 3, name="trial"))
+    before = data.copy()
+    out = model.simulate(data, seed=1)
+    assert list(out.columns) == list(data.columns) + ["y"]
+    assert out.index.equals(data.index)
+    pd.testing.assert_frame_equal(data, before)
+    pd.testing.assert_frame_equal(out[list(data.columns)], data)
+
+
+def test_existing_response_column_is_replaced_in_place(model, data):
+    data = data.assign(y=0.0)[["y", "x1", "x2", "subject", "item"]]
+    out = model.simulate(data, seed=1)
+    assert list(out.columns) == ["y", "x1", "x2", "subject", "item"]
+    assert (data["y"] == 0.0).all() and not (out["y"] == 0.0).all()
+
+
+def test_writing_into_the_output_leaves_the_input_alone(model, data):
+    before = data.copy()
+    out = model.simulate(data, seed=1)
+    out.loc[out.index[0], "x1"] = 999.0
+    pd.testing.assert_frame_equal(data, before)
+
+
+def test_simulate_is_predict_plus_gaussian_noise_from_the_call_seed(model, data):
+    out = model.simulate(data, seed=3)
+    noise = out["y"] - model.predict(data)
+    expected = 0.1 * np.random.default_rng(3).standard_normal(len(data))
+    np.testing.assert_allclose(noise.to_numpy(), expected, atol=1e-12)
+
+
+def test_predict_is_fixed_part_plus_gathered_random_effects(model, data):
+    re = model.random_effects(data)
+    s = re["subject"].loc[data["subject"]].to_numpy()
+    i = re["item"].loc[data["item"]].to_numpy()[:, 0]
+    expected = 1.5 + 2.0 * data.x1 - 1.2 * data.x2 + s[:, 0] + s[:, 1] * data.x1 + i
+    np.testing.assert_allclose(model.predict(data).to_numpy(), expected.to_numpy(), rtol=1e-12)
+    fixed_only = model.predict(data, random=False)
+    np.testing.assert_allclose(fixed_only, 1.5 + 2.0 * data.x1 - 1.2 * data.x2, rtol=1e-12)
+
+
+def test_same_seeds_same_numbers_and_seed_types(data):
+    a = Model(FORMULA, FIXED, RANDOM, 0.1, seed=7).simulate(data, seed=1)
+    b = Model(FORMULA, FIXED, RANDOM, 0.1, seed=np.random.SeedSequence(7)).simulate(
+        data, seed=np.random.default_rng(1)
+    )
+    pd.testing.assert_frame_equal(a, b)
+    c = Model(FORMULA, FIXED, RANDOM, 0.1, seed=8).simulate(data, seed=1)
+    assert not np.allclose(a["y"], c["y"])
+
+
+@pytest.mark.parametrize("bad", ["7", 1.5, -1, [1]])
+def test_seeds_of_the_wrong_type_are_rejected(bad, data):
+    with pytest.raises(InputTypeError, match="seed"):
+        Model(FORMULA, FIXED, RANDOM, 0.1, seed=bad)
+    with pytest.raises(InputTypeError, match="seed"):
+        Model(FORMULA, FIXED, RANDOM, 0.1, seed=1).simulate(data, seed=bad)
+
+
+def test_a_subject_keeps_its_effects_whatever_else_is_in_the_data(model, data):
+    full = model.random_effects(data)["subject"]
+    alone = model.random_effects(data[data.subject == "s003"])["subject"]
+    pd.testing.assert_series_equal(full.loc["s003"], alone.loc["s003"])
+    more = make_conditions(n=2000, n_subjects=200, seed=5)
+    pd.testing.assert_series_equal(full.loc["s003"], model.random_effects(more)["subject"].loc["s003"])
+
+
+def test_level_values_equal_across_types_share_effects():
+    m = Model("y ~ (1 | g)", {"Intercept": 0}, {"g": 1.0}, 0.0, seed=1)
+    values = [m.predict(pd.DataFrame({"g": [v]})).iloc[0] for v in (3, 3.0, np.int32(3), "3")]
+    assert len(set(values)) == 1
+
+
+def test_uncorrelated_terms_share_draws_with_separate_bars():
+    data = make_conditions()
+    a = Model("y ~ (x1 || subject)", {"Intercept": 0}, {"subject": {"Intercept": 1, "x1": 0.5}}, 0, seed=4)
+    b = Model("y ~ (1 | subject) + (0 + x1 | subject)", {"Intercept": 0}, {"subject": {"Intercept": 1, "x1": 0.5}}, 0, seed=4)
+    c = Model("y ~ (1 + x1 | subject)", {"Intercept": 0}, {"subject": {"Intercept": 1, "x1": 0.5}}, 0, seed=4)
+    pd.testing.assert_series_equal(a.predict(data), b.predict(data))
+    pd.testing.assert_series_equal(a.predict(data), c.predict(data))
+
+
+def test_adding_a_correlated_slope_keeps_the_intercepts(data):
+    a = Model("y ~ (1 | subject)", {"Intercept": 0}, {"subject": 1.0}, 0, seed=4)
+    b = Model("y ~ (1 + x1 | subject)", {"Intercept": 0},
+              {"subject": {"sd": {"Intercept": 1, "x1": 0.5}, "corr": {("x1", "Intercept"): -0.6}}}, 0, seed=4)
+    pd.testing.assert_series_equal(
+        a.random_effects(data)["subject"]["Intercept"], b.random_effects(data)["subject"]["Intercept"]
+    )
+
+
+rows = st.lists(
+    st.tuples(st.sampled_from(list("ABCDEFG")), st.sampled_from(["i1", "i2", "i3"]),
+              st.floats(-3, 3, allow_nan=False)),
+    min_size=1, max_size=30,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=rows, perm_seed=st.integers(0, 2**32 - 1))
+def test_prediction_of_a_row_does_not_depend_on_order_or_company(rows, perm_seed):
+    m = Model("y ~ x1 + (1 + x1 | subject) + (1 | item)", {"Intercept": 1, "x1": 0.5},
+              {"subject": {"Intercept": 1, "x1": 0.5}, "item": 0.3}, 0.2, seed=11)
+    df = pd.DataFrame(rows, columns=["subject", "item", "x1"])
+    perm = np.random.default_rng(perm_seed).permutation(len(df))
+    shuffled = df.iloc[perm]
+    pd.testing.assert_series_equal(m.predict(df).loc[shuffled.index], m.predict(shuffled))
+    single = pd.concat([m.predict(df.iloc[[k]]) for k in range(len(df))])
+    pd.testing.assert_series_equal(m.predict(df), single)
+
+
+def test_nested_factor_keys_in_either_order():
+    data = pd.DataFrame({"school": ["a", "a", "b", "b"], "class": ["1", "2", "1", "2"]})
+    a = Model("y ~ (1 | school/class)", {"Intercept": 0}, {"school": 1, "school:class": 0.5}, 0, seed=2)
+    b = Model("y ~ (1 | school/class)", {"Intercept": 0}, {"school": 1, "class:school": 0.5}, 0, seed=2)
+    pd.testing.assert_series_equal(a.predict(data), b.predict(data))
+    re = a.random_effects(data)
+    assert len(re["school"]) == 2 and len(re["school:class"]) == 4
+    # class "1" in school a and class "1" in school b are different levels
+    assert re["school:class"]["Intercept"].nunique() == 4
+
+
+def test_interaction_factor_is_the_same_whichever_way_round():
+    data = pd.DataFrame({"a": ["u", "u", "v"], "b": ["p", "q", "p"]})
+    m1 = Model("y ~ (1 | a:b)", {"Intercept": 0}, {"a:b": 1}, 0, seed=2)
+    m2 = Model("y ~ (1 | b:a)", {"Intercept": 0}, {"b:a": 1}, 0, seed=2)
+    pd.testing.assert_series_equal(m1.predict(data), m2.predict(data))
+
+
+def test_lme4_coefficient_names_are_accepted():
+    data = pd.DataFrame({"cond": ["a", "b", "c", "a"], "x": [0.0, 1.0, 2.0, 3.0]})
+    f = "y ~ cond * x"
+    formulaic = Model(f, {"Intercept": 1, "cond[T.b]": 2, "cond[T.c]": 3, "x": 0.5,
+                          "x:cond[T.b]": 0.1, "x:cond[T.c]": 0.2}, sigma=0)
+    lme4 = Model(f, {"(Intercept)": 1, "condb": 2, "condc": 3, "x": 0.5, "condb:x": 0.1, "x:condc": 0.2}, sigma=0)
+    pd.testing.assert_series_equal(formulaic.predict(data), lme4.predict(data))
+    np.testing.assert_allclose(lme4.predict(data), [1.0, 1 + 2 + 0.5 + 0.1, 1 + 3 + 1.0 + 0.4, 2.5])
+
+
+def test_sum_contrasts_by_formulaic_or_lme4_names():
+    data = pd.DataFrame({"cond": ["a", "b", "c"]})
+    a = Model("y ~ C(cond, Sum)", {"Intercept": 1, "C(cond, Sum)[S.a]": 0.5, "C(cond, Sum)[S.b]": -0.2}, sigma=0)
+    b = Model("y ~ C(cond, Sum)", {"(Intercept)": 1, "cond1": 0.5, "cond2": -0.2}, sigma=0)
+    np.testing.assert_allclose(a.predict(data), [1.5, 0.8, 1 - 0.3])
+    pd.testing.assert_series_equal(a.predict(data), b.predict(data))
+
+
+def test_declared_levels_fix_the_coefficients_whatever_levels_appear():
+    m = Model("y ~ cond", {"Intercept": 1, "cond[T.b]": 2, "cond[T.c]": 3}, sigma=0,
+              levels={"cond": ["a", "b", "c"]})
+    np.testing.assert_allclose(m.predict(pd.DataFrame({"cond": ["c", "b"]})), [4.0, 3.0])
+    with pytest.raises(DataError, match="'d'.*declared levels"):
+        m.predict(pd.DataFrame({"cond": ["d"]}))
+
+
+def test_transforms_and_interactions_in_the_fixed_part():
+    data = pd.DataFrame({"x": [1.0, 2.0, 4.0], "z": [1.0, 0.0, 2.0]})
+    m = Model("y ~ np.log(x) + I(x**2) + x:z", {"Intercept": 0, "np.log(x)": 1, "I(x**2)": 0.5, "x:z": 2}, sigma=0)
+    np.testing.assert_allclose(m.predict(data), np.log(data.x) + 0.5 * data.x**2 + 2 * data.x * data.z)
+
+
+def test_random_slope_on_a_categorical_predictor(data):
+    data = data.assign(cond=np.where(data.x1 > 0, "hi", "lo"))
+    m = Model("y ~ (0 + cond | subject)", {"Intercept": 0},
+              {"subject": {"sd": {"cond[hi]": 1, "cond[lo]": 1}, "corr": {("cond[hi]", "cond[lo]"): 0.5}}}, 0, seed=1)
+    re = m.random_effects(data)["subject"]
+    assert list(re.columns) == ["cond[hi]", "cond[lo]"]
+
+
+def test_sd_zero_switches_a_factor_off(data):
+    m = Model(FORMULA, FIXED, {"subject": {"Intercept": 0, "x1": 0}, "item": 0}, 0.1, seed=1)
+    np.testing.assert_allclose(m.predict(data), m.predict(data, random=False))
+
+
+def test_theta_round_trip_and_lme4_order():
+    data = make_conditions(n=600, n_subjects=40, n_items=15)
+    m = Model("y ~ x1 + (1 | item) + (1 + x1 | subject)", {"Intercept": 0, "x1": 1},
+              {"subject": {"sd": {"Intercept": 0.8, "x1": 0.4}, "corr": {("Intercept", "x1"): 0.3}}, "item": 0.5},
+              sigma=2.0)
+    theta = glmmsim.to_theta(m, data)
+    # subject (40 levels) comes before item (15 levels); 2x2 closed form (s1, r s2, s2 sqrt(1-r^2)) / sigma
+    np.testing.assert_allclose(theta, [0.4, 0.3 * 0.2, 0.2 * np.sqrt(1 - 0.09), 0.25])
+    back = glmmsim.random_from_theta(m.formula, theta, data, sigma=2.0)
+    assert back["subject"]["sd"] == pytest.approx({"Intercept": 0.8, "x1": 0.4})
+    assert back["subject"]["corr"][("Intercept", "x1")] == pytest.approx(0.3)
+    assert back["item"]["sd"]["Intercept"] == pytest.approx(0.5)
+    m2 = Model(m.formula, m.fixed, back, sigma=2.0)
+    np.testing.assert_allclose(glmmsim.to_theta(m2, data), theta)
+
+
+def test_theta_tie_rule_of_mkretrms():
+    data = pd.DataFrame({"a": np.arange(20) % 10, "b": np.arange(20) // 2, "s": np.arange(20)})
+    m = Model("y ~ (1 | a) + (1 | b) + (1 | s)", {"Intercept": 0}, {"a": 1.0, "b": 2.0, "s": 3.0}, sigma=1.0)
+    # reordering happens (s has most levels); tied a and b come out reversed
+    np.testing.assert_allclose(glmmsim.to_theta(m, data), [3.0, 2.0, 1.0])
+    m = Model("y ~ (1 | s) + (1 | a) + (1 | b)", {"Intercept": 0}, {"a": 1.0, "b": 2.0, "s": 3.0}, sigma=1.0)
+    np.testing.assert_allclose(glmmsim.to_theta(m, data), [3.0, 1.0, 2.0])
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(fixed={"Intercept": 1, "x1": 2, "x2": 1, "x3": 0}), ParameterError, "unknown coefficient 'x3'"),
+        (dict(fixed={"Intercept": 1, "x1": 2}), ParameterError, "no value for coefficient.*'x2'"),
+        (dict(fixed={"Intercept": 1, "x1": 2, "x2": "a"}), ParameterError, r"fixed\['x2'\] must be a number"),
+        (dict(fixed={"Intercept": 1, "x1": 2, "x2": np.nan}), ParameterError, "must be finite"),
+        (dict(random={**RANDOM, "block": 0.3}), ParameterError, "grouping factor 'block'"),
+        (dict(random={"subject": RANDOM["subject"]}), ParameterError, "no spec for grouping factor.*'item'"),
+        (dict(random={**RANDOM, "item": -0.4}), ParameterError, "must be >= 0"),
+        (dict(random={**RANDOM, "item": float("nan")}), ParameterError, "must be finite"),
+        (dict(random={**RANDOM, "subject": {"sd": {"Intercept": 0.5, "x1": 0.3}, "corr": {("Intercept", "x1"): 1.2}}}),
+         ParameterError, "outside \\[-1, 1\\]"),
+        (dict(random={**RANDOM, "subject": {"Intercept": 0.5, "x": 0.3}}), ParameterError, "unknown coefficient 'x'.*'x1'"),
+        (dict(random={**RANDOM, "subject": 0.5}), ParameterError, "single SD"),
+        (dict(sigma=-1), ParameterError, "sigma"),
+        (dict(sigma=None), ParameterError, "sigma"),
+        (dict(family="poison"), ParameterError, "Did you mean 'poisson'"),
+    ],
+)
+def test_bad_parameters_are_named(kwargs, error, message, data):
+    args = dict(formula=FORMULA, fixed=FIXED, random=RANDOM, sigma=0.1, seed=1) | kwargs
+    with pytest.raises(error, match=message):
+        Model(**args).simulate(data, seed=1)
+
+
+def test_correlation_matrix_that_is_not_psd_is_rejected(data):
+    corr = {("Intercept", "x1"): 0.9, ("Intercept", "x2"): 0.9, ("x1", "x2"): -0.9}
+    m = Model("y ~ (1 + x1 + x2 | subject)", {"Intercept": 0},
+              {"subject": {"sd": {"Intercept": 1, "x1": 1, "x2": 1}, "corr": corr}}, 1)
+    with pytest.raises(ParameterError, match="positive semi-definite"):
+        m.simulate(data)
+
+
+def test_full_correlation_matrix_in_sd_order(data):
+    spec = {"sd": {"x1": 0.3, "Intercept": 0.5}, "corr": [[1, 0.2], [0.2, 1]]}
+    pairs = {"sd": {"Intercept": 0.5, "x1": 0.3}, "corr": {("Intercept", "x1"): 0.2}}
+    a = Model("y ~ (x1 | subject)", {"Intercept": 0}, {"subject": spec}, 0, seed=1)
+    b = Model("y ~ (x1 | subject)", {"Intercept": 0}, {"subject": pairs}, 0, seed=1)
+    pd.testing.assert_series_equal(a.predict(data), b.predict(data))
+
+
+def test_correlation_across_uncorrelated_terms_is_an_error(data):
+    m = Model("y ~ (x1 || subject)", {"Intercept": 0},
+              {"subject": {"sd": {"Intercept": 1, "x1": 1}, "corr": {("Intercept", "x1"): 0.3}}}, 1)
+    with pytest.raises(ParameterError, match="different terms"):
+        m.simulate(data)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.drop(columns="x2"), "column 'x2'.*not in the data"),
+        (lambda d: d.drop(columns="item"), "column 'item'.*not in the data"),
+        (lambda d: d.assign(x1=d.x1.where(d.index != 5)), "column 'x1'.*missing values, first at row 5"),
+        (lambda d: d.assign(x2=d.x2.where(d.index != 7, np.inf)), "column 'x2'.*infinite values, first at row 7"),
+        (lambda d: d.assign(subject=d.subject.where(d.index != 3)), "grouping column 'subject'.*row 3"),
+    ],
+)
+def test_bad_data_is_named(model, data, mutate, message):
+    with pytest.raises(DataError, match=message):
+        model.simulate(mutate(data))
+
+
+def test_data_must_be_a_dataframe(model, data):
+    with pytest.raises(InputTypeError, match="DataFrame"):
+        model.simulate(data.to_numpy())
+
+
+def test_non_numeric_predictor_gets_a_hint(data):
+    m = Model("y ~ x1", {"Intercept": 0, "x1": 1}, sigma=1)
+    with pytest.raises(ParameterError, match="categorical column"):
+        m.simulate(data.assign(x1=np.where(data.x1 > 0, "hi", "lo")))
+
+
+def test_response_used_as_grouping_factor_is_an_error():
+    with pytest.raises(FormulaError, match="response"):
+        Model("g ~ (1 | g)", {"Intercept": 0}, {"g": 1}, 1)
+
+
+def test_errors_share_one_base_class():
+    for cls in (FormulaError, ParameterError, DataError, InputTypeError):
+        assert issubclass(cls, glmmsim.GlmmsimError)
+
+
+def test_replace_keeps_the_population(model, data):
+    other = model.replace(sigma=0.0)
+    np.testing.assert_allclose(other.simulate(data)["y"], model.predict(data))
+    with pytest.raises(InputTypeError, match="unknown argument"):
+        model.replace(sgima=1)
+
+
+def test_model_properties(model):
+    assert model.response == "y"
+    assert model.variables == ("x1", "x2", "subject", "item")
+    assert model.factors == ("subject", "item")
+    assert model.factor_columns == {"subject": ("subject",), "item": ("item",)}
+    coefs, sd, corr = model.covariance()["subject"]
+    assert coefs == ("Intercept", "x1") and sd.tolist() == [0.5, 0.3] and corr[0, 1] == 0.2

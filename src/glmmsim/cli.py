@@ -218,6 +218,23 @@ def _seed_text(seed: object) -> str:
     return str(seed)
 
 
+def _decimals(value: float, digits: int = 4) -> int:
+    """Fewest decimals showing ``value`` to ``digits`` significant digits without trailing zeros."""
+    if value == 0.0 or not np.isfinite(value):
+        return 0
+    full = max(digits - 1 - int(np.floor(np.log10(abs(value)))), 0)
+    for d in range(full + 1):
+        if round(value, d) == round(value, full):
+            return d
+    return full
+
+
+def _column(values: Sequence[float]) -> list[str]:
+    """Numbers formatted with one common number of decimals, like R's ``format(x, digits = 4)``."""
+    d = max([_decimals(float(v)) for v in values] + [0])
+    return [f"{float(v):.{d}f}" for v in values]
+
+
 def _table(rows: list[list[str]], right: set[int]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
@@ -228,19 +245,26 @@ def _table(rows: list[list[str]], right: set[int]) -> list[str]:
 
 
 def _random_table(model, data: pd.DataFrame, levels: dict) -> list[str]:
-    rows = [["Groups", "Name", "Variance", "Std.Dev.", "Corr"]]
+    names: list[tuple[str, str, str]] = []
+    sds: list[float] = []
     for factor, (coefs, sd, corr) in model.covariance(data).items():
         for i, coef in enumerate(coefs):
             corr_text = " ".join(f"{corr[i, j]:5.2f}" for j in range(i)) if i else ""
-            rows.append([factor if i == 0 else "", lme4_name(coef, levels), f"{sd[i] ** 2:.4g}", f"{sd[i]:.4g}", corr_text])
+            names.append((factor if i == 0 else "", lme4_name(coef, levels), corr_text))
+            sds.append(float(sd[i]))
     sigma = model.family.params.get("sigma")
     if sigma is not None:
-        rows.append(["Residual", "", f"{sigma ** 2:.4g}", f"{sigma:.4g}", ""])
+        names.append(("Residual", "", ""))
+        sds.append(float(sigma))
+    variances, stds = _column([s**2 for s in sds]), _column(sds)
+    rows = [["Groups", "Name", "Variance", "Std.Dev.", "Corr"]]
+    rows += [[g, n, v, s, c] for (g, n, c), v, s in zip(names, variances, stds)]
     return _table(rows, right={2, 3})
 
 
 def _fixed_table(model, levels: dict) -> list[str]:
-    rows = [["", "Value"]] + [[lme4_name(c, levels), f"{v:.4g}"] for c, v in model.fixed.items()]
+    values = _column(list(model.fixed.values()))
+    rows = [["", "Value"]] + [[lme4_name(c, levels), v] for c, v in zip(model.fixed, values)]
     return _table(rows, right={1})
 
 

@@ -9,17 +9,72 @@ most of formulaic's overhead, and gives the same numbers.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from formulaic import Formula, model_matrix
+from formulaic.transforms import TRANSFORMS
 
 from .draws import level_keys
 from .errors import DataError, FormulaError, did_you_mean, format_names
 
-__all__ = ["Columns", "Grouping", "model_columns", "grouping", "check_columns_present"]
+__all__ = [
+    "Columns",
+    "Grouping",
+    "model_columns",
+    "grouping",
+    "check_columns_present",
+    "expression_variables",
+]
+
+
+# names formulaic itself provides to formula expressions (contrasts such as Sum, modules such as np)
+_FORMULAIC_NAMES = frozenset(TRANSFORMS) | {"numpy", "math"}
+
+
+def _python_names(code: str) -> list[str]:
+    """Names a Python expression reads as data, skipping called functions and modules (``np.log``)."""
+    try:
+        tree = ast.parse(code, mode="eval")
+    except SyntaxError:
+        return []
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            skip.add(id(node.func))
+        elif isinstance(node, ast.Attribute):
+            skip.add(id(node.value))
+    names = [
+        (node.lineno, node.col_offset, node.id)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and id(node) not in skip and node.id not in _FORMULAIC_NAMES
+    ]
+    return [name for *_, name in sorted(names)]
+
+
+def expression_variables(expr: str) -> list[str]:
+    """Data columns a formulaic expression reads, in order of appearance.
+
+    formulaic's own ``required_variables`` misses columns inside stateful
+    transforms such as ``center(x)``, so Python factors are read with ``ast``.
+
+    Examples
+    --------
+    >>> expression_variables("1 + center(x3) + np.log(x2):cond")
+    ['x3', 'x2', 'cond']
+    """
+    found: list[str] = []
+    for term in Formula(expr):
+        for factor in term.factors:
+            kind = factor.eval_method.value
+            if kind == "lookup":
+                found.append(factor.expr)
+            elif kind == "python":
+                found.extend(_python_names(factor.expr))
+    return list(dict.fromkeys(found))
 
 
 @dataclass(frozen=True)
@@ -152,15 +207,13 @@ def _with_levels(
 def _formulaic_columns(
     expr: str, data: pd.DataFrame, levels: Mapping[str, Sequence[object]], where: str
 ) -> Columns:
-    variables = sorted(v for v in Formula(expr).required_variables if v in data.columns)
+    variables = expression_variables(expr)
+    check_columns_present(data, [v for v in variables if v not in levels], where)
     frame = _with_levels(data, variables, levels)
     try:
         matrix = model_matrix(expr, frame, na_action="raise", output="pandas")
     except Exception as exc:  # formulaic raises several unrelated classes; report them uniformly
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        missing = [v for v in Formula(expr).required_variables if v not in data.columns]
-        if missing:
-            check_columns_present(data, missing, where)
         raise DataError(f"cannot build the model matrix of {where} {expr!r}: {message}") from None
     names, arrays = [], []
     for name in matrix.columns:

@@ -21,7 +21,14 @@ from .draws import standard_normals, stream_key
 from .errors import DataError, FormulaError, InputTypeError, ParameterError, format_names
 from .families import Family, get_family
 from .formula import parse_formula
-from .matrices import Columns, Grouping, check_columns_present, grouping, model_columns
+from .matrices import (
+    Columns,
+    Grouping,
+    check_columns_present,
+    expression_variables,
+    grouping,
+    model_columns,
+)
 from .names import match_keys
 from .parameters import FactorSpec, TermCovariance, factor_covariance, parse_fixed, parse_random
 from .seeding import SeedLike, as_generator, seed_key
@@ -182,16 +189,8 @@ class Model:
     def variables(self) -> tuple[str, ...]:
         """Data columns the formula uses, in order of first appearance."""
         found: list[str] = []
-        exprs = [self._parsed.fixed] + [t.expr for t in self._terms]
-        from formulaic import Formula
-
-        for expr in exprs:
-            for term in Formula(expr):
-                for factor in term.factors:
-                    if factor.eval_method.value == "lookup":
-                        found.append(factor.expr)
-                    elif factor.eval_method.value == "python":
-                        found.extend(sorted(Formula(factor.expr).required_variables))
+        for expr in [self._parsed.fixed] + [t.expr for t in self._terms]:
+            found.extend(expression_variables(expr))
         for term in self._terms:
             found.extend(term.columns)
         if self._trials_column is not None:

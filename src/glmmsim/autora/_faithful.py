@@ -312,7 +312,7 @@ def check_faithful_parameters(
 def _check_group_sds(spec: FaithfulFormula, group: str, random_effects: Mapping[str, Any]) -> None:
     valid = sorted(_valid_sd_keys(spec, group))
     if group not in random_effects:
-        example = {k: 0.1 for k in valid if k != "1"}
+        example = {k: 0.1 for k in valid if k not in ("0", "1")}
         raise ParameterError(
             f"random_effects has no entry for grouping column {group!r} of {spec.formula!r} "
             f"(autora-synthetic raised KeyError here); give its SDs, e.g. {{{group!r}: {example}}}"

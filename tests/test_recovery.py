@@ -141,8 +141,9 @@ def crossed_effects():
     data = pd.DataFrame(
         {
             "x": rng.standard_normal(M_LEVELS),
-            "subject": [f"subj{i}" for i in range(M_LEVELS)],
-            # the same integer labels as another factor's: streams must still be separate
+            # both factors use the labels 0..m-1: subject k and item k have the same level key,
+            # so only the factor's stream keeps their effects apart
+            "subject": np.arange(M_LEVELS),
             "item": rng.permutation(M_LEVELS),
         }
     )
@@ -181,13 +182,13 @@ def test_crossed_effect_sds_and_corr(crossed_effects) -> None:
 
 
 def test_crossed_factors_are_independent(crossed_effects) -> None:
-    # subject "subj{k}" and item k share nothing; match them by position and by integer label
+    # subject k and item k share a label but nothing else: match them by label
     m = M_LEVELS
-    subj = crossed_effects["subject"]
-    item = crossed_effects["item"]["Intercept"]
-    by_label = item.reindex(np.arange(m)).to_numpy()
+    subj = crossed_effects["subject"].sort_index()
+    item = crossed_effects["item"]["Intercept"].sort_index()
+    assert subj.index.equals(item.index)
     for col in ("Intercept", "x"):
-        assert_within(np.corrcoef(subj[col].to_numpy(), by_label)[0, 1], 0.0, se_corr(0.0, m), f"subject {col} vs item")
+        assert_within(np.corrcoef(subj[col], item)[0, 1], 0.0, se_corr(0.0, m), f"subject {col} vs item")
 
 
 def test_three_coefficients_with_corr_matrix_in_sd_order() -> None:
@@ -322,8 +323,8 @@ def test_crossed_anova_components(crossed_y: np.ndarray) -> None:
     df = (N_S - 1) * (N_I - 1)
     s2 = float((resid**2).sum() / df)
     assert_within(s2, SIGMA_V**2, se_var(SIGMA_V**2, df + 1), "residual variance")
-    # power: a subject-by-item effect of SD 0.1 (extra variance 0.01) would be caught
-    assert rejects(s2, SIGMA_V**2 + 0.1**2 + 0.1**2, se_var(SIGMA_V**2, df + 1))
+    # power: a subject-by-item effect of SD 0.25 (extra variance 0.0625 > 5 SE = 0.036) is caught
+    assert rejects(s2, SIGMA_V**2 + 0.25**2, se_var(SIGMA_V**2, df + 1))
 
 
 # ----------------------------------------------------------------------------- c. correlation structures
@@ -422,7 +423,7 @@ SIGMA_D = 1.0
 CELL_SE = SIGMA_D / np.sqrt(N_CELL)
 
 
-def _cells(levels: list[str] = ["a", "b", "c"]) -> pd.DataFrame:
+def _cells(levels: tuple[str, ...] = ("a", "b", "c")) -> pd.DataFrame:
     rng = np.random.default_rng(404)
     return pd.DataFrame({"cond": rng.permutation(np.repeat(levels, N_CELL))})
 
@@ -490,6 +491,47 @@ def test_sum_contrast_cell_means(fixed: dict, levels: dict | None) -> None:
     assert rejects(means["c"], 1.0, CELL_SE)
 
 
+def test_cell_means_coding_without_intercept() -> None:
+    # "0 + cond" codes every level with its own indicator: the coefficients are the cell means
+    data = _cells()
+    model = glmmsim.Model("y ~ 0 + cond", fixed={"cond[a]": 1.0, "cond[b]": 1.5, "cond[c]": 0.0}, sigma=SIGMA_D, seed=1)
+    means = _cell_means(model, data)
+    for level, mu in {"a": 1.0, "b": 1.5, "c": 0.0}.items():
+        assert_within(means[level], mu, CELL_SE, f"cell mean {level}")
+
+
+def test_cell_means_coding_accepts_lme4_names() -> None:
+    data = _cells()
+    model = glmmsim.Model("y ~ 0 + cond", fixed={"conda": 1.0, "condb": 1.5, "condc": 0.0}, sigma=SIGMA_D, seed=1)
+    means = _cell_means(model, data)
+    for level, mu in {"a": 1.0, "b": 1.5, "c": 0.0}.items():
+        assert_within(means[level], mu, CELL_SE, f"cell mean {level}")
+
+
+def test_random_cell_means_slope_accepts_lme4_names() -> None:
+    # lme4's (0 + cond | g): one random effect per level, named conda, condb, condc
+    data = pd.DataFrame({"cond": ["a", "b", "c"] * 2, "g": [1, 1, 1, 2, 2, 2]})
+    model = glmmsim.Model(
+        "y ~ 1 + (0 + cond | g)", fixed={"Intercept": 0.0},
+        random={"g": {"conda": 1.0, "condb": 0.5, "condc": 0.2}}, sigma=1.0, seed=1,
+    )
+    assert list(model.random_effects(data)["g"].columns) == ["cond[a]", "cond[b]", "cond[c]"]
+
+
+def test_categorical_random_slope_applies_to_its_level_only() -> None:
+    # (cond | g): a group's condb effect shifts only its rows with cond == "b"
+    data = pd.DataFrame({"cond": ["a", "b", "c"] * 3, "g": np.repeat([1, 2, 3], 3)})
+    model = glmmsim.Model(
+        "y ~ 1 + (cond | g)", fixed={"(Intercept)": 0.0},
+        random={"g": {"(Intercept)": 1.0, "condb": 0.5, "condc": 0.2}}, sigma=1.0, seed=1,
+    )
+    eff = model.random_effects(data)["g"]
+    assert list(eff.columns) == ["Intercept", "cond[T.b]", "cond[T.c]"]
+    rows = eff.loc[data["g"]].to_numpy()
+    expected = rows[:, 0] + rows[:, 1] * (data["cond"] == "b") + rows[:, 2] * (data["cond"] == "c")
+    np.testing.assert_allclose(model.predict(data).to_numpy(), expected, rtol=0, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------- e. families
 def _with_x(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
@@ -540,11 +582,11 @@ def test_binomial_mixed_model_vb_recovery() -> None:
       Fisher information with w = mu (1 - mu) at the true linear predictor;
     * the intercept is dominated by the G group effects: SE(b_0)^2 = (sd_g^2 + 1 / (n_g w)) / G;
     * the group SD: SE(var) = sqrt(2 / (G - 1)) (sd_g^2 + 1 / (n_g w)), SE(sd) = SE(var) / (2 sd_g);
-      VB shrinks variance components, so the SD gets a 30% relative allowance on top
-      (documented looseness; a model without the random intercept is still rejected).
+      VB's variance components are biased (shrunk), so the SD gets a 10% relative allowance on
+      top (documented looseness; half the true SD, or no random intercept, is still rejected).
     """
     sm_mixed = pytest.importorskip("statsmodels.genmod.bayes_mixed_glm")
-    n_groups, n_per = 400, 25
+    n_groups, n_per = 300, 20
     b0, b1, sd_g = -0.4, 1.0, 0.7
     data = _with_x(n_groups * n_per, 707)
     data["g"] = np.repeat(np.arange(n_groups), n_per)
@@ -568,6 +610,6 @@ def test_binomial_mixed_model_vb_recovery() -> None:
 
     sd_hat = float(np.exp(fit.vcp_mean[0]))  # vcp_mean is the posterior mean of log SD
     se_sdg = se_var(sd_g**2 + noise, n_groups) / (2 * sd_g)
-    tol = K * se_sdg + 0.3 * sd_g
+    tol = K * se_sdg + 0.1 * sd_g
     assert abs(sd_hat - sd_g) < tol, f"group SD {sd_hat:.3f} vs {sd_g} (tol {tol:.3f})"
-    assert abs(sd_hat - 0.0) > tol  # the random intercept is really there
+    assert abs(sd_hat - sd_g / 2) > tol and abs(sd_hat - 0.0) > tol  # power

@@ -10,6 +10,7 @@ glmmsim ...
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import TextIO
@@ -72,7 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="draw the study to an image file")
     _add_spec_options(p)
     p.add_argument("-o", "--out", metavar="PNG", required=True, help="image file (.png, .pdf, .svg)")
-    p.add_argument("--kind", default="spaghetti", choices=["spaghetti", "interaction", "caterpillar", "pairs"])
+    p.add_argument(
+        "--kind",
+        default="auto",
+        choices=["auto", "spaghetti", "interaction", "caterpillar", "pairs"],
+        help="auto (default): spaghetti if the formula has a numeric predictor, else interaction",
+    )
     p.add_argument("--x", help="predictor on the horizontal axis (spaghetti, interaction)")
     p.add_argument("--trace", help="condition drawn as separate lines (interaction)")
     p.add_argument("--factor", help="grouping factor to draw (spaghetti, caterpillar, pairs)")
@@ -154,11 +160,14 @@ def _cmd_describe(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> i
 
 
 def _cmd_plot(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    from .plot import plot_model
+    from .plot import _predictors, plot_model
 
     study = _load(args)
     _check_image_path(args.out)
     data = study.simulate()
+    if args.kind == "auto":
+        numeric, _ = _predictors(study.model, data)
+        args.kind = "spaghetti" if numeric else "interaction"
     kwargs: dict[str, object] = {}
     if args.kind in ("spaghetti", "interaction") and args.x:
         kwargs["x"] = args.x
@@ -180,7 +189,9 @@ def _check_image_path(path: str) -> None:
     formats = Figure().canvas.get_supported_filetypes()
     ext = path.rsplit(".", 1)[-1].lower() if "." in path else ""
     if ext not in formats:
-        raise ParameterError(f"cannot tell the image format of {path!r}; use an extension of {format_names(sorted(formats))}")
+        raise ParameterError(
+            f"cannot tell the image format of {path!r}; use an extension of {format_names(sorted(formats))}"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -268,6 +279,14 @@ def _fixed_table(model, levels: dict) -> list[str]:
     return _table(rows, right={1})
 
 
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
+        pass
+
+
 # ---------------------------------------------------------------------------
 # entry point
 # ---------------------------------------------------------------------------
@@ -290,6 +309,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         return int(exc.code or 0)
     try:
         return _COMMANDS[args.command](args, stdout, stderr)
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) went away: stop quietly, as Unix tools do
+        _silence_stdout()
+        return 141
     except (GlmmsimError, OSError, yaml.YAMLError) as exc:
         message = " ".join(str(exc).split())
         print(f"glmmsim: error: {message}", file=stderr)

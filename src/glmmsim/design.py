@@ -245,15 +245,21 @@ def _check_dist_params(dist: str, p: dict, where: str) -> None:
                 )
 
 
+def _normal(u: np.ndarray, mean: float, sd: float) -> np.ndarray:
+    if sd == 0:  # ppf with scale 0 gives NaN; a zero SD means a constant
+        return np.full(u.shape, float(mean))
+    return stats.norm.ppf(u, loc=mean, scale=sd)
+
+
 def _draw_covariate(cov: dict, u: np.ndarray) -> Any:
     """Turn uniforms into covariate values by the inverse CDF of the distribution."""
     dist = cov["dist"]
     if dist == "normal":
-        return stats.norm.ppf(u, loc=cov["mean"], scale=cov["sd"]) if cov["sd"] > 0 else np.full(u.shape, float(cov["mean"]))
+        return _normal(u, cov["mean"], cov["sd"])
     if dist == "uniform":
         return cov["low"] + u * (cov["high"] - cov["low"])
     if dist == "lognormal":
-        return np.exp(stats.norm.ppf(u, loc=cov["meanlog"], scale=cov["sdlog"]) if cov["sdlog"] > 0 else np.full(u.shape, float(cov["meanlog"])))
+        return np.exp(_normal(u, cov["meanlog"], cov["sdlog"]))
     if dist == "integers":
         low, high = int(cov["low"]), int(cov["high"])
         return (low + np.floor(u * (high - low + 1))).astype(np.int64)
@@ -790,7 +796,8 @@ def _check_prefixes(prefixes: object, unit_names: list[str]) -> dict[str, str]:
         for u in prefixes:
             if u not in unit_names:
                 raise ParameterError(
-                    f"prefixes names unit {u!r}; units are {format_names(unit_names)}." + did_you_mean(str(u), unit_names)
+                    f"prefixes names unit {u!r}; units are {format_names(unit_names)}."
+                    + did_you_mean(str(u), unit_names)
                 )
         pref = {u: _check_name(prefixes.get(u, u[0]), f"prefixes[{u!r}]") for u in unit_names}
     if len(set(pref.values())) < len(pref):

@@ -64,6 +64,8 @@ def _canonical_labels(values: np.ndarray | pd.Index | pd.Categorical) -> np.ndar
         return out
     if arr.dtype.kind == "b":
         return arr.astype(str)
+    if pd.api.types.infer_dtype(arr, skipna=False) == "string":
+        return arr  # labels already; the common case needs no Python-level loop
     return np.array([_label_str(v) for v in arr], dtype=object)
 
 

@@ -458,8 +458,9 @@ def _categorical_hint(conditions: pd.DataFrame, names: Sequence[str]) -> str:
     if not cats:
         return ""
     return (
-        f" (categorical column(s) {format_names(cats)} expand to one coefficient per non-reference "
-        f"level; pass levels={{column: [...]}} to fix the levels and reference)"
+        f" (categorical column(s) {format_names(cats)} expand to one coefficient per level, less "
+        f"the reference level when there is an intercept; pass levels={{column: [...]}} to fix the "
+        f"levels and reference)"
     )
 
 

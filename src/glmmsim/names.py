@@ -20,7 +20,7 @@ from .errors import ParameterError, did_you_mean, format_names
 
 __all__ = ["lme4_name", "aliases", "match_keys"]
 
-_CONTRAST = re.compile(r"^(?P<expr>.+)\[(?P<kind>[A-Za-z]+)\.(?P<level>.*)\]$")
+_CONTRAST = re.compile(r"^(?P<expr>.+)\[((?P<kind>[A-Za-z]+)\.)?(?P<level>.*)\]$")
 _C_CALL = re.compile(r"^C\(\s*(?P<name>[A-Za-z_.][A-Za-z0-9_.]*)\s*(,.*)?\)$")
 _INTERCEPT_SPELLINGS = ("Intercept", "(Intercept)", "1")
 
@@ -46,7 +46,7 @@ def _lme4_factor(part: str, levels: Mapping[str, Sequence[object]]) -> str:
     expr, kind, level = m.group("expr"), m.group("kind"), m.group("level")
     c_call = _C_CALL.match(expr)
     variable = c_call.group("name") if c_call else expr
-    if kind == "T":
+    if kind in ("T", None):  # treatment contrast, or full dummy coding of '0 + cond'
         return f"{variable}{level}"
     if kind == "S" and variable in levels:
         # lme4's contr.sum numbers the kept levels 1..k-1

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .names import lme4_name
 from .errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names
 from .seeding import SeedLike, as_generator
 
@@ -301,7 +302,14 @@ def interaction(
         cell = stats.loc[lev]
         offset = (k / max(len(traces) - 1, 1) - 0.5) * width if len(traces) > 1 else 0.0
         xs = np.array([pos[v] for v in cell.index]) + offset
-        ax.errorbar(xs, cell["mean"], yerr=cell["se"], marker="o", capsize=3, label=f"{trace} = {lev}" if trace else None)
+        ax.errorbar(
+            xs,
+            cell["mean"].to_numpy(dtype=float),
+            yerr=cell["se"].to_numpy(dtype=float),
+            marker="o",
+            capsize=3,
+            label=f"{trace} = {lev}" if trace else None,
+        )
     ax.set_xticks(range(len(x_levels)), [str(v) for v in x_levels])
     ax.set_xlim(-0.5, len(x_levels) - 0.5)
     ax.set(xlabel=x, ylabel=f"mean {ylabel} (± 1 SE)", title=f"{ylabel} by {x}" + (f" and {trace}" if trace else ""))
@@ -338,20 +346,21 @@ def caterpillar(
     for f in factors:
         _pick_factor(model, f)
     effects = model.random_effects(data)
-    panels = [(f, c) for f in factors for c in effects[f].columns]
-    ncol = min(len(panels), 3)
-    nrow = math.ceil(len(panels) / ncol)
-    fig = Figure(figsize=figsize or (3.2 * ncol, 3.0 * nrow), layout="constrained")
-    for k, (f, coef) in enumerate(panels):
-        ax = fig.add_subplot(nrow, ncol, k + 1)
-        values = effects[f][coef].sort_values()
-        ax.axvline(0.0, color="grey", lw=0.8)
-        ax.scatter(values.to_numpy(), np.arange(len(values)), s=8, color="C0")
-        if len(values) <= 30:
-            ax.set_yticks(np.arange(len(values)), [str(v) for v in values.index], fontsize=6)
-        else:
-            ax.set_yticks([])
-        ax.set(title=f"{f}: {coef}", xlabel="effect", ylabel=f"{f} (sorted)" if k % ncol == 0 else None)
+    ncol = max(len(effects[f].columns) for f in factors)
+    nrow = len(factors)
+    fig = Figure(figsize=figsize or (3.2 * ncol, 2.8 * nrow), layout="constrained")
+    for row, f in enumerate(factors):
+        for col, coef in enumerate(effects[f].columns):
+            ax = fig.add_subplot(nrow, ncol, row * ncol + col + 1)
+            values = effects[f][coef].sort_values()
+            ax.axvline(0.0, color="grey", lw=0.8)
+            ax.scatter(values.to_numpy(), np.arange(len(values)), s=8, color="C0")
+            if len(values) <= 30:
+                ax.set_yticks(np.arange(len(values)), [str(v) for v in values.index], fontsize=6)
+            else:
+                ax.set_yticks([])
+            ylabel = f"{f} ({len(values)} levels, sorted)" if col == 0 else None
+            ax.set(title=f"{f}: {lme4_name(coef)}", xlabel="effect", ylabel=ylabel)
     return fig
 
 
@@ -409,5 +418,7 @@ def plot_model(model, data: pd.DataFrame, kind: str = "spaghetti", **kwargs: Any
     Keyword arguments go to the plot function of that name (:func:`spaghetti`, ...).
     """
     if kind not in _PLOTTERS:
-        raise ParameterError(f"kind must be one of {format_names(PLOT_KINDS)}; got {kind!r}.{did_you_mean(str(kind), PLOT_KINDS)}")
+        raise ParameterError(
+            f"kind must be one of {format_names(PLOT_KINDS)}; got {kind!r}.{did_you_mean(str(kind), PLOT_KINDS)}"
+        )
     return _PLOTTERS[kind](model, data, **kwargs)

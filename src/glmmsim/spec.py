@@ -51,10 +51,10 @@ Examples
 >>> study = parse_spec(text)
 >>> study.simulate().shape
 (12, 5)
->>> parse_spec(text.replace("sigma:", "sigmaa:"))
+>>> parse_spec(text.replace("sigma:", "sigmaa:"))  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-glmmsim.spec.SpecError: <string>, line 6: model.sigmaa: unknown key 'sigmaa'. Did you mean 'sigma'? Valid keys: 'formula', 'fixed', 'random', 'sigma', 'family', 'link', 'dispersion', 'trials', 'levels'
+glmmsim.spec.SpecError: <string>, line 6: model.sigmaa: unknown key 'sigmaa'. Did you mean 'sigma'? ...
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ def _walk(node: yaml.Node, path: Path, lines: dict[Path, int], source: str) -> N
         for key_node, value_node in node.value:
             key = key_node.value
             if key in seen:
-                raise SpecError(f"{source}, line {key_node.start_mark.line + 1}: {_dotted(path + (key,))}: duplicate key {key!r}")
+                line = key_node.start_mark.line + 1
+                raise SpecError(f"{source}, line {line}: {_dotted(path + (key,))}: duplicate key {key!r}")
             seen.add(key)
             lines[path + (key,)] = key_node.start_mark.line + 1
             _walk(value_node, path + (key,), lines, source)
@@ -439,6 +440,7 @@ class Study:
     source: str = "<string>"
     _model: Any = field(default=None, repr=False)
     _conditions: pd.DataFrame | None = field(default=None, repr=False)
+    _ctx: _Ctx | None = field(default=None, repr=False)
 
     @property
     def model(self):
@@ -454,7 +456,7 @@ class Study:
         try:
             return Model(**self.model_kwargs, seed=population_seed)
         except GlmmsimError as exc:
-            raise SpecError(f"{self.source}: model: {exc}") from None
+            raise self._model_error(exc) from None
 
     def conditions(self) -> pd.DataFrame:
         """The design's conditions (generated once, then reused; a copy is returned)."""
@@ -462,22 +464,36 @@ class Study:
             try:
                 self._conditions = DESIGN_TYPES[self.design_type](**self.design_args, seed=self.seeds["design"])
             except GlmmsimError as exc:
-                raise SpecError(f"{self.source}: design: {exc}") from None
+                raise SpecError(f"{self._where(('design',))}: design: {exc}") from None
         return self._conditions.copy()
 
     def check(self) -> None:
-        """Build model and design and check the design has every column the model needs."""
+        """Build model and design and try the model on the design, so spec errors surface at load time."""
         conds = self.conditions()
         needed = list(self.model.variables)
-        trials = self.model_kwargs.get("trials")
-        if isinstance(trials, str):
-            needed.append(trials)
         missing = [c for c in needed if c not in conds.columns]
         if missing:
             raise SpecError(
-                f"{self.source}: the model uses column(s) {format_names(missing)} that the design does not "
-                f"make; design columns: {format_names(conds.columns)}"
+                f"{self._where(('design',))}: design: the model uses column(s) {format_names(missing)} that the "
+                f"design does not make; design columns: {format_names(conds.columns)}"
             )
+        try:
+            self.model.predict(conds, type="link")
+        except GlmmsimError as exc:
+            raise self._model_error(exc) from None
+
+    def _where(self, path: Path) -> str:
+        return self._ctx.where(path) if self._ctx is not None else self.source
+
+    def _model_error(self, exc: GlmmsimError) -> SpecError:
+        # point at the model key the message starts with ("fixed names ...", "random[...] ...")
+        first = str(exc).split("[", 1)[0].split(" ", 1)[0].split("=", 1)[0]
+        path = ("model", first) if first in MODEL_KEYS else ("model",)
+        where = self._where(path)
+        overrides = [o for p, o in (self._ctx.origins.items() if self._ctx else []) if p[: len(path)] == path]
+        if overrides and not where.startswith("--"):
+            where += f" ({', '.join(overrides)})"
+        return SpecError(f"{where}: {_dotted(path)}: {exc}")
 
     def simulate(self, replicate: int = 0, vary_population: bool = True) -> pd.DataFrame:
         """Simulate one dataset.
@@ -544,6 +560,7 @@ def parse_spec(
         seeds=_seeds(ctx, top.get("seeds"), seed),
         output=_output(ctx, top.get("output")),
         source=source,
+        _ctx=ctx,
     )
     study.check()
     return study

@@ -203,7 +203,8 @@ def test_crossed_run(crossed):
 
 def test_documented_formulas_warn_about_their_autora_reading(two_subjects):
     with pytest.warns(GlmmsimWarning, match=r"\(x1\|subject\) has no random intercept"):
-        lmm_experiment(formula="rt ~ (x1|subject)", random_effects={"subject": {"x1": 0.1}})
+        lmm_experiment(formula="rt ~ (x1|subject)", fixed_effects={"Intercept": 0.0},
+                       random_effects={"subject": {"x1": 0.1}})
     with pytest.warns(GlmmsimWarning, match=r"the '1' of \(1 \+ x1\|subject\) is written with spaces"):
         lmm_experiment(
             formula="y ~ x1 + x2 + (1 + x1|subject) + (x2|group)",

@@ -1,0 +1,136 @@
+"""Tests of glmmsim.plot: every plot renders to PNG and holds the expected artists."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+
+import glmmsim
+from glmmsim.design import crossed
+from glmmsim.errors import DataError, ParameterError
+from glmmsim.plot import caterpillar, interaction, pairs, plot_model, spaghetti
+
+FIXED = {"Intercept": 1.0, "x": 0.5, "cond[T.b]": 0.4}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return glmmsim.Model(
+        "y ~ 1 + x + cond + (1 + x | subject) + (1 | item)",
+        fixed=FIXED,
+        random={"subject": {"sd": {"Intercept": 1.0, "x": 0.3}, "corr": {("Intercept", "x"): 0.5}}, "item": 0.3},
+        sigma=0.5,
+        seed=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def data(model):
+    conds = crossed(20, 6, within={"cond": ["a", "b"]}, covariates={"x": {"per": "trial"}}, seed=2)
+    return model.simulate(conds, seed=3)
+
+
+def save(fig: Figure, tmp_path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    fig.savefig(path, dpi=50)
+    assert path.stat().st_size > 1000
+    with open(path, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def scatters(ax):
+    return [c for c in ax.collections if isinstance(c, PathCollection)]
+
+
+def test_spaghetti_lines_and_population(model, data, tmp_path):
+    fig = spaghetti(model, data, x="x", max_lines=8, seed=0)
+    save(fig, tmp_path, "spaghetti")
+    ax = fig.axes[0]
+    assert len(ax.lines) == 8 + 1  # 8 sampled subjects + population line
+    assert len(scatters(ax)) == 8
+    # population line: fixed part at the first row's condition, random effects zero
+    pop = ax.lines[-1]
+    xs, ys = pop.get_data()
+    cond_b = FIXED["cond[T.b]"] if data["cond"].iloc[0] == "b" else 0.0
+    assert np.allclose(ys, FIXED["Intercept"] + cond_b + FIXED["x"] * xs)
+
+
+def test_spaghetti_subject_line_uses_its_own_effects(model, data):
+    fig = spaghetti(model, data, x="x", max_lines=None, points=False)
+    ax = fig.axes[0]
+    assert len(ax.lines) == 20 + 1 and not scatters(ax)
+    effects = model.random_effects(data)["subject"]
+    xs, ys = ax.lines[0].get_data()  # subjects are drawn in order of appearance: s001 first
+    slope = (ys[-1] - ys[0]) / (xs[-1] - xs[0])
+    assert slope == pytest.approx(FIXED["x"] + effects.loc["s001", "x"])
+
+
+def test_spaghetti_simulates_when_response_missing(model, data):
+    fig = plot_model(model, data.drop(columns="y"), kind="spaghetti", max_lines=3)
+    assert len(fig.axes[0].lines) == 4
+
+
+def test_interaction_cell_means(model, data, tmp_path):
+    fig = interaction(model, data, x="cond")
+    save(fig, tmp_path, "interaction")
+    ax = fig.axes[0]
+    assert len(ax.containers) == 1  # a single line (no second categorical predictor)
+    _, ys = ax.lines[0].get_data()
+    expected = data.groupby("cond", observed=True)["y"].mean().to_numpy()
+    assert np.allclose(ys, expected)
+
+
+def test_interaction_with_trace(model, data):
+    d = data.assign(group=np.where(data["subject"] < "s011", "g1", "g2"))
+    fig = interaction(model, d, x="cond", trace="group")
+    assert len(fig.axes[0].containers) == 2
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["group = g1", "group = g2"]
+
+
+def test_caterpillar_panels(model, data, tmp_path):
+    fig = caterpillar(model, data)
+    save(fig, tmp_path, "caterpillar")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["subject: (Intercept)", "subject: x", "item: (Intercept)"]
+    counts = [len(scatters(ax)[0].get_offsets()) for ax in fig.axes]
+    assert counts == [20, 20, 6]
+    values = scatters(fig.axes[0])[0].get_offsets()[:, 0]
+    assert np.all(np.diff(values) >= 0)  # sorted
+    assert np.allclose(np.sort(model.random_effects(data)["subject"]["Intercept"]), values)
+
+
+def test_pairs_matrix(model, data, tmp_path):
+    fig = pairs(model, data)
+    save(fig, tmp_path, "pairs")
+    assert len(fig.axes) == 4
+    off = fig.axes[1]
+    assert len(scatters(off)[0].get_offsets()) == 20
+    assert "model 0.50" in off.get_title()
+    assert len(fig.axes[0].patches) > 0  # histogram on the diagonal
+
+
+def test_model_plot_delegates(model, data):
+    fig = model.plot("caterpillar", data, factor="item")
+    assert len(fig.axes) == 1
+
+
+def test_plot_errors(model, data):
+    with pytest.raises(ParameterError, match="Did you mean 'pairs'"):
+        plot_model(model, data, kind="pair")
+    with pytest.raises(ParameterError, match="Did you mean 'subject'"):
+        caterpillar(model, data, factor="subjct")
+    with pytest.raises(DataError, match="x='z' is not a column"):
+        spaghetti(model, data, x="z")
+    intercept_only = glmmsim.Model("y ~ 1 + (1 | g)", fixed={"Intercept": 0}, random={"g": 1}, sigma=1)
+    with pytest.raises(ParameterError, match="2 or more coefficients"):
+        pairs(intercept_only, pd.DataFrame({"g": ["a", "b"]}))
+    m = glmmsim.Model("y ~ 1 + cond + (1 | g)", fixed={"Intercept": 0, "cond[T.b]": 1}, random={"g": 1}, sigma=1)
+    with pytest.raises(ParameterError, match="needs a numeric predictor"):
+        spaghetti(m, pd.DataFrame({"cond": ["a", "b"], "g": ["u", "v"]}))

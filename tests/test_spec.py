@@ -1,0 +1,230 @@
+"""Tests of glmmsim.spec: YAML study specs, validation with line numbers, overrides, output."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from glmmsim.errors import GlmmsimError
+from glmmsim.spec import SpecError, data_format, load_spec, parse_spec, set_value, write_data
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+
+SPEC = """\
+model:
+  formula: "y ~ 1 + x + cond + (1 + x | subject) + (1 | item)"
+  fixed: {Intercept: 1.0, x: 0.5, condb: 0.3}
+  random:
+    subject:
+      sd: {Intercept: 0.4, x: 0.2}
+      corr: {"Intercept, x": 0.5}
+    item: 0.3
+  sigma: 1.0
+design:
+  type: crossed
+  subjects: 6
+  items: 4
+  within: {cond: [a, b]}
+  covariates: {x: {per: trial}}
+seeds: {population: 1, noise: 2, design: 3}
+output: {file: out.csv}
+"""
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_valid_spec_simulates_reproducibly():
+    study = parse_spec(SPEC)
+    a, b = study.simulate(), parse_spec(SPEC).simulate()
+    assert list(a.columns) == ["subject", "item", "cond", "trial", "x", "y"]
+    assert len(a) == 6 * 4 * 2
+    pd.testing.assert_frame_equal(a, b)
+    other = parse_spec(SPEC, seed=99).simulate()
+    pd.testing.assert_frame_equal(a.drop(columns="y"), other.drop(columns="y"))
+    assert not np.allclose(a["y"], other["y"])
+    assert study.output == {"file": "out.csv", "format": None, "replicates": 1}
+
+
+@pytest.mark.parametrize(
+    "old, new, needle, match",
+    [
+        ("  sigma: 1.0", "  sigmaa: 1.0", "sigmaa", r"model\.sigmaa: unknown key 'sigmaa'\. Did you mean 'sigma'\?"),
+        ("output:", "outptu:", "outptu", r"outptu: unknown key 'outptu'\. Did you mean 'output'\?"),
+        ("  subjects: 6", "  subjetcs: 6", "subjetcs", r"design\.subjetcs: unknown key .*Did you mean 'subjects'\?"),
+        ("noise: 2", "nosie: 2", "nosie", r"seeds\.nosie: unknown key .*Did you mean 'noise'\?"),
+        ("  item: 0.3", "  item: lots", "item: lots", r"model\.random\.item: must be a number; got str 'lots'"),
+        ("x: 0.5, condb", "x: abc, condb", "x: abc", r"model\.fixed\.x: must be a number"),
+        ("  type: crossed", "  type: crosed", "type: crosed", r"design\.type: must be one of .*Did you mean 'crossed'\?"),
+        ("noise: 2", "noise: -2", "noise: -2", r"seeds\.noise: must be a non-negative whole number"),
+        ('corr: {"Intercept, x": 0.5}', 'corr: {"Intercept x": 0.5}', "Intercept x", r"two coefficients separated by a comma"),
+    ],
+)
+def test_errors_name_path_and_line(old, new, needle, match):
+    text = SPEC.replace(old, new)
+    assert text != SPEC
+    with pytest.raises(SpecError, match=match) as info:
+        parse_spec(text, source="study.yaml")
+    assert str(info.value).startswith(f"study.yaml, line {line_of(text, needle)}: ")
+
+
+def test_missing_required_keys():
+    with pytest.raises(SpecError, match=r"missing required key 'design'"):
+        parse_spec("model: {formula: 'y ~ 1'}\n")
+    with pytest.raises(SpecError, match=r"line 1: model: missing required key 'formula'"):
+        parse_spec(SPEC.replace('  formula: "y ~ 1 + x + cond + (1 + x | subject) + (1 | item)"\n', ""))
+
+
+def test_duplicate_key_and_invalid_yaml():
+    text = SPEC.replace("  sigma: 1.0", "  sigma: 1.0\n  sigma: 2.0")
+    with pytest.raises(SpecError, match=r"line 10: model\.sigma: duplicate key 'sigma'"):
+        parse_spec(text)
+    with pytest.raises(SpecError, match=r"line \d+: invalid YAML"):
+        parse_spec("model: {formula: [\n")
+
+
+def test_model_errors_point_at_the_model_key():
+    text = SPEC.replace("condb: 0.3", "condz: 0.3")
+    with pytest.raises(SpecError, match=r"line 3: model\.fixed: .*condz"):
+        parse_spec(text)
+
+
+def test_design_must_make_model_columns():
+    text = SPEC.replace("  covariates: {x: {per: trial}}\n", "")
+    with pytest.raises(SpecError, match=r"design: the model uses column\(s\) 'x'"):
+        parse_spec(text)
+
+
+def test_design_argument_errors_are_spec_errors():
+    with pytest.raises(SpecError, match=r"line 10: design: .*missing must be in"):
+        parse_spec(SPEC.replace("  items: 4", "  items: 4\n  missing: 2"))
+
+
+def test_correlation_forms_agree():
+    forms = [
+        'corr: {"Intercept, x": 0.5}',
+        "corr: [[Intercept, x, 0.5]]",
+        "corr: [[1.0, 0.5], [0.5, 1.0]]",
+    ]
+    covs = []
+    for form in forms:
+        study = parse_spec(SPEC.replace('corr: {"Intercept, x": 0.5}', form))
+        covs.append(study.model.covariance(study.conditions())["subject"])
+    for coefs, sd, corr in covs:
+        assert coefs == ("Intercept", "x")
+        assert np.allclose(sd, [0.4, 0.2]) and corr[0, 1] == pytest.approx(0.5)
+
+
+def test_correlation_matrix_shape_checked():
+    with pytest.raises(SpecError, match="one row per coefficient"):
+        parse_spec(SPEC.replace('corr: {"Intercept, x": 0.5}', "corr: [[1.0, 0.5, 0.1], [0.5, 1.0, 0.1]]"))
+
+
+def test_overrides():
+    study = parse_spec(SPEC, overrides=["fixed.x=0.3", "design.subjects=10", "seeds.noise=7"])
+    assert study.model.fixed["x"] == 0.3
+    assert study.conditions()["subject"].nunique() == 10
+    assert study.seeds["noise"] == 7
+    with pytest.raises(SpecError, match=r"unknown path 'desgn'\. Did you mean 'design'\?"):
+        parse_spec(SPEC, overrides=["desgn.subjects=3"])
+    with pytest.raises(SpecError, match=r"--set design\.subjetcs=3: design\.subjetcs: unknown key"):
+        parse_spec(SPEC, overrides=["design.subjetcs=3"])
+    with pytest.raises(SpecError, match=r"\(--set fixed\.xx=1\): model\.fixed"):
+        parse_spec(SPEC, overrides=["fixed.xx=1"])
+    with pytest.raises(SpecError, match="expected PATH=VALUE"):
+        parse_spec(SPEC, overrides=["fixed.x"])
+
+
+def test_set_value_parses_yaml_and_does_not_mutate():
+    raw = {"model": {"fixed": {"x": 1.0}}, "design": {"within": {"c": ["a", "b"]}}}
+    new, path = set_value(raw, "design.within={c: [a, b, c]}")
+    assert new["design"]["within"] == {"c": ["a", "b", "c"]} and path == ("design", "within")
+    assert raw["design"]["within"] == {"c": ["a", "b"]}
+
+
+def test_scalar_seeds_and_replicates():
+    text = SPEC.replace("seeds: {population: 1, noise: 2, design: 3}", "seeds: 42")
+    study = parse_spec(text)
+    pd.testing.assert_frame_equal(study.simulate(), parse_spec(text).simulate())
+    reps = list(study.replicates(3))
+    assert [r["replicate"].iloc[0] for r in reps] == [1, 2, 3]
+    pd.testing.assert_frame_equal(reps[0].drop(columns="replicate"), study.simulate())
+    conds = study.conditions()
+    re0 = study.model.random_effects(conds)["subject"]
+    re1 = study.make_model(np.random.SeedSequence(0)).random_effects(conds)["subject"]
+    assert not np.allclose(re0, re1)
+    fixed_pop = list(study.replicates(2, vary_population=False))
+    assert not np.allclose(fixed_pop[0]["y"], fixed_pop[1]["y"])
+
+
+def test_replicates_vary_population_by_default():
+    study = parse_spec(SPEC.replace("sigma: 1.0", "sigma: 0.0"))
+    # with no residual noise, two replicates differ only through new random effects
+    r1, r2 = study.simulate(1), study.simulate(2)
+    assert not np.allclose(r1["y"], r2["y"])
+    s1, s2 = study.simulate(1, vary_population=False), study.simulate(2, vary_population=False)
+    assert np.allclose(s1["y"], s2["y"])
+
+
+def test_write_data_csv_and_tsv(tmp_path):
+    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    assert write_data(df, tmp_path / "d.csv") == "csv"
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "d.csv"), df)
+    write_data(iter([df, df]), str(tmp_path / "d.tsv"))
+    assert len(pd.read_csv(tmp_path / "d.tsv", sep="\t")) == 4
+
+
+def test_write_parquet(tmp_path):
+    pytest.importorskip("pyarrow")
+    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    write_data(df, str(tmp_path / "d.parquet"))
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "d.parquet"), df, check_dtype=False)
+
+
+def test_parquet_without_pyarrow(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # makes `import pyarrow` fail
+    with pytest.raises(GlmmsimError, match="needs pyarrow"):
+        write_data(pd.DataFrame({"a": [1]}), str(tmp_path / "d.parquet"))
+
+
+def test_data_format_errors():
+    with pytest.raises(GlmmsimError, match="cannot tell the format"):
+        data_format("out.xlsx")
+    with pytest.raises(GlmmsimError, match="csv extension but format 'parquet'"):
+        data_format("out.csv", "parquet")
+
+
+def test_load_spec_missing_file(tmp_path):
+    with pytest.raises(OSError):
+        load_spec(tmp_path / "none.yaml")
+
+
+# --------------------------------------------------------------------------- examples
+
+
+def test_stroop_example():
+    study = load_spec(EXAMPLES / "stroop.yaml")
+    data = study.simulate()
+    assert data["subject"].nunique() == 40 and data["item"].nunique() == 30
+    assert (data["rt"] > 250).all()  # shifted lognormal: never below the shift
+    # 3% missing of 2400 planned trials; 4 binomial SEs
+    assert abs(len(data) - 0.97 * 2400) < 4 * np.sqrt(2400 * 0.03 * 0.97)
+
+
+def test_accuracy_example():
+    data = load_spec(EXAMPLES / "accuracy.yaml").simulate()
+    assert set(data["correct"].unique()) <= {0, 1}
+    assert data.groupby(["subject", "item"]).size().eq(1).all()  # Latin square: each word once
+    assert len(data) == 60 * 48
+
+
+def test_school_example():
+    data = load_spec(EXAMPLES / "school.yaml").simulate()
+    assert data["school"].nunique() == 30
+    assert data.groupby("school")["class"].nunique().between(2, 4).all()
+    assert data.groupby("school", observed=True)["treatment"].nunique().eq(1).all()

@@ -9,6 +9,7 @@ Examples
 (2, 3)
 """
 
+from . import design
 from .errors import (
     DataError,
     FormulaError,
@@ -23,6 +24,7 @@ from .theta import random_from_theta, to_theta
 
 __all__ = [
     "Model",
+    "design",
     "Family",
     "get_family",
     "to_theta",

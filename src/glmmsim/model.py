@@ -198,6 +198,11 @@ class Model:
         return tuple(dict.fromkeys(found))
 
     @property
+    def trials(self) -> int | str | None:
+        """Binomial trials as given: a number, a column name, or None (Bernoulli)."""
+        return self._trials
+
+    @property
     def _trials_column(self) -> str | None:
         return self._trials if isinstance(self._trials, str) else None
 

@@ -105,7 +105,7 @@ def _pick_factor(model, factor: str | None, argname: str = "factor", need: int =
 def _response_values(model, data: pd.DataFrame) -> tuple[np.ndarray, str]:
     """Response values to plot, as proportions for binomial counts out of several trials."""
     y = data[model.response].to_numpy(dtype=float)
-    trials = getattr(model, "_trials", None)
+    trials = model.trials
     if model.family.name == "binomial" and trials is not None:
         n = data[trials].to_numpy(dtype=float) if isinstance(trials, str) else float(trials)
         return y / n, f"{model.response} (proportion)"
@@ -235,7 +235,7 @@ def _grid_rows(row: pd.DataFrame, x: str, grid: np.ndarray, at: Mapping[str, Any
 def _scaled_prediction(model, mean: pd.Series, rows: pd.DataFrame) -> np.ndarray:
     """Predictions on the scale the response is plotted on (proportions for binomial counts)."""
     values = mean.to_numpy(dtype=float)
-    trials = getattr(model, "_trials", None)
+    trials = model.trials
     if model.family.name == "binomial" and trials is not None:
         n = rows[trials].to_numpy(dtype=float) if isinstance(trials, str) else float(trials)
         values = values / n

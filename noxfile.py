@@ -21,6 +21,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def autora(session: nox.Session) -> None:
     """Whole suite with the AutoRA extra (numpy < 2); AutoRA tests must run, not skip."""
-    session.install("-e", ".[test,autora]")
+    # pyarrow >= 25 needs numpy 2 at import time without declaring it; AutoRA keeps numpy < 2
+    session.install("-e", ".[test,autora]", "pyarrow<25")
     session.run("python", "-c", "import numpy, pandas; print('numpy', numpy.__version__, 'pandas', pandas.__version__)")
     session.run("pytest", *session.posargs, env={"GLMMSIM_REQUIRE_AUTORA": "1"})

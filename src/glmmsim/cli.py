@@ -45,6 +45,17 @@ def _add_spec_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (a usage error otherwise, not a traceback later)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``glmmsim`` command."""
     parser = argparse.ArgumentParser(
@@ -59,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_spec_options(p)
     p.add_argument("-o", "--out", metavar="FILE", help="output file (.csv, .csv.gz, .tsv, .parquet); '-' for CSV on stdout")
     p.add_argument("--format", choices=["csv", "parquet"], help="output format (default: from the extension)")
-    p.add_argument("--replicates", type=int, metavar="K", help="write K datasets with a 'replicate' column")
+    p.add_argument("--replicates", type=_positive_int, metavar="K", help="write K datasets with a 'replicate' column")
     p.add_argument(
         "--fixed-population",
         action="store_true",
@@ -82,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--x", help="predictor on the horizontal axis (spaghetti, interaction)")
     p.add_argument("--trace", help="condition drawn as separate lines (interaction)")
     p.add_argument("--factor", help="grouping factor to draw (spaghetti, caterpillar, pairs)")
-    p.add_argument("--max-lines", type=int, default=12, help="spaghetti: at most this many units (default 12)")
-    p.add_argument("--dpi", type=int, default=100)
+    p.add_argument(
+        "--max-lines", type=_positive_int, default=12, help="spaghetti: at most this many units (default 12)"
+    )
+    p.add_argument("--dpi", type=_positive_int, default=100, help="resolution of raster images (default 100)")
     return parser
 
 

@@ -20,8 +20,11 @@ same subject in a 40- and an 80-subject version of a study.  Every random
 draw that belongs to a unit (its covariate values, a random between-subject
 assignment, its number of trials, which of its trials are missing, the size
 of a cluster) is derived by hashing ``(seed, purpose, label)`` rather than
-taken from a sequential random stream, so adding subjects, items or schools
-never changes what was drawn for the existing ones.
+taken from a sequential random stream, so adding subjects or schools never
+changes what was drawn for the existing ones.  Adding items keeps each
+existing item's draws (covariates, assignment, missingness), but ``trial``
+numbers a subject's whole sequence, and with ``trials_per_subject`` the kept
+subset is chosen among all of the subject's trials, so those can change.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Union
 
 import numpy as np
@@ -37,6 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import InputTypeError, ParameterError, did_you_mean, format_names
+from .parameters import check_number
 from .seeding import SeedLike, seed_key
 
 __all__ = ["crossed", "nested", "unit_labels"]
@@ -150,6 +154,11 @@ def _factors(spec: FactorSpec | None, argname: str) -> dict[str, list[Any]]:
                 f"{argname}[{name!r}] must be a list of levels, e.g. ['a', 'b']; got {levels!r}"
             )
         levels = list(levels)
+        unhashable = [v for v in levels if not isinstance(v, Hashable)]
+        if unhashable:
+            raise InputTypeError(
+                f"{argname}[{name!r}] levels must be strings or numbers; got {unhashable[0]!r}"
+            )
         if len(levels) < 1:
             raise ParameterError(f"{argname}[{name!r}] needs at least one level")
         if len({str(v) for v in levels}) != len(levels):
@@ -159,11 +168,10 @@ def _factors(spec: FactorSpec | None, argname: str) -> dict[str, list[Any]]:
 
 
 def _check_rate(value: object, argname: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputTypeError(f"{argname} must be a number in [0, 1); got {value!r}")
-    if not 0.0 <= float(value) < 1.0:
-        raise ParameterError(f"{argname} must be in [0, 1); got {value}")
-    return float(value)
+    rate = check_number(value, argname, minimum=0.0)
+    if rate >= 1.0:
+        raise ParameterError(f"{argname} must be in [0, 1) (1 would drop every row); got {value}")
+    return rate
 
 
 def _check_unique_columns(columns: Sequence[str]) -> None:
@@ -217,32 +225,39 @@ def _check_covariates(spec: Mapping | None, units: Sequence[str], argname: str =
 
 
 def _check_dist_params(dist: str, p: dict, where: str) -> None:
-    def number(key: str) -> float:
-        v = p[key]
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
-            raise InputTypeError(f"{where}[{key!r}] must be a finite number; got {v!r}")
-        return float(v)
+    def number(key: str, minimum: float | None = None) -> float:
+        return check_number(p[key], f"{where}[{key!r}]", minimum=minimum)
 
-    if dist == "normal" and number("sd") < 0:
-        raise ParameterError(f"{where}['sd'] must be >= 0; got {p['sd']}")
-    if dist == "lognormal":
-        number("meanlog")
-        if number("sdlog") < 0:
-            raise ParameterError(f"{where}['sdlog'] must be >= 0; got {p['sdlog']}")
-    if dist in ("uniform", "integers") and number("low") > number("high"):
-        raise ParameterError(f"{where}: 'low' ({p['low']}) must not exceed 'high' ({p['high']})")
+    def whole(key: str) -> int:
+        # integers draws floor(u * (high - low + 1)): a fractional bound would be silently truncated
+        value = number(key)
+        if not float(value).is_integer():
+            raise ParameterError(f"{where}[{key!r}] must be a whole number for dist 'integers'; got {p[key]!r}")
+        return int(value)
+
     if dist == "normal":
         number("mean")
+        number("sd", minimum=0.0)
+    if dist == "lognormal":
+        number("meanlog")
+        number("sdlog", minimum=0.0)
+    if dist == "uniform" and number("low") > number("high"):
+        raise ParameterError(f"{where}: 'low' ({p['low']}) must not exceed 'high' ({p['high']})")
+    if dist == "integers" and whole("low") > whole("high"):
+        raise ParameterError(f"{where}: 'low' ({p['low']}) must not exceed 'high' ({p['high']})")
     if dist == "choice":
         levels = p["levels"]
         if levels is None or isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence) or not levels:
             raise ParameterError(f"{where}['levels'] must be a non-empty list of levels for dist 'choice'")
         if p["p"] is not None:
-            probs = np.asarray(p["p"], dtype=float)
-            if probs.shape != (len(levels),) or np.any(probs < 0) or not np.isclose(probs.sum(), 1.0):
+            probs = p["p"]
+            if isinstance(probs, (str, bytes)) or not isinstance(probs, Sequence) or len(probs) != len(levels):
                 raise ParameterError(
-                    f"{where}['p'] must be {len(levels)} non-negative probabilities summing to 1; got {p['p']!r}"
+                    f"{where}['p'] must be a list of {len(levels)} probabilities, one per level; got {probs!r}"
                 )
+            values = [check_number(v, f"{where}['p'][{i}]", minimum=0.0) for i, v in enumerate(probs)]
+            if not np.isclose(sum(values), 1.0):
+                raise ParameterError(f"{where}['p'] must sum to 1; got {probs!r} (sum {sum(values):g})")
 
 
 def _normal(u: np.ndarray, mean: float, sd: float) -> np.ndarray:
@@ -301,9 +316,8 @@ def _check_size(spec: object, argname: str) -> None:
             raise ParameterError(f"{argname}: low ({low}) must not exceed high ({high})")
         return
     if isinstance(spec, Mapping) and set(spec) == {"poisson"}:
-        mean = spec["poisson"]
-        if isinstance(mean, bool) or not isinstance(mean, numbers.Real) or not mean > 0:
-            raise ParameterError(f"{argname}['poisson'] must be a positive mean; got {mean!r}")
+        if check_number(spec["poisson"], f"{argname}['poisson']") <= 0:
+            raise ParameterError(f"{argname}['poisson'] must be a positive mean; got {spec['poisson']!r}")
         return
     raise InputTypeError(
         f"{argname} must be an int, a (low, high) pair, {{'poisson': mean}} or a callable "

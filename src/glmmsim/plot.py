@@ -27,6 +27,7 @@ Examples
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -129,6 +130,14 @@ def _only_factor(model, keep: str, data: pd.DataFrame):
     return model.replace(random=random)
 
 
+def _check_max_lines(max_lines: object) -> int | None:
+    if max_lines is None:
+        return None
+    if isinstance(max_lines, bool) or not isinstance(max_lines, numbers.Integral) or max_lines < 1:
+        raise ParameterError(f"max_lines must be a whole number >= 1 or None (all units); got {max_lines!r}")
+    return int(max_lines)
+
+
 def _sample_levels(labels: Sequence[Any], max_n: int | None, seed: SeedLike) -> list[Any]:
     labels = list(labels)
     if max_n is None or len(labels) <= max_n:
@@ -181,6 +190,7 @@ def spaghetti(
         Seeds the response simulation (if needed) and the unit sample.
     """
     data = _check_data(data)
+    max_lines = _check_max_lines(max_lines)
     rng = as_generator(seed, "seed")
     data = _with_response(model, data, rng)
     numeric, _ = _predictors(model, data)
@@ -215,11 +225,20 @@ def spaghetti(
             ax.scatter(data.loc[rows, x], y[rows], s=6, color=color, alpha=0.35, linewidths=0)
     pop_data = _grid_rows(data.iloc[[0]], x, grid, at)
     pop = _scaled_prediction(model, model.predict(pop_data, random=False), pop_data)
-    ax.plot(grid, pop, color="black", lw=2.5, label="population (random effects = 0)")
+    ax.plot(grid, pop, color="black", lw=2.5, label=_population_label(model, data, x, at))
     shown = f"{len(units)} of {data[group_col].nunique()}" if len(units) < data[group_col].nunique() else f"{len(units)}"
     ax.set(xlabel=x, ylabel=ylabel, title=f"{ylabel} by {x}: {shown} {factor} levels")
     ax.legend(loc="best", fontsize="small", frameon=False)
     return fig
+
+
+def _population_label(model, data: pd.DataFrame, x: str, at: Mapping[str, Any]) -> str:
+    """Legend text of the population line, naming the values other predictors are held at."""
+    numeric, categorical = _predictors(model, data)
+    held = [c for c in (*numeric, *categorical) if c != x]
+    values = {c: (at[c] if c in at else data[c].iloc[0]) for c in held}
+    text = ", ".join(f"{c} = {v:.3g}" if isinstance(v, (float, np.floating)) else f"{c} = {v}" for c, v in values.items())
+    return "population (random effects = 0" + (f"; {text})" if text else ")")
 
 
 def _grid_rows(row: pd.DataFrame, x: str, grid: np.ndarray, at: Mapping[str, Any]) -> pd.DataFrame:
@@ -325,6 +344,15 @@ def _levels(column: pd.Series) -> list[Any]:
     return sorted(pd.unique(column.dropna()), key=lambda v: (str(type(v)), v))
 
 
+#: Caterpillar panels label each level up to this many levels (more would overlap at a readable size).
+_MAX_LEVEL_LABELS = 20
+
+
+def _category_levels(data: pd.DataFrame) -> dict[str, list[Any]]:
+    """Categories of the data's categorical columns, so coefficient names read as lme4 spells them."""
+    return {c: list(data[c].cat.categories) for c in data.columns if isinstance(data[c].dtype, pd.CategoricalDtype)}
+
+
 def caterpillar(
     model,
     data: pd.DataFrame,
@@ -355,12 +383,12 @@ def caterpillar(
             values = effects[f][coef].sort_values()
             ax.axvline(0.0, color="grey", lw=0.8)
             ax.scatter(values.to_numpy(), np.arange(len(values)), s=8, color="C0")
-            if len(values) <= 30:
-                ax.set_yticks(np.arange(len(values)), [str(v) for v in values.index], fontsize=6)
+            if len(values) <= _MAX_LEVEL_LABELS:
+                ax.set_yticks(np.arange(len(values)), [str(v) for v in values.index], fontsize=7)
             else:
                 ax.set_yticks([])
             ylabel = f"{f} ({len(values)} levels, sorted)" if col == 0 else None
-            ax.set(title=f"{f}: {lme4_name(coef)}", xlabel="effect", ylabel=ylabel)
+            ax.set(title=f"{f}: {lme4_name(coef, _category_levels(data))}", xlabel="effect", ylabel=ylabel)
     return fig
 
 
@@ -388,6 +416,7 @@ def pairs(
     coefs, _, corr = model.covariance(data)[factor]
     effects = model.random_effects(data)[factor]
     k = len(coefs)
+    names = [lme4_name(c, _category_levels(data)) for c in coefs]
     size = figsize or (2.2 * k + 0.6, 2.2 * k + 0.4)
     fig = Figure(figsize=size, layout="constrained")
     axes = fig.subplots(k, k, squeeze=False)
@@ -401,9 +430,9 @@ def pairs(
                 r = np.corrcoef(effects[cj], effects[ci])[0, 1] if len(effects) > 2 else float("nan")
                 ax.set_title(f"r = {r:.2f} (model {corr[i, j]:.2f})", fontsize=7)
             if i == k - 1:
-                ax.set_xlabel(cj, fontsize=8)
+                ax.set_xlabel(names[j], fontsize=8)
             if j == 0:
-                ax.set_ylabel(ci, fontsize=8)
+                ax.set_ylabel(names[i], fontsize=8)
             ax.tick_params(labelsize=6)
     fig.suptitle(f"random effects of {factor} ({len(effects)} levels)", fontsize=9)
     return fig

@@ -63,6 +63,7 @@ import copy
 import inspect
 import numbers
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -464,7 +465,7 @@ class Study:
             try:
                 self._conditions = DESIGN_TYPES[self.design_type](**self.design_args, seed=self.seeds["design"])
             except GlmmsimError as exc:
-                raise SpecError(f"{self._where(('design',))}: design: {exc}") from None
+                raise self._located_error(exc, ("design",), list(self.design_args)) from None
         return self._conditions.copy()
 
     def check(self) -> None:
@@ -486,9 +487,11 @@ class Study:
         return self._ctx.where(path) if self._ctx is not None else self.source
 
     def _model_error(self, exc: GlmmsimError) -> SpecError:
-        # point at the model key the message starts with ("fixed names ...", "random[...] ...")
-        first = str(exc).split("[", 1)[0].split(" ", 1)[0].split("=", 1)[0]
-        path = ("model", first) if first in MODEL_KEYS else ("model",)
+        return self._located_error(exc, ("model",), list(MODEL_KEYS))
+
+    def _located_error(self, exc: GlmmsimError, section: Path, keys: Sequence[str]) -> SpecError:
+        """A SpecError pointing at the spec key an error message from Model or a design is about."""
+        path = section + _message_path(str(exc), keys)
         where = self._where(path)
         overrides = [o for p, o in (self._ctx.origins.items() if self._ctx else []) if p[: len(path)] == path]
         if overrides and not where.startswith("--"):
@@ -517,6 +520,33 @@ class Study:
             data = self.simulate(r, vary_population)
             data.insert(0, "replicate", r + 1)
             yield data
+
+
+def _message_path(message: str, keys: Sequence[str]) -> Path:
+    """The key path an error message is about, read from its start.
+
+    Messages from Model and the design generators begin with the argument
+    they reject, e.g. ``levels['class'] bound must be >= 1`` or
+    ``random['subject'] 'corr' names ...``; failing that, the first argument
+    name the message mentions is used (``unknown family 'binomal'``).
+
+    Examples
+    --------
+    >>> _message_path("levels['class'] must be >= 1", ["levels", "seed"])
+    ('levels', 'class')
+    >>> _message_path("unknown family 'x'", ["fixed", "family"])
+    ('family',)
+    >>> _message_path("something else", ["fixed"])
+    ()
+    """
+    head = re.match(r"(\w+)((?:\[(?:'[^']*'|\d+)\])*)", message)
+    if head and head.group(1) in keys:
+        subkeys = re.findall(r"\['([^']*)'\]", head.group(2))
+        return (head.group(1), *subkeys)
+    for word in re.findall(r"\w+", message):
+        if word in keys:
+            return (word,)
+    return ()
 
 
 def _child(seed: SeedLike, r: int) -> SeedLike:
@@ -568,8 +598,11 @@ def parse_spec(
 
 def load_spec(path: str | os.PathLike, overrides: Sequence[str] = (), seed: int | None = None) -> Study:
     """Read and validate a YAML study spec file (see :func:`parse_spec`)."""
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{os.fspath(path)}: not a UTF-8 text file (byte {exc.start}); is it a YAML spec?") from None
     return parse_spec(text, source=os.fspath(path), overrides=overrides, seed=seed)
 
 

@@ -17,7 +17,7 @@ from ..errors import GlmmsimWarning, ParameterError, did_you_mean
 from ..seeding import SeedLike, as_generator
 from . import _faithful, _lme4
 from ._plot import make_plotter
-from ._variables import as_conditions, categorical_ivs, domain_frame, make_variables, merge_ivs
+from ._variables import as_conditions, categorical_ivs, domain_frame, make_variables, merge_ivs, text_levels
 
 __all__ = ["lmm_experiment"]
 
@@ -188,28 +188,20 @@ def _common(variables, grouping, response, run, ground_truth, name) -> dict[str,
 
 
 def _build_lme4(p: dict[str, Any]) -> dict[str, Any]:
-    from ..model import Model
-
     dispersion = p["dispersion"]
     if dispersion is not None and "sigma" in dispersion:
         raise ParameterError("give the residual SD as run(..., added_noise=...), not in dispersion")
     with_sigma = _lme4.has_sigma(p["family"], p["link"], dispersion)
-    model = Model(
-        p["formula"],
-        fixed=_lme4.translate_fixed(p["fixed_effects"]),
-        random=_lme4.translate_random(p["random_effects"]),
-        sigma=0.01 if with_sigma else None,
-        family="gaussian" if p["family"] is None else p["family"],
-        link=p["link"],
-        dispersion=dispersion,
-        trials=p["trials"],
-        levels=p["levels"],
-        seed=p["random_state"],
-    )
+    model = _lme4_model(p, with_sigma)
     variables = make_variables(merge_ivs(model.variables, p["X"], model.formula), model.response)
     iv_names = [iv.name for iv in variables.independent_variables]
     grouping = tuple(dict.fromkeys(c for cols in model.factor_columns.values() for c in cols))
     numeric = [n for n in iv_names if n not in grouping]
+    # Text IVs described in X keep their levels (and reference level) in every batch of conditions.
+    implied = {k: v for k, v in text_levels(variables, skip=grouping).items() if k not in (p["levels"] or {})}
+    if implied:
+        with _lme4.in_autora_names():
+            model = model.replace(levels={**implied, **(p["levels"] or {})})
 
     def run(conditions: Any, added_noise: float = 0.01, random_state: SeedLike = None) -> pd.DataFrame:
         """Simulate observations of the persistent population; ``random_state`` drives the noise.
@@ -220,8 +212,9 @@ def _build_lme4(p: dict[str, Any]) -> dict[str, Any]:
         data = as_conditions(conditions, iv_names, numeric)
         if with_sigma and noise == 0:
             return ground_truth(data)
-        noisy = model.replace(sigma=noise) if with_sigma else model
-        return noisy.simulate(data, seed=random_state)
+        with _lme4.in_autora_names():
+            noisy = model.replace(sigma=noise) if with_sigma else model
+            return noisy.simulate(data, seed=random_state)
 
     def ground_truth(conditions: Any, random_state: SeedLike = None) -> pd.DataFrame:
         """Conditional mean of the response (random effects included, no noise).
@@ -229,7 +222,27 @@ def _build_lme4(p: dict[str, Any]) -> dict[str, Any]:
         ``random_state`` is accepted for autora compatibility and not used.
         """
         data = as_conditions(conditions, iv_names, numeric)
-        return _with_response(data, model.response, model.predict(data).to_numpy())
+        with _lme4.in_autora_names():
+            mean = model.predict(data).to_numpy()
+        return _with_response(data, model.response, mean)
 
-    parts = _common(variables, grouping, model.response, run, ground_truth, p["name"])
-    return parts
+    return _common(variables, grouping, model.response, run, ground_truth, p["name"])
+
+
+def _lme4_model(p: dict[str, Any], with_sigma: bool) -> Any:
+    """The glmmsim.Model behind an lme4-mode experiment (residual SD replaced per run)."""
+    from ..model import Model
+
+    with _lme4.in_autora_names():
+        return Model(
+            p["formula"],
+            fixed=_lme4.translate_fixed(p["fixed_effects"]),
+            random=_lme4.translate_random(p["random_effects"]),
+            sigma=0.01 if with_sigma else None,
+            family="gaussian" if p["family"] is None else p["family"],
+            link=p["link"],
+            dispersion=p["dispersion"],
+            trials=p["trials"],
+            levels=p["levels"],
+            seed=p["random_state"],
+        )

@@ -13,15 +13,20 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from ..errors import ParameterError
 
-__all__ = ["translate_fixed", "translate_random", "has_sigma"]
+__all__ = ["translate_fixed", "translate_random", "has_sigma", "in_autora_names"]
 
 _ONE = "1"
 _INTERCEPT = "Intercept"
+# glmmsim.Model's messages open with its argument name ("random['subject'] has no value ...",
+# "fixed names unknown coefficient ...") and may suggest "random={...}".
+_MODEL_ARGUMENT = re.compile(r"^(fixed|random)(?=\[| (?:must|names|gives|has) )|\b(random|fixed)(?==\{)")
 
 
 def _rename(key: Any) -> Any:
@@ -81,18 +86,51 @@ def translate_random(random_effects: Mapping[str, Any] | None) -> dict[str, Any]
 def has_sigma(family: Any, link: Any, dispersion: Mapping[str, Any] | None) -> bool:
     """Whether ``family`` (None = gaussian, a name or a glmmsim Family) has a residual sigma.
 
-    Any other problem with the family (unknown name, a missing parameter) is
-    left for :class:`glmmsim.Model` to report.
+    Raises the family's own error when it is invalid for a reason other than
+    sigma (an unknown name, a missing ``tau``), so the user is not told about
+    a sigma that ``added_noise`` supplies.
 
     Examples
     --------
     >>> has_sigma(None, None, None), has_sigma("poisson", None, None)
     (True, False)
+    >>> has_sigma("exgaussian", None, {"tau": 0.2}), has_sigma("gamma", None, {"shape": 2})
+    (True, False)
     """
     from ..families import get_family
 
+    name = "gaussian" if family is None else family
+    extra = dict(dispersion or {})
     try:
-        get_family("gaussian" if family is None else family, link, sigma=1.0, **dict(dispersion or {}))
-    except (ParameterError, TypeError):
+        get_family(name, link, sigma=1.0, **extra)
+    except (ParameterError, TypeError) as with_sigma:
+        try:
+            get_family(name, link, **extra)
+        except (ParameterError, TypeError):
+            raise with_sigma from None
         return False
     return True
+
+
+@contextmanager
+def in_autora_names() -> Iterator[None]:
+    """Re-raise glmmsim.Model's ParameterErrors with lmm_experiment's argument names.
+
+    The user passed ``fixed_effects``/``random_effects``; a message about
+    ``fixed``/``random`` would name arguments they never saw.
+
+    Examples
+    --------
+    >>> with in_autora_names():
+    ...     raise ParameterError("random has no spec for grouping factor(s) 'g'; e.g. random={'g': 0.5}")
+    Traceback (most recent call last):
+    ...
+    glmmsim.errors.ParameterError: random_effects has no spec for grouping factor(s) 'g'; e.g. random_effects={'g': 0.5}
+    """
+    try:
+        yield
+    except ParameterError as exc:
+        renamed = _MODEL_ARGUMENT.sub(lambda m: (m.group(1) or m.group(2)) + "_effects", str(exc))
+        if renamed == str(exc):
+            raise
+        raise ParameterError(renamed) from exc

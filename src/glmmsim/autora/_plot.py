@@ -56,6 +56,13 @@ def _middle(values: pd.Series) -> Any:
     return ordered[(len(ordered) - 1) // 2]
 
 
+def _label(name: str, value: Any) -> str:
+    """``name=value`` with floats shortened (a held 1/3 prints as 0.3333, not 17 digits)."""
+    if isinstance(value, (float, np.floating)):
+        return f"{name}={float(value):.4g}"
+    return f"{name}={value}"
+
+
 def _interactive_backend() -> bool:
     import matplotlib
 
@@ -73,6 +80,32 @@ def _interactive_backend() -> bool:
 def _predictions(model: Any, ivs: pd.DataFrame) -> np.ndarray:
     predicted = np.asarray(model.predict(ivs), dtype=float)
     return predicted.reshape(len(ivs), -1)[:, 0]
+
+
+def _draw_panel(
+    ax: Any,
+    rows: pd.DataFrame,
+    x: str | None,
+    line: str | None,
+    lines: list[Any],
+    response: str,
+    with_model: bool,
+) -> None:
+    """One truth line per level of ``line`` (same colour in every panel), the model's dashed on top."""
+    import matplotlib.pyplot as plt
+
+    colours = plt.get_cmap("tab10")
+    for i, level in enumerate(lines):
+        sub = rows if line is None else rows[rows[line] == level]
+        if sub.empty:
+            continue
+        sub = sub.sort_values(x) if x else sub
+        xs = sub[x] if x else np.zeros(len(sub))
+        label = "ground truth" if line is None else _label(line, level)
+        ax.plot(xs, sub[response], "-o", ms=3, color=colours(i % 10), label=label)
+        if with_model:
+            ax.plot(xs, sub["__model__"], "--", color=colours(i % 10))
+    ax.set_xlabel(x or "")
 
 
 def make_plotter(
@@ -128,22 +161,11 @@ def make_plotter(
         fig, axes = plt.subplots(
             1, len(panels), figsize=(4.5 * len(panels) + 1.5, 4), sharey=True, squeeze=False
         )
-        colours = plt.get_cmap("tab10")
         for ax, panel_level in zip(axes[0], panels):
             rows = frame if panel is None else frame[frame[panel] == panel_level]
-            for i, level in enumerate(lines):
-                sub = rows if line is None else rows[rows[line] == level]
-                if sub.empty:
-                    continue
-                sub = sub.sort_values(x) if x else sub
-                xs = sub[x] if x else np.zeros(len(sub))
-                label = "ground truth" if line is None else f"{line}={level}"
-                ax.plot(xs, sub[response], "-o", ms=3, color=colours(i % 10), label=label)
-                if predicted is not None:
-                    ax.plot(xs, sub["__model__"], "--", color=colours(i % 10))
-            ax.set_xlabel(x or "")
+            _draw_panel(ax, rows, x, line, lines, response, with_model=predicted is not None)
             if panel is not None:
-                ax.set_title(f"{panel}={panel_level}")
+                ax.set_title(_label(panel, panel_level))
         axes[0][0].set_ylabel(response)
         handles, labels = axes[0][0].get_legend_handles_labels()
         if predicted is not None:
@@ -151,7 +173,7 @@ def make_plotter(
             labels.append("fitted model")
         if handles:
             fig.legend(handles, labels, loc="center right", fontsize="small")
-        subtitle = ", ".join(f"{h}={v}" for h, v in kept.items())
+        subtitle = ", ".join(_label(h, v) for h, v in kept.items())
         fig.suptitle(name + (f" ({subtitle})" if subtitle else ""))
         fig.tight_layout(rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
         if _interactive_backend():

@@ -19,7 +19,7 @@ from autora.variable import DV, IV, ValueType, Variable, VariableCollection
 
 from ..errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names
 
-__all__ = ["merge_ivs", "make_variables", "domain_frame", "as_conditions", "categorical_ivs"]
+__all__ = ["merge_ivs", "make_variables", "domain_frame", "as_conditions", "categorical_ivs", "text_levels"]
 
 
 def merge_ivs(names: Sequence[str], X: Sequence[Variable] | None, formula: str) -> list[Variable]:
@@ -130,14 +130,45 @@ def _frame_from_array(conditions: object, iv_names: Sequence[str], numeric: Sequ
     return frame
 
 
+def _is_textual(iv: Variable) -> bool:
+    values = iv.allowed_values
+    return values is not None and len(values) > 0 and not all(
+        isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values
+    )
+
+
 def categorical_ivs(variables: VariableCollection, grouping: Sequence[str]) -> list[str]:
     """Names of IVs to treat as categories when plotting: grouping columns, CLASS or text IVs."""
-    out = []
-    for iv in variables.independent_variables:
-        values = iv.allowed_values
-        textual = values is not None and len(values) > 0 and not all(
-            isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values
-        )
-        if iv.name in grouping or iv.type == ValueType.CLASS or textual:
-            out.append(iv.name)
-    return out
+    return [
+        iv.name
+        for iv in variables.independent_variables
+        if iv.name in grouping or iv.type == ValueType.CLASS or _is_textual(iv)
+    ]
+
+
+def text_levels(variables: VariableCollection, skip: Sequence[str]) -> dict[str, list]:
+    """``{name: sorted allowed values}`` of the IVs with non-numeric allowed values, except ``skip``.
+
+    Fixing these levels keeps a categorical predictor's coefficients the same
+    whichever of its levels a batch of conditions holds. They are sorted as
+    formulaic sorts levels found in data, so the reference level is the one a
+    batch holding every level would give.
+
+    Examples
+    --------
+    >>> v = make_variables([IV(name="cond", allowed_values=["b", "a"]), IV(name="x", allowed_values=[0, 1])], "y")
+    >>> text_levels(v, skip=[])
+    {'cond': ['a', 'b']}
+    """
+    return {
+        iv.name: _sorted(np.asarray(iv.allowed_values, dtype=object).tolist())
+        for iv in variables.independent_variables
+        if iv.name not in skip and _is_textual(iv)
+    }
+
+
+def _sorted(values: list) -> list:
+    try:
+        return sorted(values)
+    except TypeError:  # mixed types: no natural order, keep the given one
+        return values

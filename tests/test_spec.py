@@ -101,8 +101,47 @@ def test_design_must_make_model_columns():
 
 
 def test_design_argument_errors_are_spec_errors():
-    with pytest.raises(SpecError, match=r"line 10: design: .*missing must be in"):
-        parse_spec(SPEC.replace("  items: 4", "  items: 4\n  missing: 2"))
+    # the message points at the offending key's own line, not the 'design:' line
+    text = SPEC.replace("  items: 4", "  items: 4\n  missing: 2")
+    line = text.splitlines().index("  missing: 2") + 1
+    with pytest.raises(SpecError, match=rf"<string>, line {line}: design\.missing: missing must be in"):
+        parse_spec(text)
+
+
+def test_nested_design_error_points_at_nested_key():
+    text = """
+model:
+  formula: "y ~ 1 + (1 | school)"
+  fixed: {Intercept: 0}
+  random: {school: 1}
+  sigma: 1
+design:
+  type: nested
+  levels:
+    school: 3
+    pupil: [0, 4]
+"""
+    with pytest.raises(SpecError, match=r"<string>, line 11: design\.levels\.pupil: levels\['pupil'\] bound must be >= 1"):
+        parse_spec(text)
+
+
+def test_design_error_from_set_names_the_override():
+    with pytest.raises(SpecError, match=r"^--set design\.subjects=0: design\.subjects: subjects must be >= 1"):
+        parse_spec(SPEC, overrides=["design.subjects=0"])
+
+
+def test_model_error_points_at_key_named_in_message():
+    text = SPEC.replace("  sigma: 1.0", "  sigma: 1.0\n  family: gausian")
+    line = text.splitlines().index("  family: gausian") + 1
+    with pytest.raises(SpecError, match=rf"line {line}: model\.family: unknown family 'gausian'"):
+        parse_spec(text)
+
+
+def test_non_utf8_spec_file_is_a_spec_error(tmp_path):
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"\xff\xfe\x00model")
+    with pytest.raises(SpecError, match=r"binary\.yaml: not a UTF-8 text file"):
+        load_spec(path)
 
 
 def test_correlation_forms_agree():

@@ -90,3 +90,24 @@ def test_plot_title_shortens_held_floats():
     fig = experiment.plotter()
     assert fig._suptitle.get_text() == "demo (x2=0.3333)"
     plt.close(fig)
+
+
+def test_faithful_ground_truth_is_run_without_noise_and_accepts_added_noise():
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    from glmmsim.autora import lmm_experiment
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exp = lmm_experiment("rt ~ x1 + (1|subject)", {"Intercept": 1.0, "x1": 2.0}, {"subject": {"Intercept": 0.5}})
+    conditions = pd.DataFrame({"x1": np.linspace(0, 1, 6), "subject": np.repeat([1, 2], 3)})
+    pd.testing.assert_frame_equal(
+        exp.ground_truth(conditions, added_noise=0.2, random_state=3),
+        exp.run(conditions, added_noise=0.2, random_state=3),
+    )
+    pd.testing.assert_frame_equal(
+        exp.ground_truth(conditions, random_state=3), exp.run(conditions, added_noise=0.0, random_state=3)
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -164,9 +165,9 @@ def _build_faithful(p: dict[str, Any]) -> dict[str, Any]:
         y = _faithful.simulate(spec, fixed, random, data, draw, noise)
         return _with_response(data, spec.response, y)
 
-    def ground_truth(conditions: Any, random_state: SeedLike = None) -> pd.DataFrame:
-        """``run`` without noise (random effects and the zero-noise draws still use the generator)."""
-        return run(conditions, added_noise=0.0, random_state=random_state)
+    # a partial, as in autora, so ground_truth(..., added_noise=x) keeps working for drop-in users;
+    # random effects and the zero-noise draws still use the generator
+    ground_truth = functools.partial(run, added_noise=0.0)
 
     return _common(variables, spec.groups, spec.response, run, ground_truth, p["name"])
 

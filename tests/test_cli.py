@@ -169,3 +169,29 @@ def test_stroop_main_job(tmp_path):
     # the incongruent condition is slower on average (effect 0.15 on the log scale)
     means = data.groupby("condition")["rt"].mean()
     assert means["incongruent"] > means["congruent"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["plot", "{spec}", "--out", "x.png", "--max-lines", "0"], "argument --max-lines: expected a whole number >= 1"),
+        (["plot", "{spec}", "--out", "x.png", "--dpi", "-1"], "argument --dpi: expected a whole number >= 1"),
+        (["simulate", "{spec}", "--out", "x.csv", "--replicates", "0"], "argument --replicates: expected"),
+    ],
+)
+def test_nonpositive_counts_are_usage_errors(spec, tmp_path, monkeypatch, capsys, argv, message):
+    # these used to reach matplotlib and end in a traceback (--max-lines -1, --dpi 0)
+    monkeypatch.chdir(tmp_path)
+    assert main([a.format(spec=spec) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_design_error_names_key_line(spec, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(spec.read_text().replace("  subjects: 6", "  subjects: 0"))
+    line = bad.read_text().splitlines().index("  subjects: 0") + 1
+    code, out, err = run("describe", bad)
+    assert code == 1
+    assert f"bad.yaml, line {line}: design.subjects: subjects must be >= 1" in err

@@ -312,3 +312,46 @@ def test_inputs_not_mutated():
     covs = {"x": {"per": "subject", "dist": "normal"}}
     crossed(2, 2, within=within, covariates=covs)
     assert within == {"condition": ["a", "b"]} and covs == {"x": {"per": "subject", "dist": "normal"}}
+
+
+@pytest.mark.parametrize(
+    "cov, exc, match",
+    [
+        ({"dist": "choice", "levels": ["a", "b"], "p": [0.5, "x"]}, ParameterError, r"\['p'\]\[1\] must be a number"),
+        ({"dist": "choice", "levels": ["a", "b"], "p": "ab"}, ParameterError, r"list of 2 probabilities"),
+        ({"dist": "choice", "levels": ["a", "b"], "p": [0.5, 0.6]}, ParameterError, r"must sum to 1"),
+        ({"dist": "integers", "low": 0.5, "high": 3}, ParameterError, r"\['low'\] must be a whole number"),
+        ({"dist": "normal", "mean": float("nan")}, ParameterError, r"\['mean'\] must be finite"),
+        ({"dist": "lognormal", "sdlog": -1}, ParameterError, r"\['sdlog'\] must be >= 0"),
+    ],
+)
+def test_covariate_parameter_errors(cov, exc, match):
+    # used to be a raw ValueError from numpy (p) or a silent truncation (integers bounds)
+    with pytest.raises(exc, match=match):
+        crossed(2, 2, covariates={"x": cov})
+
+
+def test_integers_with_whole_float_bounds_cover_both_ends():
+    d = crossed(50, 4, covariates={"x": {"dist": "integers", "low": 1.0, "high": 3.0}}, seed=1)
+    assert set(d["x"]) == {1, 2, 3}
+
+
+def test_unhashable_levels_are_input_type_errors():
+    with pytest.raises(InputTypeError, match=r"within\['c'\] levels must be strings or numbers"):
+        crossed(2, 2, within={"c": [[1], [2]]})
+
+
+def test_missing_rate_type_and_range():
+    with pytest.raises(ParameterError, match="missing must be a number"):
+        crossed(2, 2, missing="lots")
+    with pytest.raises(ParameterError, match=r"missing must be in \[0, 1\)"):
+        crossed(2, 2, missing=1.0)
+    assert len(crossed(3, 3, missing=0.0)) == 9
+
+
+def test_growing_items_keeps_existing_items_draws():
+    kw = dict(within={"c": ["a", "b"]}, missing=0.2, covariates={"x": {"per": "trial"}, "b": {"per": "item"}}, seed=5)
+    small, large = crossed(5, 4, **kw), crossed(5, 8, **kw)
+    kept = large[large["item"].isin(small["item"])].reset_index(drop=True)
+    # trial numbers count the whole sequence, so only they may differ
+    pd.testing.assert_frame_equal(small.drop(columns="trial"), kept.drop(columns="trial"))

@@ -344,7 +344,8 @@ def test_model_properties(model):
 
 
 def test_columns_inside_transforms_are_found_and_required():
-    m = Model("y ~ center(x3) + np.log(x2) + C(cond, Sum) + (1 | g)", sigma=1, random={"g": 1})
+    with pytest.warns(glmmsim.GlmmsimWarning, match="center"):
+        m = Model("y ~ center(x3) + np.log(x2) + C(cond, Sum) + (1 | g)", sigma=1, random={"g": 1})
     assert m.variables == ("x3", "x2", "cond", "g")
     with pytest.raises(DataError, match="column 'x3'.*not in the data"):
         m.simulate(pd.DataFrame({"x2": [1.0], "cond": ["a"], "g": [1]}))

@@ -134,3 +134,33 @@ def test_plot_errors(model, data):
     m = glmmsim.Model("y ~ 1 + cond + (1 | g)", fixed={"Intercept": 0, "cond[T.b]": 1}, random={"g": 1}, sigma=1)
     with pytest.raises(ParameterError, match="needs a numeric predictor"):
         spaghetti(m, pd.DataFrame({"cond": ["a", "b"], "g": ["u", "v"]}))
+
+
+def test_pairs_labels_use_lme4_names(model, data):
+    fig = pairs(model, data, factor="subject")
+    labels = [ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()]
+    assert labels == ["(Intercept)", "x"]
+
+
+def test_caterpillar_labels_levels_only_when_readable(model, data):
+    fig = caterpillar(model, data, factor=["subject", "item"])
+    assert len(fig.axes[0].get_yticklabels()) == 20  # 20 subjects still fit
+    assert len(fig.axes[2].get_yticklabels()) == 6
+    many = crossed(21, 2, covariates={"x": {"per": "trial"}}, within={"cond": ["a", "b"]}, seed=1)
+    fig = caterpillar(model, many, factor="subject")
+    assert fig.axes[0].get_yticklabels() == []  # 21 would overlap: no level labels
+
+
+def test_spaghetti_population_label_names_held_values(model, data):
+    fig = spaghetti(model, data, x="x", factor="subject", max_lines=3)
+    label = fig.axes[0].get_legend().get_texts()[0].get_text()
+    first = data["cond"].iloc[0]
+    assert label == f"population (random effects = 0; cond = {first})"
+    fig = spaghetti(model, data, x="x", factor="subject", max_lines=3, at={"cond": "b"})
+    assert fig.axes[0].get_legend().get_texts()[0].get_text().endswith("cond = b)")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_spaghetti_rejects_bad_max_lines(model, data, bad):
+    with pytest.raises(ParameterError, match="max_lines must be a whole number >= 1"):
+        spaghetti(model, data, x="x", max_lines=bad)

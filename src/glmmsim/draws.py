@@ -52,17 +52,29 @@ def string_key(text: str) -> int:
     return int(_hash_strings(np.array([text], dtype=object))[0])
 
 
+_INT64_SAFE = 2.0**63
+
+
 def _canonical_labels(values: np.ndarray | pd.Index | pd.Categorical) -> np.ndarray:
-    """Level values as strings, so that 1, 1.0, np.int32(1) and "1" name the same level."""
+    """Level values as strings, so that 1, 1.0, np.int32(1) and "1" name the same level.
+
+    Dates and durations are written at nanosecond resolution, so the population does
+    not depend on the unit a pandas version happens to store them in.
+    """
     arr = np.asarray(values)
-    if arr.dtype.kind in "iu":
-        return arr.astype(np.int64).astype(str)
-    if arr.dtype.kind == "f":
-        integral = np.isfinite(arr) & (arr == np.round(arr))
+    kind = arr.dtype.kind
+    if kind == "M":
+        return np.datetime_as_string(arr.astype("datetime64[ns]"), unit="ns").astype(object)
+    if kind == "m":
+        return (arr.astype("timedelta64[ns]").astype(np.int64).astype(str).astype(object)) + "ns"
+    if kind in "iu":
+        return arr.astype(str)  # exact for every int64 and uint64 value
+    if kind == "f":
+        integral = np.isfinite(arr) & (arr == np.round(arr)) & (np.abs(arr) < _INT64_SAFE)
         out = arr.astype(str).astype(object)
         out[integral] = arr[integral].astype(np.int64).astype(str)
         return out
-    if arr.dtype.kind == "b":
+    if kind == "b":
         return arr.astype(str)
     if pd.api.types.infer_dtype(arr, skipna=False) == "string":
         return arr  # labels already; the common case needs no Python-level loop
@@ -70,10 +82,18 @@ def _canonical_labels(values: np.ndarray | pd.Index | pd.Categorical) -> np.ndar
 
 
 def _label_str(value: object) -> str:
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
+    if isinstance(value, (pd.Timestamp, np.datetime64)) or (
+        hasattr(value, "tzinfo") and hasattr(value, "isoformat")
+    ):
+        stamp = pd.Timestamp(value)
+        stamp = stamp.tz_convert(None) if stamp.tzinfo is not None else stamp
+        return str(np.datetime_as_string(np.datetime64(stamp.as_unit("ns").value, "ns"), unit="ns"))
+    if isinstance(value, (pd.Timedelta, np.timedelta64)):
+        return f"{pd.Timedelta(value).value}ns"
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer() and abs(value) < _INT64_SAFE:
+        return str(int(value))
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     return str(value)

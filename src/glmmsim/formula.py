@@ -26,7 +26,7 @@ __all__ = ["Bar", "ParsedFormula", "parse_formula", "split_top_level"]
 
 _OPEN = "([{"
 _CLOSE = ")]}"
-_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+_NAME = re.compile(r"^[^\W\d][\w.]*$")  # a Python-style name; any alphabet
 
 
 @dataclass(frozen=True)

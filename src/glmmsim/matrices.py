@@ -10,6 +10,7 @@ most of formulaic's overhead, and gives the same numbers.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -119,7 +120,23 @@ class Grouping:
 
 
 def _first_bad_row(mask: np.ndarray, index: pd.Index) -> object:
-    return index[int(np.argmax(mask))]
+    return _plain(index[int(np.argmax(mask))])
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds, so messages read 1, not np.int64(1)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _first_line(exc: Exception) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # formulaic colours its messages
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _caret_hint(expr: str) -> str:
+    if "^" in expr:
+        return " (write powers as x**2: in formulaic, as in Python, '^' is exclusive or, not a power)"
+    return ""
 
 
 def check_columns_present(data: pd.DataFrame, columns: Sequence[str], where: str) -> None:
@@ -156,7 +173,7 @@ def _fast_columns(
     try:
         terms = list(Formula(expr))
     except Exception as exc:  # formulaic's parser errors carry no common base class
-        raise FormulaError(f"cannot parse {where} {expr!r}: {exc}") from None
+        raise FormulaError(f"cannot parse {where} {expr!r}: {_first_line(exc)}{_caret_hint(expr)}") from None
     plan: list[tuple[str, tuple[str, ...]]] = []
     for term in terms:
         factors = term.factors
@@ -195,7 +212,7 @@ def _with_levels(
         values = data[col]
         unknown = ~values.isin(list(levels[col])).to_numpy() & values.notna().to_numpy()
         if unknown.any():
-            bad = values.to_numpy()[np.argmax(unknown)]
+            bad = _plain(values.to_numpy()[np.argmax(unknown)])
             raise DataError(
                 f"column {col!r} has value {bad!r} (row {_first_bad_row(unknown, data.index)!r}) "
                 f"that is not among its declared levels {list(levels[col])!r}"
@@ -208,13 +225,14 @@ def _formulaic_columns(
     expr: str, data: pd.DataFrame, levels: Mapping[str, Sequence[object]], where: str
 ) -> Columns:
     variables = expression_variables(expr)
-    check_columns_present(data, [v for v in variables if v not in levels], where)
+    check_columns_present(data, variables, where)
     frame = _with_levels(data, variables, levels)
     try:
         matrix = model_matrix(expr, frame, na_action="raise", output="pandas")
     except Exception as exc:  # formulaic raises several unrelated classes; report them uniformly
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"cannot build the model matrix of {where} {expr!r}: {message}") from None
+        raise DataError(
+            f"cannot build the model matrix of {where} {expr!r}: {_first_line(exc)}{_caret_hint(expr)}"
+        ) from None
     names, arrays = [], []
     for name in matrix.columns:
         arr = matrix[name].to_numpy(dtype=np.float64)
@@ -277,7 +295,8 @@ def grouping(data: pd.DataFrame, columns: Sequence[str], where: str) -> Grouping
         return Grouping(codes, level_keys([labels.to_numpy()]), labels)
     combined = np.zeros(len(data), dtype=np.int64)
     for codes, uniques in parts:
-        combined = combined * len(uniques) + codes
+        # re-number after each column so the combined code never exceeds the number of rows
+        combined, _ = pd.factorize(combined * len(uniques) + codes, sort=False)
     codes, first = _codes_and_first_rows(combined)
     per_column = [uniques.to_numpy()[col_codes[first]] for col_codes, uniques in parts]
     # key columns in sorted-name order so that a:b and b:a name the same levels

@@ -9,8 +9,10 @@ first number is drawn.
 
 from __future__ import annotations
 
+import copy
 import numbers
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,7 +20,15 @@ import numpy as np
 import pandas as pd
 
 from .draws import standard_normals, stream_key
-from .errors import DataError, FormulaError, InputTypeError, ParameterError, format_names
+from .errors import (
+    DataError,
+    FormulaError,
+    GlmmsimWarning,
+    InputTypeError,
+    ParameterError,
+    did_you_mean,
+    format_names,
+)
 from .families import Family, get_family
 from .formula import parse_formula
 from .matrices import (
@@ -133,16 +143,18 @@ class Model:
         self._factor_columns: dict[str, tuple[str, ...]] = {}
         for term in self._terms:
             self._factor_columns.setdefault(term.factor, term.columns)
-        self._check_response_not_used()
+        _check_distinct_factors(self._factor_columns)
         self._fixed = parse_fixed(fixed)
-        self._random_input = random
+        self._random_input = copy.deepcopy(random)
         self._specs: dict[str, FactorSpec] = parse_random(random, list(self._factor_columns))
         self._sigma = sigma
         self._dispersion = dict(dispersion or {})
         self._family = _make_family(family, link, sigma, self._dispersion)
         self._trials = _check_trials_arg(trials, self._family)
-        self._levels = _check_levels(levels)
+        self._check_response_not_used()
+        self._levels = _check_levels(levels, self._predictor_columns())
         self._seed_key = seed_key(seed, "seed")
+        _warn_stateful_transforms([parsed.fixed] + [t.expr for t in self._terms], formula)
 
     # ----------------------------------------------------------------- properties
     @property
@@ -228,15 +240,22 @@ class Model:
             trials=self._trials,
             levels=self._levels,
         )
+        has_seed = "seed" in changes
         unknown = set(changes) - set(args) - {"seed"}
         if unknown:
             raise InputTypeError(
                 f"replace() got unknown argument(s) {format_names(sorted(unknown))}; valid: "
                 f"{format_names(list(args) + ['seed'])}"
             )
+        new_seed = changes.pop("seed", None)
         args.update(changes)
-        model = Model(**args, seed=changes.get("seed", 0))
-        if "seed" not in changes:
+        try:
+            model = Model(**args, seed=new_seed)
+        except ParameterError as exc:
+            if "family" in changes and "sigma" not in changes and "sigma" in str(exc):
+                raise ParameterError(f"{exc} (replace() keeps sigma={self._sigma!r}; pass sigma=None)") from None
+            raise
+        if not has_seed:
             model._seed_key = self._seed_key
         return model
 
@@ -344,9 +363,16 @@ class Model:
 
     # ---------------------------------------------------------------- internals
     def _check_response_not_used(self) -> None:
-        used = {c for t in self._terms for c in t.columns}
-        if self.response in used:
-            raise FormulaError(f"response {self.response!r} is also used as a grouping factor")
+        if self.response in self.variables:
+            role = "the trials column" if self.response == self._trials_column else "a predictor or grouping factor"
+            raise FormulaError(
+                f"response {self.response!r} of {self._formula!r} is also {role}; simulating it "
+                f"would overwrite that input column: give the response another name"
+            )
+
+    def _predictor_columns(self) -> tuple[str, ...]:
+        grouping_columns = {c for cols in self._factor_columns.values() for c in cols}
+        return tuple(v for v in self.variables if v not in grouping_columns)
 
     def _term_coefs(self, conditions: pd.DataFrame | None) -> dict[str, list[list[str]]]:
         per_factor: dict[str, list[list[str]]] = {}
@@ -359,10 +385,18 @@ class Model:
         return per_factor
 
     def _covariances(self, conditions: pd.DataFrame | None) -> dict[str, list[TermCovariance]]:
-        return {
-            factor: factor_covariance(self._specs[factor], coefs)
-            for factor, coefs in self._term_coefs(conditions).items()
-        }
+        try:
+            return {
+                factor: factor_covariance(self._specs[factor], coefs)
+                for factor, coefs in self._term_coefs(conditions).items()
+            }
+        except ParameterError as exc:
+            if conditions is None:
+                raise ParameterError(
+                    f"{exc}. Without conditions every slope is taken as numeric; categorical slopes "
+                    f"have one coefficient per level, known only from data: pass conditions"
+                ) from None
+            raise
 
     def _design(self, conditions: pd.DataFrame) -> _Design:
         if not isinstance(conditions, pd.DataFrame):
@@ -370,6 +404,7 @@ class Model:
                 f"conditions must be a pandas DataFrame with one row per observation; got "
                 f"{type(conditions).__name__}"
             )
+        _check_unique_columns(conditions, self.variables)
         x = model_columns(self._parsed.fixed, conditions, self._levels, "the fixed part")
         beta = match_keys(
             self._fixed,
@@ -382,7 +417,9 @@ class Model:
         per_factor: dict[str, list[list[str]]] = {}
         for term, z in zip(self._terms, z_cols):
             per_factor.setdefault(term.factor, []).append(list(z.names))
-        covs = {f: iter(factor_covariance(self._specs[f], c)) for f, c in per_factor.items()}
+        z_names = [n for z in z_cols for n in z.names]
+        z_levels = _data_levels(conditions, z_names, self._levels)
+        covs = {f: iter(factor_covariance(self._specs[f], c, z_levels)) for f, c in per_factor.items()}
         groups = {f: grouping(conditions, cols, f"factor {f!r}") for f, cols in self._factor_columns.items()}
         terms = tuple(
             _TermDesign(term, z, groups[term.factor], next(covs[term.factor]))
@@ -490,16 +527,79 @@ def _check_trials_arg(trials: int | str | None, family: Family) -> int | str | N
     return int(trials)
 
 
-def _check_levels(levels: Mapping[str, Sequence[object]] | None) -> dict[str, list[object]]:
+def _check_levels(
+    levels: Mapping[str, Sequence[object]] | None, predictors: Sequence[str]
+) -> dict[str, list[object]]:
     if levels is None:
         return {}
     if not isinstance(levels, Mapping):
         raise ParameterError(f"levels must be a mapping column -> list of levels; got {type(levels).__name__}")
     out = {}
     for col, values in levels.items():
-        if isinstance(values, str) or not isinstance(values, Sequence) or len(values) == 0:
-            raise ParameterError(f"levels[{col!r}] must be a non-empty list of levels; got {values!r}")
-        if len(set(values)) != len(values):
-            raise ParameterError(f"levels[{col!r}] lists a level twice: {list(values)!r}")
-        out[str(col)] = list(values)
+        if str(col) not in predictors:
+            raise ParameterError(
+                f"levels names column {col!r}, which is not a predictor of the formula."
+                f"{did_you_mean(str(col), predictors)} Predictor columns: {format_names(predictors) or 'none'}"
+            )
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            raise ParameterError(f"levels[{col!r}] must be a list of levels; got {values!r}")
+        values = list(values)
+        try:
+            distinct = len(set(values))
+        except TypeError:
+            raise ParameterError(f"levels[{col!r}] holds unhashable values: {values!r}") from None
+        if not values or distinct != len(values):
+            raise ParameterError(f"levels[{col!r}] must be a non-empty list without repeats; got {values!r}")
+        out[str(col)] = values
     return out
+
+
+def _check_distinct_factors(factor_columns: Mapping[str, tuple[str, ...]]) -> None:
+    """``a:b`` and ``b:a`` are one factor; written both ways they would share their draws."""
+    seen: dict[tuple[str, ...], str] = {}
+    for factor, columns in factor_columns.items():
+        key = tuple(sorted(columns))
+        if key in seen:
+            raise FormulaError(
+                f"grouping factors {seen[key]!r} and {factor!r} are the same factor written two ways; "
+                f"write it one way in every bar term"
+            )
+        seen[key] = factor
+
+
+def _check_unique_columns(conditions: pd.DataFrame, used: Sequence[str]) -> None:
+    if not conditions.columns.has_duplicates:
+        return
+    duplicated = [c for c in used if (conditions.columns == c).sum() > 1]
+    if duplicated:
+        raise DataError(
+            f"the data have more than one column named {format_names(duplicated)}; column names "
+            f"the model uses must be unique"
+        )
+
+
+_STATEFUL = frozenset({"center", "scale", "standardize", "poly", "bs", "cr", "cs", "cc"})
+
+
+def _warn_stateful_transforms(exprs: Sequence[str], formula: str) -> None:
+    """Transforms estimated from the data break the promise that a row's mean ignores other rows."""
+    import ast
+
+    found = set()
+    for expr in exprs:
+        try:
+            tree = ast.parse(expr.replace(":", "*").replace("|", "+"), mode="eval")
+        except SyntaxError:
+            continue
+        found |= {
+            n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        } & _STATEFUL
+    if found:
+        warnings.warn(
+            f"{formula!r} uses {format_names(sorted(found))}, which formulaic estimates from each "
+            f"call's data (means, SDs, basis knots): a row's prediction then depends on the other "
+            f"rows in the call. Precompute such columns once to keep simulations comparable across "
+            f"calls and partitions.",
+            GlmmsimWarning,
+            stacklevel=3,
+        )

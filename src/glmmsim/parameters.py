@@ -94,6 +94,8 @@ def _parse_corr(corr: object, what: str) -> tuple[dict[tuple[str, str], float], 
             a, b = (str(k) for k in key)
             if a == b:
                 raise ParameterError(f"{what} 'corr' pairs {a!r} with itself")
+            if (b, a) in pairs or (a, b) in pairs:
+                raise ParameterError(f"{what} 'corr' gives the pair ({a!r}, {b!r}) twice; give it once")
             r = check_number(value, f"{what} corr{(a, b)!r}")
             if not -1.0 <= r <= 1.0:
                 raise ParameterError(f"{what} corr{(a, b)!r} = {r:g} is outside [-1, 1]")
@@ -225,7 +227,11 @@ def _check_psd(corr: np.ndarray, coefs: Sequence[str], what: str) -> None:
         )
 
 
-def factor_covariance(spec: FactorSpec, terms: Sequence[Sequence[str]]) -> list[TermCovariance]:
+def factor_covariance(
+    spec: FactorSpec,
+    terms: Sequence[Sequence[str]],
+    levels: Mapping[str, Sequence[object]] | None = None,
+) -> list[TermCovariance]:
     """Per-term covariances of one factor, its terms' coefficient names in hand.
 
     Parameters
@@ -234,6 +240,8 @@ def factor_covariance(spec: FactorSpec, terms: Sequence[Sequence[str]]) -> list[
         The user's spec for this factor.
     terms : sequence of sequences of str
         Coefficient names (formulaic spelling) of each term on this factor.
+    levels : mapping, optional
+        Levels of categorical columns, to accept lme4's sum-contrast names (``cond1``).
     """
     what = f"random[{spec.factor!r}]"
     all_coefs = [c for t in terms for c in t]
@@ -251,8 +259,8 @@ def factor_covariance(spec: FactorSpec, terms: Sequence[Sequence[str]]) -> list[
             )
         sds = {all_coefs[0]: spec.scalar_sd}
     else:
-        sds = match_keys(spec.sd, all_coefs, what)  # type: ignore[assignment]
-    corr_of = _correlations(spec, terms, all_coefs, what)
+        sds = match_keys(spec.sd, all_coefs, what, levels)  # type: ignore[assignment]
+    corr_of = _correlations(spec, terms, all_coefs, what, levels)
     out = []
     for coefs in terms:
         k = len(coefs)
@@ -267,7 +275,11 @@ def factor_covariance(spec: FactorSpec, terms: Sequence[Sequence[str]]) -> list[
 
 
 def _correlations(
-    spec: FactorSpec, terms: Sequence[Sequence[str]], all_coefs: Sequence[str], what: str
+    spec: FactorSpec,
+    terms: Sequence[Sequence[str]],
+    all_coefs: Sequence[str],
+    what: str,
+    levels: Mapping[str, Sequence[object]] | None,
 ) -> dict[tuple[str, str], float]:
     """Correlations keyed by both orders of each coefficient pair."""
     term_of = {c: t for t, coefs in enumerate(terms) for c in coefs}
@@ -280,14 +292,14 @@ def _correlations(
                 f"{format_names(all_coefs)} in {len(terms)} term(s); a matrix needs one term and "
                 f"one row per coefficient in 'sd' order"
             )
-        sd_order = _matched_order(spec.sd, all_coefs, what)
+        sd_order = _matched_order(spec.sd, all_coefs, what, levels)
         for i, a in enumerate(sd_order):
             for j, b in enumerate(sd_order):
                 if i != j:
                     out[(a, b)] = float(spec.corr_matrix[i, j])
         return out
     for (a, b), r in spec.corr_pairs.items():
-        ca, cb = (_one_coef(x, all_coefs, what) for x in (a, b))
+        ca, cb = (_one_coef(x, all_coefs, what, levels) for x in (a, b))
         if term_of[ca] != term_of[cb]:
             raise ParameterError(
                 f"{what} correlates {a!r} with {b!r}, but they are in different terms of factor "
@@ -299,10 +311,12 @@ def _correlations(
     return out
 
 
-def _one_coef(name: str, coefs: Sequence[str], what: str) -> str:
+def _one_coef(
+    name: str, coefs: Sequence[str], what: str, levels: Mapping[str, Sequence[object]] | None
+) -> str:
     for c in coefs:
         try:
-            match_keys({name: None}, [c], what)
+            match_keys({name: None}, [c], what, levels)
             return c
         except ParameterError:
             continue
@@ -312,7 +326,9 @@ def _one_coef(name: str, coefs: Sequence[str], what: str) -> str:
     )
 
 
-def _matched_order(sd: Mapping[str, float], coefs: Sequence[str], what: str) -> list[str]:
+def _matched_order(
+    sd: Mapping[str, float], coefs: Sequence[str], what: str, levels: Mapping[str, Sequence[object]] | None
+) -> list[str]:
     if not sd:
         return list(coefs)
-    return [_one_coef(k, coefs, what) for k in sd]
+    return [_one_coef(k, coefs, what, levels) for k in sd]

@@ -17,7 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import FormulaError
-from .formula import Bar, parse_formula, split_top_level
+from formulaic import Formula
+
+from .formula import Bar, parse_formula
 
 __all__ = ["RandomTerm", "expand_bars", "factor_name", "has_intercept"]
 
@@ -51,19 +53,24 @@ class RandomTerm:
         return f"({self.expr} | {self.factor})"
 
 
+def _term_labels(expr: str, where: str) -> list[str]:
+    """formulaic's terms of ``expr`` (``"1"`` for the intercept), as R's ``terms()`` lists them."""
+    try:
+        return [str(t) for t in Formula(expr)]
+    except Exception as exc:  # formulaic's parser errors share no base class
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines()[0]
+        raise FormulaError(f"cannot parse {expr!r} in {where!r}: {message}") from None
+
+
 def has_intercept(expr: str) -> bool:
-    """lme4's rule: an expression has an intercept unless it contains ``0`` or ``-1``.
+    """Whether ``expr`` has an intercept: implicit unless removed by ``0`` or ``-1``, as in R.
 
     Examples
     --------
-    >>> has_intercept("x"), has_intercept("0 + x"), has_intercept("x - 1"), has_intercept("1 + x")
+    >>> has_intercept("x"), has_intercept("0 + x"), has_intercept("x - 1"), has_intercept("0 + x + 1")
     (True, False, False, True)
     """
-    pieces = split_top_level(expr, "+-")
-    removed = any(p == "0" and s != "-" for s, p in pieces) or any(
-        p == "1" and s == "-" for s, p in pieces
-    )
-    return not removed
+    return "1" in _term_labels(expr, expr)
 
 
 def factor_name(columns: Iterable[str]) -> str:
@@ -82,19 +89,13 @@ def _nested_factors(group: str) -> list[tuple[str, ...]]:
 
 
 def _uncorrelated_pieces(bar: Bar) -> list[str]:
-    """Expressions for the separate terms of ``(lhs || g)``, as lme4's expansion makes them."""
-    pieces = [
-        p
-        for s, p in split_top_level(bar.lhs, "+-")
-        if p not in ("0", "1") and p != ""
-    ]
-    if any(s == "-" and p not in ("0", "1") for s, p in split_top_level(bar.lhs, "+-")):
-        raise FormulaError(
-            f"{bar.text!r}: only '- 1' may be subtracted inside a '||' term"
-        )
-    exprs = ["1"] if has_intercept(bar.lhs) else []
-    exprs += [f"0 + {p}" for p in pieces]
-    return exprs
+    """Expressions of the separate terms of ``(lhs || g)``: one per term label, as lme4 expands it.
+
+    ``(x * z || g)`` becomes ``(1 | g) + (0 + x | g) + (0 + z | g) + (0 + x:z | g)``; a
+    categorical ``x`` stays one term with correlated level effects, as in lme4.
+    """
+    labels = _term_labels(bar.lhs, bar.text)
+    return ["1" if label == "1" else f"0 + {label}" for label in labels]
 
 
 def expand_bars(bars: Iterable[Bar]) -> list[RandomTerm]:
@@ -109,13 +110,16 @@ def expand_bars(bars: Iterable[Bar]) -> list[RandomTerm]:
     terms: list[RandomTerm] = []
     for bar_no, bar in enumerate(bars):
         exprs = _uncorrelated_pieces(bar) if bar.double else [bar.lhs]
+        if not exprs:
+            raise FormulaError(
+                f"random-effect term {bar.text!r} has no coefficient: its left side removes the "
+                f"intercept and adds nothing; write e.g. '(1 | {bar.group})'"
+            )
         for depth, columns in enumerate(_nested_factors(bar.group)):
             if len(set(columns)) != len(columns):
                 raise FormulaError(f"grouping factor {bar.group!r} in {bar.text!r} repeats a column")
             for expr_no, expr in enumerate(exprs):
-                if not has_intercept(expr) and not [
-                    p for s, p in split_top_level(expr, "+-") if p not in ("0", "1") and s != "-"
-                ]:
+                if not _term_labels(expr, bar.text):
                     raise FormulaError(
                         f"random-effect term {bar.text!r} has no coefficient: its left side removes "
                         f"the intercept and adds nothing; write e.g. '(1 | {bar.group})'"

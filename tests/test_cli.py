@@ -108,7 +108,106 @@ def test_describe_prints_lme4_style_tables(spec):
     assert any(line.split() == ["Residual", "1.00", "1.0"] for line in lines)
     assert "Number of obs: 48, groups:  subject, 6; item, 4" in lines
     assert any(line.split() == ["condb", "0.3"] for line in lines)
-    assert "gaussian" in out
+    # summary(lmer(...)) prints no family line for a gaussian model with identity link
+    assert not any(line.lstrip().startswith("Family:") for line in lines)
+
+
+def _describe_lines(tmp_path, text: str) -> list[str]:
+    path = tmp_path / "describe.yaml"
+    path.write_text(text)
+    code, out, err = run("describe", path)
+    assert code == 0, err
+    return out.splitlines()
+
+
+def _random_rows(lines: list[str]) -> list[list[str]]:
+    start = lines.index("Random effects:") + 2  # skip the header
+    end = next(i for i, line in enumerate(lines) if line.startswith("Number of obs"))
+    return [line.split() for line in lines[start:end]]
+
+
+def test_describe_orders_terms_as_lme4_by_decreasing_levels(tmp_path):
+    # 6 subjects, 8 items: lme4 lists item first although the formula names subject first;
+    # the tied item terms of (x || item) come out reversed (rev(order(nl)) in mkReTrms),
+    # named item and item.1 as VarCorr names them (checked with lme4 1.1.31)
+    lines = _describe_lines(
+        tmp_path,
+        """\
+model:
+  formula: "y ~ 1 + x + (1 | subject) + (x || item)"
+  fixed: {Intercept: 1.0, x: 0.5}
+  random: {subject: 0.4, item: {Intercept: 0.3, x: 0.2}}
+  sigma: 1.0
+design: {type: crossed, subjects: 6, items: 8, covariates: {x: {per: trial}}}
+seeds: {population: 1, noise: 2, design: 3}
+""",
+    )
+    assert _random_rows(lines) == [
+        ["item", "x", "0.04", "0.2"],
+        ["item.1", "(Intercept)", "0.09", "0.3"],
+        ["subject", "(Intercept)", "0.16", "0.4"],
+        ["Residual", "1.00", "1.0"],
+    ]
+    assert "Number of obs: 48, groups:  item, 8; subject, 6" in lines
+    # no term has two coefficients: lme4 prints no Corr column
+    assert lines[lines.index("Random effects:") + 1].split() == ["Groups", "Name", "Variance", "Std.Dev."]
+
+
+def test_describe_keeps_formula_order_when_levels_never_increase(spec):
+    lines = run("describe", spec)[1].splitlines()
+    groups = [row[0] for row in _random_rows(lines) if row[0] in ("subject", "item")]
+    assert groups == ["subject", "item"]  # 6 subjects >= 4 items: lme4 does not reorder
+
+
+def test_describe_names_nested_factor_as_lme4(tmp_path):
+    lines = _describe_lines(
+        tmp_path,
+        """\
+model:
+  formula: "y ~ 1 + (1 | school/class)"
+  fixed: {Intercept: 1.0}
+  random: {school: 0.5, "school:class": 0.3}
+  family: negative_binomial
+  dispersion: {theta: 2.5}
+design: {type: nested, levels: {school: 4, class: 3, pupil: 5}}
+seeds: {population: 1, noise: 2, design: 3}
+""",
+    )
+    assert [row[0] for row in _random_rows(lines)] == ["class:school", "school"]
+    assert "Number of obs: 60, groups:  class:school, 12; school, 4" in lines
+    assert " Family: Negative Binomial(2.5)  ( log )" in lines  # glmer.nb's family line
+
+
+@pytest.mark.parametrize(
+    "family, dispersion, expected",
+    [
+        ("binomial", "", " Family: binomial  ( logit )"),
+        ("poisson", "", " Family: poisson  ( log )"),
+        ("Gamma", "dispersion: {shape: 4}", " Family: Gamma  ( log )"),
+    ],
+)
+def test_describe_prints_lme4_family_line(tmp_path, family, dispersion, expected):
+    lines = _describe_lines(
+        tmp_path,
+        SPEC.replace("  sigma: 1.0\n", f"  family: {family}\n  {dispersion}\n"),
+    )
+    assert lines[1] == expected
+    residual = [row for row in _random_rows(lines) if row[0] == "Residual"]
+    # lme4's sigma() of a Gamma GLMM is its CV 1/sqrt(shape) = 0.5; binomial/poisson have none
+    assert residual == ([["Residual", "0.25", "0.5"]] if family == "Gamma" else [])
+
+
+def test_describe_family_line_of_gaussian_with_log_link(spec, tmp_path):
+    lines = _describe_lines(tmp_path, spec.read_text().replace("  sigma: 1.0\n", "  sigma: 1.0\n  link: log\n"))
+    assert lines[1] == " Family: gaussian  ( log )"
+
+
+def test_describe_family_line_of_family_lme4_lacks():
+    code, out, err = run("describe", EXAMPLES / "stroop.yaml")
+    assert code == 0, err
+    family = out.splitlines()[1]
+    assert family.startswith(" Family: shifted_lognormal (shift = 250; identity link")
+    assert "mean of log(rt - shift)" in family and "Residual = SD of log(rt - shift)" in family
 
 
 @pytest.mark.parametrize("kind", ["spaghetti", "interaction", "caterpillar", "pairs"])
@@ -188,6 +287,18 @@ def test_nonpositive_counts_are_usage_errors(spec, tmp_path, monkeypatch, capsys
     assert not (tmp_path / "x.png").exists()
 
 
+def test_design_warning_printed_as_one_line(spec, tmp_path):
+    bad = tmp_path / "unequal.yaml"
+    bad.write_text(spec.read_text().replace("  items: 4", "  items: 5\n  counterbalance: cond"))
+    line = bad.read_text().splitlines().index("  counterbalance: cond") + 1
+    code, out, err = run("describe", bad)
+    assert code == 0 and "Random effects:" in out
+    assert err.splitlines() == [
+        f"glmmsim: warning: {bad}, line {line}: design.counterbalance: counterbalance 'cond': 5 items over 2 "
+        "lists give unequal cells: the 2 cells of each list get 3, 2 items; use a multiple of 2 items for equal cells"
+    ]
+
+
 def test_design_error_names_key_line(spec, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(spec.read_text().replace("  subjects: 6", "  subjects: 0"))
@@ -195,3 +306,24 @@ def test_design_error_names_key_line(spec, tmp_path):
     code, out, err = run("describe", bad)
     assert code == 1
     assert f"bad.yaml, line {line}: design.subjects: subjects must be >= 1" in err
+
+
+@pytest.mark.parametrize(
+    "family, dispersion, expected",
+    [
+        ("lognormal", {}, " Family: lognormal (identity link: eta = mean of log(rt), Residual = SD of log(rt))"),
+        (
+            "exgaussian",
+            {"tau": 0.1},
+            " Family: exgaussian (tau = 0.1 = mean of the exponential part; identity link: "
+            "eta = mean of the Gaussian part of rt, Residual = its SD)",
+        ),
+    ],
+)
+def test_family_line_of_other_families_lme4_lacks(family, dispersion, expected):
+    from glmmsim import Model
+    from glmmsim.cli import _family_line
+
+    model = Model("rt ~ 1 + (1 | subject)", fixed={"Intercept": 0.5}, random={"subject": 0.1},
+                  sigma=0.2, family=family, dispersion=dispersion)
+    assert _family_line(model) == expected

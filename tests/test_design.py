@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from glmmsim.design import crossed, nested, unit_labels
-from glmmsim.errors import InputTypeError, ParameterError
+from glmmsim.errors import GlmmsimWarning, InputTypeError, ParameterError
 
 COND = {"condition": ["congruent", "incongruent"]}
 
@@ -161,6 +162,28 @@ def test_counterbalance_partial_keeps_free_factor_crossed():
     assert d.groupby(["subject", "item"], observed=True)["block"].nunique().eq(2).all()
 
 
+def test_counterbalance_unequal_cells_warns_with_counts():
+    # 7 items over 3 lists: in every list the cells hold 3, 2 and 2 items
+    with pytest.warns(GlmmsimWarning, match=r"7 items over 3 lists .* get 3, 2, 2 items; use a multiple of 3 items"):
+        d = crossed(3, 7, within={"condition": ["a", "b", "c"]}, counterbalance="condition", seed=1)
+    per_subject = d.groupby("subject", observed=True)["condition"].value_counts()
+    assert all(sorted(per_subject[s].tolist()) == [2, 2, 3] for s in d["subject"].unique())
+
+
+def test_counterbalance_unequal_cells_with_item_factor_warns():
+    # 6 items in blocks of 2 (hi, lo) over 2 lists: blocks 0, 1, 2 fall in cells 0, 1, 0
+    with pytest.warns(GlmmsimWarning, match=r"6 items over 2 lists .* get 4, 2 items; use a multiple of 4 items"):
+        d = crossed(2, 6, within=COND, between_items={"freq": ["hi", "lo"]}, counterbalance="condition")
+    assert sorted(d[d["subject"] == "s001"]["condition"].value_counts().tolist()) == [2, 4]
+
+
+def test_counterbalance_equal_cells_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = crossed(4, 8, within=COND, between_items={"freq": ["hi", "lo"]}, counterbalance="condition")
+    assert d.groupby(["subject", "condition"], observed=True).size().eq(4).all()
+
+
 # --------------------------------------------------------------------------- between factors
 
 
@@ -281,6 +304,8 @@ def test_nested_prefix_collision_uses_longer_prefix():
         (dict(within={"c": "ab"}), InputTypeError, "list of levels"),
         (dict(within={"c": ["a", "a"]}), ParameterError, "repeated levels"),
         (dict(within=COND, counterbalance="conditon"), ParameterError, "Did you mean 'condition'"),
+        (dict(within=COND, counterbalance=["condition", "condition"]), ParameterError,
+         "counterbalance names 'condition' more than once"),
         (dict(missing=1.5), ParameterError, "missing must be in"),
         (dict(assign="balance"), ParameterError, "Did you mean 'balanced'"),
         (dict(covariates={"x": {"per": "subjct"}}), ParameterError, "Did you mean 'subject'"),
@@ -355,3 +380,12 @@ def test_growing_items_keeps_existing_items_draws():
     kept = large[large["item"].isin(small["item"])].reset_index(drop=True)
     # trial numbers count the whole sequence, so only they may differ
     pd.testing.assert_frame_equal(small.drop(columns="trial"), kept.drop(columns="trial"))
+
+
+def test_missing_that_drops_every_row_is_an_error():
+    # with these seeds every planned trial falls below the missing rate; nested seed 3 keeps one
+    with pytest.raises(ParameterError, match=r"missing=0.9 drops all 1 rows of the design"):
+        crossed(1, 1, missing=0.9, seed=1)
+    with pytest.raises(ParameterError, match=r"missing=0.8 drops all 2 rows of the design"):
+        nested({"school": 1, "pupil": 2}, missing=0.8, seed=0)
+    assert len(nested({"school": 1, "pupil": 2}, missing=0.8, seed=3)) >= 1

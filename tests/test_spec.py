@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glmmsim.errors import GlmmsimError
+from glmmsim.errors import GlmmsimError, GlmmsimWarning
 from glmmsim.spec import SpecError, data_format, load_spec, parse_spec, set_value, write_data
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
@@ -106,6 +106,30 @@ def test_design_argument_errors_are_spec_errors():
     line = text.splitlines().index("  missing: 2") + 1
     with pytest.raises(SpecError, match=rf"<string>, line {line}: design\.missing: missing must be in"):
         parse_spec(text)
+
+
+def test_design_missing_that_empties_the_design_is_a_spec_error():
+    text = SPEC.replace("  subjects: 6", "  subjects: 1").replace("  items: 4", "  items: 1\n  missing: 0.9")
+    text = text.replace("  within: {cond: [a, b]}\n", "").replace(" + cond", "").replace(", condb: 0.3", "")
+    line = text.splitlines().index("  missing: 0.9") + 1
+    # design seed 3 drops the single planned trial
+    with pytest.raises(SpecError, match=rf"line {line}: design\.missing: missing=0.9 drops all 1 rows"):
+        parse_spec(text)
+
+
+def test_design_duplicate_counterbalance_is_a_spec_error():
+    text = SPEC.replace("  items: 4", "  items: 4\n  counterbalance: [cond, cond]")
+    line = text.splitlines().index("  counterbalance: [cond, cond]") + 1
+    with pytest.raises(SpecError, match=rf"line {line}: design\.counterbalance: counterbalance names 'cond' more than once"):
+        parse_spec(text)
+
+
+def test_design_warning_points_at_its_key():
+    text = SPEC.replace("  items: 4", "  items: 5\n  counterbalance: cond")
+    line = text.splitlines().index("  counterbalance: cond") + 1
+    with pytest.warns(GlmmsimWarning, match=rf"^<string>, line {line}: design\.counterbalance: .*get 3, 2 items") as record:
+        parse_spec(text).conditions()
+    assert len([w for w in record if issubclass(w.category, GlmmsimWarning)]) == 1  # once, not per call
 
 
 def test_nested_design_error_points_at_nested_key():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import TextIO
 
@@ -20,7 +21,7 @@ import pandas as pd
 import yaml
 
 from . import __version__
-from .errors import GlmmsimError, ParameterError, format_names
+from .errors import GlmmsimError, GlmmsimWarning, ParameterError, format_names
 from .names import lme4_name
 from .spec import Study, load_spec, write_data
 
@@ -213,25 +214,133 @@ def _check_image_path(path: str) -> None:
 
 
 def describe_study(study: Study) -> str:
-    """The model and design as text, laid out like lme4's summary of a fit."""
+    """The model and design as text, laid out like lme4's summary of a fit.
+
+    Random-effect terms come in lme4's order (decreasing number of levels in the
+    design, see :func:`glmmsim.theta.to_theta`) under lme4's factor names
+    (``class:school`` for ``(1 | school/class)``); the family line is lme4's,
+    absent for a gaussian model with identity link, as in ``summary(lmer(...))``.
+    """
     model = study.model
     data = study.conditions()
     levels = {c: list(data[c].cat.categories) for c in data.columns if isinstance(data[c].dtype, pd.CategoricalDtype)}
+    rows = _random_rows(model, data)
+    family = _family_line(model)
     lines = [
         f"Simulation model (glmmsim {__version__}) from {study.source}",
-        f" Family: {model.family.describe()}",
+        *([family] if family else []),
         f"Formula: {model.formula}",
         f" Design: {study.design_type}; seeds: " + ", ".join(f"{k} {_seed_text(v)}" for k, v in study.seeds.items()),
         "",
         "Random effects:",
-        *_random_table(model, data, levels),
-        f"Number of obs: {len(data)}, groups:  "
-        + "; ".join(f"{f}, {n}" for f, n in _group_counts(study, data).items()),
+        *_random_table(rows, _residual_sd(model.family), levels),
+        f"Number of obs: {len(data)}, groups:  " + "; ".join(f"{f}, {n}" for f, n in _lme4_group_counts(study, data, rows)),
         "",
         "Fixed effects:",
         *_fixed_table(model, levels),
     ]
     return "\n".join(lines)
+
+
+# families lme4 fits, with the name its family object prints
+_LME4_FAMILY_NAMES = {
+    "gaussian": "gaussian",
+    "binomial": "binomial",
+    "poisson": "poisson",
+    "gamma": "Gamma",
+    "inverse_gaussian": "inverse.gaussian",
+}
+
+
+def _r_number(value: float) -> str:
+    """``value`` as R's ``format()`` prints it (7 significant digits, no trailing zeros)."""
+    return f"{value:.7g}"
+
+
+def _family_line(model) -> str | None:
+    """lme4's `` Family: binomial  ( logit )`` line; ``None`` where lme4 prints none (``lmer``).
+
+    Families lme4 cannot fit get a line saying what the linear predictor and the
+    Residual row of the table mean on their scale.
+    """
+    fam = model.family
+    link = fam.link.name
+    if fam.name == "gaussian" and link == "identity":
+        return None
+    if fam.name in _LME4_FAMILY_NAMES:
+        return f" Family: {_LME4_FAMILY_NAMES[fam.name]}  ( {link} )"
+    if fam.name == "negative_binomial":  # glmer.nb: MASS names the family with theta rounded to 4 decimals
+        return f" Family: Negative Binomial({_r_number(round(fam.params['theta'], 4))})  ( {link} )"
+    y = model.response
+    if fam.name == "shifted_lognormal":
+        scale = f"log({y} - shift)"
+        return (
+            f" Family: shifted_lognormal (shift = {_r_number(fam.params['shift'])}; {link} link: "
+            f"eta = mean of {scale}, Residual = SD of {scale})"
+        )
+    if fam.name == "lognormal":
+        return f" Family: lognormal ({link} link: eta = mean of log({y}), Residual = SD of log({y}))"
+    if fam.name == "exgaussian":
+        return (
+            f" Family: exgaussian (tau = {_r_number(fam.params['tau'])} = mean of the exponential part; "
+            f"{link} link: eta = mean of the Gaussian part of {y}, Residual = its SD)"
+        )
+    return f" Family: {fam.describe()}"
+
+
+def _residual_sd(family) -> float | None:
+    """The Residual row's SD: lme4's ``sigma()`` (the CV of a Gamma, sqrt(dispersion) of an inverse Gaussian)."""
+    params = family.params
+    if "sigma" in params:
+        return float(params["sigma"])
+    if family.name == "gamma":
+        return float(1.0 / np.sqrt(params["shape"]))
+    if family.name == "inverse_gaussian":
+        return float(np.sqrt(params["dispersion"]))
+    return None
+
+
+def _lme4_factor_name(group: str, depth: int) -> str:
+    """lme4's name of the ``depth``-th factor of the written group ``a/b/c``: ``a``, ``b:a``, ``c:(b:a)``."""
+    parts = group.split("/")
+    name = parts[0]
+    for j in range(1, depth + 1):
+        name = f"{parts[j]}:{name}" if j == 1 else f"{parts[j]}:({name})"
+    return name
+
+
+def _unique_labels(names: Sequence[str]) -> list[str]:
+    """R's ``make.unique``: repeated names get ``.1``, ``.2``, ... (lme4's ``g``, ``g.1`` for ``(x || g)``)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        k = seen.get(name, 0)
+        out.append(name if k == 0 else f"{name}.{k}")
+        seen[name] = k + 1
+    return out
+
+
+def _random_rows(model, data: pd.DataFrame) -> list[tuple[str, str, object]]:
+    """Per random-effect term in lme4's order: (lme4 factor name, glmmsim factor, covariance)."""
+    from .formula import parse_formula
+    from .theta import _lme4_order
+
+    bars = parse_formula(model.formula).bars
+    covs = model._design(data).terms
+    out = []
+    for i in _lme4_order(model.terms, data):
+        term = model.terms[i]
+        bar_no, _, neg_depth = term.lme4_rank
+        out.append((_lme4_factor_name(bars[bar_no].group, -neg_depth), term.factor, covs[i].cov))
+    return out
+
+
+def _lme4_group_counts(study: Study, data: pd.DataFrame, rows: Sequence[tuple]) -> list[tuple[str, int]]:
+    counts = _group_counts(study, data)
+    out: dict[str, int] = {}
+    for name, factor, _ in rows:
+        out.setdefault(name, counts[factor])
+    return list(out.items())
 
 
 def _seed_text(seed: object) -> str:
@@ -268,28 +377,43 @@ def _table(rows: list[list[str]], right: set[int]) -> list[str]:
     return out
 
 
-def _random_table(model, data: pd.DataFrame, levels: dict) -> list[str]:
+def _random_table(rows: Sequence[tuple], residual: float | None, levels: dict) -> list[str]:
     names: list[tuple[str, str, str]] = []
     sds: list[float] = []
-    for factor, (coefs, sd, corr) in model.covariance(data).items():
-        for i, coef in enumerate(coefs):
-            corr_text = " ".join(f"{corr[i, j]:5.2f}" for j in range(i)) if i else ""
-            names.append((factor if i == 0 else "", lme4_name(coef, levels), corr_text))
-            sds.append(float(sd[i]))
-    sigma = model.family.params.get("sigma")
-    if sigma is not None:
+    labels = _unique_labels([name for name, _, _ in rows])
+    for label, (_, _, cov) in zip(labels, rows):
+        for i, coef in enumerate(cov.coefs):
+            corr_text = " ".join(f"{cov.corr[i, j]:5.2f}" for j in range(i)) if i else ""
+            names.append((label if i == 0 else "", lme4_name(coef, levels), corr_text))
+            sds.append(float(cov.sd[i]))
+    if residual is not None:
         names.append(("Residual", "", ""))
-        sds.append(float(sigma))
+        sds.append(residual)
     variances, stds = _column([s**2 for s in sds]), _column(sds)
-    rows = [["Groups", "Name", "Variance", "Std.Dev.", "Corr"]]
-    rows += [[g, n, v, s, c] for (g, n, c), v, s in zip(names, variances, stds)]
-    return _table(rows, right={2, 3})
+    rows_out = [["Groups", "Name", "Variance", "Std.Dev.", "Corr"]]
+    rows_out += [[g, n, v, s, c] for (g, n, c), v, s in zip(names, variances, stds)]
+    if not any(len(cov.coefs) > 1 for _, _, cov in rows):  # lme4 drops the column when no term has one
+        rows_out = [r[:4] for r in rows_out]
+    return _table(rows_out, right={2, 3})
 
 
 def _fixed_table(model, levels: dict) -> list[str]:
     values = _column(list(model.fixed.values()))
     rows = [["", "Value"]] + [[lme4_name(c, levels), v] for c, v in zip(model.fixed, values)]
     return _table(rows, right={1})
+
+
+def _warning_printer(stderr: TextIO):
+    """``warnings.showwarning`` replacement: glmmsim's own warnings as one line, like errors."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, GlmmsimWarning):
+            print(f"glmmsim: warning: {' '.join(str(message).split())}", file=stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def _silence_stdout() -> None:
@@ -321,7 +445,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except SystemExit as exc:  # --help, --version and usage errors
         return int(exc.code or 0)
     try:
-        return _COMMANDS[args.command](args, stdout, stderr)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(stderr)
+            return _COMMANDS[args.command](args, stdout, stderr)
     except BrokenPipeError:
         # the reader (e.g. `| head`) went away: stop quietly, as Unix tools do
         _silence_stdout()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import numbers
+import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Union
 
@@ -39,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import InputTypeError, ParameterError, did_you_mean, format_names
+from .errors import GlmmsimWarning, InputTypeError, ParameterError, did_you_mean, format_names
 from .parameters import check_number
 from .seeding import SeedLike, seed_key
 
@@ -536,6 +537,8 @@ def crossed(
     subj_list = ((subj_num - 1) // len(bsub_combos)) % n_lists
     item_block = (item_num - 1) // len(bitem_combos)
     cb_i = (item_block[it_i] + subj_list[s_i]) % n_lists
+    if cb:
+        _warn_unequal_cells(item_block, n_lists, cb, len(bitem_combos))
 
     data: dict[str, Any] = {subject: np.asarray(subj_labels, dtype=object)[s_i]}
     for k, f in enumerate(bsub_f):
@@ -577,6 +580,12 @@ def _check_counterbalance(counterbalance: object, within_f: dict, n_item: int | 
     if not isinstance(cb, Sequence):
         raise InputTypeError(f"counterbalance must be a factor name or a list of names; got {counterbalance!r}")
     cb = list(cb)
+    repeated = sorted({str(f) for f in cb if cb.count(f) > 1})
+    if repeated:
+        raise ParameterError(
+            f"counterbalance names {format_names(repeated)} more than once: {counterbalance!r}; "
+            f"list each within factor once"
+        )
     if n_item is None and cb:
         raise ParameterError("counterbalance needs items: items are rotated over the conditions")
     for f in cb:
@@ -586,6 +595,21 @@ def _check_counterbalance(counterbalance: object, within_f: dict, n_item: int | 
                 f"{format_names(within_f) or '(none)'}." + did_you_mean(str(f), within_f)
             )
     return cb
+
+
+def _warn_unequal_cells(item_block: np.ndarray, n_lists: int, cb: list[str], n_combos: int) -> None:
+    """Warn when the Latin square gives a subject's cells different numbers of items."""
+    per_cell = np.bincount(item_block % n_lists, minlength=n_lists)
+    if per_cell.min() == per_cell.max():
+        return
+    counts = ", ".join(str(c) for c in per_cell)
+    warnings.warn(
+        f"counterbalance {format_names(cb)}: {len(item_block)} items over {n_lists} lists give "
+        f"unequal cells: the {n_lists} cells of each list get {counts} items; use a multiple of "
+        f"{n_lists * n_combos} items for equal cells",
+        GlmmsimWarning,
+        stacklevel=3,
+    )
 
 
 def _order_trials(df: pd.DataFrame, row_keys: np.ndarray, unit: str, key: int, order: str):
@@ -623,6 +647,11 @@ def _drop_missing(df, row_keys, rate, key):
     if rate == 0.0:
         return df, row_keys
     keep = _row_uniforms(key, "missing", row_keys) >= rate
+    if len(df) and not keep.any():
+        raise ParameterError(
+            f"missing={rate:g} drops all {len(df)} rows of the design, leaving no data; "
+            f"use a lower missing rate or a larger design"
+        )
     return df[keep].reset_index(drop=True), row_keys[keep]
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-__all__ = ["level_keys", "standard_normals", "stream_key", "string_key"]
+__all__ = ["level_keys", "mix64", "standard_normals", "stream_key", "string_key", "uniforms"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -121,9 +121,18 @@ def stream_key(seed_key: int, factor: str, coefficient: str) -> int:
     return int(acc[0])
 
 
+def mix64(keys: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser of a uint64 array: scrambles keys into uniform-looking bits."""
+    return _splitmix64(np.asarray(keys, dtype=np.uint64))
+
+
+def uniforms(keys: np.ndarray, stream: int) -> np.ndarray:
+    """One uniform strictly inside (0, 1) per key, a pure function of (key, stream)."""
+    bits = _splitmix64(_splitmix64(np.asarray(keys, dtype=np.uint64) ^ np.uint64(stream)))
+    # top 53 bits, centred in their interval: never exactly 0 or 1, so inverse CDFs stay finite
+    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+
+
 def standard_normals(keys: np.ndarray, stream: int) -> np.ndarray:
     """One standard normal per level key, a pure function of (key, stream)."""
-    bits = _splitmix64(_splitmix64(keys ^ np.uint64(stream)))
-    # top 53 bits -> a uniform strictly inside (0, 1), so ndtri never returns +-inf
-    u = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
-    return ndtri(u)
+    return ndtri(uniforms(keys, stream))

@@ -151,6 +151,7 @@ class Model:
         self._dispersion = dict(dispersion or {})
         self._family = _make_family(family, link, sigma, self._dispersion)
         self._trials = _check_trials_arg(trials, self._family)
+        self._variables = self._find_variables()
         self._check_response_not_used()
         self._levels = _check_levels(levels, self._predictor_columns())
         self._seed_key = seed_key(seed, "seed")
@@ -200,6 +201,9 @@ class Model:
     @property
     def variables(self) -> tuple[str, ...]:
         """Data columns the formula uses, in order of first appearance."""
+        return self._variables
+
+    def _find_variables(self) -> tuple[str, ...]:
         found: list[str] = []
         for expr in [self._parsed.fixed] + [t.expr for t in self._terms]:
             found.extend(expression_variables(expr))

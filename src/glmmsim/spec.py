@@ -64,6 +64,7 @@ import inspect
 import numbers
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -73,7 +74,7 @@ import pandas as pd
 import yaml
 
 from . import design as design_mod
-from .errors import GlmmsimError, ParameterError, did_you_mean, format_names
+from .errors import GlmmsimError, GlmmsimWarning, ParameterError, did_you_mean, format_names
 from .seeding import SeedLike
 
 __all__ = ["SpecError", "Study", "load_spec", "parse_spec", "set_value", "write_data", "DATA_FORMATS"]
@@ -463,10 +464,22 @@ class Study:
         """The design's conditions (generated once, then reused; a copy is returned)."""
         if self._conditions is None:
             try:
-                self._conditions = DESIGN_TYPES[self.design_type](**self.design_args, seed=self.seeds["design"])
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", GlmmsimWarning)
+                    self._conditions = DESIGN_TYPES[self.design_type](**self.design_args, seed=self.seeds["design"])
             except GlmmsimError as exc:
                 raise self._located_error(exc, ("design",), list(self.design_args)) from None
+            for w in caught:
+                self._relay_warning(w, ("design",), list(self.design_args))
         return self._conditions.copy()
+
+    def _relay_warning(self, w: warnings.WarningMessage, section: Path, keys: Sequence[str]) -> None:
+        """Re-issue a design's warning pointing at the spec key it is about, like errors."""
+        if not issubclass(w.category, GlmmsimWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+            return
+        path = section + _message_path(str(w.message), keys)
+        warnings.warn(f"{self._where(path)}: {_dotted(path)}: {w.message}", GlmmsimWarning, stacklevel=4)
 
     def check(self) -> None:
         """Build model and design and try the model on the design, so spec errors surface at load time."""

@@ -383,9 +383,10 @@ def test_growing_items_keeps_existing_items_draws():
 
 
 def test_missing_that_drops_every_row_is_an_error():
-    # with these seeds every planned trial falls below the missing rate; nested seed 3 keeps one
-    with pytest.raises(ParameterError, match=r"missing=0.9 drops all 1 rows of the design"):
-        crossed(1, 1, missing=0.9, seed=1)
-    with pytest.raises(ParameterError, match=r"missing=0.8 drops all 2 rows of the design"):
-        nested({"school": 1, "pupil": 2}, missing=0.8, seed=0)
-    assert len(nested({"school": 1, "pupil": 2}, missing=0.8, seed=3)) >= 1
+    # a rate of 1 - 1e-12 keeps a trial with probability 1e-12: every row goes, whatever the seed
+    with pytest.raises(ParameterError, match=r"missing=1 drops all 1 rows of the design"):
+        crossed(1, 1, missing=1 - 1e-12, seed=1)
+    with pytest.raises(ParameterError, match=r"missing=1 drops all 2 rows of the design"):
+        nested({"school": 1, "pupil": 2}, missing=1 - 1e-12, seed=0)
+    # 200 pupils at rate 0.8 keep none with probability 0.8**200 ~ 4e-20
+    assert len(nested({"school": 1, "pupil": 200}, missing=0.8, seed=3)) >= 1

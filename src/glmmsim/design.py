@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .draws import mix64, uniforms
 from .errors import GlmmsimWarning, InputTypeError, ParameterError, did_you_mean, format_names
 from .parameters import check_number
 from .seeding import SeedLike, seed_key
@@ -58,7 +59,6 @@ COVARIATE_DISTRIBUTIONS: dict[str, dict[str, Any]] = {
     "choice": {"levels": None, "p": None},
 }
 
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 # ---------------------------------------------------------------------------
@@ -89,30 +89,14 @@ def _hash64(key: int, *parts: object) -> int:
     return int.from_bytes(h.digest(), "little")
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser, vectorised: scrambles uint64 keys into uniform bits."""
-    with np.errstate(over="ignore"):
-        z = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
-        z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
-        z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK64
-        return z ^ (z >> np.uint64(31))
-
-
-def _to_uniform(bits: np.ndarray) -> np.ndarray:
-    """Map uint64 bits to floats strictly inside (0, 1), safe for inverse CDFs."""
-    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
-
-
 def _label_uniforms(key: int, purpose: str, labels: Sequence[str]) -> np.ndarray:
     """One uniform per label, depending only on (seed, purpose, label)."""
-    bits = np.array([_hash64(key, purpose, lab) for lab in labels], dtype=np.uint64)
-    return _to_uniform(_mix(bits))
+    return uniforms(_label_keys(key, purpose, labels), 0)
 
 
 def _row_uniforms(key: int, purpose: str, row_keys: np.ndarray) -> np.ndarray:
     """One uniform per row from its identity key, for a given purpose."""
-    salt = np.uint64(_hash64(key, purpose))
-    return _to_uniform(_mix(row_keys ^ salt))
+    return uniforms(row_keys, _hash64(key, purpose))
 
 
 def _unit_generator(key: int, purpose: str, label: str) -> np.random.Generator:
@@ -366,7 +350,7 @@ def _row_keys(*id_columns: np.ndarray) -> np.ndarray:
     """Combine per-row uint64 identity keys (unit label hashes, cell ids) into one key per row."""
     acc = np.zeros(len(id_columns[0]), dtype=np.uint64)
     for col in id_columns:
-        acc = _mix(acc ^ col.astype(np.uint64))
+        acc = mix64(acc ^ col.astype(np.uint64))
     return acc
 
 

@@ -124,8 +124,9 @@ def make_reference(family: str, deep_copy: bool) -> Callable[[pd.DataFrame, int]
         b_item = sd_item * rng.standard_normal(len(item_levels))
         x1 = conditions["x1"].to_numpy(dtype=np.float64)
         x2 = conditions["x2"].to_numpy(dtype=np.float64)
-        fixed_design = np.column_stack([np.ones_like(x1), x1, x2])
-        eta = fixed_design @ beta
+        # the tightest hand-written form: no design matrix, one pass per coefficient
+        eta = beta[0] + beta[1] * x1
+        eta += beta[2] * x2
         eta += b_subject[subject_codes, 0]
         eta += b_subject[subject_codes, 1] * x1
         eta += b_item[item_codes]

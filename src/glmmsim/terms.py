@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .errors import FormulaError
 from formulaic import Formula
 
-from .formula import Bar, parse_formula
+from .formula import Bar, parse_formula  # noqa: F401  (parse_formula: used by the doctests)
 
 __all__ = ["RandomTerm", "expand_bars", "factor_name", "has_intercept"]
 

@@ -38,9 +38,7 @@ from .terms import RandomTerm, expand_bars
 __all__ = ["to_theta", "random_from_theta"]
 
 
-def _lme4_order(
-    terms: Sequence[RandomTerm], conditions: pd.DataFrame
-) -> list[int]:
+def _lme4_order(terms: Sequence[RandomTerm], conditions: pd.DataFrame) -> list[int]:
     """Indices of ``terms`` in lme4's theta order for ``conditions``."""
     findbars = sorted(range(len(terms)), key=lambda i: terms[i].lme4_rank)
     nlevels = {}
@@ -60,7 +58,7 @@ def _scale(family: Family, sigma: float | None) -> float:
         if sigma is None or sigma <= 0:
             raise ParameterError("theta of a gaussian model is relative to sigma: give sigma > 0")
         return float(sigma)
-    if "sigma" in family.param_names or family.param_names:
+    if family.param_names:
         raise ParameterError(
             f"theta conversion is defined here for gaussian models and for families without a "
             f"dispersion parameter (binomial, poisson); not for {family.describe()}"

@@ -8,7 +8,6 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from autora.experimentalist.grid import pool  # noqa: E402
 from autora.experimentalist.random import sample  # noqa: E402

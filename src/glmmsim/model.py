@@ -395,7 +395,7 @@ class Model:
                 for factor, coefs in self._term_coefs(conditions).items()
             }
         except ParameterError as exc:
-            if conditions is None:
+            if conditions is None and "unknown coefficient" in str(exc):
                 raise ParameterError(
                     f"{exc}. Without conditions every slope is taken as numeric; categorical slopes "
                     f"have one coefficient per level, known only from data: pass conditions"

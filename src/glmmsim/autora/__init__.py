@@ -83,7 +83,7 @@ try:
     import autora.variable  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "glmmsim.autora needs AutoRA: pip install 'glmmsim[autora]' "
+        "glmmsim.autora needs AutoRA: pip install 'glmmsim[autora]' (from a checkout: pip install '.[autora]') "
         "(autora-core and autora-synthetic==2.2.0, which require numpy < 2)"
     ) from exc
 

@@ -141,7 +141,7 @@ def _build_faithful(p: dict[str, Any]) -> dict[str, Any]:
     given = [k for k in _LME4_ONLY if p[k] is not None]
     if given:
         raise ParameterError(
-            f"{', '.join(given)} need semantics='lme4'; semantics='autora' simulates a Gaussian LMM only"
+            f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} semantics='lme4'; semantics='autora' simulates a Gaussian LMM only"
         )
     spec = _faithful.parse_faithful(p["formula"])
     fixed = p["fixed_effects"] or {}

@@ -1,12 +1,13 @@
-"""Test sessions: the core on the newest numpy/pandas, and the AutoRA layer with its extra.
+"""Test sessions: the core on the newest numpy/pandas, the AutoRA layer with its extra, the main job.
 
-autora-core pins numpy < 2, so the AutoRA session also runs the whole suite on
-numpy 1.x / pandas 2.x, which checks that the core works there too.
+autora-core pins numpy < 2; the AutoRA session also pins pandas < 3, so the whole suite runs
+once on the newest numpy 2 / pandas 3 and once on numpy 1.x / pandas 2.x, the oldest line
+glmmsim supports.
 """
 
 import nox
 
-nox.options.sessions = ["tests", "autora"]
+nox.options.sessions = ["tests", "autora", "example"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -20,8 +21,17 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def autora(session: nox.Session) -> None:
-    """Whole suite with the AutoRA extra (numpy < 2); AutoRA tests must run, not skip."""
+    """Whole suite with the AutoRA extra on numpy 1.x / pandas 2.x; AutoRA tests must run, not skip."""
     # pyarrow >= 25 needs numpy 2 at import time without declaring it; AutoRA keeps numpy < 2
-    session.install("-e", ".[test,autora]", "pyarrow<25")
+    session.install("-e", ".[test,autora]", "pyarrow<25", "pandas<3")
     session.run("python", "-c", "import numpy, pandas; print('numpy', numpy.__version__, 'pandas', pandas.__version__)")
     session.run("pytest", *session.posargs, env={"GLMMSIM_REQUIRE_AUTORA": "1"})
+
+
+@nox.session
+def example(session: nox.Session) -> None:
+    """The README's main job on a plain install (no test extras): the Stroop example study."""
+    session.install("-e", ".")
+    out = f"{session.create_tmp()}/stroop.csv"
+    session.run("glmmsim", "simulate", "examples/stroop.yaml", "--out", out)
+    session.run("glmmsim", "describe", "examples/stroop.yaml")

@@ -29,6 +29,7 @@ __all__ = [
     "grouping",
     "check_columns_present",
     "expression_variables",
+    "stateful_transforms",
 ]
 
 
@@ -54,6 +55,36 @@ def _python_names(code: str) -> list[str]:
         if isinstance(node, ast.Name) and id(node) not in skip and node.id not in _FORMULAIC_NAMES
     ]
     return [name for *_, name in sorted(names)]
+
+
+# transforms whose output depends on all rows of the call (means, SDs, knots)
+STATEFUL_TRANSFORMS = frozenset({"center", "scale", "standardize", "poly", "bs", "cr", "cs", "cc"})
+
+
+def _called_names(code: str) -> set[str]:
+    try:
+        tree = ast.parse(code, mode="eval")
+    except SyntaxError:
+        return set()
+    return {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+
+
+def stateful_transforms(expr: str) -> set[str]:
+    """Names of the data-dependent transforms (``center``, ``poly``, ...) ``expr`` calls.
+
+    Examples
+    --------
+    >>> sorted(stateful_transforms("np.log(x) + center(z) + poly(w, 2):g"))
+    ['center', 'poly']
+    """
+    return {
+        name
+        for term in Formula(expr)
+        for factor in term.factors
+        if factor.eval_method.value == "python"
+        for name in _called_names(factor.expr)
+        if name in STATEFUL_TRANSFORMS
+    }
 
 
 def expression_variables(expr: str) -> list[str]:

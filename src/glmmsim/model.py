@@ -38,6 +38,7 @@ from .matrices import (
     expression_variables,
     grouping,
     model_columns,
+    stateful_transforms,
 )
 from .names import match_keys
 from .parameters import FactorSpec, TermCovariance, factor_covariance, parse_fixed, parse_random
@@ -582,22 +583,9 @@ def _check_unique_columns(conditions: pd.DataFrame, used: Sequence[str]) -> None
         )
 
 
-_STATEFUL = frozenset({"center", "scale", "standardize", "poly", "bs", "cr", "cs", "cc"})
-
-
 def _warn_stateful_transforms(exprs: Sequence[str], formula: str) -> None:
     """Transforms estimated from the data break the promise that a row's mean ignores other rows."""
-    import ast
-
-    found = set()
-    for expr in exprs:
-        try:
-            tree = ast.parse(expr.replace(":", "*").replace("|", "+"), mode="eval")
-        except SyntaxError:
-            continue
-        found |= {
-            n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-        } & _STATEFUL
+    found = set().union(*(stateful_transforms(e) for e in exprs))
     if found:
         warnings.warn(
             f"{formula!r} uses {format_names(sorted(found))}, which formulaic estimates from each "

@@ -4,8 +4,14 @@ import importlib.util
 import os
 
 import matplotlib
+from hypothesis import settings
 
 matplotlib.use("Agg")
+
+# Property tests: the same examples on every run (reproducible CI), and no per-example deadline,
+# which a loaded 2-core machine would otherwise trip at random.
+settings.register_profile("glmmsim", deadline=None, derandomize=True)
+settings.load_profile("glmmsim")
 
 collect_ignore_glob = []
 

@@ -1,4 +1,4 @@
-"""Root pytest configuration: doctests of optional layers run only where their extra is installed."""
+"""Root pytest configuration: Agg backend, hypothesis profile, AutoRA doctests only with the extra."""
 
 import importlib.util
 import os

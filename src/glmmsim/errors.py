@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+import numpy as np
+
 __all__ = [
     "GlmmsimError",
     "FormulaError",
@@ -19,6 +21,8 @@ __all__ = [
     "InputTypeError",
     "GlmmsimWarning",
     "did_you_mean",
+    "format_names",
+    "plain",
 ]
 
 
@@ -63,3 +67,15 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
 def format_names(names: Iterable[object]) -> str:
     """Quote and comma-join names for an error message."""
     return ", ".join(repr(str(n)) for n in names)
+
+
+def plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds, so messages read ``1``, not ``np.int64(1)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> repr(plain(np.int64(1))), repr(plain("a"))
+    ('1', "'a'")
+    """
+    return value.item() if isinstance(value, np.generic) else value

@@ -67,7 +67,7 @@ from typing import Any, Optional, Union
 import numpy as np
 from scipy import special
 
-from .errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names
+from .errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names, plain
 from .seeding import SeedLike, as_generator
 
 __all__ = ["Family", "Link", "FAMILY_NAMES", "LINK_NAMES", "get_family", "get_link"]
@@ -251,13 +251,13 @@ class _Spec:
     r_name: str
     links: tuple[str, ...]  # the first is the default
     params: tuple[_Param, ...]
-    mean_min: Optional[float]  # bounds of the response mean (None: unbounded)
-    mean_min_strict: bool
-    mean_max: Optional[float]
-    mean_text: str  # the valid range in words, for error messages
-    discrete: bool
+    mean_text: str  # the valid range of the response mean in words, for error messages
     sampler: Callable[..., np.ndarray]
     variance: Callable[..., np.ndarray]
+    mean_min: Optional[float] = None  # bounds of the response mean (None: unbounded)
+    mean_min_strict: bool = False
+    mean_max: Optional[float] = None
+    discrete: bool = False
     # location parameter -> response mean; None when the link already gives the mean
     location_to_mean: Optional[Callable[[np.ndarray, Mapping[str, float]], np.ndarray]] = None
     aliases: tuple[_Alias, ...] = ()
@@ -389,34 +389,104 @@ _SHIFT = _Param("shift", None, False, "non-decision time added to the lognormal"
 _SPECS: dict[str, _Spec] = {
     spec.name: spec
     for spec in (
-        _Spec("gaussian", "gaussian", ("identity", "log"), (_SIGMA,),
-              None, False, None, "a finite number", False,
-              _sample_gaussian, _var_constant_sigma),
-        _Spec("binomial", "binomial", ("logit", "probit", "cloglog", "log"), (),
-              0.0, False, 1.0, "a probability in [0, 1]", True,
-              _sample_binomial, _var_binomial),
-        _Spec("poisson", "poisson", ("log", "identity", "sqrt"), (),
-              0.0, False, _POISSON_MEAN_MAX, "a finite number >= 0", True,
-              _sample_poisson, _var_poisson),
-        _Spec("negative_binomial", "negative_binomial", ("log",), (_THETA,),
-              0.0, False, _POISSON_MEAN_MAX, "a finite number >= 0", True,
-              _sample_negbin, _var_negbin),
-        _Spec("gamma", "Gamma", ("log", "inverse", "identity"), (_SHAPE,),
-              0.0, True, None, "a finite number > 0", False,
-              _sample_gamma, _var_gamma, aliases=(_GAMMA_SIGMA,)),
-        _Spec("inverse_gaussian", "inverse.gaussian", ("1/mu^2", "log"), (_DISPERSION,),
-              0.0, True, None, "a finite number > 0", False,
-              _sample_inverse_gaussian, _var_inverse_gaussian),
-        _Spec("lognormal", "lognormal", ("identity",), (_SIGMA_LOG,),
-              None, False, None, "a finite number", False,
-              _sample_lognormal, _var_lognormal, location_to_mean=_mean_lognormal),
-        _Spec("exgaussian", "exgaussian", ("identity",), (_SIGMA_EXG, _TAU),
-              None, False, None, "a finite number", False,
-              _sample_exgaussian, _var_exgaussian, location_to_mean=_mean_exgaussian),
-        _Spec("shifted_lognormal", "shifted_lognormal", ("identity",), (_SIGMA_SLN, _SHIFT),
-              None, False, None, "a finite number", False,
-              _sample_shifted_lognormal, _var_shifted_lognormal,
-              location_to_mean=_mean_shifted_lognormal),
+        _Spec(
+            name="gaussian",
+            r_name="gaussian",
+            links=("identity", "log"),
+            params=(_SIGMA,),
+            mean_text="a finite number",
+            sampler=_sample_gaussian,
+            variance=_var_constant_sigma,
+        ),
+        _Spec(
+            name="binomial",
+            r_name="binomial",
+            links=("logit", "probit", "cloglog", "log"),
+            params=(),
+            mean_min=0.0,
+            mean_max=1.0,
+            mean_text="a probability in [0, 1]",
+            discrete=True,
+            sampler=_sample_binomial,
+            variance=_var_binomial,
+        ),
+        _Spec(
+            name="poisson",
+            r_name="poisson",
+            links=("log", "identity", "sqrt"),
+            params=(),
+            mean_min=0.0,
+            mean_max=_POISSON_MEAN_MAX,
+            mean_text="a finite number >= 0",
+            discrete=True,
+            sampler=_sample_poisson,
+            variance=_var_poisson,
+        ),
+        _Spec(
+            name="negative_binomial",
+            r_name="negative_binomial",
+            links=("log",),
+            params=(_THETA,),
+            mean_min=0.0,
+            mean_max=_POISSON_MEAN_MAX,
+            mean_text="a finite number >= 0",
+            discrete=True,
+            sampler=_sample_negbin,
+            variance=_var_negbin,
+        ),
+        _Spec(
+            name="gamma",
+            r_name="Gamma",
+            links=("log", "inverse", "identity"),
+            params=(_SHAPE,),
+            mean_min=0.0,
+            mean_min_strict=True,
+            mean_text="a finite number > 0",
+            sampler=_sample_gamma,
+            variance=_var_gamma,
+            aliases=(_GAMMA_SIGMA,),
+        ),
+        _Spec(
+            name="inverse_gaussian",
+            r_name="inverse.gaussian",
+            links=("1/mu^2", "log"),
+            params=(_DISPERSION,),
+            mean_min=0.0,
+            mean_min_strict=True,
+            mean_text="a finite number > 0",
+            sampler=_sample_inverse_gaussian,
+            variance=_var_inverse_gaussian,
+        ),
+        _Spec(
+            name="lognormal",
+            r_name="lognormal",
+            links=("identity",),
+            params=(_SIGMA_LOG,),
+            mean_text="a finite number",
+            sampler=_sample_lognormal,
+            variance=_var_lognormal,
+            location_to_mean=_mean_lognormal,
+        ),
+        _Spec(
+            name="exgaussian",
+            r_name="exgaussian",
+            links=("identity",),
+            params=(_SIGMA_EXG, _TAU),
+            mean_text="a finite number",
+            sampler=_sample_exgaussian,
+            variance=_var_exgaussian,
+            location_to_mean=_mean_exgaussian,
+        ),
+        _Spec(
+            name="shifted_lognormal",
+            r_name="shifted_lognormal",
+            links=("identity",),
+            params=(_SIGMA_SLN, _SHIFT),
+            mean_text="a finite number",
+            sampler=_sample_shifted_lognormal,
+            variance=_var_shifted_lognormal,
+            location_to_mean=_mean_shifted_lognormal,
+        ),
     )
 }
 
@@ -785,7 +855,7 @@ def _count_text(bad: np.ndarray, n: int) -> str:
 
 
 def _label(pos: int, index: Any) -> str:
-    return repr(index[pos]) if index is not None else str(pos)
+    return repr(plain(index[pos])) if index is not None else str(pos)
 
 
 def _rows_text(bad: np.ndarray, index: Any, detail: Callable[[int], str]) -> str:

@@ -20,7 +20,7 @@ from formulaic import Formula, model_matrix
 from formulaic.transforms import TRANSFORMS
 
 from .draws import level_keys
-from .errors import DataError, FormulaError, did_you_mean, format_names
+from .errors import DataError, FormulaError, did_you_mean, format_names, plain
 
 __all__ = [
     "Columns",
@@ -151,12 +151,7 @@ class Grouping:
 
 
 def _first_bad_row(mask: np.ndarray, index: pd.Index) -> object:
-    return _plain(index[int(np.argmax(mask))])
-
-
-def _plain(value: object) -> object:
-    """A numpy scalar as the Python value it holds, so messages read 1, not np.int64(1)."""
-    return value.item() if isinstance(value, np.generic) else value
+    return plain(index[int(np.argmax(mask))])
 
 
 def _first_line(exc: Exception) -> str:
@@ -243,7 +238,7 @@ def _with_levels(
         values = data[col]
         unknown = ~values.isin(list(levels[col])).to_numpy() & values.notna().to_numpy()
         if unknown.any():
-            bad = _plain(values.to_numpy()[np.argmax(unknown)])
+            bad = plain(values.to_numpy()[np.argmax(unknown)])
             raise DataError(
                 f"column {col!r} has value {bad!r} (row {_first_bad_row(unknown, data.index)!r}) "
                 f"that is not among its declared levels {list(levels[col])!r}"

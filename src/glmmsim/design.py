@@ -29,7 +29,6 @@ subset is chosen among all of the subject's trials, so those can change.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import numbers
 import warnings
@@ -40,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .draws import mix64, uniforms
+from .draws import level_keys, mix64, stream_key, string_key, uniforms
 from .errors import GlmmsimWarning, InputTypeError, ParameterError, did_you_mean, format_names
 from .parameters import check_number
 from .seeding import SeedLike, seed_key
@@ -82,11 +81,10 @@ def unit_labels(prefix: str, n: int, start: int = 1) -> list[str]:
     return [f"{prefix}{k:03d}" for k in range(start, start + n)]
 
 
-def _hash64(key: int, *parts: object) -> int:
-    """A 64-bit hash of ``parts`` keyed by the design seed (platform independent)."""
-    h = hashlib.blake2b(digest_size=8, key=int(key).to_bytes(8, "little"))
-    h.update("\x1f".join(str(p) for p in parts).encode("utf-8"))
-    return int.from_bytes(h.digest(), "little")
+def _label_keys(key: int, purpose: str, labels: Sequence[object]) -> np.ndarray:
+    """One 64-bit key per label, depending only on (seed, purpose, label)."""
+    hashed = level_keys([np.asarray(list(labels), dtype=object)])
+    return mix64(hashed ^ np.uint64(stream_key(key, "design", purpose)))
 
 
 def _label_uniforms(key: int, purpose: str, labels: Sequence[str]) -> np.ndarray:
@@ -96,11 +94,12 @@ def _label_uniforms(key: int, purpose: str, labels: Sequence[str]) -> np.ndarray
 
 def _row_uniforms(key: int, purpose: str, row_keys: np.ndarray) -> np.ndarray:
     """One uniform per row from its identity key, for a given purpose."""
-    return uniforms(row_keys, _hash64(key, purpose))
+    return uniforms(row_keys, stream_key(key, "design", purpose))
 
 
 def _unit_generator(key: int, purpose: str, label: str) -> np.random.Generator:
-    return np.random.default_rng(_hash64(key, purpose, label))
+    """A generator of the unit's own, for user callables that draw a cluster size."""
+    return np.random.default_rng([key, string_key(purpose), string_key(str(label))])
 
 
 # ---------------------------------------------------------------------------
@@ -354,12 +353,10 @@ def _row_keys(*id_columns: np.ndarray) -> np.ndarray:
     return acc
 
 
-def _label_keys(key: int, purpose: str, labels: Sequence[object]) -> np.ndarray:
-    return np.array([_hash64(key, purpose, lab) for lab in labels], dtype=np.uint64)
-
-
-def _categorical(values: Sequence[Any], levels: list[Any]) -> pd.Categorical:
-    return pd.Categorical(values, categories=levels)
+def _factor_column(combos: Sequence[tuple], position: int, levels: list[Any], combo_of_row: np.ndarray) -> pd.Categorical:
+    """Categorical column of factor ``position`` of ``combos``, given each row's combination."""
+    code_of_combo = np.array([levels.index(combo[position]) for combo in combos], dtype=np.int64)
+    return pd.Categorical.from_codes(code_of_combo[combo_of_row], categories=levels)
 
 
 def _check_choice(value: object, valid: Sequence[str], argname: str) -> str:
@@ -505,7 +502,7 @@ def crossed(
         item_num = np.arange(1, n_item + 1)
         bitem_idx, bitem_combos = _assign_between(bitem_f, item_labels, item_num, key, "item", assign)
     else:
-        item_labels, item_num = ["" ], np.array([1])
+        item_labels, item_num = [""], np.array([1])
         bitem_idx, bitem_combos = np.array([0]), [()]
 
     free = {f: lv for f, lv in within_f.items() if f not in cb}
@@ -526,18 +523,18 @@ def crossed(
 
     data: dict[str, Any] = {subject: np.asarray(subj_labels, dtype=object)[s_i]}
     for k, f in enumerate(bsub_f):
-        data[f] = _categorical([bsub_combos[j][k] for j in bsub_idx[s_i]], bsub_f[f])
+        data[f] = _factor_column(bsub_combos, k, bsub_f[f], bsub_idx[s_i])
     if n_item is not None:
         data[item] = np.asarray(item_labels, dtype=object)[it_i]
         for k, f in enumerate(bitem_f):
-            data[f] = _categorical([bitem_combos[j][k] for j in bitem_idx[it_i]], bitem_f[f])
+            data[f] = _factor_column(bitem_combos, k, bitem_f[f], bitem_idx[it_i])
     for f in within_f:
         if f in cb_f:
             k = list(cb_f).index(f)
-            data[f] = _categorical([cb_cells[j][k] for j in cb_i], within_f[f])
+            data[f] = _factor_column(cb_cells, k, within_f[f], cb_i)
         else:
             k = list(free).index(f)
-            data[f] = _categorical([free_cells[j][k] for j in c_i], within_f[f])
+            data[f] = _factor_column(free_cells, k, within_f[f], c_i)
     if reps > 1:
         data["rep"] = r_i + 1
     df = pd.DataFrame(data)
@@ -729,17 +726,14 @@ def nested(
 
     # grow the tree level by level; each unit's size depends only on its parent's label
     paths = [[lab] for lab in unit_labels(pref[unit_names[0]], sizes[0])]
-    local_num = [np.arange(1, sizes[0] + 1)]
     for depth in range(1, len(unit_names)):
         parents = [p[-1] for p in paths]
         counts = _draw_sizes(sizes[depth], key, f"size:{unit_names[depth]}", parents, f"levels[{unit_names[depth]!r}]")
-        new_paths, nums = [], []
-        for path, n in zip(paths, counts):
-            for lab, k in zip(unit_labels(pref[unit_names[depth]], int(n)), range(1, int(n) + 1)):
-                new_paths.append(path + [f"{path[-1]}-{lab}"])
-                nums.append(k)
-        paths = new_paths
-        local_num.append(np.asarray(nums))
+        paths = [
+            path + [f"{path[-1]}-{lab}"]
+            for path, n in zip(paths, counts)
+            for lab in unit_labels(pref[unit_names[depth]], int(n))
+        ]
 
     table = pd.DataFrame(paths, columns=unit_names)
     data: dict[str, Any] = {}
@@ -750,10 +744,9 @@ def nested(
             unit_labels_ = table[u].to_numpy()[first].tolist()
             nums = _local_numbers(table, unit_names, depth)[first]
             idx, combos = _assign_between(between_f[u], unit_labels_, nums, key, u, assign)
-            lookup = dict(zip(unit_labels_, idx))
-            row_idx = np.array([lookup[v] for v in data[u]])
+            row_idx = idx[pd.Index(unit_labels_).get_indexer(data[u])]
             for k, f in enumerate(between_f[u]):
-                data[f] = _categorical([combos[j][k] for j in row_idx], between_f[u][f])
+                data[f] = _factor_column(combos, k, between_f[u][f], row_idx)
     base = pd.DataFrame(data)
 
     cells = list(itertools.product(*within_f.values())) if within_f else [()]
@@ -761,7 +754,7 @@ def nested(
     b_i, c_i, r_i = (a.ravel() for a in np.indices(shape))
     df = base.iloc[b_i].reset_index(drop=True)
     for k, f in enumerate(within_f):
-        df[f] = _categorical([cells[j][k] for j in c_i], within_f[f])
+        df[f] = _factor_column(cells, k, within_f[f], c_i)
     if reps > 1:
         df["rep"] = r_i + 1
     inner = unit_names[-1]

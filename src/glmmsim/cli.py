@@ -115,9 +115,7 @@ def _cmd_simulate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> i
     out = args.out or study.output["file"]
     if not out:
         raise ParameterError("no output file: pass --out FILE or set output.file in the spec")
-    k = args.replicates if args.replicates is not None else study.output["replicates"]
-    if k < 1:
-        raise ParameterError(f"--replicates must be >= 1; got {k}")
+    k = args.replicates if args.replicates is not None else study.output["replicates"]  # both >= 1
     fmt = args.format or study.output["format"]
     frames: Iterator[pd.DataFrame]
     if k == 1:
@@ -291,10 +289,8 @@ def _family_line(model) -> str | None:
 def _residual_sd(family) -> float | None:
     """The Residual row's SD: lme4's ``sigma()`` (the CV of a Gamma, sqrt(dispersion) of an inverse Gaussian)."""
     params = family.params
-    if "sigma" in params:
+    if "sigma" in params:  # includes Gamma, whose params list sigma = 1/sqrt(shape)
         return float(params["sigma"])
-    if family.name == "gamma":
-        return float(1.0 / np.sqrt(params["shape"]))
     if family.name == "inverse_gaussian":
         return float(np.sqrt(params["dispersion"]))
     return None
@@ -323,15 +319,13 @@ def _unique_labels(names: Sequence[str]) -> list[str]:
 def _random_rows(model, data: pd.DataFrame) -> list[tuple[str, str, object]]:
     """Per random-effect term in lme4's order: (lme4 factor name, glmmsim factor, covariance)."""
     from .formula import parse_formula
-    from .theta import _lme4_order
+    from .theta import lme4_terms
 
     bars = parse_formula(model.formula).bars
-    covs = model._design(data).terms
     out = []
-    for i in _lme4_order(model.terms, data):
-        term = model.terms[i]
+    for term, cov in lme4_terms(model, data):
         bar_no, _, neg_depth = term.lme4_rank
-        out.append((_lme4_factor_name(bars[bar_no].group, -neg_depth), term.factor, covs[i].cov))
+        out.append((_lme4_factor_name(bars[bar_no].group, -neg_depth), term.factor, cov))
     return out
 
 

@@ -33,24 +33,31 @@ from .families import Family, get_family
 from .formula import parse_formula
 from .matrices import grouping, model_columns
 from .model import Model
+from .parameters import TermCovariance
 from .terms import RandomTerm, expand_bars
 
-__all__ = ["to_theta", "random_from_theta"]
+__all__ = ["to_theta", "random_from_theta", "lme4_terms"]
 
 
-def _lme4_order(terms: Sequence[RandomTerm], conditions: pd.DataFrame) -> list[int]:
-    """Indices of ``terms`` in lme4's theta order for ``conditions``."""
+def _lme4_order(terms: Sequence[RandomTerm], nlevels: Sequence[int]) -> list[int]:
+    """Indices of ``terms`` in lme4's order, given each term's number of levels."""
     findbars = sorted(range(len(terms)), key=lambda i: terms[i].lme4_rank)
-    nlevels = {}
-    for i in findbars:
-        cols = terms[i].columns
-        if cols not in nlevels:
-            nlevels[cols] = len(grouping(conditions, cols, str(terms[i])).labels)
-    nl = [nlevels[terms[i].columns] for i in findbars]
+    nl = [nlevels[i] for i in findbars]
     if all(a >= b for a, b in zip(nl, nl[1:])):
         return findbars
     ascending = sorted(range(len(findbars)), key=lambda k: nl[k])  # stable, like R's order()
     return [findbars[k] for k in reversed(ascending)]
+
+
+def lme4_terms(model: Model, conditions: pd.DataFrame) -> list[tuple[RandomTerm, TermCovariance]]:
+    """The model's random-effect terms with their covariances, in lme4's order for ``conditions``.
+
+    lme4 sorts terms by decreasing number of levels in the data (``mkReTrms``), so
+    the order, and with it ``theta`` and lme4's printed summaries, depends on the data.
+    """
+    design = model._design(conditions)
+    order = _lme4_order(model.terms, [len(td.group.labels) for td in design.terms])
+    return [(model.terms[i], design.terms[i].cov) for i in order]
 
 
 def _scale(family: Family, sigma: float | None) -> float:
@@ -82,11 +89,9 @@ def to_theta(model: Model, conditions: pd.DataFrame) -> np.ndarray:
         The vector to pass as ``newparams = list(theta = ...)`` to lme4.
     """
     scale = _scale(model.family, model.sigma)
-    covs = model._design(conditions).terms
     out = []
-    for i in _lme4_order(model.terms, conditions):
-        low = covs[i].cov.factor_l / scale
-        out.extend(_tril_colmajor(low))
+    for _, cov in lme4_terms(model, conditions):
+        out.extend(_tril_colmajor(cov.factor_l / scale))
     return np.array(out)
 
 
@@ -136,7 +141,8 @@ def random_from_theta(
         )
     out: dict[str, dict[str, dict]] = {}
     pos = 0
-    for i in _lme4_order(terms, conditions):
+    groups = {t.columns: grouping(conditions, t.columns, str(t)) for t in terms}
+    for i in _lme4_order(terms, [len(groups[t.columns].labels) for t in terms]):
         coefs = names[i]
         k = len(coefs)
         low = np.zeros((k, k))

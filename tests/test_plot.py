@@ -164,3 +164,10 @@ def test_spaghetti_population_label_names_held_values(model, data):
 def test_spaghetti_rejects_bad_max_lines(model, data, bad):
     with pytest.raises(ParameterError, match="max_lines must be a whole number >= 1"):
         spaghetti(model, data, x="x", max_lines=bad)
+
+
+def test_plot_model_names_an_option_the_plot_does_not_take():
+    m = glmmsim.Model("y ~ 1 + (1 | g)", fixed={"Intercept": 0}, random={"g": 1}, sigma=1, seed=1)
+    data = pd.DataFrame({"g": ["a", "b", "c"]})
+    with pytest.raises(glmmsim.InputTypeError, match="no option 'fator'.*Did you mean 'factor'"):
+        plot_model(m, data, kind="caterpillar", fator="g")

@@ -22,7 +22,7 @@ import yaml
 
 from . import __version__
 from .errors import GlmmsimError, GlmmsimWarning, ParameterError, format_names
-from .names import lme4_name
+from .names import categorical_levels, lme4_name
 from .spec import Study, load_spec, write_data
 
 __all__ = ["main", "describe_study", "build_parser"]
@@ -221,7 +221,7 @@ def describe_study(study: Study) -> str:
     """
     model = study.model
     data = study.conditions()
-    levels = {c: list(data[c].cat.categories) for c in data.columns if isinstance(data[c].dtype, pd.CategoricalDtype)}
+    levels = categorical_levels(data)
     rows = _random_rows(model, data)
     family = _family_line(model)
     lines = [

@@ -16,9 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+import pandas as pd
+
 from .errors import ParameterError, did_you_mean, format_names
 
-__all__ = ["lme4_name", "aliases", "match_keys"]
+__all__ = ["lme4_name", "aliases", "match_keys", "categorical_levels"]
 
 _CONTRAST = re.compile(r"^(?P<expr>.+)\[((?P<kind>[A-Za-z]+)\.)?(?P<level>.*)\]$")
 _C_CALL = re.compile(r"^C\(\s*(?P<name>[A-Za-z_.][A-Za-z0-9_.]*)\s*(,.*)?\)$")
@@ -64,6 +66,11 @@ def lme4_name(name: str, levels: Mapping[str, Sequence[object]] | None = None) -
     if name == "Intercept":
         return "(Intercept)"
     return ":".join(_lme4_factor(p, levels or {}) for p in _split_interaction(name))
+
+
+def categorical_levels(data: pd.DataFrame) -> dict[str, list[object]]:
+    """Categories of the data's categorical columns, the ``levels`` :func:`lme4_name` needs."""
+    return {c: list(data[c].cat.categories) for c in data.columns if isinstance(data[c].dtype, pd.CategoricalDtype)}
 
 
 def _squash(name: str) -> str:

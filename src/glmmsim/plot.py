@@ -26,6 +26,7 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .names import lme4_name
+from .names import categorical_levels, lme4_name
 from .errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names
 from .seeding import SeedLike, as_generator
 
@@ -93,8 +94,9 @@ def _pick_factor(model, factor: str | None, argname: str = "factor", need: int =
                 f"Factors: {format_names(factors)}"
             )
         return factor
+    n_coefs = {f: len(coefs) for f, (coefs, _, _) in model.covariance(data).items()} if need > 1 else {}
     for f in factors:
-        if len(model.factor_columns[f]) == 1 and (need == 1 or len(model.covariance(data)[f][0]) >= need):
+        if len(model.factor_columns[f]) == 1 and (need == 1 or n_coefs[f] >= need):
             return f
     raise ParameterError(
         f"the model has no grouping factor with {need} or more coefficients to plot; factors: "
@@ -102,14 +104,20 @@ def _pick_factor(model, factor: str | None, argname: str = "factor", need: int =
     )
 
 
+def _per_trial(model, values: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
+    """Binomial counts out of several trials as proportions; other responses unchanged."""
+    trials = model.trials
+    if model.family.name != "binomial" or trials is None:
+        return values
+    n = rows[trials].to_numpy(dtype=float) if isinstance(trials, str) else float(trials)
+    return values / n
+
+
 def _response_values(model, data: pd.DataFrame) -> tuple[np.ndarray, str]:
     """Response values to plot, as proportions for binomial counts out of several trials."""
-    y = data[model.response].to_numpy(dtype=float)
-    trials = model.trials
-    if model.family.name == "binomial" and trials is not None:
-        n = data[trials].to_numpy(dtype=float) if isinstance(trials, str) else float(trials)
-        return y / n, f"{model.response} (proportion)"
-    return y, model.response
+    y = _per_trial(model, data[model.response].to_numpy(dtype=float), data)
+    proportion = model.family.name == "binomial" and model.trials is not None
+    return y, f"{model.response} (proportion)" if proportion else model.response
 
 
 def _only_factor(model, keep: str, data: pd.DataFrame):
@@ -252,12 +260,7 @@ def _grid_rows(row: pd.DataFrame, x: str, grid: np.ndarray, at: Mapping[str, Any
 
 def _scaled_prediction(model, mean: pd.Series, rows: pd.DataFrame) -> np.ndarray:
     """Predictions on the scale the response is plotted on (proportions for binomial counts)."""
-    values = mean.to_numpy(dtype=float)
-    trials = model.trials
-    if model.family.name == "binomial" and trials is not None:
-        n = rows[trials].to_numpy(dtype=float) if isinstance(trials, str) else float(trials)
-        values = values / n
-    return values
+    return _per_trial(model, mean.to_numpy(dtype=float), rows)
 
 
 def interaction(
@@ -347,11 +350,6 @@ def _levels(column: pd.Series) -> list[Any]:
 _MAX_LEVEL_LABELS = 20
 
 
-def _category_levels(data: pd.DataFrame) -> dict[str, list[Any]]:
-    """Categories of the data's categorical columns, so coefficient names read as lme4 spells them."""
-    return {c: list(data[c].cat.categories) for c in data.columns if isinstance(data[c].dtype, pd.CategoricalDtype)}
-
-
 def caterpillar(
     model,
     data: pd.DataFrame,
@@ -387,7 +385,7 @@ def caterpillar(
             else:
                 ax.set_yticks([])
             ylabel = f"{f} ({len(values)} levels, sorted)" if col == 0 else None
-            ax.set(title=f"{f}: {lme4_name(coef, _category_levels(data))}", xlabel="effect", ylabel=ylabel)
+            ax.set(title=f"{f}: {lme4_name(coef, categorical_levels(data))}", xlabel="effect", ylabel=ylabel)
     return fig
 
 
@@ -415,7 +413,7 @@ def pairs(
     coefs, _, corr = model.covariance(data)[factor]
     effects = model.random_effects(data)[factor]
     k = len(coefs)
-    names = [lme4_name(c, _category_levels(data)) for c in coefs]
+    names = [lme4_name(c, categorical_levels(data)) for c in coefs]
     size = figsize or (2.2 * k + 0.6, 2.2 * k + 0.4)
     fig = Figure(figsize=size, layout="constrained")
     axes = fig.subplots(k, k, squeeze=False)
@@ -449,4 +447,12 @@ def plot_model(model, data: pd.DataFrame, kind: str = "spaghetti", **kwargs: Any
         raise ParameterError(
             f"kind must be one of {format_names(PLOT_KINDS)}; got {kind!r}.{did_you_mean(str(kind), PLOT_KINDS)}"
         )
-    return _PLOTTERS[kind](model, data, **kwargs)
+    plotter = _PLOTTERS[kind]
+    valid = [p for p in inspect.signature(plotter).parameters if p not in ("model", "data")]
+    unknown = [k for k in kwargs if k not in valid]
+    if unknown:
+        raise InputTypeError(
+            f"a {kind} plot takes no option {unknown[0]!r}.{did_you_mean(unknown[0], valid)} "
+            f"Options: {format_names(valid)}"
+        )
+    return plotter(model, data, **kwargs)

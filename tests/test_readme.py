@@ -1,6 +1,7 @@
 """Every Python example in the README runs, in order, as a reader would paste them."""
 
 import importlib.util
+import io
 import re
 import shutil
 from pathlib import Path
@@ -38,3 +39,19 @@ def test_readme_examples_run(tmp_path, monkeypatch):
             pytest.fail(f"README python block {number} ({code.splitlines()[0]!r}) failed: {exc!r}")
         ran += 1
     assert ran >= 10
+
+
+def _run_cli(args, tmp_path, monkeypatch) -> str:
+    from glmmsim.cli import main
+
+    monkeypatch.chdir(ROOT)
+    out = io.StringIO()
+    assert main(args, stdout=out, stderr=io.StringIO()) == 0
+    return out.getvalue()
+
+
+def test_readme_shows_the_current_cli_output(tmp_path, monkeypatch):
+    readme = (ROOT / "README.md").read_text()
+    summary = _run_cli(["simulate", "examples/stroop.yaml", "--out", str(tmp_path / "stroop.csv")], tmp_path, monkeypatch)
+    assert summary.replace(str(tmp_path / "stroop.csv"), "stroop.csv") in readme
+    assert _run_cli(["describe", "examples/stroop.yaml"], tmp_path, monkeypatch) in readme + "\n"

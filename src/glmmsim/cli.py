@@ -22,8 +22,10 @@ import yaml
 
 from . import __version__
 from .errors import GlmmsimError, GlmmsimWarning, ParameterError, format_names
+from .formula import parse_formula
 from .names import categorical_levels, lme4_name
 from .spec import Study, load_spec, write_data
+from .theta import lme4_terms
 
 __all__ = ["main", "describe_study", "build_parser"]
 
@@ -172,26 +174,24 @@ def _cmd_describe(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> i
 
 
 def _cmd_plot(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    from .plot import _predictors, plot_model
+    from .plot import plot_model, resolve_kind  # matplotlib is imported only for this command
 
     study = _load(args)
     _check_image_path(args.out)
     data = study.simulate()
-    if args.kind == "auto":
-        numeric, _ = _predictors(study.model, data)
-        args.kind = "spaghetti" if numeric else "interaction"
+    kind = resolve_kind(study.model, data, args.kind)
     kwargs: dict[str, object] = {}
-    if args.kind in ("spaghetti", "interaction") and args.x:
+    if kind in ("spaghetti", "interaction") and args.x:
         kwargs["x"] = args.x
-    if args.kind == "interaction" and args.trace is not None:
+    if kind == "interaction" and args.trace is not None:
         kwargs["trace"] = args.trace
-    if args.kind in ("spaghetti", "caterpillar", "pairs") and args.factor:
+    if kind in ("spaghetti", "caterpillar", "pairs") and args.factor:
         kwargs["factor"] = args.factor
-    if args.kind == "spaghetti":
+    if kind == "spaghetti":
         kwargs["max_lines"] = args.max_lines
-    fig = plot_model(study.model, data, kind=args.kind, **kwargs)
+    fig = plot_model(study.model, data, kind=kind, **kwargs)
     fig.savefig(args.out, dpi=args.dpi)
-    print(f"wrote {args.kind} plot of {study.source} -> {args.out}", file=stdout)
+    print(f"wrote {kind} plot of {study.source} -> {args.out}", file=stdout)
     return 0
 
 
@@ -318,9 +318,6 @@ def _unique_labels(names: Sequence[str]) -> list[str]:
 
 def _random_rows(model, data: pd.DataFrame) -> list[tuple[str, str, object]]:
     """Per random-effect term in lme4's order: (lme4 factor name, glmmsim factor, covariance)."""
-    from .formula import parse_formula
-    from .theta import lme4_terms
-
     bars = parse_formula(model.formula).bars
     out = []
     for term, cov in lme4_terms(model, data):

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from formulaic import Formula
 
 from .draws import standard_normals, stream_key
 from .errors import (
@@ -486,13 +487,15 @@ def _data_levels(
         if isinstance(values.dtype, pd.CategoricalDtype):
             levels[col] = list(values.cat.categories)
         else:
-            levels[col] = sorted(pd.unique(values.dropna()))
+            found = list(pd.unique(values.dropna()))
+            try:
+                levels[col] = sorted(found)
+            except TypeError:  # mixed types have no order; lme4 names are then unavailable
+                continue
     return levels
 
 
 def _static_names(expr: str) -> list[str]:
-    from formulaic import Formula
-
     return ["Intercept" if str(t) == "1" else str(t) for t in Formula(expr)]
 
 

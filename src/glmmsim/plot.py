@@ -39,7 +39,7 @@ from .names import categorical_levels, lme4_name
 from .errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names
 from .seeding import SeedLike, as_generator
 
-__all__ = ["plot_model", "spaghetti", "interaction", "caterpillar", "pairs", "PLOT_KINDS"]
+__all__ = ["plot_model", "resolve_kind", "spaghetti", "interaction", "caterpillar", "pairs", "PLOT_KINDS"]
 
 PLOT_KINDS = ("spaghetti", "interaction", "caterpillar", "pairs")
 
@@ -438,15 +438,23 @@ def pairs(
 _PLOTTERS = {"spaghetti": spaghetti, "interaction": interaction, "caterpillar": caterpillar, "pairs": pairs}
 
 
+def resolve_kind(model, data: pd.DataFrame, kind: str) -> str:
+    """``kind`` checked; ``"auto"`` becomes spaghetti with a numeric predictor, else interaction."""
+    if kind == "auto":
+        numeric, _ = _predictors(model, data)
+        return "spaghetti" if numeric else "interaction"
+    if kind not in _PLOTTERS:
+        valid = [*PLOT_KINDS, "auto"]
+        raise ParameterError(f"kind must be one of {format_names(valid)}; got {kind!r}.{did_you_mean(str(kind), valid)}")
+    return kind
+
+
 def plot_model(model, data: pd.DataFrame, kind: str = "spaghetti", **kwargs: Any) -> Figure:
-    """Draw a study: ``kind`` is one of ``spaghetti``, ``interaction``, ``caterpillar``, ``pairs``.
+    """Draw a study: ``kind`` is ``spaghetti``, ``interaction``, ``caterpillar``, ``pairs`` or ``auto``.
 
     Keyword arguments go to the plot function of that name (:func:`spaghetti`, ...).
     """
-    if kind not in _PLOTTERS:
-        raise ParameterError(
-            f"kind must be one of {format_names(PLOT_KINDS)}; got {kind!r}.{did_you_mean(str(kind), PLOT_KINDS)}"
-        )
+    kind = resolve_kind(model, data, kind)
     plotter = _PLOTTERS[kind]
     valid = [p for p in inspect.signature(plotter).parameters if p not in ("model", "data")]
     unknown = [k for k in kwargs if k not in valid]

@@ -75,6 +75,7 @@ import yaml
 
 from . import design as design_mod
 from .errors import GlmmsimError, GlmmsimWarning, ParameterError, did_you_mean, format_names
+from .model import Model
 from .seeding import SeedLike
 
 __all__ = ["SpecError", "Study", "load_spec", "parse_spec", "set_value", "write_data", "DATA_FORMATS"]
@@ -453,8 +454,6 @@ class Study:
 
     def make_model(self, population_seed: SeedLike):
         """The spec's model with another population seed."""
-        from .model import Model
-
         try:
             return Model(**self.model_kwargs, seed=population_seed)
         except GlmmsimError as exc:

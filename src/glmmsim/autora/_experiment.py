@@ -15,6 +15,7 @@ from autora.experiment_runner.synthetic.utilities import SyntheticExperimentColl
 from autora.variable import Variable
 
 from ..errors import GlmmsimWarning, ParameterError, did_you_mean
+from ..model import Model
 from ..seeding import SeedLike, as_generator
 from . import _faithful, _lme4
 from ._plot import make_plotter
@@ -232,8 +233,6 @@ def _build_lme4(p: dict[str, Any]) -> dict[str, Any]:
 
 def _lme4_model(p: dict[str, Any], with_sigma: bool) -> Any:
     """The glmmsim.Model behind an lme4-mode experiment (residual SD replaced per run)."""
-    from ..model import Model
-
     with _lme4.in_autora_names():
         return Model(
             p["formula"],

@@ -13,8 +13,8 @@ from formulaic import model_matrix
 
 from glmmsim import DataError, FormulaError, Model, ParameterError
 from glmmsim.errors import GlmmsimError, GlmmsimWarning
-from glmmsim.formula import parse_formula
-from glmmsim.terms import expand_bars, has_intercept
+from glmmsim.model.formula import parse_formula
+from glmmsim.model.terms import expand_bars, has_intercept
 
 
 def _data():

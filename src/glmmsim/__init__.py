@@ -1,5 +1,13 @@
 """glmmsim: simulate data from (generalized) linear mixed models written in lme4 formula syntax.
 
+The public API on one page:
+
+* :class:`Model` -- an lme4-formula model with its parameters (``glmmsim.model``);
+* :mod:`glmmsim.design` -- experimental designs (``crossed``, ``nested``);
+* :func:`to_theta`, :func:`random_from_theta` -- lme4's covariance parameterisation (``glmmsim.lme4``);
+* :mod:`glmmsim.study` -- YAML study specs and data writers; :mod:`glmmsim.plot` -- figures;
+* errors: every bad input raises a :class:`GlmmsimError` subclass.
+
 Examples
 --------
 >>> import pandas as pd, glmmsim
@@ -9,7 +17,9 @@ Examples
 (2, 3)
 """
 
-from . import design
+__version__ = "0.2.0"
+
+from . import _moved, design
 from .errors import (
     DataError,
     FormulaError,
@@ -18,9 +28,10 @@ from .errors import (
     InputTypeError,
     ParameterError,
 )
-from .families import Family, get_family
-from .model import Model
-from .theta import random_from_theta, to_theta
+from .lme4 import random_from_theta, to_theta
+from .model import Family, Model, get_family
+
+_moved.install()
 
 __all__ = [
     "Model",
@@ -36,5 +47,3 @@ __all__ = [
     "InputTypeError",
     "GlmmsimWarning",
 ]
-
-__version__ = "0.1.0"

@@ -97,7 +97,7 @@ def has_sigma(family: Any, link: Any, dispersion: Mapping[str, Any] | None) -> b
     >>> has_sigma("exgaussian", None, {"tau": 0.2}), has_sigma("gamma", None, {"shape": 2})
     (True, False)
     """
-    from ..families import get_family
+    from ..model.families import get_family
 
     name = "gaussian" if family is None else family
     extra = dict(dispersion or {})

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import FormulaError
+from ..errors import FormulaError
 from formulaic import Formula
 
 from .formula import Bar, parse_formula  # noqa: F401  (parse_formula: used by the doctests)

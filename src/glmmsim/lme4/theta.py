@@ -28,13 +28,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ParameterError
-from .families import Family, get_family
-from .formula import parse_formula
-from .matrices import grouping, model_columns
-from .model import Model
-from .parameters import TermCovariance
-from .terms import RandomTerm, expand_bars
+from ..errors import ParameterError
+from ..model.families import Family, get_family
+from ..model.formula import parse_formula
+from ..model.matrices import grouping, model_columns
+from ..model.model import Model
+from ..model.parameters import TermCovariance
+from ..model.terms import RandomTerm, expand_bars
 
 __all__ = ["to_theta", "random_from_theta", "lme4_terms"]
 

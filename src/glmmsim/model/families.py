@@ -67,8 +67,8 @@ from typing import Any, Optional, Union
 import numpy as np
 from scipy import special
 
-from .errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names, plain
-from .seeding import SeedLike, as_generator
+from ..errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names, plain
+from ..seeding import SeedLike, as_generator
 
 __all__ = ["Family", "Link", "FAMILY_NAMES", "LINK_NAMES", "get_family", "get_link"]
 

@@ -5,8 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from glmmsim.errors import FormulaError
-from glmmsim.formula import parse_formula, split_top_level
-from glmmsim.terms import expand_bars, has_intercept
+from glmmsim.model.formula import parse_formula, split_top_level
+from glmmsim.model.terms import expand_bars, has_intercept
 
 
 def terms_of(formula):

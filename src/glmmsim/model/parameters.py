@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ParameterError, did_you_mean, format_names
+from ..errors import ParameterError, did_you_mean, format_names
 from .names import match_keys
 
 __all__ = [

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from .errors import ParameterError, did_you_mean, format_names
+from ..errors import ParameterError, did_you_mean, format_names
 
 __all__ = ["lme4_name", "aliases", "match_keys", "categorical_levels"]
 

@@ -21,7 +21,7 @@ import pandas as pd
 from formulaic import Formula
 
 from .draws import standard_normals, stream_key
-from .errors import (
+from ..errors import (
     DataError,
     FormulaError,
     GlmmsimWarning,
@@ -43,7 +43,7 @@ from .matrices import (
 )
 from .names import match_keys
 from .parameters import FactorSpec, TermCovariance, factor_covariance, parse_fixed, parse_random
-from .seeding import SeedLike, as_generator, seed_key
+from ..seeding import SeedLike, as_generator, seed_key
 from .terms import RandomTerm, expand_bars
 
 __all__ = ["Model"]
@@ -360,7 +360,7 @@ class Model:
 
     def plot(self, kind: str, data: pd.DataFrame, **kwargs: Any):
         """Draw the model on ``data`` (see :func:`glmmsim.plot.plot_model`)."""
-        from .plot import plot_model
+        from ..plot import plot_model
 
         return plot_model(self, data, kind=kind, **kwargs)
 

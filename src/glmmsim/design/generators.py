@@ -39,10 +39,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .draws import level_keys, mix64, stream_key, string_key, uniforms
-from .errors import GlmmsimWarning, InputTypeError, ParameterError, did_you_mean, format_names
-from .parameters import check_number
-from .seeding import SeedLike, seed_key
+from ..model.draws import level_keys, mix64, stream_key, string_key, uniforms
+from ..errors import GlmmsimWarning, InputTypeError, ParameterError, did_you_mean, format_names
+from ..model.parameters import check_number
+from ..seeding import SeedLike, seed_key
 
 __all__ = ["crossed", "nested", "unit_labels"]
 

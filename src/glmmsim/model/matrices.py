@@ -20,7 +20,7 @@ from formulaic import Formula, model_matrix
 from formulaic.transforms import TRANSFORMS
 
 from .draws import level_keys
-from .errors import DataError, FormulaError, did_you_mean, format_names, plain
+from ..errors import DataError, FormulaError, did_you_mean, format_names, plain
 
 __all__ = [
     "Columns",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import FormulaError
+from ..errors import FormulaError
 
 __all__ = ["Bar", "ParsedFormula", "parse_formula", "split_top_level"]
 
@@ -200,7 +200,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     '1'
     """
     if not isinstance(formula, str):
-        from .errors import InputTypeError
+        from ..errors import InputTypeError
 
         raise InputTypeError(f"formula must be a str such as 'y ~ x + (1 | g)'; got {type(formula).__name__}")
     _depths(formula, formula)

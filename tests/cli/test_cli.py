@@ -17,7 +17,7 @@ import pytest
 
 from glmmsim.cli import main
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 SPEC = """\
@@ -322,7 +322,7 @@ def test_design_error_names_key_line(spec, tmp_path):
 )
 def test_family_line_of_other_families_lme4_lacks(family, dispersion, expected):
     from glmmsim import Model
-    from glmmsim.cli import _family_line
+    from glmmsim.lme4.summary import _family_line
 
     model = Model("rt ~ 1 + (1 | subject)", fixed={"Intercept": 0.5}, random={"subject": 0.1},
                   sigma=0.2, family=family, dispersion=dispersion)

@@ -1,4 +1,4 @@
-"""Tests of glmmsim.spec: YAML study specs, validation with line numbers, overrides, output."""
+"""Tests of glmmsim.study.spec: YAML study specs, validation with line numbers, overrides, output."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from glmmsim.errors import GlmmsimError, GlmmsimWarning
-from glmmsim.spec import SpecError, data_format, load_spec, parse_spec, set_value, write_data
+from glmmsim.study import SpecError, data_format, load_spec, parse_spec, set_value, write_data
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 
 SPEC = """\
 model:

@@ -1,4 +1,4 @@
-"""Tests for glmmsim.families: moments, distributions, links, draw order, errors, GLM recovery.
+"""Tests for glmmsim.model.families: moments, distributions, links, draw order, errors, GLM recovery.
 
 Statistical tolerances are derived from the sample size:
 
@@ -22,7 +22,7 @@ import pytest
 from scipy import stats
 
 from glmmsim.errors import DataError, InputTypeError, ParameterError
-from glmmsim.families import FAMILY_NAMES, LINK_NAMES, Family, Link, get_family, get_link
+from glmmsim.model.families import FAMILY_NAMES, LINK_NAMES, Family, Link, get_family, get_link
 
 K = 5.0
 ALPHA = 1e-3

@@ -1,4 +1,4 @@
-"""Statistical and reproducibility tests of the persistent standard normals (glmmsim.draws).
+"""Statistical and reproducibility tests of the persistent standard normals (glmmsim.model.draws).
 
 Every level's draw is a pure function of (seed, factor, coefficient, level value), so these
 tests check three things: the draws are standard normal, different streams are independent,
@@ -27,7 +27,7 @@ import pytest
 from scipy import stats
 
 import glmmsim
-from glmmsim.draws import level_keys, standard_normals, stream_key
+from glmmsim.model.draws import level_keys, standard_normals, stream_key
 from glmmsim.seeding import seed_key
 
 K = 5.0

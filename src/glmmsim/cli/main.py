@@ -1,0 +1,96 @@
+"""The ``glmmsim`` command line: one module per command, dispatched from here.
+
+Examples
+--------
+>>> main(["--version"])  # doctest: +ELLIPSIS
+glmmsim ...
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import TextIO
+
+import yaml
+
+from .. import __version__
+from ..errors import GlmmsimError, GlmmsimWarning
+from . import describe, plot, simulate
+
+__all__ = ["main", "build_parser"]
+
+# each command module has register(subparsers), which sets the command's run function
+_COMMANDS = (simulate, describe, plot)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``glmmsim`` command."""
+    parser = argparse.ArgumentParser(
+        prog="glmmsim",
+        description="Simulate data from (generalized) linear mixed models written in lme4 formula syntax.",
+    )
+    parser.add_argument("--version", action="version", version=f"glmmsim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for command in _COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def _warning_printer(stderr: TextIO):
+    """``warnings.showwarning`` replacement: glmmsim's own warnings as one line, like errors."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, GlmmsimWarning):
+            print(f"glmmsim: warning: {' '.join(str(message).split())}", file=stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
+        pass
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run the ``glmmsim`` command; return the exit status (0 on success).
+
+    Errors in the spec, the data or the files are printed as one line
+    ``glmmsim: error: ...`` on stderr (exit status 1); a usage error exits with 2.
+    """
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return int(exc.code or 0)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(stderr)
+            return args.run(args, stdout, stderr)
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) went away: stop quietly, as Unix tools do
+        _silence_stdout()
+        return 141
+    except (GlmmsimError, OSError, yaml.YAMLError) as exc:
+        message = " ".join(str(exc).split())
+        print(f"glmmsim: error: {message}", file=stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("glmmsim: interrupted", file=stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

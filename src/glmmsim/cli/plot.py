@@ -1,0 +1,65 @@
+"""``glmmsim plot``: draw a study to an image file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from ..errors import ParameterError, format_names
+from .common import add_spec_options, load_study, positive_int
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``plot`` command to the parser."""
+    p = sub.add_parser("plot", help="draw the study to an image file")
+    add_spec_options(p)
+    p.add_argument("-o", "--out", metavar="PNG", required=True, help="image file (.png, .pdf, .svg)")
+    p.add_argument(
+        "--kind",
+        default="auto",
+        choices=["auto", "spaghetti", "interaction", "caterpillar", "pairs"],
+        help="auto (default): spaghetti if the formula has a numeric predictor, else interaction",
+    )
+    p.add_argument("--x", help="predictor on the horizontal axis (spaghetti, interaction)")
+    p.add_argument("--trace", help="condition drawn as separate lines (interaction)")
+    p.add_argument("--factor", help="grouping factor to draw (spaghetti, caterpillar, pairs)")
+    p.add_argument(
+        "--max-lines", type=positive_int, default=12, help="spaghetti: at most this many units (default 12)"
+    )
+    p.add_argument("--dpi", type=positive_int, default=100, help="resolution of raster images (default 100)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from ..plot import plot_model, resolve_kind  # matplotlib is imported only for this command
+
+    study = load_study(args)
+    _check_image_path(args.out)
+    data = study.simulate()
+    kind = resolve_kind(study.model, data, args.kind)
+    kwargs: dict[str, object] = {}
+    if kind in ("spaghetti", "interaction") and args.x:
+        kwargs["x"] = args.x
+    if kind == "interaction" and args.trace is not None:
+        kwargs["trace"] = args.trace
+    if kind in ("spaghetti", "caterpillar", "pairs") and args.factor:
+        kwargs["factor"] = args.factor
+    if kind == "spaghetti":
+        kwargs["max_lines"] = args.max_lines
+    fig = plot_model(study.model, data, kind=kind, **kwargs)
+    fig.savefig(args.out, dpi=args.dpi)
+    print(f"wrote {kind} plot of {study.source} -> {args.out}", file=stdout)
+    return 0
+
+
+def _check_image_path(path: str) -> None:
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    ext = path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    if ext not in formats:
+        raise ParameterError(
+            f"cannot tell the image format of {path!r}; use an extension of {format_names(sorted(formats))}"
+        )

@@ -1,0 +1,12 @@
+"""The model pipeline, one module a stage.
+
+formula (split an lme4 formula) -> terms (expand bar terms as lme4 does) -> matrices
+(model columns and group codes) -> names and parameters (coefficients matched to
+values, covariance factors) -> draws (keyed random numbers) -> families (response
+distributions) -> model (the :class:`Model` users build).
+"""
+
+from .families import Family, get_family
+from .model import Model
+
+__all__ = ["Model", "Family", "get_family"]

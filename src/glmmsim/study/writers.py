@@ -1,0 +1,64 @@
+"""Writing simulated data: CSV written frame by frame, Parquet, the format from the extension."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+from ..errors import GlmmsimError, ParameterError, format_names
+
+__all__ = ["DATA_FORMATS", "data_format", "write_data"]
+
+#: Output formats and the file extensions that select them.
+DATA_FORMATS = {"csv": (".csv", ".csv.gz", ".tsv"), "parquet": (".parquet", ".pq")}
+
+
+
+def data_format(path: str, fmt: str | None = None) -> str:
+    """The output format for ``path``: ``fmt`` if given, else from the extension.
+
+    Examples
+    --------
+    >>> data_format("out.parquet"), data_format("out.csv"), data_format("x.dat", "csv")
+    ('parquet', 'csv', 'csv')
+    """
+    lower = str(path).lower()
+    by_ext = next((f for f, exts in DATA_FORMATS.items() if lower.endswith(exts)), None)
+    if fmt is not None:
+        if fmt not in DATA_FORMATS:
+            raise ParameterError(f"format must be one of {format_names(DATA_FORMATS)}; got {fmt!r}")
+        if by_ext is not None and by_ext != fmt:
+            raise ParameterError(f"output file {path!r} has a {by_ext} extension but format {fmt!r} was asked for")
+        return fmt
+    if by_ext is None:
+        exts = [e for group in DATA_FORMATS.values() for e in group]
+        raise ParameterError(f"cannot tell the format of output file {path!r}; use an extension of {format_names(exts)}")
+    return by_ext
+
+
+def _require_pyarrow() -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise GlmmsimError(
+            "writing Parquet needs pyarrow, which is not installed; install it with "
+            "`pip install 'glmmsim[parquet]'` or write a .csv file"
+        ) from None
+
+
+def write_data(data: pd.DataFrame | Iterable[pd.DataFrame], path: str, fmt: str | None = None) -> str:
+    """Write one data frame (or several, one after the other) as CSV or Parquet; return the format.
+
+    CSV frames are written as they arrive, so an iterator of replicates is never held in memory whole.
+    """
+    fmt = data_format(path, fmt)
+    frames = [data] if isinstance(data, pd.DataFrame) else data
+    if fmt == "parquet":
+        _require_pyarrow()
+        pd.concat(list(frames), ignore_index=True).to_parquet(path, index=False)
+        return fmt
+    sep = "\t" if str(path).lower().endswith(".tsv") else ","
+    for i, frame in enumerate(frames):
+        frame.to_csv(path, index=False, sep=sep, mode="w" if i == 0 else "a", header=i == 0)
+    return fmt

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-__all__ = ["level_keys", "mix64", "standard_normals", "stream_key", "string_key", "uniforms"]
+__all__ = ["RowStreams", "level_keys", "mix64", "standard_normals", "stream_key", "string_key", "uniforms"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -136,3 +136,51 @@ def uniforms(keys: np.ndarray, stream: int) -> np.ndarray:
 def standard_normals(keys: np.ndarray, stream: int) -> np.ndarray:
     """One standard normal per level key, a pure function of (key, stream)."""
     return ndtri(uniforms(keys, stream))
+
+
+class RowStreams:
+    """Keyed random numbers for the rows of one call: row ``r``'s j-th uniform is a pure
+    function of ``(stream, keys[r], j)``.
+
+    ``keys`` identify the rows (their position in the conditions, their index values or
+    their key columns, hashed); ``stream`` identifies the call's purpose and seed (the
+    response noise of one replicate). Because nothing depends on the other rows, any
+    slice, subset or partition of the rows gets exactly the numbers of the whole.
+
+    Examples
+    --------
+    >>> whole = RowStreams(np.arange(6, dtype=np.uint64), stream=11)
+    >>> part = RowStreams(np.arange(3, 6, dtype=np.uint64), stream=11)
+    >>> bool(np.array_equal(whole.uniforms(0)[3:], part.uniforms(0)))
+    True
+    >>> bool(np.array_equal(whole.uniforms(0), whole.uniforms(1)))
+    False
+    """
+
+    __slots__ = ("keys", "stream")
+
+    def __init__(self, keys: np.ndarray, stream: int) -> None:
+        self.keys = np.asarray(keys, dtype=np.uint64)
+        self.stream = int(stream)
+
+    def __len__(self) -> int:
+        return int(self.keys.shape[0])
+
+    def draw_stream(self, draw: int) -> int:
+        """The 64-bit stream key of the ``draw``-th number of every row."""
+        return stream_key(self.stream, "draw", str(int(draw)))
+
+    def uniforms(self, draw: int = 0, rows: np.ndarray | None = None) -> np.ndarray:
+        """The ``draw``-th uniform in (0, 1) of every row (or of ``rows``, positions)."""
+        keys = self.keys if rows is None else self.keys[rows]
+        return uniforms(keys, self.draw_stream(draw))
+
+    def normals(self, draw: int = 0, rows: np.ndarray | None = None) -> np.ndarray:
+        """The ``draw``-th standard normal of every row (inverse CDF of :meth:`uniforms`)."""
+        return ndtri(self.uniforms(draw, rows))
+
+    def __getstate__(self):
+        return (self.keys, self.stream)
+
+    def __setstate__(self, state) -> None:
+        self.keys, self.stream = state

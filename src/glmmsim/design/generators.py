@@ -115,6 +115,21 @@ def _check_count(value: object, argname: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def _unit_range(value: object, argname: str) -> range:
+    """Unit numbers 1..n for a count n, or the given range of numbers (a partition of units)."""
+    if isinstance(value, range):
+        if value.step != 1 or value.start < 1 or len(value) < 1:
+            raise ParameterError(f"{argname} as a range must be non-empty, step 1, from >= 1; got {value!r}")
+        return value
+    return range(1, _check_count(value, argname) + 1)
+
+
+def _partitioned():
+    from . import partitioned  # imported on use: Dask is an optional extra
+
+    return partitioned
+
+
 def _check_name(value: object, argname: str) -> str:
     if not isinstance(value, str) or not value:
         raise InputTypeError(f"{argname} must be a non-empty string; got {value!r}")
@@ -373,7 +388,7 @@ def _check_choice(value: object, valid: Sequence[str], argname: str) -> str:
 
 
 def crossed(
-    subjects: int = 20,
+    subjects: int | range = 20,
     items: int | None = None,
     *,
     within: FactorSpec | None = None,
@@ -390,6 +405,7 @@ def crossed(
     item: str = "item",
     subject_prefix: str = "s",
     item_prefix: str = "i",
+    npartitions: int | None = None,
     seed: SeedLike = None,
 ) -> pd.DataFrame:
     """Subjects crossed with items: one row per trial.
@@ -402,8 +418,9 @@ def crossed(
 
     Parameters
     ----------
-    subjects : int
-        Number of subjects, labelled ``s001``, ``s002``, ... (``subject_prefix``).
+    subjects : int or range
+        Number of subjects, labelled ``s001``, ``s002``, ... (``subject_prefix``);
+        a range of subject numbers gives exactly those subjects' rows of any larger design.
     items : int or None
         Number of items, labelled ``i001``, ...; ``None`` for a design without
         items (each subject sees each ``within`` cell ``repetitions`` times).
@@ -447,6 +464,9 @@ def crossed(
         Column names for the subject and item labels.
     subject_prefix, item_prefix : str
         Label prefixes.
+    npartitions : int, optional
+        Return a lazy Dask DataFrame of about this many partitions, each a range of
+        subjects generated on the workers (see :mod:`glmmsim.design.partitioned`).
     seed : None, int, SeedSequence or Generator
         Seed of every random draw of the design.
 
@@ -469,7 +489,10 @@ def crossed(
     >>> crossed(2, 2).iloc[:2].to_dict("list")
     {'subject': ['s001', 's001'], 'item': ['i001', 'i002'], 'trial': [1, 2]}
     """
-    n_subj = _check_count(subjects, "subjects")
+    if npartitions is not None:  # Dask: partitions generated on the workers
+        return _partitioned().crossed(**locals())
+    subj_range = _unit_range(subjects, "subjects")
+    n_subj = len(subj_range)
     n_item = None if items is None else _check_count(items, "items")
     within_f = _factors(within, "within")
     bsub_f = _factors(between_subjects, "between_subjects")
@@ -494,8 +517,8 @@ def crossed(
     _check_unique_columns(columns)
     key = seed_key(seed, "seed")
 
-    subj_labels = unit_labels(subject_prefix, n_subj)
-    subj_num = np.arange(1, n_subj + 1)
+    subj_labels = unit_labels(subject_prefix, n_subj, start=subj_range.start)
+    subj_num = np.arange(subj_range.start, subj_range.stop)
     bsub_idx, bsub_combos = _assign_between(bsub_f, subj_labels, subj_num, key, "subject", assign)
     if n_item is not None:
         item_labels = unit_labels(item_prefix, n_item)
@@ -549,7 +572,7 @@ def crossed(
     )
     df, row_keys = _order_trials(df, row_keys, subject, key, order)
     df, row_keys = _subset_trials(df, row_keys, subject, subj_labels, trials_per_subject, key)
-    df, row_keys = _drop_missing(df, row_keys, rate, key)
+    df, row_keys = _drop_missing(df, row_keys, rate, key, whole=not isinstance(subjects, range))
     df = _add_covariates(df, covs, key, row_keys)
     return df[columns].reset_index(drop=True)
 
@@ -624,11 +647,11 @@ def _subset_trials(df, row_keys, unit, labels, spec, key):
     return df[keep].reset_index(drop=True), row_keys[keep]
 
 
-def _drop_missing(df, row_keys, rate, key):
+def _drop_missing(df, row_keys, rate, key, whole=True):
     if rate == 0.0:
         return df, row_keys
     keep = _row_uniforms(key, "missing", row_keys) >= rate
-    if len(df) and not keep.any():
+    if whole and len(df) and not keep.any():  # a range of units (a partition) may lose all its rows
         raise ParameterError(
             f"missing={rate:g} drops all {len(df)} rows of the design, leaving no data; "
             f"use a lower missing rate or a larger design"
@@ -652,6 +675,7 @@ def nested(
     assign: str = "balanced",
     prefixes: Mapping[str, str] | None = None,
     labels: str = "full",
+    npartitions: int | None = None,
     seed: SeedLike = None,
 ) -> pd.DataFrame:
     """Units nested in units, e.g. pupils in classes in schools.
@@ -660,7 +684,8 @@ def nested(
     ----------
     levels : mapping
         ``{unit: size}`` from the outermost to the innermost unit.  The first
-        size is a count (int); every other size is per parent unit and may be
+        size is a count (int; a range of unit numbers gives exactly those units'
+        rows of any larger design); every other size is per parent unit and may be
         an int (fixed), a ``(low, high)`` pair (uniform integer, inclusive,
         drawn per parent), ``{"poisson": mean}`` (Poisson with that mean,
         at least 1) or a callable receiving a per-parent Generator and
@@ -688,6 +713,9 @@ def nested(
         ``full`` labels carry their parents (``s001-c002-p017``), so they are
         unique and ``(1 | class)`` works as well as ``(1 | school/class)``;
         ``local`` labels are numbered within the parent (``c002``).
+    npartitions : int, optional
+        Return a lazy Dask DataFrame of about this many partitions, each a range of
+        outermost units generated on the workers (see :mod:`glmmsim.design.partitioned`).
     seed : None, int, SeedSequence or Generator
 
     Returns
@@ -708,6 +736,8 @@ def nested(
     >>> bool(sizes.between(1, 4).all())
     True
     """
+    if npartitions is not None:  # Dask: partitions generated on the workers
+        return _partitioned().nested(**locals())
     unit_names, sizes = _check_levels(levels)
     within_f = _factors(within, "within")
     between_f = _check_between(between, unit_names)
@@ -725,7 +755,8 @@ def nested(
     key = seed_key(seed, "seed")
 
     # grow the tree level by level; each unit's size depends only on its parent's label
-    paths = [[lab] for lab in unit_labels(pref[unit_names[0]], sizes[0])]
+    top = _unit_range(sizes[0], f"levels[{unit_names[0]!r}]")
+    paths = [[lab] for lab in unit_labels(pref[unit_names[0]], len(top), start=top.start)]
     for depth in range(1, len(unit_names)):
         parents = [p[-1] for p in paths]
         counts = _draw_sizes(sizes[depth], key, f"size:{unit_names[depth]}", parents, f"levels[{unit_names[depth]!r}]")
@@ -762,7 +793,7 @@ def nested(
     row_keys = _row_keys(
         _label_keys(key, "unit", base[inner].tolist())[b_i], cell_keys[c_i], r_i.astype(np.uint64)
     )
-    df, row_keys = _drop_missing(df, row_keys, rate, key)
+    df, row_keys = _drop_missing(df, row_keys, rate, key, whole=not isinstance(sizes[0], range))
     df = _add_covariates(df, covs, key, row_keys)
     if labels == "local":
         for u in unit_names[1:]:
@@ -783,7 +814,7 @@ def _check_levels(levels: object) -> tuple[list[str], list]:
         )
     names = [_check_name(n, "levels unit name") for n in levels]
     sizes = list(levels.values())
-    _check_count(sizes[0], f"levels[{names[0]!r}]")
+    _unit_range(sizes[0], f"levels[{names[0]!r}]")
     for name, size in zip(names[1:], sizes[1:]):
         _check_size(size, f"levels[{name!r}]")
     return names, sizes

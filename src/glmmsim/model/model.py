@@ -283,6 +283,9 @@ class Model:
             A copy of ``conditions`` (same index and column order) with the
             response column added (or replaced, in its place).
         """
+        if type(conditions).__module__.split(".")[0] == "dask":  # lazy, per partition: execution/dask_frames.py
+            from ..execution import dask_frames
+            return dask_frames.simulate(self, conditions, seed)
         rng = as_generator(seed, "seed")
         design = self._design(conditions)
         eta = self._eta(design, random=True)

@@ -25,3 +25,7 @@ def _has_autora() -> bool:
 
 if not _has_autora() and not os.environ.get("GLMMSIM_REQUIRE_AUTORA"):
     collect_ignore_glob.append("src/glmmsim/autora/*")
+
+# doctests that need the dask extra (the tests under tests/execution skip by themselves)
+if importlib.util.find_spec("dask") is None or importlib.util.find_spec("distributed") is None:
+    collect_ignore_glob.append("src/glmmsim/design/partitioned.py")

@@ -14,7 +14,7 @@ nox.options.reuse_existing_virtualenvs = True
 @nox.session
 def tests(session: nox.Session) -> None:
     """Core suite on the newest numpy and pandas (the AutoRA tests skip: no extra here)."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,dask]")  # the Dask tests run here, on a LocalCluster they start
     session.run("python", "-c", "import numpy, pandas; print('numpy', numpy.__version__, 'pandas', pandas.__version__)")
     session.run("pytest", *session.posargs)
 

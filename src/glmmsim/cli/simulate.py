@@ -12,6 +12,7 @@ from ..errors import ParameterError
 from ..study import Study, write_data
 from ..lme4.summary import group_counts
 from .common import add_spec_options, load_study, positive_int
+from .partitioned import add_partition_options, run_partitioned
 
 __all__ = ["register"]
 
@@ -29,11 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="replicates share one population (same random effects); default: each draws new subjects/items",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no summary, no progress bar")
+    add_partition_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     study = load_study(args)
+    if args.partitions or args.scheduler:  # Dask: a partitioned Parquet dataset (cli/partitioned.py)
+        return run_partitioned(args, study, stdout, stderr)
     out = args.out or study.output["file"]
     if not out:
         raise ParameterError("no output file: pass --out FILE or set output.file in the spec")

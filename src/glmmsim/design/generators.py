@@ -405,7 +405,7 @@ def crossed(
     item: str = "item",
     subject_prefix: str = "s",
     item_prefix: str = "i",
-    npartitions: int | None = None,
+    npartitions: int | str | None = None,
     seed: SeedLike = None,
 ) -> pd.DataFrame:
     """Subjects crossed with items: one row per trial.
@@ -464,8 +464,8 @@ def crossed(
         Column names for the subject and item labels.
     subject_prefix, item_prefix : str
         Label prefixes.
-    npartitions : int, optional
-        Return a lazy Dask DataFrame of about this many partitions, each a range of
+    npartitions : int or "auto", optional
+        Return a lazy Dask DataFrame of this many partitions ("auto": about 1e6 rows each), each a range of
         subjects generated on the workers (see :mod:`glmmsim.design.partitioned`).
     seed : None, int, SeedSequence or Generator
         Seed of every random draw of the design.
@@ -675,7 +675,7 @@ def nested(
     assign: str = "balanced",
     prefixes: Mapping[str, str] | None = None,
     labels: str = "full",
-    npartitions: int | None = None,
+    npartitions: int | str | None = None,
     seed: SeedLike = None,
 ) -> pd.DataFrame:
     """Units nested in units, e.g. pupils in classes in schools.
@@ -713,8 +713,8 @@ def nested(
         ``full`` labels carry their parents (``s001-c002-p017``), so they are
         unique and ``(1 | class)`` works as well as ``(1 | school/class)``;
         ``local`` labels are numbered within the parent (``c002``).
-    npartitions : int, optional
-        Return a lazy Dask DataFrame of about this many partitions, each a range of
+    npartitions : int or "auto", optional
+        Return a lazy Dask DataFrame of this many partitions ("auto": about 1e6 rows each), each a range of
         outermost units generated on the workers (see :mod:`glmmsim.design.partitioned`).
     seed : None, int, SeedSequence or Generator
 

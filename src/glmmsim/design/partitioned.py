@@ -72,9 +72,16 @@ def _dd():
     return dd
 
 
-def _check_npartitions(npartitions: object, units: int, what: str) -> int:
+#: Rows per partition chosen by ``npartitions="auto"``: a call's fixed cost is a few ms, so
+#: partitions of about a million rows keep it negligible while a worker's memory stays small.
+ROWS_PER_PARTITION = 1_000_000
+
+
+def _check_npartitions(npartitions: object, units: int, rows_per_unit: int) -> int:
+    if npartitions == "auto":
+        npartitions = max(1, math.ceil(units * rows_per_unit / ROWS_PER_PARTITION))
     if isinstance(npartitions, bool) or not isinstance(npartitions, numbers.Integral) or npartitions < 1:
-        raise ParameterError(f"npartitions must be an int >= 1; got {npartitions!r}")
+        raise ParameterError(f"npartitions must be an int >= 1 or 'auto'; got {npartitions!r}")
     # a partition is at least one unit: more partitions than units would be empty
     return min(int(npartitions), units)
 
@@ -180,9 +187,9 @@ def crossed(*, npartitions: int, subjects: int = 20, **kwargs: Any):
     """
     kwargs["seed"] = _fixed_seed(kwargs.get("seed"))
     total = len(generators._unit_range(subjects, "subjects"))
-    k = _check_npartitions(npartitions, total, "subjects")
     # the first subject alone: validates every argument, shows warnings once, gives the columns
     sample = generators.crossed(subjects=range(1, 2), **kwargs)
+    k = _check_npartitions(npartitions, total, len(sample))
     categories: dict[str, Sequence[str] | None] = {
         kwargs.get("subject", "subject"): _listed(kwargs.get("subject_prefix", "s"), total)
     }
@@ -209,8 +216,8 @@ def nested(*, npartitions: int, levels: Mapping[str, Any], **kwargs: Any):
         generators.nested(levels=levels, **kwargs)  # raises the generator's own error
     names = list(levels)
     total = len(generators._unit_range(levels[names[0]], f"levels[{names[0]!r}]"))
-    k = _check_npartitions(npartitions, total, names[0])
     sample = generators.nested(levels={**levels, names[0]: range(1, 2)}, **kwargs)
+    k = _check_npartitions(npartitions, total, len(sample))
     categories = _nested_categories(levels, names, total, kwargs)
     part = _Part("nested", {**kwargs, "levels": dict(levels)}, names[0], categories)
     ranges = _unit_ranges(total, k)
@@ -243,8 +250,3 @@ def _nested_categories(
         )
         out[name] = list(pd.unique(tree[name].to_numpy(dtype=object)))
     return out
-
-
-def default_npartitions(rows: int, rows_per_partition: int = 1_000_000) -> int:
-    """Partitions of about ``rows_per_partition`` rows (a call's fixed cost is a few ms)."""
-    return max(1, math.ceil(rows / rows_per_partition))

@@ -309,7 +309,7 @@ def _design_args(ctx: _Ctx, spec: Any) -> tuple[str, dict[str, Any]]:
             path + ("type",),
             f"must be one of {format_names(DESIGN_TYPES)}; got {kind!r}.{did_you_mean(str(kind), DESIGN_TYPES)}",
         )
-    params = [p for p in inspect.signature(DESIGN_TYPES[kind]).parameters if p != "seed"]
+    params = [p for p in inspect.signature(DESIGN_TYPES[kind]).parameters if p not in ("seed", "npartitions")]
     args = _check_keys(ctx, spec, path, ["type", *params])
     args.pop("type")
     # YAML has no tuples: a two-element list is a (low, high) size range

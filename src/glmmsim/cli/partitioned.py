@@ -1,0 +1,182 @@
+"""``glmmsim simulate SPEC --out DIR.parquet --partitions N``: a partitioned Parquet dataset via Dask.
+
+The design is generated and simulated on Dask workers, partition by partition,
+and each partition is written as its own file ``part.00000.parquet``, ... in
+``DIR.parquet`` (readable whole by ``pandas.read_parquet(DIR)``,
+``dask.dataframe.read_parquet(DIR)`` or ``pyarrow.dataset``). The values are
+those of the pandas ``simulate`` of the same spec, whatever the partitioning.
+Without ``--scheduler`` a ``LocalCluster`` with one single-threaded worker
+process per core runs on this machine; ``--scheduler processes`` uses Dask's
+local process pool; any other value is the address of a running scheduler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+
+from ..errors import GlmmsimError, ParameterError
+from ..study.spec import DESIGN_TYPES, Study
+
+__all__ = ["add_partition_options", "run_partitioned", "write_partitions"]
+
+
+def partitions_arg(text: str) -> int | str:
+    """argparse type: a whole number >= 1 or ``auto`` (about 1e6 rows per partition)."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or 'auto'; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or 'auto'; got {value}")
+    return value
+
+
+def add_partition_options(p: argparse.ArgumentParser) -> None:
+    """The Dask options of ``glmmsim simulate``."""
+    g = p.add_argument_group("scale-out with Dask (pip install 'glmmsim[dask]')")
+    g.add_argument(
+        "--partitions",
+        type=partitions_arg,
+        metavar="N",
+        help="write a partitioned Parquet dataset (a directory) of N partitions, generated and simulated "
+        "on Dask workers; 'auto': about 1e6 rows each",
+    )
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler address, or 'processes' for a local process pool "
+        "(default: a LocalCluster, one worker per core); implies --partitions auto",
+    )
+
+
+def _dask():
+    try:
+        import dask
+        import dask.dataframe  # noqa: F401
+    except ImportError:
+        raise GlmmsimError("--partitions needs Dask: pip install 'glmmsim[dask]'") from None
+    return dask
+
+
+def run_partitioned(args: argparse.Namespace, study: Study, stdout: TextIO, stderr: TextIO) -> int:
+    """Simulate the spec on Dask and write one Parquet file per partition."""
+    dask = _dask()
+    out = args.out or study.output["file"]
+    if not out or out == "-":
+        raise ParameterError("--partitions writes a directory of Parquet files: pass --out DIR.parquet")
+    if (args.format or study.output["format"] or "parquet") != "parquet":
+        raise ParameterError("--partitions writes Parquet only; use --out DIR.parquet")
+    if (args.replicates or study.output["replicates"]) != 1:
+        raise ParameterError("--partitions writes one dataset; drop --replicates (or output.replicates)")
+    npartitions = args.partitions or "auto"
+    design = DESIGN_TYPES[study.design_type](**study.design_args, seed=study.seeds["design"], npartitions=npartitions)
+    data = study.model.simulate(design, seed=study.seeds["noise"])
+    with _scheduler(args.scheduler, dask) as client:
+        start = time.perf_counter()  # the write itself, not the cluster's start-up
+        rows = write_partitions(data, out, client=client, progress=not args.quiet, stderr=stderr)
+        seconds = time.perf_counter() - start
+    if not args.quiet:
+        print(
+            f"simulated {rows} rows in {data.npartitions} partitions -> {out} (parquet dataset) "
+            f"in {seconds:.1f} s ({rows / max(seconds, 1e-9) / 1e6:.2f} M rows/s)",
+            file=stdout,
+        )
+    return 0
+
+
+@contextmanager
+def _scheduler(address: str | None, dask: Any) -> Iterator[Any]:
+    """A distributed Client (None for Dask's local process pool) for the duration of the write."""
+    if address == "processes":
+        with dask.config.set(scheduler="processes"):
+            yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if address is None:
+        workers = os.cpu_count() or 1
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+            with Client(cluster) as client:
+                yield client
+        return
+    with Client(address) as client:
+        yield client
+
+
+def write_partitions(
+    data: Any, out: str | os.PathLike, *, client: Any = None, progress: bool = True, stderr: TextIO | None = None
+) -> int:
+    """Write each partition of the Dask DataFrame ``data`` to ``out/part.NNNNN.parquet``; return the rows.
+
+    Files are numbered in partition order (zero-padded, so a name sort is the row order).
+    An existing directory ``out`` is replaced.
+    """
+    from tqdm import tqdm
+
+    dask = _dask()
+    path = Path(out)
+    if path.exists():
+        if not path.is_dir():
+            raise ParameterError(f"--out {str(path)!r} exists and is a file; a partitioned dataset is a directory")
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    unknown = _unknown_category_columns(data._meta)
+    parts = data.to_delayed()
+    tasks = [
+        dask.delayed(_write_file)(part, str(path / f"part.{i:05d}.parquet"), unknown)
+        for i, part in enumerate(parts)
+    ]
+    bar = tqdm(total=len(tasks), desc="partitions", unit="part", file=stderr, disable=not progress)
+    rows = 0
+    try:
+        if client is not None:
+            from distributed import as_completed
+
+            futures = client.compute(tasks)
+            try:
+                for future in as_completed(futures):
+                    rows += future.result()
+                    bar.update()
+            except BaseException:
+                client.cancel(futures)
+                raise
+        else:
+            from dask.callbacks import Callback
+
+            class _Bar(Callback):
+                def _posttask(self, key, result, dsk, state, id):
+                    if str(key).startswith("_write_file"):
+                        bar.update()
+
+            with _Bar():
+                rows = sum(dask.compute(*tasks))
+    finally:
+        bar.close()
+    return int(rows)
+
+
+def _unknown_category_columns(meta: pd.DataFrame) -> list[str]:
+    return [
+        c
+        for c in meta.columns
+        if isinstance(meta[c].dtype, pd.CategoricalDtype) and "__UNKNOWN_CATEGORIES__" in meta[c].cat.categories
+    ]
+
+
+def _write_file(frame: pd.DataFrame, path: str, as_text: list[str]) -> int:
+    # columns with per-partition categories are written as text, so every file has one schema
+    for col in as_text:
+        frame[col] = frame[col].astype(str)
+    frame.to_parquet(path, index=False)
+    return len(frame)

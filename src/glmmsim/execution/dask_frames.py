@@ -35,7 +35,7 @@ from ..model.formula import parse_formula
 from ..model.matrices import check_columns_present, stateful_transforms
 from ..seeding import SeedLike, as_seed_sequence
 
-__all__ = ["is_dask_frame", "simulate", "check_partitionable"]
+__all__ = ["is_dask_frame", "simulate", "predict", "check_partitionable"]
 
 _KEY_HELP = 'key must be None (global row position), "index" or a list of column names'
 
@@ -83,6 +83,29 @@ def simulate(model: Any, data: Any, seed: SeedLike = None, *, key: Any = None) -
         align_dataframes=False,
         enforce_metadata=False,
     )
+
+
+def predict(model: Any, data: Any, *, type: str = "response", random: bool = True) -> Any:
+    """``model.predict`` on the Dask DataFrame ``data``: a lazy Series, equal to the pandas one.
+
+    Examples
+    --------
+    >>> import dask.dataframe as dd, glmmsim
+    >>> m = glmmsim.Model("y ~ x + (1 | g)", fixed={"Intercept": 1, "x": 2}, random={"g": 1}, sigma=1, seed=1)
+    >>> df = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "g": ["a", "b", "a", "c"]})
+    >>> lazy = predict(m, dd.from_pandas(df, npartitions=3))
+    >>> bool((lazy.compute() == m.predict(df)).all())
+    True
+    """
+    check_partitionable(model, data._meta)
+    meta = pd.Series(np.empty(0, dtype=np.float64), index=data._meta.index, name=model.response)
+    return data.map_partitions(_predict_partition, model, type, random, meta=meta, enforce_metadata=False)
+
+
+def _predict_partition(part: pd.DataFrame, model: Any, type: str, random: bool) -> pd.Series:
+    if len(part) == 0:
+        return pd.Series(np.empty(0), index=part.index, name=model.response)
+    return model.predict(part, type=type, random=random)
 
 
 def output_meta(model: Any, meta: pd.DataFrame) -> pd.DataFrame:

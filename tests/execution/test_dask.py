@@ -1,0 +1,330 @@
+"""Dask scale-out: partitioned designs and simulations equal the pandas ones, bit for bit.
+
+One ``LocalCluster(processes=True)`` with two single-threaded workers serves the whole
+module, so the models, designs and tasks really travel to other processes (pickled).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+from glmmsim import DataError, FormulaError, GlmmsimWarning, Model  # noqa: E402
+from glmmsim.cli import main  # noqa: E402
+from glmmsim.design import crossed, nested  # noqa: E402
+from glmmsim.execution import dask_frames, resolve_executor  # noqa: E402
+from glmmsim.execution.dask import DaskExecutor, worker_local  # noqa: E402
+
+needs_keyed_noise = pytest.mark.skipif(
+    not hasattr(Model, "bind"), reason="keyed row noise (core's Model.bind) is not merged yet"
+)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(
+        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def as_pandas_dtypes(got: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
+    """The partitioned design's categorical grouping columns in the pandas design's dtype."""
+    out = got.copy()
+    for col in out.columns:
+        if out[col].dtype != like[col].dtype and isinstance(out[col].dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype(like[col].dtype)
+    return out
+
+
+# ------------------------------------------------------------------------------ designs
+
+CROSSED = {
+    "plain": dict(within={"cond": ["a", "b"]}),
+    "missing, random order, covariates": dict(
+        within={"cond": ["a", "b"]},
+        missing=0.3,
+        order="random",
+        covariates={"x": {"per": "trial"}, "age": {"per": "subject", "dist": "integers", "low": 18, "high": 60}},
+    ),
+    "unbalanced, between, counterbalanced": dict(
+        within={"cond": ["a", "b"]},
+        between_subjects={"group": ["g1", "g2", "g3"]},
+        counterbalance="cond",
+        trials_per_subject=(3, 8),
+        assign="random",
+    ),
+}
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+@pytest.mark.parametrize("case", list(CROSSED))
+def test_crossed_partitions_are_the_pandas_design(client, case, k):
+    kwargs = CROSSED[case]
+    lazy = crossed(13, 8, npartitions=k, seed=5, **kwargs)
+    whole = crossed(13, 8, seed=5, **kwargs)
+    assert lazy.npartitions == k
+    got = lazy.compute()
+    pd.testing.assert_frame_equal(as_pandas_dtypes(got, whole), whole)
+    # a global row index, and divisions that say where each partition starts
+    assert lazy.known_divisions and lazy.divisions[-1] == len(whole) - 1
+
+
+NESTED = {
+    "fixed sizes, within": dict(levels={"school": 7, "class": 3, "pupil": 4}, within={"time": ["pre", "post"]}),
+    "random sizes, missing, local labels": dict(
+        levels={"school": 7, "class": (1, 4), "pupil": {"poisson": 5}},
+        missing=0.2,
+        labels="local",
+        between={"school": {"program": ["no", "yes"]}},
+        covariates={"ses": {"per": "class"}},
+    ),
+}
+
+
+@pytest.mark.parametrize("k", [1, 2, 7])
+@pytest.mark.parametrize("case", list(NESTED))
+def test_nested_partitions_are_the_pandas_design(client, case, k):
+    kwargs = dict(NESTED[case])
+    levels = kwargs.pop("levels")
+    lazy = nested(levels, npartitions=k, seed=9, **kwargs)
+    whole = nested(levels, seed=9, **kwargs)
+    pd.testing.assert_frame_equal(as_pandas_dtypes(lazy.compute(), whole), whole)
+
+
+def test_partitioned_design_meta_matches_the_partitions(client):
+    lazy = crossed(10, 6, within={"cond": ["a", "b"]}, npartitions=4, seed=1)
+    meta = lazy._meta
+    assert meta["subject"].cat.categories.tolist() == [f"s{i:03d}" for i in range(1, 11)]
+    assert meta["item"].cat.categories.tolist() == [f"i{i:03d}" for i in range(1, 7)]
+    for part in lazy.to_delayed():
+        frame = part.compute()
+        assert frame.dtypes.equals(meta.dtypes)
+        assert isinstance(frame.index, pd.RangeIndex)
+    # with random cluster sizes the lower units cannot be listed in advance: unknown categories
+    random_sizes = nested({"school": 4, "class": (1, 3)}, npartitions=2, seed=1)
+    assert random_sizes["school"].cat.known and not random_sizes["class"].cat.known
+
+
+def test_a_billion_row_design_stays_lazy():
+    # 1e5 subjects x 1e4 items: only unit ranges and the first subject are made on the client
+    lazy = crossed(100_000, 10_000, npartitions=1000, seed=1)
+    assert lazy.npartitions == 1000
+    assert lazy.divisions[-1] == 10**9 - 1
+    # simulating it is lazy too: the partition lengths are known, nothing is counted or generated
+    m = Model("y ~ 1 + (1 | subject) + (1 | item)", fixed={"Intercept": 0}, random={"subject": 1, "item": 1}, sigma=1)
+    simulated = m.simulate(lazy, seed=1)
+    assert simulated.npartitions == 1000 and list(simulated.columns) == ["subject", "item", "trial", "y"]
+
+
+def test_auto_partitions_are_about_a_million_rows():
+    lazy = crossed(2_000, 1_000, npartitions="auto", seed=1)  # 2e6 rows
+    assert lazy.npartitions == 2
+    with pytest.raises(Exception, match="npartitions must be"):
+        crossed(10, 10, npartitions=0)
+
+
+# ------------------------------------------------------------------------------ models
+
+FORMULA = "y ~ x + cond + (1 + x | subject) + (1 | item)"
+FAMILIES = {
+    "gaussian": dict(sigma=1.0),
+    "binomial": dict(trials="n"),
+    "poisson": dict(),
+    "negative_binomial": dict(dispersion={"theta": 2.0}),
+    "gamma": dict(dispersion={"shape": 3.0}),
+    "inverse_gaussian": dict(link="log", dispersion={"dispersion": 0.3}),
+    "lognormal": dict(sigma=0.4),
+    "exgaussian": dict(sigma=0.2, dispersion={"tau": 0.3}),
+    "shifted_lognormal": dict(sigma=0.3, dispersion={"shift": 100.0}),
+}
+
+
+def model(family: str = "gaussian", **changes) -> Model:
+    kwargs = dict(
+        fixed={"Intercept": 0.5, "x": 0.3, "cond[T.b]": 0.2},
+        random={"subject": {"sd": {"Intercept": 0.3, "x": 0.1}}, "item": 0.2},
+        family=family,
+        seed=11,
+    )
+    kwargs.update(FAMILIES[family])
+    kwargs.update(changes)
+    return Model(FORMULA, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def design() -> pd.DataFrame:
+    d = crossed(
+        12, 9, within={"cond": ["a", "b"]}, covariates={"x": {"per": "trial"}}, missing=0.1, seed=2
+    )
+    d["n"] = 1 + np.arange(len(d)) % 5
+    return d
+
+
+@pytest.mark.parametrize("k", [1, 4, 9])
+def test_predict_on_partitions_equals_pandas(client, design, k):
+    # the random effects are keyed by level: any partitioning gives the whole's linear predictor
+    m = model("poisson")
+    lazy = dask_frames.predict(m, dd.from_pandas(design, npartitions=k), type="link")
+    pd.testing.assert_series_equal(lazy.compute(), m.predict(design, type="link"))
+
+
+@needs_keyed_noise
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_simulate_on_partitions_equals_pandas(client, design, family):
+    m = model(family)
+    whole = m.simulate(design, seed=3)
+    for k in (1, 3, 8):
+        got = m.simulate(dd.from_pandas(design, npartitions=k), seed=3)
+        assert got._meta[m.response].dtype == whole[m.response].dtype
+        pd.testing.assert_frame_equal(got.compute(), whole)
+
+
+@needs_keyed_noise
+def test_simulate_keyed_by_columns_ignores_row_order(client, design):
+    m = model("binomial")
+    whole = m.bind(design, key=["subject", "item", "trial"]).simulate(4)
+    shuffled = design.sample(frac=1.0, random_state=0)
+    got = dask_frames.simulate(m, dd.from_pandas(shuffled, npartitions=5, sort=False), 4, key=["subject", "item", "trial"])
+    pd.testing.assert_frame_equal(got.compute().sort_index(), whole)
+
+
+@needs_keyed_noise
+def test_simulate_on_a_partitioned_design(client):
+    lazy = crossed(20, 10, within={"cond": ["a", "b"]}, covariates={"x": {"per": "trial"}}, npartitions=6, seed=4)
+    m = model("gaussian")
+    pd.testing.assert_frame_equal(m.simulate(lazy, seed=8).compute(), m.simulate(lazy.compute(), seed=8))
+
+
+def test_output_meta_is_typed_by_family_without_running_the_model(design):
+    frame = dd.from_pandas(design, npartitions=2)
+    counts = dask_frames.output_meta(model("poisson"), frame._meta)
+    times = dask_frames.output_meta(model("gamma"), frame._meta)
+    assert counts["y"].dtype == np.int64 and times["y"].dtype == np.float64
+    assert list(counts.columns) == [*design.columns, "y"]
+
+
+def test_stateful_transform_is_refused_with_how_to_precompute(design):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GlmmsimWarning)  # the pandas-mode warning
+        m = Model("y ~ center(x) + (1 | subject)", fixed={"Intercept": 0, "center(x)": 1}, random={"subject": 1}, sigma=1)
+    with pytest.raises(FormulaError, match=r"center\(x\).*data\[\"x_c\"\] = data\[\"x\"\] - data\[\"x\"\]\.mean\(\)\.compute\(\)"):
+        m.simulate(dd.from_pandas(design, npartitions=2), seed=1)
+
+
+def test_undeclared_categorical_predictor_is_refused(design):
+    text = dd.from_pandas(design.assign(cond=design["cond"].astype(str)), npartitions=2)
+    with pytest.raises(DataError, match=r"column 'cond'.*levels=\{'cond'"):
+        model().simulate(text, seed=1)
+    # numbers made categorical by C() need declared levels too
+    m = Model("y ~ C(n) + (1 | subject)", fixed={"Intercept": 0, "C(n)[T.2]": 1, "C(n)[T.3]": 1, "C(n)[T.4]": 1,
+                                                  "C(n)[T.5]": 1}, random={"subject": 1}, sigma=1)
+    with pytest.raises(DataError, match="column 'n'"):
+        m.simulate(dd.from_pandas(design, npartitions=2), seed=1)
+
+
+def test_a_partition_missing_a_level_keeps_the_coefficients(client, design):
+    # sorted by condition, the first partitions hold only "a": declared levels keep cond[T.b] in every one
+    ordered = design.assign(cond=design["cond"].astype(str)).sort_values("cond", kind="stable")
+    frame = dd.from_pandas(ordered, npartitions=4, sort=False)
+    assert set(frame.partitions[0].compute()["cond"]) == {"a"}
+    m = model("gaussian", levels={"cond": ["a", "b"]})
+    got = dask_frames.predict(m, frame, type="link").compute()
+    pd.testing.assert_series_equal(got, m.predict(ordered, type="link"))
+    if hasattr(Model, "bind"):
+        pd.testing.assert_frame_equal(m.simulate(frame, seed=2).compute(), m.simulate(ordered, seed=2))
+
+
+# ------------------------------------------------------------------------------ executor
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def _fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("task 3 failed")
+    return x
+
+
+def _worker_token(_: int) -> tuple[int, int]:
+    # built once per worker process, whatever number of tasks that worker runs
+    return os.getpid(), id(worker_local("token", object))
+
+
+def test_executor_yields_results_in_task_order(client):
+    ex = resolve_executor(client)
+    assert isinstance(ex, DaskExecutor)
+    assert list(ex.map(_square, range(40))) == [x * x for x in range(40)]
+
+
+def test_executor_raises_the_first_failure_in_order(client):
+    results = DaskExecutor(client).map(_fail_on_three, range(10))
+    assert [next(results) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="task 3 failed"):
+        next(results)
+
+
+def test_worker_local_state_is_built_once_per_worker(client):
+    tokens = list(DaskExecutor(client).map(_worker_token, range(30)))
+    per_pid: dict[int, set[int]] = {}
+    for pid, token in tokens:
+        per_pid.setdefault(pid, set()).add(token)
+    assert all(len(t) == 1 for t in per_pid.values())
+    assert os.getpid() not in per_pid  # the tasks ran in the worker processes
+
+
+# ------------------------------------------------------------------------------ command line
+
+SPEC = """\
+model:
+  formula: "y ~ 1 + x + cond + (1 + x | subject) + (1 | item)"
+  fixed: {Intercept: 1.0, x: 0.5, condb: 0.3}
+  random: {subject: {sd: {Intercept: 0.4, x: 0.2}}, item: 0.3}
+  sigma: 1.0
+  levels: {cond: [a, b]}
+design:
+  type: crossed
+  subjects: 30
+  items: 8
+  within: {cond: [a, b]}
+  covariates: {x: {per: trial}}
+  missing: 0.05
+seeds: {population: 1, noise: 2, design: 3}
+"""
+
+
+def test_cli_writes_a_partitioned_parquet_dataset(client, tmp_path):
+    spec = tmp_path / "study.yaml"
+    spec.write_text(SPEC)
+    out = tmp_path / "data.parquet"
+    status = main(
+        ["simulate", str(spec), "--out", str(out), "--partitions", "5", "--scheduler", client.scheduler.address, "-q"]
+    )
+    assert status == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == [f"part.{i:05d}.parquet" for i in range(5)]
+    got = pd.read_parquet(out)
+    single = tmp_path / "single.parquet"
+    assert main(["simulate", str(spec), "--out", str(single), "-q"]) == 0
+    want = pd.read_parquet(single)
+    design_cols = [c for c in want.columns if c != "y"]
+    pd.testing.assert_frame_equal(as_pandas_dtypes(got, want)[design_cols], want[design_cols])
+    if hasattr(Model, "bind"):
+        np.testing.assert_array_equal(got["y"].to_numpy(), want["y"].to_numpy())
+
+
+def test_cli_refuses_replicates_with_partitions(tmp_path, capsys):
+    spec = tmp_path / "study.yaml"
+    spec.write_text(SPEC)
+    status = main(["simulate", str(spec), "--out", str(tmp_path / "d.parquet"), "--partitions", "2", "--replicates", "3"])
+    assert status == 1
+    assert "--replicates" in capsys.readouterr().err

@@ -127,12 +127,26 @@ def _count(part: _Part, units: range) -> int:
 
 def _as_categories(df: pd.DataFrame, categories: Mapping[str, Sequence[str] | None]) -> pd.DataFrame:
     for col, cats in categories.items():
-        values = df[col].to_numpy(dtype=object)
+        # codes from a factorization (fast on Arrow-backed strings), mapped to the categories once per level
+        codes, uniques = pd.factorize(df[col], sort=False)
         if cats is None:  # too many units to list: this partition's own labels, in order of appearance
-            df[col] = pd.Categorical(values, categories=pd.unique(values))
+            df[col] = pd.Categorical.from_codes(codes, categories=uniques)
         else:
-            df[col] = pd.Categorical(values, categories=cats)
+            dtype = _dtype(tuple(cats))  # a tuple already (from crossed/nested): no copy
+            df[col] = pd.Categorical.from_codes(dtype.categories.get_indexer(uniques)[codes], dtype=dtype)
     return df
+
+
+_DTYPES: dict[tuple[str, ...], pd.CategoricalDtype] = {}
+
+
+def _dtype(cats: tuple[str, ...]) -> pd.CategoricalDtype:
+    """One CategoricalDtype per category list and worker process (its hash table is built once)."""
+    if cats not in _DTYPES:
+        if len(_DTYPES) > 64:
+            _DTYPES.clear()
+        _DTYPES[cats] = pd.CategoricalDtype(list(cats))
+    return _DTYPES[cats]
 
 
 def _meta(sample: pd.DataFrame, categories: Mapping[str, Sequence[str] | None]) -> pd.DataFrame:
@@ -202,8 +216,8 @@ def crossed(*, npartitions: int, subjects: int = 20, **kwargs: Any):
     return _build(part, ranges, sample, lengths)
 
 
-def _listed(prefix: str, n: int) -> list[str] | None:
-    return generators.unit_labels(prefix, n) if n <= KNOWN_CATEGORIES_MAX else None
+def _listed(prefix: str, n: int) -> tuple[str, ...] | None:
+    return tuple(generators.unit_labels(prefix, n)) if n <= KNOWN_CATEGORIES_MAX else None
 
 
 def nested(*, npartitions: int, levels: Mapping[str, Any], **kwargs: Any):
@@ -248,5 +262,5 @@ def _nested_categories(
             labels=kwargs.get("labels", "full"),
             seed=kwargs["seed"],
         )
-        out[name] = list(pd.unique(tree[name].to_numpy(dtype=object)))
+        out[name] = tuple(pd.unique(tree[name].to_numpy(dtype=object)))
     return out

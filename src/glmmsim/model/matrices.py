@@ -222,7 +222,7 @@ def _fast_columns(
         cols = tuple(f.expr for f in factors)
         if any(col not in data.columns for col in cols):
             return None
-        if len(cols) == 1 and _categorical_levels(data[cols[0]], levels.get(cols[0])) is not None:
+        if len(cols) == 1 and _is_text_categorical(data[cols[0]], levels.get(cols[0])):
             plan.append(("categorical", cols[0], spanned))
             spanned = True
             continue
@@ -260,25 +260,43 @@ def _all_str(values: Sequence[object]) -> bool:
     return all(isinstance(v, str) for v in values)
 
 
-def _categorical_levels(series: pd.Series, declared: Sequence[object] | None) -> list[str] | None:
-    """The levels formulaic would code ``series`` with, when they are all strings; else None.
+def _is_text_categorical(series: pd.Series, declared: Sequence[object] | None) -> bool:
+    """Whether formulaic would code ``series`` as a categorical whose levels are all strings.
 
-    formulaic uses declared levels or a categorical's categories (used or not) in their
-    order, and the sorted distinct values of a text column. Other level types (numbers,
-    booleans, mixed) are left to formulaic, whose names for them are not re-derived here.
+    Other level types (numbers, booleans, mixed) are left to formulaic, whose names for
+    them are not re-derived here.
     """
     if declared is not None:
-        return list(declared) if _all_str(declared) else None  # type: ignore[return-value]
+        return _all_str(declared)
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        cats = list(dtype.categories)
-        return cats if _all_str(cats) else None
+        return _all_str(dtype.categories)
     if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_numeric_dtype(dtype):
-        if dtype == object and pd.api.types.infer_dtype(series, skipna=True) != "string":
-            return None
-        uniques = pd.unique(series.dropna())
-        return sorted(uniques) if _all_str(uniques) else None
-    return None
+        return dtype != object or pd.api.types.infer_dtype(series, skipna=True) == "string"
+    return False
+
+
+def _categorical_codes(series: pd.Series, declared: Sequence[object] | None) -> tuple[np.ndarray, list[str]]:
+    """Level codes (-1 for missing or undeclared values) and the levels formulaic would use.
+
+    formulaic uses declared levels or a categorical's categories (used or not) in their
+    order, and the sorted distinct values of a text column.
+    """
+    dtype = series.dtype
+    if declared is None and isinstance(dtype, pd.CategoricalDtype):
+        return series.cat.codes.to_numpy(), list(dtype.categories)
+    if declared is None:
+        codes, uniques = pd.factorize(series, sort=True, use_na_sentinel=True)
+        return codes, list(uniques)
+    levels = list(declared)
+    if isinstance(dtype, pd.CategoricalDtype):
+        # recode the categories, not the rows
+        per_category = pd.Index(levels, dtype=object).get_indexer(pd.Index(dtype.categories, dtype=object))
+        codes = series.cat.codes.to_numpy()
+        return np.where(codes < 0, -1, per_category[codes]), levels
+    codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
+    per_unique = pd.Index(levels, dtype=object).get_indexer(pd.Index(np.asarray(uniques, dtype=object)))
+    return np.where(codes < 0, -1, per_unique[codes]), levels
 
 
 def _categorical_columns(
@@ -290,12 +308,7 @@ def _categorical_columns(
     per level otherwise (``c[a]``); rows are 1.0 in their level's column.
     """
     series = data[col]
-    levels = _categorical_levels(series, declared)
-    assert levels is not None
-    if isinstance(series.dtype, pd.CategoricalDtype) and list(series.dtype.categories) == levels:
-        codes = series.cat.codes.to_numpy()
-    else:
-        codes = pd.Index(levels, dtype=object).get_indexer(series.to_numpy(dtype=object))
+    codes, levels = _categorical_codes(series, declared)
     unknown = codes < 0
     if unknown.any():
         row = _first_bad_row(unknown, data.index)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from formulaic import Formula
 
-from .draws import standard_normals, stream_key
+from .draws import RowStreams, standard_normals, stream_key
 from ..errors import (
     DataError,
     FormulaError,
@@ -43,7 +43,7 @@ from .matrices import (
 )
 from .names import match_keys
 from .parameters import FactorSpec, TermCovariance, factor_covariance, parse_fixed, parse_random
-from ..seeding import SeedLike, as_generator, seed_key
+from ..seeding import SeedLike, seed_key
 from .terms import RandomTerm, expand_bars
 
 __all__ = ["Model"]
@@ -283,10 +283,11 @@ class Model:
             A copy of ``conditions`` (same index and column order) with the
             response column added (or replaced, in its place).
         """
-        rng = as_generator(seed, "seed")
+        noise_key = stream_key(seed_key(seed, "seed"), "noise", "response")  # a Generator is used once
         design = self._design(conditions)
         eta = self._eta(design, random=True)
-        y = self._family.sample(eta, rng, trials=design.trials, index=design.index)
+        rows = RowStreams(np.arange(eta.shape[0], dtype=np.uint64), noise_key)  # keyed by position
+        y = self._family.sample(eta, rows, trials=design.trials, index=design.index)
         out = conditions.copy(deep=not _COW)
         out[self.response] = y
         return out

@@ -66,6 +66,8 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 #: Rows hashed per block: two uint64 buffers of this length stay in the L2 cache.
 _BLOCK = 65_536
+#: Rows per block of a sampler (its dozen temporaries stay in cache).
+_ROW_BLOCK = 32_768
 
 #: Means / trials * p at or above this use the rejection samplers (numpy uses the same cut).
 _SEARCH_LIMIT = 10.0
@@ -165,9 +167,13 @@ def _bd0(x: np.ndarray, m: np.ndarray) -> np.ndarray:
     total = ds * v
     term = 2.0 * xs * v
     v2 = v * v
-    for j in range(1, 16):  # |v| < 0.1: 15 terms reach double precision
-        term = term * v2
-        total = total + term / (2 * j + 1)
+    # terms shrink by v**2 < 0.01 each: stop once the largest is below double precision
+    largest = float(v2.max()) if v2.shape[0] else 0.0
+    for j in range(1, 16):
+        if largest**j < 1e-17:
+            break
+        term *= v2
+        total += term / (2 * j + 1)
     out[near] = total
     far = ~near
     xf, mf = x[far], m[far]
@@ -194,77 +200,130 @@ def _log_binomial_pmf(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray
     return out
 
 
-# ------------------------------------------------------------------ rejection loop
+# ------------------------------------------------------------------ blocks of rows
 
 
-def _rejection(rows: np.ndarray, attempt, out: np.ndarray) -> None:
+class _BlockRows(RowStreams):
+    """A block of a RowStreams' rows (a view of its keys) sharing one cache of draw-stream keys."""
+
+    __slots__ = ("_streams",)
+
+    def __init__(self, keys: np.ndarray, stream: int, streams: dict[int, int]) -> None:
+        super().__init__(keys, stream)
+        self._streams = streams
+
+    def draw_stream(self, draw: int) -> int:
+        key = self._streams.get(draw)
+        if key is None:
+            key = self._streams[draw] = RowStreams.draw_stream(self, draw)
+        return key
+
+
+def _by_block(kernel, noise: RowStreams, dtype, *columns: np.ndarray) -> np.ndarray:
+    """Run ``kernel(block_noise, *block_columns)`` on cache-sized blocks of rows.
+
+    Rows are independent, so blocking changes no number; it keeps a sampler's dozen
+    temporaries in cache instead of streaming each through memory.
+    """
+    n = noise.keys.shape[0]
+    out = np.empty(n, dtype=dtype)
+    streams: dict[int, int] = {}
+    for start in range(0, n, _ROW_BLOCK):
+        stop = min(start + _ROW_BLOCK, n)
+        block = _BlockRows(noise.keys[start:stop], noise.stream, streams)
+        out[start:stop] = kernel(block, *(c[start:stop] for c in columns))
+    return out
+
+
+def _rejection(rows: np.ndarray, attempt) -> np.ndarray:
     """Run ``attempt(pending, j) -> (accepted mask, values)`` until every row is accepted.
 
-    ``pending`` are positions into ``out`` (and into the noise rows); attempt ``j``
-    must read draw indices ``2j`` and ``2j + 1`` only.
+    ``pending`` are positions into ``rows`` (the noise rows being sampled); attempt ``j``
+    reads draw indices ``2j`` and ``2j + 1`` only. Returns the values aligned with ``rows``.
     """
-    pending = rows
+    out = np.empty(rows.shape[0])
+    pending = np.arange(rows.shape[0])
     for j in range(_MAX_ATTEMPTS):
         if pending.shape[0] == 0:
-            return
+            return out
         accepted, values = attempt(pending, j)
         out[pending[accepted]] = values[accepted]
         pending = pending[~accepted]
     raise RuntimeError(f"{pending.shape[0]} rows still rejected after {_MAX_ATTEMPTS} attempts")  # pragma: no cover
 
 
+def _take(values: np.ndarray, pending: np.ndarray, j: int) -> np.ndarray:
+    """``values[pending]``, skipping the copy at the first attempt (where pending is everything)."""
+    return values if j == 0 else values[pending]
+
+
 # -------------------------------------------------------------------------- Poisson
 
 
 def _poisson_search(lam: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Smallest k with P(K <= k) >= u, summing the pmf upwards (lam < 10)."""
+    """Smallest k with P(K <= k) >= u, summing the pmf upwards (lam < 10).
+
+    Works on the rows still searching only, compressed as they finish. A row whose
+    pmf underflows stops where it is: the rest of its tail is below 1e-300.
+    """
     k = np.zeros(lam.shape[0], dtype=np.int64)
     pmf = np.exp(-lam)
     cdf = pmf.copy()
-    active = np.flatnonzero(u > cdf)
+    idx = np.flatnonzero(u > cdf)
+    u, lam, pmf, cdf = u[idx], lam[idx], pmf[idx], cdf[idx]
     step = 0
-    while active.shape[0]:
+    while idx.shape[0]:
         step += 1
-        # rows whose pmf underflowed stop where they are: the rest of the tail is below 1e-300
-        pmf_a = pmf[active] * lam[active] / step
-        live = pmf_a > 0.0
-        active, pmf_a = active[live], pmf_a[live]
-        pmf[active] = pmf_a
-        cdf[active] += pmf_a
-        k[active] = step
-        active = active[u[active] > cdf[active]]
+        pmf *= lam
+        pmf /= step
+        cdf += pmf
+        live = pmf > 0.0
+        more = live & (u > cdf)
+        k[idx[live & ~more]] = step
+        idx, u, lam, pmf, cdf = idx[more], u[more], lam[more], pmf[more], cdf[more]
     return k
 
 
-def _ptrs_attempt(lam: np.ndarray, noise: RowStreams):
-    """One PTRS attempt for the pending rows (lam >= 10)."""
+def _ptrs(lam: np.ndarray, rows: np.ndarray, noise: RowStreams) -> np.ndarray:
+    """PTRS draws for ``lam`` >= 10 at noise positions ``rows``."""
     slam = np.sqrt(lam)
-    loglam = np.log(lam)
     b = 0.931 + 2.53 * slam
     a = -0.059 + 0.02483 * b
     inv_alpha = 1.1239 + 1.1328 / (b - 3.4)
     vr = 0.9277 - 3.6224 / (b - 2.0)
-    del slam, loglam
 
     def attempt(pending: np.ndarray, j: int):
-        lp, ap, bp = lam[pending], a[pending], b[pending]
-        u = uniforms(noise, 2 * j, pending) - 0.5
-        v = uniforms(noise, 2 * j + 1, pending)
+        lp, ap, bp = _take(lam, pending, j), _take(a, pending, j), _take(b, pending, j)
+        noise_rows = _take(rows, pending, j)
+        u = uniforms(noise, 2 * j, noise_rows)
+        u -= 0.5
+        v = uniforms(noise, 2 * j + 1, noise_rows)
         us = 0.5 - np.abs(u)
         k = np.floor((2.0 * ap / us + bp) * u + lp + 0.43)
-        accepted = (us >= 0.07) & (v <= vr[pending])
+        accepted = (us >= 0.07) & (v <= _take(vr, pending, j))
         check = ~accepted & (k >= 0) & ~((us < 0.013) & (v > us))
         if check.any():
-            kc = k[check]
-            lhs = np.log(v[check] * inv_alpha[pending][check] / (ap[check] / (us[check] ** 2) + bp[check]))
-            rhs = np.full(kc.shape, -np.inf)
+            kc, lc, usc = k[check], lp[check], us[check]
+            lhs = np.log(v[check] * _take(inv_alpha, pending, j)[check] / (ap[check] / (usc * usc) + bp[check]))
+            rhs = -lc  # log P(K = 0)
             pos = kc >= 1
-            rhs[pos] = _log_poisson_pmf(kc[pos], lp[check][pos])
-            rhs[~pos] = -lp[check][~pos]  # k = 0
+            rhs[pos] = _log_poisson_pmf(kc[pos], lc[pos])
             accepted[check] = lhs <= rhs
         return accepted, k
 
-    return attempt
+    return _rejection(rows, attempt)
+
+
+def _poisson_block(noise: RowStreams, lam: np.ndarray) -> np.ndarray:
+    out = np.zeros(lam.shape[0], dtype=np.int64)
+    small = np.flatnonzero(lam < _SEARCH_LIMIT)
+    if small.shape[0] == lam.shape[0]:
+        return _poisson_search(lam, uniforms(noise, 0))
+    if small.shape[0]:
+        out[small] = _poisson_search(lam[small], uniforms(noise, 0, small))
+    large = np.flatnonzero(lam >= _SEARCH_LIMIT)
+    out[large] = _ptrs(lam[large], large, noise).astype(np.int64)
+    return out
 
 
 def poisson(lam: np.ndarray, noise: RowStreams) -> np.ndarray:
@@ -273,17 +332,7 @@ def poisson(lam: np.ndarray, noise: RowStreams) -> np.ndarray:
     Means below 10 use draw 0 (inversion); the others PTRS attempts ``j`` on draws
     ``2j`` and ``2j + 1``.
     """
-    lam = np.asarray(lam, dtype=float)
-    out = np.zeros(lam.shape[0], dtype=np.int64)
-    small = np.flatnonzero(lam < _SEARCH_LIMIT)
-    if small.shape[0]:
-        out[small] = _poisson_search(lam[small], uniforms(noise, 0, small))
-    large = np.flatnonzero(lam >= _SEARCH_LIMIT)
-    if large.shape[0]:
-        values = np.empty(lam.shape[0])
-        _rejection(large, _ptrs_attempt(lam, noise), values)
-        out[large] = values[large].astype(np.int64)
-    return out
+    return _by_block(_poisson_block, noise, np.int64, np.asarray(lam, dtype=float))
 
 
 # ------------------------------------------------------------------------- binomial
@@ -295,22 +344,23 @@ def _binomial_search(n: np.ndarray, p: np.ndarray, u: np.ndarray) -> np.ndarray:
     odds = p / (1.0 - p)
     pmf = np.exp(n * np.log1p(-p))
     cdf = pmf.copy()
-    active = np.flatnonzero(u > cdf)
+    idx = np.flatnonzero(u > cdf)
+    u, n, odds, pmf, cdf = u[idx], n[idx], odds[idx], pmf[idx], cdf[idx]
     step = 0
-    while active.shape[0]:
+    while idx.shape[0]:
         step += 1
-        pmf_a = pmf[active] * ((n[active] - (step - 1)) / step) * odds[active]
-        live = (pmf_a > 0.0) & (n[active] >= step)
-        active, pmf_a = active[live], pmf_a[live]
-        pmf[active] = pmf_a
-        cdf[active] += pmf_a
-        k[active] = step
-        active = active[u[active] > cdf[active]]
+        pmf *= (n - (step - 1)) / step
+        pmf *= odds
+        cdf += pmf
+        live = (pmf > 0.0) & (n >= step)
+        more = live & (u > cdf)
+        k[idx[live & ~more]] = step
+        idx, u, n, odds, pmf, cdf = idx[more], u[more], n[more], odds[more], pmf[more], cdf[more]
     return k
 
 
-def _btrs_attempt(n: np.ndarray, p: np.ndarray, noise: RowStreams):
-    """One BTRS attempt for the pending rows (n * p >= 10, p <= 1/2)."""
+def _btrs(n: np.ndarray, p: np.ndarray, rows: np.ndarray, noise: RowStreams) -> np.ndarray:
+    """BTRS draws for n * p >= 10, p <= 1/2, at noise positions ``rows``."""
     q = 1.0 - p
     spq = np.sqrt(n * p * q)
     b = 1.15 + 2.53 * spq
@@ -321,34 +371,29 @@ def _btrs_attempt(n: np.ndarray, p: np.ndarray, noise: RowStreams):
     mode = np.floor((n + 1.0) * p)
 
     def attempt(pending: np.ndarray, j: int):
-        ap, bp, np_ = a[pending], b[pending], n[pending]
-        u = uniforms(noise, 2 * j, pending) - 0.5
-        v = uniforms(noise, 2 * j + 1, pending)
+        ap, bp, np_ = _take(a, pending, j), _take(b, pending, j), _take(n, pending, j)
+        noise_rows = _take(rows, pending, j)
+        u = uniforms(noise, 2 * j, noise_rows)
+        u -= 0.5
+        v = uniforms(noise, 2 * j + 1, noise_rows)
         us = 0.5 - np.abs(u)
-        k = np.floor((2.0 * ap / us + bp) * u + c[pending])
+        k = np.floor((2.0 * ap / us + bp) * u + _take(c, pending, j))
         inside = (k >= 0) & (k <= np_)
-        accepted = inside & (us >= 0.07) & (v <= vr[pending])
+        accepted = inside & (us >= 0.07) & (v <= _take(vr, pending, j))
         check = inside & ~accepted
         if check.any():
-            rows = pending[check]
-            lhs = np.log(v[check] * alpha[rows] / (ap[check] / (us[check] ** 2) + bp[check]))
-            kc, nc, pc, mc = k[check], n[rows], p[rows], mode[rows]
+            sel = pending[check]
+            usc = us[check]
+            lhs = np.log(v[check] * alpha[sel] / (ap[check] / (usc * usc) + bp[check]))
+            kc, nc, pc, mc = k[check], n[sel], p[sel], mode[sel]
             rhs = _log_binomial_pmf(kc, nc, pc) - _log_binomial_pmf(mc, nc, pc)
             accepted[check] = lhs <= rhs
         return accepted, k
 
-    return attempt
+    return _rejection(rows, attempt)
 
 
-def binomial(n: np.ndarray, p: np.ndarray, noise: RowStreams) -> np.ndarray:
-    """Binomial counts (int64); ``n`` int64 >= 0 (at most 2**53), ``p`` in [0, 1].
-
-    One trial: draw 0, ``u < p``. Otherwise rows with ``p > 1/2`` draw their failures
-    with ``1 - p``; inversion on draw 0 when ``n * p < 10``, else BTRS attempts ``j``
-    on draws ``2j`` and ``2j + 1``.
-    """
-    p = np.asarray(p, dtype=float)
-    n = np.asarray(n, dtype=np.int64)
+def _binomial_block(noise: RowStreams, n: np.ndarray, p: np.ndarray) -> np.ndarray:
     out = np.zeros(p.shape[0], dtype=np.int64)
     one = np.flatnonzero(n == 1)
     if one.shape[0]:
@@ -363,12 +408,21 @@ def binomial(n: np.ndarray, p: np.ndarray, noise: RowStreams) -> np.ndarray:
         out[small] = _binomial_search(nf[small], p_low[small], uniforms(noise, 0, small))
     large = np.flatnonzero(several & (mean >= _SEARCH_LIMIT))
     if large.shape[0]:
-        values = np.empty(p.shape[0])
-        _rejection(large, _btrs_attempt(nf, p_low, noise), values)
-        out[large] = values[large].astype(np.int64)
+        out[large] = _btrs(nf[large], p_low[large], large, noise).astype(np.int64)
     several_flip = np.flatnonzero((n > 1) & flip)
     out[several_flip] = n[several_flip] - out[several_flip]
     return out
+
+
+def binomial(n: np.ndarray, p: np.ndarray, noise: RowStreams) -> np.ndarray:
+    """Binomial counts (int64); ``n`` int64 >= 0 (at most 2**53), ``p`` in [0, 1].
+
+    One trial: draw 0, ``u < p``. Otherwise rows with ``p > 1/2`` draw their failures
+    with ``1 - p``; inversion on draw 0 when ``n * p < 10``, else BTRS attempts ``j``
+    on draws ``2j`` and ``2j + 1``.
+    """
+    n = np.ascontiguousarray(np.asarray(n, dtype=np.int64))
+    return _by_block(_binomial_block, noise, np.int64, n, np.asarray(p, dtype=float))
 
 
 def bernoulli(p: np.ndarray, noise: RowStreams) -> np.ndarray:
@@ -379,22 +433,24 @@ def bernoulli(p: np.ndarray, noise: RowStreams) -> np.ndarray:
 # ---------------------------------------------------------------------------- gamma
 
 
-def _marsaglia_tsang_attempt(d: float, c: float, noise: RowStreams):
+def _marsaglia_tsang_block(noise: RowStreams, d: float, c: float) -> np.ndarray:
     def attempt(pending: np.ndarray, j: int):
-        x = normals(noise, 2 * j, pending)
+        noise_rows = None if j == 0 else pending
+        x = normals(noise, 2 * j, noise_rows)
         v = 1.0 + c * x
         positive = v > 0.0
         v = v * v * v
-        u = uniforms(noise, 2 * j + 1, pending)
+        u = uniforms(noise, 2 * j + 1, noise_rows)
         x2 = x * x
         accepted = positive & (u < 1.0 - 0.0331 * x2 * x2)
         check = positive & ~accepted
         if check.any():
             vc = v[check]
             accepted[check] = np.log(u[check]) < 0.5 * x2[check] + d * (1.0 - vc + np.log(vc))
-        return accepted, d * v
+        v *= d
+        return accepted, v
 
-    return attempt
+    return _rejection(np.arange(noise.keys.shape[0]), attempt)
 
 
 def gamma(shape: float, scale: np.ndarray, noise: RowStreams) -> np.ndarray:
@@ -408,12 +464,12 @@ def gamma(shape: float, scale: np.ndarray, noise: RowStreams) -> np.ndarray:
     a = shape + 1.0 if boost else shape
     d = a - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
-    out = np.empty(scale.shape[0])
-    _rejection(np.arange(scale.shape[0]), _marsaglia_tsang_attempt(d, c, noise), out)
+    out = _by_block(lambda block: _marsaglia_tsang_block(block, d, c), noise, np.float64)
     if boost:
         # in logs, so that U**(1/shape) for a tiny shape underflows to 0 cleanly
         log_u = np.log(uniforms(stage(noise, "boost"), 0))
-        out *= np.exp(log_u / shape)
+        log_u /= shape
+        out *= np.exp(log_u, out=log_u)
     out *= scale
     return out
 

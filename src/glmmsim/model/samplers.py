@@ -51,9 +51,11 @@ from .draws import RowStreams, stream_key
 
 __all__ = [
     "binomial",
+    "exp",
     "exponential",
     "gamma",
     "inverse_gaussian",
+    "log",
     "normals",
     "poisson",
     "stage",
@@ -119,6 +121,80 @@ def uniforms(noise: RowStreams, draw: int, rows: np.ndarray | None = None) -> np
     return out
 
 
+# ------------------------------------------- exp and log the same on every numpy version
+
+# numpy's exp and log are vectorised (SIMD) implementations that changed between numpy
+# 1.x and 2.x and differ by CPU, in the last bit of some results. The draws below use
+# these two instead: the classic Cody-Waite reduction and minimax polynomials (as in
+# fdlibm), built from +, -, *, /, rint, frexp and ldexp only. Each of those is exactly
+# rounded by IEEE 754 in every numpy, so the results are the same bits everywhere;
+# they are accurate to within 1 ulp.
+
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 with trailing zero bits: k * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e00
+_EXP_P = (
+    1.66666666666666019037e-01,
+    -2.77777777770155933842e-03,
+    6.61375632143793436117e-05,
+    -1.65339022054652515390e-06,
+    4.13813679705723846039e-08,
+)
+_LOG_LG = (
+    6.666666666666735130e-01,
+    3.999999999940941908e-01,
+    2.857142874366239149e-01,
+    2.222219843214978396e-01,
+    1.818357216161805012e-01,
+    1.531383769920937332e-01,
+    1.479819860511658591e-01,
+)
+_EXP_MAX = 7.09782712893383973096e02  # largest x with finite exp(x)
+_EXP_MIN = -7.45133219101941108420e02  # below this exp(x) rounds to 0
+
+
+def exp(x: np.ndarray) -> np.ndarray:
+    """``exp(x)``, bit-identical on every numpy version and CPU (within 1 ulp of the true value)."""
+    x = np.asarray(x, dtype=float)
+    shape = x.shape
+    x = x.reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and nan inputs are fixed up below
+        k = np.rint(x * _INV_LN2)
+        hi = x - k * _LN2_HI
+        lo = k * _LN2_LO
+        r = hi - lo
+        t = r * r
+        p1, p2, p3, p4, p5 = _EXP_P
+        c = r - t * (p1 + t * (p2 + t * (p3 + t * (p4 + t * p5))))
+        y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+        out = np.ldexp(y, np.clip(np.nan_to_num(k), -2000, 2000).astype(np.int32))
+    out[x > _EXP_MAX] = np.inf
+    out[x < _EXP_MIN] = 0.0
+    nan = np.isnan(x)
+    if nan.any():
+        out[nan] = np.nan
+    return out.reshape(shape)
+
+
+def log(x: np.ndarray) -> np.ndarray:
+    """``log(x)`` for finite x > 0, bit-identical on every numpy version and CPU (within 1 ulp)."""
+    x = np.asarray(x, dtype=float)
+    m, e = np.frexp(x)  # x = m * 2**e, 0.5 <= m < 1
+    low = m < 0.7071067811865476  # keep 1 + f within [sqrt(2)/2, sqrt(2))
+    m = np.where(low, m * 2.0, m)
+    k = (e - low).astype(float)
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    g1, g2, g3, g4, g5, g6, g7 = _LOG_LG
+    t1 = w * (g2 + w * (g4 + w * g6))
+    t2 = z * (g1 + w * (g3 + w * (g5 + w * g7)))
+    big_r = t2 + t1
+    hfsq = 0.5 * f * f
+    return k * _LN2_HI - ((hfsq - (s * (hfsq + big_r) + k * _LN2_LO)) - f)
+
+
 def normals(noise: RowStreams, draw: int, rows: np.ndarray | None = None) -> np.ndarray:
     """Standard normals by inversion of the keyed uniforms."""
     u = uniforms(noise, draw, rows)
@@ -127,8 +203,7 @@ def normals(noise: RowStreams, draw: int, rows: np.ndarray | None = None) -> np.
 
 def exponential(noise: RowStreams, draw: int, rows: np.ndarray | None = None) -> np.ndarray:
     """Standard exponentials ``-log(u)`` of the keyed uniforms."""
-    u = uniforms(noise, draw, rows)
-    np.log(u, out=u)
+    u = log(uniforms(noise, draw, rows))
     np.negative(u, out=u)
     return u
 
@@ -467,9 +542,9 @@ def gamma(shape: float, scale: np.ndarray, noise: RowStreams) -> np.ndarray:
     out = _by_block(lambda block: _marsaglia_tsang_block(block, d, c), noise, np.float64)
     if boost:
         # in logs, so that U**(1/shape) for a tiny shape underflows to 0 cleanly
-        log_u = np.log(uniforms(stage(noise, "boost"), 0))
+        log_u = log(uniforms(stage(noise, "boost"), 0))
         log_u /= shape
-        out *= np.exp(log_u, out=log_u)
+        out *= exp(log_u)
     out *= scale
     return out
 

@@ -139,7 +139,7 @@ FAMILIES = {
     "binomial": dict(trials="n"),
     "poisson": dict(),
     "negative_binomial": dict(dispersion={"theta": 2.0}),
-    "gamma": dict(dispersion={"shape": 3.0}),
+    "gamma": dict(link="log", dispersion={"shape": 3.0}),
     "inverse_gaussian": dict(link="log", dispersion={"dispersion": 0.3}),
     "lognormal": dict(sigma=0.4),
     "exgaussian": dict(sigma=0.2, dispersion={"tau": 0.3}),

@@ -92,10 +92,16 @@ class _TempBound:
         self.conditions = conditions
         cols = [conditions[c].to_numpy() for c in sorted(key)] if key else [np.arange(len(conditions))]
         self._keys = level_keys(cols)
+        self._design = model._design(conditions)  # validated once, like the real bind
 
     def simulate_response(self, seed: Any = None, *, population: Any = None) -> np.ndarray:
-        model = self.model if population is None else self.model.replace(seed=population)
-        eta = model.predict(self.conditions, type="link").to_numpy()
+        import copy
+
+        model = self.model
+        if population is not None:
+            model = copy.copy(model)
+            model._seed_key = seed_key(population)
+        eta = model._eta(self._design, random=True)
         streams = RowStreams(self._keys, stream_key(seed_key(seed), "noise", ""))
         family = model.family
         if family.name == "gaussian" and family.link.name == "identity":

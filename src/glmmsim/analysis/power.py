@@ -292,7 +292,7 @@ def _pct(x: float) -> str:
 
 
 def _indent(head: str, body: Sequence[str]) -> list[str]:
-    width = 15
+    width = max(15, len(head) + 2)
     out = []
     for i, line in enumerate(body):
         out.append(f"{(head + ':') if i == 0 else '':<{width}}{line}")
@@ -302,7 +302,8 @@ def _indent(head: str, body: Sequence[str]) -> list[str]:
 def _engine_info(records: list[dict]) -> str:
     for rec in records:
         if rec.get("engine"):
-            return f"engine {rec['engine']} {rec.get('engine_version', '')}".strip()
+            version = rec.get("engine_version", "")
+            return f"engine {version if version.startswith(rec['engine']) else (rec['engine'] + ' ' + version).strip()}"
     return "engine"
 
 

@@ -240,7 +240,7 @@ def run_study(
     """Run ``nsim`` replicates at every design point; records in (point, replicate) order."""
     ex = resolve_executor(executor)
     try:
-        workers = int(getattr(ex, "workers", 1) or 1)
+        workers = _workers(ex)
         size = batch_size(nsim * len(jobs), workers, **({"minimum": min_batch} if min_batch else {}))
         size = min(size, nsim)
         tasks = [Task(job, rng) for job in jobs for rng in batches(nsim, size)]
@@ -251,8 +251,20 @@ def run_study(
                 bar.update(records, done)
         return done
     finally:
-        if ex is not executor:
-            ex.close()
+        close = getattr(ex, "close", None)
+        if ex is not executor and callable(close):
+            close()
+
+
+def _workers(ex: Any) -> int:
+    """How many tasks run at once: the executor's ``workers``, or a Dask client's thread count."""
+    n = getattr(ex, "workers", None)
+    if n is None and hasattr(ex, "client"):
+        try:
+            n = sum(ex.client.nthreads().values())
+        except Exception:  # noqa: BLE001 - only sizes batches
+            n = None
+    return max(1, int(n or 1))
 
 
 def new_token() -> str:

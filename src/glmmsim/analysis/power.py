@@ -172,7 +172,7 @@ def _summarise(sims: pd.DataFrame, failures: str, level: float = 0.95) -> dict[s
     }
 
 
-def _running(labels: Sequence[str]) -> Callable[[list[dict]], str]:
+def _running(labels: Sequence[str], points: Sequence[str] = ()) -> Callable[[list[dict]], str]:
     """Progress-bar text: the running power of the first test at the latest point."""
 
     def describe(done: list[dict]) -> str:
@@ -183,7 +183,8 @@ def _running(labels: Sequence[str]) -> Callable[[list[dict]], str]:
             return ""
         alpha = describe.alpha  # type: ignore[attr-defined]
         est = sum(t["p"] < alpha for t in ok) / len(ok)
-        return f"{labels[0]}: power {est:.3f} ({len(ok)} fits)"
+        where = f"{points[point]}: " if points else ""
+        return f"{where}{labels[0]} power {est:.3f} ({len(ok)} fits)"
 
     return describe
 
@@ -341,7 +342,8 @@ class PowerCurve:
         rows = self._rows(test)
         column = "ci_low" if conservative else "power"
         hit = rows[rows[column] >= target]
-        return None if hit.empty else hit.iloc[0]
+        # object dtype keeps whole-number along values ints (a float row would read 50.0 subjects)
+        return None if hit.empty else hit.astype(object).iloc[0]
 
     def _rows(self, test: str | None) -> pd.DataFrame:
         if "test" not in self.table:
@@ -540,7 +542,7 @@ def power_curve(
         jobs.append(plan_point(point_model, data, point=i, token=token, tree=tree, test=test, method=method,
                                engine=engine, fit_formula=fit_formula, key=key, reml=reml))
     labels = [h.label for h in jobs[0].hypotheses]
-    describe = _running(labels)
+    describe = _running(labels, [", ".join(f"{k}={v}" for k, v in values.items()) for values in grid])
     describe.alpha = alpha  # type: ignore[attr-defined]
     records = run_study(jobs, nsim, executor=executor, progress=progress, describe=describe)
     sims = _test_rows(records, jobs, alpha)

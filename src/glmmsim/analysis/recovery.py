@@ -43,7 +43,8 @@ from .replicates import new_token, run_study
 
 __all__ = ["recovery", "RecoveryResult", "parameter_name"]
 
-_KIND_ORDER = {"fixed": 0, "sd": 1, "corr": 2, "sigma": 3, "family": 4}
+# random-effect SDs and correlations stay grouped by factor, in the engine's order
+_KIND_ORDER = {"fixed": 0, "sd": 1, "corr": 1, "sigma": 3, "family": 4}
 
 
 def parameter_name(kind: str, factor: str, names: tuple[str, ...]) -> str:

@@ -9,6 +9,7 @@ first number is drawn.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import numbers
 import warnings
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 from formulaic import Formula
 
-from .draws import standard_normals, stream_key
+from .bound import BoundModel, KeyLike, noise_stream
 from ..errors import (
     DataError,
     FormulaError,
@@ -43,12 +44,10 @@ from .matrices import (
 )
 from .names import match_keys
 from .parameters import FactorSpec, TermCovariance, factor_covariance, parse_fixed, parse_random
-from ..seeding import SeedLike, as_generator, seed_key
+from ..seeding import SeedLike, seed_key
 from .terms import RandomTerm, expand_bars
 
 __all__ = ["Model"]
-
-_COW = int(pd.__version__.split(".")[0]) >= 3
 
 
 @dataclass(frozen=True)
@@ -59,18 +58,6 @@ class _TermDesign:
     z: Columns
     group: Grouping
     cov: TermCovariance
-
-
-@dataclass(frozen=True)
-class _Design:
-    """Everything a call needs, validated: fixed columns and beta, random terms, trials."""
-
-    n: int
-    index: pd.Index
-    x: Columns
-    beta: tuple[float, ...]
-    terms: tuple[_TermDesign, ...]
-    trials: int | np.ndarray | None
 
 
 class Model:
@@ -147,8 +134,9 @@ class Model:
             self._factor_columns.setdefault(term.factor, term.columns)
         _check_distinct_factors(self._factor_columns)
         self._fixed = parse_fixed(fixed)
+        # our own copy, parsed from: later edits of the caller's dicts or arrays cannot reach the model
         self._random_input = copy.deepcopy(random)
-        self._specs: dict[str, FactorSpec] = parse_random(random, list(self._factor_columns))
+        self._specs: dict[str, FactorSpec] = parse_random(self._random_input, list(self._factor_columns))
         self._sigma = sigma
         self._dispersion = dict(dispersion or {})
         self._family = _make_family(family, link, sigma, self._dispersion)
@@ -266,7 +254,38 @@ class Model:
         return model
 
     # ------------------------------------------------------------------- public calls
-    def simulate(self, conditions: pd.DataFrame, seed: SeedLike = None) -> pd.DataFrame:
+    def bind(self, conditions: pd.DataFrame, *, key: KeyLike = None, offset: int = 0) -> BoundModel:
+        """Bind the model to ``conditions``: validate and materialise once, simulate many times.
+
+        Parameters
+        ----------
+        conditions : pandas.DataFrame
+            One row per observation, with every column the formula uses.
+        key : None, "index" or list of str
+            What identifies a row's noise: its position (``None``; plus
+            ``offset``), its index value (``"index"``) or the values of these
+            columns. Rows keyed by index or columns get the same numbers in any
+            slice, subset or partition. Keys must be unique.
+        offset : int, default 0
+            Position of the first row when ``key`` is None (a partition of a
+            larger frame).
+
+        Returns
+        -------
+        BoundModel
+
+        Examples
+        --------
+        >>> data = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "g": ["a", "a", "b", "b"]})
+        >>> m = Model("y ~ x + (1 | g)", fixed={"Intercept": 0, "x": 1}, random={"g": 1}, sigma=1, seed=2)
+        >>> whole = m.bind(data, key="index").simulate_response(seed=5)
+        >>> part = m.bind(data.iloc[2:], key="index").simulate_response(seed=5)
+        >>> bool((whole[2:] == part).all())
+        True
+        """
+        return BoundModel(self, conditions, key=key, offset=offset)
+
+    def simulate(self, conditions: pd.DataFrame, seed: SeedLike = None, *, key: KeyLike = None) -> pd.DataFrame:
         """Simulate the response for every row of ``conditions``.
 
         Parameters
@@ -275,7 +294,9 @@ class Model:
             One row per observation, with every column the formula uses.
         seed : int, SeedSequence or Generator, optional
             Drives the response noise only; the random effects come from the
-            model's own seed.
+            model's own seed. A Generator is used once, to derive a key.
+        key : None, "index" or list of str
+            What identifies each row's noise (see :meth:`bind`).
 
         Returns
         -------
@@ -283,13 +304,9 @@ class Model:
             A copy of ``conditions`` (same index and column order) with the
             response column added (or replaced, in its place).
         """
-        rng = as_generator(seed, "seed")
-        design = self._design(conditions)
-        eta = self._eta(design, random=True)
-        y = self._family.sample(eta, rng, trials=design.trials, index=design.index)
-        out = conditions.copy(deep=not _COW)
-        out[self.response] = y
-        return out
+        stream = noise_stream(seed)  # checks the seed before any work
+        bound = self.bind(conditions, key=key)
+        return bound._frame(bound._simulate(stream, None))
 
     def predict(
         self,
@@ -312,13 +329,9 @@ class Model:
         """
         if type not in ("response", "link"):
             raise ParameterError(f"type must be 'response' or 'link'; got {type!r}")
-        design = self._design(conditions)
-        eta = self._eta(design, random=random)
-        if type == "response":
-            eta = self._family.mean(eta, index=design.index)
-            if design.trials is not None:
-                eta = eta * design.trials
-        return pd.Series(eta, index=conditions.index, name=self.response)
+        if not isinstance(random, (bool, np.bool_)):
+            raise InputTypeError(f"random must be True or False; got {builtins.type(random).__name__} {random!r}")
+        return self.bind(conditions).predict(type=type, random=random)
 
     def random_effects(self, conditions: pd.DataFrame) -> dict[str, pd.DataFrame]:
         """The random effects of the levels present in ``conditions``.
@@ -329,15 +342,7 @@ class Model:
             Per grouping factor, one row per level (in order of first
             appearance) and one column per coefficient.
         """
-        design = self._design(conditions)
-        out: dict[str, pd.DataFrame] = {}
-        for td in design.terms:
-            effects = pd.DataFrame(
-                self._draw(td), index=td.group.labels, columns=list(td.cov.coefs)
-            )
-            factor = td.term.factor
-            out[factor] = effects if factor not in out else out[factor].join(effects)
-        return out
+        return self.bind(conditions).random_effects()
 
     def covariance(self, conditions: pd.DataFrame | None = None) -> dict[str, tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
         """Per factor: coefficient names, SDs and correlation matrix (terms combined).
@@ -404,12 +409,10 @@ class Model:
                 ) from None
             raise
 
-    def _design(self, conditions: pd.DataFrame) -> _Design:
-        if not isinstance(conditions, pd.DataFrame):
-            raise InputTypeError(
-                f"conditions must be a pandas DataFrame with one row per observation; got "
-                f"{type(conditions).__name__}"
-            )
+    def _materialize(
+        self, conditions: pd.DataFrame
+    ) -> tuple[Columns, tuple[float, ...], tuple[_TermDesign, ...], int | np.ndarray | None]:
+        """Fixed columns and coefficients, random terms and trials of ``conditions``, validated."""
         _check_unique_columns(conditions, self.variables)
         x = model_columns(self._parsed.fixed, conditions, self._levels, "the fixed part")
         beta = match_keys(
@@ -431,45 +434,13 @@ class Model:
             _TermDesign(term, z, groups[term.factor], next(covs[term.factor]))
             for term, z in zip(self._terms, z_cols)
         )
-        trials = self._trials_values(conditions)
-        return _Design(len(conditions), conditions.index, x, tuple(beta.values()), terms, trials)
+        return x, tuple(beta.values()), terms, self._trials_values(conditions)
 
     def _trials_values(self, conditions: pd.DataFrame) -> int | np.ndarray | None:
         if self._trials_column is None:
             return self._trials  # type: ignore[return-value]
         check_columns_present(conditions, [self._trials_column], "trials")
         return conditions[self._trials_column].to_numpy()
-
-    def _draw(self, td: _TermDesign) -> np.ndarray:
-        """Effects of the term's levels: persistent standard normals times the Cholesky factor."""
-        keys = td.group.keys
-        z = np.column_stack(
-            [standard_normals(keys, stream_key(self._seed_key, _factor_key(td.term), c)) for c in td.cov.coefs]
-        )
-        return z @ td.cov.factor_l.T
-
-    def _eta(self, design: _Design, random: bool) -> np.ndarray:
-        eta = design.x.dot(design.beta, design.n)
-        if not random:
-            return eta
-        tmp = np.empty(design.n)
-        for td in design.terms:
-            if not np.any(td.cov.sd):
-                continue
-            effects = self._draw(td)
-            for j, col in enumerate(td.z.arrays):
-                if not np.any(effects[:, j]):
-                    continue
-                np.take(np.ascontiguousarray(effects[:, j]), td.group.codes, out=tmp)
-                if col is not None:
-                    tmp *= col
-                eta += tmp
-        return eta
-
-
-def _factor_key(term: RandomTerm) -> str:
-    """Name under which a factor's draws are keyed; ``a:b`` and ``b:a`` are one factor."""
-    return ":".join(sorted(term.columns))
 
 
 def _data_levels(

@@ -49,7 +49,7 @@ def identifying_columns(model: Any, conditions: pd.DataFrame) -> list[str]:
     >>> m = glmmsim.Model("y ~ cond + (1 | subject) + (1 | item)", fixed={"Intercept": 0, "condb": 1},
     ...                   random={"subject": 1, "item": 1}, sigma=1)
     >>> identifying_columns(m, d)
-    ['subject', 'item', 'cond', 'trial']
+    ['subject', 'item', 'cond', 'rep']
     """
     grouping = [c for cols in model.factor_columns.values() for c in cols]
     labels = [c for c in model.variables if c in conditions.columns and _is_label(conditions[c])]

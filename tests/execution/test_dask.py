@@ -20,7 +20,8 @@ from glmmsim import DataError, FormulaError, GlmmsimWarning, Model  # noqa: E402
 from glmmsim.cli import main  # noqa: E402
 from glmmsim.design import crossed, nested  # noqa: E402
 from glmmsim.execution import dask_frames, resolve_executor  # noqa: E402
-from glmmsim.execution.dask import DaskExecutor, worker_local  # noqa: E402
+from glmmsim.execution import worker_cache  # noqa: E402
+from glmmsim.execution.dask import DaskExecutor  # noqa: E402
 
 needs_keyed_noise = pytest.mark.skipif(
     not hasattr(Model, "bind"), reason="keyed row noise (core's Model.bind) is not merged yet"
@@ -267,7 +268,7 @@ def _fail_on_three(x: int) -> int:
 
 def _worker_token(_: int) -> tuple[int, int]:
     # built once per worker process, whatever number of tasks that worker runs
-    return os.getpid(), id(worker_local("token", object))
+    return os.getpid(), id(worker_cache("test-token", object))
 
 
 def test_executor_yields_results_in_task_order(client):

@@ -1,34 +1,36 @@
-"""Executors: run independent tasks serially or in parallel, results in task order.
+"""Where a study's batches run: serially, on a process pool or on a Dask cluster.
 
-Placeholder of the dask branch until the studies branch's protocol lands (that
-version replaces this file): ``resolve_executor(None)`` runs tasks serially,
-``resolve_executor(client)`` wraps a ``dask.distributed.Client`` in
-:class:`glmmsim.execution.dask.DaskExecutor`.
+:func:`resolve_executor` turns what a user passes as ``executor=`` into an object with
+``map(fn, tasks)`` (results in task order) and ``workers``; :func:`batch_size` and
+:func:`batches` cut replicates into tasks; :func:`worker_cache` keeps per-worker state
+(bound models, prepared fitters, R processes) across the tasks a worker runs. The Dask
+executor lives in :mod:`glmmsim.execution.dask` and is imported only when a
+``dask.distributed.Client`` is passed.
 """
 
-from __future__ import annotations
+from .batching import DEFAULT_MIN_BATCH, batch_size, batches
+from .cache import clear_worker_cache, worker_cache
+from .executors import (
+    BaseExecutor,
+    Executor,
+    FuturesExecutor,
+    ProcessExecutor,
+    SerialExecutor,
+    available_cores,
+    resolve_executor,
+)
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
-
-__all__ = ["resolve_executor"]
-
-
-class _Serial:
-    def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:
-        return map(fn, tasks)
-
-
-def resolve_executor(executor: Any = None) -> Any:
-    """An object with ``.map(fn, tasks)`` yielding results in task order."""
-    from .dask import DaskExecutor, is_dask_client
-
-    if executor is None or executor == "serial":
-        return _Serial()
-    if is_dask_client(executor):
-        return DaskExecutor(executor)
-    if hasattr(executor, "map"):
-        return executor
-    from ..errors import InputTypeError
-
-    raise InputTypeError(f"executor must be None, 'serial' or a dask.distributed.Client; got {executor!r}")
+__all__ = [
+    "Executor",
+    "BaseExecutor",
+    "SerialExecutor",
+    "FuturesExecutor",
+    "ProcessExecutor",
+    "resolve_executor",
+    "available_cores",
+    "batch_size",
+    "batches",
+    "DEFAULT_MIN_BATCH",
+    "worker_cache",
+    "clear_worker_cache",
+]

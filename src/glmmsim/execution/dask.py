@@ -1,16 +1,16 @@
 """A Dask ``distributed`` executor: study batches as tasks on a cluster, results in task order.
 
 :class:`DaskExecutor` implements the executor protocol of :mod:`glmmsim.execution`
-(``.map(fn, tasks)`` yields ``fn(task)`` for every task, in task order) on a
-``dask.distributed.Client``. Each task is one batch of replicates (the studies
-runner batches them: a Dask task costs a few ms, so a task should carry at
-least ~50 replicates). Results are gathered in order, so a study gives the
-same table on a cluster as serially; on an error or an interrupt, the tasks
-not yet finished are cancelled.
+(``.map(fn, tasks)`` yields ``fn(task)`` for every task, in task order; ``workers``;
+``close()``) on a ``dask.distributed.Client``; ``resolve_executor(client)`` makes one.
+Each task is one batch of replicates (the studies runner batches them: a Dask task
+costs a few ms, so a task carries at least ~50 replicates). Results are gathered in
+order, so a study gives the same table on a cluster as serially; on an error, an
+interrupt or an early stop, the tasks not yet finished are cancelled.
 
-Per-worker state (a fitting engine set up once, e.g. one R process per worker)
-lives in :func:`worker_local`, a module-level cache: every task a worker runs
-sees the same object, built the first time a task asks for it.
+Per-worker state (a bound model, a prepared fitter, one R process per worker) is kept
+by :func:`glmmsim.execution.worker_cache`, a module-level cache: a Dask worker process
+runs many tasks and builds that state once.
 
 Examples
 --------
@@ -22,56 +22,44 @@ Examples
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["DaskExecutor", "is_dask_client", "worker_local"]
+from ..errors import InputTypeError
+from .executors import BaseExecutor
+
+__all__ = ["DaskExecutor", "is_dask_client"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-_LOCAL: dict[Hashable, Any] = {}
-_LOCAL_LOCK = threading.Lock()
-
-
-def worker_local(key: Hashable, factory: Callable[[], T]) -> T:
-    """The object cached under ``key`` in this process, built by ``factory()`` on first use.
-
-    A worker process keeps it for its lifetime: expensive state (an R session, a
-    prepared fitter) is started once per worker, not once per task.
-
-    Examples
-    --------
-    >>> worker_local("answer", lambda: 42), worker_local("answer", lambda: 0)
-    (42, 42)
-    """
-    with _LOCAL_LOCK:  # threads of one worker must not build two copies
-        if key not in _LOCAL:
-            _LOCAL[key] = factory()
-        return _LOCAL[key]
-
 
 def is_dask_client(obj: object) -> bool:
     """Whether ``obj`` is a ``distributed.Client`` (checked without importing distributed)."""
-    return type(obj).__name__ == "Client" and type(obj).__module__.split(".")[0] == "distributed"
+    return any(
+        cls.__name__ == "Client" and cls.__module__.split(".")[0] == "distributed" for cls in type(obj).__mro__
+    )
 
 
-class DaskExecutor:
+class DaskExecutor(BaseExecutor):
     """Run tasks on a ``distributed.Client``, yielding results in task order.
 
     Parameters
     ----------
     client : distributed.Client
-        A connected client (a ``LocalCluster``'s or a remote scheduler's).
+        A connected client (a ``LocalCluster``'s or a remote scheduler's); it is the
+        caller's, so :meth:`close` leaves it running.
     """
 
     def __init__(self, client: Any) -> None:
         if not is_dask_client(client):
-            from ..errors import InputTypeError
-
             raise InputTypeError(f"DaskExecutor needs a distributed.Client; got {type(client).__name__}")
         self.client = client
+
+    @property
+    def workers(self) -> int:
+        """Tasks the cluster runs at once (its worker threads), used to size batches."""
+        return max(1, sum(self.client.nthreads().values()))
 
     def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
         """Submit ``fn(task)`` for every task; yield the results in task order.

@@ -84,7 +84,8 @@ __all__ = ["SpecError", "Study", "load_spec", "parse_spec", "set_value"]
 Path = tuple  # a key path: tuple of str keys and int list positions
 
 MODEL_KEYS = ("formula", "fixed", "random", "sigma", "family", "link", "dispersion", "trials", "levels")
-TOP_KEYS = ("model", "design", "seeds", "output")
+# power: and recovery: are read by study/study_sections.py (glmmsim power / recover)
+TOP_KEYS = ("model", "design", "seeds", "output", "power", "recovery")
 SEED_KEYS = ("population", "noise", "design")
 OUTPUT_KEYS = ("file", "format", "replicates")
 DESIGN_TYPES: dict[str, Callable[..., pd.DataFrame]] = {
@@ -443,6 +444,7 @@ class Study:
     _model: Any = field(default=None, repr=False)
     _conditions: pd.DataFrame | None = field(default=None, repr=False)
     _ctx: _Ctx | None = field(default=None, repr=False)
+    sections: dict[str, Any] = field(default_factory=dict)  # raw power:/recovery: sections
 
     @property
     def model(self):
@@ -602,6 +604,7 @@ def parse_spec(
         output=_output(ctx, top.get("output")),
         source=source,
         _ctx=ctx,
+        sections={k: top[k] for k in ("power", "recovery") if top.get(k) is not None},
     )
     study.check()
     return study

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
@@ -65,17 +66,16 @@ CROSSED = {
 }
 
 
-@pytest.mark.parametrize("k", [1, 3, 7])
 @pytest.mark.parametrize("case", list(CROSSED))
-def test_crossed_partitions_are_the_pandas_design(client, case, k):
+def test_crossed_partitions_are_the_pandas_design(client, case):
     kwargs = CROSSED[case]
-    lazy = crossed(13, 8, npartitions=k, seed=5, **kwargs)
     whole = crossed(13, 8, seed=5, **kwargs)
-    assert lazy.npartitions == k
-    got = lazy.compute()
-    pd.testing.assert_frame_equal(as_pandas_dtypes(got, whole), whole)
-    # a global row index, and divisions that say where each partition starts
-    assert lazy.known_divisions and lazy.divisions[-1] == len(whole) - 1
+    lazies = [crossed(13, 8, npartitions=k, seed=5, **kwargs) for k in (1, 3, 7)]
+    for k, lazy, got in zip((1, 3, 7), lazies, dask.compute(*lazies)):
+        assert lazy.npartitions == k
+        pd.testing.assert_frame_equal(as_pandas_dtypes(got, whole), whole)
+        # a global row index, and divisions that say where each partition starts
+        assert lazy.known_divisions and lazy.divisions[-1] == len(whole) - 1
 
 
 NESTED = {
@@ -90,14 +90,14 @@ NESTED = {
 }
 
 
-@pytest.mark.parametrize("k", [1, 2, 7])
 @pytest.mark.parametrize("case", list(NESTED))
-def test_nested_partitions_are_the_pandas_design(client, case, k):
+def test_nested_partitions_are_the_pandas_design(client, case):
     kwargs = dict(NESTED[case])
     levels = kwargs.pop("levels")
-    lazy = nested(levels, npartitions=k, seed=9, **kwargs)
     whole = nested(levels, seed=9, **kwargs)
-    pd.testing.assert_frame_equal(as_pandas_dtypes(lazy.compute(), whole), whole)
+    lazies = [nested(levels, npartitions=k, seed=9, **kwargs) for k in (1, 2, 7)]
+    for got in dask.compute(*lazies):
+        pd.testing.assert_frame_equal(as_pandas_dtypes(got, whole), whole)
 
 
 def test_partitioned_design_meta_matches_the_partitions(client):
@@ -180,9 +180,9 @@ def test_predict_on_partitions_equals_pandas(client, design, k):
 def assert_same_as_pandas(m: Model, frame, seed: int, key=None) -> pd.DataFrame:
     """Dask simulate of ``frame`` equals pandas simulate of the computed frame, bit for bit."""
     lazy = dask_frames.simulate(m, frame, seed, key=key)
-    want = m.simulate(frame.compute(), seed=seed, key=key)
+    computed, got = dask.compute(frame, lazy)
+    want = m.simulate(computed, seed=seed, key=key)
     assert lazy._meta[m.response].dtype == want[m.response].dtype
-    got = lazy.compute()
     pd.testing.assert_frame_equal(got, want)
     return got
 
@@ -192,9 +192,13 @@ def assert_same_as_pandas(m: Model, frame, seed: int, key=None) -> pd.DataFrame:
 def test_simulate_on_partitions_equals_pandas(client, design, family):
     m = model(family)
     whole = m.simulate(design, seed=3)
-    for k in (1, 3, 8):
-        got = assert_same_as_pandas(m, dd.from_pandas(design, npartitions=k), 3)
+    frames = [dd.from_pandas(design, npartitions=k) for k in (1, 3, 8)]
+    lazies = [dask_frames.simulate(m, f, 3) for f in frames]
+    assert all(lazy._meta[m.response].dtype == whole[m.response].dtype for lazy in lazies)
+    # one round trip to the cluster for the three partitionings
+    for got in dask.compute(*lazies):
         np.testing.assert_array_equal(got[m.response].to_numpy(), whole[m.response].to_numpy())
+        pd.testing.assert_frame_equal(got.astype({c: design[c].dtype for c in design}), whole)
 
 
 @needs_keyed_noise
@@ -339,3 +343,23 @@ def test_cli_refuses_replicates_with_partitions(tmp_path, capsys):
     status = main(["simulate", str(spec), "--out", str(tmp_path / "d.parquet"), "--partitions", "2", "--replicates", "3"])
     assert status == 1
     assert "--replicates" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ studies
+
+
+def test_power_on_a_client_equals_serial(client):
+    from glmmsim.analysis import power
+
+    m = Model(
+        "rt ~ cond + (1 + cond | subject) + (1 | item)",
+        fixed={"Intercept": 600.0, "condb": 20.0},
+        random={"subject": {"sd": {"Intercept": 50.0, "condb": 20.0}}, "item": 30.0},
+        sigma=80.0,
+        seed=1,
+    )
+    d = crossed(12, 8, within={"cond": ["a", "b"]})
+    serial = power(m, d, test="cond", nsim=24, seed=5, progress=False)
+    on_dask = power(m, d, test="cond", nsim=24, seed=5, progress=False, executor=client)
+    pd.testing.assert_frame_equal(serial.simulations, on_dask.simulations)
+    assert serial.power == on_dask.power

@@ -11,13 +11,17 @@ On a 2-worker ``LocalCluster`` (processes, one thread each) the script
    single-core rate the cluster's rate is compared with, measured in the same run;
 3. writes the dataset again with 16 and with 100 partitions and compares the two bit for
    bit, column by column, through an order-sensitive checksum computed on the workers
-   (sum over rows of mix64(row hash XOR global row number)), so no dataset is loaded whole.
+   (sum over rows of mix64(row hash XOR global row number)), so no dataset is loaded whole;
+4. with ``--power N``: an N-replicate power analysis (``glmmsim.analysis.power``, the glmm
+   engine, 30 subjects x 20 items) serially, on a 2-process pool and on the cluster's
+   Client: seconds, ms per replicate, and whether the per-replicate tables are identical.
 
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_dask.py                # 2e7 rows (~2-3 min)
     PYTHONPATH=src python benchmarks/bench_dask.py --rows 1e8     # the issue's size
     PYTHONPATH=src python benchmarks/bench_dask.py --rows 2e6 --no-identity
+    PYTHONPATH=src python benchmarks/bench_dask.py --rows 0 --power 1000   # the study comparison only
 """
 
 from __future__ import annotations
@@ -140,11 +144,37 @@ def checksums(client: Client, directory: Path) -> tuple[int, dict[str, int]]:
     return int(sum(lengths)), total
 
 
+def run_power(client: Client, nsim: int) -> None:
+    from glmmsim.analysis import power
+
+    m = Model(
+        "rt ~ cond + (1 + cond | subject) + (1 | item)",
+        fixed={"Intercept": 600.0, "condb": 20.0},
+        random={"subject": {"sd": {"Intercept": 50.0, "condb": 20.0}}, "item": 30.0},
+        sigma=80.0,
+        seed=1,
+    )
+    d = crossed(30, 20, within={"cond": ["a", "b"]})
+    power(m, d, test="cond", nsim=20, seed=5, progress=False, executor=client)  # warm the workers
+    results = {}
+    for name, executor in (("serial", None), ("process pool (2)", 2), ("dask Client (2 workers)", client)):
+        start = time.perf_counter()
+        res = power(m, d, test="cond", nsim=nsim, seed=5, progress=False, executor=executor)
+        seconds = time.perf_counter() - start
+        results[name] = res
+        print(f"power, {nsim} replicates, {name}: {seconds:.1f} s, {1000 * seconds / nsim:.1f} ms/replicate, "
+              f"power {res.power:.3f}")
+    serial = results["serial"].simulations
+    same = all(r.simulations.equals(serial) for r in results.values())
+    print(f"per-replicate tables identical on all three: {same}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=float, default=2e7, help="design rows (default 2e7; the issue's size: 1e8)")
     parser.add_argument("--rows-per-partition", type=float, default=1e6)
     parser.add_argument("--no-identity", action="store_true", help="skip the 16 vs 100 partitions identity check")
+    parser.add_argument("--power", type=int, default=0, metavar="N", help="also an N-replicate power analysis")
     args = parser.parse_args()
     rows = int(args.rows)
     k = max(1, round(rows / args.rows_per_partition))
@@ -155,6 +185,10 @@ def main() -> None:
             cluster
         ) as client:
             pids = list(client.run(os.getpid).values())
+            if args.power:
+                run_power(client, args.power)
+            if rows <= 0:
+                return
             run_dask(client, 2 * ITEMS * CELLS * 2, 2, tmp / "warm")  # imports and pickles on every worker
             with PeakMemory(pids) as mem:
                 n, seconds, parts = run_dask(client, rows, k, tmp / "main")

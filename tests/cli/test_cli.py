@@ -183,7 +183,7 @@ seeds: {population: 1, noise: 2, design: 3}
     [
         ("binomial", "", " Family: binomial  ( logit )"),
         ("poisson", "", " Family: poisson  ( log )"),
-        ("Gamma", "dispersion: {shape: 4}", " Family: Gamma  ( log )"),
+        ("Gamma", "dispersion: {shape: 4}", " Family: Gamma  ( inverse )"),  # R's default link
     ],
 )
 def test_describe_prints_lme4_family_line(tmp_path, family, dispersion, expected):

@@ -198,6 +198,8 @@ class _PreparedGlmm:
         df[order] = res.coef_df
         covs = [np.full((len(td.coefs), len(td.coefs)), np.nan) for td in design.terms]
         for g, (name, coef_names) in enumerate(res.re_groups):
+            if g >= len(res.varcorr):  # a failed fit (converged False) reports no variances
+                break
             k = int(name[1:])
             sd, corr = res.stddev_corr(g)
             # glmm's order of the term's columns, by name: "(Intercept)" then its slopes "X{i}"
@@ -218,7 +220,7 @@ class _PreparedGlmm:
             covariances=covs,
             converged=bool(res.converged),
             singular=bool(res.singular),
-            warnings=[self._renames(w["message"]) for w in res.warnings],
+            warnings=[self._renames(f"{w['title']}: {w['message']}") for w in res.warnings],
             engine="glmm",
             engine_version=self._version,
             nobs=int(res.nobs),

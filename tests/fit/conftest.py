@@ -53,6 +53,12 @@ def crossed_conditions(subjects: int = 30, items: int = 20) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
+def crossed():
+    """The function building crossed conditions (test modules here are not a package)."""
+    return crossed_conditions
+
+
+@pytest.fixture(scope="session")
 def rt_data() -> pd.DataFrame:
     """The 30 x 20 x 2 reaction-time study of the README (gaussian, correlated subject slopes)."""
     model = glmmsim.Model(

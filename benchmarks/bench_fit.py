@@ -115,10 +115,12 @@ def main() -> None:
         return res.beta, res.se
 
     def direct_user():
-        res = glmm.fit(data, FORMULA.replace("rt ~", "rt ~"), "gaussian")
+        res = glmm.fit(data, FORMULA, "gaussian")
         return res.beta, res.se
 
-    print(f"glmmsim {glmmsim.__version__}, glmm {glmm.__version__ if hasattr(glmm, '__version__') else ''}".strip())
+    from importlib.metadata import version
+
+    print(f"glmmsim {glmmsim.__version__}, glmm {version('glmm')}, numpy {np.__version__}, pandas {pd.__version__}")
     print(f"design: 30 subjects x 20 items x 2 conditions = {len(cond)} rows; {FORMULA}")
     print(f"rounds: {args.rounds} (median), glmm fits per round: {args.fits}, lme4 fits per round: {args.lme4_fits}\n")
 
@@ -170,7 +172,7 @@ def main() -> None:
         {
             "fit alone": (lambda: fitter.fit(y), args.fits),
             f"simulate ({how}) + fit": (lambda: fitter.fit(simulate(next(seeds))), args.fits),
-            f"simulate alone": (lambda: simulate(next(seeds)), args.fits),
+            "simulate alone": (lambda: simulate(next(seeds)), args.fits),
         },
         args.rounds,
     )

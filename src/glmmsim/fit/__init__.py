@@ -76,7 +76,8 @@ def fit(
     data : pandas.DataFrame
         One row per observation with the response and every column the formula uses; a
         missing value is an error (no row is dropped silently).
-    family : {"gaussian", "binomial", "poisson"}
+    family : {"gaussian", "binomial", "poisson", "negative_binomial", "gamma"}
+        The last two on the glmm engine only.
     link : str, optional
         The family's default link when omitted (binomial: logit, probit, cloglog).
     trials : int or str, optional

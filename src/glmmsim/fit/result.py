@@ -66,12 +66,13 @@ class FitResult:
         ``-2 * loglik`` (lme4's ``REMLcrit`` for a REML fit).
     reml : bool
     sigma : float or None
-        Residual SD (gaussian); None for binomial and Poisson.
+        Residual SD (gaussian); lme4's ``sigma()`` = 1/sqrt(shape) for gamma; None for binomial,
+        Poisson and negative binomial.
     random : dict
         ``{factor: {"sd": {coef: sd}, "corr": {(c1, c2): r}}}`` with glmmsim's factor names
         (``subject``, ``school:class``): the shape ``Model(random=...)`` takes.
     family_params : dict
-        Other estimated family parameters (none for gaussian, binomial, Poisson).
+        Other estimated family parameters: ``shape`` (gamma), ``theta`` (negative binomial).
     converged, singular : bool
         The engine's flags: a failed or boundary fit is reported, not hidden.
     warnings : list of str
@@ -187,6 +188,7 @@ class FitResult:
             random=self.random,
             sigma=self.sigma,
             family=design.family,
+            dispersion={k: v for k, v in self.family_params.items() if k == "theta"} or None,
             link=design.link,
             trials=design.trials_spec,
             levels=design.levels or None,

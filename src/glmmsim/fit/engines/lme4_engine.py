@@ -33,6 +33,7 @@ __all__ = ["Lme4Engine", "RServer", "r_server"]
 #: Seconds one request may take before the R process is killed (env GLMMSIM_R_TIMEOUT overrides).
 DEFAULT_TIMEOUT = 300.0
 _STARTUP_TIMEOUT = 120.0
+_FAMILIES = ("gaussian", "binomial", "poisson")
 _INSTALL = (
     "install R and the packages lme4, lmerTest and pbkrtest (Debian/Ubuntu: apt-get install r-base-core "
     "r-cran-lme4 r-cran-lmertest r-cran-pbkrtest; elsewhere install.packages(c('lme4', 'lmerTest', "
@@ -213,6 +214,14 @@ class Lme4Engine:
         return shutil.which("Rscript") is not None
 
     def prepare(self, design: FitDesign) -> _PreparedLme4:
+        if design.family not in _FAMILIES:
+            # glmer.nb alternates theta and glmer fits (4 s here) and glmer's Gamma GLMM estimates the
+            # dispersion by moments; neither matched glmm's maximum likelihood closely enough to serve as
+            # the reference, so they are not offered rather than offered as a reference they are not
+            raise EngineError(
+                f"engine 'lme4' fits families {', '.join(map(repr, _FAMILIES))} here; for {design.family!r} "
+                f"use engine='glmm'"
+            )
         return _PreparedLme4(design, r_server())
 
 

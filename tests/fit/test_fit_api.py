@@ -27,8 +27,42 @@ def test_fit_is_callable_and_a_namespace() -> None:
     assert callable(glmmsim.fit)
     assert glmmsim.fit.prepare is glmmsim.fit.prepare  # attributes of the package
     assert design_module.build_design is glmmsim.fit.build_design
-    assert {"glmm", "lme4"} <= set(glmmsim.fit.register_engine.__globals__["_FACTORIES"])
     assert "glmm" in glmmsim.fit.available_engines()
+
+
+def test_register_engine_plugs_in_a_third_party_engine(rt_data: pd.DataFrame) -> None:
+    """A minimal engine: numbers in the design's order come back under glmmsim's names."""
+    from glmmsim.fit import RawFit, protocol
+
+    class Prepared:
+        def __init__(self, design):
+            self.design = design
+
+        def fit(self, y, *, reml):
+            p = len(self.design.fixed_names)
+            return RawFit(beta=np.arange(p, dtype=float), vcov=np.eye(p), df=np.full(p, np.nan), loglik=-1.0,
+                          reml=reml, sigma=1.0, covariances=[np.eye(len(t.coefs)) for t in self.design.terms],
+                          converged=True, singular=False, warnings=["stub"], engine="stub", engine_version="0",
+                          nobs=len(y))
+
+    class Stub:
+        name = "stub"
+
+        def available(self):
+            return True
+
+        def prepare(self, design):
+            return Prepared(design)
+
+    glmmsim.fit.register_engine("stub", Stub)
+    try:
+        res = glmmsim.fit("rt ~ cond + (1 | subject)", rt_data, engine="stub")
+        assert res.engine == "stub" and list(res.fixed["estimate"]) == [0.0, 1.0]
+        assert res.random == {"subject": {"sd": {"Intercept": 1.0}, "corr": {}}}
+        assert "stub" in glmmsim.fit.available_engines()
+    finally:
+        protocol._FACTORIES.pop("stub")
+        protocol._INSTANCES.pop("stub", None)
 
 
 def test_result_contract(res: FitResult) -> None:

@@ -35,8 +35,8 @@ from .design import FitDesign, build_design, response_of
 from .engines.glmm_engine import GlmmEngine
 from .errors import EngineError, FitError
 from .hypothesis import TEST_METHODS, TestResult
-from .prepare import Fitter, _resolve_reml, prepare
-from .protocol import Engine, RawFit, available_engines, get_engine, register_engine
+from .prepare import Fitter, resolve_reml, prepare
+from .protocol import Engine, RawFit, available_engines, register_engine
 from .result import FitResult
 
 __all__ = [
@@ -100,7 +100,7 @@ def fit(
     """
     design = build_design(formula, data, family=family, link=link, trials=trials, offset=offset)
     y = response_of(design, data)
-    fitter = Fitter(design, engine, _resolve_reml(reml, design.family))
+    fitter = Fitter(design, engine, resolve_reml(reml, design.family))
     return fitter.fit(y)
 
 

@@ -5,6 +5,7 @@ The public API on one page:
 * :class:`Model` -- an lme4-formula model with its parameters (``glmmsim.model``);
 * :mod:`glmmsim.design` -- experimental designs (``crossed``, ``nested``);
 * :func:`to_theta`, :func:`random_from_theta` -- lme4's covariance parameterisation (``glmmsim.lme4``);
+* :mod:`glmmsim.fit` -- fit lme4 formulas (``glmmsim.fit(formula, data)``; engines glmm and lme4);
 * :mod:`glmmsim.study` -- YAML study specs and data writers; :mod:`glmmsim.plot` -- figures;
 * errors: every bad input raises a :class:`GlmmsimError` subclass.
 
@@ -19,7 +20,7 @@ Examples
 
 __version__ = "0.2.0"
 
-from . import _moved, design
+from . import _moved, design, fit
 from .errors import (
     DataError,
     FormulaError,
@@ -36,6 +37,7 @@ _moved.install()
 __all__ = [
     "Model",
     "design",
+    "fit",
     "Family",
     "get_family",
     "to_theta",

@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "GlmmsimError",
+    "Where",
     "FormulaError",
     "ParameterError",
     "DataError",
@@ -26,8 +27,115 @@ __all__ = [
 ]
 
 
+#: The attributes an error may carry about what it concerns (all default to None).
+ERROR_ATTRIBUTES = ("parameter", "path", "coefficient", "column", "row", "term", "key")
+
+
+class Where(str):
+    """The spelling of an argument path in messages (``random['subject']``) that keeps the path.
+
+    Raise sites build messages from a ``Where`` and pass it to :meth:`GlmmsimError.at`, so the
+    layers above (spec files, the CLI, AutoRA) read *what* an error is about from
+    ``error.path`` and never parse the message text.
+
+    Examples
+    --------
+    >>> w = Where.of("random", "subject")
+    >>> str(w), w.path
+    ("random['subject']", ('random', 'subject'))
+    >>> Where.of("fixed").path
+    ('fixed',)
+    """
+
+    path: tuple
+
+    @classmethod
+    def of(cls, parameter: str, *keys: object) -> Where:
+        text = str(parameter) + "".join(f"[{plain(k)!r}]" for k in keys)
+        out = cls(text)
+        out.path = (str(parameter), *(plain(k) for k in keys))
+        return out
+
+    def __reduce__(self):  # keep the path through pickling
+        return (Where.of, self.path)
+
+
 class GlmmsimError(Exception):
-    """Base class of every error glmmsim raises on bad input."""
+    """Base class of every error glmmsim raises on bad input.
+
+    Besides the message, an error carries what it is about as attributes, each ``None``
+    unless known: ``parameter`` (the argument, e.g. ``"random"``, ``"subjects"``), ``path``
+    (the key path inside the arguments, a tuple starting with ``parameter``, e.g.
+    ``("random", "subject")``), ``coefficient``, ``column``, ``row`` (an index label),
+    ``term`` (a formula piece), ``key`` (a spec/YAML key).  Errors built with :meth:`at`
+    also keep ``detail``, the message without its leading argument path, so a layer
+    that names the arguments differently can re-spell the path (:meth:`renamed`).
+
+    Examples
+    --------
+    >>> e = ParameterError.at(Where.of("random", "g"), "has no value for 'x'", coefficient="x")
+    >>> str(e), e.parameter, e.path, e.coefficient
+    ("random['g'] has no value for 'x'", 'random', ('random', 'g'), 'x')
+    >>> str(e.renamed({"random": "random_effects"}))
+    "random_effects['g'] has no value for 'x'"
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        parameter: str | None = None,
+        path: tuple | None = None,
+        coefficient: str | None = None,
+        column: str | None = None,
+        row: object = None,
+        term: str | None = None,
+        key: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        path = tuple(path) if path is not None else ((parameter,) if parameter is not None else None)
+        self.parameter = parameter if parameter is not None else (path[0] if path else None)
+        self.path = path
+        self.coefficient = coefficient
+        self.column = column
+        self.row = row
+        self.term = term
+        self.key = key
+        self.detail = detail
+
+    @classmethod
+    def at(cls, where: str, detail: str, **attributes: object) -> GlmmsimError:
+        """An error about argument path ``where`` (a :class:`Where`): message ``"<where> <detail>"``."""
+        path = getattr(where, "path", None)
+        return cls(f"{where} {detail}", path=path, detail=detail, **attributes)  # type: ignore[arg-type]
+
+    def attributes(self) -> dict[str, object]:
+        """The non-None attributes of :data:`ERROR_ATTRIBUTES`."""
+        return {name: getattr(self, name) for name in ERROR_ATTRIBUTES if getattr(self, name) is not None}
+
+    def renamed(self, names: dict[str, str]) -> GlmmsimError | None:
+        """The same error with its argument re-spelled (``{"random": "random_effects"}``).
+
+        None when the error has no structured path (it was not built with :meth:`at`) or its
+        argument is not in ``names``.
+        """
+        if self.detail is None or not self.path or self.parameter not in names:
+            return None
+        new_path = (names[self.parameter], *self.path[1:])
+        where = Where.of(*new_path)
+        attrs = {k: v for k, v in self.attributes().items() if k not in ("parameter", "path")}
+        return type(self).at(where, self.detail, **attrs)
+
+    def __reduce__(self):  # keyword attributes survive pickling (process pools, Dask workers)
+        return (_rebuild_error, (type(self), self.args, {**self.attributes(), "detail": self.detail}))
+
+
+def _rebuild_error(cls: type, args: tuple, attributes: dict) -> GlmmsimError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    GlmmsimError.__init__(err, *args[:1], **attributes)
+    return err
 
 
 class FormulaError(GlmmsimError, ValueError):

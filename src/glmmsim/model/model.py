@@ -32,6 +32,7 @@ from ..errors import (
 )
 from .families import Family, get_family
 from .formula import parse_formula
+from .formula_safety import check_formula
 from .matrices import (
     Columns,
     Grouping,
@@ -110,6 +111,12 @@ class Model:
     seed : int, SeedSequence or Generator, optional
         The population: the random effects of a level depend only on this seed,
         the factor, the coefficient and the level's value.
+    trusted_formula : bool, default False
+        By default the formula's Python pieces are checked before formulaic
+        evaluates them: only column names, numbers, operators and whitelisted
+        transforms (``C``, ``I``, ``np.log``, ``center``, ...) pass (see
+        :mod:`glmmsim.model.formula_safety`). ``True`` skips the check for a
+        formula you wrote yourself; never for one read from a file.
 
     Examples
     --------
@@ -137,7 +144,11 @@ class Model:
         trials: int | str | None = None,
         levels: Mapping[str, Sequence[object]] | None = None,
         seed: SeedLike = None,
+        trusted_formula: bool = False,
     ) -> None:
+        if not trusted_formula:  # a formula is data: see glmmsim.model.formula_safety
+            check_formula(formula)
+        self._trusted_formula = bool(trusted_formula)
         parsed = parse_formula(formula)
         self._formula = formula
         self._parsed = parsed
@@ -245,6 +256,7 @@ class Model:
             dispersion=self._dispersion,
             trials=self._trials,
             levels=self._levels,
+            trusted_formula=self._trusted_formula,
         )
         has_seed = "seed" in changes
         unknown = set(changes) - set(args) - {"seed"}

@@ -9,9 +9,8 @@ what would be valid.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
-
-import numpy as np
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 __all__ = [
     "GlmmsimError",
@@ -21,6 +20,7 @@ __all__ = [
     "DataError",
     "InputTypeError",
     "GlmmsimWarning",
+    "about",
     "did_you_mean",
     "format_names",
     "plain",
@@ -131,6 +131,31 @@ class GlmmsimError(Exception):
         return (_rebuild_error, (type(self), self.args, {**self.attributes(), "detail": self.detail}))
 
 
+@contextmanager
+def about(parameter: str, *keys: object) -> Iterator[None]:
+    """Mark GlmmsimErrors raised inside the block as about argument ``parameter[keys...]``.
+
+    Only errors that do not know yet what they are about get the path, so an inner, more
+    precise path wins.
+
+    Examples
+    --------
+    >>> try:
+    ...     with about("covariates", "x"):
+    ...         raise ParameterError("dist must be one of ...")
+    ... except ParameterError as exc:
+    ...     exc.path
+    ('covariates', 'x')
+    """
+    try:
+        yield
+    except GlmmsimError as exc:
+        if exc.path is None:
+            exc.path = (parameter, *keys)
+            exc.parameter = parameter
+        raise
+
+
 def _rebuild_error(cls: type, args: tuple, attributes: dict) -> GlmmsimError:
     err = cls.__new__(cls)
     Exception.__init__(err, *args)
@@ -155,7 +180,15 @@ class InputTypeError(GlmmsimError, TypeError):
 
 
 class GlmmsimWarning(UserWarning):
-    """A model is valid but behaves in a way the user may not expect."""
+    """A model is valid but behaves in a way the user may not expect.
+
+    Like errors, a warning may carry the argument it is about: ``parameter`` and ``path``.
+    """
+
+    def __init__(self, message: str = "", *, parameter: str | None = None, path: tuple | None = None) -> None:
+        super().__init__(message)
+        self.path = tuple(path) if path is not None else ((parameter,) if parameter is not None else None)
+        self.parameter = parameter if parameter is not None else (self.path[0] if self.path else None)
 
 
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
@@ -186,4 +219,6 @@ def plain(value: object) -> object:
     >>> repr(plain(np.int64(1))), repr(plain("a"))
     ('1', "'a'")
     """
-    return value.item() if isinstance(value, np.generic) else value
+    # duck-typed so this module does not import numpy (start-up time of the CLI)
+    is_numpy_scalar = type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0
+    return value.item() if is_numpy_scalar else value

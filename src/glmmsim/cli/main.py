@@ -16,8 +16,6 @@ import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
-import yaml
-
 from .. import __version__
 from ..errors import GlmmsimError, GlmmsimWarning
 from . import describe, plot, simulate
@@ -83,7 +81,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         # the reader (e.g. `| head`) went away: stop quietly, as Unix tools do
         _silence_stdout()
         return 141
-    except (GlmmsimError, OSError, yaml.YAMLError) as exc:
+    except (GlmmsimError, OSError) as exc:  # YAML errors arrive as SpecErrors
         message = " ".join(str(exc).split())
         print(f"glmmsim: error: {message}", file=stderr)
         return 1

@@ -22,6 +22,8 @@ from formulaic import Formula
 
 from .draws import standard_normals, stream_key
 from ..errors import (
+    Where,
+    about,
     DataError,
     FormulaError,
     GlmmsimWarning,
@@ -157,16 +159,21 @@ class Model:
         for term in self._terms:
             self._factor_columns.setdefault(term.factor, term.columns)
         _check_distinct_factors(self._factor_columns)
-        self._fixed = parse_fixed(fixed)
+        with about("fixed"):
+            self._fixed = parse_fixed(fixed)
         self._random_input = copy.deepcopy(random)
-        self._specs: dict[str, FactorSpec] = parse_random(random, list(self._factor_columns))
+        with about("random"):
+            self._specs: dict[str, FactorSpec] = parse_random(random, list(self._factor_columns))
         self._sigma = sigma
         self._dispersion = dict(dispersion or {})
-        self._family = _make_family(family, link, sigma, self._dispersion)
-        self._trials = _check_trials_arg(trials, self._family)
+        with about("family"):
+            self._family = _make_family(family, link, sigma, self._dispersion)
+        with about("trials"):
+            self._trials = _check_trials_arg(trials, self._family)
         self._variables = self._find_variables()
         self._check_response_not_used()
-        self._levels = _check_levels(levels, self._predictor_columns())
+        with about("levels"):
+            self._levels = _check_levels(levels, self._predictor_columns())
         self._seed_key = seed_key(seed, "seed")
         _warn_stateful_transforms([parsed.fixed] + [t.expr for t in self._terms], formula)
 
@@ -270,7 +277,7 @@ class Model:
         try:
             model = Model(**args, seed=new_seed)
         except ParameterError as exc:
-            if "family" in changes and "sigma" not in changes and "sigma" in str(exc):
+            if "family" in changes and "sigma" not in changes and exc.parameter == "sigma":
                 raise ParameterError(f"{exc} (replace() keeps sigma={self._sigma!r}; pass sigma=None)") from None
             raise
         if not has_seed:
@@ -409,7 +416,7 @@ class Model:
                 for factor, coefs in self._term_coefs(conditions).items()
             }
         except ParameterError as exc:
-            if conditions is None and "unknown coefficient" in str(exc):
+            if conditions is None and exc.coefficient is not None and exc.parameter == "random":
                 raise ParameterError(
                     f"{exc}. Without conditions every slope is taken as numeric; categorical slopes "
                     f"have one coefficient per level, known only from data: pass conditions"
@@ -427,7 +434,7 @@ class Model:
         beta = match_keys(
             self._fixed,
             x.names,
-            "fixed",
+            Where.of("fixed"),
             _data_levels(conditions, x.names, self._levels),
             _categorical_hint(conditions, x.names),
         )

@@ -335,3 +335,31 @@ def test_family_line_of_other_families_lme4_lacks(family, dispersion, expected):
     model = Model("rt ~ 1 + (1 | subject)", fixed={"Intercept": 0.5}, random={"subject": 0.1},
                   sigma=0.2, family=family, dispersion=dispersion)
     assert _family_line(model) == expected
+
+
+# ---------------------------------------------------------------- output is never an input; --force
+def test_existing_output_needs_force_and_inputs_are_never_overwritten(spec, tmp_path):
+    target = tmp_path / "out.csv"
+    target.write_text("keep me\n")
+    code, out, err = run("simulate", spec, "--out", target)
+    assert code == 1 and "exists; pass --force" in err and target.read_text() == "keep me\n"
+    assert run("simulate", spec, "--out", target, "--force")[0] == 0
+    assert len(pd.read_csv(target)) == 48
+    before = spec.read_text()
+    for argv in (("simulate", spec, "--out", spec, "--force"), ("plot", spec, "--out", str(spec) + ".png")):
+        code, out, err = run(*argv)
+        if argv[0] == "simulate":
+            assert code == 1 and "is an input of the study" in err
+    assert spec.read_text() == before
+
+
+def test_huge_replicate_counts_are_refused_before_work(spec, tmp_path):
+    code, out, err = run("simulate", spec, "--out", tmp_path / "r.csv", "--replicates", str(10**23))
+    assert code == 1 and "would write 4.8e+24 rows" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_version_does_not_import_the_model_layer():
+    code = "import sys; from glmmsim.cli import main; main(['--version']); print('pandas' in sys.modules, 'formulaic' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split()[-2:] == ["False", "False"]

@@ -148,10 +148,11 @@ class Model:
         seed: SeedLike = None,
         trusted_formula: bool = False,
     ) -> None:
-        if not trusted_formula:  # a formula is data: see glmmsim.model.formula_safety
-            check_formula(formula)
+        with about("formula"):
+            if not trusted_formula:  # a formula is data: see glmmsim.model.formula_safety
+                check_formula(formula)
+            parsed = parse_formula(formula)
         self._trusted_formula = bool(trusted_formula)
-        parsed = parse_formula(formula)
         self._formula = formula
         self._parsed = parsed
         self._terms = tuple(expand_bars(parsed.bars))

@@ -106,9 +106,14 @@ class GlmmsimError(Exception):
 
     @classmethod
     def at(cls, where: str, detail: str, **attributes: object) -> GlmmsimError:
-        """An error about argument path ``where`` (a :class:`Where`): message ``"<where> <detail>"``."""
+        """An error about argument path ``where`` (a :class:`Where`): message ``"<where> <detail>"``.
+
+        ``{parameter}`` in ``detail`` stands for the argument's name (``e.g. {parameter}={'g': 1}``).
+        """
         path = getattr(where, "path", None)
-        return cls(f"{where} {detail}", path=path, detail=detail, **attributes)  # type: ignore[arg-type]
+        # "{parameter}" in the detail names the argument (in an example), re-spelled by renamed()
+        text = detail.replace("{parameter}", path[0]) if path else detail
+        return cls(f"{where} {text}", path=path, detail=detail, **attributes)  # type: ignore[arg-type]
 
     def attributes(self) -> dict[str, object]:
         """The non-None attributes of :data:`ERROR_ATTRIBUTES`."""
@@ -198,11 +203,29 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
     --------
     >>> did_you_mean("poison", ["poisson", "gaussian"])
     " Did you mean 'poisson'?"
+    >>> did_you_mean("x3", ["Intercept", "x1"])  # one letter off, even in a short name
+    " Did you mean 'x1'?"
     >>> did_you_mean("zzz", ["poisson"])
     ''
     """
-    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.6)
+    candidates = [str(v) for v in valid]
+    # one typed letter wrong, missing, extra or swapped: short names ('x2' for 'x1') too
+    one_off = [c for c in candidates if _one_edit_apart(str(name), c)]
+    close = one_off or difflib.get_close_matches(str(name), candidates, n=1, cutoff=0.6)
     return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` with one letter substituted, inserted, deleted or two neighbours swapped."""
+    if a == b or abs(len(a) - len(b)) > 1 or min(len(a), len(b)) < 1 or max(len(a), len(b)) < 2:
+        return False  # any one letter is "one edit" from any other: no suggestion there
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diff) == 1:
+            return True
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 
 
 def format_names(names: Iterable[object]) -> str:

@@ -363,3 +363,33 @@ def test_version_does_not_import_the_model_layer():
     code = "import sys; from glmmsim.cli import main; main(['--version']); print('pandas' in sys.modules, 'formulaic' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split()[-2:] == ["False", "False"]
+
+
+def test_ctrl_c_prints_one_line(spec, monkeypatch):
+    import importlib
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module("glmmsim.cli.main"), "build_parser", interrupted)
+    err = io.StringIO()
+    assert main(["simulate", str(spec)], stdout=io.StringIO(), stderr=err) == 130
+    assert err.getvalue() == "glmmsim: interrupted\n"
+
+
+def test_one_letter_typos_get_a_suggestion(spec):
+    code, out, err = run("describe", spec, "--set", "fixed.x2=0.5")
+    assert code == 1 and "Did you mean 'x'?" in err  # one letter added
+    code, out, err = run("describe", spec, "--set", "fixed.condc=0.5")
+    assert code == 1 and "Did you mean 'condb'?" in err
+    code, out, err = run("describe", spec, "--set", "desing.subjects=3")
+    assert code == 1 and "Did you mean 'design'?" in err
+
+
+def test_describe_shows_derived_seeds_readably(spec):
+    spec.write_text(SPEC.replace("seeds: {population: 1, noise: 2, design: 3}", "seeds: 42"))
+    code, out, err = run("describe", spec)
+    assert code == 0, err
+    assert "seeds: 42 (population, noise, design = SeedSequence(42).spawn(3))" in out
+    code, out, err = run("describe", spec, "--seed", "5")
+    assert "seeds: population child 0 of 42, noise 5, design child 2 of 42" in out

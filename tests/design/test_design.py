@@ -445,8 +445,9 @@ def test_unit_labels_are_categoricals_in_label_order():
     [
         ({"dist": "integers", "low": -(2**62), "high": 2**62}, r"within \+-2\*\*53"),
         ({"dist": "choice", "levels": ["a", "a", "b"]}, "must be distinct"),
-        ({"dist": "normal", "mean": 1e308, "sd": 1e308}, "overflows"),
-        ({"dist": "uniform", "low": -1e308, "high": 1e308}, "overflows"),
+        ({"dist": "normal", "mean": 1e308, "sd": 1e308}, "overflow"),
+        ({"dist": "uniform", "low": -1e308, "high": 1e308}, "overflow"),
+        ({"dist": "lognormal", "meanlog": 0, "sdlog": 1e200}, "overflow"),
     ],
 )
 def test_covariates_that_would_overflow_or_repeat_levels_are_refused(cov, match):

@@ -340,7 +340,7 @@ def test_spec_errors_are_located_from_error_attributes_not_text():
     assert _argument_path(GlmmsimError("about 'covariates' in text only"), ["covariates"]) == ()
     del ParameterErrorLike
     bad = SPEC.replace("covariates: {x: {per: trial}}", "covariates: {x: {per: trial, dist: normal, mean: 1.0e+308, sd: 1.0e+308}}")
-    with pytest.raises(SpecError, match=rf"line {line_of(SPEC, 'covariates')}: design\.covariates\.x: .*overflows"):
+    with pytest.raises(SpecError, match=rf"line {line_of(SPEC, 'covariates')}: design\.covariates\.x: .*overflow"):
         parse_spec(bad)
 
 

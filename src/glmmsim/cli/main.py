@@ -68,6 +68,14 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     """
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
+    try:
+        return _main(argv, stdout, stderr)
+    except KeyboardInterrupt:  # anywhere, including while modules are still being imported
+        print("glmmsim: interrupted", file=stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None, stdout: TextIO, stderr: TextIO) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -85,9 +93,6 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         message = " ".join(str(exc).split())
         print(f"glmmsim: error: {message}", file=stderr)
         return 1
-    except KeyboardInterrupt:
-        print("glmmsim: interrupted", file=stderr)
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -228,14 +228,23 @@ def _check_dist_params(dist: str, p: dict, where: str) -> None:
             raise ParameterError(f"{where}[{key!r}] must be within +-2**53 for dist 'integers'; got {p[key]!r}")
         return int(value)
 
+    # draws are mean + sd * z with |z| < 9 (z from a 53-bit uniform): refuse parameters whose
+    # draws could leave the floats, whatever the seed, rather than let one seed give inf
+    def overflow(reason: str) -> ParameterError:
+        return ParameterError(f"{where} {reason}; draws overflow to inf or 0 for some seeds: use a smaller scale")
+
     if dist == "normal":
-        number("mean")
-        number("sd", minimum=0.0)
+        mean, sd = number("mean"), number("sd", minimum=0.0)
+        if not math.isfinite(abs(mean) + 9 * sd) or abs(mean) + 9 * sd > 1e300:
+            raise overflow(f"has |mean| + 9 sd = {abs(mean) + 9 * sd:g}")
     if dist == "lognormal":
-        number("meanlog")
-        number("sdlog", minimum=0.0)
+        meanlog, sdlog = number("meanlog"), number("sdlog", minimum=0.0)
+        if meanlog + 9 * sdlog > 700 or meanlog - 9 * sdlog < -700:
+            raise overflow(f"has meanlog +- 9 sdlog outside [-700, 700] (exp of it is not a float)")
     if dist == "uniform" and number("low") > number("high"):
         raise ParameterError(f"{where}: 'low' ({p['low']}) must not exceed 'high' ({p['high']})")
+    if dist == "uniform" and not math.isfinite(number("high") - number("low")):
+        raise overflow("has high - low beyond the largest float")
     if dist == "integers" and whole("low") > whole("high"):
         raise ParameterError(f"{where}: 'low' ({p['low']}) must not exceed 'high' ({p['high']})")
     if dist == "choice":

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from formulaic import Formula, model_matrix
+from formulaic.errors import FormulaicError
 from formulaic.transforms import TRANSFORMS
 
 from .draws import level_keys
@@ -198,8 +199,8 @@ def _fast_columns(
     """Columns of ``expr`` read directly from ``data``, or None when formulaic is needed."""
     try:
         terms = list(Formula(expr))
-    except Exception as exc:  # formulaic's parser errors carry no common base class
-        raise FormulaError(f"cannot parse {where} {expr!r}: {_first_line(exc)}{_caret_hint(expr)}") from None
+    except FormulaicError as exc:  # the base of formulaic's parse errors
+        raise FormulaError(f"cannot parse {where} {expr!r}: {_first_line(exc)}{_caret_hint(expr)}", term=expr) from None
     plan: list[tuple[str, tuple[str, ...]]] = []
     for term in terms:
         factors = term.factors
@@ -255,9 +256,10 @@ def _formulaic_columns(
     frame = _with_levels(data, variables, levels)
     try:
         matrix = model_matrix(expr, frame, na_action="raise", output="pandas")
-    except Exception as exc:  # formulaic raises several unrelated classes; report them uniformly
+    except (FormulaicError, ValueError) as exc:  # evaluation errors; ValueError: na_action="raise"
         raise DataError(
-            f"cannot build the model matrix of {where} {expr!r}: {_first_line(exc)}{_caret_hint(expr)}"
+            f"cannot build the model matrix of {where} {expr!r}: {_first_line(exc)}{_caret_hint(expr)}",
+            term=expr,
         ) from None
     names, arrays = [], []
     for name in matrix.columns:

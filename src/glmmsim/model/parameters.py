@@ -173,7 +173,7 @@ def parse_random(random: Mapping[str, object] | None, factors: Sequence[str]) ->
         raise ParameterError.at(
             Where.of("random"),
             f"has no spec for grouping factor(s) {format_names(missing)}; give an SD for "
-            f"each (0 switches a factor off), e.g. {{{missing[0]!r}: 0.5}}",
+            f"each (0 switches a factor off), e.g. {{parameter}}={{{missing[0]!r}: 0.5}}",
             key=missing[0],
         )
     return specs

@@ -43,3 +43,19 @@ def test_model_errors_carry_their_argument():
         glmmsim.Model("y ~ x[0]", sigma=1)
     assert info.value.parameter == "formula" and info.value.term == "x[0]"
     assert issubclass(FormulaError, GlmmsimError)
+
+
+def test_data_errors_carry_column_and_row():
+    import numpy as np
+    import pandas as pd
+
+    import glmmsim
+
+    m = glmmsim.Model("y ~ x + (1 | g)", fixed={"Intercept": 0, "x": 1}, random={"g": 1}, sigma=1)
+    data = pd.DataFrame({"x": [0.0, np.nan, 1.0], "g": ["a", "b", "c"]}, index=[10, 11, 12])
+    with pytest.raises(DataError) as info:
+        m.simulate(data, seed=1)
+    assert (info.value.column, info.value.row) == ("x", 11)
+    with pytest.raises(DataError) as info:
+        m.simulate(data.drop(columns="x"), seed=1)
+    assert info.value.column == "x"

@@ -221,3 +221,9 @@ def test_deep_nesting_is_refused_before_any_quadratic_pass():
         parse_formula(deep)
     ok = "y ~ " + "(" * 50 + "x" + ")" * 50
     assert parse_formula(ok).fixed.strip("()") == "x"
+
+
+def test_formulas_with_many_terms_pass_the_check():
+    # a chain of 5,000 terms is 5,000 small trees, not one tree Python's parser refuses
+    check_formula("y ~ " + " + ".join(f"x{i}" for i in range(5000)) + " + (1 | g)")
+    check_formula("y ~ " + "(" * 99 + "x + np.log(z)" + ")" * 99)

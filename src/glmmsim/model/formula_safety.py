@@ -36,7 +36,7 @@ import ast
 import re
 
 from ..errors import FormulaError
-from .formula import parse_formula
+from .formula import _short, _strip_outer_parens, parse_formula, split_top_level
 
 __all__ = ["check_formula", "TRANSFORMS", "NUMPY_FUNCTIONS", "CONTRASTS", "MAX_POWER"]
 
@@ -61,8 +61,6 @@ CONTRASTS = frozenset({"Sum", "Treatment", "Helmert", "Poly", "Diff", "SAS", "De
 _CONTR_ATTRIBUTES = frozenset({"sum", "treatment", "helmert", "poly", "diff", "SAS"})
 #: Largest literal exponent of ``**`` (and ``^``): a bound on the work a literal can ask for.
 MAX_POWER = 64
-#: Deepest nesting of one piece's syntax tree (Python's own parser stops near 200).
-_MAX_TREE_DEPTH = 60
 
 _BIN_OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.BitOr, ast.BitXor, ast.BitAnd)
 _UNARY_OPS = (ast.UAdd, ast.USub, ast.Not, ast.Invert)
@@ -81,42 +79,44 @@ def _refuse(piece: str, where: str, why: str = "") -> FormulaError:
 
 
 class _Checker:
-    """Walks one piece's syntax tree, refusing anything outside the whitelist."""
+    """Walks one piece's syntax tree, refusing anything outside the whitelist.
+
+    The walk is iterative (an explicit stack): ``x1 + x2 + ... + x5000`` is a chain 5,000
+    deep in Python's tree, and a formula may well have that many terms.  Each ``visit_*``
+    checks one node and returns its children with whether they sit in a call's arguments.
+    """
 
     def __init__(self, where: str) -> None:
         self.where = where
 
     def refuse(self, node: ast.AST, why: str = "") -> FormulaError:
-        return _refuse(_source(node), self.where, why)
+        return _refuse(_short(_source(node)), _short(self.where), why)
 
-    def check(self, node: ast.AST, depth: int = 0, in_call: bool = False) -> None:
-        if depth > _MAX_TREE_DEPTH:
-            raise FormulaError(
-                f"formula piece {self.where!r} nests more than {_MAX_TREE_DEPTH} levels deep",
-                term=self.where,
-            )
-        visit = getattr(self, f"visit_{type(node).__name__}", None)
-        if visit is None:
-            raise self.refuse(node)
-        visit(node, depth + 1, in_call)
+    def check(self, tree: ast.AST) -> None:
+        stack: list[tuple[ast.AST, bool]] = [(tree, False)]
+        while stack:
+            node, in_call = stack.pop()
+            visit = getattr(self, f"visit_{type(node).__name__}", None)
+            if visit is None:
+                raise self.refuse(node)
+            stack.extend(visit(node, in_call))
 
-    def visit_Expression(self, node, depth, in_call):
-        self.check(node.body, depth, in_call)
+    def visit_Expression(self, node, in_call):
+        return [(node.body, in_call)]
 
-    def visit_Name(self, node, depth, in_call):
+    def visit_Name(self, node, in_call):
         if node.id.startswith("__") or node.id.endswith("__"):
             raise self.refuse(node, "names with double underscores are refused")
+        return []
 
-    def visit_Constant(self, node, depth, in_call):
-        if isinstance(node.value, bool) or node.value is None:
-            return
-        if isinstance(node.value, (int, float, complex)):
-            return
+    def visit_Constant(self, node, in_call):
+        if isinstance(node.value, (bool, int, float, complex)) or node.value is None:
+            return []
         if isinstance(node.value, str) and in_call:
-            return  # a level or reference name given to a transform
+            return []  # a level or reference name given to a transform
         raise self.refuse(node, "only numbers may stand outside a call's arguments")
 
-    def visit_BinOp(self, node, depth, in_call):
+    def visit_BinOp(self, node, in_call):
         if not isinstance(node.op, _BIN_OPS):
             raise self.refuse(node)
         if isinstance(node.op, (ast.Pow, ast.BitXor)):
@@ -124,7 +124,7 @@ class _Checker:
         for side in (node.left, node.right):
             if isinstance(side, ast.Constant) and isinstance(side.value, str):
                 raise self.refuse(node, "arithmetic on strings is refused")
-            self.check(side, depth, in_call=False)
+        return [(node.left, False), (node.right, False)]
 
     def _check_exponent(self, node: ast.BinOp) -> None:
         exponent = node.right
@@ -137,44 +137,43 @@ class _Checker:
         if any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) for n in ast.walk(exponent)):
             raise self.refuse(node, "powers of powers are refused")
 
-    def visit_UnaryOp(self, node, depth, in_call):
+    def visit_UnaryOp(self, node, in_call):
         if not isinstance(node.op, _UNARY_OPS):
             raise self.refuse(node)
-        self.check(node.operand, depth, in_call=False)
+        return [(node.operand, False)]
 
-    def visit_BoolOp(self, node, depth, in_call):
-        for value in node.values:
-            self.check(value, depth, in_call=False)
+    def visit_BoolOp(self, node, in_call):
+        return [(value, False) for value in node.values]
 
-    def visit_Compare(self, node, depth, in_call):
+    def visit_Compare(self, node, in_call):
         # strings may be compared with (I(cond == 'b')) but not computed with
-        for side in (node.left, *node.comparators):
-            self.check(side, depth, in_call=True)
+        return [(side, True) for side in (node.left, *node.comparators)]
 
-    def visit_List(self, node, depth, in_call):
+    def visit_List(self, node, in_call):
         if not in_call:
             raise self.refuse(node, "lists may only be arguments of a transform")
-        for elt in node.elts:
-            self.check(elt, depth, in_call=True)
+        return [(elt, True) for elt in node.elts]
 
     visit_Tuple = visit_List
 
-    def visit_Attribute(self, node, depth, in_call):
+    def visit_Attribute(self, node, in_call):
         # reached only outside a call's function position, e.g. a contrast passed as contr.sum
         if isinstance(node.value, ast.Name) and node.value.id == "contr" and node.attr in _CONTR_ATTRIBUTES:
-            return
+            return []
         raise self.refuse(node, "attribute access is refused")
 
-    def visit_Call(self, node, depth, in_call):
+    def visit_Call(self, node, in_call):
         self._check_function(node.func)
+        children = []
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise self.refuse(arg)
-            self.check(arg, depth, in_call=True)
+            children.append((arg, True))
         for kw in node.keywords:
             if kw.arg is None or kw.arg.startswith("__"):
                 raise self.refuse(node, "**keyword arguments are refused")
-            self.check(kw.value, depth, in_call=True)
+            children.append((kw.value, True))
+        return children
 
     def _check_function(self, func: ast.AST) -> None:
         if isinstance(func, ast.Name) and (func.id in TRANSFORMS or func.id in CONTRASTS):
@@ -219,20 +218,39 @@ def _as_python(expr: str) -> str:
     return "".join(out)
 
 
+def _atoms(expr: str) -> list[str]:
+    """The pieces of ``expr`` between formulaic's top-level operators, outer parentheses removed.
+
+    Top-level operators (``+ - * / : ** ^ | ~``) are formulaic's own and evaluate nothing;
+    Python runs only inside the pieces (calls, ``{...}``, names).  Checking piece by piece
+    keeps each syntax tree small: a formula with 10,000 terms is 10,000 small trees, not
+    one chain 10,000 deep that Python's parser refuses.
+    """
+    atoms, work = [], [expr.replace("%in%", "/")]
+    while work:
+        for _, piece in split_top_level(work.pop(), "+-*/:|~^"):
+            if not piece:
+                continue
+            inner = _strip_outer_parens(piece, expr)
+            (work if inner is not None else atoms).append(inner if inner is not None else piece)
+    return atoms
+
+
 def check_expression(expr: str, where: str | None = None) -> None:
     """Refuse ``expr`` (one side of a formula, or a bar's part) unless it passes the whitelist."""
     where = where or expr
     if "\x00" in expr:
-        raise FormulaError(f"formula {where!r} contains a NUL character", term=where)
-    try:
-        tree = ast.parse(_as_python(expr).strip() or "1", mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        raise FormulaError(
-            f"cannot read {expr!r} in formula {where!r}: it is not a formula expression "
-            f"(terms joined by +, -, *, :, / and calls of transforms such as C(x, Sum) or np.log(x))",
-            term=expr,
-        ) from None
-    _Checker(where).check(tree)
+        raise FormulaError(f"formula {_short(where)!r} contains a NUL character", term=_short(where))
+    for atom in _atoms(expr):
+        try:
+            tree = ast.parse(_as_python(atom).strip() or "1", mode="eval")
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            raise FormulaError(
+                f"cannot read {_short(atom)!r} in formula {_short(where)!r}: it is not a formula expression "
+                f"(terms joined by +, -, *, :, / and calls of transforms such as C(x, Sum) or np.log(x))",
+                term=_short(atom),
+            ) from None
+        _Checker(where).check(tree)
 
 
 def check_formula(formula: str) -> None:

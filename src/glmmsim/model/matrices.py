@@ -172,7 +172,8 @@ def check_columns_present(data: pd.DataFrame, columns: Sequence[str], where: str
         if col not in data.columns:
             raise DataError(
                 f"column {col!r}, used by {where}, is not in the data.{did_you_mean(col, map(str, data.columns))} "
-                f"Data columns: {format_names(data.columns)}"
+                f"Data columns: {format_names(data.columns)}",
+                column=col,
             )
 
 
@@ -184,7 +185,9 @@ def _numeric_array(data: pd.DataFrame, col: str, where: str) -> np.ndarray:
         kind = "missing" if np.isnan(arr[bad]).any() else "infinite"
         raise DataError(
             f"column {col!r} (used by {where}) has {kind} values, first at row "
-            f"{_first_bad_row(bad, data.index)!r}; remove or impute them before simulating"
+            f"{_first_bad_row(bad, data.index)!r}; remove or impute them before simulating",
+            column=col,
+            row=_first_bad_row(bad, data.index),
         )
     return arr
 
@@ -242,7 +245,10 @@ def _with_levels(
             bad = plain(values.to_numpy()[np.argmax(unknown)])
             raise DataError(
                 f"column {col!r} has value {bad!r} (row {_first_bad_row(unknown, data.index)!r}) "
-                f"that is not among its declared levels {list(levels[col])!r}"
+                f"that is not among its declared levels {list(levels[col])!r}",
+                column=col,
+                row=_first_bad_row(unknown, data.index),
+                path=("levels", col),
             )
         frame[col] = pd.Categorical(values, categories=list(levels[col]))
     return frame
@@ -268,7 +274,9 @@ def _formulaic_columns(
         if bad.any():
             raise DataError(
                 f"model-matrix column {name!r} of {where} is not finite at row "
-                f"{_first_bad_row(bad, data.index)!r} (a transform such as np.log of 0?)"
+                f"{_first_bad_row(bad, data.index)!r} (a transform such as np.log of 0?)",
+                term=expr,
+                row=_first_bad_row(bad, data.index),
             )
         names.append(str(name))
         arrays.append(None if name == "Intercept" else arr)
@@ -302,7 +310,9 @@ def _level_codes(data: pd.DataFrame, col: str, where: str) -> tuple[np.ndarray, 
     if (codes < 0).any():
         raise DataError(
             f"grouping column {col!r} (used by {where}) has missing values, first at row "
-            f"{_first_bad_row(codes < 0, data.index)!r}; every row needs a level"
+            f"{_first_bad_row(codes < 0, data.index)!r}; every row needs a level",
+            column=col,
+            row=_first_bad_row(codes < 0, data.index),
         )
     return codes, pd.Index(uniques, name=col)
 

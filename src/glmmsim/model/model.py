@@ -279,7 +279,7 @@ class Model:
             model = Model(**args, seed=new_seed)
         except ParameterError as exc:
             if "family" in changes and "sigma" not in changes and exc.parameter == "sigma":
-                raise ParameterError(f"{exc} (replace() keeps sigma={self._sigma!r}; pass sigma=None)") from None
+                raise ParameterError(f"{exc} (replace() keeps sigma={self._sigma!r}; pass sigma=None)", parameter="sigma") from None
             raise
         if not has_seed:
             model._seed_key = self._seed_key
@@ -536,7 +536,7 @@ def _categorical_hint(conditions: pd.DataFrame, names: Sequence[str]) -> str:
 
 def _make_family(family: str | Family, link: str | None, sigma: float | None, dispersion: Mapping[str, float]) -> Family:
     if "sigma" in dispersion and sigma is not None:
-        raise ParameterError("sigma is given twice: as sigma= and in dispersion; give it once")
+        raise ParameterError("sigma is given twice: as sigma= and in dispersion; give it once", parameter="sigma")
     params = dict(dispersion)
     if sigma is not None:
         params["sigma"] = sigma
@@ -551,7 +551,7 @@ def _check_trials_arg(trials: int | str | None, family: Family) -> int | str | N
     if isinstance(trials, str):
         return trials
     if isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or trials < 1:
-        raise ParameterError(f"trials must be a positive int or a column name; got {trials!r}")
+        raise ParameterError(f"trials must be a positive int or a column name; got {trials!r}", parameter="trials")
     return int(trials)
 
 
@@ -570,14 +570,14 @@ def _check_levels(
                 f"{did_you_mean(str(col), predictors)} Predictor columns: {format_names(predictors) or 'none'}"
             )
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-            raise ParameterError(f"levels[{col!r}] must be a list of levels; got {values!r}")
+            raise ParameterError(f"levels[{col!r}] must be a list of levels; got {values!r}", path=("levels", col))
         values = list(values)
         try:
             distinct = len(set(values))
         except TypeError:
-            raise ParameterError(f"levels[{col!r}] holds unhashable values: {values!r}") from None
+            raise ParameterError(f"levels[{col!r}] holds unhashable values: {values!r}", path=("levels", col)) from None
         if not values or distinct != len(values):
-            raise ParameterError(f"levels[{col!r}] must be a non-empty list without repeats; got {values!r}")
+            raise ParameterError(f"levels[{col!r}] must be a non-empty list without repeats; got {values!r}", path=("levels", col))
         out[str(col)] = values
     return out
 

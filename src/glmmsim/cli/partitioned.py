@@ -13,18 +13,21 @@ local process pool; any other value is the address of a running scheduler.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import GlmmsimError, ParameterError
-from ..study.spec import DESIGN_TYPES, Study
+
+if TYPE_CHECKING:  # pandas and the study layer are imported when the command runs
+    import pandas as pd
+
+    from ..study import Study
 
 __all__ = ["add_partition_options", "run_partitioned", "write_partitions"]
 
@@ -79,8 +82,8 @@ def run_partitioned(args: argparse.Namespace, study: Study, stdout: TextIO, stde
         raise ParameterError("--partitions writes Parquet only; use --out DIR.parquet")
     if (args.replicates or study.output["replicates"]) != 1:
         raise ParameterError("--partitions writes one dataset; drop --replicates (or output.replicates)")
-    npartitions = args.partitions or "auto"
-    design = DESIGN_TYPES[study.design_type](**study.design_args, seed=study.seeds["design"], npartitions=npartitions)
+    _check_directory(out, study, args.force)
+    design = _lazy_design(study, args.partitions or "auto")
     data = study.model.simulate(design, seed=study.seeds["noise"])
     with _scheduler(args.scheduler, dask) as client:
         start = time.perf_counter()  # the write itself, not the cluster's start-up
@@ -93,6 +96,42 @@ def run_partitioned(args: argparse.Namespace, study: Study, stdout: TextIO, stde
             file=stdout,
         )
     return 0
+
+
+def _lazy_design(study: Study, npartitions: int | str) -> Any:
+    """The spec's design as a Dask DataFrame: generated on the workers, or a read file split."""
+    from ..study.spec import DESIGN_TYPES
+
+    if study.design_type in DESIGN_TYPES:
+        make = DESIGN_TYPES[study.design_type]
+        return make(**study.design_args, seed=study.seeds["design"], npartitions=npartitions)
+    import dask.dataframe as dd
+
+    from ..design.partitioned import ROWS_PER_PARTITION
+
+    conditions = study.conditions()  # a design read from a file is in memory already
+    k = npartitions if npartitions != "auto" else math.ceil(len(conditions) / ROWS_PER_PARTITION)
+    return dd.from_pandas(conditions, npartitions=max(1, min(int(k), len(conditions))), sort=False)
+
+
+def _check_directory(out: str, study: Study, force: bool) -> None:
+    """Never write over an input; replace an earlier dataset only with --force, and nothing else."""
+    target = Path(os.path.realpath(out))
+    for source in study.input_files():
+        if target == Path(os.path.realpath(source)) or target in Path(os.path.realpath(source)).parents:
+            raise ParameterError(f"output {out!r} holds an input of the study ({source}); choose another directory")
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise ParameterError(f"output {out!r} exists and is a file; a partitioned dataset is a directory")
+    others = [p.name for p in target.iterdir() if not (p.name.startswith("part.") and p.suffix == ".parquet")]
+    if others:
+        raise ParameterError(
+            f"output directory {out!r} holds other files than a dataset's parts (e.g. {others[0]!r}); "
+            f"choose another directory"
+        )
+    if not force:
+        raise ParameterError(f"output directory {out!r} exists; pass --force to replace it")
 
 
 @contextmanager
@@ -120,15 +159,14 @@ def write_partitions(
     """Write each partition of the Dask DataFrame ``data`` to ``out/part.NNNNN.parquet``; return the rows.
 
     Files are numbered in partition order (zero-padded, so a name sort is the row order).
-    An existing directory ``out`` is replaced.
+    An existing directory ``out`` is replaced (the command line checks first that it holds
+    only an earlier dataset's parts and that --force was given).
     """
     from tqdm import tqdm
 
     dask = _dask()
     path = Path(out)
     if path.exists():
-        if not path.is_dir():
-            raise ParameterError(f"--out {str(path)!r} exists and is a file; a partitioned dataset is a directory")
         shutil.rmtree(path)
     path.mkdir(parents=True)
     unknown = _unknown_category_columns(data._meta)
@@ -167,6 +205,8 @@ def write_partitions(
 
 
 def _unknown_category_columns(meta: pd.DataFrame) -> list[str]:
+    import pandas as pd
+
     return [
         c
         for c in meta.columns

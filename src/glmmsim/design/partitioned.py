@@ -200,7 +200,8 @@ def crossed(*, npartitions: int, subjects: int = 20, **kwargs: Any):
     Called by ``crossed(..., npartitions=k)``; see the module docstring.
     """
     kwargs["seed"] = _fixed_seed(kwargs.get("seed"))
-    total = len(generators._unit_range(subjects, "subjects"))
+    units = generators._unit_range(subjects, "subjects")
+    total = units.stop - units.start
     # the first subject alone: validates every argument, shows warnings once, gives the columns
     sample = generators.crossed(subjects=range(1, 2), **kwargs)
     k = _check_npartitions(npartitions, total, len(sample))
@@ -229,7 +230,8 @@ def nested(*, npartitions: int, levels: Mapping[str, Any], **kwargs: Any):
     if not isinstance(levels, Mapping) or not levels:
         generators.nested(levels=levels, **kwargs)  # raises the generator's own error
     names = list(levels)
-    total = len(generators._unit_range(levels[names[0]], f"levels[{names[0]!r}]"))
+    units = generators._unit_range(levels[names[0]], f"levels[{names[0]!r}]")
+    total = units.stop - units.start
     sample = generators.nested(levels={**levels, names[0]: range(1, 2)}, **kwargs)
     k = _check_npartitions(npartitions, total, len(sample))
     categories = _nested_categories(levels, names, total, kwargs)

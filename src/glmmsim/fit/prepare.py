@@ -14,10 +14,11 @@ from .errors import EngineError
 from .protocol import get_engine
 from .result import FitResult
 
-__all__ = ["Fitter", "prepare"]
+__all__ = ["Fitter", "prepare", "resolve_reml"]
 
 
-def _resolve_reml(reml: bool | None, family: str) -> bool:
+def resolve_reml(reml: bool | None, family: str) -> bool:
+    """REML for gaussian models unless told otherwise (as lme4); ML for other families."""
     if reml is None:
         return family == "gaussian"
     if not isinstance(reml, (bool, np.bool_)):
@@ -131,4 +132,4 @@ def prepare(
     (['Intercept', 'x'], 'glmm')
     """
     design = build_design(formula, data_template, family=family, link=link, trials=trials, offset=offset)
-    return Fitter(design, engine, _resolve_reml(reml, design.family))
+    return Fitter(design, engine, resolve_reml(reml, design.family))

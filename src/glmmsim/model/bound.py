@@ -22,11 +22,10 @@ Randomness
 
 from __future__ import annotations
 
-import inspect
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Optional, Union
+from typing import TYPE_CHECKING, Literal, Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -34,7 +33,6 @@ import pandas as pd
 from ..errors import DataError, InputTypeError, ParameterError, format_names, plain
 from ..seeding import SeedLike, derive_key, seed_key
 from .draws import RowStreams, level_keys, standard_normals, stream_key
-from .families import Family
 from .matrices import Columns, Grouping, first_appearance
 from .parameters import TermCovariance
 from .terms import RandomTerm
@@ -176,17 +174,6 @@ def _frozen(arr: np.ndarray | None) -> np.ndarray | None:
         arr = arr.view()
         arr.flags.writeable = False
     return arr
-
-
-# TEMP until samplers merges: Family.sample(eta, noise: RowStreams, *, trials, index) is
-# being written on branch `samplers`. Until then a gaussian response is drawn keyed here,
-# and other families from a Generator seeded by the noise stream (not keyed by row).
-def _sample(family: Family, eta: np.ndarray, noise: RowStreams, trials: Any, index: pd.Index) -> np.ndarray:
-    if "noise" in inspect.signature(family.sample).parameters:
-        return family.sample(eta, noise, trials=trials, index=index)
-    if family.name == "gaussian":
-        return family.mean(eta, index=index) + family.params["sigma"] * noise.normals(0)
-    return family.sample(eta, np.random.default_rng(noise.stream), trials=trials, index=index)
 
 
 class BoundModel:
@@ -387,7 +374,7 @@ class BoundModel:
     def _simulate(self, stream: int, population: SeedLike) -> np.ndarray:
         eta = self._eta(population)
         noise = RowStreams(self._keys, stream)
-        return _sample(self._model.family, eta, noise, self._trials, self._conditions.index)
+        return self._model.family.sample(eta, noise, trials=self._trials, index=self._conditions.index)
 
     def _frame(self, y: np.ndarray) -> pd.DataFrame:
         out = self._conditions.copy(deep=not _COW)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from formulaic import Formula, model_matrix
+from formulaic.errors import FormulaicError
 from formulaic.transforms import TRANSFORMS
 
 from .draws import level_keys
@@ -174,7 +175,8 @@ def check_columns_present(data: pd.DataFrame, columns: Sequence[str], where: str
         if col not in data.columns:
             raise DataError(
                 f"column {col!r}, used by {where}, is not in the data.{did_you_mean(col, map(str, data.columns))} "
-                f"Data columns: {format_names(data.columns)}"
+                f"Data columns: {format_names(data.columns)}",
+                column=col,
             )
 
 
@@ -186,7 +188,9 @@ def _numeric_array(data: pd.DataFrame, col: str, where: str) -> np.ndarray:
         kind = "missing" if np.isnan(arr[bad]).any() else "infinite"
         raise DataError(
             f"column {col!r} (used by {where}) has {kind} values, first at row "
-            f"{_first_bad_row(bad, data.index)!r}; remove or impute them before simulating"
+            f"{_first_bad_row(bad, data.index)!r}; remove or impute them before simulating",
+            column=col,
+            row=_first_bad_row(bad, data.index),
         )
     return arr
 
@@ -206,8 +210,8 @@ def _fast_columns(
     """
     try:
         terms = list(Formula(expr))
-    except Exception as exc:  # formulaic's parser errors carry no common base class
-        raise FormulaError(f"cannot parse {where} {expr!r}: {_first_line(exc)}{_caret_hint(expr)}") from None
+    except FormulaicError as exc:  # the base of formulaic's parse errors
+        raise FormulaError(f"cannot parse {where} {expr!r}: {_first_line(exc)}{_caret_hint(expr)}", term=expr) from None
     # formulaic lists the intercept first; a categorical term after it (or after another
     # categorical term) is coded with one column fewer than it has levels
     spanned = any(_is_intercept(term) for term in terms)
@@ -344,7 +348,10 @@ def _with_levels(
             bad = plain(values.to_numpy()[np.argmax(unknown)])
             raise DataError(
                 f"column {col!r} has value {bad!r} (row {_first_bad_row(unknown, data.index)!r}) "
-                f"that is not among its declared levels {list(levels[col])!r}"
+                f"that is not among its declared levels {list(levels[col])!r}",
+                column=col,
+                row=_first_bad_row(unknown, data.index),
+                path=("levels", col),
             )
         frame[col] = pd.Categorical(values, categories=list(levels[col]))
     return frame
@@ -358,9 +365,10 @@ def _formulaic_columns(
     frame = _with_levels(data, variables, levels)
     try:
         matrix = model_matrix(expr, frame, na_action="raise", output="pandas")
-    except Exception as exc:  # formulaic raises several unrelated classes; report them uniformly
+    except (FormulaicError, ValueError) as exc:  # evaluation errors; ValueError: na_action="raise"
         raise DataError(
-            f"cannot build the model matrix of {where} {expr!r}: {_first_line(exc)}{_caret_hint(expr)}"
+            f"cannot build the model matrix of {where} {expr!r}: {_first_line(exc)}{_caret_hint(expr)}",
+            term=expr,
         ) from None
     names, arrays = [], []
     for name in matrix.columns:
@@ -369,7 +377,9 @@ def _formulaic_columns(
         if bad.any():
             raise DataError(
                 f"model-matrix column {name!r} of {where} is not finite at row "
-                f"{_first_bad_row(bad, data.index)!r} (a transform such as np.log of 0?)"
+                f"{_first_bad_row(bad, data.index)!r} (a transform such as np.log of 0?)",
+                term=expr,
+                row=_first_bad_row(bad, data.index),
             )
         names.append(str(name))
         arrays.append(None if name == "Intercept" else arr)
@@ -398,9 +408,12 @@ def model_columns(
 
 
 def _missing_levels_error(col: str, where: str, mask: np.ndarray, index: pd.Index) -> DataError:
+    row = _first_bad_row(mask, index)
     return DataError(
         f"grouping column {col!r} (used by {where}) has missing values, first at row "
-        f"{_first_bad_row(mask, index)!r}; every row needs a level"
+        f"{row!r}; every row needs a level",
+        column=col,
+        row=row,
     )
 
 

@@ -23,6 +23,8 @@ from formulaic import Formula
 
 from .bound import BoundModel, KeyLike, noise_stream
 from ..errors import (
+    Where,
+    about,
     DataError,
     FormulaError,
     GlmmsimWarning,
@@ -33,6 +35,7 @@ from ..errors import (
 )
 from .families import Family, get_family
 from .formula import parse_formula
+from .formula_safety import check_formula
 from .matrices import (
     Columns,
     Grouping,
@@ -97,6 +100,12 @@ class Model:
     seed : int, SeedSequence or Generator, optional
         The population: the random effects of a level depend only on this seed,
         the factor, the coefficient and the level's value.
+    trusted_formula : bool, default False
+        By default the formula's Python pieces are checked before formulaic
+        evaluates them: only column names, numbers, operators and whitelisted
+        transforms (``C``, ``I``, ``np.log``, ``center``, ...) pass (see
+        :mod:`glmmsim.model.formula_safety`). ``True`` skips the check for a
+        formula you wrote yourself; never for one read from a file.
 
     Examples
     --------
@@ -124,8 +133,13 @@ class Model:
         trials: int | str | None = None,
         levels: Mapping[str, Sequence[object]] | None = None,
         seed: SeedLike = None,
+        trusted_formula: bool = False,
     ) -> None:
-        parsed = parse_formula(formula)
+        with about("formula"):
+            if not trusted_formula:  # a formula is data: see glmmsim.model.formula_safety
+                check_formula(formula)
+            parsed = parse_formula(formula)
+        self._trusted_formula = bool(trusted_formula)
         self._formula = formula
         self._parsed = parsed
         self._terms = tuple(expand_bars(parsed.bars))
@@ -133,17 +147,22 @@ class Model:
         for term in self._terms:
             self._factor_columns.setdefault(term.factor, term.columns)
         _check_distinct_factors(self._factor_columns)
-        self._fixed = parse_fixed(fixed)
+        with about("fixed"):
+            self._fixed = parse_fixed(fixed)
         # our own copy, parsed from: later edits of the caller's dicts or arrays cannot reach the model
         self._random_input = copy.deepcopy(random)
-        self._specs: dict[str, FactorSpec] = parse_random(self._random_input, list(self._factor_columns))
+        with about("random"):
+            self._specs: dict[str, FactorSpec] = parse_random(self._random_input, list(self._factor_columns))
         self._sigma = sigma
         self._dispersion = dict(dispersion or {})
-        self._family = _make_family(family, link, sigma, self._dispersion)
-        self._trials = _check_trials_arg(trials, self._family)
+        with about("family"):
+            self._family = _make_family(family, link, sigma, self._dispersion)
+        with about("trials"):
+            self._trials = _check_trials_arg(trials, self._family)
         self._variables = self._find_variables()
         self._check_response_not_used()
-        self._levels = _check_levels(levels, self._predictor_columns())
+        with about("levels"):
+            self._levels = _check_levels(levels, self._predictor_columns())
         self._seed_key = seed_key(seed, "seed")
         _warn_stateful_transforms([parsed.fixed] + [t.expr for t in self._terms], formula)
 
@@ -233,6 +252,7 @@ class Model:
             dispersion=self._dispersion,
             trials=self._trials,
             levels=self._levels,
+            trusted_formula=self._trusted_formula,
         )
         has_seed = "seed" in changes
         unknown = set(changes) - set(args) - {"seed"}
@@ -246,8 +266,8 @@ class Model:
         try:
             model = Model(**args, seed=new_seed)
         except ParameterError as exc:
-            if "family" in changes and "sigma" not in changes and "sigma" in str(exc):
-                raise ParameterError(f"{exc} (replace() keeps sigma={self._sigma!r}; pass sigma=None)") from None
+            if "family" in changes and "sigma" not in changes and exc.parameter == "sigma":
+                raise ParameterError(f"{exc} (replace() keeps sigma={self._sigma!r}; pass sigma=None)", parameter="sigma") from None
             raise
         if not has_seed:
             model._seed_key = self._seed_key
@@ -405,7 +425,7 @@ class Model:
                 for factor, coefs in self._term_coefs(conditions).items()
             }
         except ParameterError as exc:
-            if conditions is None and "unknown coefficient" in str(exc):
+            if conditions is None and exc.coefficient is not None and exc.parameter == "random":
                 raise ParameterError(
                     f"{exc}. Without conditions every slope is taken as numeric; categorical slopes "
                     f"have one coefficient per level, known only from data: pass conditions"
@@ -421,7 +441,7 @@ class Model:
         beta = match_keys(
             self._fixed,
             x.names,
-            "fixed",
+            Where.of("fixed"),
             _data_levels(conditions, x.names, self._levels),
             _categorical_hint(conditions, x.names),
         )
@@ -490,7 +510,7 @@ def _categorical_hint(conditions: pd.DataFrame, names: Sequence[str]) -> str:
 
 def _make_family(family: str | Family, link: str | None, sigma: float | None, dispersion: Mapping[str, float]) -> Family:
     if "sigma" in dispersion and sigma is not None:
-        raise ParameterError("sigma is given twice: as sigma= and in dispersion; give it once")
+        raise ParameterError("sigma is given twice: as sigma= and in dispersion; give it once", parameter="sigma")
     params = dict(dispersion)
     if sigma is not None:
         params["sigma"] = sigma
@@ -505,7 +525,7 @@ def _check_trials_arg(trials: int | str | None, family: Family) -> int | str | N
     if isinstance(trials, str):
         return trials
     if isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or trials < 1:
-        raise ParameterError(f"trials must be a positive int or a column name; got {trials!r}")
+        raise ParameterError(f"trials must be a positive int or a column name; got {trials!r}", parameter="trials")
     return int(trials)
 
 
@@ -524,14 +544,14 @@ def _check_levels(
                 f"{did_you_mean(str(col), predictors)} Predictor columns: {format_names(predictors) or 'none'}"
             )
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-            raise ParameterError(f"levels[{col!r}] must be a list of levels; got {values!r}")
+            raise ParameterError(f"levels[{col!r}] must be a list of levels; got {values!r}", path=("levels", col))
         values = list(values)
         try:
             distinct = len(set(values))
         except TypeError:
-            raise ParameterError(f"levels[{col!r}] holds unhashable values: {values!r}") from None
+            raise ParameterError(f"levels[{col!r}] holds unhashable values: {values!r}", path=("levels", col)) from None
         if not values or distinct != len(values):
-            raise ParameterError(f"levels[{col!r}] must be a non-empty list without repeats; got {values!r}")
+            raise ParameterError(f"levels[{col!r}] must be a non-empty list without repeats; got {values!r}", path=("levels", col))
         out[str(col)] = values
     return out
 

@@ -41,8 +41,8 @@ from .matrices import (
     model_columns,
     stateful_transforms,
 )
-from .names import match_keys
-from .parameters import FactorSpec, TermCovariance, factor_covariance, parse_fixed, parse_random
+from .names import logical_levels, match_keys
+from .parameters import FactorSpec, TermCovariance, factor_covariance, parse_dispersion, parse_fixed, parse_random
 from ..seeding import SeedLike, as_generator, seed_key
 from .terms import RandomTerm, expand_bars
 
@@ -150,7 +150,7 @@ class Model:
         self._random_input = copy.deepcopy(random)
         self._specs: dict[str, FactorSpec] = parse_random(random, list(self._factor_columns))
         self._sigma = sigma
-        self._dispersion = dict(dispersion or {})
+        self._dispersion = parse_dispersion(dispersion)
         self._family = _make_family(family, link, sigma, self._dispersion)
         self._trials = _check_trials_arg(trials, self._family)
         self._variables = self._find_variables()
@@ -492,7 +492,7 @@ def _data_levels(
                 levels[col] = sorted(found)
             except TypeError:  # mixed types have no order; lme4 names are then unavailable
                 continue
-    return levels
+    return {**logical_levels(conditions), **levels}  # logical x is lme4's xTRUE
 
 
 def _static_names(expr: str) -> list[str]:

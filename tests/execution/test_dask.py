@@ -337,6 +337,19 @@ def test_cli_writes_a_partitioned_parquet_dataset(client, tmp_path):
         np.testing.assert_array_equal(got["y"].to_numpy(), want["y"].to_numpy())
 
 
+def test_cli_replaces_a_dataset_only_with_force_and_nothing_else(client, tmp_path, capsys):
+    spec = tmp_path / "study.yaml"
+    spec.write_text(SPEC)
+    out = tmp_path / "data.parquet"
+    run = ["simulate", str(spec), "--out", str(out), "--partitions", "2", "--scheduler", client.scheduler.address, "-q"]
+    assert main(run) == 0
+    assert main(run) == 1 and "--force" in capsys.readouterr().err
+    assert main([*run, "--force"]) == 0
+    (out / "notes.txt").write_text("mine")
+    assert main([*run, "--force"]) == 1 and "notes.txt" in capsys.readouterr().err
+    assert (out / "notes.txt").exists()
+
+
 def test_cli_refuses_replicates_with_partitions(tmp_path, capsys):
     spec = tmp_path / "study.yaml"
     spec.write_text(SPEC)

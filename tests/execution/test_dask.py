@@ -24,9 +24,6 @@ from glmmsim.execution import dask_frames, resolve_executor  # noqa: E402
 from glmmsim.execution import worker_cache  # noqa: E402
 from glmmsim.execution.dask import DaskExecutor  # noqa: E402
 
-needs_keyed_noise = pytest.mark.skipif(
-    not hasattr(Model, "bind"), reason="keyed row noise (core's Model.bind) is not merged yet"
-)
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +184,6 @@ def assert_same_as_pandas(m: Model, frame, seed: int, key=None) -> pd.DataFrame:
     return got
 
 
-@needs_keyed_noise
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_simulate_on_partitions_equals_pandas(client, design, family):
     m = model(family)
@@ -201,7 +197,6 @@ def test_simulate_on_partitions_equals_pandas(client, design, family):
         pd.testing.assert_frame_equal(got.astype({c: design[c].dtype for c in design}), whole)
 
 
-@needs_keyed_noise
 def test_simulate_keyed_by_index_or_columns_ignores_partitioning(client, design):
     m = model("binomial")
     shuffled = design.sample(frac=1.0, random_state=0)
@@ -211,7 +206,6 @@ def test_simulate_keyed_by_index_or_columns_ignores_partitioning(client, design)
         np.testing.assert_array_equal(got.sort_index()["y"].to_numpy(), whole["y"].to_numpy())
 
 
-@needs_keyed_noise
 def test_simulate_on_a_partitioned_design(client):
     lazy = crossed(20, 10, within={"cond": ["a", "b"]}, covariates={"x": {"per": "trial"}}, npartitions=6, seed=4)
     for family in ("gaussian", "poisson"):
@@ -253,8 +247,7 @@ def test_a_partition_missing_a_level_keeps_the_coefficients(client, design):
     m = model("gaussian", levels={"cond": ["a", "b"]})
     got = dask_frames.predict(m, frame, type="link").compute()
     pd.testing.assert_series_equal(got, m.predict(ordered, type="link"))
-    if hasattr(Model, "bind"):
-        assert_same_as_pandas(m, frame, 2)
+    assert_same_as_pandas(m, frame, 2)
 
 
 # ------------------------------------------------------------------------------ executor
@@ -333,8 +326,7 @@ def test_cli_writes_a_partitioned_parquet_dataset(client, tmp_path):
     want = pd.read_parquet(single)
     design_cols = [c for c in want.columns if c != "y"]
     pd.testing.assert_frame_equal(as_pandas_dtypes(got, want)[design_cols], want[design_cols])
-    if hasattr(Model, "bind"):
-        np.testing.assert_array_equal(got["y"].to_numpy(), want["y"].to_numpy())
+    np.testing.assert_array_equal(got["y"].to_numpy(), want["y"].to_numpy())
 
 
 def test_cli_replaces_a_dataset_only_with_force_and_nothing_else(client, tmp_path, capsys):

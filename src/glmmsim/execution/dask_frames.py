@@ -35,14 +35,9 @@ from ..model.formula import parse_formula
 from ..model.matrices import check_columns_present, stateful_transforms
 from ..seeding import SeedLike, as_seed_sequence
 
-__all__ = ["is_dask_frame", "simulate", "predict", "check_partitionable"]
+__all__ = ["simulate", "predict", "output_meta", "check_partitionable"]
 
 _KEY_HELP = 'key must be None (global row position), "index" or a list of column names'
-
-
-def is_dask_frame(obj: object) -> bool:
-    """Whether ``obj`` is a Dask DataFrame (checked without importing Dask)."""
-    return type(obj).__module__.split(".")[0] in ("dask", "dask_expr") and hasattr(obj, "map_partitions")
 
 
 def simulate(model: Any, data: Any, seed: SeedLike = None, *, key: Any = None) -> Any:
@@ -61,7 +56,9 @@ def simulate(model: Any, data: Any, seed: SeedLike = None, *, key: Any = None) -
         The noise seed; None or a Generator is turned into one seed here, once,
         so that every partition uses the same.
     key : None, "index" or list of str
-        How rows are keyed (see ``Model.simulate``).
+        How rows are keyed (see ``Model.bind``). Duplicate keys are found within a
+        partition; keys repeated across partitions are not looked for (that would
+        need a pass over all keys).
 
     Returns
     -------
@@ -126,10 +123,7 @@ def _simulate_partition(
     if len(part) == 0:
         return output_meta(model, part)
     offset = 0 if offsets is None or partition_info is None else int(offsets[partition_info["number"]])
-    bind = getattr(model, "bind", None)
-    if bind is None:  # pragma: no cover - a core without keyed row noise: not reproducible across partitions
-        return model.simulate(part, seed)
-    return bind(part, key=key, offset=offset).simulate(seed)
+    return model.bind(part, key=key, offset=offset).simulate(seed)
 
 
 def _fixed_seed(seed: SeedLike) -> SeedLike:

@@ -342,6 +342,24 @@ def test_cli_replaces_a_dataset_only_with_force_and_nothing_else(client, tmp_pat
     assert (out / "notes.txt").exists()
 
 
+def test_written_dataset_reads_back_whole_with_one_categorical_per_unit(client, tmp_path):
+    from glmmsim.cli.partitioned import write_partitions
+
+    # 1,500 subjects: each file stores only its own labels; random class sizes: unknown categories
+    designs = {
+        "crossed": crossed(1_500, 2, npartitions=3, seed=1),
+        "nested": nested({"school": 6, "class": (1, 3), "pupil": 2}, npartitions=4, seed=1),
+    }
+    for name, lazy in designs.items():
+        out = tmp_path / f"{name}.parquet"
+        assert write_partitions(lazy, out, client=client, progress=False) == len(lazy)
+        got, want = pd.read_parquet(out), lazy.compute()
+        assert all(isinstance(got[u].dtype, pd.CategoricalDtype) for u in ("subject",) if u in got)
+        pd.testing.assert_frame_equal(got.astype(str), want.astype(str).reset_index(drop=True))
+    sizes = [p.stat().st_size for p in (tmp_path / "crossed.parquet").iterdir()]
+    assert max(sizes) < 20_000  # not the 1,500 labels in every file
+
+
 def test_cli_refuses_replicates_with_partitions(tmp_path, capsys):
     spec = tmp_path / "study.yaml"
     spec.write_text(SPEC)

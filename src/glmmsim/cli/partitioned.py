@@ -169,12 +169,8 @@ def write_partitions(
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
-    unknown = _unknown_category_columns(data._meta)
     parts = data.to_delayed()
-    tasks = [
-        dask.delayed(_write_file)(part, str(path / f"part.{i:05d}.parquet"), unknown)
-        for i, part in enumerate(parts)
-    ]
+    tasks = [dask.delayed(_write_file)(part, str(path / f"part.{i:05d}.parquet")) for i, part in enumerate(parts)]
     bar = tqdm(total=len(tasks), desc="partitions", unit="part", file=stderr, disable=not progress)
     rows = 0
     try:
@@ -204,19 +200,26 @@ def write_partitions(
     return int(rows)
 
 
-def _unknown_category_columns(meta: pd.DataFrame) -> list[str]:
+#: Categoricals with more categories than this (unit labels) are written with the labels the
+#: file uses only; Parquet would otherwise store the whole category list in every file.
+_FULL_DICTIONARY_MAX = 1000
+
+
+def _write_file(frame: pd.DataFrame, path: str) -> int:
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    return [
-        c
-        for c in meta.columns
-        if isinstance(meta[c].dtype, pd.CategoricalDtype) and "__UNKNOWN_CATEGORIES__" in meta[c].cat.categories
-    ]
-
-
-def _write_file(frame: pd.DataFrame, path: str, as_text: list[str]) -> int:
-    # columns with per-partition categories are written as text, so every file has one schema
-    for col in as_text:
-        frame[col] = frame[col].astype(str)
-    frame.to_parquet(path, index=False)
+    for col in frame.columns:
+        dtype = frame[col].dtype
+        if isinstance(dtype, pd.CategoricalDtype) and len(dtype.categories) > _FULL_DICTIONARY_MAX:
+            frame[col] = frame[col].cat.remove_unused_categories()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    # one dictionary index type in every file (pandas picks int8/int16/int32 by the number of
+    # categories), so readers can unify the files' dictionaries into one categorical
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            wide = pa.dictionary(pa.int32(), field.type.value_type)
+            table = table.set_column(i, field.name, table.column(i).cast(wide))
+    pq.write_table(table, path)
     return len(frame)

@@ -7,8 +7,8 @@ On a 2-worker ``LocalCluster`` (processes, one thread each) the script
    writes one Parquet file per partition (``glmmsim.cli.partitioned.write_partitions``,
    what ``glmmsim simulate --partitions`` runs), at ~1e6-row partitions: rows/s and the
    peak resident memory of each worker process (polled every 0.1 s with psutil);
-2. the same in one process with pandas for 1e6 rows (design, simulate, to_parquet): the
-   single-core rate the cluster's rate is compared with, measured in the same run;
+2. the same in one process with pandas for 1e6 rows (design, simulate, to_parquet), before
+   and after the cluster run (mean): the single-core rate the cluster's rate is compared with;
 3. writes the dataset again with 16 and with 100 partitions and compares the two bit for
    bit, column by column, through an order-sensitive checksum computed on the workers
    (sum over rows of mix64(row hash XOR global row number)), so no dataset is loaded whole;
@@ -190,6 +190,9 @@ def main() -> None:
             if rows <= 0:
                 return
             run_dask(client, 2 * ITEMS * CELLS * 2, 2, tmp / "warm")  # imports and pickles on every worker
+            pandas_rows = min(rows, 1_000_000)
+            # the single-process reference before and after: the machine's load moves during a long run
+            before = run_pandas(pandas_rows, tmp / "pandas.parquet")
             with PeakMemory(pids) as mem:
                 n, seconds, parts = run_dask(client, rows, k, tmp / "main")
             peaks = ", ".join(f"{v / 2**30:.2f}" for v in mem.peak.values())
@@ -197,8 +200,7 @@ def main() -> None:
                 f"dask: {n:,} rows in {parts} partitions ({n / parts / 1e6:.2f}e6 rows each) -> Parquet in "
                 f"{seconds:.1f} s: {n / seconds / 1e6:.2f} M rows/s; peak RSS per worker: {peaks} GB"
             )
-            pandas_rows = min(rows, 1_000_000)
-            single = run_pandas(pandas_rows, tmp / "pandas.parquet")
+            single = (before + run_pandas(pandas_rows, tmp / "pandas.parquet")) / 2
             single_rate = pandas_rows / single
             print(
                 f"pandas, one process, {pandas_rows:,} rows: {single_rate / 1e6:.2f} M rows/s; "

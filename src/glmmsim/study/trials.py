@@ -65,7 +65,7 @@ def read_trials(path: str) -> pd.DataFrame:
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise DataError(f"cannot read trial list {path!r}: {' '.join(str(exc).split())}", path=("path",)) from None
     if len(frame) > config.max_rows:
-        check_rows(len(frame), f"trial list {path!r} (at least)", parameter="path")
+        check_rows(len(frame), f"reading trial list {path!r}", parameter="path")
     if frame.empty:
         raise DataError(f"trial list {path!r} has no rows", path=("path",))
     return frame

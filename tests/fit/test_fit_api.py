@@ -236,3 +236,11 @@ def test_categorical_slope_without_intercept_is_fitted_exactly() -> None:
 
 def test_errors_are_glmmsim_errors() -> None:
     assert issubclass(EngineError, GlmmsimError) and issubclass(FitError, GlmmsimError)
+
+
+def test_prepare_takes_a_bound_model(rt_data: pd.DataFrame, res: FitResult) -> None:
+    class Bound:  # what prepare reads of Model.bind(conditions): its conditions
+        conditions = rt_data.drop(columns="rt")
+
+    fitter = glmmsim.fit.prepare(FORMULA, Bound())
+    assert fitter.fit(rt_data["rt"]).loglik == pytest.approx(res.loglik, abs=1e-8)

@@ -163,6 +163,15 @@ class FitResult:
         -------
         TestResult
             ``estimate, se, df, statistic, p, method, coefficients, num_df, statistic_name``.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, glmmsim
+        >>> d = pd.DataFrame({"cond": np.tile(["a", "b", "c"], 40), "g": np.repeat(np.arange(12), 10)})
+        >>> d["y"] = np.random.default_rng(2).normal(size=120)
+        >>> t = glmmsim.fit("y ~ cond + (1 | g)", d).test("cond", method="satterthwaite")
+        >>> t.coefficients, t.statistic_name, t.num_df
+        (('cond[T.b]', 'cond[T.c]'), 'F', 2)
         """
         return run_test(self, coefs_or_term, method)
 

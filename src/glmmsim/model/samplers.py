@@ -156,8 +156,27 @@ _EXP_MIN = -7.45133219101941108420e02  # below this exp(x) rounds to 0
 def exp(x: np.ndarray) -> np.ndarray:
     """``exp(x)``, bit-identical on every numpy version and CPU (within 1 ulp of the true value)."""
     x = np.asarray(x, dtype=float)
-    shape = x.shape
-    x = x.reshape(-1)
+    return _elementwise_by_block(_exp_block, x.reshape(-1)).reshape(x.shape)
+
+
+def log(x: np.ndarray) -> np.ndarray:
+    """``log(x)`` for finite x > 0, bit-identical on every numpy version and CPU (within 1 ulp)."""
+    x = np.asarray(x, dtype=float)
+    return _elementwise_by_block(_log_block, x.reshape(-1)).reshape(x.shape)
+
+
+def _elementwise_by_block(fn, x: np.ndarray) -> np.ndarray:
+    """``fn`` over cache-sized blocks: a dozen temporaries per block instead of per array."""
+    if x.shape[0] <= _BLOCK:
+        return fn(x)
+    out = np.empty_like(x)
+    for start in range(0, x.shape[0], _BLOCK):
+        out[start : start + _BLOCK] = fn(x[start : start + _BLOCK])
+    return out
+
+
+def _exp_block(x: np.ndarray) -> np.ndarray:
+    in_range = x.shape[0] == 0 or (x.min() >= _EXP_MIN and x.max() <= _EXP_MAX)  # False for NaN too
     with np.errstate(over="ignore", invalid="ignore"):  # inf and nan inputs are fixed up below
         k = np.rint(x * _INV_LN2)
         hi = x - k * _LN2_HI
@@ -165,34 +184,68 @@ def exp(x: np.ndarray) -> np.ndarray:
         r = hi - lo
         t = r * r
         p1, p2, p3, p4, p5 = _EXP_P
-        c = r - t * (p1 + t * (p2 + t * (p3 + t * (p4 + t * p5))))
-        y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+        c = t * p5
+        c += p4
+        c *= t
+        c += p3
+        c *= t
+        c += p2
+        c *= t
+        c += p1
+        c *= t
+        np.subtract(r, c, out=c)  # c = r - t * (p1 + t * (p2 + ...)), evaluated in that order
+        y = r * c
+        y /= 2.0 - c
+        np.subtract(lo, y, out=y)
+        y -= hi
+        np.subtract(1.0, y, out=y)
+        if in_range:
+            return np.ldexp(y, k.astype(np.int32), out=y)
         out = np.ldexp(y, np.clip(np.nan_to_num(k), -2000, 2000).astype(np.int32))
     out[x > _EXP_MAX] = np.inf
     out[x < _EXP_MIN] = 0.0
     nan = np.isnan(x)
     if nan.any():
         out[nan] = np.nan
-    return out.reshape(shape)
+    return out
 
 
-def log(x: np.ndarray) -> np.ndarray:
-    """``log(x)`` for finite x > 0, bit-identical on every numpy version and CPU (within 1 ulp)."""
-    x = np.asarray(x, dtype=float)
+def _log_block(x: np.ndarray) -> np.ndarray:
     m, e = np.frexp(x)  # x = m * 2**e, 0.5 <= m < 1
     low = m < 0.7071067811865476  # keep 1 + f within [sqrt(2)/2, sqrt(2))
-    m = np.where(low, m * 2.0, m)
-    k = (e - low).astype(float)
-    f = m - 1.0
+    np.multiply(m, 2.0, out=m, where=low)
+    k = e.astype(float)
+    k -= low
+    f = m
+    f -= 1.0  # exact (Sterbenz)
     s = f / (2.0 + f)
     z = s * s
     w = z * z
     g1, g2, g3, g4, g5, g6, g7 = _LOG_LG
-    t1 = w * (g2 + w * (g4 + w * g6))
-    t2 = z * (g1 + w * (g3 + w * (g5 + w * g7)))
-    big_r = t2 + t1
-    hfsq = 0.5 * f * f
-    return k * _LN2_HI - ((hfsq - (s * (hfsq + big_r) + k * _LN2_LO)) - f)
+    t1 = w * g6
+    t1 += g4
+    t1 *= w
+    t1 += g2
+    t1 *= w  # w * (g2 + w * (g4 + w * g6))
+    t2 = w * g7
+    t2 += g5
+    t2 *= w
+    t2 += g3
+    t2 *= w
+    t2 += g1
+    t2 *= z  # z * (g1 + w * (g3 + w * (g5 + w * g7)))
+    t2 += t1  # R
+    hfsq = 0.5 * f
+    hfsq *= f
+    t2 += hfsq
+    t2 *= s  # s * (hfsq + R)
+    t1 = k * _LN2_LO
+    t2 += t1
+    np.subtract(hfsq, t2, out=t2)
+    t2 -= f
+    k *= _LN2_HI
+    k -= t2  # k * ln2_hi - ((hfsq - (s * (hfsq + R) + k * ln2_lo)) - f)
+    return k
 
 
 def normals(noise: RowStreams, draw: int, rows: np.ndarray | None = None) -> np.ndarray:

@@ -388,28 +388,50 @@ def _take(values: np.ndarray, pending: np.ndarray, j: int) -> np.ndarray:
 # -------------------------------------------------------------------------- Poisson
 
 
-def _poisson_search(lam: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Smallest k with P(K <= k) >= u, summing the pmf upwards (lam < 10).
+def _cdf_search(u: np.ndarray, pmf: np.ndarray, ratio) -> np.ndarray:
+    """Smallest k with CDF(k) >= u, summing the pmf upwards from pmf(0).
 
-    Works on the rows still searching only, compressed as they finish. A row whose
-    pmf underflows stops where it is: the rest of its tail is below 1e-300.
+    ``ratio(step, rows)`` gives pmf(step) / pmf(step - 1) for the rows at positions
+    ``rows`` (None: all). A row stops at the last step that still grew its running
+    sum: past it the pmf is lost to rounding (or is 0, past the trials of a binomial),
+    and an exact search could only add steps of probability below 1e-16.
+
+    While most rows are still searching, every row takes the step (k counts the steps
+    taken); then only the rows left, compressed as they finish.
     """
-    k = np.zeros(lam.shape[0], dtype=np.int64)
-    pmf = np.exp(-lam)
     cdf = pmf.copy()
-    idx = np.flatnonzero(u > cdf)
-    u, lam, pmf, cdf = u[idx], lam[idx], pmf[idx], cdf[idx]
+    grown = np.empty_like(cdf)
+    k = np.zeros(u.shape[0], dtype=np.int64)
     step = 0
+    searching = u > cdf
+    while 4 * np.count_nonzero(searching) > u.shape[0]:
+        step += 1
+        pmf *= ratio(step, None)
+        np.add(cdf, pmf, out=grown)
+        searching &= grown > cdf
+        k += searching
+        cdf, grown = grown, cdf
+        searching &= u > cdf
+    idx = np.flatnonzero(searching)
+    u, pmf, cdf = u[idx], pmf[idx], cdf[idx]
     while idx.shape[0]:
         step += 1
-        pmf *= lam
-        pmf /= step
-        cdf += pmf
-        live = pmf > 0.0
-        more = live & (u > cdf)
-        k[idx[live & ~more]] = step
-        idx, u, lam, pmf, cdf = idx[more], u[more], lam[more], pmf[more], cdf[more]
+        pmf *= ratio(step, idx)
+        grown = cdf + pmf
+        grew = grown > cdf
+        more = grew & (u > grown)
+        k[idx[grew]] = step
+        idx, u, pmf, cdf = idx[more], u[more], pmf[more], grown[more]
     return k
+
+
+def _poisson_search(lam: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inversion of the Poisson CDF at u (lam < 10): pmf(s) = pmf(s - 1) * lam / s."""
+
+    def ratio(step: int, rows: np.ndarray | None) -> np.ndarray:
+        return (lam if rows is None else lam[rows]) / step
+
+    return _cdf_search(u, np.exp(-lam), ratio)
 
 
 def _ptrs(lam: np.ndarray, rows: np.ndarray, noise: RowStreams) -> np.ndarray:
@@ -467,24 +489,14 @@ def poisson(lam: np.ndarray, noise: RowStreams) -> np.ndarray:
 
 
 def _binomial_search(n: np.ndarray, p: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Smallest k with P(K <= k) >= u (n * p < 10, p <= 1/2), summing the pmf upwards."""
-    k = np.zeros(n.shape[0], dtype=np.int64)
+    """Inversion of the binomial CDF at u (n * p < 10, p <= 1/2): pmf(s) = pmf(s - 1) * (n - s + 1) / s * p / q."""
     odds = p / (1.0 - p)
-    pmf = np.exp(n * np.log1p(-p))
-    cdf = pmf.copy()
-    idx = np.flatnonzero(u > cdf)
-    u, n, odds, pmf, cdf = u[idx], n[idx], odds[idx], pmf[idx], cdf[idx]
-    step = 0
-    while idx.shape[0]:
-        step += 1
-        pmf *= (n - (step - 1)) / step
-        pmf *= odds
-        cdf += pmf
-        live = (pmf > 0.0) & (n >= step)
-        more = live & (u > cdf)
-        k[idx[live & ~more]] = step
-        idx, u, n, odds, pmf, cdf = idx[more], u[more], n[more], odds[more], pmf[more], cdf[more]
-    return k
+
+    def ratio(step: int, rows: np.ndarray | None) -> np.ndarray:
+        nr, odr = (n, odds) if rows is None else (n[rows], odds[rows])
+        return (nr - (step - 1)) / step * odr  # 0 past the last trial: the sum stops growing
+
+    return _cdf_search(u, np.exp(n * np.log1p(-p)), ratio)
 
 
 def _btrs(n: np.ndarray, p: np.ndarray, rows: np.ndarray, noise: RowStreams) -> np.ndarray:

@@ -8,8 +8,6 @@ from hypothesis import strategies as st
 
 import glmmsim
 from glmmsim import DataError, FormulaError, InputTypeError, Model, ParameterError
-from glmmsim.model.draws import RowStreams, stream_key
-from glmmsim.seeding import seed_key
 
 FORMULA = "y ~ 1 + x1 + x2 + (1 + x1 | subject) + (1 | item)"
 FIXED = {"Intercept": 1.5, "x1": 2.0, "x2": -1.2}
@@ -67,11 +65,14 @@ def test_writing_into_the_output_leaves_the_input_alone(model, data):
 
 
 def test_simulate_is_predict_plus_gaussian_noise_from_the_call_seed(model, data):
+    # keyed noise: row r's normal is RowStreams(position keys, SeedTree(seed).child("noise").key).normals(0)
+    from glmmsim.model.draws import RowStreams
+    from glmmsim.seeding import SeedTree
+
     out = model.simulate(data, seed=3)
     noise = out["y"] - model.predict(data)
-    # keyed noise: row r's normal is draw 0 of its position's stream under (seed, "noise")
-    rows = RowStreams(np.arange(len(data), dtype=np.uint64), stream_key(seed_key(3), "noise", "response"))
-    np.testing.assert_allclose(noise.to_numpy(), 0.1 * rows.normals(0), atol=1e-12)
+    streams = RowStreams(np.arange(len(data), dtype=np.uint64), SeedTree(3).child("noise").key)
+    np.testing.assert_allclose(noise.to_numpy(), 0.1 * streams.normals(0), atol=1e-12)
 
 
 def test_predict_is_fixed_part_plus_gathered_random_effects(model, data):
@@ -90,7 +91,7 @@ def test_same_seeds_same_numbers_and_seed_types(data):
         data, seed=np.random.SeedSequence(1)
     )
     pd.testing.assert_frame_equal(a, b)
-    # a Generator is used once, to derive the noise key: equal states give equal data
+    # a Generator is used once to derive a key: generators in the same state give the same numbers
     g1 = Model(FORMULA, FIXED, RANDOM, 0.1, seed=7).simulate(data, seed=np.random.default_rng(1))
     g2 = Model(FORMULA, FIXED, RANDOM, 0.1, seed=7).simulate(data, seed=np.random.default_rng(1))
     pd.testing.assert_frame_equal(g1, g2)

@@ -1062,7 +1062,8 @@ def _validate_params(spec: _Spec, given: Mapping[str, Any]) -> dict[str, float]:
             )
             raise ParameterError(
                 f"{spec.name} family does not take a parameter {name!r}; {expected}."
-                + did_you_mean(name, valid)
+                + did_you_mean(name, valid),
+                parameter=name,
             )
     out: dict[str, float] = {}
     for param in spec.params:
@@ -1071,7 +1072,8 @@ def _validate_params(spec: _Spec, given: Mapping[str, Any]) -> dict[str, float]:
             if param.name in given:
                 raise ParameterError(
                     f"{spec.name} family: give either {param.name!r} or {alias.name!r}, not both "
-                    f"({alias.name} = 1/sqrt({param.name}))."
+                    f"({alias.name} = 1/sqrt({param.name})).",
+                    parameter=alias.name,
                 )
             value = _param_value(spec.name, alias.name, given[alias.name], alias.param)
             canonical = alias.to_canonical(value)
@@ -1085,7 +1087,8 @@ def _validate_params(spec: _Spec, given: Mapping[str, Any]) -> dict[str, float]:
         if param.name not in given:
             either = f" (or {alias.name!r})" if alias is not None else ""
             raise ParameterError(
-                f"{spec.name} family needs the parameter {param.name!r}{either}: the {param.meaning}."
+                f"{spec.name} family needs the parameter {param.name!r}{either}: the {param.meaning}.",
+                parameter=param.name,
             )
         out[param.name] = _param_value(spec.name, param.name, given[param.name], param)
     return out

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import FormulaError
 from formulaic import Formula
+from formulaic.errors import FormulaicError
 
 from .formula import Bar, parse_formula  # noqa: F401  (parse_formula: used by the doctests)
 
@@ -57,9 +58,9 @@ def _term_labels(expr: str, where: str) -> list[str]:
     """formulaic's terms of ``expr`` (``"1"`` for the intercept), as R's ``terms()`` lists them."""
     try:
         return [str(t) for t in Formula(expr)]
-    except Exception as exc:  # formulaic's parser errors share no base class
+    except FormulaicError as exc:  # the base of formulaic's parse errors
         message = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines()[0]
-        raise FormulaError(f"cannot parse {expr!r} in {where!r}: {message}") from None
+        raise FormulaError(f"cannot parse {expr!r} in {where!r}: {message}", term=expr) from None
 
 
 def has_intercept(expr: str) -> bool:

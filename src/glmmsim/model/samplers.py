@@ -26,9 +26,10 @@ Algorithms (all exact up to floating point):
 * inverse Gaussian: Michael, Schucany and Haas (1976), written without the
   cancellation of the textbook form.
 
-Log-probabilities in the acceptance tests use Loader's saddle-point form
-(``stirlerr`` and ``bd0``), accurate for means and trial counts up to 2**53 where
-``k * log(lam) - lgamma(k + 1)`` would lose every digit to cancellation.
+Log-probabilities in the acceptance tests are summed from ``lgamma`` for means and
+trial counts below 2**20, and use Loader's saddle-point form (``stirlerr`` and
+``bd0``) above, accurate up to 2**53 where ``k * log(lam) - lgamma(k + 1)`` would
+lose every digit to cancellation.
 
 Examples
 --------
@@ -328,6 +329,43 @@ def _log_binomial_pmf(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray
     return out
 
 
+#: Below this mean / number of trials the log-probabilities are summed directly from
+#: lgamma (their terms stay below 2e7, so the sum is good to 4e-9, far inside the
+#: acceptance tests' resolution); above it, Loader's form avoids the cancellation.
+_DIRECT_LIMIT = 2.0**20
+
+
+def _log_poisson_ratio(k: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """log P(K = k) for K ~ Poisson(lam), k >= 0 (the PTRS acceptance bound)."""
+    far = (lam >= _DIRECT_LIMIT) & (k >= 1)
+    if not far.any():
+        return k * np.log(lam) - lam - gammaln(k + 1.0)
+    out = np.empty(k.shape)
+    near = ~far
+    kn, ln = k[near], lam[near]
+    out[near] = kn * np.log(ln) - ln - gammaln(kn + 1.0)
+    out[far] = _log_poisson_pmf(k[far], lam[far])
+    return out
+
+
+def _log_binomial_ratio(k: np.ndarray, mode: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """log P(K = k) - log P(K = mode) for K ~ Binomial(n, p), p <= 1/2 (the BTRS acceptance bound)."""
+
+    def direct(k, mode, n, p):
+        return (gammaln(mode + 1.0) + gammaln(n - mode + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
+                + (k - mode) * np.log(p / (1.0 - p)))
+
+    far = n >= _DIRECT_LIMIT
+    if not far.any():
+        return direct(k, mode, n, p)
+    out = np.empty(k.shape)
+    near = ~far
+    out[near] = direct(k[near], mode[near], n[near], p[near])
+    kf, mf, nf, pf = k[far], mode[far], n[far], p[far]
+    out[far] = _log_binomial_pmf(kf, nf, pf) - _log_binomial_pmf(mf, nf, pf)
+    return out
+
+
 # ------------------------------------------------------------------ blocks of rows
 
 
@@ -455,9 +493,7 @@ def _ptrs(lam: np.ndarray, rows: np.ndarray, noise: RowStreams) -> np.ndarray:
         if check.any():
             kc, lc, usc = k[check], lp[check], us[check]
             lhs = np.log(v[check] * _take(inv_alpha, pending, j)[check] / (ap[check] / (usc * usc) + bp[check]))
-            rhs = -lc  # log P(K = 0)
-            pos = kc >= 1
-            rhs[pos] = _log_poisson_pmf(kc[pos], lc[pos])
+            rhs = _log_poisson_ratio(kc, lc)
             accepted[check] = lhs <= rhs
         return accepted, k
 
@@ -526,7 +562,7 @@ def _btrs(n: np.ndarray, p: np.ndarray, rows: np.ndarray, noise: RowStreams) -> 
             usc = us[check]
             lhs = np.log(v[check] * alpha[sel] / (ap[check] / (usc * usc) + bp[check]))
             kc, nc, pc, mc = k[check], n[sel], p[sel], mode[sel]
-            rhs = _log_binomial_pmf(kc, nc, pc) - _log_binomial_pmf(mc, nc, pc)
+            rhs = _log_binomial_ratio(kc, mc, nc, pc)
             accepted[check] = lhs <= rhs
         return accepted, k
 

@@ -25,7 +25,7 @@ FAMILIES = {
     "binomial": dict(trials=3),
     "poisson": dict(),
     "negative_binomial": dict(dispersion={"theta": 1.5}),
-    "gamma": dict(sigma=0.5),
+    "gamma": dict(sigma=0.5, link="log"),
     "inverse_gaussian": dict(link="log", dispersion={"dispersion": 0.4}),
     "lognormal": dict(sigma=0.2),
     "exgaussian": dict(sigma=0.1, dispersion={"tau": 0.2}, fixed={"Intercept": 1.0, "cond[T.b]": 0.2, "x": 0.05}),

@@ -10,8 +10,9 @@ Part 1, at 1,200 rows (30 subjects x 20 items x 2 conditions,
   ``--before REV``), run in a subprocess from a ``git archive`` of that ``src/`` in
   the same run, when git and the commit are available (``--no-before`` skips it).
 
-Part 2, at 1e6 rows: ``bind`` (which codes the grouping columns) with subject/item
-columns as ``str``, ``category`` and ``int``.
+Part 2, at 1e6 rows: coding the grouping columns, and ``bind``, with subject/item
+columns as ``str``, ``category`` and ``int``; and the columns of a categorical fixed
+effect built from level codes vs formulaic's dense matrix (time and peak memory).
 
 Timings alternate between contenders (order flipping each round) and report
 medians; the ratios are the result. The machine is shared: compare ratios, not
@@ -203,6 +204,33 @@ def bench_grouping(n: int, rounds: int) -> None:
         print(f"  speed-up of coding, str / {kind}: {grp['str'] / grp[kind]:.1f}x; of bind: {bind['str'] / bind[kind]:.1f}x")
 
 
+def bench_categorical_columns(n: int, rounds: int) -> None:
+    """A categorical fixed effect: indicator columns from level codes vs formulaic's dense matrix."""
+    import tracemalloc
+
+    from glmmsim.model.matrices import _formulaic_columns, model_columns
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"cond": pd.Series(np.array(["a", "b", "c"])[rng.integers(0, 3, n)], dtype="str")})
+    med = alternate({
+        "from codes": lambda: per_call(lambda k: model_columns("1 + cond", frame), 1),
+        "formulaic": lambda: per_call(lambda k: _formulaic_columns("1 + cond", frame, {}, "bench"), 1),
+    }, rounds)
+    peaks = {}
+    for name, fn in (("from codes", lambda: model_columns("1 + cond", frame)),
+                     ("formulaic", lambda: _formulaic_columns("1 + cond", frame, {}, "bench"))):
+        gc.collect()
+        tracemalloc.start()
+        fn()
+        peaks[name] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    print(f"\n{n:,.0f} rows, fixed part '1 + cond' (3 levels, str column): median of {rounds}")
+    for name in med:
+        print(f"  {name:12s} {med[name] * 1e3:8.1f} ms   peak {peaks[name] / 2**20:7.1f} MiB")
+    print(f"  formulaic / from codes: {med['formulaic'] / med['from codes']:.1f}x time, "
+          f"{peaks['formulaic'] / peaks['from codes']:.1f}x peak memory")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=400, help="calls per timed round (bound); a quarter unbound")
@@ -215,6 +243,7 @@ def main() -> None:
     bench_bound(args.calls, args.rounds, None if args.no_before else args.before)
     if args.big:
         bench_grouping(int(args.big), args.rounds)
+        bench_categorical_columns(int(args.big), args.rounds)
 
 
 if __name__ == "__main__":

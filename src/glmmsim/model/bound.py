@@ -157,8 +157,8 @@ def _check_unique_keys(keys: np.ndarray, names: Sequence[str], arrays: Sequence[
     shown = value[0] if len(value) == 1 else value
     raise DataError(
         f"rows must have distinct keys, but {' and '.join(names)} = {shown!r} appears at rows "
-        f"{plain(index[first])!r} and {plain(index[second])!r} ({int(dup.sum())} rows share a key); "
-        f"key by columns that identify each row"
+        f"{plain(index[first])!r} and {plain(index[second])!r} (positions {first} and {second}; "
+        f"{int(dup.sum())} rows share a key); key by columns that identify each row"
     )
 
 

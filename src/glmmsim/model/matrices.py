@@ -519,8 +519,11 @@ def _level_codes(data: pd.DataFrame, col: str, where: str) -> tuple[np.ndarray, 
         values = series.to_numpy()
         low, high = int(values.min()), int(values.max())
         if high - low < max(_SMALL_INT_RANGE, len(values)):
-            codes = (values - values.dtype.type(low)).astype(np.intp)
-            labels = pd.Index(np.arange(low, high + 1).astype(dtype), name=col)
+            # in 64 bits: int8 values -128..127 differ by 255, which int8 cannot hold
+            wide = np.uint64 if dtype.kind == "u" else np.int64
+            codes = (values.astype(wide, copy=False) - wide(low)).astype(np.intp)
+            span = np.arange(high - low + 1, dtype=wide) + wide(low)
+            labels = pd.Index(span.astype(dtype), name=col)
             return _present_only(codes, labels)
     codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
     if (codes < 0).any():

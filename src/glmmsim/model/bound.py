@@ -22,7 +22,7 @@ Randomness
 
 from __future__ import annotations
 
-import inspect
+import inspect  # TEMP until samplers merges
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -187,6 +187,7 @@ def _sample(family: Family, eta: np.ndarray, noise: RowStreams, trials: Any, ind
     if family.name == "gaussian":
         return family.mean(eta, index=index) + family.params["sigma"] * noise.normals(0)
     return family.sample(eta, np.random.default_rng(noise.stream), trials=trials, index=index)
+# end TEMP until samplers merges
 
 
 class BoundModel:

@@ -226,6 +226,16 @@ def test_plot_kinds(spec, tmp_path, kind):
     assert target.stat().st_size > 1000
 
 
+def test_plot_default_resolution_is_fit_for_print(tmp_path):
+    target = tmp_path / "stroop.png"
+    code, out, err = run("plot", EXAMPLES / "stroop.yaml", "--kind", "interaction", "--out", target)
+    assert code == 0, err
+    with open(target, "rb") as fh:
+        header = fh.read(24)
+    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    assert (width, height) == (900, 600)  # a 6 x 4 inch figure at 150 dpi
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-lines", type=positive_int, default=12, help="spaghetti: at most this many units (default 12)"
     )
-    p.add_argument("--dpi", type=positive_int, default=100, help="resolution of raster images (default 100)")
+    p.add_argument("--dpi", type=positive_int, default=150, help="resolution of raster images (default 150, fit for print)")
     add_output_options(p)
     p.set_defaults(run=run)
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         kwargs["x"] = args.x
     if kind == "interaction" and args.trace is not None:
         kwargs["trace"] = args.trace
-    if kind in ("spaghetti", "caterpillar", "pairs") and args.factor:
+    if kind in ("spaghetti", "interaction", "caterpillar", "pairs") and args.factor:
         kwargs["factor"] = args.factor
     if kind == "spaghetti":
         kwargs["max_lines"] = args.max_lines

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import ast
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula, model_matrix
+from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 from formulaic.transforms import TRANSFORMS
 
+from .columns import unhashable_levels, usable_columns
 from .draws import level_keys
-from ..errors import DataError, FormulaError, did_you_mean, format_names, plain
+from .formulaic_errors import evaluation_error, parse_terms
+from ..errors import DataError, did_you_mean, format_names, plain
 
 __all__ = [
     "Columns",
@@ -82,7 +83,7 @@ def stateful_transforms(expr: str) -> set[str]:
     """
     return {
         name
-        for term in Formula(expr)
+        for term in parse_terms(expr, "the formula")
         for factor in term.factors
         if factor.eval_method.value == "python"
         for name in _called_names(factor.expr)
@@ -102,7 +103,7 @@ def expression_variables(expr: str) -> list[str]:
     ['x3', 'x2', 'cond']
     """
     found: list[str] = []
-    for term in Formula(expr):
+    for term in parse_terms(expr, "the formula"):
         for factor in term.factors:
             kind = factor.eval_method.value
             if kind == "lookup":
@@ -158,11 +159,6 @@ def _first_bad_row(mask: np.ndarray, index: pd.Index) -> object:
     return plain(index[int(np.argmax(mask))])
 
 
-def _first_line(exc: Exception) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # formulaic colours its messages
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _caret_hint(expr: str) -> str:
     if "^" in expr:
         return " (write powers as x**2: in formulaic, as in Python, '^' is exclusive or, not a power)"
@@ -196,7 +192,11 @@ def _numeric_array(data: pd.DataFrame, col: str, where: str) -> np.ndarray:
 
 
 def _is_plain_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    return (
+        pd.api.types.is_numeric_dtype(series)
+        and not pd.api.types.is_bool_dtype(series)
+        and not pd.api.types.is_complex_dtype(series)  # refused by usable_columns on the formulaic path
+    )
 
 
 def _fast_columns(
@@ -208,10 +208,7 @@ def _fast_columns(
     categorical column standing alone as a term (built from its level codes, with
     formulaic's names and coding). Everything else goes to formulaic.
     """
-    try:
-        terms = list(Formula(expr))
-    except FormulaicError as exc:  # the base of formulaic's parse errors
-        raise FormulaError(f"cannot parse {where} {expr!r}: {_first_line(exc)}{_caret_hint(expr)}", term=expr) from None
+    terms = parse_terms(expr, where)
     # formulaic lists the intercept first; a categorical term after it (or after another
     # categorical term) is coded with one column fewer than it has levels
     spanned = any(_is_intercept(term) for term in terms)
@@ -362,14 +359,11 @@ def _formulaic_columns(
 ) -> Columns:
     variables = expression_variables(expr)
     check_columns_present(data, variables, where)
-    frame = _with_levels(data, variables, levels)
+    frame = usable_columns(_with_levels(data, variables, levels), variables, where)
     try:
         matrix = model_matrix(expr, frame, na_action="raise", output="pandas")
     except (FormulaicError, ValueError) as exc:  # evaluation errors; ValueError: na_action="raise"
-        raise DataError(
-            f"cannot build the model matrix of {where} {expr!r}: {_first_line(exc)}{_caret_hint(expr)}",
-            term=expr,
-        ) from None
+        raise evaluation_error(exc, expr, where, _caret_hint(expr)) from None
     names, arrays = [], []
     for name in matrix.columns:
         arr = matrix[name].to_numpy(dtype=np.float64)
@@ -453,7 +447,10 @@ def _level_codes(data: pd.DataFrame, col: str, where: str) -> tuple[np.ndarray, 
             codes = (values - values.dtype.type(low)).astype(np.intp)
             labels = pd.Index(np.arange(low, high + 1).astype(dtype), name=col)
             return _present_only(codes, labels)
-    codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
+    try:
+        codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
+    except TypeError:  # lists, dicts or sets as levels
+        raise unhashable_levels(series, col, where) from None
     if (codes < 0).any():
         raise _missing_levels_error(col, where, codes < 0, data.index)
     return codes, pd.Index(uniques, name=col)

@@ -45,8 +45,8 @@ from .matrices import (
     model_columns,
     stateful_transforms,
 )
-from .names import match_keys
-from .parameters import FactorSpec, TermCovariance, factor_covariance, parse_fixed, parse_random
+from .names import logical_levels, match_keys
+from .parameters import FactorSpec, TermCovariance, factor_covariance, parse_dispersion, parse_fixed, parse_random
 from ..seeding import SeedLike, seed_key
 from .terms import RandomTerm, expand_bars
 
@@ -154,7 +154,8 @@ class Model:
         with about("random"):
             self._specs: dict[str, FactorSpec] = parse_random(self._random_input, list(self._factor_columns))
         self._sigma = sigma
-        self._dispersion = dict(dispersion or {})
+        with about("dispersion"):
+            self._dispersion = parse_dispersion(dispersion)
         with about("family"):
             self._family = _make_family(family, link, sigma, self._dispersion)
         with about("trials"):
@@ -483,7 +484,7 @@ def _data_levels(
                 levels[col] = sorted(found)
             except TypeError:  # mixed types have no order; lme4 names are then unavailable
                 continue
-    return levels
+    return {**logical_levels(conditions), **levels}  # logical x is lme4's xTRUE
 
 
 def _static_names(expr: str) -> list[str]:

@@ -28,6 +28,7 @@ __all__ = [
     "TermCovariance",
     "check_number",
     "parse_fixed",
+    "parse_dispersion",
     "parse_random",
     "factor_covariance",
     "lower_factor",
@@ -56,6 +57,36 @@ def parse_fixed(fixed: Mapping[str, object] | None) -> dict[str, float]:
             f"got {type(fixed).__name__}"
         )
     return {str(k): check_number(v, Where.of("fixed", k)) for k, v in fixed.items()}
+
+
+def parse_dispersion(dispersion: Mapping[str, object] | None) -> dict[str, object]:
+    """A copy of the ``dispersion`` mapping, its keys checked to be parameter names.
+
+    The values are checked by the family, which knows each parameter's range.
+
+    Examples
+    --------
+    >>> parse_dispersion({"theta": 2})
+    {'theta': 2}
+    >>> parse_dispersion("theta")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    glmmsim.errors.ParameterError: dispersion must be a mapping parameter -> value, e.g. {'theta': 2.0}; got str 'theta'
+    """
+    if dispersion is None:
+        return {}
+    if not isinstance(dispersion, Mapping):
+        raise ParameterError(
+            f"dispersion must be a mapping parameter -> value, e.g. {{'theta': 2.0}}; got "
+            f"{type(dispersion).__name__} {dispersion!r}"
+        )
+    for key in dispersion:
+        if not isinstance(key, str):
+            raise ParameterError(
+                f"dispersion keys must be parameter names such as 'theta' or 'shape'; got "
+                f"{type(key).__name__} {key!r}"
+            )
+    return dict(dispersion)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ The public API on one page:
 * :func:`to_theta`, :func:`random_from_theta` -- lme4's covariance parameterisation (``glmmsim.lme4``);
 * :mod:`glmmsim.fit` -- fit lme4 formulas (``glmmsim.fit(formula, data)``; engines glmm and lme4);
 * :mod:`glmmsim.study` -- YAML study specs and data writers; :mod:`glmmsim.plot` -- figures;
+* :func:`power`, :func:`power_curve`, :func:`recovery` -- studies by simulation (``glmmsim.analysis``);
 * errors: every bad input raises a :class:`GlmmsimError` subclass.
 
 Examples
@@ -31,6 +32,7 @@ from .errors import (
 )
 from .lme4 import random_from_theta, to_theta
 from .model import Family, Model, get_family
+from .analysis import power, power_curve, recovery
 
 _moved.install()
 
@@ -38,6 +40,9 @@ __all__ = [
     "Model",
     "design",
     "fit",
+    "power",
+    "power_curve",
+    "recovery",
     "Family",
     "get_family",
     "to_theta",

@@ -20,7 +20,7 @@ Examples
 >>> d["y"] = 2.0 * d["x"] + np.random.default_rng(0).normal(size=60)
 >>> res = glmmsim.fit("y ~ x + (1 | g)", d)
 >>> round(float(res.fixed.loc["x", "estimate"]), 1), res.reml
-(2.2, True)
+(2.4, True)
 """
 
 from __future__ import annotations

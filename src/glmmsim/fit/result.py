@@ -34,10 +34,10 @@ def _p_values(stat: np.ndarray, df: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(df), t, z)
 
 
-def _random_spec(design: FitDesign, raw: RawFit) -> dict[str, dict[str, dict]]:
+def _random_spec(design: FitDesign, covariances: list[np.ndarray]) -> dict[str, dict[str, dict]]:
     """Per factor ``{"sd": {coef: sd}, "corr": {(c1, c2): r}}``; undefined correlations (an SD of 0) are left out."""
     out: dict[str, dict[str, dict]] = {}
-    for td, cov in zip(design.terms, raw.covariances):
+    for td, cov in zip(design.terms, covariances):
         entry = out.setdefault(td.term.factor, {"sd": {}, "corr": {}})
         sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
         for coef, s in zip(td.coefs, sd):
@@ -87,17 +87,12 @@ class FitResult:
         self._raw = raw
         self._y = y
         self._fitter = fitter
-        se = np.sqrt(np.diag(raw.vcov))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            stat = raw.beta / se
-        # numbers now, DataFrames on first access: building them costs a fifth of a glmm fit
-        self._columns = (raw.beta, se, raw.df, stat, _p_values(stat, raw.df))
-        self._vcov = raw.vcov
+        # only references here: tables are built on first access (a DataFrame costs a fifth of a glmm fit)
+        self._beta, self._vcov, self._df, self._covariances = raw.beta, raw.vcov, raw.df, raw.covariances
         self.loglik = raw.loglik
         self.deviance = -2.0 * raw.loglik
         self.reml = raw.reml
         self.sigma = raw.sigma
-        self.random = _random_spec(design, raw)
         self.family_params = dict(raw.family_params)
         self.converged = raw.converged
         self.singular = raw.singular
@@ -105,6 +100,19 @@ class FitResult:
         self.engine = raw.engine
         self.engine_version = raw.engine_version
         self.nobs = raw.nobs
+
+    @cached_property
+    def _columns(self) -> tuple[np.ndarray, ...]:
+        """estimate, se, df, statistic, p as arrays (what tests read, without a DataFrame)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            se = np.sqrt(np.diag(self._vcov))
+            stat = self._beta / se
+        return self._beta, se, self._df, stat, _p_values(stat, self._df)
+
+    @cached_property
+    def random(self) -> dict[str, dict[str, dict]]:
+        """Per factor ``{"sd": {coef: sd}, "corr": {(c1, c2): r}}`` (see the class docstring)."""
+        return _random_spec(self._design, self._covariances)
 
     @cached_property
     def fixed(self) -> pd.DataFrame:

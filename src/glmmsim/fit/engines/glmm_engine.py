@@ -187,24 +187,47 @@ class _PreparedGlmm:
         table = fit.contrast_test(L[:, order])
         return float(table["F value"][0]), float(table["DenDF"][0]), float(table["Pr(>F)"][0])
 
+    def _layout(self, res) -> tuple[np.ndarray | None, list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]]:
+        """Where glmm's numbers go, worked out once per design (glmm's output order is fixed by the formula).
+
+        Returns the fixed-effect order (None when it is the design's) and per grouping
+        ``(term, vech rows, vech cols, positions)`` to unpack its vech-packed covariance.
+        """
+        key = (tuple(res.names), tuple((g, tuple(c)) for g, c in res.re_groups))
+        if getattr(self, "_layout_key", None) == key:
+            return self._layout_value
+        order = np.array([self._names[n] for n in res.names], dtype=int)
+        fixed_order = None if np.array_equal(order, np.arange(len(self._design.x))) else order
+        groups = []
+        for name, coef_names in res.re_groups:
+            k = int(name[1:])
+            slot = {f"X{i}": 1 + j for j, i in enumerate(self._bases[k].slopes)}
+            pos = np.array([0 if c == "(Intercept)" else slot[c] for c in coef_names])
+            rows, cols = np.tril_indices(len(pos))
+            # vech is column-major lower-triangular: sort (row, col) pairs by column, then row
+            by_col = np.lexsort((rows, cols))
+            groups.append((k, rows[by_col], cols[by_col], pos))
+        self._layout_key, self._layout_value = key, (fixed_order, groups)
+        return fixed_order, groups
+
     def _raw(self, res, reml: bool) -> RawFit:
         design = self._design
         p = len(design.x)
-        order = np.array([self._names[n] for n in res.names])
-        beta, se, df = (np.full(p, np.nan) for _ in range(3))
-        beta[order] = res.beta
-        vcov = np.full((p, p), np.nan)
-        vcov[np.ix_(order, order)] = res.vcov
-        df[order] = res.coef_df
+        order, groups = self._layout(res)
+        beta, vcov, df = np.asarray(res.beta, float), np.asarray(res.vcov, float), np.asarray(res.coef_df, float)
+        if order is not None:
+            beta, df, vcov_in = np.full(p, np.nan), np.full(p, np.nan), vcov
+            beta[order], df[order] = res.beta, res.coef_df
+            vcov = np.full((p, p), np.nan)
+            vcov[np.ix_(order, order)] = vcov_in
         covs = [np.full((len(td.coefs), len(td.coefs)), np.nan) for td in design.terms]
-        for g, (name, coef_names) in enumerate(res.re_groups):
-            k = int(name[1:])
-            sd, corr = res.stddev_corr(g)
-            # glmm's order of the term's columns, by name: "(Intercept)" then its slopes "X{i}"
-            slot = {f"X{i}": 1 + j for j, i in enumerate(self._bases[k].slopes)}
-            pos = np.array([0 if c == "(Intercept)" else slot[c] for c in coef_names])
-            cov = np.empty_like(corr)
-            cov[np.ix_(pos, pos)] = corr * np.outer(sd, sd)
+        for g, (k, rows, cols, pos) in enumerate(groups):
+            if g >= len(res.varcorr):  # a failed fit (converged False) reports no variances
+                break
+            vech = np.asarray(res.varcorr[g], dtype=float)
+            cov = np.empty((len(pos), len(pos)))
+            cov[pos[rows], pos[cols]] = vech
+            cov[pos[cols], pos[rows]] = vech
             back = self._bases[k].back
             covs[k] = cov if back is None else back @ cov @ back.T
         gaussian = design.family == "gaussian"
@@ -218,7 +241,7 @@ class _PreparedGlmm:
             covariances=covs,
             converged=bool(res.converged),
             singular=bool(res.singular),
-            warnings=[self._renames(w["message"]) for w in res.warnings],
+            warnings=[self._renames(f"{w['title']}: {w['message']}") for w in res.warnings] if res.warnings else [],
             engine="glmm",
             engine_version=self._version,
             nobs=int(res.nobs),

@@ -220,9 +220,11 @@ class BoundModel:
             )
         # our own copy (free under copy-on-write) so later edits of the caller's frame cannot reach us
         conditions = conditions.copy(deep=not _COW)
-        x, beta, terms, trials = model._materialize(conditions)
+        x, beta, model_offset, terms, trials = model._materialize(conditions)
         keys = row_keys(conditions, key, offset)
         fixed_eta = x.dot(beta, len(conditions))
+        if model_offset is not None:
+            fixed_eta += model_offset
         bound_terms = tuple(
             BoundTerm(t.term, t.z, t.group, t.cov, t.cov.factor_l, _factor_key(t.term)) for t in terms
         )

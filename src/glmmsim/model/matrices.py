@@ -21,6 +21,7 @@ from formulaic import Formula, model_matrix
 from formulaic.transforms import TRANSFORMS
 
 from .draws import level_keys
+from .formula import split_top_level
 from ..errors import DataError, FormulaError, did_you_mean, format_names, plain
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "first_appearance",
     "check_columns_present",
     "expression_variables",
+    "offset_values",
+    "split_offsets",
     "stateful_transforms",
 ]
 
@@ -222,7 +225,7 @@ def _fast_columns(
         cols = tuple(f.expr for f in factors)
         if any(col not in data.columns for col in cols):
             return None
-        if len(cols) == 1 and _categorical_levels(data[cols[0]], levels.get(cols[0])) is not None:
+        if len(cols) == 1 and _is_text_categorical(data[cols[0]], levels.get(cols[0])):
             plan.append(("categorical", cols[0], spanned))
             spanned = True
             continue
@@ -260,25 +263,43 @@ def _all_str(values: Sequence[object]) -> bool:
     return all(isinstance(v, str) for v in values)
 
 
-def _categorical_levels(series: pd.Series, declared: Sequence[object] | None) -> list[str] | None:
-    """The levels formulaic would code ``series`` with, when they are all strings; else None.
+def _is_text_categorical(series: pd.Series, declared: Sequence[object] | None) -> bool:
+    """Whether formulaic would code ``series`` as a categorical whose levels are all strings.
 
-    formulaic uses declared levels or a categorical's categories (used or not) in their
-    order, and the sorted distinct values of a text column. Other level types (numbers,
-    booleans, mixed) are left to formulaic, whose names for them are not re-derived here.
+    Other level types (numbers, booleans, mixed) are left to formulaic, whose names for
+    them are not re-derived here.
     """
     if declared is not None:
-        return list(declared) if _all_str(declared) else None  # type: ignore[return-value]
+        return _all_str(declared)
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        cats = list(dtype.categories)
-        return cats if _all_str(cats) else None
+        return _all_str(dtype.categories)
     if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_numeric_dtype(dtype):
-        if dtype == object and pd.api.types.infer_dtype(series, skipna=True) != "string":
-            return None
-        uniques = pd.unique(series.dropna())
-        return sorted(uniques) if _all_str(uniques) else None
-    return None
+        return dtype != object or pd.api.types.infer_dtype(series, skipna=True) == "string"
+    return False
+
+
+def _categorical_codes(series: pd.Series, declared: Sequence[object] | None) -> tuple[np.ndarray, list[str]]:
+    """Level codes (-1 for missing or undeclared values) and the levels formulaic would use.
+
+    formulaic uses declared levels or a categorical's categories (used or not) in their
+    order, and the sorted distinct values of a text column.
+    """
+    dtype = series.dtype
+    if declared is None and isinstance(dtype, pd.CategoricalDtype):
+        return series.cat.codes.to_numpy(), list(dtype.categories)
+    if declared is None:
+        codes, uniques = pd.factorize(series, sort=True, use_na_sentinel=True)
+        return codes, list(uniques)
+    levels = list(declared)
+    if isinstance(dtype, pd.CategoricalDtype):
+        # recode the categories, not the rows
+        per_category = pd.Index(levels, dtype=object).get_indexer(pd.Index(dtype.categories, dtype=object))
+        codes = series.cat.codes.to_numpy()
+        return np.where(codes < 0, -1, per_category[codes]), levels
+    codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
+    per_unique = pd.Index(levels, dtype=object).get_indexer(pd.Index(np.asarray(uniques, dtype=object)))
+    return np.where(codes < 0, -1, per_unique[codes]), levels
 
 
 def _categorical_columns(
@@ -290,12 +311,7 @@ def _categorical_columns(
     per level otherwise (``c[a]``); rows are 1.0 in their level's column.
     """
     series = data[col]
-    levels = _categorical_levels(series, declared)
-    assert levels is not None
-    if isinstance(series.dtype, pd.CategoricalDtype) and list(series.dtype.categories) == levels:
-        codes = series.cat.codes.to_numpy()
-    else:
-        codes = pd.Index(levels, dtype=object).get_indexer(series.to_numpy(dtype=object))
+    codes, levels = _categorical_codes(series, declared)
     unknown = codes < 0
     if unknown.any():
         row = _first_bad_row(unknown, data.index)
@@ -403,6 +419,78 @@ def _present_only(codes: np.ndarray, labels: pd.Index) -> tuple[np.ndarray, pd.I
         return codes, labels
     renumber = np.cumsum(present) - 1
     return renumber[codes], labels[present]
+
+
+# R's names for the functions an lme4 offset usually applies (offset(log(exposure)))
+_OFFSET_FUNCTIONS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log2": np.log2, "log10": np.log10}
+_OFFSET_TERM = re.compile(r"^offset\s*\((.*)\)$", re.S)
+
+
+def split_offsets(fixed: str, formula: str) -> tuple[str, tuple[str, ...]]:
+    """The fixed part without its ``offset(...)`` terms, and the offsets' inner expressions.
+
+    As in lme4, an offset is added to the linear predictor with coefficient 1.
+
+    Examples
+    --------
+    >>> split_offsets("1 + x + offset(log(t))", "y ~ x + offset(log(t))")
+    ('1 + x', ('log(t)',))
+    >>> split_offsets("offset(t) - 1", "y ~ offset(t) - 1")
+    ('0', ('t',))
+    """
+    kept: list[str] = []
+    offsets: list[str] = []
+    for sep, piece in split_top_level(fixed, "+-", formula):
+        match = _OFFSET_TERM.match(piece)
+        if match and _balanced(match.group(1)):
+            if sep == "-":
+                raise FormulaError(f"offset term {piece!r} of formula {formula!r} cannot be subtracted")
+            offsets.append(match.group(1).strip())
+            continue
+        if piece or sep:
+            kept.append(f"{sep} {piece}" if kept or sep == "-" else piece)
+    rest = " ".join(kept).strip()
+    if re.search(r"\boffset\s*\(", rest):
+        raise FormulaError(
+            f"offset(...) in formula {formula!r} must be a term of its own, e.g. 'y ~ x + offset(log(t))'"
+        )
+    if not rest:
+        rest = "1"
+    elif rest.startswith("-"):
+        rest = "1 " + rest
+    if rest in ("1 - 1", "1 -1"):
+        rest = "0"
+    return rest, tuple(offsets)
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def offset_values(expr: str, data: pd.DataFrame, where: str) -> np.ndarray:
+    """Values of an offset expression (a column, ``np.log(t)``, R's ``log(t)``) for ``data``.
+
+    Examples
+    --------
+    >>> offset_values("log(t)", pd.DataFrame({"t": [1.0, np.e]}), "offset").round(6).tolist()
+    [0.0, 1.0]
+    """
+    check_columns_present(data, expression_variables(f"0 + I({expr})"), where)
+    try:
+        matrix = model_matrix(f"0 + I({expr})", data, context=_OFFSET_FUNCTIONS, na_action="raise", output="pandas")
+    except Exception as exc:  # formulaic raises several unrelated classes; report them uniformly
+        raise DataError(f"cannot evaluate {where} {expr!r}: {_first_line(exc)}") from None
+    values = matrix.iloc[:, 0].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise DataError(f"{where} {expr!r} is not finite at row {_first_bad_row(bad, data.index)!r}")
+    return values
 
 
 def _level_codes(data: pd.DataFrame, col: str, where: str) -> tuple[np.ndarray, pd.Index]:

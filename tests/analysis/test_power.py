@@ -210,18 +210,3 @@ def test_misspecified_analysis_model(small_rt):
     assert "differs from the truth" in str(res)
     assert res.simulations["df"].median() > 50  # no slope variance: the df become the residual df
 
-
-def test_fast_single_coefficient_test_equals_the_fit_results_test(small_rt):
-    import glmmsim
-    from glmmsim.analysis.replicates import single_coefficient_test
-
-    model, design = small_rt
-    fitter = glmmsim.fit.prepare(model.formula, design)
-    for seed in range(3):
-        res = fitter.fit(model.simulate(design, seed=seed)["rt"].to_numpy())
-        for method in ("z", "satterthwaite"):
-            fast = single_coefficient_test(res, "cond[T.b]", method)
-            slow = res.test("cond[T.b]", method=method)
-            for column in ("estimate", "se", "statistic", "p"):
-                assert fast[column] == pytest.approx(getattr(slow, column), rel=1e-12, abs=1e-300), (method, column)
-            assert fast["df"] == pytest.approx(slow.df, nan_ok=True)

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from ..errors import DataError, GlmmsimError, format_names
 from ..execution import batch_size, batches, resolve_executor, worker_cache
@@ -151,33 +150,8 @@ def _replicate(job: PointJob, state: _PointState, r: int) -> dict:
     return record
 
 
-def single_coefficient_test(res: Any, coef: str, method: str) -> dict | None:
-    """The z or Satterthwaite t test of one coefficient, read straight from the fit's arrays.
-
-    Equal to ``res.test(coef, method)`` (the same formulas on the same numbers), without
-    building the fit's pandas tables: in a power analysis that is a third of a replicate.
-    Returns None where it does not apply, and the caller uses ``res.test``.
-    """
-    columns, design = getattr(res, "_columns", None), getattr(res, "_design", None)
-    names = getattr(design, "fixed_names", None)
-    if method not in ("z", "satterthwaite") or columns is None or names is None or coef not in names:
-        return None
-    i = list(names).index(coef)
-    est, se, df = float(columns[0][i]), float(columns[1][i]), float(columns[2][i])
-    stat = est / se if se > 0 else np.nan
-    if method == "z":
-        return {"estimate": est, "se": se, "df": np.nan, "statistic": stat, "p": float(2 * special.ndtr(-abs(stat)))}
-    if not np.isfinite(df):
-        return None  # res.test explains why there are no Satterthwaite df
-    return {"estimate": est, "se": se, "df": df, "statistic": stat, "p": float(2 * special.stdtr(df, -abs(stat)))}
-
-
 def _test(res: Any, h: Hypothesis, fatal: tuple[type, ...]) -> dict:
     target = h.coefficients[0] if len(h.coefficients) == 1 else list(h.coefficients)
-    if isinstance(target, str):
-        fast = single_coefficient_test(res, target, h.method)
-        if fast is not None:
-            return fast | {"error": ""}
     try:
         t = res.test(target, method=h.method)
     except fatal:

@@ -145,8 +145,13 @@ def _replicate(job: PointJob, state: _PointState, r: int) -> dict:
     )
     if job.record == "tests":
         record["tests"] = [_test(res, h, fatal) for h in job.hypotheses]
-    else:
+        return record
+    try:
         record["parameters"] = _parameters(res)
+    except fatal:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a fit whose estimates cannot be read is a failed replicate
+        record.update(converged=False, error=_message(exc))
     return record
 
 

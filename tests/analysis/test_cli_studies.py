@@ -75,6 +75,8 @@ def test_errors_are_one_line(tmp_path):
     assert code == 1 and "names no coefficient or term" in err and err.count("\n") == 1
     code, out, err = _run(["power", str(spec), "--nsim", "2", "-q", "--plot", str(tmp_path / "x.png")])
     assert code == 1 and "--along" in err
+    code, out, err = _run(["power", str(spec), "--nsim", "2", "-q", "--along", "design.subjets=4,6"])
+    assert code == 1 and "--along design.subjets=4: design.subjets: unknown key 'subjets'. Did you mean 'subjects'?" in err
 
 
 def test_spec_sections_are_parsed_and_checked():

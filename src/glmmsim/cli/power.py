@@ -8,7 +8,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from ..errors import ParameterError
-from ..study.spec import Study, load_spec
+from ..study.spec import SpecError, Study, load_spec
 from ..study.study_sections import parse_along, power_settings, with_options
 from .common import add_spec_options, load_study, positive_int
 
@@ -67,7 +67,13 @@ def _point_studies(args: argparse.Namespace, columns: dict[str, str]):
         key = tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in cache:
             sets = [f"{path_of[name]}={value}" for name, value in values.items()]
-            cache[key] = load_spec(args.spec, overrides=[*args.overrides, *sets], seed=args.seed)
+            try:
+                cache[key] = load_spec(args.spec, overrides=[*args.overrides, *sets], seed=args.seed)
+            except SpecError as exc:  # the spec layer names the override --set; here it came from --along
+                message = str(exc)
+                for assignment in sets:
+                    message = message.replace(f"--set {assignment}", f"--along {assignment}")
+                raise SpecError(message) from None
         return cache[key]
 
     return study

@@ -27,8 +27,42 @@ def test_fit_is_callable_and_a_namespace() -> None:
     assert callable(glmmsim.fit)
     assert glmmsim.fit.prepare is glmmsim.fit.prepare  # attributes of the package
     assert design_module.build_design is glmmsim.fit.build_design
-    assert {"glmm", "lme4"} <= set(glmmsim.fit.register_engine.__globals__["_FACTORIES"])
     assert "glmm" in glmmsim.fit.available_engines()
+
+
+def test_register_engine_plugs_in_a_third_party_engine(rt_data: pd.DataFrame) -> None:
+    """A minimal engine: numbers in the design's order come back under glmmsim's names."""
+    from glmmsim.fit import RawFit, protocol
+
+    class Prepared:
+        def __init__(self, design):
+            self.design = design
+
+        def fit(self, y, *, reml):
+            p = len(self.design.fixed_names)
+            return RawFit(beta=np.arange(p, dtype=float), vcov=np.eye(p), df=np.full(p, np.nan), loglik=-1.0,
+                          reml=reml, sigma=1.0, covariances=[np.eye(len(t.coefs)) for t in self.design.terms],
+                          converged=True, singular=False, warnings=["stub"], engine="stub", engine_version="0",
+                          nobs=len(y))
+
+    class Stub:
+        name = "stub"
+
+        def available(self):
+            return True
+
+        def prepare(self, design):
+            return Prepared(design)
+
+    glmmsim.fit.register_engine("stub", Stub)
+    try:
+        res = glmmsim.fit("rt ~ cond + (1 | subject)", rt_data, engine="stub")
+        assert res.engine == "stub" and list(res.fixed["estimate"]) == [0.0, 1.0]
+        assert res.random == {"subject": {"sd": {"Intercept": 1.0}, "corr": {}}}
+        assert "stub" in glmmsim.fit.available_engines()
+    finally:
+        protocol._FACTORIES.pop("stub")
+        protocol._INSTANCES.pop("stub", None)
 
 
 def test_result_contract(res: FitResult) -> None:
@@ -60,6 +94,16 @@ def test_tests_name_their_method(res: FitResult) -> None:
     assert both.statistic_name == "F" and both.num_df == 2 and both.coefficients == ("Intercept", "cond[T.b]")
     chi = res.test(["Intercept", "cond"], method="z")
     assert chi.statistic_name == "chi2" and chi.p == pytest.approx(stats.chi2.sf(chi.statistic, 2))
+
+
+def test_confint_uses_t_on_satterthwaite_df(res: FitResult) -> None:
+    ci = res.confint(0.9)
+    row = res.fixed.loc["cond[T.b]"]
+    half = stats.t.ppf(0.95, row["df"]) * row["se"]
+    assert ci.loc["cond[T.b]", "lower"] == pytest.approx(row["estimate"] - half)
+    assert ci.loc["cond[T.b]", "upper"] == pytest.approx(row["estimate"] + half)
+    with pytest.raises(ParameterError, match="between 0 and 1"):
+        res.confint(95)
 
 
 def test_lrt_is_ml_refit_of_nested_model() -> None:
@@ -202,3 +246,11 @@ def test_categorical_slope_without_intercept_is_fitted_exactly() -> None:
 
 def test_errors_are_glmmsim_errors() -> None:
     assert issubclass(EngineError, GlmmsimError) and issubclass(FitError, GlmmsimError)
+
+
+def test_prepare_takes_a_bound_model(rt_data: pd.DataFrame, res: FitResult) -> None:
+    class Bound:  # what prepare reads of Model.bind(conditions): its conditions
+        conditions = rt_data.drop(columns="rt")
+
+    fitter = glmmsim.fit.prepare(FORMULA, Bound())
+    assert fitter.fit(rt_data["rt"]).loglik == pytest.approx(res.loglik, abs=1e-8)

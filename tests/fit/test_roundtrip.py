@@ -73,3 +73,27 @@ def test_binomial_to_model_keeps_trials(conditions: pd.DataFrame) -> None:
     assert model.trials == "n" and model.family.name == "binomial"
     out = model.simulate(data, seed=8)
     assert ((out["k"] >= 0) & (out["k"] <= out["n"])).all()
+
+
+@pytest.mark.parametrize(
+    ("family", "params", "estimated", "tolerance"),
+    [
+        # SE of log(theta-hat) for NB2 with mean ~3 and theta 3 on 3000 rows is about 0.06: 4 SE on the log scale
+        ("negative_binomial", {"dispersion": {"theta": 3.0}}, ("theta", 3.0), 0.25),
+        # SE of the gamma shape from 3000 rows: shape * sqrt(2 / n) roughly, 4 SE relative = 0.1
+        ("gamma", {"sigma": 0.5}, ("shape", 4.0), 0.1),
+    ],
+)
+def test_family_parameters_are_estimated_and_round_trip(conditions, family, params, estimated, tolerance) -> None:
+    truth = glmmsim.Model("y ~ x + (1 | subject)", fixed={"Intercept": 1.0, "x": 0.5}, random={"subject": 0.5},
+                          family=family, seed=11, **params)
+    res = glmmsim.fit("y ~ x + (1 | subject)", truth.simulate(conditions, seed=12), family=family)
+    assert res.converged
+    name, value = estimated
+    assert abs(np.log(res.family_params[name] / value)) < tolerance, res.family_params
+    for coef, beta in truth.fixed.items():
+        assert abs(res.fixed.loc[coef, "estimate"] - beta) < 4 * res.fixed.loc[coef, "se"]
+    model = res.to_model(seed=13)
+    assert model.family.params[name] == pytest.approx(res.family_params[name])
+    with pytest.raises(glmmsim.fit.EngineError, match="use engine='glmm'"):
+        glmmsim.fit.prepare("y ~ x + (1 | subject)", conditions, family=family, engine="lme4")

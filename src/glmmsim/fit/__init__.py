@@ -35,8 +35,8 @@ from .design import FitDesign, build_design, response_of
 from .engines.glmm_engine import GlmmEngine
 from .errors import EngineError, FitError
 from .hypothesis import TEST_METHODS, TestResult
-from .prepare import Fitter, _resolve_reml, prepare
-from .protocol import Engine, RawFit, available_engines, get_engine, register_engine
+from .prepare import Fitter, resolve_reml, prepare
+from .protocol import Engine, RawFit, available_engines, register_engine
 from .result import FitResult
 
 __all__ = [
@@ -76,7 +76,8 @@ def fit(
     data : pandas.DataFrame
         One row per observation with the response and every column the formula uses; a
         missing value is an error (no row is dropped silently).
-    family : {"gaussian", "binomial", "poisson"}
+    family : {"gaussian", "binomial", "poisson", "negative_binomial", "gamma"}
+        The last two on the glmm engine only.
     link : str, optional
         The family's default link when omitted (binomial: logit, probit, cloglog).
     trials : int or str, optional
@@ -96,10 +97,19 @@ def fit(
     FitError
         The engine failed. A fit that merely did not converge or is singular is returned with
         ``converged``/``singular`` and ``warnings`` set.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, glmmsim
+    >>> d = pd.DataFrame({"x": np.tile([0.0, 1.0], 40), "g": np.repeat([f"g{i}" for i in range(20)], 4)})
+    >>> d["y"] = 1.0 + 0.5 * d["x"] + np.random.default_rng(1).normal(size=80)
+    >>> res = glmmsim.fit("y ~ x + (1 | g)", d, reml=False)
+    >>> res.test("x", method="lrt").method, res.reml
+    ('lrt', False)
     """
     design = build_design(formula, data, family=family, link=link, trials=trials, offset=offset)
     y = response_of(design, data)
-    fitter = Fitter(design, engine, _resolve_reml(reml, design.family))
+    fitter = Fitter(design, engine, resolve_reml(reml, design.family))
     return fitter.fit(y)
 
 

@@ -113,8 +113,10 @@ class FitDesign:
             top = 1.0 if self.trials is None else self.trials
             what = "0 or 1" if self.trials is None else "a whole number of successes between 0 and its trials"
             _check_rows((arr < 0) | (arr > top) | (arr != np.round(arr)), f"response {self.response!r} must be {what}")
-        elif self.family == "poisson":
+        elif self.family in ("poisson", "negative_binomial"):
             _check_rows((arr < 0) | (arr != np.round(arr)), f"response {self.response!r} must be a count (0, 1, 2, ...)")
+        elif self.family == "gamma":
+            _check_rows(arr <= 0, f"response {self.response!r} must be positive for the gamma family")
         return arr
 
 

@@ -6,14 +6,21 @@ from ..errors import ParameterError, did_you_mean, format_names
 
 __all__ = ["FIT_FAMILIES", "resolve_family"]
 
-#: Family -> accepted links (default first): what both engines fit.
+#: Family -> accepted links (default first). The lme4 engine fits the first three (see its module).
 FIT_FAMILIES: dict[str, tuple[str, ...]] = {
     "gaussian": ("identity",),
     "binomial": ("logit", "probit", "cloglog"),
     "poisson": ("log",),
+    "negative_binomial": ("log",),
+    "gamma": ("log", "inverse"),
 }
 
-_ALIASES = {"normal": "gaussian", "bernoulli": "binomial"}
+# the spellings glmmsim's Model accepts for these families
+_ALIASES = {
+    "normal": "gaussian",
+    "bernoulli": "binomial",
+    **dict.fromkeys(["negbin", "negbinomial", "nbinom2", "neg_bin", "nb", "negativebinomial"], "negative_binomial"),
+}
 
 
 def resolve_family(family: object, link: str | None) -> tuple[str, str]:
@@ -29,7 +36,10 @@ def resolve_family(family: object, link: str | None) -> tuple[str, str]:
         link = family.link.name
     if not isinstance(name, str):
         raise ParameterError(f"family must be a name such as 'gaussian'; got {type(name).__name__}")
-    key = _ALIASES.get(name.strip().lower(), name.strip().lower())
+    key = name.strip().lower()
+    for ch in ".- ":
+        key = key.replace(ch, "_")
+    key = _ALIASES.get(key, key)
     if key not in FIT_FAMILIES:
         raise ParameterError(
             f"fitting supports family {format_names(FIT_FAMILIES)}; got {name!r}.{did_you_mean(key, FIT_FAMILIES)}"

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import special, stats
 
 from ..errors import ParameterError, format_names
-from .design import FitDesign, term_label
+from .design import FitDesign
 from .errors import EngineError
 
 if TYPE_CHECKING:

@@ -11,6 +11,7 @@ from functools import cached_property
 
 from scipy import special
 
+from ..errors import ParameterError
 from ..seeding import SeedLike
 from .design import FitDesign
 from .errors import FitError
@@ -66,12 +67,13 @@ class FitResult:
         ``-2 * loglik`` (lme4's ``REMLcrit`` for a REML fit).
     reml : bool
     sigma : float or None
-        Residual SD (gaussian); None for binomial and Poisson.
+        Residual SD (gaussian); lme4's ``sigma()`` = 1/sqrt(shape) for gamma; None for binomial,
+        Poisson and negative binomial.
     random : dict
         ``{factor: {"sd": {coef: sd}, "corr": {(c1, c2): r}}}`` with glmmsim's factor names
         (``subject``, ``school:class``): the shape ``Model(random=...)`` takes.
     family_params : dict
-        Other estimated family parameters (none for gaussian, binomial, Poisson).
+        Other estimated family parameters: ``shape`` (gamma), ``theta`` (negative binomial).
     converged, singular : bool
         The engine's flags: a failed or boundary fit is reported, not hidden.
     warnings : list of str
@@ -161,8 +163,33 @@ class FitResult:
         -------
         TestResult
             ``estimate, se, df, statistic, p, method, coefficients, num_df, statistic_name``.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, glmmsim
+        >>> d = pd.DataFrame({"cond": np.tile(["a", "b", "c"], 40), "g": np.repeat(np.arange(12), 10)})
+        >>> d["y"] = np.random.default_rng(2).normal(size=120)
+        >>> t = glmmsim.fit("y ~ cond + (1 | g)", d).test("cond", method="satterthwaite")
+        >>> t.coefficients, t.statistic_name, t.num_df
+        (('cond[T.b]', 'cond[T.c]'), 'F', 2)
         """
         return run_test(self, coefs_or_term, method)
+
+    def confint(self, level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals of the fixed effects: t on the ``df`` column where it is finite, z otherwise.
+
+        Returns a DataFrame indexed like ``fixed`` with columns ``lower`` and ``upper``.
+        """
+        if not 0.0 < float(level) < 1.0:
+            raise ParameterError(f"level must be between 0 and 1; got {level!r}")
+        beta, se, df, _, _ = self._columns
+        tail = (1.0 + float(level)) / 2.0
+        with np.errstate(invalid="ignore"):
+            q = np.where(np.isfinite(df), special.stdtrit(np.where(np.isfinite(df), df, 1.0), tail), special.ndtri(tail))
+        return pd.DataFrame(
+            {"lower": beta - q * se, "upper": beta + q * se},
+            index=pd.Index(self._design.fixed_names, name="coefficient"),
+        )
 
     def to_model(self, seed: SeedLike = None) -> Model:
         """The :class:`glmmsim.Model` that simulates from these estimates (fit a pilot, then simulate).
@@ -187,6 +214,7 @@ class FitResult:
             random=self.random,
             sigma=self.sigma,
             family=design.family,
+            dispersion={k: v for k, v in self.family_params.items() if k == "theta"} or None,
             link=design.link,
             trials=design.trials_spec,
             levels=design.levels or None,

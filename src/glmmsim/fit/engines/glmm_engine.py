@@ -27,6 +27,7 @@ from ..protocol import RawFit
 __all__ = ["GlmmEngine", "term_basis"]
 
 _SUPPORTED = ">=0.6.2,<0.7"
+_GLMM_FAMILY = {"negative_binomial": "negativebinomial"}
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class GlmmEngine:
 
     @property
     def version(self) -> str:
-        return f"glmm {_module().__version__ if hasattr(_module(), '__version__') else _dist_version()}"
+        return f"glmm {_dist_version()}"
 
     def prepare(self, design: FitDesign) -> _PreparedGlmm:
         return _PreparedGlmm(design, _module())
@@ -169,7 +170,7 @@ class _PreparedGlmm:
                 res = self._glmm.fit(
                     data,
                     self._formula,
-                    design.family,
+                    _GLMM_FAMILY.get(design.family, design.family),
                     link=design.link,
                     offset=design.offset,
                     reml=reml if design.family == "gaussian" else None,
@@ -231,13 +232,21 @@ class _PreparedGlmm:
             back = self._bases[k].back
             covs[k] = cov if back is None else back @ cov @ back.T
         gaussian = design.family == "gaussian"
+        # glmm's dispersion: sigma^2 (gaussian), phi (gamma; lme4's sigma = sqrt(phi) = 1/sqrt(shape)), theta (NB)
+        sigma = float(np.sqrt(res.dispersion)) if design.family in ("gaussian", "gamma") else None
+        params = {}
+        if design.family == "gamma":
+            params = {"shape": 1.0 / float(res.dispersion)}
+        elif design.family == "negative_binomial":
+            params = {"theta": float(res.dispersion)}
         return RawFit(
             beta=beta,
             vcov=vcov,
             df=df if gaussian else np.full(p, np.nan),
             loglik=float(res.loglik),
             reml=bool(res.reml),
-            sigma=float(np.sqrt(res.dispersion)) if gaussian else None,
+            sigma=sigma,
+            family_params=params,
             covariances=covs,
             converged=bool(res.converged),
             singular=bool(res.singular),

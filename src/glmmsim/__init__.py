@@ -3,6 +3,8 @@
 The public API on one page:
 
 * :class:`Model` -- an lme4-formula model with its parameters (``glmmsim.model``);
+  ``Model.bind(conditions)`` gives a :class:`BoundModel` that simulates the same design many times;
+* :class:`SeedTree` -- stateless named child seeds for studies (``glmmsim.seeding``);
 * :mod:`glmmsim.design` -- experimental designs (``crossed``, ``nested``);
 * :func:`to_theta`, :func:`random_from_theta` -- lme4's covariance parameterisation (``glmmsim.lme4``);
 * :mod:`glmmsim.fit` -- fit lme4 formulas (``glmmsim.fit(formula, data)``; engines glmm and lme4);
@@ -31,13 +33,16 @@ from .errors import (
     ParameterError,
 )
 from .lme4 import random_from_theta, to_theta
-from .model import Family, Model, get_family
+from .model import BoundModel, Family, Model, get_family
+from .seeding import SeedTree
 from .analysis import power, power_curve, recovery
 
 _moved.install()
 
 __all__ = [
     "Model",
+    "BoundModel",
+    "SeedTree",
     "design",
     "fit",
     "power",

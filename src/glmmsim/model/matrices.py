@@ -10,6 +10,7 @@ most of formulaic's overhead, and gives the same numbers.
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -74,6 +75,12 @@ def _called_names(code: str) -> set[str]:
     return {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
 
 
+@functools.lru_cache(maxsize=512)
+def _formula_terms(expr: str) -> tuple:
+    """formulaic's terms of ``expr``, parsed once per expression (parsing costs ~1 ms)."""
+    return tuple(Formula(expr))
+
+
 def stateful_transforms(expr: str) -> set[str]:
     """Names of the data-dependent transforms (``center``, ``poly``, ...) ``expr`` calls.
 
@@ -84,7 +91,7 @@ def stateful_transforms(expr: str) -> set[str]:
     """
     return {
         name
-        for term in Formula(expr)
+        for term in _formula_terms(expr)
         for factor in term.factors
         if factor.eval_method.value == "python"
         for name in _called_names(factor.expr)
@@ -104,7 +111,7 @@ def expression_variables(expr: str) -> list[str]:
     ['x3', 'x2', 'cond']
     """
     found: list[str] = []
-    for term in Formula(expr):
+    for term in _formula_terms(expr):
         for factor in term.factors:
             kind = factor.eval_method.value
             if kind == "lookup":
@@ -208,7 +215,7 @@ def _fast_columns(
     formulaic's names and coding). Everything else goes to formulaic.
     """
     try:
-        terms = list(Formula(expr))
+        terms = list(_formula_terms(expr))
     except Exception as exc:  # formulaic's parser errors carry no common base class
         raise FormulaError(f"cannot parse {where} {expr!r}: {_first_line(exc)}{_caret_hint(expr)}") from None
     # formulaic lists the intercept first; a categorical term after it (or after another
@@ -512,8 +519,11 @@ def _level_codes(data: pd.DataFrame, col: str, where: str) -> tuple[np.ndarray, 
         values = series.to_numpy()
         low, high = int(values.min()), int(values.max())
         if high - low < max(_SMALL_INT_RANGE, len(values)):
-            codes = (values - values.dtype.type(low)).astype(np.intp)
-            labels = pd.Index(np.arange(low, high + 1).astype(dtype), name=col)
+            # in 64 bits: int8 values -128..127 differ by 255, which int8 cannot hold
+            wide = np.uint64 if dtype.kind == "u" else np.int64
+            codes = (values.astype(wide, copy=False) - wide(low)).astype(np.intp)
+            span = np.arange(high - low + 1, dtype=wide) + wide(low)
+            labels = pd.Index(span.astype(dtype), name=col)
             return _present_only(codes, labels)
     codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
     if (codes < 0).any():

@@ -313,7 +313,7 @@ class Model:
         """
         stream = noise_stream(seed)  # checks the seed before any work
         bound = self.bind(conditions, key=key)
-        return bound._frame(bound._simulate(stream, None))
+        return bound._frame(bound._simulate(stream, None), once=True)
 
     def predict(
         self,

@@ -31,7 +31,6 @@ FAMILIES = {
     "exgaussian": dict(sigma=0.1, dispersion={"tau": 0.2}, fixed={"Intercept": 1.0, "cond[T.b]": 0.2, "x": 0.05}),
     "shifted_lognormal": dict(sigma=0.2, dispersion={"shift": 0.3}),
 }
-KEYED_NOW = {"gaussian"}  # the others become keyed when branch `samplers` lands
 
 
 def family_model(name: str, seed: int = 5) -> Model:
@@ -58,16 +57,8 @@ def random_parts(n: int, k: int, seed: int) -> list[np.ndarray]:
     return [rng.permutation(np.flatnonzero(labels == j)) for j in rng.permutation(k)]
 
 
-def _family_param(families):
-    return [
-        pytest.param(f, marks=() if f in KEYED_NOW else pytest.mark.xfail(
-            strict=False, reason="keyed sampler for this family arrives with branch `samplers`"))
-        for f in families
-    ]
-
-
 # ------------------------------------------------------------------------- keyed rows
-@pytest.mark.parametrize("family", _family_param(FAMILIES))
+@pytest.mark.parametrize("family", list(FAMILIES))
 @pytest.mark.parametrize("k", [1, 3, 7])
 def test_slices_keyed_by_index_give_the_rows_of_the_whole(family, k):
     model, data = family_model(family), conditions()
@@ -77,7 +68,7 @@ def test_slices_keyed_by_index_give_the_rows_of_the_whole(family, k):
     np.testing.assert_array_equal(joined["y"].to_numpy(), whole["y"].to_numpy())
 
 
-@pytest.mark.parametrize("family", _family_param(["gaussian", "poisson", "binomial"]))
+@pytest.mark.parametrize("family", ["gaussian", "poisson", "binomial"])
 def test_rows_keyed_by_columns_keep_their_values_in_any_order_or_company(family):
     model, data = family_model(family), conditions()
     key = ["subject", "item", "cond"]
@@ -216,10 +207,7 @@ def test_common_random_numbers_across_design_sizes():
 # ----------------------------------------------------------------------------- pickling
 @pytest.mark.parametrize("dumps", [pickle.dumps, cloudpickle.dumps], ids=["pickle", "cloudpickle"])
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_model_and_bound_model_round_trip_through_pickle(family, dumps, request):
-    if family == "gamma" and dumps is pickle.dumps:
-        request.applymarker(pytest.mark.xfail(
-            strict=False, reason="the Gamma Family holds lambdas (families.py); fixed on branch `samplers`"))
+def test_model_and_bound_model_round_trip_through_pickle(family, dumps):
     model, data = family_model(family), conditions()
     bound = model.bind(data, key="index")
     expected = bound.simulate_response(seed=7)

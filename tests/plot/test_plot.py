@@ -88,7 +88,7 @@ def test_interaction_cell_means(model, data, tmp_path):
 
 
 def test_interaction_with_trace(model, data):
-    d = data.assign(group=np.where(data["subject"] < "s011", "g1", "g2"))
+    d = data.assign(group=np.where(data["subject"].astype(str) < "s011", "g1", "g2"))
     fig = interaction(model, d, x="cond", trace="group")
     assert len(fig.axes[0].containers) == 2
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["group = g1", "group = g2"]
@@ -142,13 +142,19 @@ def test_pairs_labels_use_lme4_names(model, data):
     assert labels == ["(Intercept)", "x"]
 
 
-def test_caterpillar_labels_levels_only_when_readable(model, data):
+def test_caterpillar_labels_every_level_up_to_20_then_thins_them(model, data):
     fig = caterpillar(model, data, factor=["subject", "item"])
     assert len(fig.axes[0].get_yticklabels()) == 20  # 20 subjects still fit
     assert len(fig.axes[2].get_yticklabels()) == 6
-    many = crossed(21, 2, covariates={"x": {"per": "trial"}}, within={"cond": ["a", "b"]}, seed=1)
+    many = crossed(45, 2, covariates={"x": {"per": "trial"}}, within={"cond": ["a", "b"]}, seed=1)
     fig = caterpillar(model, many, factor="subject")
-    assert fig.axes[0].get_yticklabels() == []  # 21 would overlap: no level labels
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(labels) == 15  # every 3rd of 45: legible, and each still names its level
+    ranked = model.random_effects(many)["subject"]["Intercept"].sort_values().index
+    assert labels == list(ranked[::3])
+    assert list(ax.get_yticks()) == list(range(0, 45, 3))
+    assert ax.get_ylabel() == "45 levels, sorted (1 in 3 named)"
 
 
 def test_spaghetti_population_label_names_held_values(model, data):
@@ -171,3 +177,91 @@ def test_plot_model_names_an_option_the_plot_does_not_take():
     data = pd.DataFrame({"g": ["a", "b", "c"]})
     with pytest.raises(glmmsim.InputTypeError, match="no option 'fator'.*Did you mean 'factor'"):
         plot_model(m, data, kind="caterpillar", fator="g")
+
+
+# ----------------------------------------------------------------- regressions (plots a newcomer tried)
+
+
+def test_figures_are_drawn_at_print_resolution(model, data):
+    from glmmsim.plot.model_plots import DPI
+
+    assert 150 <= DPI <= 200
+    for fig in (spaghetti(model, data, x="x"), interaction(model, data), caterpillar(model, data), pairs(model, data)):
+        assert fig.dpi == DPI
+
+
+def test_spaghetti_with_a_categorical_x_says_to_use_interaction(model, data):
+    with pytest.raises(ParameterError, match="x='cond' is categorical; use kind='interaction' with x='cond'"):
+        spaghetti(model, data, x="cond")
+    with pytest.raises(ParameterError, match="x='trial' is not a predictor"):
+        spaghetti(model, data, x="trial")
+
+
+@pytest.fixture(scope="module")
+def schools():
+    from glmmsim.design import nested
+
+    model = glmmsim.Model(
+        "score ~ 1 + ses + (1 | school) + (1 + ses | school:class)",
+        fixed={"Intercept": 50, "ses": 4},
+        random={"school": 5.0, "school:class": {"Intercept": 3.0, "ses": 2.0}},
+        sigma=10, seed=5,
+    )
+    conds = nested({"school": 6, "class": 3, "pupil": 5}, covariates={"ses": {"per": "pupil"}}, labels="local", seed=1)
+    return model, model.simulate(conds, seed=2)
+
+
+def test_spaghetti_of_an_interaction_factor_draws_its_levels_not_the_first_column(schools):
+    model, data = schools
+    fig = spaghetti(model, data, x="ses", factor="school:class", max_lines=None, points=False)
+    ax = fig.axes[0]
+    assert ax.get_title() == "score by ses: 18 school:class levels"  # 6 schools x 3 classes, not 6
+    assert len(ax.lines) == 18 + 1
+    # labels="local": class c001 exists in every school, so each line must be one school's class
+    effects = model.random_effects(data)["school:class"]
+    slopes = sorted((ys[-1] - ys[0]) / (xs[-1] - xs[0]) for xs, ys in (line.get_data() for line in ax.lines[:-1]))
+    np.testing.assert_allclose(slopes, sorted(4 + effects["ses"]))
+    fig = spaghetti(model, data, x="ses", factor="school:class", max_lines=5)
+    assert fig.axes[0].get_title() == "score by ses: 5 of 18 school:class levels"
+
+
+def test_interaction_refuses_an_x_with_many_levels_and_suggests_spaghetti(model, data):
+    with pytest.raises(ParameterError, match=r"x='x' \(a numeric column\) has 240 distinct values.*kind='spaghetti'"):
+        interaction(model, data, x="x")
+    many = data.assign(group=[f"g{i % 11}" for i in range(len(data))])
+    with pytest.raises(ParameterError, match=r"trace='group' .* has 11 distinct values \(at most 10\)"):
+        interaction(model, many, x="cond", trace="group")
+
+
+def test_interaction_error_bars_are_ses_of_subject_means(model, data):
+    fig = interaction(model, data, x="cond")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "mean y (± 1 SE of subject means)"
+    subject_means = data.groupby(["cond", "subject"], observed=True)["y"].mean().unstack("subject")
+    expected_se = subject_means.std(axis=1) / np.sqrt(subject_means.shape[1])
+    bars = ax.containers[0].lines[2][0].get_segments()
+    np.testing.assert_allclose([seg[1, 1] - seg[0, 1] for seg in bars], 2 * expected_se.to_numpy())
+    np.testing.assert_allclose(ax.lines[0].get_data()[1], subject_means.mean(axis=1).to_numpy())
+    # trial-level SEs are smaller here (trials of one subject are correlated) and labelled as such
+    naive = interaction(model, data, x="cond", factor="").axes[0]
+    assert naive.get_ylabel() == "mean y (± 1 SE, observations as independent)"
+    naive_bars = naive.containers[0].lines[2][0].get_segments()
+    assert all((n[1, 1] - n[0, 1]) < (c[1, 1] - c[0, 1]) for n, c in zip(naive_bars, bars))
+    by_item = interaction(model, data, x="cond", factor="item").axes[0]
+    assert by_item.get_ylabel() == "mean y (± 1 SE of item means)"
+
+
+def test_pairs_of_a_one_coefficient_factor_says_what_to_use(model, data):
+    with pytest.raises(ParameterError, match=r"factor='item' has one coefficient \('Intercept'\); use kind='caterpillar'.*'subject'"):
+        pairs(model, data, factor="item")
+
+
+def test_pairs_histograms_use_automatic_bins_between_5_and_30():
+    from glmmsim.plot.model_plots import _hist_bins
+
+    rng = np.random.default_rng(0)
+    for n in (8, 30, 300, 100_000):
+        bins = _hist_bins(rng.normal(size=n))
+        count = bins if isinstance(bins, int) else len(bins) - 1
+        assert 5 <= count <= 30
+    assert _hist_bins(np.zeros(10)) == 5

@@ -22,11 +22,10 @@ Randomness
 
 from __future__ import annotations
 
-import inspect  # TEMP until samplers merges
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Optional, Union
+from typing import TYPE_CHECKING, Literal, Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -34,7 +33,6 @@ import pandas as pd
 from ..errors import DataError, InputTypeError, ParameterError, format_names, plain
 from ..seeding import SeedLike, derive_key, seed_key
 from .draws import RowStreams, level_keys, standard_normals, stream_key
-from .families import Family
 from .matrices import Columns, Grouping, first_appearance
 from .parameters import TermCovariance
 from .terms import RandomTerm
@@ -103,20 +101,24 @@ def row_keys(conditions: pd.DataFrame, key: KeyLike = None, offset: int = 0) -> 
     n = len(conditions)
     if key is None:
         if isinstance(offset, bool) or not isinstance(offset, numbers.Integral) or offset < 0:
-            raise InputTypeError(f"offset must be a non-negative int; got {offset!r}")
+            raise InputTypeError(f"offset must be a non-negative int; got {offset!r}", parameter="offset")
         return np.arange(int(offset), int(offset) + n, dtype=np.uint64)
     if offset != 0:
         raise InputTypeError(
             f"offset={offset!r} applies to position keys only (key=None); with key={key!r} the rows "
-            f"are identified by their values"
+            f"are identified by their values",
+            parameter="offset",
         )
     names, arrays = _key_arrays(conditions, key)
-    for name, values in zip(names, arrays):
+    for name, column, values in zip(names, _key_columns(key, conditions), arrays):
         missing = pd.isna(values)
         if np.any(missing):
+            row = plain(conditions.index[int(np.argmax(missing))])
             raise DataError(
-                f"key {name} has missing values, first at row "
-                f"{plain(conditions.index[int(np.argmax(missing))])!r}; every row needs a key"
+                f"key {name} has missing values, first at row {row!r}; every row needs a key",
+                parameter="key",
+                column=column,
+                row=row,
             )
     order = sorted(range(len(names)), key=lambda i: names[i])  # ["a", "b"] and ["b", "a"] agree
     keys = level_keys([arrays[i] for i in order])
@@ -124,25 +126,37 @@ def row_keys(conditions: pd.DataFrame, key: KeyLike = None, offset: int = 0) -> 
     return keys
 
 
+def _key_columns(key: object, conditions: pd.DataFrame) -> list[str | None]:
+    """The column behind each key array (None for index levels), for error attributes."""
+    if isinstance(key, str):
+        return [None] * conditions.index.nlevels
+    return list(key)  # type: ignore[arg-type]
+
+
 def _key_arrays(conditions: pd.DataFrame, key: object) -> tuple[list[str], list[np.ndarray]]:
     if isinstance(key, str):
         if key != "index":
             raise InputTypeError(
                 f"key must be None, 'index' or a list of column names; got {key!r} (to key rows by "
-                f"column {key!r}, pass key=[{key!r}])"
+                f"column {key!r}, pass key=[{key!r}])",
+                parameter="key",
             )
         index = conditions.index
         levels = range(index.nlevels)
         names = [f"index level {index.names[i]!r}" if index.names[i] is not None else "index" for i in levels]
         return names, [np.asarray(index.get_level_values(i)) for i in levels]
     if not isinstance(key, Sequence) or not key or not all(isinstance(c, str) for c in key):
-        raise InputTypeError(f"key must be None, 'index' or a non-empty list of column names; got {key!r}")
+        raise InputTypeError(
+            f"key must be None, 'index' or a non-empty list of column names; got {key!r}", parameter="key"
+        )
     if len(set(key)) != len(key):
-        raise InputTypeError(f"key names a column more than once: {list(key)!r}")
+        raise InputTypeError(f"key names a column more than once: {list(key)!r}", parameter="key")
     for col in key:
         if col not in conditions.columns:
             raise DataError(
-                f"key column {col!r} is not in the data. Data columns: {format_names(conditions.columns)}"
+                f"key column {col!r} is not in the data. Data columns: {format_names(conditions.columns)}",
+                parameter="key",
+                column=col,
             )
     return [f"column {c!r}" for c in key], [conditions[c].to_numpy() for c in key]
 
@@ -158,13 +172,15 @@ def _check_unique_keys(keys: np.ndarray, names: Sequence[str], arrays: Sequence[
     raise DataError(
         f"rows must have distinct keys, but {' and '.join(names)} = {shown!r} appears at rows "
         f"{plain(index[first])!r} and {plain(index[second])!r} (positions {first} and {second}; "
-        f"{int(dup.sum())} rows share a key); key by columns that identify each row"
+        f"{int(dup.sum())} rows share a key); key by columns that identify each row",
+        parameter="key",
+        row=plain(index[second]),
     )
 
 
 def _check_random_flag(random: object) -> bool:
     if not isinstance(random, (bool, np.bool_)):
-        raise InputTypeError(f"random must be True or False; got {type(random).__name__} {random!r}")
+        raise InputTypeError(f"random must be True or False; got {type(random).__name__} {random!r}", parameter="random")
     return bool(random)
 
 
@@ -173,21 +189,6 @@ def _frozen(arr: np.ndarray | None) -> np.ndarray | None:
         arr = arr.view()
         arr.flags.writeable = False
     return arr
-
-
-# TEMP until samplers merges: Family.sample(eta, noise: RowStreams, *, trials, index) is
-# being written on branch `samplers`. Until then a gaussian response is drawn keyed here,
-# and other families from a Generator seeded by the noise stream (not keyed by row).
-_KEYED_SAMPLE = "noise" in inspect.signature(Family.sample).parameters
-
-
-def _sample(family: Family, eta: np.ndarray, noise: RowStreams, trials: Any, index: pd.Index) -> np.ndarray:
-    if _KEYED_SAMPLE:
-        return family.sample(eta, noise, trials=trials, index=index)
-    if family.name == "gaussian":
-        return family.mean(eta, index=index) + family.params["sigma"] * noise.normals(0)
-    return family.sample(eta, np.random.default_rng(noise.stream), trials=trials, index=index)
-# end TEMP until samplers merges
 
 
 class BoundModel:
@@ -391,7 +392,7 @@ class BoundModel:
     def _simulate(self, stream: int, population: SeedLike) -> np.ndarray:
         eta = self._eta(population)
         noise = RowStreams(self._keys, stream)
-        return _sample(self._model.family, eta, noise, self._trials, self._conditions.index)
+        return self._model.family.sample(eta, noise, trials=self._trials, index=self._conditions.index)
 
     def _frame(self, y: np.ndarray, once: bool = False) -> pd.DataFrame:
         if once:  # a single call: a template would cost what it saves

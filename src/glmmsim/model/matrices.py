@@ -18,11 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula, model_matrix
+from formulaic import model_matrix
+from formulaic.errors import FormulaicError
 from formulaic.transforms import TRANSFORMS
 
+from .columns import unhashable_levels, usable_columns
 from .draws import level_keys
 from .formula import split_top_level
+from .formulaic_errors import evaluation_error, parse_terms
 from ..errors import DataError, FormulaError, did_you_mean, format_names, plain
 
 __all__ = [
@@ -76,9 +79,9 @@ def _called_names(code: str) -> set[str]:
 
 
 @functools.lru_cache(maxsize=512)
-def _formula_terms(expr: str) -> tuple:
-    """formulaic's terms of ``expr``, parsed once per expression (parsing costs ~1 ms)."""
-    return tuple(Formula(expr))
+def _formula_terms(expr: str, where: str) -> tuple:
+    """formulaic's terms of ``expr`` (see :func:`parse_terms`), parsed once per expression (~1 ms each)."""
+    return tuple(parse_terms(expr, where))
 
 
 def stateful_transforms(expr: str) -> set[str]:
@@ -91,7 +94,7 @@ def stateful_transforms(expr: str) -> set[str]:
     """
     return {
         name
-        for term in _formula_terms(expr)
+        for term in _formula_terms(expr, "the formula")
         for factor in term.factors
         if factor.eval_method.value == "python"
         for name in _called_names(factor.expr)
@@ -111,7 +114,7 @@ def expression_variables(expr: str) -> list[str]:
     ['x3', 'x2', 'cond']
     """
     found: list[str] = []
-    for term in _formula_terms(expr):
+    for term in _formula_terms(expr, "the formula"):
         for factor in term.factors:
             kind = factor.eval_method.value
             if kind == "lookup":
@@ -167,11 +170,6 @@ def _first_bad_row(mask: np.ndarray, index: pd.Index) -> object:
     return plain(index[int(np.argmax(mask))])
 
 
-def _first_line(exc: Exception) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # formulaic colours its messages
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _caret_hint(expr: str) -> str:
     if "^" in expr:
         return " (write powers as x**2: in formulaic, as in Python, '^' is exclusive or, not a power)"
@@ -184,7 +182,8 @@ def check_columns_present(data: pd.DataFrame, columns: Sequence[str], where: str
         if col not in data.columns:
             raise DataError(
                 f"column {col!r}, used by {where}, is not in the data.{did_you_mean(col, map(str, data.columns))} "
-                f"Data columns: {format_names(data.columns)}"
+                f"Data columns: {format_names(data.columns)}",
+                column=col,
             )
 
 
@@ -196,13 +195,19 @@ def _numeric_array(data: pd.DataFrame, col: str, where: str) -> np.ndarray:
         kind = "missing" if np.isnan(arr[bad]).any() else "infinite"
         raise DataError(
             f"column {col!r} (used by {where}) has {kind} values, first at row "
-            f"{_first_bad_row(bad, data.index)!r}; remove or impute them before simulating"
+            f"{_first_bad_row(bad, data.index)!r}; remove or impute them before simulating",
+            column=col,
+            row=_first_bad_row(bad, data.index),
         )
     return arr
 
 
 def _is_plain_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    return (
+        pd.api.types.is_numeric_dtype(series)
+        and not pd.api.types.is_bool_dtype(series)
+        and not pd.api.types.is_complex_dtype(series)  # refused by usable_columns on the formulaic path
+    )
 
 
 def _fast_columns(
@@ -214,10 +219,7 @@ def _fast_columns(
     categorical column standing alone as a term (built from its level codes, with
     formulaic's names and coding). Everything else goes to formulaic.
     """
-    try:
-        terms = list(_formula_terms(expr))
-    except Exception as exc:  # formulaic's parser errors carry no common base class
-        raise FormulaError(f"cannot parse {where} {expr!r}: {_first_line(exc)}{_caret_hint(expr)}") from None
+    terms = _formula_terms(expr, where)
     # formulaic lists the intercept first; a categorical term after it (or after another
     # categorical term) is coded with one column fewer than it has levels
     spanned = any(_is_intercept(term) for term in terms)
@@ -326,11 +328,15 @@ def _categorical_columns(
         if pd.isna(value):
             raise DataError(
                 f"column {col!r} (used by {where}) has missing values, first at row {row!r}; remove "
-                f"or impute them before simulating"
+                f"or impute them before simulating",
+                column=col,
+                row=row,
             )
         raise DataError(
             f"column {col!r} has value {value!r} (row {row!r}) that is not among its declared "
-            f"levels {list(levels)!r}"
+            f"levels {list(levels)!r}",
+            column=col,
+            row=row,
         )
     first = 1 if reduced else 0
     prefix = "T." if reduced else ""
@@ -354,7 +360,10 @@ def _with_levels(
             bad = plain(values.to_numpy()[np.argmax(unknown)])
             raise DataError(
                 f"column {col!r} has value {bad!r} (row {_first_bad_row(unknown, data.index)!r}) "
-                f"that is not among its declared levels {list(levels[col])!r}"
+                f"that is not among its declared levels {list(levels[col])!r}",
+                column=col,
+                row=_first_bad_row(unknown, data.index),
+                path=("levels", col),
             )
         frame[col] = pd.Categorical(values, categories=list(levels[col]))
     return frame
@@ -365,13 +374,11 @@ def _formulaic_columns(
 ) -> Columns:
     variables = expression_variables(expr)
     check_columns_present(data, variables, where)
-    frame = _with_levels(data, variables, levels)
+    frame = usable_columns(_with_levels(data, variables, levels), variables, where)
     try:
         matrix = model_matrix(expr, frame, na_action="raise", output="pandas")
-    except Exception as exc:  # formulaic raises several unrelated classes; report them uniformly
-        raise DataError(
-            f"cannot build the model matrix of {where} {expr!r}: {_first_line(exc)}{_caret_hint(expr)}"
-        ) from None
+    except (FormulaicError, ValueError) as exc:  # evaluation errors; ValueError: na_action="raise"
+        raise evaluation_error(exc, expr, where, _caret_hint(expr)) from None
     names, arrays = [], []
     for name in matrix.columns:
         arr = matrix[name].to_numpy(dtype=np.float64)
@@ -379,7 +386,9 @@ def _formulaic_columns(
         if bad.any():
             raise DataError(
                 f"model-matrix column {name!r} of {where} is not finite at row "
-                f"{_first_bad_row(bad, data.index)!r} (a transform such as np.log of 0?)"
+                f"{_first_bad_row(bad, data.index)!r} (a transform such as np.log of 0?)",
+                term=expr,
+                row=_first_bad_row(bad, data.index),
             )
         names.append(str(name))
         arrays.append(None if name == "Intercept" else arr)
@@ -408,9 +417,12 @@ def model_columns(
 
 
 def _missing_levels_error(col: str, where: str, mask: np.ndarray, index: pd.Index) -> DataError:
+    row = _first_bad_row(mask, index)
     return DataError(
         f"grouping column {col!r} (used by {where}) has missing values, first at row "
-        f"{_first_bad_row(mask, index)!r}; every row needs a level"
+        f"{row!r}; every row needs a level",
+        column=col,
+        row=row,
     )
 
 
@@ -451,7 +463,7 @@ def split_offsets(fixed: str, formula: str) -> tuple[str, tuple[str, ...]]:
         match = _OFFSET_TERM.match(piece)
         if match and _balanced(match.group(1)):
             if sep == "-":
-                raise FormulaError(f"offset term {piece!r} of formula {formula!r} cannot be subtracted")
+                raise FormulaError(f"offset term {piece!r} of formula {formula!r} cannot be subtracted", term=piece)
             offsets.append(match.group(1).strip())
             continue
         if piece or sep:
@@ -488,15 +500,18 @@ def offset_values(expr: str, data: pd.DataFrame, where: str) -> np.ndarray:
     >>> offset_values("log(t)", pd.DataFrame({"t": [1.0, np.e]}), "offset").round(6).tolist()
     [0.0, 1.0]
     """
-    check_columns_present(data, expression_variables(f"0 + I({expr})"), where)
+    variables = expression_variables(f"0 + I({expr})")
+    check_columns_present(data, variables, where)
+    frame = usable_columns(data, variables, where)
     try:
-        matrix = model_matrix(f"0 + I({expr})", data, context=_OFFSET_FUNCTIONS, na_action="raise", output="pandas")
-    except Exception as exc:  # formulaic raises several unrelated classes; report them uniformly
-        raise DataError(f"cannot evaluate {where} {expr!r}: {_first_line(exc)}") from None
+        matrix = model_matrix(f"0 + I({expr})", frame, context=_OFFSET_FUNCTIONS, na_action="raise", output="pandas")
+    except (FormulaicError, ValueError) as exc:  # evaluation errors; ValueError: na_action="raise"
+        raise evaluation_error(exc, expr, where) from None
     values = matrix.iloc[:, 0].to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
-        raise DataError(f"{where} {expr!r} is not finite at row {_first_bad_row(bad, data.index)!r}")
+        row = _first_bad_row(bad, data.index)
+        raise DataError(f"{where} {expr!r} is not finite at row {row!r}", row=row, term=f"offset({expr})")
     return values
 
 
@@ -525,7 +540,10 @@ def _level_codes(data: pd.DataFrame, col: str, where: str) -> tuple[np.ndarray, 
             span = np.arange(high - low + 1, dtype=wide) + wide(low)
             labels = pd.Index(span.astype(dtype), name=col)
             return _present_only(codes, labels)
-    codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
+    try:
+        codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
+    except TypeError:  # lists, dicts or sets as levels
+        raise unhashable_levels(series, col, where) from None
     if (codes < 0).any():
         raise _missing_levels_error(col, where, codes < 0, data.index)
     return codes, pd.Index(uniques, name=col)

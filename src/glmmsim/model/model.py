@@ -23,6 +23,8 @@ from formulaic import Formula
 
 from .bound import BoundModel, KeyLike, noise_stream
 from ..errors import (
+    Where,
+    about,
     DataError,
     FormulaError,
     GlmmsimWarning,
@@ -33,6 +35,7 @@ from ..errors import (
 )
 from .families import Family, get_family
 from .formula import parse_formula
+from .formula_safety import check_formula
 from .matrices import (
     Columns,
     Grouping,
@@ -44,8 +47,8 @@ from .matrices import (
     split_offsets,
     stateful_transforms,
 )
-from .names import match_keys
-from .parameters import FactorSpec, TermCovariance, factor_covariance, parse_fixed, parse_random
+from .names import logical_levels, match_keys
+from .parameters import FactorSpec, TermCovariance, factor_covariance, parse_dispersion, parse_fixed, parse_random
 from ..seeding import SeedLike, seed_key
 from .terms import RandomTerm, expand_bars
 
@@ -99,6 +102,12 @@ class Model:
     seed : int, SeedSequence or Generator, optional
         The population: the random effects of a level depend only on this seed,
         the factor, the coefficient and the level's value.
+    trusted_formula : bool, default False
+        By default the formula's Python pieces are checked before formulaic
+        evaluates them: only column names, numbers, operators and whitelisted
+        transforms (``C``, ``I``, ``np.log``, ``center``, ...) pass (see
+        :mod:`glmmsim.model.formula_safety`). ``True`` skips the check for a
+        formula you wrote yourself; never for one read from a file.
 
     Examples
     --------
@@ -126,8 +135,13 @@ class Model:
         trials: int | str | None = None,
         levels: Mapping[str, Sequence[object]] | None = None,
         seed: SeedLike = None,
+        trusted_formula: bool = False,
     ) -> None:
-        parsed = parse_formula(formula)
+        with about("formula"):
+            if not trusted_formula:  # a formula is data: see glmmsim.model.formula_safety
+                check_formula(formula)
+            parsed = parse_formula(formula)
+        self._trusted_formula = bool(trusted_formula)
         self._formula = formula
         self._parsed = parsed
         # lme4's offset(...) terms: added to the linear predictor with coefficient 1
@@ -137,18 +151,24 @@ class Model:
         for term in self._terms:
             self._factor_columns.setdefault(term.factor, term.columns)
         _check_distinct_factors(self._factor_columns)
-        self._fixed = parse_fixed(fixed)
+        with about("fixed"):
+            self._fixed = parse_fixed(fixed)
         # our own copy, parsed from: later edits of the caller's dicts or arrays cannot reach the model
         self._random_input = copy.deepcopy(random)
-        self._specs: dict[str, FactorSpec] = parse_random(self._random_input, list(self._factor_columns))
+        with about("random"):
+            self._specs: dict[str, FactorSpec] = parse_random(self._random_input, list(self._factor_columns))
         self._sigma = sigma
-        self._dispersion = dict(dispersion or {})
-        self._family = _make_family(family, link, sigma, self._dispersion)
-        self._trials = _check_trials_arg(trials, self._family)
+        with about("dispersion"):
+            self._dispersion = parse_dispersion(dispersion)
+        with about("family"):
+            self._family = _make_family(family, link, sigma, self._dispersion)
+        with about("trials"):
+            self._trials = _check_trials_arg(trials, self._family)
         self._variables = self._find_variables()
         _check_no_intercept_column(self._variables, formula)
         self._check_response_not_used()
-        self._levels = _check_levels(levels, self._predictor_columns())
+        with about("levels"):
+            self._levels = _check_levels(levels, self._predictor_columns())
         self._seed_key = seed_key(seed, "seed")
         _warn_stateful_transforms([self._fixed_expr] + [t.expr for t in self._terms], formula)
 
@@ -240,6 +260,7 @@ class Model:
             dispersion=self._dispersion,
             trials=self._trials,
             levels=self._levels,
+            trusted_formula=self._trusted_formula,
         )
         has_seed = "seed" in changes
         unknown = set(changes) - set(args) - {"seed"}
@@ -253,8 +274,8 @@ class Model:
         try:
             model = Model(**args, seed=new_seed)
         except ParameterError as exc:
-            if "family" in changes and "sigma" not in changes and "sigma" in str(exc):
-                raise ParameterError(f"{exc} (replace() keeps sigma={self._sigma!r}; pass sigma=None)") from None
+            if "family" in changes and "sigma" not in changes and exc.parameter == "sigma":
+                raise ParameterError(f"{exc} (replace() keeps sigma={self._sigma!r}; pass sigma=None)", parameter="sigma") from None
             raise
         if not has_seed:
             model._seed_key = self._seed_key
@@ -337,7 +358,9 @@ class Model:
         if type not in ("response", "link"):
             raise ParameterError(f"type must be 'response' or 'link'; got {type!r}")
         if not isinstance(random, (bool, np.bool_)):
-            raise InputTypeError(f"random must be True or False; got {builtins.type(random).__name__} {random!r}")
+            raise InputTypeError(
+                f"random must be True or False; got {builtins.type(random).__name__} {random!r}", parameter="random"
+            )
         return self.bind(conditions).predict(type=type, random=random)
 
     def random_effects(self, conditions: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -439,11 +462,12 @@ class Model:
                 for factor, coefs in per_factor.items()
             }
         except ParameterError as exc:
-            if conditions is None and "unknown coefficient" in str(exc):
+            if conditions is None and exc.coefficient is not None and exc.parameter == "random":
                 raise ParameterError(
                     f"{exc}. Without conditions every slope is taken as numeric unless its column "
                     f"has declared levels; categorical slopes have one coefficient per level, known "
-                    f"only from data or levels=: pass conditions or levels"
+                    f"only from data or levels=: pass conditions or levels",
+                    **exc.attributes(),
                 ) from None
             raise
 
@@ -460,7 +484,7 @@ class Model:
         beta = match_keys(
             self._fixed,
             x.names,
-            "fixed",
+            Where.of("fixed"),
             _data_levels(conditions, x.names, self._levels),
             _categorical_hint(conditions, x.names),
         )
@@ -505,7 +529,7 @@ def _data_levels(
                 levels[col] = sorted(found)
             except TypeError:  # mixed types have no order; lme4 names are then unavailable
                 continue
-    return levels
+    return {**logical_levels(conditions), **levels}  # logical x is lme4's xTRUE
 
 
 def _static_names(expr: str) -> list[str]:
@@ -529,7 +553,7 @@ def _categorical_hint(conditions: pd.DataFrame, names: Sequence[str]) -> str:
 
 def _make_family(family: str | Family, link: str | None, sigma: float | None, dispersion: Mapping[str, float]) -> Family:
     if "sigma" in dispersion and sigma is not None:
-        raise ParameterError("sigma is given twice: as sigma= and in dispersion; give it once")
+        raise ParameterError("sigma is given twice: as sigma= and in dispersion; give it once", parameter="sigma")
     params = dict(dispersion)
     if sigma is not None:
         params["sigma"] = sigma
@@ -544,7 +568,7 @@ def _check_trials_arg(trials: int | str | None, family: Family) -> int | str | N
     if isinstance(trials, str):
         return trials
     if isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or trials < 1:
-        raise ParameterError(f"trials must be a positive int or a column name; got {trials!r}")
+        raise ParameterError(f"trials must be a positive int or a column name; got {trials!r}", parameter="trials")
     return int(trials)
 
 
@@ -563,14 +587,14 @@ def _check_levels(
                 f"{did_you_mean(str(col), predictors)} Predictor columns: {format_names(predictors) or 'none'}"
             )
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-            raise ParameterError(f"levels[{col!r}] must be a list of levels; got {values!r}")
+            raise ParameterError(f"levels[{col!r}] must be a list of levels; got {values!r}", path=("levels", col))
         values = list(values)
         try:
             distinct = len(set(values))
         except TypeError:
-            raise ParameterError(f"levels[{col!r}] holds unhashable values: {values!r}") from None
+            raise ParameterError(f"levels[{col!r}] holds unhashable values: {values!r}", path=("levels", col)) from None
         if not values or distinct != len(values):
-            raise ParameterError(f"levels[{col!r}] must be a non-empty list without repeats; got {values!r}")
+            raise ParameterError(f"levels[{col!r}] must be a non-empty list without repeats; got {values!r}", path=("levels", col))
         out[str(col)] = values
     return out
 
@@ -593,7 +617,9 @@ def _check_no_intercept_column(variables: Sequence[str], formula: str) -> None:
     if "Intercept" in variables:
         raise FormulaError(
             f"formula {formula!r} uses a column named 'Intercept', which formulaic would read as the "
-            f"intercept (the column would be silently ignored); rename the column, e.g. to 'intercept_col'"
+            f"intercept (the column would be silently ignored); rename the column, e.g. to 'intercept_col'",
+            column="Intercept",
+            term="Intercept",
         )
 
 

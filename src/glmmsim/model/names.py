@@ -2,13 +2,16 @@
 
 formulaic names a model-matrix column ``Intercept``, ``cond[T.b]`` or
 ``C(cond, Sum)[S.a]``; lme4 calls the same columns ``(Intercept)``, ``condb`` and
-``cond1``. Users copy parameters from either, so both are accepted wherever a
-coefficient is named.
+``cond1``. A logical column ``x`` is numeric 0/1 to formulaic (coefficient
+``x``) and a factor to R (``xTRUE``). Users copy parameters from either, so both
+are accepted wherever a coefficient is named.
 
 Examples
 --------
 >>> lme4_name("Intercept"), lme4_name("cond[T.b]"), lme4_name("x1:cond[T.b]")
 ('(Intercept)', 'condb', 'x1:condb')
+>>> lme4_name("x:cond[T.b]", {"x": [False, True]})
+'xTRUE:condb'
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import pandas as pd
 
 from ..errors import ParameterError, did_you_mean, format_names
 
-__all__ = ["lme4_name", "aliases", "match_keys", "categorical_levels"]
+__all__ = ["lme4_name", "aliases", "match_keys", "categorical_levels", "logical_levels"]
 
 _CONTRAST = re.compile(r"^(?P<expr>.+)\[((?P<kind>[A-Za-z]+)\.)?(?P<level>.*)\]$")
 _C_CALL = re.compile(r"^C\(\s*(?P<name>[A-Za-z_.][A-Za-z0-9_.]*)\s*(,.*)?\)$")
@@ -41,13 +44,24 @@ def _split_interaction(name: str) -> list[str]:
     return parts
 
 
+_LOGICAL = [False, True]
+
+
+def _is_logical(variable: str, levels: Mapping[str, Sequence[object]]) -> bool:
+    values = levels.get(variable)
+    return values is not None and list(values) == _LOGICAL and all(isinstance(v, bool) for v in values)
+
+
 def _lme4_factor(part: str, levels: Mapping[str, Sequence[object]]) -> str:
     m = _CONTRAST.match(part)
     if not m:
-        return part
+        # R codes a logical predictor as a factor whose one coefficient is TRUE vs FALSE
+        return f"{part}TRUE" if _is_logical(part, levels) else part
     expr, kind, level = m.group("expr"), m.group("kind"), m.group("level")
     c_call = _C_CALL.match(expr)
     variable = c_call.group("name") if c_call else expr
+    if _is_logical(variable, levels) and level in ("True", "False"):
+        level = level.upper()  # R prints logicals as TRUE / FALSE
     if kind in ("T", None):  # treatment contrast, or full dummy coding of '0 + cond'
         return f"{variable}{level}"
     if kind == "S" and variable in levels:
@@ -68,9 +82,43 @@ def lme4_name(name: str, levels: Mapping[str, Sequence[object]] | None = None) -
     return ":".join(_lme4_factor(p, levels or {}) for p in _split_interaction(name))
 
 
+def logical_levels(data: pd.DataFrame) -> dict[str, list[object]]:
+    """``[False, True]`` for each logical column (numpy, nullable or Arrow booleans).
+
+    Only dtypes are read, so this costs nothing per row.
+
+    Examples
+    --------
+    >>> logical_levels(pd.DataFrame({"x": [True, False], "z": [1.0, 2.0]}))
+    {'x': [False, True]}
+    """
+    return {c: list(_LOGICAL) for c in data.columns if pd.api.types.is_bool_dtype(data[c].dtype)}
+
+
 def categorical_levels(data: pd.DataFrame) -> dict[str, list[object]]:
-    """Categories of the data's categorical columns, the ``levels`` :func:`lme4_name` needs."""
-    return {c: list(data[c].cat.categories) for c in data.columns if isinstance(data[c].dtype, pd.CategoricalDtype)}
+    """Levels of the data's categorical and logical columns, the ``levels`` :func:`lme4_name` needs.
+
+    Text columns are read as formulaic reads them: their sorted distinct values.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"cond": ["b", "a", "b"], "flag": [True, False, True]})
+    >>> categorical_levels(df)
+    {'cond': ['a', 'b'], 'flag': [False, True]}
+    >>> lme4_name("C(cond, Sum)[S.a]", categorical_levels(df)), lme4_name("flag", categorical_levels(df))
+    ('cond1', 'flagTRUE')
+    """
+    levels: dict[str, list[object]] = logical_levels(data)
+    for col in data.columns:
+        dtype = data[col].dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            levels[col] = list(data[col].cat.categories)
+        elif col not in levels and (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
+            try:
+                levels[col] = sorted(pd.unique(data[col].dropna()))
+            except TypeError:  # mixed types have no order; lme4 names are then unavailable
+                continue
+    return {c: levels[c] for c in data.columns if c in levels}
 
 
 def _squash(name: str) -> str:
@@ -139,22 +187,26 @@ def match_keys(
         col = lookup.get(key_s, lookup.get(_squash(key_s), lookup.get(_unordered(key_s))))
         if col is None:
             valid = list(columns) + [lme4_name(c, levels) for c in columns if lme4_name(c, levels) != c]
-            raise ParameterError(
-                f"{what} names unknown coefficient {key_s!r}.{did_you_mean(key_s, valid)} "
+            raise ParameterError.at(
+                what,
+                f"names unknown coefficient {key_s!r}.{did_you_mean(key_s, valid)} "
                 f"Valid coefficients: {format_names(columns)}"
                 + (f" (lme4 spelling: {format_names(lme4_name(c, levels) for c in columns)})" if valid != list(columns) else "")
-                + hint
+                + hint,
+                coefficient=key_s,
             )
         if col in out:
-            raise ParameterError(
-                f"{what} gives coefficient {col!r} twice, as {source[col]!r} and {key_s!r}"
+            raise ParameterError.at(
+                what, f"gives coefficient {col!r} twice, as {source[col]!r} and {key_s!r}", coefficient=col
             )
         out[col] = value
         source[col] = key_s
     missing = [c for c in columns if c not in out]
     if missing:
-        raise ParameterError(
-            f"{what} has no value for coefficient(s) {format_names(missing)}; every coefficient "
-            f"needs one (use 0 to switch a term off){hint}"
+        raise ParameterError.at(
+            what,
+            f"has no value for coefficient(s) {format_names(missing)}; every coefficient "
+            f"needs one (use 0 to switch a term off){hint}",
+            coefficient=missing[0],
         )
     return {c: out[c] for c in columns}

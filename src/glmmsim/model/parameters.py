@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ParameterError, did_you_mean, format_names
+from ..errors import ParameterError, Where, did_you_mean, format_names
 from .names import match_keys
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "TermCovariance",
     "check_number",
     "parse_fixed",
+    "parse_dispersion",
     "parse_random",
     "factor_covariance",
     "lower_factor",
@@ -37,12 +38,12 @@ __all__ = [
 def check_number(value: object, what: str, *, minimum: float | None = None) -> float:
     """A finite real number (``>= minimum`` when given), or a ParameterError naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ParameterError(f"{what} must be a number; got {type(value).__name__} {value!r}")
+        raise ParameterError.at(what, f"must be a number; got {type(value).__name__} {value!r}")
     number = float(value)
     if not math.isfinite(number):
-        raise ParameterError(f"{what} must be finite; got {number}")
+        raise ParameterError.at(what, f"must be finite; got {number}")
     if minimum is not None and number < minimum:
-        raise ParameterError(f"{what} must be >= {minimum:g}; got {number:g}")
+        raise ParameterError.at(what, f"must be >= {minimum:g}; got {number:g}")
     return number
 
 
@@ -55,7 +56,37 @@ def parse_fixed(fixed: Mapping[str, object] | None) -> dict[str, float]:
             f"fixed must be a mapping of coefficient -> value, e.g. {{'Intercept': 1.0, 'x': 0.5}}; "
             f"got {type(fixed).__name__}"
         )
-    return {str(k): check_number(v, f"fixed[{k!r}]") for k, v in fixed.items()}
+    return {str(k): check_number(v, Where.of("fixed", k)) for k, v in fixed.items()}
+
+
+def parse_dispersion(dispersion: Mapping[str, object] | None) -> dict[str, object]:
+    """A copy of the ``dispersion`` mapping, its keys checked to be parameter names.
+
+    The values are checked by the family, which knows each parameter's range.
+
+    Examples
+    --------
+    >>> parse_dispersion({"theta": 2})
+    {'theta': 2}
+    >>> parse_dispersion("theta")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    glmmsim.errors.ParameterError: dispersion must be a mapping parameter -> value, e.g. {'theta': 2.0}; got str 'theta'
+    """
+    if dispersion is None:
+        return {}
+    if not isinstance(dispersion, Mapping):
+        raise ParameterError(
+            f"dispersion must be a mapping parameter -> value, e.g. {{'theta': 2.0}}; got "
+            f"{type(dispersion).__name__} {dispersion!r}"
+        )
+    for key in dispersion:
+        if not isinstance(key, str):
+            raise ParameterError(
+                f"dispersion keys must be parameter names such as 'theta' or 'shape'; got "
+                f"{type(key).__name__} {key!r}"
+            )
+    return dict(dispersion)
 
 
 @dataclass(frozen=True)
@@ -146,13 +177,15 @@ def parse_random(random: Mapping[str, object] | None, factors: Sequence[str]) ->
     for key, value in random.items():
         factor = _match_factor(str(key), factors)
         if factor is None:
-            raise ParameterError(
-                f"random names grouping factor {key!r}, which the formula does not have."
-                f"{did_you_mean(str(key), factors)} Grouping factors: {format_names(factors) or 'none'}"
+            raise ParameterError.at(
+                Where.of("random"),
+                f"names grouping factor {key!r}, which the formula does not have."
+                f"{did_you_mean(str(key), factors)} Grouping factors: {format_names(factors) or 'none'}",
+                key=str(key),
             )
         if factor in specs:
-            raise ParameterError(f"random gives factor {factor!r} twice (as {key!r})")
-        what = f"random[{factor!r}]"
+            raise ParameterError.at(Where.of("random"), f"gives factor {factor!r} twice (as {key!r})", key=str(key))
+        what = Where.of("random", factor)
         if isinstance(value, Mapping) and "sd" in value:
             extra = set(value) - {"sd", "corr"}
             if extra:
@@ -168,9 +201,11 @@ def parse_random(random: Mapping[str, object] | None, factors: Sequence[str]) ->
         specs[factor] = FactorSpec(factor, scalar, sd, pairs, matrix)
     missing = [f for f in factors if f not in specs]
     if missing:
-        raise ParameterError(
-            f"random has no spec for grouping factor(s) {format_names(missing)}; give an SD for "
-            f"each (0 switches a factor off), e.g. random={{{missing[0]!r}: 0.5}}"
+        raise ParameterError.at(
+            Where.of("random"),
+            f"has no spec for grouping factor(s) {format_names(missing)}; give an SD for "
+            f"each (0 switches a factor off), e.g. {{parameter}}={{{missing[0]!r}: 0.5}}",
+            key=missing[0],
         )
     return specs
 
@@ -243,7 +278,7 @@ def factor_covariance(
     levels : mapping, optional
         Levels of categorical columns, to accept lme4's sum-contrast names (``cond1``).
     """
-    what = f"random[{spec.factor!r}]"
+    what = Where.of("random", spec.factor)
     all_coefs = [c for t in terms for c in t]
     if len(set(all_coefs)) != len(all_coefs):
         dup = sorted({c for c in all_coefs if all_coefs.count(c) > 1})

@@ -17,9 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import FormulaError
-from formulaic import Formula
-
 from .formula import Bar, parse_formula  # noqa: F401  (parse_formula: used by the doctests)
+from .formulaic_errors import parse_terms
 
 __all__ = ["RandomTerm", "expand_bars", "factor_name", "has_intercept"]
 
@@ -55,11 +54,7 @@ class RandomTerm:
 
 def _term_labels(expr: str, where: str) -> list[str]:
     """formulaic's terms of ``expr`` (``"1"`` for the intercept), as R's ``terms()`` lists them."""
-    try:
-        return [str(t) for t in Formula(expr)]
-    except Exception as exc:  # formulaic's parser errors share no base class
-        message = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines()[0]
-        raise FormulaError(f"cannot parse {expr!r} in {where!r}: {message}") from None
+    return [str(t) for t in parse_terms(expr, f"the left side of {where!r}")]
 
 
 def has_intercept(expr: str) -> bool:

@@ -6,7 +6,7 @@ pyplot (so nothing is shown and no global figure piles up); save it with
 
 * :func:`spaghetti` -- response against a continuous predictor, one line per
   subject (its conditional mean) and the population line (random effects zero);
-* :func:`interaction` -- cell means +- 1 SE for categorical conditions;
+* :func:`interaction` -- cell means +- 1 SE (of subject means) for categorical conditions;
 * :func:`caterpillar` -- the drawn random effects per factor and coefficient, sorted;
 * :func:`pairs` -- scatter matrix of one factor's correlated effects.
 
@@ -42,6 +42,13 @@ from ..seeding import SeedLike, as_generator
 __all__ = ["plot_model", "resolve_kind", "spaghetti", "interaction", "caterpillar", "pairs", "PLOT_KINDS"]
 
 PLOT_KINDS = ("spaghetti", "interaction", "caterpillar", "pairs")
+
+#: Resolution of every figure (``savefig`` uses it unless given ``dpi=``): sharp in print.
+DPI = 150
+#: An interaction plot refuses an ``x`` with more levels than this (a numeric column, say).
+MAX_INTERACTION_LEVELS = 25
+#: ... and a ``trace`` with more levels than this (one line and legend entry per level).
+MAX_TRACE_LEVELS = 10
 
 
 # ---------------------------------------------------------------------------
@@ -93,6 +100,15 @@ def _pick_factor(model, factor: str | None, argname: str = "factor", need: int =
                 f"{argname}={factor!r} is not a grouping factor of the model.{did_you_mean(factor, factors)} "
                 f"Factors: {format_names(factors)}"
             )
+        if need > 1:
+            coefs = model.covariance(data)[factor][0]
+            if len(coefs) < need:
+                richer = [f for f, (c, _, _) in model.covariance(data).items() if len(c) >= need]
+                raise ParameterError(
+                    f"a pairs plot shows how a factor's coefficients vary together, and {argname}={factor!r} "
+                    f"has one coefficient ({format_names(coefs)}); use kind='caterpillar' for its effects"
+                    + (f", or a factor with {need} or more: {format_names(richer)}" if richer else "")
+                )
         return factor
     n_coefs = {f: len(coefs) for f, (coefs, _, _) in model.covariance(data).items()} if need > 1 else {}
     for f in factors:
@@ -135,6 +151,15 @@ def _only_factor(model, keep: str, data: pd.DataFrame):
         else:
             random[f] = dict.fromkeys(coefs, 0.0)
     return model.replace(random=random)
+
+
+def _unit_codes(data: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Per row, the number of its level of the factor formed by ``columns`` (``school:class``
+    has one level per school and class), and each level's label, in order of appearance."""
+    codes = data.groupby(list(columns), sort=False, observed=True, dropna=False).ngroup().to_numpy()
+    _, first = np.unique(codes, return_index=True)
+    labels = [":".join(str(data[c].iloc[i]) for c in columns) for i in first]
+    return codes, labels
 
 
 def _check_max_lines(max_lines: object) -> int | None:
@@ -200,7 +225,7 @@ def spaghetti(
     max_lines = _check_max_lines(max_lines)
     rng = as_generator(seed, "seed")
     data = _with_response(model, data, rng)
-    numeric, _ = _predictors(model, data)
+    numeric, categorical = _predictors(model, data)
     if x is None:
         if not numeric:
             raise ParameterError(
@@ -209,22 +234,23 @@ def spaghetti(
             )
         x = numeric[0]
     _check_column(data, x, "x")
+    _check_numeric_x(x, numeric, categorical)
     factor = _pick_factor(model, factor)
-    group_col = model.factor_columns[factor][0]
+    codes, labels = _unit_codes(data, model.factor_columns[factor])
     at = dict(at or {})
     for col in at:
         _check_column(data, col, "at")
 
     grid = np.linspace(float(data[x].min()), float(data[x].max()), 50)
     sub_model = _only_factor(model, factor, data)
-    units = _sample_levels(pd.unique(data[group_col]), max_lines, rng)
+    units = _sample_levels(range(len(labels)), max_lines, rng)
     y, ylabel = _response_values(model, data)
 
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
     colors = [f"C{i % 10}" for i in range(len(units))]
     for unit, color in zip(units, colors):
-        rows = (data[group_col] == unit).to_numpy()
+        rows = codes == unit
         line_data = _grid_rows(data[rows].iloc[[0]], x, grid, at)
         mean = _scaled_prediction(model, sub_model.predict(line_data, random=True), line_data)
         ax.plot(grid, mean, color=color, lw=1, alpha=0.8)
@@ -233,10 +259,23 @@ def spaghetti(
     pop_data = _grid_rows(data.iloc[[0]], x, grid, at)
     pop = _scaled_prediction(model, model.predict(pop_data, random=False), pop_data)
     ax.plot(grid, pop, color="black", lw=2.5, label=_population_label(model, data, x, at))
-    shown = f"{len(units)} of {data[group_col].nunique()}" if len(units) < data[group_col].nunique() else f"{len(units)}"
+    shown = f"{len(units)} of {len(labels)}" if len(units) < len(labels) else f"{len(units)}"
     ax.set(xlabel=x, ylabel=ylabel, title=f"{ylabel} by {x}: {shown} {factor} levels")
     ax.legend(loc="best", fontsize="small", frameon=False)
     return fig
+
+
+def _check_numeric_x(x: str, numeric: Sequence[str], categorical: Sequence[str]) -> None:
+    if x in numeric:
+        return
+    if x in categorical:
+        raise ParameterError(
+            f"a spaghetti plot draws lines against a numeric x, and x={x!r} is categorical; use "
+            f"kind='interaction' with x={x!r}"
+            + (f", or a numeric x: {format_names(numeric)}" if numeric else "")
+        )
+    valid = format_names(numeric) or "none (use kind='interaction')"
+    raise ParameterError(f"x={x!r} is not a predictor of the formula; numeric predictors: {valid}")
 
 
 def _population_label(model, data: pd.DataFrame, x: str, at: Mapping[str, Any]) -> str:
@@ -268,10 +307,16 @@ def interaction(
     data: pd.DataFrame,
     x: str | None = None,
     trace: str | None = None,
+    factor: str | None = None,
     seed: SeedLike = 0,
     figsize: tuple[float, float] = (6.0, 4.0),
 ) -> Figure:
     """Cell means +- 1 standard error of the response for categorical conditions.
+
+    Observations of one subject are not independent, so the error bars come
+    from the units of ``factor``: each unit's mean in the cell, then the mean
+    and standard error (``sd / sqrt(units)``) of those unit means. The axis
+    label says which units.
 
     Parameters
     ----------
@@ -280,19 +325,24 @@ def interaction(
         Conditions, with or without the response (simulated with ``seed`` when missing).
     x : str, optional
         Condition on the horizontal axis; default the formula's first categorical column.
+        At most :data:`MAX_INTERACTION_LEVELS` levels (a numeric ``x`` belongs in a spaghetti plot).
     trace : str, optional
         Condition drawn as separate lines; default the second categorical column, if any.
         Pass ``trace=""`` for a single line.
+    factor : str, optional
+        Grouping factor whose unit means give the SEs; default the first
+        single-column factor. ``""`` treats every observation as independent
+        (the bars then show the spread of the data, not the precision of a
+        mixed-model estimate; the label says so).
 
     Notes
     -----
-    The SE of a cell is ``sd / sqrt(n)`` over its observations; it ignores the
-    clustering of observations in subjects and items, so it shows the spread
-    of the data, not the precision of a mixed-model estimate.
+    With crossed subjects and items, SEs of subject means leave out the item
+    variance, as a by-subject analysis (F1) does.
     """
     data = _check_data(data)
     data = _with_response(model, data, seed)
-    _, categorical = _predictors(model, data)
+    numeric, categorical = _predictors(model, data)
     if x is None:
         if not categorical:
             raise ParameterError(
@@ -301,19 +351,19 @@ def interaction(
             )
         x = categorical[0]
     _check_column(data, x, "x")
+    _check_level_count(data[x], "x", MAX_INTERACTION_LEVELS, x in numeric)
     if trace is None:
         trace = next((c for c in categorical if c != x), "")
     if trace:
         _check_column(data, trace, "trace")
+        _check_level_count(data[trace], "trace", MAX_TRACE_LEVELS, trace in numeric)
+    unit_columns = _cluster_columns(model, factor)
     y, ylabel = _response_values(model, data)
-    frame = pd.DataFrame({"x": data[x].to_numpy(), "y": y})
-    frame["trace"] = data[trace].to_numpy() if trace else "all"
-    stats = frame.groupby(["trace", "x"], observed=True, sort=True)["y"].agg(["mean", "std", "count"])
-    stats["se"] = stats["std"].fillna(0.0) / np.sqrt(stats["count"])
+    stats = _cell_stats(data, y, x, trace, unit_columns)
 
     x_levels = _levels(data[x])
     pos = {lev: i for i, lev in enumerate(x_levels)}
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
     traces = _levels(data[trace]) if trace else ["all"]
     width = 0.08 * (len(traces) - 1)
@@ -333,10 +383,56 @@ def interaction(
         )
     ax.set_xticks(range(len(x_levels)), [str(v) for v in x_levels])
     ax.set_xlim(-0.5, len(x_levels) - 0.5)
-    ax.set(xlabel=x, ylabel=f"mean {ylabel} (± 1 SE)", title=f"{ylabel} by {x}" + (f" and {trace}" if trace else ""))
+    if unit_columns:
+        unit = ":".join(unit_columns)
+        ax.set(ylabel=f"mean {ylabel} (± 1 SE of {unit} means)")
+    else:
+        ax.set(ylabel=f"mean {ylabel} (± 1 SE, observations as independent)")
+    ax.set(xlabel=x, title=f"{ylabel} by {x}" + (f" and {trace}" if trace else ""))
     if trace:
         ax.legend(fontsize="small", frameon=False)
     return fig
+
+
+def _check_level_count(column: pd.Series, argname: str, limit: int, numeric: bool) -> None:
+    count = column.nunique()
+    if count > limit:
+        kind = "a numeric column" if numeric else "a column"
+        raise ParameterError(
+            f"an interaction plot draws one point per level of {argname}, and {argname}={column.name!r} "
+            f"({kind}) has {count} distinct values (at most {limit}); use kind='spaghetti' for a "
+            f"numeric predictor, or bin it into a few categories first"
+        )
+
+
+def _cluster_columns(model, factor: str | None) -> tuple[str, ...]:
+    """Columns of the factor whose unit means give the interaction plot's SEs; () for none."""
+    if factor == "":
+        return ()
+    if factor is None:
+        if not model.factors:
+            return ()
+        single = [f for f in model.factors if len(model.factor_columns[f]) == 1]
+        factor = (single or list(model.factors))[0]
+    return tuple(model.factor_columns[_pick_factor(model, factor)])
+
+
+def _cell_stats(
+    data: pd.DataFrame, y: np.ndarray, x: str, trace: str, units: Sequence[str]
+) -> pd.DataFrame:
+    """Per (trace, x) cell: mean and SE, over unit means when ``units`` are given."""
+    frame = pd.DataFrame({"x": data[x].to_numpy(), "y": y})
+    frame["trace"] = data[trace].to_numpy() if trace else "all"
+    cell = ["trace", "x"]
+    if units:
+        for i, col in enumerate(units):
+            frame[f"unit{i}"] = data[col].to_numpy()
+        unit_keys = [f"unit{i}" for i in range(len(units))]
+        # one value per unit and cell: the unit's mean there
+        frame = frame.groupby(cell + unit_keys, observed=True, sort=False, dropna=False)["y"].mean().reset_index()
+    stats = frame.groupby(cell, observed=True, sort=True)["y"].agg(["mean", "std", "count"])
+    stats["se"] = stats["std"].fillna(0.0) / np.sqrt(stats["count"])
+    return stats
 
 
 def _levels(column: pd.Series) -> list[Any]:
@@ -346,8 +442,21 @@ def _levels(column: pd.Series) -> list[Any]:
     return sorted(pd.unique(column.dropna()), key=lambda v: (str(type(v)), v))
 
 
-#: Caterpillar panels label each level up to this many levels (more would overlap at a readable size).
+#: Caterpillar panels label at most this many levels (more would overlap at a readable size);
+#: past it every k-th level in sorted order is labelled.
 _MAX_LEVEL_LABELS = 20
+
+
+def _thinned_labels(n: int, limit: int = _MAX_LEVEL_LABELS) -> np.ndarray:
+    """Positions of the labelled levels: all up to ``limit``, else every k-th, at most ``limit``.
+
+    Examples
+    --------
+    >>> _thinned_labels(5).tolist(), _thinned_labels(45).tolist()[:4], len(_thinned_labels(45))
+    ([0, 1, 2, 3, 4], [0, 3, 6, 9], 15)
+    """
+    step = max(1, -(-n // limit))
+    return np.arange(0, n, step)
 
 
 def caterpillar(
@@ -373,20 +482,36 @@ def caterpillar(
     effects = model.random_effects(data)
     ncol = max(len(effects[f].columns) for f in factors)
     nrow = len(factors)
-    fig = Figure(figsize=figsize or (3.2 * ncol, 2.8 * nrow), layout="constrained")
+    fig = Figure(figsize=figsize or (3.2 * ncol, 2.8 * nrow), dpi=DPI, layout="constrained")
     for row, f in enumerate(factors):
         for col, coef in enumerate(effects[f].columns):
             ax = fig.add_subplot(nrow, ncol, row * ncol + col + 1)
             values = effects[f][coef].sort_values()
             ax.axvline(0.0, color="grey", lw=0.8)
             ax.scatter(values.to_numpy(), np.arange(len(values)), s=8, color="C0")
-            if len(values) <= _MAX_LEVEL_LABELS:
-                ax.set_yticks(np.arange(len(values)), [str(v) for v in values.index], fontsize=7)
-            else:
-                ax.set_yticks([])
-            ylabel = f"{f} ({len(values)} levels, sorted)" if col == 0 else None
-            ax.set(title=f"{f}: {lme4_name(coef, categorical_levels(data))}", xlabel="effect", ylabel=ylabel)
+            shown = _thinned_labels(len(values))
+            labels = [_level_label(values.index[i]) for i in shown]
+            ax.set_yticks(shown, labels, fontsize=7 if len(shown) == len(values) else 6)
+            every = "" if len(shown) == len(values) else f" (1 in {shown[1] - shown[0]} named)"
+            if col == 0:
+                ax.set_ylabel(f"{len(values)} levels, sorted{every}", fontsize="small")
+            ax.set(title=f"{f}: {lme4_name(coef, categorical_levels(data))}", xlabel="effect")
     return fig
+
+
+def _level_label(level: object) -> str:
+    """A level as text; an interaction level (a tuple) as ``a:b`` as lme4 writes it."""
+    return ":".join(map(str, level)) if isinstance(level, tuple) else str(level)
+
+
+def _hist_bins(values: np.ndarray) -> np.ndarray | int:
+    """numpy's automatic bin edges (Sturges / Freedman-Diaconis), kept between 5 and 30 bins."""
+    if len(values) < 2 or np.ptp(values) == 0:
+        return 5
+    edges = np.histogram_bin_edges(values, bins="auto")
+    if 5 <= len(edges) - 1 <= 30:
+        return edges
+    return int(np.clip(len(edges) - 1, 5, 30))
 
 
 def pairs(
@@ -415,13 +540,14 @@ def pairs(
     k = len(coefs)
     names = [lme4_name(c, categorical_levels(data)) for c in coefs]
     size = figsize or (2.2 * k + 0.6, 2.2 * k + 0.4)
-    fig = Figure(figsize=size, layout="constrained")
+    fig = Figure(figsize=size, dpi=DPI, layout="constrained")
     axes = fig.subplots(k, k, squeeze=False)
     for i, ci in enumerate(coefs):
         for j, cj in enumerate(coefs):
             ax = axes[i][j]
             if i == j:
-                ax.hist(effects[ci].to_numpy(), bins=min(20, max(5, len(effects) // 3)), color="C0", alpha=0.8)
+                values = effects[ci].to_numpy()
+                ax.hist(values, bins=_hist_bins(values), color="C0", alpha=0.8, edgecolor="white", linewidth=0.5)
             else:
                 ax.scatter(effects[cj].to_numpy(), effects[ci].to_numpy(), s=8, color="C0", alpha=0.7)
                 r = np.corrcoef(effects[cj], effects[ci])[0, 1] if len(effects) > 2 else float("nan")

@@ -1,0 +1,35 @@
+"""Parameters: fixed effects, random-effect specs and dispersion checked before any work."""
+
+import pytest
+
+from glmmsim import Model, ParameterError
+from glmmsim.model.parameters import parse_dispersion
+
+
+def _negbin(dispersion):
+    return Model("y ~ 1 + (1 | g)", fixed={"Intercept": 0}, random={"g": 0.5}, family="negative_binomial",
+                 dispersion=dispersion)
+
+
+@pytest.mark.parametrize(
+    "dispersion,message",
+    [("theta", "must be a mapping.*got str 'theta'"), ([("theta", 2)], "must be a mapping.*got list"),
+     (2.0, "must be a mapping.*got float"), ({1: 2.0}, "keys must be parameter names.*got int 1")],
+    ids=["str", "pairs", "number", "int key"],
+)
+def test_dispersion_must_be_a_mapping_of_parameter_names(dispersion, message):
+    with pytest.raises(ParameterError, match=message):
+        _negbin(dispersion)
+
+
+def test_dispersion_values_are_checked_by_the_family():
+    with pytest.raises(ParameterError, match="'theta'"):
+        _negbin({"theta": "2"})
+    assert _negbin({"theta": 2}).family.params["theta"] == 2.0
+
+
+def test_parse_dispersion_copies():
+    given = {"theta": 2.0}
+    parsed = parse_dispersion(given)
+    given["theta"] = 5.0
+    assert parsed == {"theta": 2.0} and parse_dispersion(None) == {}

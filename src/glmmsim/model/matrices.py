@@ -10,7 +10,6 @@ most of formulaic's overhead, and gives the same numbers.
 from __future__ import annotations
 
 import ast
-import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -78,12 +77,6 @@ def _called_names(code: str) -> set[str]:
     return {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
 
 
-@functools.lru_cache(maxsize=512)
-def _formula_terms(expr: str, where: str) -> tuple:
-    """formulaic's terms of ``expr`` (see :func:`parse_terms`), parsed once per expression (~1 ms each)."""
-    return tuple(parse_terms(expr, where))
-
-
 def stateful_transforms(expr: str) -> set[str]:
     """Names of the data-dependent transforms (``center``, ``poly``, ...) ``expr`` calls.
 
@@ -94,7 +87,7 @@ def stateful_transforms(expr: str) -> set[str]:
     """
     return {
         name
-        for term in _formula_terms(expr, "the formula")
+        for term in parse_terms(expr, "the formula")
         for factor in term.factors
         if factor.eval_method.value == "python"
         for name in _called_names(factor.expr)
@@ -114,7 +107,7 @@ def expression_variables(expr: str) -> list[str]:
     ['x3', 'x2', 'cond']
     """
     found: list[str] = []
-    for term in _formula_terms(expr, "the formula"):
+    for term in parse_terms(expr, "the formula"):
         for factor in term.factors:
             kind = factor.eval_method.value
             if kind == "lookup":
@@ -219,7 +212,7 @@ def _fast_columns(
     categorical column standing alone as a term (built from its level codes, with
     formulaic's names and coding). Everything else goes to formulaic.
     """
-    terms = _formula_terms(expr, where)
+    terms = parse_terms(expr, where)
     # formulaic lists the intercept first; a categorical term after it (or after another
     # categorical term) is coded with one column fewer than it has levels
     spanned = any(_is_intercept(term) for term in terms)

@@ -3,9 +3,13 @@
 The public API on one page:
 
 * :class:`Model` -- an lme4-formula model with its parameters (``glmmsim.model``);
+  ``Model.bind(conditions)`` gives a :class:`BoundModel` that simulates the same design many times;
+* :class:`SeedTree` -- stateless named child seeds for studies (``glmmsim.seeding``);
 * :mod:`glmmsim.design` -- experimental designs (``crossed``, ``nested``);
 * :func:`to_theta`, :func:`random_from_theta` -- lme4's covariance parameterisation (``glmmsim.lme4``);
+* :mod:`glmmsim.fit` -- fit lme4 formulas (``glmmsim.fit(formula, data)``; engines glmm and lme4);
 * :mod:`glmmsim.study` -- YAML study specs and data writers; :mod:`glmmsim.plot` -- figures;
+* :func:`power`, :func:`power_curve`, :func:`recovery` -- studies by simulation (``glmmsim.analysis``);
 * errors: every bad input raises a :class:`GlmmsimError` subclass.
 
 Examples
@@ -38,18 +42,25 @@ _moved.install()
 # they are imported on first use, so `glmmsim --version` and `import glmmsim.errors` stay fast.
 _LAZY = {
     "Model": ("glmmsim.model", "Model"),
+    "BoundModel": ("glmmsim.model", "BoundModel"),
+    "SeedTree": ("glmmsim.seeding", "SeedTree"),
     "Family": ("glmmsim.model", "Family"),
     "get_family": ("glmmsim.model", "get_family"),
     "to_theta": ("glmmsim.lme4", "to_theta"),
     "random_from_theta": ("glmmsim.lme4", "random_from_theta"),
     "design": ("glmmsim.design", None),
     "fit": ("glmmsim.fit", None),
+    "power": ("glmmsim.analysis", "power"),
+    "power_curve": ("glmmsim.analysis", "power_curve"),
+    "recovery": ("glmmsim.analysis", "recovery"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import design, fit
     from .lme4 import random_from_theta, to_theta
-    from .model import Family, Model, get_family
+    from .model import BoundModel, Family, Model, get_family
+    from .seeding import SeedTree
+    from .analysis import power, power_curve, recovery
 
 
 def __getattr__(name: str) -> Any:
@@ -70,8 +81,13 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Model",
+    "BoundModel",
+    "SeedTree",
     "design",
     "fit",
+    "power",
+    "power_curve",
+    "recovery",
     "Family",
     "get_family",
     "to_theta",

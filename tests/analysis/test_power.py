@@ -209,3 +209,4 @@ def test_misspecified_analysis_model(small_rt):
                 progress=False)
     assert "differs from the truth" in str(res)
     assert res.simulations["df"].median() > 50  # no slope variance: the df become the residual df
+

@@ -32,10 +32,7 @@ def describe_model(model: Any, conditions: pd.DataFrame) -> list[str]:
                 if corr[i, j] != 0:
                     parts.append(f"corr({coefs[j]}, {coefs[i]}) = {_num(corr[i, j])}")
         lines.append(f"random effects of {factor}: " + ", ".join(parts))
-    params = {k: v for k, v in family.params.items()}
-    if params:
-        lines.append("family parameters: " + ", ".join(f"{k} = {_num(v)}" for k, v in params.items()))
-    return lines
+    return lines  # the family's parameters are part of family.describe() on the first line
 
 
 def describe_design(model: Any, conditions: pd.DataFrame, key: Sequence[str] | None) -> list[str]:

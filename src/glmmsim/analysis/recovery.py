@@ -33,7 +33,6 @@ from scipy import stats
 
 from .. import __version__
 from ..errors import ParameterError
-from ..model.formula import parse_formula
 from ..model.names import categorical_levels, lme4_name, match_keys
 from ..seeding import SeedLike
 from ._backends import seed_tree

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..errors import DataError, GlmmsimError, format_names
 from ..execution import batch_size, batches, resolve_executor, worker_cache
-from ._backends import bind, engine_error_types, prepare_fit, seed_tree
+from ._backends import bind, engine_error_types, prepare_fit
 from .hypotheses import Hypothesis
 
 __all__ = ["PointJob", "Task", "run_task", "run_study", "identifying_columns", "TEST_COLUMNS"]
@@ -145,8 +145,13 @@ def _replicate(job: PointJob, state: _PointState, r: int) -> dict:
     )
     if job.record == "tests":
         record["tests"] = [_test(res, h, fatal) for h in job.hypotheses]
-    else:
+        return record
+    try:
         record["parameters"] = _parameters(res)
+    except fatal:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a fit whose estimates cannot be read is a failed replicate
+        record.update(converged=False, error=_message(exc))
     return record
 
 

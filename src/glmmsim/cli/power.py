@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, TextIO
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import ParameterError
-from ..study.spec import Study, load_spec
-from ..study.study_sections import parse_along, power_settings, with_options
 from .common import add_spec_options, load_study, positive_int
+
+if TYPE_CHECKING:  # the study layer (pandas, formulaic) is imported when a command runs
+    import pandas as pd
+
+    from ..study.spec import Study
 
 __all__ = ["register"]
 
@@ -60,13 +61,15 @@ def _column_names(paths: list[str]) -> dict[str, str]:
 
 def _point_studies(args: argparse.Namespace, columns: dict[str, str]):
     """A loader of the spec with the along values of one point set (cached per point)."""
+    from ..study.spec import load_spec
+
     cache: dict[tuple, Study] = {}
     path_of = {c: p for p, c in columns.items()}
 
     def study(**values: Any) -> Study:
         key = tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in cache:
-            sets = [f"{path_of[name]}={value}" for name, value in values.items()]
+            sets = [("--along", f"{path_of[name]}={value}") for name, value in values.items()]
             cache[key] = load_spec(args.spec, overrides=[*args.overrides, *sets], seed=args.seed)
         return cache[key]
 
@@ -75,6 +78,7 @@ def _point_studies(args: argparse.Namespace, columns: dict[str, str]):
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from ..analysis import power, power_curve
+    from ..study.study_sections import parse_along, power_settings, with_options
 
     study = load_study(args)
     settings = power_settings(study.sections, lambda path: study._where(path))

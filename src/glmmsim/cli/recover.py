@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from ..study.study_sections import recovery_settings, with_options
 from .common import add_spec_options, load_study
 from .power import add_study_options
 
@@ -22,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from ..analysis import recovery
+    from ..study.study_sections import recovery_settings, with_options
 
     study = load_study(args)
     settings = recovery_settings(study.sections, lambda path: study._where(path))

@@ -57,10 +57,7 @@ class BoundTerm:
     cov: TermCovariance
     factor_l: np.ndarray  # lower Cholesky factor of the term's covariance
     factor_key: str  # name under which the factor's draws are keyed (a:b and b:a alike)
-
-    @property
-    def active(self) -> bool:
-        return bool(np.any(self.cov.sd))
+    active: bool  # some SD is non-zero
 
 
 def noise_stream(seed: SeedLike, argname: str = "seed") -> int:
@@ -104,20 +101,24 @@ def row_keys(conditions: pd.DataFrame, key: KeyLike = None, offset: int = 0) -> 
     n = len(conditions)
     if key is None:
         if isinstance(offset, bool) or not isinstance(offset, numbers.Integral) or offset < 0:
-            raise InputTypeError(f"offset must be a non-negative int; got {offset!r}")
+            raise InputTypeError(f"offset must be a non-negative int; got {offset!r}", parameter="offset")
         return np.arange(int(offset), int(offset) + n, dtype=np.uint64)
     if offset != 0:
         raise InputTypeError(
             f"offset={offset!r} applies to position keys only (key=None); with key={key!r} the rows "
-            f"are identified by their values"
+            f"are identified by their values",
+            parameter="offset",
         )
     names, arrays = _key_arrays(conditions, key)
-    for name, values in zip(names, arrays):
+    for name, column, values in zip(names, _key_columns(key, conditions), arrays):
         missing = pd.isna(values)
         if np.any(missing):
+            row = plain(conditions.index[int(np.argmax(missing))])
             raise DataError(
-                f"key {name} has missing values, first at row "
-                f"{plain(conditions.index[int(np.argmax(missing))])!r}; every row needs a key"
+                f"key {name} has missing values, first at row {row!r}; every row needs a key",
+                parameter="key",
+                column=column,
+                row=row,
             )
     order = sorted(range(len(names)), key=lambda i: names[i])  # ["a", "b"] and ["b", "a"] agree
     keys = level_keys([arrays[i] for i in order])
@@ -125,25 +126,37 @@ def row_keys(conditions: pd.DataFrame, key: KeyLike = None, offset: int = 0) -> 
     return keys
 
 
+def _key_columns(key: object, conditions: pd.DataFrame) -> list[str | None]:
+    """The column behind each key array (None for index levels), for error attributes."""
+    if isinstance(key, str):
+        return [None] * conditions.index.nlevels
+    return list(key)  # type: ignore[arg-type]
+
+
 def _key_arrays(conditions: pd.DataFrame, key: object) -> tuple[list[str], list[np.ndarray]]:
     if isinstance(key, str):
         if key != "index":
             raise InputTypeError(
                 f"key must be None, 'index' or a list of column names; got {key!r} (to key rows by "
-                f"column {key!r}, pass key=[{key!r}])"
+                f"column {key!r}, pass key=[{key!r}])",
+                parameter="key",
             )
         index = conditions.index
         levels = range(index.nlevels)
         names = [f"index level {index.names[i]!r}" if index.names[i] is not None else "index" for i in levels]
         return names, [np.asarray(index.get_level_values(i)) for i in levels]
     if not isinstance(key, Sequence) or not key or not all(isinstance(c, str) for c in key):
-        raise InputTypeError(f"key must be None, 'index' or a non-empty list of column names; got {key!r}")
+        raise InputTypeError(
+            f"key must be None, 'index' or a non-empty list of column names; got {key!r}", parameter="key"
+        )
     if len(set(key)) != len(key):
-        raise InputTypeError(f"key names a column more than once: {list(key)!r}")
+        raise InputTypeError(f"key names a column more than once: {list(key)!r}", parameter="key")
     for col in key:
         if col not in conditions.columns:
             raise DataError(
-                f"key column {col!r} is not in the data. Data columns: {format_names(conditions.columns)}"
+                f"key column {col!r} is not in the data. Data columns: {format_names(conditions.columns)}",
+                parameter="key",
+                column=col,
             )
     return [f"column {c!r}" for c in key], [conditions[c].to_numpy() for c in key]
 
@@ -158,14 +171,16 @@ def _check_unique_keys(keys: np.ndarray, names: Sequence[str], arrays: Sequence[
     shown = value[0] if len(value) == 1 else value
     raise DataError(
         f"rows must have distinct keys, but {' and '.join(names)} = {shown!r} appears at rows "
-        f"{plain(index[first])!r} and {plain(index[second])!r} ({int(dup.sum())} rows share a key); "
-        f"key by columns that identify each row"
+        f"{plain(index[first])!r} and {plain(index[second])!r} (positions {first} and {second}; "
+        f"{int(dup.sum())} rows share a key); key by columns that identify each row",
+        parameter="key",
+        row=plain(index[second]),
     )
 
 
 def _check_random_flag(random: object) -> bool:
     if not isinstance(random, (bool, np.bool_)):
-        raise InputTypeError(f"random must be True or False; got {type(random).__name__} {random!r}")
+        raise InputTypeError(f"random must be True or False; got {type(random).__name__} {random!r}", parameter="random")
     return bool(random)
 
 
@@ -207,11 +222,14 @@ class BoundModel:
             )
         # our own copy (free under copy-on-write) so later edits of the caller's frame cannot reach us
         conditions = conditions.copy(deep=not _COW)
-        x, beta, terms, trials = model._materialize(conditions)
+        x, beta, model_offset, terms, trials = model._materialize(conditions)
         keys = row_keys(conditions, key, offset)
         fixed_eta = x.dot(beta, len(conditions))
+        if model_offset is not None:
+            fixed_eta += model_offset
         bound_terms = tuple(
-            BoundTerm(t.term, t.z, t.group, t.cov, t.cov.factor_l, _factor_key(t.term)) for t in terms
+            BoundTerm(t.term, t.z, t.group, t.cov, t.cov.factor_l, _factor_key(t.term), bool(np.any(t.cov.sd)))
+            for t in terms
         )
         for name, value in (
             ("_model", model),
@@ -376,10 +394,27 @@ class BoundModel:
         noise = RowStreams(self._keys, stream)
         return self._model.family.sample(eta, noise, trials=self._trials, index=self._conditions.index)
 
-    def _frame(self, y: np.ndarray) -> pd.DataFrame:
-        out = self._conditions.copy(deep=not _COW)
-        out[self._model.response] = y
+    def _frame(self, y: np.ndarray, once: bool = False) -> pd.DataFrame:
+        if once:  # a single call: a template would cost what it saves
+            out = self._conditions.copy(deep=not _COW)
+            out[self._model.response] = y
+            return out
+        template, loc = self._template()
+        out = template.copy(deep=not _COW)
+        if loc is None:  # the response name is duplicated among the columns: let pandas decide
+            out[self._model.response] = y
+        else:
+            out.isetitem(loc, y)  # replacing a column is ~3x cheaper than inserting one
         return out
+
+    def _template(self) -> tuple[pd.DataFrame, int | None]:
+        """The conditions with the response column already in its place (built once)."""
+        if "template" not in self._cache:
+            template = self._conditions.copy(deep=not _COW)
+            template[self._model.response] = 0.0
+            loc = template.columns.get_loc(self._model.response)
+            self._cache["template"] = (template, loc if isinstance(loc, int) else None)
+        return self._cache["template"]
 
 
 def _factor_key(term: RandomTerm) -> str:

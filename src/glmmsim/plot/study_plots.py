@@ -104,6 +104,6 @@ def plot_recovery(
         ax.set_yticks([])
     for ax in axes[len(names):]:
         ax.set_visible(False)
-    axes[0].legend(fontsize=7, loc="upper right")
-    fig.suptitle("Parameter recovery: estimates of each replicate against the truth", fontsize=10)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper right", fontsize=8, ncols=2)
+    fig.suptitle("Parameter recovery: each replicate's estimate against the truth", fontsize=10)
     return fig

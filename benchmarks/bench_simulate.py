@@ -1,4 +1,5 @@
-"""Benchmark ``Model.simulate`` against a hand-written numpy reference.
+"""Benchmark ``Model.simulate`` against a hand-written numpy reference and the keyed
+response samplers against numpy's ``Generator`` samplers.
 
 The model is ``y ~ 1 + x1 + x2 + (1 + x1 | subject) + (1 | item)`` with N/100
 subjects and 200 items. Both contenders start from the same DataFrame and
@@ -12,6 +13,16 @@ return a new DataFrame with a ``y`` column:
 
 Runs alternate between the two in one process (the order flips each round)
 and the medians are compared, so a slow spell on a shared machine hits both.
+
+Keyed draws (each row's response a pure function of its own key) against the
+sequential ``Generator`` draws glmmsim used before (kept here only, as the
+reference, in ``RNG_SAMPLERS``):
+
+* end to end: ``Model.simulate`` against ``predict(type="link")`` + the old
+  ``Generator`` sampler + the same copy, for gaussian/binomial/poisson at 1e6 and
+  1e7 rows (target: ratio <= 1.3);
+* per family: ``Family.sample`` on 1e6 rows against the ``Generator`` call for
+  the same distribution, for all nine families (several regimes each).
 Peak extra memory of ``Model.simulate`` at the largest size is measured with
 :mod:`tracemalloc` (numpy and pandas report their buffers to it).
 
@@ -20,6 +31,7 @@ Usage::
     PYTHONPATH=src python benchmarks/bench_simulate.py                  # 1e5 1e6 1e7
     PYTHONPATH=src python benchmarks/bench_simulate.py --sizes 1e5 1e6  # quicker
     PYTHONPATH=src python benchmarks/bench_simulate.py --families-size 0  # gaussian only
+    PYTHONPATH=src python benchmarks/bench_simulate.py --only keyed       # keyed vs Generator only
 """
 
 from __future__ import annotations
@@ -43,6 +55,8 @@ try:
 except ImportError:  # running from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import glmmsim
+from glmmsim.model.draws import RowStreams
+from glmmsim.model.families import get_family
 
 FORMULA = "y ~ 1 + x1 + x2 + (1 + x1 | subject) + (1 | item)"
 N_ITEMS = 200
@@ -194,6 +208,129 @@ def peak_memory(n_rows: int, run: Callable[[pd.DataFrame], pd.DataFrame]) -> tup
     return peak, y_bytes, frame_bytes
 
 
+# ------------------------------------------------------------ keyed vs Generator
+
+# The sequential Generator samplers glmmsim 0.2 used (loc = linkinv(eta)); the reference only.
+RNG_SAMPLERS: dict[str, Callable] = {
+    "gaussian": lambda loc, p, rng, n: loc + p["sigma"] * rng.standard_normal(loc.shape[0]),
+    "binomial": lambda loc, p, rng, n: rng.binomial(1 if n is None else n, loc),
+    "poisson": lambda loc, p, rng, n: rng.poisson(loc),
+    "negative_binomial": lambda loc, p, rng, n: rng.negative_binomial(p["theta"], p["theta"] / (p["theta"] + loc)),
+    "gamma": lambda loc, p, rng, n: rng.gamma(p["shape"], loc / p["shape"]),
+    "inverse_gaussian": lambda loc, p, rng, n: rng.wald(loc, 1.0 / p["dispersion"]),
+    "lognormal": lambda loc, p, rng, n: np.exp(loc + p["sigma"] * rng.standard_normal(loc.shape[0])),
+    "exgaussian": lambda loc, p, rng, n: (
+        loc + p["sigma"] * rng.standard_normal(loc.shape[0]) + p["tau"] * rng.standard_exponential(loc.shape[0])
+    ),
+    "shifted_lognormal": lambda loc, p, rng, n: (
+        p["shift"] + np.exp(loc + p["sigma"] * rng.standard_normal(loc.shape[0]))
+    ),
+}
+
+
+def make_rng_simulate(model: glmmsim.Model, deep_copy: bool) -> Callable[[pd.DataFrame, int], pd.DataFrame]:
+    """Model.simulate as it was with a sequential Generator: same eta, old sampler, same copy."""
+    family = model.family
+    sampler = RNG_SAMPLERS[family.name]
+
+    def simulate(conditions: pd.DataFrame, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        eta = model.predict(conditions, type="link").to_numpy()
+        loc = family.link.linkinv(eta)
+        out = conditions.copy(deep=deep_copy)
+        out[model.response] = sampler(loc, family.params, rng, None)
+        return out
+
+    return simulate
+
+
+def compare_keyed_end_to_end(n_rows: int, family: str, repeats: int, deep_copy: bool) -> tuple[float, float]:
+    """Median seconds (keyed Model.simulate, Generator-based simulate) over alternating runs."""
+    conditions = make_conditions(n_rows)
+    model = make_model(family)
+    old = make_rng_simulate(model, deep_copy)
+    model.simulate(conditions, seed=0)
+    old(conditions, 0)
+    ours, theirs = [], []
+    for i in range(repeats):
+        run_ours = lambda: model.simulate(conditions, seed=i + 1)  # noqa: E731
+        run_old = lambda: old(conditions, i + 1)  # noqa: E731
+        first, second = (run_ours, run_old) if i % 2 == 0 else (run_old, run_ours)
+        t1, t2 = _timed(first), _timed(second)
+        ours.append(t1 if i % 2 == 0 else t2)
+        theirs.append(t2 if i % 2 == 0 else t1)
+    return statistics.median(ours), statistics.median(theirs)
+
+
+# (label, family, link, params, eta, trials): one regime per sampler branch
+SAMPLER_CASES = [
+    ("gaussian", "gaussian", None, {"sigma": 1.0}, 0.0, None),
+    ("binomial, Bernoulli", "binomial", None, {}, -0.3, None),
+    ("binomial, 10 trials (search)", "binomial", None, {}, -0.3, 10),
+    ("binomial, 100 trials (BTRS)", "binomial", None, {}, -0.3, 100),
+    ("poisson, mean 2 (search)", "poisson", None, {}, float(np.log(2.0)), None),
+    ("poisson, mean 50 (PTRS)", "poisson", None, {}, float(np.log(50.0)), None),
+    ("negative_binomial, mean 5, theta 2", "negative_binomial", None, {"theta": 2.0}, float(np.log(5.0)), None),
+    ("gamma, shape 2", "gamma", "log", {"shape": 2.0}, 0.0, None),
+    ("gamma, shape 0.5 (boost)", "gamma", "log", {"shape": 0.5}, 0.0, None),
+    ("inverse_gaussian", "inverse_gaussian", "log", {"dispersion": 0.5}, 0.0, None),
+    ("lognormal", "lognormal", None, {"sigma": 0.5}, 0.0, None),
+    ("exgaussian", "exgaussian", None, {"sigma": 0.05, "tau": 0.2}, 0.5, None),
+    ("shifted_lognormal", "shifted_lognormal", None, {"sigma": 0.4, "shift": 0.2}, -1.0, None),
+]
+
+
+def compare_sampler(n_rows: int, case: tuple, repeats: int) -> tuple[float, float]:
+    """Median seconds (keyed Family.sample, Generator sampler) on n_rows rows of one predictor."""
+    _, name, link, params, eta_value, trials = case
+    fam = get_family(name, link=link, **params)
+    eta = np.full(n_rows, eta_value)
+    noise = RowStreams(np.arange(n_rows, dtype=np.uint64), stream=12345)
+    sampler = RNG_SAMPLERS[name]
+    fam_params = fam.params
+
+    def run_old():
+        loc = fam.link.linkinv(eta)
+        return sampler(loc, fam_params, np.random.default_rng(1), trials)
+
+    def run_ours():
+        return fam.sample(eta, noise, trials=trials)
+
+    run_ours()
+    run_old()
+    ours, theirs = [], []
+    for i in range(repeats):
+        if i % 2 == 0:
+            ours.append(_timed(run_ours))
+            theirs.append(_timed(run_old))
+        else:
+            theirs.append(_timed(run_old))
+            ours.append(_timed(run_ours))
+    return statistics.median(ours), statistics.median(theirs)
+
+
+def keyed_report(sizes: list[int], sampler_size: int, repeats: int, deep_copy: bool) -> None:
+    print()
+    print("Keyed draws vs the sequential numpy Generator, end to end (Model.simulate):")
+    print("| rows | family | keyed (s) | Generator (s) | ratio | rounds |")
+    print("|-----:|--------|----------:|--------------:|------:|-------:|")
+    for n_rows in sizes:
+        for family in ("gaussian", "binomial", "poisson"):
+            rounds = min(repeats, 3) if n_rows >= 10**7 else repeats
+            ours, theirs = compare_keyed_end_to_end(n_rows, family, rounds, deep_copy)
+            print(f"| {n_rows:.0e} | {family} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f} | {rounds} |",
+                  flush=True)
+    if not sampler_size:
+        return
+    print()
+    print(f"Keyed Family.sample vs the numpy Generator sampler, {sampler_size:.0e} rows (response draws only):")
+    print("| family, regime | keyed (ms) | Generator (ms) | ratio |")
+    print("|----------------|-----------:|---------------:|------:|")
+    for case in SAMPLER_CASES:
+        ours, theirs = compare_sampler(sampler_size, case, repeats)
+        print(f"| {case[0]} | {ours * 1e3:.1f} | {theirs * 1e3:.1f} | {ours / theirs:.2f} |", flush=True)
+
+
 def _size(text: str) -> int:
     value = float(text)
     if value < 1 or value != int(value):
@@ -209,6 +346,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="row count for the binomial/poisson comparison; 0 skips it (default: 1e6)")
     parser.add_argument("--repeats", type=int, default=5, help="alternating rounds per size (default: 5)")
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc peak-memory run")
+    parser.add_argument("--keyed-sizes", nargs="+", type=_size, default=[10**6, 10**7],
+                        help="row counts for keyed vs Generator end to end (default: 1e6 1e7)")
+    parser.add_argument("--sampler-size", type=float, default=1e6,
+                        help="row count for the per-family sampler ratios; 0 skips them (default: 1e6)")
+    parser.add_argument("--only", choices=["reference", "keyed"],
+                        help="run only the numpy-reference part or only the keyed-vs-Generator part")
     args = parser.parse_args(argv)
 
     deep = model_copies_deep()
@@ -216,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
           f"python {platform.python_version()}, {platform.machine()}")
     print(f"model: {FORMULA}; N/{ROWS_PER_SUBJECT} subjects, {N_ITEMS} items")
     print(f"Model.simulate output is a {'deep' if deep else 'shallow'} copy; the reference copies the same way")
+    if args.only == "keyed":
+        keyed_report(args.keyed_sizes, int(args.sampler_size), args.repeats, deep)
+        return 0
 
     rows = []
     cases = [(n, "gaussian") for n in args.sizes]
@@ -247,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         print("|------|----------:|----------------:|--------------------:|")
         for name, (peak, y_bytes, frame_bytes) in (("glmmsim", ours), ("numpy reference", theirs)):
             print(f"| {name} | {peak / 2**20:.0f} | {peak / y_bytes:.1f} | {peak / frame_bytes:.2f} |")
+    if args.only != "reference":
+        keyed_report(args.keyed_sizes, int(args.sampler_size), args.repeats, deep)
     return 0
 
 

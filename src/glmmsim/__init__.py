@@ -19,7 +19,9 @@ Examples
 
 __version__ = "0.2.0"
 
-from . import _moved, design
+from typing import TYPE_CHECKING, Any
+
+from . import _moved
 from .errors import (
     DataError,
     FormulaError,
@@ -28,18 +30,53 @@ from .errors import (
     InputTypeError,
     ParameterError,
 )
-from .lme4 import random_from_theta, to_theta
-from .model import Family, Model, get_family
+from .limits import config
 
 _moved.install()
+
+# The model, the designs and lme4 pull in pandas, formulaic and scipy (seconds of start-up);
+# they are imported on first use, so `glmmsim --version` and `import glmmsim.errors` stay fast.
+_LAZY = {
+    "Model": ("glmmsim.model", "Model"),
+    "Family": ("glmmsim.model", "Family"),
+    "get_family": ("glmmsim.model", "get_family"),
+    "to_theta": ("glmmsim.lme4", "to_theta"),
+    "random_from_theta": ("glmmsim.lme4", "random_from_theta"),
+    "design": ("glmmsim.design", None),
+    "fit": ("glmmsim.fit", None),
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from . import design, fit
+    from .lme4 import random_from_theta, to_theta
+    from .model import Family, Model, get_family
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'glmmsim' has no attribute {name!r}")
+    import importlib
+
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Model",
     "design",
+    "fit",
     "Family",
     "get_family",
     "to_theta",
     "random_from_theta",
+    "config",
     "GlmmsimError",
     "FormulaError",
     "ParameterError",

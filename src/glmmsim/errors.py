@@ -9,25 +9,163 @@ what would be valid.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
-
-import numpy as np
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 __all__ = [
     "GlmmsimError",
+    "Where",
     "FormulaError",
     "ParameterError",
     "DataError",
     "InputTypeError",
     "GlmmsimWarning",
+    "about",
     "did_you_mean",
     "format_names",
     "plain",
 ]
 
 
+#: The attributes an error may carry about what it concerns (all default to None).
+ERROR_ATTRIBUTES = ("parameter", "path", "coefficient", "column", "row", "term", "key")
+
+
+class Where(str):
+    """The spelling of an argument path in messages (``random['subject']``) that keeps the path.
+
+    Raise sites build messages from a ``Where`` and pass it to :meth:`GlmmsimError.at`, so the
+    layers above (spec files, the CLI, AutoRA) read *what* an error is about from
+    ``error.path`` and never parse the message text.
+
+    Examples
+    --------
+    >>> w = Where.of("random", "subject")
+    >>> str(w), w.path
+    ("random['subject']", ('random', 'subject'))
+    >>> Where.of("fixed").path
+    ('fixed',)
+    """
+
+    path: tuple
+
+    @classmethod
+    def of(cls, parameter: str, *keys: object) -> Where:
+        text = str(parameter) + "".join(f"[{plain(k)!r}]" for k in keys)
+        out = cls(text)
+        out.path = (str(parameter), *(plain(k) for k in keys))
+        return out
+
+    def __reduce__(self):  # keep the path through pickling
+        return (Where.of, self.path)
+
+
 class GlmmsimError(Exception):
-    """Base class of every error glmmsim raises on bad input."""
+    """Base class of every error glmmsim raises on bad input.
+
+    Besides the message, an error carries what it is about as attributes, each ``None``
+    unless known: ``parameter`` (the argument, e.g. ``"random"``, ``"subjects"``), ``path``
+    (the key path inside the arguments, a tuple starting with ``parameter``, e.g.
+    ``("random", "subject")``), ``coefficient``, ``column``, ``row`` (an index label),
+    ``term`` (a formula piece), ``key`` (a spec/YAML key).  Errors built with :meth:`at`
+    also keep ``detail``, the message without its leading argument path, so a layer
+    that names the arguments differently can re-spell the path (:meth:`renamed`).
+
+    Examples
+    --------
+    >>> e = ParameterError.at(Where.of("random", "g"), "has no value for 'x'", coefficient="x")
+    >>> str(e), e.parameter, e.path, e.coefficient
+    ("random['g'] has no value for 'x'", 'random', ('random', 'g'), 'x')
+    >>> str(e.renamed({"random": "random_effects"}))
+    "random_effects['g'] has no value for 'x'"
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        parameter: str | None = None,
+        path: tuple | None = None,
+        coefficient: str | None = None,
+        column: str | None = None,
+        row: object = None,
+        term: str | None = None,
+        key: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        path = tuple(path) if path is not None else ((parameter,) if parameter is not None else None)
+        self.parameter = parameter if parameter is not None else (path[0] if path else None)
+        self.path = path
+        self.coefficient = coefficient
+        self.column = column
+        self.row = row
+        self.term = term
+        self.key = key
+        self.detail = detail
+
+    @classmethod
+    def at(cls, where: str, detail: str, **attributes: object) -> GlmmsimError:
+        """An error about argument path ``where`` (a :class:`Where`): message ``"<where> <detail>"``.
+
+        ``{parameter}`` in ``detail`` stands for the argument's name (``e.g. {parameter}={'g': 1}``).
+        """
+        path = getattr(where, "path", None)
+        # "{parameter}" in the detail names the argument (in an example), re-spelled by renamed()
+        text = detail.replace("{parameter}", path[0]) if path else detail
+        return cls(f"{where} {text}", path=path, detail=detail, **attributes)  # type: ignore[arg-type]
+
+    def attributes(self) -> dict[str, object]:
+        """The non-None attributes of :data:`ERROR_ATTRIBUTES`."""
+        return {name: getattr(self, name) for name in ERROR_ATTRIBUTES if getattr(self, name) is not None}
+
+    def renamed(self, names: dict[str, str]) -> GlmmsimError | None:
+        """The same error with its argument re-spelled (``{"random": "random_effects"}``).
+
+        None when the error has no structured path (it was not built with :meth:`at`) or its
+        argument is not in ``names``.
+        """
+        if self.detail is None or not self.path or self.parameter not in names:
+            return None
+        new_path = (names[self.parameter], *self.path[1:])
+        where = Where.of(*new_path)
+        attrs = {k: v for k, v in self.attributes().items() if k not in ("parameter", "path")}
+        return type(self).at(where, self.detail, **attrs)
+
+    def __reduce__(self):  # keyword attributes survive pickling (process pools, Dask workers)
+        return (_rebuild_error, (type(self), self.args, {**self.attributes(), "detail": self.detail}))
+
+
+@contextmanager
+def about(parameter: str, *keys: object) -> Iterator[None]:
+    """Mark GlmmsimErrors raised inside the block as about argument ``parameter[keys...]``.
+
+    Only errors that do not know yet what they are about get the path, so an inner, more
+    precise path wins.
+
+    Examples
+    --------
+    >>> try:
+    ...     with about("covariates", "x"):
+    ...         raise ParameterError("dist must be one of ...")
+    ... except ParameterError as exc:
+    ...     exc.path
+    ('covariates', 'x')
+    """
+    try:
+        yield
+    except GlmmsimError as exc:
+        if exc.path is None:
+            exc.path = (parameter, *keys)
+            exc.parameter = parameter
+        raise
+
+
+def _rebuild_error(cls: type, args: tuple, attributes: dict) -> GlmmsimError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    GlmmsimError.__init__(err, *args[:1], **attributes)
+    return err
 
 
 class FormulaError(GlmmsimError, ValueError):
@@ -47,7 +185,15 @@ class InputTypeError(GlmmsimError, TypeError):
 
 
 class GlmmsimWarning(UserWarning):
-    """A model is valid but behaves in a way the user may not expect."""
+    """A model is valid but behaves in a way the user may not expect.
+
+    Like errors, a warning may carry the argument it is about: ``parameter`` and ``path``.
+    """
+
+    def __init__(self, message: str = "", *, parameter: str | None = None, path: tuple | None = None) -> None:
+        super().__init__(message)
+        self.path = tuple(path) if path is not None else ((parameter,) if parameter is not None else None)
+        self.parameter = parameter if parameter is not None else (self.path[0] if self.path else None)
 
 
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
@@ -57,11 +203,29 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
     --------
     >>> did_you_mean("poison", ["poisson", "gaussian"])
     " Did you mean 'poisson'?"
+    >>> did_you_mean("x3", ["Intercept", "x1"])  # one letter off, even in a short name
+    " Did you mean 'x1'?"
     >>> did_you_mean("zzz", ["poisson"])
     ''
     """
-    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.6)
+    candidates = [str(v) for v in valid]
+    # one typed letter wrong, missing, extra or swapped: short names ('x2' for 'x1') too
+    one_off = [c for c in candidates if _one_edit_apart(str(name), c)]
+    close = one_off or difflib.get_close_matches(str(name), candidates, n=1, cutoff=0.6)
     return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` with one letter substituted, inserted, deleted or two neighbours swapped."""
+    if a == b or abs(len(a) - len(b)) > 1 or min(len(a), len(b)) < 1 or max(len(a), len(b)) < 2:
+        return False  # any one letter is "one edit" from any other: no suggestion there
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diff) == 1:
+            return True
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 
 
 def format_names(names: Iterable[object]) -> str:
@@ -78,4 +242,6 @@ def plain(value: object) -> object:
     >>> repr(plain(np.int64(1))), repr(plain("a"))
     ('1', "'a'")
     """
-    return value.item() if isinstance(value, np.generic) else value
+    # duck-typed so this module does not import numpy (start-up time of the CLI)
+    is_numpy_scalar = type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0
+    return value.item() if is_numpy_scalar else value

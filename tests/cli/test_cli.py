@@ -79,14 +79,22 @@ def test_seed_and_set_override(spec, tmp_path):
     assert c["subject"].nunique() == 8
 
 
-def test_replicates_with_progress_bar(spec, tmp_path):
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_replicates_with_progress_bar_only_on_a_terminal(spec, tmp_path):
     target = tmp_path / "reps.csv"
     code, out, err = run("simulate", spec, "--out", target, "--replicates", "3")
     assert code == 0
     data = pd.read_csv(target)
     assert data.columns[0] == "replicate" and data["replicate"].value_counts().to_dict() == {1: 48, 2: 48, 3: 48}
-    assert "replicates" in err and "3/3" in err
+    assert err == ""  # stderr is not a terminal (a log, a pipe, CI): no bar
     assert "x 3 replicates" in out
+    term = _Terminal()
+    code = main(["simulate", str(spec), "--out", str(tmp_path / "reps2.csv"), "--replicates", "3"], stdout=io.StringIO(), stderr=term)
+    assert code == 0 and "replicates" in term.getvalue() and "3/3" in term.getvalue()
 
 
 def test_spec_output_file_used(spec, tmp_path, monkeypatch):
@@ -183,7 +191,7 @@ seeds: {population: 1, noise: 2, design: 3}
     [
         ("binomial", "", " Family: binomial  ( logit )"),
         ("poisson", "", " Family: poisson  ( log )"),
-        ("Gamma", "dispersion: {shape: 4}", " Family: Gamma  ( log )"),
+        ("Gamma", "dispersion: {shape: 4}", " Family: Gamma  ( inverse )"),  # R's default link
     ],
 )
 def test_describe_prints_lme4_family_line(tmp_path, family, dispersion, expected):
@@ -337,3 +345,61 @@ def test_family_line_of_other_families_lme4_lacks(family, dispersion, expected):
     model = Model("rt ~ 1 + (1 | subject)", fixed={"Intercept": 0.5}, random={"subject": 0.1},
                   sigma=0.2, family=family, dispersion=dispersion)
     assert _family_line(model) == expected
+
+
+# ---------------------------------------------------------------- output is never an input; --force
+def test_existing_output_needs_force_and_inputs_are_never_overwritten(spec, tmp_path):
+    target = tmp_path / "out.csv"
+    target.write_text("keep me\n")
+    code, out, err = run("simulate", spec, "--out", target)
+    assert code == 1 and "exists; pass --force" in err and target.read_text() == "keep me\n"
+    assert run("simulate", spec, "--out", target, "--force")[0] == 0
+    assert len(pd.read_csv(target)) == 48
+    before = spec.read_text()
+    for argv in (("simulate", spec, "--out", spec, "--force"), ("plot", spec, "--out", str(spec) + ".png")):
+        code, out, err = run(*argv)
+        if argv[0] == "simulate":
+            assert code == 1 and "is an input of the study" in err
+    assert spec.read_text() == before
+
+
+def test_huge_replicate_counts_are_refused_before_work(spec, tmp_path):
+    code, out, err = run("simulate", spec, "--out", tmp_path / "r.csv", "--replicates", str(10**23))
+    assert code == 1 and "would write 4.8e+24 rows" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_version_does_not_import_the_model_layer():
+    code = "import sys; from glmmsim.cli import main; main(['--version']); print('pandas' in sys.modules, 'formulaic' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split()[-2:] == ["False", "False"]
+
+
+def test_ctrl_c_prints_one_line(spec, monkeypatch):
+    import importlib
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module("glmmsim.cli.main"), "build_parser", interrupted)
+    err = io.StringIO()
+    assert main(["simulate", str(spec)], stdout=io.StringIO(), stderr=err) == 130
+    assert err.getvalue() == "glmmsim: interrupted\n"
+
+
+def test_one_letter_typos_get_a_suggestion(spec):
+    code, out, err = run("describe", spec, "--set", "fixed.x2=0.5")
+    assert code == 1 and "Did you mean 'x'?" in err  # one letter added
+    code, out, err = run("describe", spec, "--set", "fixed.condc=0.5")
+    assert code == 1 and "Did you mean 'condb'?" in err
+    code, out, err = run("describe", spec, "--set", "desing.subjects=3")
+    assert code == 1 and "Did you mean 'design'?" in err
+
+
+def test_describe_shows_derived_seeds_readably(spec):
+    spec.write_text(SPEC.replace("seeds: {population: 1, noise: 2, design: 3}", "seeds: 42"))
+    code, out, err = run("describe", spec)
+    assert code == 0, err
+    assert "seeds: 42 (population, noise, design = SeedSequence(42).spawn(3))" in out
+    code, out, err = run("describe", spec, "--seed", "5")
+    assert "seeds: population child 0 of 42, noise 5, design child 2 of 42" in out

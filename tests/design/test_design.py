@@ -71,7 +71,8 @@ def test_bad_seed_type():
 
 
 def _by(df, col, unit="subject"):
-    return df.drop_duplicates(unit).set_index(unit)[col]
+    # unit labels are categoricals whose categories are the design's units: compare labels
+    return df.drop_duplicates(unit).set_index(df.drop_duplicates(unit)[unit].astype(str))[col]
 
 
 def test_subject_and_item_draws_stable_when_design_grows():
@@ -102,8 +103,9 @@ def test_missingness_and_trial_counts_stable_when_subjects_added():
     pd.testing.assert_frame_equal(small[keys].astype(str), big_old[keys].astype(str))
 
     kw = dict(within=COND, trials_per_subject=(20, 50), seed=5)
-    n_small = crossed(40, 30, **kw).groupby("subject").size()
-    n_big = crossed(80, 30, **kw).groupby("subject").size()
+    n_small = crossed(40, 30, **kw).groupby("subject").size().rename(index=str)
+    n_big = crossed(80, 30, **kw).groupby("subject").size().rename(index=str)
+    n_small.index, n_big.index = n_small.index.astype(str), n_big.index.astype(str)
     assert n_small.equals(n_big.loc[n_small.index])
 
 
@@ -121,8 +123,13 @@ def test_nested_sizes_stable_when_schools_added():
     lv_small = {"school": 5, "class": (2, 5), "pupil": {"poisson": 20}}
     lv_big = {**lv_small, "school": 12}
     small, big = nested(lv_small, **kw), nested(lv_big, **kw)
-    big_old = big[big["school"].isin(small["school"].unique())].reset_index(drop=True)
+    big_old = _drop_unused(big[big["school"].isin(small["school"].unique())].reset_index(drop=True))
     pd.testing.assert_frame_equal(small, big_old)
+
+
+def _drop_unused(df):
+    """A part of a larger design, its unit categories cut to the units it has."""
+    return df.apply(lambda c: c.cat.remove_unused_categories() if isinstance(c.dtype, pd.CategoricalDtype) else c)
 
 
 # --------------------------------------------------------------------------- counterbalancing
@@ -377,7 +384,7 @@ def test_missing_rate_type_and_range():
 def test_growing_items_keeps_existing_items_draws():
     kw = dict(within={"c": ["a", "b"]}, missing=0.2, covariates={"x": {"per": "trial"}, "b": {"per": "item"}}, seed=5)
     small, large = crossed(5, 4, **kw), crossed(5, 8, **kw)
-    kept = large[large["item"].isin(small["item"])].reset_index(drop=True)
+    kept = _drop_unused(large[large["item"].isin(small["item"])].reset_index(drop=True))
     # trial numbers count the whole sequence, so only they may differ
     pd.testing.assert_frame_equal(small.drop(columns="trial"), kept.drop(columns="trial"))
 
@@ -390,3 +397,60 @@ def test_missing_that_drops_every_row_is_an_error():
         nested({"school": 1, "pupil": 2}, missing=1 - 1e-12, seed=0)
     # 200 pupils at rate 0.8 keep none with probability 0.8**200 ~ 4e-20
     assert len(nested({"school": 1, "pupil": 200}, missing=0.8, seed=3)) >= 1
+
+
+# --------------------------------------------------------------------------- size budget
+import glmmsim  # noqa: E402
+from glmmsim.errors import GlmmsimError  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "call, size",
+    [
+        (lambda: crossed(100_000, 10_000), r"1,000,000,000 rows \(about 59\.6 GiB\)"),
+        (lambda: crossed(10**30), r"1e\+30 rows"),
+        (lambda: nested({"a": 10, "b": {"poisson": 1e12}}), r"1,000,000,000,000 rows"),
+        (lambda: nested({"a": 10, "b": {"poisson": 1e300}}), r"1e\+300 rows"),
+        (lambda: nested({"a": 1000, "b": 1000, "c": 1000}), r"1,000,000,000 rows"),
+        (lambda: crossed(10, trials_per_subject=(1, 10**12)), r"1,000,000,000,000 rows"),
+    ],
+)
+def test_designs_beyond_the_row_budget_are_refused_before_allocation(call, size):
+    with pytest.raises(ParameterError, match=size + r".*glmmsim\.config\.max_rows.*GLMMSIM_MAX_ROWS.*Dask"):
+        call()
+
+
+def test_row_budget_can_be_raised():
+    with glmmsim.config.override(max_rows=10):
+        with pytest.raises(ParameterError, match="the limit is 10 rows") as info:
+            crossed(4, 4)
+        assert info.value.parameter == "subjects"
+    assert len(crossed(4, 4)) == 16
+
+
+def test_unit_labels_are_categoricals_in_label_order():
+    d = crossed(12, 3, missing=0.2, seed=1)
+    for col, prefix in (("subject", "s"), ("item", "i")):
+        assert isinstance(d[col].dtype, pd.CategoricalDtype)
+        cats = list(d[col].cat.categories)
+        assert cats == sorted(cats) and cats[0] == f"{prefix}001"
+        assert set(cats) == set(d[col].astype(str))  # no unused labels
+    n = nested({"school": 2, "class": 2, "pupil": 2}, labels="local")
+    assert all(isinstance(n[c].dtype, pd.CategoricalDtype) for c in n.columns)
+    assert list(n["class"].cat.categories) == ["c001", "c002"]
+
+
+@pytest.mark.parametrize(
+    "cov, match",
+    [
+        ({"dist": "integers", "low": -(2**62), "high": 2**62}, r"within \+-2\*\*53"),
+        ({"dist": "choice", "levels": ["a", "a", "b"]}, "must be distinct"),
+        ({"dist": "normal", "mean": 1e308, "sd": 1e308}, "overflow"),
+        ({"dist": "uniform", "low": -1e308, "high": 1e308}, "overflow"),
+        ({"dist": "lognormal", "meanlog": 0, "sdlog": 1e200}, "overflow"),
+    ],
+)
+def test_covariates_that_would_overflow_or_repeat_levels_are_refused(cov, match):
+    with pytest.raises(ParameterError, match=match) as info:
+        crossed(3, covariates={"x": {"per": "subject", **cov}})
+    assert info.value.path[:2] == ("covariates", "x")

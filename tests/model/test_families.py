@@ -1,4 +1,5 @@
-"""Tests for glmmsim.model.families: moments, distributions, links, draw order, errors, GLM recovery.
+"""Tests for glmmsim.model.families and its keyed samplers: moments, distributions, links, keyed draws,
+subset invariance, extremes, pickling, errors, GLM recovery.
 
 Statistical tolerances are derived from the sample size:
 
@@ -21,8 +22,16 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+import pickle
+
+import cloudpickle
+from scipy.special import ndtri
+
 from glmmsim.errors import DataError, InputTypeError, ParameterError
+from glmmsim.model import samplers
+from glmmsim.model.draws import RowStreams
 from glmmsim.model.families import FAMILY_NAMES, LINK_NAMES, Family, Link, get_family, get_link
+from glmmsim.seeding import seed_key
 
 K = 5.0
 ALPHA = 1e-3
@@ -69,12 +78,20 @@ CASES = [
     ("binomial", "probit", {}, 10, (-1.0, 0.5)),
     ("binomial", "cloglog", {}, None, (-1.0, 0.5)),
     ("binomial", "log", {}, 3, (-2.0, -0.4)),
+    # BTRS (trials * min(p, 1-p) >= 10), with and without the p > 1/2 flip
+    ("binomial", None, {}, 200, (-1.0, 0.3, 2.0)),
+    ("binomial", None, {}, 20_000, (-3.0,)),
     ("poisson", None, {}, None, (-1.0, 0.5, 3.0)),
+    # PTRS (mean >= 10); 2.3 is just above the cut
+    ("poisson", None, {}, None, (2.31, 6.0, 10.0)),
     ("poisson", "identity", {}, None, (0.5, 4.0)),
     ("poisson", "sqrt", {}, None, (1.0, 2.0)),
     ("negative_binomial", None, {"theta": 2.0}, None, (-1.0, 1.0, 3.0)),
     ("negative_binomial", None, {"theta": 0.5}, None, (0.5,)),
-    ("gamma", None, {"shape": 4.0}, None, (-1.0, 1.0)),
+    ("negative_binomial", None, {"theta": 30.0}, None, (4.0,)),  # gamma stage near-normal, Poisson by PTRS
+    ("gamma", "log", {"shape": 4.0}, None, (-1.0, 1.0)),
+    ("gamma", "log", {"shape": 0.3}, None, (0.0,)),  # the shape < 1 boost
+    ("gamma", "log", {"shape": 1.0}, None, (0.5,)),  # exponential: Marsaglia-Tsang's smallest d
     ("gamma", "inverse", {"sigma": 0.5}, None, (0.5, 2.0)),
     ("gamma", "identity", {"shape": 1.5}, None, (1.0, 3.0)),
     ("inverse_gaussian", None, {"dispersion": 0.5}, None, (0.25, 4.0)),
@@ -92,7 +109,7 @@ POINTS = [
 
 
 def draw(fam: Family, eta: float, trials, seed: int, n: int = N_DRAWS) -> np.ndarray:
-    return fam.sample(np.full(n, eta), np.random.default_rng(seed), trials=trials)
+    return fam.sample(np.full(n, eta), seed, trials=trials)
 
 
 def test_every_family_is_covered():
@@ -172,7 +189,7 @@ def test_binomial_per_row_trials():
     fam = get_family("binomial")
     n = 60_000
     trials = np.tile(np.array([0, 1, 5, 20]), n // 4)
-    y = fam.sample(np.full(n, 0.4), np.random.default_rng(3), trials=trials)
+    y = fam.sample(np.full(n, 0.4), 3, trials=trials)
     p = float(fam.mean([0.4])[0])
     assert y.dtype == np.int64
     assert np.all(y[trials == 0] == 0)
@@ -185,11 +202,11 @@ def test_binomial_per_row_trials():
 def test_binomial_trials_as_series_and_floats():
     fam = get_family("binomial")
     eta = np.zeros(4)
-    a = fam.sample(eta, np.random.default_rng(8), trials=pd.Series([2.0, 3.0, 4.0, 5.0]))
-    b = fam.sample(eta, np.random.default_rng(8), trials=np.array([2, 3, 4, 5]))
+    a = fam.sample(eta, 8, trials=pd.Series([2.0, 3.0, 4.0, 5.0]))
+    b = fam.sample(eta, 8, trials=np.array([2, 3, 4, 5]))
     np.testing.assert_array_equal(a, b)
-    c = fam.sample(eta, np.random.default_rng(8), trials=np.int64(7))
-    np.testing.assert_array_equal(c, np.random.default_rng(8).binomial(7, np.full(4, 0.5)))
+    c = fam.sample(eta, 8, trials=np.int64(7))
+    np.testing.assert_array_equal(c, fam.sample(eta, 8, trials=np.full(4, 7)))
 
 
 # ----------------------------------------------------------------------------- links
@@ -226,7 +243,7 @@ def test_link_values():
 @pytest.mark.parametrize(
     "name, link",
     [("gaussian", "identity"), ("binomial", "logit"), ("poisson", "log"), ("negative_binomial", "log"),
-     ("gamma", "log"), ("inverse_gaussian", "1/mu^2"), ("lognormal", "identity"),
+     ("gamma", "inverse"), ("inverse_gaussian", "1/mu^2"), ("lognormal", "identity"),
      ("exgaussian", "identity"), ("shifted_lognormal", "identity")],
 )
 def test_default_links(name, link):
@@ -238,64 +255,293 @@ def test_default_links(name, link):
     assert fam.link.name == link == fam.default_link
 
 
-# ------------------------------------------------------------- draw order / determinism
+# ------------------------------------------------------------------- keyed draws
 
 
-def test_draw_order_matches_documentation():
-    eta = np.linspace(-1.0, 1.0, 50)
-    seed = 11
+def streams(n: int, stream: int = 77, offset: int = 0) -> RowStreams:
+    return RowStreams(np.arange(offset, offset + n, dtype=np.uint64), stream)
 
-    def rng():
-        return np.random.default_rng(seed)
 
+def test_fast_uniforms_are_the_reference_bits():
+    """samplers.uniforms (blocked, in place) equals RowStreams.uniforms bit for bit, rows or not."""
+    rs = RowStreams(np.random.default_rng(0).integers(0, 2**63, 200_003, dtype=np.uint64), stream=123)
+    for draw_index in (0, 1, 17):
+        assert np.array_equal(samplers.uniforms(rs, draw_index), rs.uniforms(draw_index))
+    rows = np.array([5, 0, 199_999, 70_000, 5])
+    assert np.array_equal(samplers.uniforms(rs, 3, rows), rs.uniforms(3, rows))
+    assert samplers.uniforms(rs, 0, np.array([], dtype=np.intp)).shape == (0,)
+
+
+def test_direct_draws_match_documentation():
+    """The families without rejection steps are the documented formulas of draws 0 and 1."""
+    n = 500
+    eta = np.linspace(-1.0, 1.0, n)
+    rs = streams(n)
+    z0, u0, u1 = rs.normals(0), rs.uniforms(0), rs.uniforms(1)
     expected = {
-        get_family("gaussian", sigma=0.3): eta + 0.3 * rng().standard_normal(50),
-        get_family("binomial"): rng().binomial(1, 1 / (1 + np.exp(-eta))),
-        get_family("poisson"): rng().poisson(np.exp(eta)),
-        get_family("negbin", theta=1.5): rng().negative_binomial(1.5, 1.5 / (1.5 + np.exp(eta))),
-        get_family("Gamma", shape=3.0): rng().gamma(3.0, np.exp(eta) / 3.0),
-        get_family("inverse.gaussian", link="log", dispersion=0.4): rng().wald(np.exp(eta), 1 / 0.4),
-        get_family("lognormal", sigma=0.2): np.exp(eta + 0.2 * rng().standard_normal(50)),
-        get_family("shifted_lognormal", sigma=0.2, shift=0.3): (
-            0.3 + np.exp(eta + 0.2 * rng().standard_normal(50))
-        ),
+        get_family("gaussian", sigma=0.3): eta + 0.3 * z0,
+        get_family("binomial"): (u0 < 1 / (1 + np.exp(-eta))).astype(np.int64),
+        get_family("lognormal", sigma=0.2): np.exp(eta + 0.2 * z0),
+        get_family("shifted_lognormal", sigma=0.2, shift=0.3): 0.3 + np.exp(eta + 0.2 * z0),
+        get_family("exgaussian", sigma=0.1, tau=0.2): eta + 0.1 * z0 + 0.2 * -np.log(u1),
     }
     for fam, want in expected.items():
-        got = fam.sample(eta, rng())
+        got = fam.sample(eta, rs)
         # bit-for-bit except where the family evaluates the same formula in another order
         np.testing.assert_allclose(got, want, rtol=1e-14, atol=0, err_msg=fam.describe())
-    r = rng()
-    z, e = r.standard_normal(50), r.standard_exponential(50)
-    got = get_family("exgaussian", sigma=0.1, tau=0.2).sample(eta, rng())
-    np.testing.assert_allclose(got, eta + 0.1 * z + 0.2 * e, rtol=1e-14)
+    # trials = 1 given explicitly is the Bernoulli draw too
+    assert np.array_equal(get_family("binomial").sample(eta, rs, trials=np.ones(n, dtype=int)),
+                          expected[get_family("binomial")])
 
 
-def test_gaussian_is_exactly_the_fast_path_formula():
+def test_gaussian_is_exactly_loc_plus_sigma_z():
     eta = np.random.default_rng(0).normal(size=1000)
-    got = get_family("gaussian", sigma=0.37).sample(eta, np.random.default_rng(4))
-    want = eta + 0.37 * np.random.default_rng(4).standard_normal(1000)
-    assert np.array_equal(got, want)
+    rs = streams(1000)
+    got = get_family("gaussian", sigma=0.37).sample(eta, rs)
+    assert np.array_equal(got, eta + 0.37 * ndtri(rs.uniforms(0)))
+
+
+def test_small_means_are_inversions_of_the_cdf():
+    """Poisson (mean < 10) and binomial (n p < 10) are the smallest k with CDF(k) >= u_0."""
+    n = 4000
+    rs = streams(n)
+    u0 = rs.uniforms(0)
+    lam = np.random.default_rng(1).uniform(0.0, 9.9, n)
+    y = get_family("poisson", link="identity").sample(lam, rs)
+    # the family sums the pmf; scipy's cdf may round differently in the last bit at a cell border
+    want = stats.poisson.ppf(u0, lam).astype(np.int64)
+    assert np.mean(y == want) > 0.999
+    trials = np.random.default_rng(2).integers(2, 30, n)
+    p = np.random.default_rng(3).uniform(0.01, 0.3, n)
+    yb = get_family("binomial").sample(np.log(p / (1 - p)), rs, trials=trials)
+    small = trials * p < 10
+    want_b = stats.binom.ppf(u0, trials, 1 / (1 + (1 - p) / p)).astype(np.int64)
+    assert np.mean(yb[small] == want_b[small]) > 0.999
+
+
+def test_inverse_gaussian_is_michael_schucany_haas():
+    n = 2000
+    mu, lam = np.random.default_rng(4).uniform(0.2, 5.0, n), 1 / 0.4
+    rs = streams(n)
+    z, u = rs.normals(0), rs.uniforms(1)
+    y = z**2
+    x = mu + mu**2 * y / (2 * lam) - mu / (2 * lam) * np.sqrt(4 * mu * lam * y + mu**2 * y**2)
+    want = np.where(u <= mu / (mu + x), x, mu**2 / x)  # the textbook form
+    got = get_family("inverse_gaussian", link="log", dispersion=0.4).sample(np.log(mu), rs)
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+# one spread of predictors per family that reaches every sampler branch
+# (inversion and rejection, p on both sides of 1/2, shape below and above 1)
+SUBSET_CASES = {
+    "gaussian": (dict(sigma=0.7), None, None, np.linspace(-2, 2, 8)),
+    "binomial": (dict(), None, np.array([0, 1, 3, 30, 500, 5000, 2, 1]), np.linspace(-4, 4, 8)),
+    "poisson": (dict(), None, None, np.log([0.0 + 1e-9, 0.5, 3.0, 9.9, 10.0, 50.0, 1e4, 1e9])),
+    "negative_binomial": (dict(theta=1.5), None, None, np.log([0.2, 2.0, 20.0, 2e3, 1e6, 5.0, 1.0, 0.01])),
+    "gamma": (dict(shape=0.4), "log", None, np.linspace(-2, 3, 8)),
+    "inverse_gaussian": (dict(dispersion=2.0), "log", None, np.linspace(-2, 3, 8)),
+    "lognormal": (dict(sigma=0.5), None, None, np.linspace(-2, 2, 8)),
+    "exgaussian": (dict(sigma=0.05, tau=0.2), None, None, np.linspace(0, 1, 8)),
+    "shifted_lognormal": (dict(sigma=0.4, shift=0.25), None, None, np.linspace(-2, 1, 8)),
+}
+
+
+def _subset_inputs(name: str, n: int = 6000):
+    params, link, trials, etas = SUBSET_CASES[name]
+    fam = get_family(name, link=link, **params)
+    eta = np.resize(etas, n)
+    tr = None if trials is None else np.resize(trials, n)
+    # keys are what RowStreams gets from a key column: arbitrary 64-bit values, not positions
+    keys = np.random.default_rng(5).integers(0, 2**64, n, dtype=np.uint64)
+    return fam, eta, tr, keys
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_any_subset_gives_the_rows_of_the_whole(name):
+    """Slices (1, 3, 7 parts), a permutation, random subsets and single rows: bit for bit."""
+    fam, eta, tr, keys = _subset_inputs(name)
+    n = eta.shape[0]
+
+    def run(idx):
+        return fam.sample(eta[idx], RowStreams(keys[idx], 99), trials=None if tr is None else tr[idx])
+
+    whole = run(np.arange(n))
+    assert np.isfinite(whole).all() if not fam.discrete else whole.dtype == np.int64
+    rng = np.random.default_rng(6)
+    for parts in (1, 3, 7):
+        cuts = np.sort(rng.choice(np.arange(1, n), parts - 1, replace=False))
+        pieces = [run(idx) for idx in np.split(np.arange(n), cuts)]
+        assert np.array_equal(np.concatenate(pieces), whole)
+    perm = rng.permutation(n)
+    assert np.array_equal(run(perm), whole[perm])
+    for size in (1, 2, 333):
+        idx = rng.choice(n, size, replace=False)
+        assert np.array_equal(run(idx), whole[idx])
+    # another stream gives other numbers
+    other = fam.sample(eta, RowStreams(keys, 100), trials=tr)
+    assert not np.array_equal(other, whole)
+
+
+def test_rejection_samplers_retry_from_the_rows_own_stream():
+    """Rows rejected at the first attempt exist, and their values are the same alone or in bulk."""
+    n = 20_000
+    rs = streams(n, offset=10**6)
+    lam = np.full(n, 40.0)
+    whole = samplers.poisson(lam, rs)
+    # PTRS attempt 0 on every row, by hand: the rows whose attempt-0 value differs were retried
+    u = rs.uniforms(0) - 0.5
+    b = 0.931 + 2.53 * np.sqrt(40.0)
+    a = -0.059 + 0.02483 * b
+    first = np.floor((2 * a / (0.5 - np.abs(u)) + b) * u + 40.0 + 0.43)
+    retried = np.flatnonzero(first != whole)
+    assert retried.shape[0] > 100  # about 10% of attempts are rejected at this mean
+    for r in retried[:20]:
+        one = RowStreams(rs.keys[r : r + 1], rs.stream)
+        assert samplers.poisson(lam[r : r + 1], one)[0] == whole[r]
 
 
 @pytest.mark.parametrize("i", range(len(CASES)))
-def test_same_rng_state_same_output(i):
+def test_same_seed_same_output(i):
     name, link, params, trials, etas = CASES[i]
     fam = get_family(name, link=link, **params)
     eta = np.full(100, etas[0])
-    a = fam.sample(eta, np.random.default_rng(99), trials=trials)
-    b = fam.sample(eta, np.random.default_rng(99), trials=trials)
-    c = fam.sample(eta, np.random.default_rng(100), trials=trials)
-    assert np.array_equal(a, b)
+    a = fam.sample(eta, 99, trials=trials)
+    b = fam.sample(eta, np.random.SeedSequence(99), trials=trials)
+    c = fam.sample(eta, 100, trials=trials)
+    d = fam.sample(eta, RowStreams(np.arange(100, dtype=np.uint64), seed_key(99)), trials=trials)
+    assert np.array_equal(a, b) and np.array_equal(a, d)
     assert not np.array_equal(a, c)
     assert a.dtype == (np.int64 if fam.discrete else np.float64)
     assert a.shape == (100,)
+
+
+def test_a_generator_is_used_once_to_derive_the_key():
+    fam = get_family("gaussian", sigma=1.0)
+    gen = np.random.default_rng(3)
+    a = fam.sample(np.zeros(10), gen)
+    b = fam.sample(np.zeros(10), gen)  # the generator moved on: new key
+    assert not np.array_equal(a, b)
+    assert np.array_equal(a, fam.sample(np.zeros(10), np.random.default_rng(3)))
+
+
+def test_noise_for_another_number_of_rows_is_refused():
+    with pytest.raises(DataError, match="noise has keys for 3 rows but the linear predictor has 2"):
+        get_family("poisson").sample(np.zeros(2), streams(3))
+
+
+# ------------------------------------------------------------------- extremes
+
+
+def test_extreme_poisson_means():
+    n = 50_000
+    fam = get_family("poisson", link="identity")
+    assert np.all(fam.sample(np.zeros(n), 1) == 0)
+    tiny = fam.sample(np.full(n, 1e-300), 2)
+    assert tiny.dtype == np.int64 and tiny.max() == 0  # P(y > 0) = 1e-300
+    huge = fam.sample(np.full(n, 1e15), 3)
+    assert huge.dtype == np.int64
+    # mean within 5 SE, SD within 5% (the sample SD of 5e4 draws is good to 0.3%)
+    assert abs(huge.mean() - 1e15) <= K * np.sqrt(1e15 / n)
+    assert abs(huge.std() / np.sqrt(1e15) - 1) < 0.05
+    top = fam.sample(np.full(100, 8.9e18), 4)
+    assert top.dtype == np.int64 and np.all(np.abs(top / 8.9e18 - 1) < 1e-6)
+
+
+def test_extreme_binomial_probabilities_and_trials():
+    n = 50_000
+    fam = get_family("binomial")
+    assert np.all(fam.sample(np.full(n, -40.0), 1, trials=1000) == 0)  # p = 4e-18
+    assert np.all(fam.sample(np.full(n, 40.0), 1, trials=1000) == 1000)  # 1 - p below 1e-16
+    assert np.all(fam.sample(np.full(n, 40.0), 1) == 1)
+    zero = fam.sample(np.zeros(4), 1, trials=np.array([0, 0, 0, 0]))
+    assert zero.dtype == np.int64 and np.all(zero == 0)
+    big = 2**53
+    y = fam.sample(np.full(n, 0.0), 5, trials=big)
+    assert y.dtype == np.int64 and np.all((y >= 0) & (y <= big))
+    assert abs(y.mean() - big / 2) <= K * np.sqrt(big / 4 / n)
+    assert abs(y.std() / np.sqrt(big / 4) - 1) < 0.05
+
+
+@pytest.mark.parametrize("trials", [2**53 + 1, 2**70])
+def test_trials_beyond_exact_float_range_are_refused(trials):
+    fam = get_family("binomial")
+    with pytest.raises(ParameterError, match=r"trials must be at most 2\*\*53"):
+        fam.sample(np.zeros(2), 1, trials=trials)
+    with pytest.raises(DataError, match=r"trials must be at most 2\*\*53.*row positions 1"):
+        fam.sample(np.zeros(2), 1, trials=np.array([1, min(trials, 2**63 - 1)], dtype=np.int64))
+
+
+def test_extreme_gamma_shapes():
+    n = 50_000
+    y = get_family("gamma", link="log", shape=1e-3).sample(np.zeros(n), 1)
+    assert np.all(y >= 0) and np.isfinite(y).all()
+    # half the mass lies below 1e-300: the lower tail, underflowing draws included, is right
+    p_low = stats.gamma(1e-3, scale=1e3).cdf(1e-200)
+    assert abs(np.mean(y < 1e-200) - p_low) <= K * np.sqrt(p_low * (1 - p_low) / n)
+    y = get_family("gamma", link="log", shape=1e6).sample(np.zeros(n), 2)
+    assert abs(y.mean() - 1) <= K * 1e-3 / np.sqrt(n) and abs(y.std() / 1e-3 - 1) < 0.05
+
+
+@pytest.mark.parametrize(
+    "name, params, match",
+    [
+        ("gaussian", {"sigma": 1e308}, r"gaussian parameter 'sigma' must be .*<= 1e\+300 \(larger values overflow"),
+        ("lognormal", {"sigma": 1e200}, r"lognormal parameter 'sigma' must be .*<= 1e\+150"),
+        ("shifted_lognormal", {"sigma": 1e200, "shift": 0}, r"'sigma' must be .*<= 1e\+150"),
+        ("exgaussian", {"sigma": 1.0, "tau": 1e308}, r"'tau' must be .*<= 1e\+300"),
+        ("gamma", {"sigma": 1e-200}, r"'sigma' = 1e-200 gives shape = inf"),
+    ],
+)
+def test_parameters_that_overflow_are_refused(name, params, match):
+    with pytest.raises(ParameterError, match=match):
+        get_family(name, **params)
+
+
+@pytest.mark.parametrize(
+    "fam, eta",
+    [
+        # finite means whose upper tail overflows: exp(709.5) is finite, exp(697 + 5 * 2.6) is not
+        (get_family("lognormal", sigma=5.0), [697.0, 0.0]),
+        (get_family("shifted_lognormal", sigma=1.0, shift=1.7e308), [706.0, 0.0]),
+    ],
+)
+def test_draws_that_overflow_name_the_parameters(fam, eta):
+    with pytest.raises(DataError, match=r"overflow float64 at .* rows .*lower 'sigma'"):
+        fam.sample(np.resize(np.array(eta), 2000), 1)
+
+
+# -------------------------------------------------------------------- pickling
+
+
+FAMILY_PARAMS = {
+    "gaussian": {"sigma": 0.5}, "binomial": {}, "poisson": {}, "negative_binomial": {"theta": 2.0},
+    "gamma": {"sigma": 0.5}, "inverse_gaussian": {"dispersion": 0.5}, "lognormal": {"sigma": 0.5},
+    "exgaussian": {"sigma": 0.1, "tau": 0.2}, "shifted_lognormal": {"sigma": 0.4, "shift": 0.2},
+}
+
+
+@pytest.mark.parametrize("dumps, loads", [(pickle.dumps, pickle.loads), (cloudpickle.dumps, cloudpickle.loads)],
+                         ids=["pickle", "cloudpickle"])
+def test_every_family_and_link_round_trips(dumps, loads):
+    for name in FAMILY_NAMES:
+        for link in get_family(name, **FAMILY_PARAMS[name]).links:
+            fam = get_family(name, link=link, **FAMILY_PARAMS[name])
+            back = loads(dumps(fam))
+            assert back == fam and back.params == fam.params and back.link.name == link
+            eta = np.full(50, -0.5 if (name, link) == ("binomial", "log") else 0.5)
+            assert np.array_equal(back.sample(eta, 3), fam.sample(eta, 3))
+    for name in LINK_NAMES:
+        link = get_link(name)
+        back = loads(dumps(link))
+        x = np.linspace(*LINK_DOMAINS[name], 5)
+        assert back == link and np.array_equal(back.linkinv(x), link.linkinv(x))
 
 
 def test_inputs_not_mutated_and_mean_not_aliased():
     eta = np.array([0.1, 0.2, 0.3])
     before = eta.copy()
     fam = get_family("gaussian", sigma=1.0)
-    fam.sample(eta, np.random.default_rng(0))
+    fam.sample(eta, 0)
     m = fam.mean(eta)
     m[0] = 99.0
     np.testing.assert_array_equal(eta, before)
@@ -303,7 +549,7 @@ def test_inputs_not_mutated_and_mean_not_aliased():
 
 def test_empty_and_series_input():
     fam = get_family("poisson")
-    assert fam.sample(np.array([]), np.random.default_rng(0)).shape == (0,)
+    assert fam.sample(np.array([]), 0).shape == (0,)
     s = pd.Series([0.0, 1.0], index=["a", "b"])
     np.testing.assert_allclose(fam.mean(s), np.exp([0.0, 1.0]))
 
@@ -363,7 +609,7 @@ def test_boundary_values_allowed():
     assert get_family("exgaussian", sigma=0.1, tau=0).params["tau"] == 0.0
     assert get_family("shifted_lognormal", sigma=0.1, shift=-2.5).params["shift"] == -2.5
     assert get_family("gaussian", sigma=np.float32(0.5)).params["sigma"] == 0.5
-    y = get_family("gaussian", sigma=0).sample(np.array([1.5, 2.5]), np.random.default_rng(0))
+    y = get_family("gaussian", sigma=0).sample(np.array([1.5, 2.5]), 0)
     np.testing.assert_array_equal(y, [1.5, 2.5])
 
 
@@ -386,7 +632,7 @@ def test_boundary_values_allowed():
         (lambda: get_family("poisson", theta=2.0), r"does not take a parameter 'theta'.*no dispersion"),
         (lambda: get_family("gaussian", sigma=1, sigam=1), r"'sigam'.*'sigma'.*Did you mean 'sigma'"),
         (lambda: get_family("binomial", trials=5), r"trials is not a family parameter"),
-        (lambda: get_family("gaussian", sigma=-1.0), r"'sigma' must be a finite number >= 0; got -1"),
+        (lambda: get_family("gaussian", sigma=-1.0), r"'sigma' must be a finite number >= 0 and <= 1e\+300; got -1"),
         (lambda: get_family("gaussian", sigma=float("nan")), r"'sigma'.*got nan"),
         (lambda: get_family("lognormal", sigma=float("inf")), r"'sigma'.*got inf"),
         (lambda: get_family("gaussian", sigma="0.5"), r"'sigma'.*got str '0.5'"),
@@ -413,8 +659,8 @@ def test_type_errors():
         get_family(3)
     with pytest.raises(InputTypeError, match="link must be a string"):
         get_family("binomial", link=2)
-    with pytest.raises(InputTypeError, match="rng"):
-        get_family("poisson").sample([0.0], rng="seed")
+    with pytest.raises(InputTypeError, match="noise"):
+        get_family("poisson").sample([0.0], noise="seed")
 
 
 @pytest.mark.parametrize(
@@ -433,12 +679,12 @@ def test_type_errors():
 )
 def test_trials_errors(trials, match, error):
     with pytest.raises(error, match=match):
-        get_family("binomial").sample(np.zeros(3), np.random.default_rng(0), trials=trials)
+        get_family("binomial").sample(np.zeros(3), 0, trials=trials)
 
 
 def test_trials_rejected_for_other_families():
     with pytest.raises(ParameterError, match=r"trials applies only to the binomial family.*poisson"):
-        get_family("poisson").sample(np.zeros(3), np.random.default_rng(0), trials=3)
+        get_family("poisson").sample(np.zeros(3), 0, trials=3)
 
 
 @pytest.mark.parametrize(
@@ -459,7 +705,7 @@ def test_invalid_means_name_rows(fam, eta, match):
     with pytest.raises(DataError, match=match):
         fam.mean(np.array(eta))
     with pytest.raises(DataError, match=match):
-        fam.sample(np.array(eta), np.random.default_rng(0))
+        fam.sample(np.array(eta), 0)
 
 
 def test_invalid_mean_message_uses_index_labels_and_counts():
@@ -470,7 +716,7 @@ def test_invalid_mean_message_uses_index_labels_and_counts():
         fam.mean(eta, index=index)
     assert "'r5'" not in str(info.value)  # only the first few are listed
     with pytest.raises(DataError, match=r"rows 'r0'"):
-        fam.sample(pd.Series(eta, index=index), np.random.default_rng(0))
+        fam.sample(pd.Series(eta, index=index), 0)
 
 
 def test_eta_shape_errors():
@@ -505,7 +751,7 @@ def test_glm_recovers_coefficients(name, link, beta):
     n = 20_000
     X = _design(n, seed=21)
     fam = get_family(name, link=link)
-    y = fam.sample(X @ beta, np.random.default_rng(22))
+    y = fam.sample(X @ beta, 22)
     sm_link = {"logit": sm.families.links.Logit(), "probit": sm.families.links.Probit(),
                "log": sm.families.links.Log()}[link]
     sm_family = (sm.families.Binomial if name == "binomial" else sm.families.Poisson)(link=sm_link)
@@ -521,7 +767,7 @@ def test_glm_recovery_detects_the_wrong_link():
     n = 20_000
     X = _design(n, seed=21)
     beta = np.array([0.3, 0.6, -0.5])
-    y = get_family("binomial", link="probit").sample(X @ beta, np.random.default_rng(22))
+    y = get_family("binomial", link="probit").sample(X @ beta, 22)
     fit = sm.GLM(y, X, family=sm.families.Binomial()).fit()  # logit link
     assert abs(fit.params[1] - beta[1]) > K * fit.bse[1]
 
@@ -532,7 +778,7 @@ def test_glm_recovers_binomial_with_trials():
     X = _design(n, seed=31)
     beta = np.array([0.2, -0.7, 0.9])
     trials = np.random.default_rng(32).integers(1, 15, n)
-    y = get_family("binomial").sample(X @ beta, np.random.default_rng(33), trials=trials)
+    y = get_family("binomial").sample(X @ beta, 33, trials=trials)
     fit = sm.GLM(np.column_stack([y, trials - y]), X, family=sm.families.Binomial()).fit()
     assert np.all(fit.bse < 0.05)
     assert np.all(np.abs(fit.params - beta) <= K * fit.bse), (fit.params, fit.bse)

@@ -140,3 +140,90 @@ def test_splitter_never_fails_with_anything_but_a_formula_error(text):
 
 def test_split_top_level_ignores_nested_and_quoted_separators():
     assert split_top_level("a + f(b + c) + 'd + e'", "+") == [("", "a"), ("+", "f(b + c)"), ("+", "'d + e'")]
+
+
+# ---------------------------------------------------------------- a formula is data, never code
+from glmmsim.model.formula import MAX_NESTING  # noqa: E402
+from glmmsim.model.formula_safety import check_formula  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "y ~ 1 + C(cond, Sum) + np.log(x) + I(x**2) + (1 + x | subject)",
+        "y ~ x*z + x:z + (x || g) + (1 | a/b)",
+        "y ~ C(c, Treatment('b')) + C(d, levels=['a', 'b']) + C(e, contr.sum)",
+        "y ~ center(x) + poly(x, 2) + {x + 1} + `my col` + scale(z)",
+        "y ~ 0 + x",
+        "y ~ x - 1 + offset(np.log(n))",
+        "y ~ I(cond == 'b') + I(x > 0.5)",
+        "y ~ (x + z)**2",
+    ],
+)
+def test_whitelisted_formulas_pass(formula):
+    check_formula(formula)  # no error
+
+
+@pytest.mark.parametrize(
+    "formula, piece",
+    [
+        ("y ~ I(x + 0*__import__('os').system('touch /tmp/pwned'))", "__import__('os').system"),
+        ("y ~ x.__class__", "x.__class__"),
+        ("y ~ x[0]", "x[0]"),
+        ("y ~ I([a for a in x])", "[a for a in x]"),
+        ("y ~ eval('1')", "eval"),
+        ("y ~ I(10**10**10)", "10 ** 10 ** 10"),
+        ("y ~ I(x ** 100000)", "x ** 100000"),
+        ("y ~ I('a' * 10**9)", "'a' * 10 ** 9"),
+        ("y ~ np.linalg.norm(x)", "np.linalg.norm"),
+        ("y ~ x + (I(open('f')) | g)", "open"),
+        ("y ~ np.log(*x)", "*x"),
+        ("y ~ __x__", "__x__"),
+        ("y ~ C(x, __builtins__)", "__builtins__"),
+    ],
+)
+def test_code_in_a_formula_is_refused_naming_the_piece(formula, piece):
+    with pytest.raises(FormulaError, match="is not allowed") as info:
+        check_formula(formula)
+    assert info.value.term == piece
+
+
+def test_lambda_is_refused():
+    with pytest.raises(FormulaError) as info:
+        check_formula("y ~ I((lambda: 1)())")
+    assert info.value.term is not None
+
+
+def test_model_checks_the_formula_by_default_and_trusted_formula_opts_out(tmp_path):
+    import pandas as pd
+
+    import glmmsim
+
+    marker = tmp_path / "ran"
+    formula = f"y ~ I(x + 0*__import__('pathlib').Path({str(marker)!r}).touch())"
+    with pytest.raises(FormulaError, match="is not allowed"):
+        glmmsim.Model(formula, fixed={"Intercept": 0, "I(x + 0*__import__('pathlib').Path": 0}, sigma=1)
+    assert not marker.exists()
+    # a user's own formula with a transform outside the whitelist: allowed when trusted
+    own = "y ~ np.hypot(x, x)"
+    with pytest.raises(FormulaError):
+        glmmsim.Model(own, fixed={"Intercept": 0, "np.hypot(x, x)": 1}, sigma=1)
+    m = glmmsim.Model(own, fixed={"Intercept": 0, "np.hypot(x, x)": 1}, sigma=1, trusted_formula=True)
+    out = m.simulate(pd.DataFrame({"x": [3.0, 4.0]}), seed=1)
+    assert out.shape == (2, 2)
+    assert m.replace(sigma=2).sigma == 2  # replace keeps the trust
+
+
+def test_deep_nesting_is_refused_before_any_quadratic_pass():
+    # 5,000 nested parentheses took 34 s; the depth cap stops at the first pass over the text
+    deep = "y ~ " + "(" * 5000 + "x" + ")" * 5000
+    with pytest.raises(FormulaError, match=f"more than {MAX_NESTING} deep"):
+        parse_formula(deep)
+    ok = "y ~ " + "(" * 50 + "x" + ")" * 50
+    assert parse_formula(ok).fixed.strip("()") == "x"
+
+
+def test_formulas_with_many_terms_pass_the_check():
+    # a chain of 5,000 terms is 5,000 small trees, not one tree Python's parser refuses
+    check_formula("y ~ " + " + ".join(f"x{i}" for i in range(5000)) + " + (1 | g)")
+    check_formula("y ~ " + "(" * 99 + "x + np.log(z)" + ")" * 99)

@@ -88,7 +88,7 @@ def test_interaction_cell_means(model, data, tmp_path):
 
 
 def test_interaction_with_trace(model, data):
-    d = data.assign(group=np.where(data["subject"] < "s011", "g1", "g2"))
+    d = data.assign(group=np.where(data["subject"].astype(str) < "s011", "g1", "g2"))
     fig = interaction(model, d, x="cond", trace="group")
     assert len(fig.axes[0].containers) == 2
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["group = g1", "group = g2"]

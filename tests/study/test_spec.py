@@ -291,3 +291,115 @@ def test_school_example():
     assert data["school"].nunique() == 30
     assert data.groupby("school")["class"].nunique().between(2, 4).all()
     assert data.groupby("school", observed=True)["treatment"].nunique().eq(1).all()
+
+
+# ---------------------------------------------------------------- a spec file is data: bounded YAML
+def _laughs(levels: int = 9) -> str:
+    text = "model: &a [x, x, x, x, x, x, x, x, x]\n"
+    for i in range(1, levels):
+        prev, cur = chr(96 + i), chr(97 + i)
+        text = text.replace("&a", "&a", 1)
+        text += f"k{cur}: &{cur} [" + ", ".join([f"*{prev if i > 1 else 'a'}"] * 9) + "]\n"
+    return text
+
+
+def test_yaml_alias_bombs_are_refused_before_anything_is_built():
+    with pytest.raises(SpecError, match=r"expands to more than \d+ values"):
+        parse_spec(_laughs())
+
+
+def test_yaml_nesting_is_capped():
+    with pytest.raises(SpecError, match="nests deeper than"):
+        parse_spec("model: " + "[" * 5000 + "]" * 5000)
+
+
+def test_load_spec_refuses_devices_and_non_paths(tmp_path):
+    with pytest.raises(SpecError, match="must be a regular file"):
+        load_spec("/dev/zero")
+    with pytest.raises(SpecError, match="must be a regular file"):
+        load_spec(tmp_path)
+    with pytest.raises(GlmmsimError, match="must be a str or os.PathLike"):
+        load_spec(2)  # an int is a file descriptor: it closed stderr once
+
+
+def test_formula_code_in_a_spec_is_refused_and_never_run(tmp_path):
+    marker = tmp_path / "ran"
+    bad = SPEC.replace('"y ~ 1 + x + cond', f"\"y ~ 1 + I(x + 0*__import__('pathlib').Path('{marker}').touch()) + cond")
+    with pytest.raises(SpecError, match=r"model\.formula: formula piece .* is not allowed"):
+        parse_spec(bad)
+    with pytest.raises(SpecError, match="is not allowed"):
+        parse_spec(SPEC, overrides=["model.formula=y ~ x + eval('1') + (1 | subject)"])
+    assert not marker.exists()
+
+
+def test_spec_errors_are_located_from_error_attributes_not_text():
+    from glmmsim.study.spec import _argument_path
+
+    err = ParameterErrorLike = GlmmsimError("words that name no key at all", path=("covariates", "x"))
+    assert _argument_path(err, ["covariates", "subjects"]) == ("covariates", "x")
+    assert _argument_path(GlmmsimError("about 'covariates' in text only"), ["covariates"]) == ()
+    del ParameterErrorLike
+    bad = SPEC.replace("covariates: {x: {per: trial}}", "covariates: {x: {per: trial, dist: normal, mean: 1.0e+308, sd: 1.0e+308}}")
+    with pytest.raises(SpecError, match=rf"line {line_of(SPEC, 'covariates')}: design\.covariates\.x: .*overflow"):
+        parse_spec(bad)
+
+
+def test_replicate_must_be_a_whole_number_from_zero():
+    study = parse_spec(SPEC)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(GlmmsimError, match="replicate must be a whole number >= 0"):
+            study.simulate(replicate=bad)
+
+
+def test_replicates_are_checked_against_the_total_row_budget():
+    study = parse_spec(SPEC)
+    with pytest.raises(GlmmsimError, match=r"would write 4\.8e\+24 rows.*GLMMSIM_MAX_TOTAL_ROWS"):
+        next(study.replicates(10**23))
+
+
+# ---------------------------------------------------------------- design from a trial list
+TRIALS_SPEC = SPEC.split("design:")[0] + "design: {type: file, path: trials/list.csv}\nseeds: {population: 1, noise: 2}\n"
+
+
+def _trial_list(tmp_path):
+    from glmmsim import design
+
+    d = design.crossed(6, 4, within={"cond": ["a", "b"]}, covariates={"x": {"per": "trial"}}, seed=3)
+    (tmp_path / "trials").mkdir()
+    d.to_csv(tmp_path / "trials" / "list.csv", index=False)
+    return d
+
+
+def test_design_from_a_trial_list_relative_to_the_spec_file(tmp_path, monkeypatch):
+    d = _trial_list(tmp_path)
+    spec = tmp_path / "study.yaml"
+    spec.write_text(TRIALS_SPEC)
+    monkeypatch.chdir("/")  # the path is read relative to the spec file, not the working directory
+    study = load_spec(spec)
+    out = study.simulate()
+    assert len(out) == len(d) and list(out.columns) == [*d.columns, "y"]
+    assert str(tmp_path / "trials" / "list.csv") in study.input_files()
+
+
+def test_trial_list_is_bounded(tmp_path):
+    import glmmsim
+
+    _trial_list(tmp_path)
+    spec = tmp_path / "study.yaml"
+    spec.write_text(TRIALS_SPEC)
+    with glmmsim.config.override(max_rows=10):
+        with pytest.raises(SpecError, match=r"design\.path: .*trial list .* rows.*glmmsim\.config\.max_rows"):
+            load_spec(spec)
+    spec.write_text(TRIALS_SPEC.replace("trials/list.csv", "missing.csv"))
+    with pytest.raises(SpecError, match="design.path: cannot read trial list"):
+        load_spec(spec)
+
+
+def test_parquet_replicates_are_streamed_one_row_group_each(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    study = parse_spec(SPEC)
+    target = tmp_path / "reps.parquet"
+    write_data(study.replicates(3), str(target))
+    assert pq.ParquetFile(target).num_row_groups == 3
+    data = pd.read_parquet(target)
+    assert data["replicate"].tolist() == [1] * 48 + [2] * 48 + [3] * 48

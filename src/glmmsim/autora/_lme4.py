@@ -13,7 +13,6 @@ Examples
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -24,9 +23,6 @@ __all__ = ["translate_fixed", "translate_random", "has_sigma", "in_autora_names"
 
 _ONE = "1"
 _INTERCEPT = "Intercept"
-# glmmsim.Model's messages open with its argument name ("random['subject'] has no value ...",
-# "fixed names unknown coefficient ...") and may suggest "random={...}".
-_MODEL_ARGUMENT = re.compile(r"^(fixed|random)(?=\[| (?:must|names|gives|has) )|\b(random|fixed)(?==\{)")
 
 
 def _rename(key: Any) -> Any:
@@ -112,25 +108,32 @@ def has_sigma(family: Any, link: Any, dispersion: Mapping[str, Any] | None) -> b
     return True
 
 
+#: glmmsim.Model's argument names and lmm_experiment's names for them.
+_AUTORA_NAMES = {"fixed": "fixed_effects", "random": "random_effects"}
+
+
 @contextmanager
 def in_autora_names() -> Iterator[None]:
     """Re-raise glmmsim.Model's ParameterErrors with lmm_experiment's argument names.
 
     The user passed ``fixed_effects``/``random_effects``; a message about
-    ``fixed``/``random`` would name arguments they never saw.
+    ``fixed``/``random`` would name arguments they never saw.  The error's
+    ``path`` says which argument it is about (see :meth:`GlmmsimError.renamed`);
+    the message text is never read.
 
     Examples
     --------
+    >>> from glmmsim.errors import Where
     >>> with in_autora_names():
-    ...     raise ParameterError("random has no spec for grouping factor(s) 'g'; e.g. random={'g': 0.5}")
+    ...     raise ParameterError.at(Where.of("random"), "has no spec for grouping factor(s) 'g'")
     Traceback (most recent call last):
     ...
-    glmmsim.errors.ParameterError: random_effects has no spec for grouping factor(s) 'g'; e.g. random_effects={'g': 0.5}
+    glmmsim.errors.ParameterError: random_effects has no spec for grouping factor(s) 'g'
     """
     try:
         yield
     except ParameterError as exc:
-        renamed = _MODEL_ARGUMENT.sub(lambda m: (m.group(1) or m.group(2)) + "_effects", str(exc))
-        if renamed == str(exc):
+        renamed = exc.renamed(_AUTORA_NAMES)
+        if renamed is None:
             raise
-        raise ParameterError(renamed) from exc
+        raise renamed from exc

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 
-from ..study.spec import Study, load_spec
+from typing import TYPE_CHECKING
 
-__all__ = ["add_spec_options", "positive_int", "load_study"]
+from ..errors import ParameterError
+
+if TYPE_CHECKING:  # the study layer (pandas, formulaic) is imported when a command runs
+    from ..study.spec import Study
+
+__all__ = ["add_spec_options", "add_output_options", "positive_int", "load_study", "check_output_path"]
 
 
 def add_spec_options(p: argparse.ArgumentParser) -> None:
@@ -22,6 +28,33 @@ def add_spec_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file (never the spec or an input)")
+
+
+def check_output_path(out: str, study: Study, force: bool) -> None:
+    """Refuse to write over the spec or an input file (ever) or an existing file (without --force).
+
+    ``out`` is taken relative to the working directory, as any command-line path.
+    """
+    if out == "-":
+        return
+    target = os.path.realpath(out)
+    for source in study.input_files():
+        same = os.path.realpath(source) == target
+        if not same and os.path.exists(out):
+            try:
+                same = os.path.samefile(source, out)  # hard links
+            except OSError:
+                same = False
+        if same:
+            raise ParameterError(f"output file {out!r} is an input of the study ({source}); choose another file", path=("out",))
+    if os.path.isdir(out):
+        raise ParameterError(f"output {out!r} is a directory; give a file name", path=("out",))
+    if os.path.exists(out) and not force:
+        raise ParameterError(f"output file {out!r} exists; pass --force to overwrite it", path=("out",))
+
+
 def positive_int(text: str) -> int:
     """argparse type: a whole number >= 1 (a usage error otherwise, not a traceback later)."""
     try:
@@ -34,4 +67,6 @@ def positive_int(text: str) -> int:
 
 
 def load_study(args: argparse.Namespace) -> Study:
+    from ..study.spec import load_spec
+
     return load_spec(args.spec, overrides=args.overrides, seed=args.seed)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from ..lme4.summary import describe_study
 from .common import add_spec_options, load_study
 
 __all__ = ["register"]
@@ -19,5 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from ..lme4.summary import describe_study
+
     print(describe_study(load_study(args)), file=stdout)
     return 0

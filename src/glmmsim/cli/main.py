@@ -16,8 +16,6 @@ import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
-import yaml
-
 from .. import __version__
 from ..errors import GlmmsimError, GlmmsimWarning
 from . import describe, plot, simulate
@@ -70,6 +68,14 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     """
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
+    try:
+        return _main(argv, stdout, stderr)
+    except KeyboardInterrupt:  # anywhere, including while modules are still being imported
+        print("glmmsim: interrupted", file=stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None, stdout: TextIO, stderr: TextIO) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -83,13 +89,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         # the reader (e.g. `| head`) went away: stop quietly, as Unix tools do
         _silence_stdout()
         return 141
-    except (GlmmsimError, OSError, yaml.YAMLError) as exc:
+    except (GlmmsimError, OSError) as exc:  # YAML errors arrive as SpecErrors
         message = " ".join(str(exc).split())
         print(f"glmmsim: error: {message}", file=stderr)
         return 1
-    except KeyboardInterrupt:
-        print("glmmsim: interrupted", file=stderr)
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

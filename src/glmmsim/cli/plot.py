@@ -6,7 +6,7 @@ import argparse
 from typing import TextIO
 
 from ..errors import ParameterError, format_names
-from .common import add_spec_options, load_study, positive_int
+from .common import add_output_options, add_spec_options, check_output_path, load_study, positive_int
 
 __all__ = ["register"]
 
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-lines", type=positive_int, default=12, help="spaghetti: at most this many units (default 12)"
     )
     p.add_argument("--dpi", type=positive_int, default=150, help="resolution of raster images (default 150, fit for print)")
+    add_output_options(p)
     p.set_defaults(run=run)
 
 
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
     study = load_study(args)
     _check_image_path(args.out)
+    check_output_path(args.out, study, args.force)
     data = study.simulate()
     kind = resolve_kind(study.model, data, args.kind)
     kwargs: dict[str, object] = {}

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
-from typing import TextIO
-
-import pandas as pd
+from typing import TYPE_CHECKING, TextIO
 
 from ..errors import ParameterError
-from ..study import Study, write_data
-from ..lme4.summary import group_counts
-from .common import add_spec_options, load_study, positive_int
+from .common import add_output_options, add_spec_options, check_output_path, load_study, positive_int
+
+if TYPE_CHECKING:  # pandas and the study layer are imported when the command runs
+    import pandas as pd
+
+    from ..study import Study
 
 __all__ = ["register"]
 
@@ -29,15 +30,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="replicates share one population (same random effects); default: each draws new subjects/items",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no summary, no progress bar")
+    add_output_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from ..study import write_data
+
     study = load_study(args)
     out = args.out or study.output["file"]
     if not out:
         raise ParameterError("no output file: pass --out FILE or set output.file in the spec")
+    check_output_path(out, study, args.force)
     k = args.replicates if args.replicates is not None else study.output["replicates"]  # both >= 1
+    study.check_replicates(k)
     fmt = args.format or study.output["format"]
     frames: Iterator[pd.DataFrame]
     if k == 1:
@@ -66,12 +72,27 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def _progress(frames: Iterator[pd.DataFrame], k: int, quiet: bool, stderr: TextIO) -> Iterator[pd.DataFrame]:
+    # a bar only for a person watching: not in logs, pipes or CI
+    if quiet or not _is_terminal(stderr):
+        yield from frames
+        return
     from tqdm import tqdm
 
-    yield from tqdm(frames, total=k, desc="replicates", unit="dataset", file=stderr, disable=quiet)
+    yield from tqdm(frames, total=k, desc="replicates", unit="dataset", file=stderr)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or not a real stream
+        return False
 
 
 def _summary(study: Study, data: pd.DataFrame, k: int, out: str, fmt: str) -> str:
+    import pandas as pd
+
+    from ..lme4.summary import group_counts
+
     model = study.model
     y = pd.to_numeric(data[model.response], errors="coerce")
     groups = ", ".join(f"{n} {f}" for f, n in group_counts(study, data).items())

@@ -30,6 +30,7 @@ subset is chosen among all of the subject's trials, so those can change.
 from __future__ import annotations
 
 import itertools
+import math
 import numbers
 import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -37,10 +38,10 @@ from typing import Any, Union
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..model.draws import level_keys, mix64, stream_key, string_key, uniforms
-from ..errors import GlmmsimWarning, InputTypeError, ParameterError, did_you_mean, format_names
+from ..errors import GlmmsimWarning, InputTypeError, ParameterError, Where, about, did_you_mean, format_names
+from ..limits import check_rows, count_text
 from ..model.parameters import check_number
 from ..seeding import SeedLike, seed_key
 
@@ -178,6 +179,13 @@ def _check_covariates(spec: Mapping | None, units: Sequence[str], argname: str =
     valid_per = [*units, "trial"]
     out = {}
     for name, cov in spec.items():
+        with about(argname, name):
+            out[name] = _check_covariate(name, cov, argname, valid_per)
+    return out
+
+
+def _check_covariate(name: str, cov: object, argname: str, valid_per: list[str]) -> dict:
+    if True:  # one covariate's spec; errors get the path (argname, name) from the caller
         _check_name(name, f"{argname} name")
         where = f"{argname}[{name!r}]"
         if not isinstance(cov, Mapping):
@@ -204,8 +212,7 @@ def _check_covariates(spec: Mapping | None, units: Sequence[str], argname: str =
                 )
             params[key] = value
         _check_dist_params(dist, params, where)
-        out[name] = {"per": per, "dist": dist, **params}
-    return out
+        return {"per": per, "dist": dist, **params}
 
 
 def _check_dist_params(dist: str, p: dict, where: str) -> None:
@@ -217,22 +224,35 @@ def _check_dist_params(dist: str, p: dict, where: str) -> None:
         value = number(key)
         if not float(value).is_integer():
             raise ParameterError(f"{where}[{key!r}] must be a whole number for dist 'integers'; got {p[key]!r}")
+        if abs(value) > 2**53:  # beyond float64's exact integers the draw would wrap to INT64_MIN
+            raise ParameterError(f"{where}[{key!r}] must be within +-2**53 for dist 'integers'; got {p[key]!r}")
         return int(value)
 
+    # draws are mean + sd * z with |z| < 9 (z from a 53-bit uniform): refuse parameters whose
+    # draws could leave the floats, whatever the seed, rather than let one seed give inf
+    def overflow(reason: str) -> ParameterError:
+        return ParameterError(f"{where} {reason}; draws overflow to inf or 0 for some seeds: use a smaller scale")
+
     if dist == "normal":
-        number("mean")
-        number("sd", minimum=0.0)
+        mean, sd = number("mean"), number("sd", minimum=0.0)
+        if not math.isfinite(abs(mean) + 9 * sd) or abs(mean) + 9 * sd > 1e300:
+            raise overflow(f"has |mean| + 9 sd = {abs(mean) + 9 * sd:g}")
     if dist == "lognormal":
-        number("meanlog")
-        number("sdlog", minimum=0.0)
+        meanlog, sdlog = number("meanlog"), number("sdlog", minimum=0.0)
+        if meanlog + 9 * sdlog > 700 or meanlog - 9 * sdlog < -700:
+            raise overflow(f"has meanlog +- 9 sdlog outside [-700, 700] (exp of it is not a float)")
     if dist == "uniform" and number("low") > number("high"):
         raise ParameterError(f"{where}: 'low' ({p['low']}) must not exceed 'high' ({p['high']})")
+    if dist == "uniform" and not math.isfinite(number("high") - number("low")):
+        raise overflow("has high - low beyond the largest float")
     if dist == "integers" and whole("low") > whole("high"):
         raise ParameterError(f"{where}: 'low' ({p['low']}) must not exceed 'high' ({p['high']})")
     if dist == "choice":
         levels = p["levels"]
         if levels is None or isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence) or not levels:
             raise ParameterError(f"{where}['levels'] must be a non-empty list of levels for dist 'choice'")
+        if not all(isinstance(v, Hashable) for v in levels) or len(set(map(str, levels))) != len(levels):
+            raise ParameterError(f"{where}['levels'] must be distinct strings or numbers; got {list(levels)!r}")
         if p["p"] is not None:
             probs = p["p"]
             if isinstance(probs, (str, bytes)) or not isinstance(probs, Sequence) or len(probs) != len(levels):
@@ -247,7 +267,9 @@ def _check_dist_params(dist: str, p: dict, where: str) -> None:
 def _normal(u: np.ndarray, mean: float, sd: float) -> np.ndarray:
     if sd == 0:  # ppf with scale 0 gives NaN; a zero SD means a constant
         return np.full(u.shape, float(mean))
-    return stats.norm.ppf(u, loc=mean, scale=sd)
+    from scipy.special import ndtri  # imported on first use: scipy costs start-up time
+
+    return mean + sd * ndtri(u)
 
 
 def _draw_covariate(cov: dict, u: np.ndarray) -> Any:
@@ -274,13 +296,28 @@ def _add_covariates(
     for name, cov in covs.items():
         if cov["per"] == "trial":
             u = _row_uniforms(key, f"covariate:{name}", row_keys)
-            df[name] = _draw_covariate(cov, u)
+            df[name] = _check_finite(_draw_covariate(cov, u), name, cov)
         else:
             labels = pd.unique(df[cov["per"]].to_numpy())
             values = _draw_covariate(cov, _label_uniforms(key, f"covariate:{name}", list(labels)))
             codes = pd.Index(labels).get_indexer(df[cov["per"]].to_numpy())
-            df[name] = values[codes]
+            df[name] = _check_finite(values, name, cov)[codes]
     return df
+
+
+def _check_finite(values: Any, name: str, cov: dict) -> Any:
+    """Refuse covariate parameters so extreme that draws overflow to inf (never inf in a design)."""
+    if isinstance(values, pd.Categorical):
+        return values
+    arr = np.asarray(values, dtype=float)
+    if arr.size and not np.isfinite(arr).all():
+        params = {k: v for k, v in cov.items() if k not in ("per", "dist")}
+        raise ParameterError.at(
+            Where.of("covariates", name),
+            f"with dist {cov['dist']!r} and {params} overflows: draws reach {arr[~np.isfinite(arr)][0]}; "
+            f"use parameters on a scale a float can hold",
+        )
+    return values
 
 
 # ---------------------------------------------------------------------------
@@ -291,17 +328,21 @@ def _add_covariates(
 def _check_size(spec: object, argname: str) -> None:
     if callable(spec):
         return
+    # one unit larger than the row budget can never fit: refuse before drawing anything
     if isinstance(spec, numbers.Integral) and not isinstance(spec, bool):
-        _check_count(spec, argname)
+        check_rows(_check_count(spec, argname), f"{argname}={spec}", parameter=argname)
         return
     if isinstance(spec, (tuple, list)) and len(spec) == 2:
         low, high = (_check_count(v, f"{argname} bound") for v in spec)
         if low > high:
             raise ParameterError(f"{argname}: low ({low}) must not exceed high ({high})")
+        check_rows(high, f"{argname}={tuple(spec)!r}", parameter=argname)
         return
     if isinstance(spec, Mapping) and set(spec) == {"poisson"}:
-        if check_number(spec["poisson"], f"{argname}['poisson']") <= 0:
+        mean = check_number(spec["poisson"], f"{argname}['poisson']")
+        if mean <= 0:
             raise ParameterError(f"{argname}['poisson'] must be a positive mean; got {spec['poisson']!r}")
+        check_rows(int(min(mean, 1e300)), f"{argname}={{'poisson': {spec['poisson']:g}}} (one unit of that mean)", parameter=argname)
         return
     raise InputTypeError(
         f"{argname} must be an int, a (low, high) pair, {{'poisson': mean}} or a callable "
@@ -319,6 +360,8 @@ def _draw_sizes(spec: SizeSpec, key: int, purpose: str, labels: Sequence[str], a
         return (low + np.floor(u * (high - low + 1))).astype(np.int64)
     if isinstance(spec, Mapping):
         u = _label_uniforms(key, purpose, labels)
+        from scipy import stats  # imported on first use: scipy.stats costs a second of start-up
+
         return np.maximum(1, stats.poisson.ppf(u, spec["poisson"])).astype(np.int64)
     sizes = []
     for lab in labels:
@@ -469,29 +512,43 @@ def crossed(
     >>> crossed(2, 2).iloc[:2].to_dict("list")
     {'subject': ['s001', 's001'], 'item': ['i001', 'i002'], 'trial': [1, 2]}
     """
-    n_subj = _check_count(subjects, "subjects")
-    n_item = None if items is None else _check_count(items, "items")
-    within_f = _factors(within, "within")
-    bsub_f = _factors(between_subjects, "between_subjects")
-    bitem_f = _factors(between_items, "between_items")
+    with about("subjects"):
+        n_subj = _check_count(subjects, "subjects")
+    with about("items"):
+        n_item = None if items is None else _check_count(items, "items")
+    with about("within"):
+        within_f = _factors(within, "within")
+    with about("between_subjects"):
+        bsub_f = _factors(between_subjects, "between_subjects")
+    with about("between_items"):
+        bitem_f = _factors(between_items, "between_items")
     subject = _check_name(subject, "subject")
     item = _check_name(item, "item")
     _check_name(subject_prefix, "subject_prefix")
     _check_name(item_prefix, "item_prefix")
     if n_item is None and bitem_f:
         raise ParameterError("between_items needs items; pass items=<number of items>")
-    cb = _check_counterbalance(counterbalance, within_f, n_item)
-    reps = _check_count(repetitions, "repetitions")
-    rate = _check_rate(missing, "missing")
-    assign = _check_choice(assign, ("balanced", "random"), "assign")
-    order = _check_choice(order, ("fixed", "random"), "order")
+    with about("counterbalance"):
+        cb = _check_counterbalance(counterbalance, within_f, n_item)
+    with about("repetitions"):
+        reps = _check_count(repetitions, "repetitions")
+    with about("missing"):
+        rate = _check_rate(missing, "missing")
+    with about("assign"):
+        assign = _check_choice(assign, ("balanced", "random"), "assign")
+    with about("order"):
+        order = _check_choice(order, ("fixed", "random"), "order")
     if trials_per_subject is not None:
-        _check_size(trials_per_subject, "trials_per_subject")
+        with about("trials_per_subject"):
+            _check_size(trials_per_subject, "trials_per_subject")
     units = [subject] if n_item is None else [subject, item]
     covs = _check_covariates(covariates, units)
     columns = [subject, *bsub_f, *([item, *bitem_f] if n_item is not None else []), *within_f]
     columns += (["rep"] if reps > 1 else []) + ["trial", *covs]
     _check_unique_columns(columns)
+    free_n = math.prod(len(lv) for f, lv in within_f.items() if f not in cb)
+    planned = n_subj * (n_item or 1) * free_n * reps  # exact: Python ints do not overflow
+    check_rows(planned, f"crossed(subjects={count_text(n_subj)}, items={count_text(n_item or 1)}, {free_n} within cell(s), {reps} repetition(s))", "subjects")
     key = seed_key(seed, "seed")
 
     subj_labels = unit_labels(subject_prefix, n_subj)
@@ -521,11 +578,12 @@ def crossed(
     if cb:
         _warn_unequal_cells(item_block, n_lists, cb, len(bitem_combos))
 
-    data: dict[str, Any] = {subject: np.asarray(subj_labels, dtype=object)[s_i]}
+    # unit labels as categoricals (categories in label order): the model uses their codes directly
+    data: dict[str, Any] = {subject: pd.Categorical.from_codes(s_i, categories=subj_labels)}
     for k, f in enumerate(bsub_f):
         data[f] = _factor_column(bsub_combos, k, bsub_f[f], bsub_idx[s_i])
     if n_item is not None:
-        data[item] = np.asarray(item_labels, dtype=object)[it_i]
+        data[item] = pd.Categorical.from_codes(it_i, categories=item_labels)
         for k, f in enumerate(bitem_f):
             data[f] = _factor_column(bitem_combos, k, bitem_f[f], bitem_idx[it_i])
     for f in within_f:
@@ -551,7 +609,15 @@ def crossed(
     df, row_keys = _subset_trials(df, row_keys, subject, subj_labels, trials_per_subject, key)
     df, row_keys = _drop_missing(df, row_keys, rate, key)
     df = _add_covariates(df, covs, key, row_keys)
-    return df[columns].reset_index(drop=True)
+    return _drop_unused_labels(df[columns].reset_index(drop=True), units)
+
+
+def _drop_unused_labels(df: pd.DataFrame, units: Sequence[str]) -> pd.DataFrame:
+    """Unit columns keep only the labels left after subsetting and missingness, in label order."""
+    for unit in units:
+        if isinstance(df[unit].dtype, pd.CategoricalDtype):
+            df[unit] = df[unit].cat.remove_unused_categories()
+    return df
 
 
 def _check_counterbalance(counterbalance: object, within_f: dict, n_item: int | None) -> list[str]:
@@ -585,10 +651,12 @@ def _warn_unequal_cells(item_block: np.ndarray, n_lists: int, cb: list[str], n_c
         return
     counts = ", ".join(str(c) for c in per_cell)
     warnings.warn(
-        f"counterbalance {format_names(cb)}: {len(item_block)} items over {n_lists} lists give "
-        f"unequal cells: the {n_lists} cells of each list get {counts} items; use a multiple of "
-        f"{n_lists * n_combos} items for equal cells",
-        GlmmsimWarning,
+        GlmmsimWarning(
+            f"counterbalance {format_names(cb)}: {len(item_block)} items over {n_lists} lists give "
+            f"unequal cells: the {n_lists} cells of each list get {counts} items; use a multiple of "
+            f"{n_lists * n_combos} items for equal cells",
+            parameter="counterbalance",
+        ),
         stacklevel=3,
     )
 
@@ -600,14 +668,14 @@ def _order_trials(df: pd.DataFrame, row_keys: np.ndarray, unit: str, key: int, o
         unit_codes = pd.factorize(df[unit])[0]
         perm = np.lexsort((u, unit_codes))
         df, row_keys = df.iloc[perm].reset_index(drop=True), row_keys[perm]
-    df["trial"] = df.groupby(unit, sort=False).cumcount().to_numpy() + 1
+    df["trial"] = df.groupby(unit, sort=False, observed=True).cumcount().to_numpy() + 1
     return df, row_keys
 
 
 def _subset_trials(df, row_keys, unit, labels, spec, key):
     if spec is None:
         return df, row_keys
-    planned = df.groupby(unit, sort=False).size()
+    planned = df.groupby(unit, sort=False, observed=True).size()
     counts = _draw_sizes(spec, key, "trials_per_subject", labels, "trials_per_subject")
     too_many = [(lab, n) for lab, n in zip(labels, counts) if n > planned[lab]]
     if too_many:
@@ -631,7 +699,8 @@ def _drop_missing(df, row_keys, rate, key):
     if len(df) and not keep.any():
         raise ParameterError(
             f"missing={rate:g} drops all {len(df)} rows of the design, leaving no data; "
-            f"use a lower missing rate or a larger design"
+            f"use a lower missing rate or a larger design",
+            parameter="missing",
         )
     return df[keep].reset_index(drop=True), row_keys[keep]
 
@@ -708,14 +777,22 @@ def nested(
     >>> bool(sizes.between(1, 4).all())
     True
     """
-    unit_names, sizes = _check_levels(levels)
-    within_f = _factors(within, "within")
-    between_f = _check_between(between, unit_names)
-    reps = _check_count(repetitions, "repetitions")
-    rate = _check_rate(missing, "missing")
-    assign = _check_choice(assign, ("balanced", "random"), "assign")
-    labels = _check_choice(labels, ("full", "local"), "labels")
-    pref = _check_prefixes(prefixes, unit_names)
+    with about("levels"):
+        unit_names, sizes = _check_levels(levels)
+    with about("within"):
+        within_f = _factors(within, "within")
+    with about("between"):
+        between_f = _check_between(between, unit_names)
+    with about("repetitions"):
+        reps = _check_count(repetitions, "repetitions")
+    with about("missing"):
+        rate = _check_rate(missing, "missing")
+    with about("assign"):
+        assign = _check_choice(assign, ("balanced", "random"), "assign")
+    with about("labels"):
+        labels = _check_choice(labels, ("full", "local"), "labels")
+    with about("prefixes"):
+        pref = _check_prefixes(prefixes, unit_names)
     covs = _check_covariates(covariates, unit_names)
     columns = []
     for u in unit_names:
@@ -725,10 +802,19 @@ def nested(
     key = seed_key(seed, "seed")
 
     # grow the tree level by level; each unit's size depends only on its parent's label
+    n_cells = math.prod(len(lv) for lv in within_f.values()) * reps
+    check_rows(sizes[0] * n_cells, f"nested: {sizes[0]} {unit_names[0]} unit(s) x {n_cells} cell(s)", "levels")
     paths = [[lab] for lab in unit_labels(pref[unit_names[0]], sizes[0])]
     for depth in range(1, len(unit_names)):
         parents = [p[-1] for p in paths]
         counts = _draw_sizes(sizes[depth], key, f"size:{unit_names[depth]}", parents, f"levels[{unit_names[depth]!r}]")
+        # the exact total before any label is made (a float sum cannot overflow int64)
+        total = int(counts.sum(dtype=np.float64)) if len(counts) else 0
+        check_rows(
+            total * n_cells,
+            f"nested: {total:,} {unit_names[depth]} unit(s) in {len(parents):,} {unit_names[depth - 1]} unit(s) x {n_cells} cell(s)",
+            "levels",
+        )
         paths = [
             path + [f"{path[-1]}-{lab}"]
             for path, n in zip(paths, counts)
@@ -767,7 +853,9 @@ def nested(
     if labels == "local":
         for u in unit_names[1:]:
             df[u] = df[u].str.rsplit("-", n=1).str[-1]
-    return df[columns].reset_index(drop=True)
+    for u in unit_names:  # unit labels as categoricals, categories in label order
+        df[u] = pd.Categorical(df[u], categories=pd.unique(df[u].to_numpy()))
+    return _drop_unused_labels(df[columns].reset_index(drop=True), unit_names)
 
 
 def _local_numbers(table: pd.DataFrame, unit_names: list[str], depth: int) -> np.ndarray:
@@ -783,9 +871,11 @@ def _check_levels(levels: object) -> tuple[list[str], list]:
         )
     names = [_check_name(n, "levels unit name") for n in levels]
     sizes = list(levels.values())
-    _check_count(sizes[0], f"levels[{names[0]!r}]")
+    with about("levels", names[0]):
+        _check_count(sizes[0], f"levels[{names[0]!r}]")
     for name, size in zip(names[1:], sizes[1:]):
-        _check_size(size, f"levels[{name!r}]")
+        with about("levels", name):
+            _check_size(size, f"levels[{name!r}]")
     return names, sizes
 
 

@@ -34,7 +34,7 @@ def describe_study(study: Study) -> str:
         f"Simulation model (glmmsim {__version__}) from {study.source}",
         *([family] if family else []),
         f"Formula: {model.formula}",
-        f" Design: {study.design_type}; seeds: " + ", ".join(f"{k} {_seed_text(v)}" for k, v in study.seeds.items()),
+        f" Design: {study.design_type}; seeds: {_seeds_text(study.seeds)}",
         "",
         "Random effects:",
         *_random_table(rows, _residual_sd(model.family), levels),
@@ -142,10 +142,31 @@ def _lme4_group_counts(study: Study, data: pd.DataFrame, rows: Sequence[tuple]) 
 
 def _seed_text(seed: object) -> str:
     if seed is None:
-        return "none"
+        return "none (fresh entropy: not reproducible)"
     if isinstance(seed, np.random.SeedSequence):
-        return f"{seed.entropy}/{'.'.join(map(str, seed.spawn_key))}"
+        if len(seed.spawn_key) == 1:
+            return f"child {seed.spawn_key[0]} of {seed.entropy}"
+        return f"SeedSequence({seed.entropy}, spawn_key={tuple(seed.spawn_key)})"
     return str(seed)
+
+
+def _seeds_text(seeds: dict) -> str:
+    """The seeds line; one root seed reads as ``42 (population, noise, design = SeedSequence(42).spawn(3))``.
+
+    Examples
+    --------
+    >>> ss = [np.random.SeedSequence(42, spawn_key=(i,)) for i in range(3)]
+    >>> _seeds_text(dict(zip(["population", "noise", "design"], ss)))
+    '42 (population, noise, design = SeedSequence(42).spawn(3))'
+    >>> _seeds_text({"population": ss[0], "noise": 5, "design": ss[2]})
+    'population child 0 of 42, noise 5, design child 2 of 42'
+    """
+    values = list(seeds.values())
+    derived = all(isinstance(v, np.random.SeedSequence) and len(v.spawn_key) == 1 for v in values)
+    if derived and len({v.entropy for v in values}) == 1 and [v.spawn_key[0] for v in values] == list(range(len(values))):
+        root = values[0].entropy
+        return f"{root} ({', '.join(seeds)} = SeedSequence({root}).spawn({len(values)}))"
+    return ", ".join(f"{k} {_seed_text(v)}" for k, v in seeds.items())
 
 
 def _decimals(value: float, digits: int = 4) -> int:

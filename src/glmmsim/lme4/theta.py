@@ -28,10 +28,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import ParameterError
+from ..errors import InputTypeError, ParameterError
 from ..model.families import Family, get_family
 from ..model.formula import parse_formula
 from ..model.matrices import grouping, model_columns
+from ..model.bound import BoundModel
 from ..model.model import Model
 from ..model.parameters import TermCovariance
 from ..model.terms import RandomTerm, expand_bars
@@ -49,15 +50,29 @@ def _lme4_order(terms: Sequence[RandomTerm], nlevels: Sequence[int]) -> list[int
     return [findbars[k] for k in reversed(ascending)]
 
 
-def lme4_terms(model: Model, conditions: pd.DataFrame) -> list[tuple[RandomTerm, TermCovariance]]:
+def _bound(model: Model | BoundModel, conditions: pd.DataFrame | None) -> BoundModel:
+    if isinstance(model, BoundModel):
+        if conditions is not None:
+            raise InputTypeError("a BoundModel carries its conditions: pass conditions only with a Model")
+        return model
+    if conditions is None:
+        raise InputTypeError("conditions are needed with a Model (they fix lme4's term order); or pass a BoundModel")
+    return model.bind(conditions)
+
+
+def lme4_terms(
+    model: Model | BoundModel, conditions: pd.DataFrame | None = None
+) -> list[tuple[RandomTerm, TermCovariance]]:
     """The model's random-effect terms with their covariances, in lme4's order for ``conditions``.
 
     lme4 sorts terms by decreasing number of levels in the data (``mkReTrms``), so
     the order, and with it ``theta`` and lme4's printed summaries, depends on the data.
+    ``model`` is a Model with ``conditions``, or a BoundModel (which has its data).
     """
-    design = model._design(conditions)
-    order = _lme4_order(model.terms, [len(td.group.labels) for td in design.terms])
-    return [(model.terms[i], design.terms[i].cov) for i in order]
+    bound = _bound(model, conditions)
+    terms = bound.terms
+    order = _lme4_order([bt.term for bt in terms], [len(bt.group.labels) for bt in terms])
+    return [(terms[i].term, terms[i].cov) for i in order]
 
 
 def _scale(family: Family, sigma: float | None) -> float:
@@ -73,24 +88,25 @@ def _scale(family: Family, sigma: float | None) -> float:
     return 1.0
 
 
-def to_theta(model: Model, conditions: pd.DataFrame) -> np.ndarray:
+def to_theta(model: Model | BoundModel, conditions: pd.DataFrame | None = None) -> np.ndarray:
     """lme4's ``theta`` for ``model`` with the grouping levels present in ``conditions``.
 
     Parameters
     ----------
-    model : Model
-        A gaussian, binomial or poisson model.
-    conditions : pandas.DataFrame
-        Data that fix the numbers of levels (and so lme4's term order).
+    model : Model or BoundModel
+        A gaussian, binomial or poisson model (a BoundModel brings its own conditions).
+    conditions : pandas.DataFrame, optional
+        Data that fix the numbers of levels (and so lme4's term order); needed with a Model.
 
     Returns
     -------
     numpy.ndarray
         The vector to pass as ``newparams = list(theta = ...)`` to lme4.
     """
-    scale = _scale(model.family, model.sigma)
+    bound = _bound(model, conditions)
+    scale = _scale(bound.model.family, bound.model.sigma)
     out = []
-    for _, cov in lme4_terms(model, conditions):
+    for _, cov in lme4_terms(bound):
         out.extend(_tril_colmajor(cov.factor_l / scale))
     return np.array(out)
 

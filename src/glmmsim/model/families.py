@@ -14,7 +14,7 @@ binomial           logit, probit,   (none)                  ``trials * mu * (1 -
 poisson            log, identity,   (none)                  ``mu``
                    sqrt
 negative_binomial  log              ``theta`` > 0           ``mu + mu**2 / theta``
-gamma              log, inverse,    ``shape`` > 0 or        ``mu**2 / shape``
+gamma              inverse, log,    ``shape`` > 0 or        ``mu**2 / shape``
                    identity         ``sigma`` > 0
 inverse_gaussian   1/mu^2, log      ``dispersion`` > 0      ``dispersion * mu**3``
 lognormal          identity         ``sigma`` >= 0          ``(exp(sigma**2) - 1) * mu**2``
@@ -24,24 +24,39 @@ shifted_lognormal  identity         ``sigma`` >= 0,         ``(exp(sigma**2) - 1
                                     ``shift`` real
 =================  ===============  ======================  =========================================
 
-The first link listed is the default.  For ``lognormal``, ``exgaussian`` and
+For ``lognormal``, ``exgaussian`` and
 ``shifted_lognormal`` the link maps ``eta`` to the *location* parameter (the
 mean of ``log(y)``, the mean of the Gaussian component, the mean of
 ``log(y - shift)``); :meth:`Family.mean` then returns the mean of ``y`` itself.
 
-Draw order (what a :class:`numpy.random.Generator` is asked for, so that the
-same generator state always gives the same responses):
+The first link listed is the default, as in R (``Gamma`` defaults to the inverse link,
+``inverse.gaussian`` to ``1/mu^2``), so coefficients read off a default-link fit mean
+the same model here.
 
-* gaussian: ``mu + sigma * rng.standard_normal(n)``, exactly.
-* binomial: ``rng.binomial(trials, p)`` (``trials = 1`` when not given).
-* poisson: ``rng.poisson(mu)``.
-* negative_binomial: ``rng.negative_binomial(theta, theta / (theta + mu))``.
-* gamma: ``rng.gamma(shape, mu / shape)``.
-* inverse_gaussian: ``rng.wald(mu, 1 / dispersion)``.
-* lognormal: ``exp(eta + sigma * rng.standard_normal(n))``.
-* exgaussian: ``z = rng.standard_normal(n)`` then ``e = rng.standard_exponential(n)``;
-  ``y = mu + sigma * z + tau * e`` (both arrays are drawn even when ``tau = 0``).
-* shifted_lognormal: ``shift + exp(eta + sigma * rng.standard_normal(n))``.
+Keyed draws. Every response draw reads the row's own counter-based stream (a
+:class:`~glmmsim.model.draws.RowStreams`): draw ``j`` of row ``r`` is a uniform ``u_j``
+in (0, 1), a pure function of ``(stream, keys[r], j)``; ``z_j = ndtri(u_j)`` is the
+matching standard normal. A row's response depends on nothing else, so any subset of
+rows gets exactly the numbers of the whole. Rejection samplers make attempt ``a`` of a
+row from draws ``2a`` and ``2a + 1``; only rejected rows draw again. "stage s" is an
+independent sub-stream of the same rows (``samplers.stage``).
+
+=================  ==========================================================================
+family             draws (``mu`` = mean, ``loc`` = location, ``n`` = trials)
+=================  ==========================================================================
+gaussian           ``loc + sigma * z_0``
+binomial           ``n = 1`` or no trials: ``u_0 < p``.  ``p > 1/2`` counts failures with ``1 - p``;
+                   ``n * p < 10``: inversion of the CDF at ``u_0``; else BTRS attempts on
+                   ``(u_2a, u_2a+1)``
+poisson            ``mu < 10``: inversion of the CDF at ``u_0``; else PTRS attempts on ``(u_2a, u_2a+1)``
+negative_binomial  gamma(theta, mu / theta) on stage "gamma", then Poisson of that on stage "poisson"
+gamma              Marsaglia-Tsang attempts: normal ``z_2a``, uniform ``u_2a+1``; shape < 1 draws
+                   shape + 1 and multiplies by ``U**(1/shape)``, ``U`` = ``u_0`` of stage "boost"
+inverse_gaussian   Michael-Schucany-Haas: normal ``z_0``, uniform ``u_1`` picks the root
+lognormal          ``exp(loc + sigma * z_0)``
+exgaussian         ``loc + sigma * z_0 + tau * (-log(u_1))``
+shifted_lognormal  ``shift + exp(loc + sigma * z_0)``
+=================  ==========================================================================
 
 Examples
 --------
@@ -51,7 +66,7 @@ Examples
 'binomial(link = "probit")'
 >>> fam.mean(np.array([0.0])).tolist()
 [0.5]
->>> y = fam.sample(np.zeros(5), np.random.default_rng(1), trials=10)
+>>> y = fam.sample(np.zeros(5), 1, trials=10)
 >>> y.dtype.kind, y.shape
 ('i', (5,))
 """
@@ -68,7 +83,9 @@ import numpy as np
 from scipy import special
 
 from ..errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names, plain
-from ..seeding import SeedLike, as_generator
+from ..seeding import SeedLike, seed_key
+from . import samplers as _samplers
+from .draws import RowStreams
 
 __all__ = ["Family", "Link", "FAMILY_NAMES", "LINK_NAMES", "get_family", "get_link"]
 
@@ -77,8 +94,11 @@ ArrayLike = Any
 #: How many offending rows an error message lists before summarising the rest.
 _MAX_ROWS_SHOWN = 5
 
-# numpy's Poisson sampler refuses lam above about 9.22e18; keep a margin below it.
+# Counts are int64: Poisson means stay a margin below 2**63 (about 9.22e18).
 _POISSON_MEAN_MAX = 9.0e18
+
+#: Largest number of binomial trials: every count up to 2**53 is exact in float64.
+TRIALS_MAX = 2**53
 
 
 # --------------------------------------------------------------------------- links
@@ -123,6 +143,10 @@ class Link:
     def __hash__(self) -> int:
         return hash(("Link", self.name))
 
+    def __reduce__(self):
+        # rebuilt by name: the functions are looked up again, so pickles stay small and portable
+        return (get_link, (self.name,))
+
 
 def _identity(x: np.ndarray) -> np.ndarray:
     return x
@@ -153,7 +177,8 @@ _LINKS: dict[str, Link] = {
     link.name: link
     for link in (
         Link("identity", _identity, _identity),
-        Link("log", np.log, np.exp),
+        # the same bits on every numpy version (numpy's own exp differs in the last bit between versions)
+        Link("log", np.log, _samplers.exp),
         Link("logit", special.logit, special.expit),
         Link("probit", special.ndtri, special.ndtr),
         Link("cloglog", _cloglog, _cloglog_inv),
@@ -225,11 +250,17 @@ class _Param:
     minimum: Optional[float]  # None: any finite real
     strict: bool  # True: value must be > minimum, else >= minimum
     meaning: str
+    maximum: Optional[float] = None  # largest value whose draws and moments stay finite in float64
+    maximum_why: str = ""
 
     def bound_text(self) -> str:
         if self.minimum is None:
-            return "a finite real number"
-        return f"a finite number {'>' if self.strict else '>='} {self.minimum:g}"
+            text = "a finite real number"
+        else:
+            text = f"a finite number {'>' if self.strict else '>='} {self.minimum:g}"
+        if self.maximum is not None:
+            text += f" and <= {self.maximum:g}"
+        return text
 
 
 @dataclass(frozen=True)
@@ -263,59 +294,67 @@ class _Spec:
     aliases: tuple[_Alias, ...] = ()
 
 
-# Samplers take (loc, params, rng, trials); loc is linkinv(eta), already validated.
-# They add nothing per row in Python and as few temporaries as the formula allows.
+# Samplers take (loc, params, noise, trials); loc is linkinv(eta), already validated, and
+# noise a RowStreams over the same rows. Each reads only its rows' own keyed draws (the
+# draw indices are listed in the module docstring), so a row's response never depends
+# on the other rows. The kernels live in samplers.py.
 
 
-def _sample_gaussian(loc, params, rng, trials):
-    # Must equal loc + sigma * rng.standard_normal(n) bit for bit; done in place.
-    y = rng.standard_normal(loc.shape[0])
+def _sample_gaussian(loc, params, noise, trials):
+    y = _samplers.normals(noise, 0)
     y *= params["sigma"]
     y += loc
     return y
 
 
-def _sample_binomial(loc, params, rng, trials):
-    return rng.binomial(1 if trials is None else trials, loc)
+def _sample_binomial(loc, params, noise, trials):
+    if trials is None or (isinstance(trials, int) and trials == 1):
+        return _samplers.bernoulli(loc, noise)
+    n = np.broadcast_to(np.asarray(trials, dtype=np.int64), loc.shape)
+    return _samplers.binomial(n, loc, noise)
 
 
-def _sample_poisson(loc, params, rng, trials):
-    return rng.poisson(loc)
+def _sample_poisson(loc, params, noise, trials):
+    return _samplers.poisson(loc, noise)
 
 
-def _sample_negbin(loc, params, rng, trials):
+def _sample_negbin(loc, params, noise, trials):
+    # gamma-Poisson mixture; each stage on its own sub-stream
     theta = params["theta"]
-    return rng.negative_binomial(theta, theta / (theta + loc))
+    rate = _samplers.gamma(theta, loc / theta, _samplers.stage(noise, "gamma"))
+    too_big = rate > _POISSON_MEAN_MAX
+    if too_big.any():
+        raise DataError(
+            f"negative_binomial with theta = {theta:g}: the gamma-distributed Poisson mean of "
+            f"{_count_text(too_big, loc.shape[0])} exceeds {_POISSON_MEAN_MAX:g}, beyond int64 counts; "
+            "use a larger theta or a smaller mean."
+        )
+    return _samplers.poisson(rate, _samplers.stage(noise, "poisson"))
 
 
-def _sample_gamma(loc, params, rng, trials):
+def _sample_gamma(loc, params, noise, trials):
     shape = params["shape"]
-    return rng.gamma(shape, loc / shape)
+    return _samplers.gamma(shape, loc / shape, noise)
 
 
-def _sample_inverse_gaussian(loc, params, rng, trials):
-    return rng.wald(loc, 1.0 / params["dispersion"])
+def _sample_inverse_gaussian(loc, params, noise, trials):
+    return _samplers.inverse_gaussian(loc, 1.0 / params["dispersion"], noise)
 
 
-def _sample_lognormal(loc, params, rng, trials):
-    y = rng.standard_normal(loc.shape[0])
-    y *= params["sigma"]
-    y += loc
-    return np.exp(y, out=y)
+def _sample_lognormal(loc, params, noise, trials):
+    return _samplers.exp(_sample_gaussian(loc, params, noise, trials))
 
 
-def _sample_exgaussian(loc, params, rng, trials):
-    y = rng.standard_normal(loc.shape[0])
-    e = rng.standard_exponential(loc.shape[0])
-    y *= params["sigma"]
-    y += loc
+def _sample_exgaussian(loc, params, noise, trials):
+    y = _sample_gaussian(loc, params, noise, trials)
+    e = _samplers.exponential(noise, 1)
     e *= params["tau"]
     y += e
     return y
 
 
-def _sample_shifted_lognormal(loc, params, rng, trials):
-    y = _sample_lognormal(loc, params, rng, trials)
+def _sample_shifted_lognormal(loc, params, noise, trials):
+    y = _sample_lognormal(loc, params, noise, trials)
     y += params["shift"]
     return y
 
@@ -369,21 +408,44 @@ def _mean_shifted_lognormal(loc, params):
     return params["shift"] + np.exp(loc + 0.5 * params["sigma"] ** 2)
 
 
-_SIGMA = _Param("sigma", 0.0, False, "residual standard deviation")
-_SIGMA_LOG = _Param("sigma", 0.0, False, "standard deviation of log(y)")
-_SIGMA_EXG = _Param("sigma", 0.0, False, "standard deviation of the Gaussian component")
-_SIGMA_SLN = _Param("sigma", 0.0, False, "standard deviation of log(y - shift)")
+# Upper bounds that keep draws and moments finite: a standard normal drawn from 53-bit
+# uniforms is at most 8.3 in size, an exponential at most 37.5, so sigma * z and tau * e
+# stay finite up to 1e300; a lognormal's mean exp(mu + sigma**2 / 2) needs sigma**2 finite.
+_SCALE_MAX = 1e300
+_SCALE_WHY = "larger values overflow float64 in the draws"
+_LOG_SIGMA_MAX = 1e150
+_LOG_SIGMA_WHY = "larger values overflow the mean exp(mu + sigma**2 / 2)"
+_SIGMA = _Param("sigma", 0.0, False, "residual standard deviation", _SCALE_MAX, _SCALE_WHY)
+_SIGMA_LOG = _Param("sigma", 0.0, False, "standard deviation of log(y)", _LOG_SIGMA_MAX, _LOG_SIGMA_WHY)
+_SIGMA_EXG = _Param(
+    "sigma", 0.0, False, "standard deviation of the Gaussian component", _SCALE_MAX, _SCALE_WHY
+)
+_SIGMA_SLN = _Param("sigma", 0.0, False, "standard deviation of log(y - shift)", _LOG_SIGMA_MAX, _LOG_SIGMA_WHY)
 _THETA = _Param("theta", 0.0, True, "size; variance mu + mu^2/theta")
 _SHAPE = _Param("shape", 0.0, True, "shape; variance mu^2/shape")
+
+
+def _shape_from_sigma(sigma: float) -> float:
+    try:
+        return 1.0 / sigma**2
+    except (ZeroDivisionError, OverflowError):  # sigma**2 underflows to 0: shape is beyond float64
+        return math.inf
+
+
+def _sigma_from_shape(shape: float) -> float:
+    return 1.0 / math.sqrt(shape)
+
+
+# module-level functions, not lambdas: a Gamma family must pickle
 _GAMMA_SIGMA = _Alias(
     "sigma",
     "shape",
-    to_canonical=lambda s: 1.0 / s**2,
-    from_canonical=lambda shape: 1.0 / math.sqrt(shape),
+    to_canonical=_shape_from_sigma,
+    from_canonical=_sigma_from_shape,
     param=_Param("sigma", 0.0, True, "coefficient of variation 1/sqrt(shape), lme4's sigma()"),
 )
 _DISPERSION = _Param("dispersion", 0.0, True, "variance dispersion * mu^3")
-_TAU = _Param("tau", 0.0, False, "mean of the exponential component")
+_TAU = _Param("tau", 0.0, False, "mean of the exponential component", _SCALE_MAX, _SCALE_WHY)
 _SHIFT = _Param("shift", None, False, "non-decision time added to the lognormal")
 
 _SPECS: dict[str, _Spec] = {
@@ -437,7 +499,7 @@ _SPECS: dict[str, _Spec] = {
         _Spec(
             name="gamma",
             r_name="Gamma",
-            links=("log", "inverse", "identity"),
+            links=("inverse", "log", "identity"),  # R's Gamma() default first
             params=(_SHAPE,),
             mean_min=0.0,
             mean_min_strict=True,
@@ -550,7 +612,7 @@ class Family:
     --------
     >>> fam = get_family("Gamma", sigma=0.5)
     >>> fam.name, fam.link.name, fam.params
-    ('gamma', 'log', {'shape': 4.0, 'sigma': 0.5})
+    ('gamma', 'inverse', {'shape': 4.0, 'sigma': 0.5})
     >>> fam.param_names
     ('shape', 'sigma')
     """
@@ -608,6 +670,11 @@ class Family:
     def __hash__(self) -> int:
         return hash((self._spec.name, self._link.name, tuple(sorted(self._params.items()))))
 
+    def __reduce__(self):
+        # rebuilt by name through get_family (pickle and cloudpickle alike): nothing but names
+        # and floats travel, and the rebuilt family is validated like a new one
+        return (_rebuild_family, (self._spec.name, self._link.name, dict(self._params)))
+
     def __repr__(self) -> str:
         return f"<Family {self.describe()}>"
 
@@ -621,7 +688,7 @@ class Family:
         >>> get_family("negbin", theta=2).describe()
         'negative_binomial(link = "log"), theta = 2'
         >>> get_family("Gamma", shape=4).describe()
-        'Gamma(link = "log"), shape = 4 (sigma = 0.5)'
+        'Gamma(link = "inverse"), shape = 4 (sigma = 0.5)'
         """
         text = f'{self._spec.r_name}(link = "{self._link.name}")'
         if self._params:
@@ -674,22 +741,30 @@ class Family:
     def sample(
         self,
         eta: ArrayLike,
-        rng: SeedLike,
+        noise: Union[RowStreams, SeedLike],
+        *,
         trials: ArrayLike = None,
         index: Any = None,
     ) -> np.ndarray:
-        """Draw one response per row given the linear predictor.
+        """Draw one response per row given the linear predictor, from each row's own keyed stream.
+
+        Row ``r``'s response depends only on ``eta[r]``, ``trials[r]``, the family's
+        parameters and ``(noise.stream, noise.keys[r])``: any slice, subset or
+        permutation of the rows gets exactly the numbers of the whole. Which draws
+        each family reads is documented in the module docstring.
 
         Parameters
         ----------
         eta : array-like, 1-D
             Linear predictor, one value per row.
-        rng : numpy.random.Generator
-            Source of randomness (an int or SeedSequence is turned into a new
-            Generator).  The draw order is documented in the module docstring.
+        noise : RowStreams or int, SeedSequence or Generator
+            The rows' keyed random streams (:class:`glmmsim.model.draws.RowStreams`,
+            one key per row), or a seed: then the rows are keyed by position
+            ``0..n-1`` on the stream ``seeding.seed_key(seed)`` (a Generator is
+            used once, to derive that key).
         trials : int or array-like of int, optional
             Binomial only: number of trials, a positive int or one
-            non-negative int per row.  ``None`` means Bernoulli (one trial).
+            non-negative int per row, at most 2**53.  ``None`` means Bernoulli (one trial).
         index : pandas.Index, optional
             Row labels for error messages.
 
@@ -699,22 +774,35 @@ class Family:
             int64 counts for binomial (successes), poisson and
             negative_binomial; float64 otherwise.
 
+        Raises
+        ------
+        DataError
+            Invalid means (by row), ``noise`` keyed for another number of rows, or
+            draws that overflow float64 (naming the family's parameters).
+
         Examples
         --------
         >>> import numpy as np
-        >>> fam = get_family("gaussian", sigma=2.0)
-        >>> y = fam.sample(np.array([1.0, 2.0]), np.random.default_rng(5))
-        >>> bool(np.array_equal(y, np.array([1.0, 2.0]) + 2.0 * np.random.default_rng(5).standard_normal(2)))
+        >>> from glmmsim.model.draws import RowStreams
+        >>> fam = get_family("poisson")
+        >>> eta = np.log([0.5, 3.0, 40.0, 2e4])
+        >>> whole = fam.sample(eta, RowStreams(np.arange(4, dtype=np.uint64), stream=9))
+        >>> part = fam.sample(eta[2:], RowStreams(np.arange(2, 4, dtype=np.uint64), stream=9))
+        >>> bool(np.array_equal(whole[2:], part)), whole.dtype.name
+        (True, 'int64')
+        >>> bool(np.array_equal(fam.sample(eta, 5), fam.sample(eta, 5)))
         True
         """
         eta_arr, index = _as_eta(eta, index)
-        trials_arr = self._check_trials(trials, eta_arr.shape[0], index)
-        generator = as_generator(rng, "rng")
+        n = eta_arr.shape[0]
+        streams = _as_row_streams(noise, n)
+        trials_arr = self._check_trials(trials, n, index)
         _, loc = self._mean_and_location(eta_arr, index)
-        try:
-            return self._spec.sampler(loc, self._params, generator, trials_arr)
-        except ValueError as exc:  # numpy refused an extreme value that passed our checks
-            raise DataError(f"{self.describe()} could not draw responses: {exc}") from exc
+        with np.errstate(over="ignore"):  # overflowed draws are refused below, naming the parameters
+            y = self._spec.sampler(loc, self._params, streams, trials_arr)
+        if not self._spec.discrete:
+            self._check_finite(y, index)
+        return y
 
     def variance(self, mu: ArrayLike, trials: ArrayLike = None) -> np.ndarray:
         """Variance of the response at mean ``mu`` (the family's variance function).
@@ -787,6 +875,17 @@ class Family:
             f"(the mean must be {self._spec.mean_text}): {_rows_text(bad, index, detail)}. {hint}"
         )
 
+    def _check_finite(self, y: np.ndarray, index: Any) -> None:
+        """Refuse draws that overflowed float64 (huge sigma, tau, shift or predictor), naming the parameters."""
+        if y.shape[0] == 0 or (np.isfinite(y.min()) and np.isfinite(y.max())):
+            return
+        bad = ~np.isfinite(y)
+        names = format_names(self.param_names) if self.param_names else "the linear predictor"
+        raise DataError(
+            f"{self.describe()} draws responses that overflow float64 at {_count_text(bad, y.shape[0])} "
+            f"({_rows_text(bad, index, lambda i: f'y = {y[i]:g}')}); lower {names} or the linear predictor."
+        )
+
     def _check_trials(self, trials: ArrayLike, n: int, index: Any) -> Optional[Union[int, np.ndarray]]:
         if trials is None:
             return None
@@ -798,6 +897,15 @@ class Family:
 
 
 # ---------------------------------------------------------- validation helpers
+
+
+def _as_row_streams(noise: Union[RowStreams, SeedLike], n: int) -> RowStreams:
+    """The rows' keyed streams: as given, or keyed by position on the seed's stream."""
+    if isinstance(noise, RowStreams):
+        if len(noise) != n:
+            raise DataError(f"noise has keys for {len(noise)} rows but the linear predictor has {n} rows")
+        return noise
+    return RowStreams(np.arange(n, dtype=np.uint64), seed_key(noise, "noise"))
 
 
 def _as_eta(eta: ArrayLike, index: Any) -> tuple[np.ndarray, Any]:
@@ -876,6 +984,10 @@ def _validate_trials(trials: ArrayLike, n: int, index: Any) -> Union[int, np.nda
         value = float(trials) if isinstance(trials, numbers.Real) else math.nan
         if not (math.isfinite(value) and value >= 1 and value == int(value)):
             raise ParameterError(f"trials must be a positive integer; got {trials!r}")
+        if isinstance(trials, numbers.Integral) and int(trials) > TRIALS_MAX or value > TRIALS_MAX:
+            raise ParameterError(
+                f"trials must be at most 2**53 = {TRIALS_MAX} (counts stay exact in float64); got {trials!r}"
+            )
         return int(value)
     if isinstance(trials, str):
         raise ParameterError(
@@ -904,7 +1016,15 @@ def _validate_trials(trials: ArrayLike, n: int, index: Any) -> Union[int, np.nda
     if bad.any():
         shown = _rows_text(bad, index, lambda i: f"{arr[i]:g}")
         raise DataError(f"trials must be finite non-negative integers; {_count_text(bad, n)} are not: {shown}")
-    return arr.astype(np.int64)
+    # integer input is checked as integers: float64 would round 2**53 + 1 down into range
+    huge = (raw > TRIALS_MAX) if raw.dtype.kind in "iu" else (arr > TRIALS_MAX)
+    if huge.any():
+        shown = _rows_text(huge, index, lambda i: f"{raw[i]}")
+        raise DataError(
+            f"trials must be at most 2**53 = {TRIALS_MAX} (counts stay exact in float64); "
+            f"{_count_text(huge, n)} are larger: {shown}"
+        )
+    return raw.astype(np.int64) if raw.dtype.kind in "iu" else arr.astype(np.int64)
 
 
 def _param_value(family: str, name: str, value: Any, param: _Param) -> float:
@@ -919,6 +1039,10 @@ def _param_value(family: str, name: str, value: Any, param: _Param) -> float:
     ok = math.isfinite(number)
     if ok and param.minimum is not None:
         ok = number > param.minimum if param.strict else number >= param.minimum
+    if ok and param.maximum is not None and number > param.maximum:
+        raise ParameterError(
+            f"{family} parameter {name!r} must be {param.bound_text()} ({param.maximum_why}); got {value!r}"
+        )
     if not ok:
         raise ParameterError(f"{family} parameter {name!r} must be {param.bound_text()}; got {value!r}")
     return number
@@ -938,7 +1062,8 @@ def _validate_params(spec: _Spec, given: Mapping[str, Any]) -> dict[str, float]:
             )
             raise ParameterError(
                 f"{spec.name} family does not take a parameter {name!r}; {expected}."
-                + did_you_mean(name, valid)
+                + did_you_mean(name, valid),
+                parameter=name,
             )
     out: dict[str, float] = {}
     for param in spec.params:
@@ -947,15 +1072,23 @@ def _validate_params(spec: _Spec, given: Mapping[str, Any]) -> dict[str, float]:
             if param.name in given:
                 raise ParameterError(
                     f"{spec.name} family: give either {param.name!r} or {alias.name!r}, not both "
-                    f"({alias.name} = 1/sqrt({param.name}))."
+                    f"({alias.name} = 1/sqrt({param.name})).",
+                    parameter=alias.name,
                 )
             value = _param_value(spec.name, alias.name, given[alias.name], alias.param)
-            out[param.name] = alias.to_canonical(value)
+            canonical = alias.to_canonical(value)
+            if not (math.isfinite(canonical) and canonical > 0):
+                raise ParameterError(
+                    f"{spec.name} parameter {alias.name!r} = {value!r} gives {param.name} = {canonical!r}, "
+                    f"which is not {param.bound_text()}; give {param.name!r} directly."
+                )
+            out[param.name] = canonical
             continue
         if param.name not in given:
             either = f" (or {alias.name!r})" if alias is not None else ""
             raise ParameterError(
-                f"{spec.name} family needs the parameter {param.name!r}{either}: the {param.meaning}."
+                f"{spec.name} family needs the parameter {param.name!r}{either}: the {param.meaning}.",
+                parameter=param.name,
             )
         out[param.name] = _param_value(spec.name, param.name, given[param.name], param)
     return out
@@ -990,6 +1123,11 @@ def _resolve_link(spec: _Spec, link: Union[None, str, Link]) -> Link:
             + did_you_mean(str(shown).lower(), spec.links)
         )
     return found
+
+
+def _rebuild_family(name: str, link: str, params: dict[str, float]) -> Family:
+    """Unpickle a Family from its name, link name and canonical parameters."""
+    return get_family(name, link, **params)
 
 
 def get_family(

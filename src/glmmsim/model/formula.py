@@ -49,6 +49,15 @@ class ParsedFormula:
     bars: tuple[Bar, ...]
 
 
+#: Deepest bracket nesting a formula may have.
+MAX_NESTING = 100
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters for a message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _depths(text: str, formula: str) -> list[int]:
     """Nesting depth before each character; quotes are opaque. Raises on unbalanced brackets."""
     depths = []
@@ -64,6 +73,13 @@ def _depths(text: str, formula: str) -> list[int]:
             quote = ch
         elif ch in _OPEN:
             stack.append((ch, pos))
+            if len(stack) > MAX_NESTING:
+                # bounds the work of every later pass (and formulaic's recursive parser)
+                raise FormulaError(
+                    f"formula {_short(formula)!r} nests brackets more than {MAX_NESTING} deep "
+                    f"(at position {pos}); no model needs that",
+                    term=_short(formula),
+                )
         elif ch in _CLOSE:
             if not stack or _OPEN.index(stack[-1][0]) != _CLOSE.index(ch):
                 raise FormulaError(
@@ -159,7 +175,8 @@ def _check_group(group: str, piece: str) -> None:
 
 def _check_expression(expr: str, where: str, formula: str) -> None:
     """Reject empty pieces that a dangling '+', '-', '*' or ':' leaves behind."""
-    for sep, piece in split_top_level(expr, "+*:", formula):
+    # '**' is one operator (a power), not two products
+    for sep, piece in split_top_level(expr.replace("**", "^^"), "+*:", formula):
         if not piece and not (sep == "" and expr.strip().startswith("-")):
             raise FormulaError(
                 f"dangling operator in {where!r} of formula {formula!r}: every '+', '*' and ':' "

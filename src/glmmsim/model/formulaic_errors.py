@@ -1,8 +1,8 @@
 """formulaic's exceptions as glmmsim errors that name the offending piece of the formula.
 
-formulaic raises unrelated exception classes (its own parser errors, Python's
-``SyntaxError`` for a broken ``I(...)``, ``NameError`` wrapped in
-``FactorEvaluationError``, numpy's ``UFuncTypeError``), with messages coloured by
+formulaic's parse and evaluation errors share the base ``FormulaicError``;
+Python's ``SyntaxError`` reaches us for a broken ``I(...)`` and ``ValueError``
+for missing values under ``na_action="raise"``. Their messages are coloured by
 ANSI escapes. Every parse and evaluation of a formula expression goes through
 :func:`parse_terms` or :func:`evaluation_error`, so a user always gets a
 :class:`~glmmsim.errors.FormulaError` (or a ``DataError`` when the data, not the
@@ -21,11 +21,12 @@ from __future__ import annotations
 import re
 
 from formulaic import Formula
+from formulaic.errors import FormulaicError
 
 from ..errors import DataError, FormulaError, GlmmsimError
 from .formula import split_top_level
 
-__all__ = ["parse_terms", "evaluation_error", "readable"]
+__all__ = ["PARSE_ERRORS", "parse_terms", "evaluation_error", "readable"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # formulaic marks the offending token of a syntax error as ⧛token⧚
@@ -56,8 +57,12 @@ def _reason(exc: BaseException) -> str:
     return readable(first).rstrip(".")
 
 
+#: what formulaic's parser raises
+PARSE_ERRORS = (FormulaicError, SyntaxError)
+
+
 def _parse_error(exc: BaseException) -> bool:
-    return isinstance(exc, SyntaxError) or type(exc).__module__.startswith("formulaic")
+    return isinstance(exc, PARSE_ERRORS)
 
 
 def _failing_piece(expr: str) -> str | None:
@@ -71,7 +76,7 @@ def _failing_piece(expr: str) -> str | None:
             continue
         try:
             Formula(piece)
-        except Exception:  # the piece is the culprit whatever formulaic raised
+        except PARSE_ERRORS:
             return piece
     return None
 
@@ -93,14 +98,12 @@ def parse_terms(expr: str, where: str) -> list:
     """
     try:
         return list(Formula(expr))
-    except Exception as exc:  # formulaic's parser errors share no base class with SyntaxError
-        if not _parse_error(exc):
-            raise
+    except PARSE_ERRORS as exc:
         piece = _failing_piece(expr)
         marked = _MARKED.search(_ANSI.sub("", str(exc)))
         at = piece if piece is not None and piece != expr.strip() else (marked.group(1) if marked else None)
         where_piece = f" in {at!r}" if at else ""
-        raise FormulaError(f"cannot parse {where} {expr!r}: {_reason(exc)}{where_piece}") from None
+        raise FormulaError(f"cannot parse {where} {expr!r}: {_reason(exc)}{where_piece}", term=at or expr) from None
 
 
 def evaluation_error(exc: Exception, expr: str, where: str, hint: str = "") -> GlmmsimError:
@@ -119,15 +122,17 @@ def evaluation_error(exc: Exception, expr: str, where: str, hint: str = "") -> G
         cause = exc.__cause__ if exc.__cause__ is not None else exc
         return FormulaError(
             f"term {factor.group('factor')!r} of {where} {expr!r} cannot be evaluated: "
-            f"{type(cause).__name__}: {readable(str(cause)).splitlines()[0] if str(cause) else ''}{hint}"
+            f"{type(cause).__name__}: {readable(str(cause)).splitlines()[0] if str(cause) else ''}{hint}",
+            term=factor.group("factor"),
         )
     nulls = _NULLS.search(text)
     if nulls is not None:
         return DataError(
             f"term {nulls.group('factor')!r} of {where} {expr!r} gives missing values for some rows "
             f"(a column with missing values, or a transform such as np.log of 0 or of a negative "
-            f"number)"
+            f"number)",
+            term=nulls.group("factor"),
         )
     if _parse_error(exc) and not type(exc).__name__.startswith(("Factor", "FormulaMaterial")):
-        return FormulaError(f"cannot parse {where} {expr!r}: {_reason(exc)}")
-    return DataError(f"cannot build the model matrix of {where} {expr!r}: {_reason(exc)}{hint}")
+        return FormulaError(f"cannot parse {where} {expr!r}: {_reason(exc)}", term=expr)
+    return DataError(f"cannot build the model matrix of {where} {expr!r}: {_reason(exc)}{hint}", term=expr)

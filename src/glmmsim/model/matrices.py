@@ -10,12 +10,14 @@ most of formulaic's overhead, and gives the same numbers.
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from formulaic import model_matrix
+from formulaic.errors import FormulaicError
 from formulaic.transforms import TRANSFORMS
 
 from .columns import unhashable_levels, usable_columns
@@ -28,6 +30,7 @@ __all__ = [
     "Grouping",
     "model_columns",
     "grouping",
+    "first_appearance",
     "check_columns_present",
     "expression_variables",
     "stateful_transforms",
@@ -143,7 +146,8 @@ class Grouping:
     keys : ndarray of uint64
         Persistent key of each level (see :mod:`glmmsim.draws`).
     labels : pandas.Index
-        Level values (a MultiIndex for an interaction factor ``a:b``).
+        Level values in code order (a MultiIndex for an interaction factor ``a:b``);
+        only levels some row has.
     """
 
     codes: np.ndarray
@@ -167,7 +171,8 @@ def check_columns_present(data: pd.DataFrame, columns: Sequence[str], where: str
         if col not in data.columns:
             raise DataError(
                 f"column {col!r}, used by {where}, is not in the data.{did_you_mean(col, map(str, data.columns))} "
-                f"Data columns: {format_names(data.columns)}"
+                f"Data columns: {format_names(data.columns)}",
+                column=col,
             )
 
 
@@ -179,7 +184,9 @@ def _numeric_array(data: pd.DataFrame, col: str, where: str) -> np.ndarray:
         kind = "missing" if np.isnan(arr[bad]).any() else "infinite"
         raise DataError(
             f"column {col!r} (used by {where}) has {kind} values, first at row "
-            f"{_first_bad_row(bad, data.index)!r}; remove or impute them before simulating"
+            f"{_first_bad_row(bad, data.index)!r}; remove or impute them before simulating",
+            column=col,
+            row=_first_bad_row(bad, data.index),
         )
     return arr
 
@@ -195,23 +202,45 @@ def _is_plain_numeric(series: pd.Series) -> bool:
 def _fast_columns(
     expr: str, data: pd.DataFrame, levels: Mapping[str, Sequence[object]], where: str
 ) -> Columns | None:
-    """Columns of ``expr`` read directly from ``data``, or None when formulaic is needed."""
+    """Columns of ``expr`` read directly from ``data``, or None when formulaic is needed.
+
+    Handled here: the intercept, plain numeric columns and their products, and a
+    categorical column standing alone as a term (built from its level codes, with
+    formulaic's names and coding). Everything else goes to formulaic.
+    """
     terms = parse_terms(expr, where)
-    plan: list[tuple[str, tuple[str, ...]]] = []
+    # formulaic lists the intercept first; a categorical term after it (or after another
+    # categorical term) is coded with one column fewer than it has levels
+    spanned = any(_is_intercept(term) for term in terms)
+    plan: list[tuple[str, tuple[str, ...]] | tuple[str, str, bool]] = []
     for term in terms:
         factors = term.factors
-        if len(factors) == 1 and factors[0].eval_method.value == "literal" and factors[0].expr == "1":
+        if _is_intercept(term):
             plan.append(("Intercept", ()))
             continue
         if not all(f.eval_method.value == "lookup" for f in factors):
             return None
         cols = tuple(f.expr for f in factors)
+        if any(col not in data.columns for col in cols):
+            return None
+        if len(cols) == 1 and _is_text_categorical(data[cols[0]], levels.get(cols[0])):
+            plan.append(("categorical", cols[0], spanned))
+            spanned = True
+            continue
         for col in cols:
-            if col not in data.columns or col in levels or not _is_plain_numeric(data[col]):
+            if col in levels or not _is_plain_numeric(data[col]):
                 return None
         plan.append((str(term), cols))
-    names, arrays = [], []
-    for name, cols in plan:
+    names: list[str] = []
+    arrays: list[np.ndarray | None] = []
+    for step in plan:
+        if step[0] == "categorical":
+            _, col, reduced = step
+            cat_names, cat_arrays = _categorical_columns(data, col, levels.get(col), bool(reduced), where)
+            names.extend(cat_names)
+            arrays.extend(cat_arrays)
+            continue
+        name, cols = step  # type: ignore[misc]
         names.append(name)
         if not cols:
             arrays.append(None)
@@ -221,6 +250,84 @@ def _fast_columns(
             arr = arr * _numeric_array(data, col, where)
         arrays.append(arr)
     return Columns(tuple(names), tuple(arrays))
+
+
+def _is_intercept(term: object) -> bool:
+    factors = term.factors  # type: ignore[attr-defined]
+    return len(factors) == 1 and factors[0].eval_method.value == "literal" and factors[0].expr == "1"
+
+
+def _all_str(values: Sequence[object]) -> bool:
+    return all(isinstance(v, str) for v in values)
+
+
+def _is_text_categorical(series: pd.Series, declared: Sequence[object] | None) -> bool:
+    """Whether formulaic would code ``series`` as a categorical whose levels are all strings.
+
+    Other level types (numbers, booleans, mixed) are left to formulaic, whose names for
+    them are not re-derived here.
+    """
+    if declared is not None:
+        return _all_str(declared)
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _all_str(dtype.categories)
+    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_numeric_dtype(dtype):
+        return dtype != object or pd.api.types.infer_dtype(series, skipna=True) == "string"
+    return False
+
+
+def _categorical_codes(series: pd.Series, declared: Sequence[object] | None) -> tuple[np.ndarray, list[str]]:
+    """Level codes (-1 for missing or undeclared values) and the levels formulaic would use.
+
+    formulaic uses declared levels or a categorical's categories (used or not) in their
+    order, and the sorted distinct values of a text column.
+    """
+    dtype = series.dtype
+    if declared is None and isinstance(dtype, pd.CategoricalDtype):
+        return series.cat.codes.to_numpy(), list(dtype.categories)
+    if declared is None:
+        codes, uniques = pd.factorize(series, sort=True, use_na_sentinel=True)
+        return codes, list(uniques)
+    levels = list(declared)
+    if isinstance(dtype, pd.CategoricalDtype):
+        # recode the categories, not the rows
+        per_category = pd.Index(levels, dtype=object).get_indexer(pd.Index(dtype.categories, dtype=object))
+        codes = series.cat.codes.to_numpy()
+        return np.where(codes < 0, -1, per_category[codes]), levels
+    codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
+    per_unique = pd.Index(levels, dtype=object).get_indexer(pd.Index(np.asarray(uniques, dtype=object)))
+    return np.where(codes < 0, -1, per_unique[codes]), levels
+
+
+def _categorical_columns(
+    data: pd.DataFrame, col: str, declared: Sequence[object] | None, reduced: bool, where: str
+) -> tuple[list[str], list[np.ndarray]]:
+    """Indicator columns of a categorical term from its level codes, named as formulaic names them.
+
+    Treatment coding against the first level when ``reduced`` (``c[T.b]``), one column
+    per level otherwise (``c[a]``); rows are 1.0 in their level's column.
+    """
+    series = data[col]
+    codes, levels = _categorical_codes(series, declared)
+    unknown = codes < 0
+    if unknown.any():
+        row = _first_bad_row(unknown, data.index)
+        value = plain(series.to_numpy()[np.argmax(unknown)])
+        if pd.isna(value):
+            raise DataError(
+                f"column {col!r} (used by {where}) has missing values, first at row {row!r}; remove "
+                f"or impute them before simulating"
+            )
+        raise DataError(
+            f"column {col!r} has value {value!r} (row {row!r}) that is not among its declared "
+            f"levels {list(levels)!r}"
+        )
+    first = 1 if reduced else 0
+    prefix = "T." if reduced else ""
+    names = [f"{col}[{prefix}{level}]" for level in levels[first:]]
+    arrays = [(codes == j).astype(np.float64) for j in range(first, len(levels))]
+    return names, arrays
 
 
 def _with_levels(
@@ -238,7 +345,10 @@ def _with_levels(
             bad = plain(values.to_numpy()[np.argmax(unknown)])
             raise DataError(
                 f"column {col!r} has value {bad!r} (row {_first_bad_row(unknown, data.index)!r}) "
-                f"that is not among its declared levels {list(levels[col])!r}"
+                f"that is not among its declared levels {list(levels[col])!r}",
+                column=col,
+                row=_first_bad_row(unknown, data.index),
+                path=("levels", col),
             )
         frame[col] = pd.Categorical(values, categories=list(levels[col]))
     return frame
@@ -252,7 +362,7 @@ def _formulaic_columns(
     frame = usable_columns(_with_levels(data, variables, levels), variables, where)
     try:
         matrix = model_matrix(expr, frame, na_action="raise", output="pandas")
-    except Exception as exc:  # formulaic raises several unrelated classes; report them uniformly
+    except (FormulaicError, ValueError) as exc:  # evaluation errors; ValueError: na_action="raise"
         raise evaluation_error(exc, expr, where, _caret_hint(expr)) from None
     names, arrays = [], []
     for name in matrix.columns:
@@ -261,7 +371,9 @@ def _formulaic_columns(
         if bad.any():
             raise DataError(
                 f"model-matrix column {name!r} of {where} is not finite at row "
-                f"{_first_bad_row(bad, data.index)!r} (a transform such as np.log of 0?)"
+                f"{_first_bad_row(bad, data.index)!r} (a transform such as np.log of 0?)",
+                term=expr,
+                row=_first_bad_row(bad, data.index),
             )
         names.append(str(name))
         arrays.append(None if name == "Intercept" else arr)
@@ -289,45 +401,130 @@ def model_columns(
     return fast if fast is not None else _formulaic_columns(expr, data, levels, where)
 
 
+def _missing_levels_error(col: str, where: str, mask: np.ndarray, index: pd.Index) -> DataError:
+    row = _first_bad_row(mask, index)
+    return DataError(
+        f"grouping column {col!r} (used by {where}) has missing values, first at row "
+        f"{row!r}; every row needs a level",
+        column=col,
+        row=row,
+    )
+
+
+# integer grouping columns spanning at most this many values (or the number of rows, if more)
+# are coded by offset from their minimum instead of by hashing
+_SMALL_INT_RANGE = 1 << 16
+
+
+def _present_only(codes: np.ndarray, labels: pd.Index) -> tuple[np.ndarray, pd.Index]:
+    """Drop the levels no row has (a categorical's unused categories, gaps in an int range)."""
+    present = np.bincount(codes, minlength=len(labels)) > 0
+    if present.all():
+        return codes, labels
+    renumber = np.cumsum(present) - 1
+    return renumber[codes], labels[present]
+
+
 def _level_codes(data: pd.DataFrame, col: str, where: str) -> tuple[np.ndarray, pd.Index]:
+    """Level number of each row and the levels, numbered as cheaply as the column allows.
+
+    A categorical's codes are used as they are; an integer column with a small range
+    is coded by offset from its minimum; anything else is factorized (levels in order
+    of first appearance).
+    """
     series = data[col]
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        cat_codes = series.cat.codes.to_numpy()
+        if (cat_codes < 0).any():
+            raise _missing_levels_error(col, where, cat_codes < 0, data.index)
+        categories = pd.Index(dtype.categories, name=col)
+        return _present_only(cat_codes.astype(np.intp), categories)
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu" and len(series):
+        values = series.to_numpy()
+        low, high = int(values.min()), int(values.max())
+        if high - low < max(_SMALL_INT_RANGE, len(values)):
+            codes = (values - values.dtype.type(low)).astype(np.intp)
+            labels = pd.Index(np.arange(low, high + 1).astype(dtype), name=col)
+            return _present_only(codes, labels)
     try:
         codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
     except TypeError:  # lists, dicts or sets as levels
         raise unhashable_levels(series, col, where) from None
     if (codes < 0).any():
-        raise DataError(
-            f"grouping column {col!r} (used by {where}) has missing values, first at row "
-            f"{_first_bad_row(codes < 0, data.index)!r}; every row needs a level"
-        )
+        raise _missing_levels_error(col, where, codes < 0, data.index)
     return codes, pd.Index(uniques, name=col)
 
 
 def grouping(data: pd.DataFrame, columns: Sequence[str], where: str) -> Grouping:
     """Codes, persistent keys and labels of the factor formed by ``columns``.
 
+    Only levels present in ``data`` are kept. Their numbering (``codes``, the order of
+    ``labels``) is whatever is cheapest for the column types; :func:`first_appearance`
+    gives the order in which the rows meet them.
+
     Examples
     --------
     >>> g = grouping(pd.DataFrame({"s": ["b", "a", "b"]}), ["s"], "(1 | s)")
     >>> g.codes.tolist(), list(g.labels)
     ([0, 1, 0], ['b', 'a'])
+    >>> list(grouping(pd.DataFrame({"s": [12, 10, 12]}), ["s"], "(1 | s)").labels)
+    [10, 12]
     """
     check_columns_present(data, columns, where)
     parts = [_level_codes(data, col, where) for col in columns]
     if len(parts) == 1:
         codes, labels = parts[0]
         return Grouping(codes, level_keys([labels.to_numpy()]), labels)
-    combined = np.zeros(len(data), dtype=np.int64)
-    for codes, uniques in parts:
-        # re-number after each column so the combined code never exceeds the number of rows
-        combined, _ = pd.factorize(combined * len(uniques) + codes, sort=False)
-    codes, first = _codes_and_first_rows(combined)
-    per_column = [uniques.to_numpy()[col_codes[first]] for col_codes, uniques in parts]
+    sizes = [len(uniques) for _, uniques in parts]
+    if math.prod(sizes) <= max(_SMALL_INT_RANGE, len(data)):
+        codes, per_column = _combine_small(parts, sizes)
+    else:
+        codes, per_column = _combine_by_hashing(parts, len(data))
     # key columns in sorted-name order so that a:b and b:a name the same levels
     order = sorted(range(len(columns)), key=lambda i: columns[i])
     keys = level_keys([per_column[i] for i in order])
     labels = pd.MultiIndex.from_arrays(per_column, names=list(columns))
     return Grouping(codes, keys, labels)
+
+
+def _combine_small(
+    parts: Sequence[tuple[np.ndarray, pd.Index]], sizes: Sequence[int]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Combined codes by mixed-radix arithmetic, when all combinations fit in a small table."""
+    combined = np.zeros(len(parts[0][0]), dtype=np.intp)
+    for (codes, _), size in zip(parts, sizes):
+        combined *= size
+        combined += codes
+    present = np.flatnonzero(np.bincount(combined, minlength=math.prod(sizes)))
+    renumber = np.zeros(math.prod(sizes), dtype=np.intp)
+    renumber[present] = np.arange(len(present))
+    per_code = np.unravel_index(present, tuple(sizes))
+    per_column = [uniques.to_numpy()[idx] for (_, uniques), idx in zip(parts, per_code)]
+    return renumber[combined], per_column
+
+
+def _combine_by_hashing(
+    parts: Sequence[tuple[np.ndarray, pd.Index]], n: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    combined = np.zeros(n, dtype=np.int64)
+    for codes, uniques in parts:
+        # re-number after each column so the combined code never exceeds the number of rows
+        combined, _ = pd.factorize(combined * len(uniques) + codes, sort=False)
+    codes, first = _codes_and_first_rows(combined)
+    per_column = [uniques.to_numpy()[col_codes[first]] for col_codes, uniques in parts]
+    return codes, per_column
+
+
+def first_appearance(codes: np.ndarray) -> np.ndarray:
+    """Level codes in the order in which the rows first meet them.
+
+    Examples
+    --------
+    >>> first_appearance(np.array([2, 0, 2, 1])).tolist()
+    [2, 0, 1]
+    """
+    return pd.unique(np.asarray(codes))
 
 
 def _codes_and_first_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ first number is drawn.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import numbers
 import warnings
@@ -20,8 +21,10 @@ import numpy as np
 import pandas as pd
 from formulaic import Formula
 
-from .draws import standard_normals, stream_key
+from .bound import BoundModel, KeyLike, noise_stream
 from ..errors import (
+    Where,
+    about,
     DataError,
     FormulaError,
     GlmmsimWarning,
@@ -32,6 +35,7 @@ from ..errors import (
 )
 from .families import Family, get_family
 from .formula import parse_formula
+from .formula_safety import check_formula
 from .matrices import (
     Columns,
     Grouping,
@@ -43,12 +47,10 @@ from .matrices import (
 )
 from .names import logical_levels, match_keys
 from .parameters import FactorSpec, TermCovariance, factor_covariance, parse_dispersion, parse_fixed, parse_random
-from ..seeding import SeedLike, as_generator, seed_key
+from ..seeding import SeedLike, seed_key
 from .terms import RandomTerm, expand_bars
 
 __all__ = ["Model"]
-
-_COW = int(pd.__version__.split(".")[0]) >= 3
 
 
 @dataclass(frozen=True)
@@ -59,18 +61,6 @@ class _TermDesign:
     z: Columns
     group: Grouping
     cov: TermCovariance
-
-
-@dataclass(frozen=True)
-class _Design:
-    """Everything a call needs, validated: fixed columns and beta, random terms, trials."""
-
-    n: int
-    index: pd.Index
-    x: Columns
-    beta: tuple[float, ...]
-    terms: tuple[_TermDesign, ...]
-    trials: int | np.ndarray | None
 
 
 class Model:
@@ -110,6 +100,12 @@ class Model:
     seed : int, SeedSequence or Generator, optional
         The population: the random effects of a level depend only on this seed,
         the factor, the coefficient and the level's value.
+    trusted_formula : bool, default False
+        By default the formula's Python pieces are checked before formulaic
+        evaluates them: only column names, numbers, operators and whitelisted
+        transforms (``C``, ``I``, ``np.log``, ``center``, ...) pass (see
+        :mod:`glmmsim.model.formula_safety`). ``True`` skips the check for a
+        formula you wrote yourself; never for one read from a file.
 
     Examples
     --------
@@ -137,8 +133,13 @@ class Model:
         trials: int | str | None = None,
         levels: Mapping[str, Sequence[object]] | None = None,
         seed: SeedLike = None,
+        trusted_formula: bool = False,
     ) -> None:
-        parsed = parse_formula(formula)
+        with about("formula"):
+            if not trusted_formula:  # a formula is data: see glmmsim.model.formula_safety
+                check_formula(formula)
+            parsed = parse_formula(formula)
+        self._trusted_formula = bool(trusted_formula)
         self._formula = formula
         self._parsed = parsed
         self._terms = tuple(expand_bars(parsed.bars))
@@ -146,16 +147,23 @@ class Model:
         for term in self._terms:
             self._factor_columns.setdefault(term.factor, term.columns)
         _check_distinct_factors(self._factor_columns)
-        self._fixed = parse_fixed(fixed)
+        with about("fixed"):
+            self._fixed = parse_fixed(fixed)
+        # our own copy, parsed from: later edits of the caller's dicts or arrays cannot reach the model
         self._random_input = copy.deepcopy(random)
-        self._specs: dict[str, FactorSpec] = parse_random(random, list(self._factor_columns))
+        with about("random"):
+            self._specs: dict[str, FactorSpec] = parse_random(self._random_input, list(self._factor_columns))
         self._sigma = sigma
-        self._dispersion = parse_dispersion(dispersion)
-        self._family = _make_family(family, link, sigma, self._dispersion)
-        self._trials = _check_trials_arg(trials, self._family)
+        with about("dispersion"):
+            self._dispersion = parse_dispersion(dispersion)
+        with about("family"):
+            self._family = _make_family(family, link, sigma, self._dispersion)
+        with about("trials"):
+            self._trials = _check_trials_arg(trials, self._family)
         self._variables = self._find_variables()
         self._check_response_not_used()
-        self._levels = _check_levels(levels, self._predictor_columns())
+        with about("levels"):
+            self._levels = _check_levels(levels, self._predictor_columns())
         self._seed_key = seed_key(seed, "seed")
         _warn_stateful_transforms([parsed.fixed] + [t.expr for t in self._terms], formula)
 
@@ -245,6 +253,7 @@ class Model:
             dispersion=self._dispersion,
             trials=self._trials,
             levels=self._levels,
+            trusted_formula=self._trusted_formula,
         )
         has_seed = "seed" in changes
         unknown = set(changes) - set(args) - {"seed"}
@@ -258,15 +267,46 @@ class Model:
         try:
             model = Model(**args, seed=new_seed)
         except ParameterError as exc:
-            if "family" in changes and "sigma" not in changes and "sigma" in str(exc):
-                raise ParameterError(f"{exc} (replace() keeps sigma={self._sigma!r}; pass sigma=None)") from None
+            if "family" in changes and "sigma" not in changes and exc.parameter == "sigma":
+                raise ParameterError(f"{exc} (replace() keeps sigma={self._sigma!r}; pass sigma=None)", parameter="sigma") from None
             raise
         if not has_seed:
             model._seed_key = self._seed_key
         return model
 
     # ------------------------------------------------------------------- public calls
-    def simulate(self, conditions: pd.DataFrame, seed: SeedLike = None) -> pd.DataFrame:
+    def bind(self, conditions: pd.DataFrame, *, key: KeyLike = None, offset: int = 0) -> BoundModel:
+        """Bind the model to ``conditions``: validate and materialise once, simulate many times.
+
+        Parameters
+        ----------
+        conditions : pandas.DataFrame
+            One row per observation, with every column the formula uses.
+        key : None, "index" or list of str
+            What identifies a row's noise: its position (``None``; plus
+            ``offset``), its index value (``"index"``) or the values of these
+            columns. Rows keyed by index or columns get the same numbers in any
+            slice, subset or partition. Keys must be unique.
+        offset : int, default 0
+            Position of the first row when ``key`` is None (a partition of a
+            larger frame).
+
+        Returns
+        -------
+        BoundModel
+
+        Examples
+        --------
+        >>> data = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "g": ["a", "a", "b", "b"]})
+        >>> m = Model("y ~ x + (1 | g)", fixed={"Intercept": 0, "x": 1}, random={"g": 1}, sigma=1, seed=2)
+        >>> whole = m.bind(data, key="index").simulate_response(seed=5)
+        >>> part = m.bind(data.iloc[2:], key="index").simulate_response(seed=5)
+        >>> bool((whole[2:] == part).all())
+        True
+        """
+        return BoundModel(self, conditions, key=key, offset=offset)
+
+    def simulate(self, conditions: pd.DataFrame, seed: SeedLike = None, *, key: KeyLike = None) -> pd.DataFrame:
         """Simulate the response for every row of ``conditions``.
 
         Parameters
@@ -275,7 +315,9 @@ class Model:
             One row per observation, with every column the formula uses.
         seed : int, SeedSequence or Generator, optional
             Drives the response noise only; the random effects come from the
-            model's own seed.
+            model's own seed. A Generator is used once, to derive a key.
+        key : None, "index" or list of str
+            What identifies each row's noise (see :meth:`bind`).
 
         Returns
         -------
@@ -283,13 +325,9 @@ class Model:
             A copy of ``conditions`` (same index and column order) with the
             response column added (or replaced, in its place).
         """
-        rng = as_generator(seed, "seed")
-        design = self._design(conditions)
-        eta = self._eta(design, random=True)
-        y = self._family.sample(eta, rng, trials=design.trials, index=design.index)
-        out = conditions.copy(deep=not _COW)
-        out[self.response] = y
-        return out
+        stream = noise_stream(seed)  # checks the seed before any work
+        bound = self.bind(conditions, key=key)
+        return bound._frame(bound._simulate(stream, None))
 
     def predict(
         self,
@@ -312,13 +350,9 @@ class Model:
         """
         if type not in ("response", "link"):
             raise ParameterError(f"type must be 'response' or 'link'; got {type!r}")
-        design = self._design(conditions)
-        eta = self._eta(design, random=random)
-        if type == "response":
-            eta = self._family.mean(eta, index=design.index)
-            if design.trials is not None:
-                eta = eta * design.trials
-        return pd.Series(eta, index=conditions.index, name=self.response)
+        if not isinstance(random, (bool, np.bool_)):
+            raise InputTypeError(f"random must be True or False; got {builtins.type(random).__name__} {random!r}")
+        return self.bind(conditions).predict(type=type, random=random)
 
     def random_effects(self, conditions: pd.DataFrame) -> dict[str, pd.DataFrame]:
         """The random effects of the levels present in ``conditions``.
@@ -329,15 +363,7 @@ class Model:
             Per grouping factor, one row per level (in order of first
             appearance) and one column per coefficient.
         """
-        design = self._design(conditions)
-        out: dict[str, pd.DataFrame] = {}
-        for td in design.terms:
-            effects = pd.DataFrame(
-                self._draw(td), index=td.group.labels, columns=list(td.cov.coefs)
-            )
-            factor = td.term.factor
-            out[factor] = effects if factor not in out else out[factor].join(effects)
-        return out
+        return self.bind(conditions).random_effects()
 
     def covariance(self, conditions: pd.DataFrame | None = None) -> dict[str, tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
         """Per factor: coefficient names, SDs and correlation matrix (terms combined).
@@ -397,25 +423,23 @@ class Model:
                 for factor, coefs in self._term_coefs(conditions).items()
             }
         except ParameterError as exc:
-            if conditions is None and "unknown coefficient" in str(exc):
+            if conditions is None and exc.coefficient is not None and exc.parameter == "random":
                 raise ParameterError(
                     f"{exc}. Without conditions every slope is taken as numeric; categorical slopes "
                     f"have one coefficient per level, known only from data: pass conditions"
                 ) from None
             raise
 
-    def _design(self, conditions: pd.DataFrame) -> _Design:
-        if not isinstance(conditions, pd.DataFrame):
-            raise InputTypeError(
-                f"conditions must be a pandas DataFrame with one row per observation; got "
-                f"{type(conditions).__name__}"
-            )
+    def _materialize(
+        self, conditions: pd.DataFrame
+    ) -> tuple[Columns, tuple[float, ...], tuple[_TermDesign, ...], int | np.ndarray | None]:
+        """Fixed columns and coefficients, random terms and trials of ``conditions``, validated."""
         _check_unique_columns(conditions, self.variables)
         x = model_columns(self._parsed.fixed, conditions, self._levels, "the fixed part")
         beta = match_keys(
             self._fixed,
             x.names,
-            "fixed",
+            Where.of("fixed"),
             _data_levels(conditions, x.names, self._levels),
             _categorical_hint(conditions, x.names),
         )
@@ -431,45 +455,13 @@ class Model:
             _TermDesign(term, z, groups[term.factor], next(covs[term.factor]))
             for term, z in zip(self._terms, z_cols)
         )
-        trials = self._trials_values(conditions)
-        return _Design(len(conditions), conditions.index, x, tuple(beta.values()), terms, trials)
+        return x, tuple(beta.values()), terms, self._trials_values(conditions)
 
     def _trials_values(self, conditions: pd.DataFrame) -> int | np.ndarray | None:
         if self._trials_column is None:
             return self._trials  # type: ignore[return-value]
         check_columns_present(conditions, [self._trials_column], "trials")
         return conditions[self._trials_column].to_numpy()
-
-    def _draw(self, td: _TermDesign) -> np.ndarray:
-        """Effects of the term's levels: persistent standard normals times the Cholesky factor."""
-        keys = td.group.keys
-        z = np.column_stack(
-            [standard_normals(keys, stream_key(self._seed_key, _factor_key(td.term), c)) for c in td.cov.coefs]
-        )
-        return z @ td.cov.factor_l.T
-
-    def _eta(self, design: _Design, random: bool) -> np.ndarray:
-        eta = design.x.dot(design.beta, design.n)
-        if not random:
-            return eta
-        tmp = np.empty(design.n)
-        for td in design.terms:
-            if not np.any(td.cov.sd):
-                continue
-            effects = self._draw(td)
-            for j, col in enumerate(td.z.arrays):
-                if not np.any(effects[:, j]):
-                    continue
-                np.take(np.ascontiguousarray(effects[:, j]), td.group.codes, out=tmp)
-                if col is not None:
-                    tmp *= col
-                eta += tmp
-        return eta
-
-
-def _factor_key(term: RandomTerm) -> str:
-    """Name under which a factor's draws are keyed; ``a:b`` and ``b:a`` are one factor."""
-    return ":".join(sorted(term.columns))
 
 
 def _data_levels(
@@ -516,7 +508,7 @@ def _categorical_hint(conditions: pd.DataFrame, names: Sequence[str]) -> str:
 
 def _make_family(family: str | Family, link: str | None, sigma: float | None, dispersion: Mapping[str, float]) -> Family:
     if "sigma" in dispersion and sigma is not None:
-        raise ParameterError("sigma is given twice: as sigma= and in dispersion; give it once")
+        raise ParameterError("sigma is given twice: as sigma= and in dispersion; give it once", parameter="sigma")
     params = dict(dispersion)
     if sigma is not None:
         params["sigma"] = sigma
@@ -531,7 +523,7 @@ def _check_trials_arg(trials: int | str | None, family: Family) -> int | str | N
     if isinstance(trials, str):
         return trials
     if isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or trials < 1:
-        raise ParameterError(f"trials must be a positive int or a column name; got {trials!r}")
+        raise ParameterError(f"trials must be a positive int or a column name; got {trials!r}", parameter="trials")
     return int(trials)
 
 
@@ -550,14 +542,14 @@ def _check_levels(
                 f"{did_you_mean(str(col), predictors)} Predictor columns: {format_names(predictors) or 'none'}"
             )
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-            raise ParameterError(f"levels[{col!r}] must be a list of levels; got {values!r}")
+            raise ParameterError(f"levels[{col!r}] must be a list of levels; got {values!r}", path=("levels", col))
         values = list(values)
         try:
             distinct = len(set(values))
         except TypeError:
-            raise ParameterError(f"levels[{col!r}] holds unhashable values: {values!r}") from None
+            raise ParameterError(f"levels[{col!r}] holds unhashable values: {values!r}", path=("levels", col)) from None
         if not values or distinct != len(values):
-            raise ParameterError(f"levels[{col!r}] must be a non-empty list without repeats; got {values!r}")
+            raise ParameterError(f"levels[{col!r}] must be a non-empty list without repeats; got {values!r}", path=("levels", col))
         out[str(col)] = values
     return out
 

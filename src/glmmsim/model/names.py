@@ -187,22 +187,26 @@ def match_keys(
         col = lookup.get(key_s, lookup.get(_squash(key_s), lookup.get(_unordered(key_s))))
         if col is None:
             valid = list(columns) + [lme4_name(c, levels) for c in columns if lme4_name(c, levels) != c]
-            raise ParameterError(
-                f"{what} names unknown coefficient {key_s!r}.{did_you_mean(key_s, valid)} "
+            raise ParameterError.at(
+                what,
+                f"names unknown coefficient {key_s!r}.{did_you_mean(key_s, valid)} "
                 f"Valid coefficients: {format_names(columns)}"
                 + (f" (lme4 spelling: {format_names(lme4_name(c, levels) for c in columns)})" if valid != list(columns) else "")
-                + hint
+                + hint,
+                coefficient=key_s,
             )
         if col in out:
-            raise ParameterError(
-                f"{what} gives coefficient {col!r} twice, as {source[col]!r} and {key_s!r}"
+            raise ParameterError.at(
+                what, f"gives coefficient {col!r} twice, as {source[col]!r} and {key_s!r}", coefficient=col
             )
         out[col] = value
         source[col] = key_s
     missing = [c for c in columns if c not in out]
     if missing:
-        raise ParameterError(
-            f"{what} has no value for coefficient(s) {format_names(missing)}; every coefficient "
-            f"needs one (use 0 to switch a term off){hint}"
+        raise ParameterError.at(
+            what,
+            f"has no value for coefficient(s) {format_names(missing)}; every coefficient "
+            f"needs one (use 0 to switch a term off){hint}",
+            coefficient=missing[0],
         )
     return {c: out[c] for c in columns}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ParameterError, did_you_mean, format_names
+from ..errors import ParameterError, Where, did_you_mean, format_names
 from .names import match_keys
 
 __all__ = [
@@ -38,12 +38,12 @@ __all__ = [
 def check_number(value: object, what: str, *, minimum: float | None = None) -> float:
     """A finite real number (``>= minimum`` when given), or a ParameterError naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ParameterError(f"{what} must be a number; got {type(value).__name__} {value!r}")
+        raise ParameterError.at(what, f"must be a number; got {type(value).__name__} {value!r}")
     number = float(value)
     if not math.isfinite(number):
-        raise ParameterError(f"{what} must be finite; got {number}")
+        raise ParameterError.at(what, f"must be finite; got {number}")
     if minimum is not None and number < minimum:
-        raise ParameterError(f"{what} must be >= {minimum:g}; got {number:g}")
+        raise ParameterError.at(what, f"must be >= {minimum:g}; got {number:g}")
     return number
 
 
@@ -56,7 +56,7 @@ def parse_fixed(fixed: Mapping[str, object] | None) -> dict[str, float]:
             f"fixed must be a mapping of coefficient -> value, e.g. {{'Intercept': 1.0, 'x': 0.5}}; "
             f"got {type(fixed).__name__}"
         )
-    return {str(k): check_number(v, f"fixed[{k!r}]") for k, v in fixed.items()}
+    return {str(k): check_number(v, Where.of("fixed", k)) for k, v in fixed.items()}
 
 
 def parse_dispersion(dispersion: Mapping[str, object] | None) -> dict[str, object]:
@@ -177,13 +177,15 @@ def parse_random(random: Mapping[str, object] | None, factors: Sequence[str]) ->
     for key, value in random.items():
         factor = _match_factor(str(key), factors)
         if factor is None:
-            raise ParameterError(
-                f"random names grouping factor {key!r}, which the formula does not have."
-                f"{did_you_mean(str(key), factors)} Grouping factors: {format_names(factors) or 'none'}"
+            raise ParameterError.at(
+                Where.of("random"),
+                f"names grouping factor {key!r}, which the formula does not have."
+                f"{did_you_mean(str(key), factors)} Grouping factors: {format_names(factors) or 'none'}",
+                key=str(key),
             )
         if factor in specs:
-            raise ParameterError(f"random gives factor {factor!r} twice (as {key!r})")
-        what = f"random[{factor!r}]"
+            raise ParameterError.at(Where.of("random"), f"gives factor {factor!r} twice (as {key!r})", key=str(key))
+        what = Where.of("random", factor)
         if isinstance(value, Mapping) and "sd" in value:
             extra = set(value) - {"sd", "corr"}
             if extra:
@@ -199,9 +201,11 @@ def parse_random(random: Mapping[str, object] | None, factors: Sequence[str]) ->
         specs[factor] = FactorSpec(factor, scalar, sd, pairs, matrix)
     missing = [f for f in factors if f not in specs]
     if missing:
-        raise ParameterError(
-            f"random has no spec for grouping factor(s) {format_names(missing)}; give an SD for "
-            f"each (0 switches a factor off), e.g. random={{{missing[0]!r}: 0.5}}"
+        raise ParameterError.at(
+            Where.of("random"),
+            f"has no spec for grouping factor(s) {format_names(missing)}; give an SD for "
+            f"each (0 switches a factor off), e.g. {{parameter}}={{{missing[0]!r}: 0.5}}",
+            key=missing[0],
         )
     return specs
 
@@ -274,7 +278,7 @@ def factor_covariance(
     levels : mapping, optional
         Levels of categorical columns, to accept lme4's sum-contrast names (``cond1``).
     """
-    what = f"random[{spec.factor!r}]"
+    what = Where.of("random", spec.factor)
     all_coefs = [c for t in terms for c in t]
     if len(set(all_coefs)) != len(all_coefs):
         dup = sorted({c for c in all_coefs if all_coefs.count(c) > 1})

@@ -63,7 +63,7 @@ import copy
 import inspect
 import numbers
 import os
-import re
+import stat
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -74,9 +74,11 @@ import pandas as pd
 import yaml
 
 from .. import design as design_mod
-from ..errors import GlmmsimError, GlmmsimWarning, ParameterError, did_you_mean, format_names
+from ..errors import GlmmsimError, GlmmsimWarning, InputTypeError, ParameterError, did_you_mean, format_names
 from ..model.model import Model
 from ..seeding import SeedLike
+from ..limits import check_total_rows
+from .trials import read_trials
 from .writers import DATA_FORMATS
 
 __all__ = ["SpecError", "Study", "load_spec", "parse_spec", "set_value"]
@@ -102,9 +104,52 @@ class SpecError(ParameterError):
 # ---------------------------------------------------------------------------
 
 
+#: Limits on what a spec file may ask of the YAML reader, all checked before anything is built.
+MAX_SPEC_BYTES = 1_000_000  # spec files are a few hundred bytes
+MAX_YAML_DEPTH = 32  # nesting of mappings and lists
+MAX_YAML_NODES = 20_000  # nodes after expanding aliases (a "billion laughs" expands to 10**9)
+
+
+def _check_yaml_budget(text: str, source: str) -> None:
+    """Refuse YAML that nests too deep or whose aliases expand too far, from the event stream.
+
+    The event parser is iterative, so this pass is safe on any input; PyYAML's composer
+    (recursive) and our walk over the nodes (which follows aliases) run only afterwards.
+    """
+    stack: list[int] = [0]  # expanded node count of each open collection
+    anchors: dict[str, int] = {}
+    open_anchors: list[str | None] = []
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = event.start_mark.line + 1 if event.start_mark is not None else 0
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            if len(stack) > MAX_YAML_DEPTH:
+                raise SpecError(f"{source}, line {line}: YAML nests deeper than {MAX_YAML_DEPTH} levels; a spec never needs that")
+            stack.append(0)
+            open_anchors.append(event.anchor)
+            continue
+        if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            size = stack.pop() + 1
+            anchor = open_anchors.pop()
+        elif isinstance(event, yaml.ScalarEvent):
+            size, anchor = 1, event.anchor
+        elif isinstance(event, yaml.AliasEvent):
+            size, anchor = anchors.get(event.anchor, 1), None
+        else:
+            continue
+        if anchor is not None:
+            anchors[anchor] = size
+        stack[-1] += size
+        if stack[-1] > MAX_YAML_NODES or sum(stack) > MAX_YAML_NODES:
+            raise SpecError(
+                f"{source}, line {line}: YAML expands to more than {MAX_YAML_NODES} values "
+                f"(aliases of aliases?); a spec never needs that"
+            )
+
+
 def _compose(text: str, source: str) -> tuple[Any, dict[Path, int]]:
     """Parse YAML; return the data and the 1-based line of every key path."""
     try:
+        _check_yaml_budget(text, source)
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
@@ -299,15 +344,21 @@ def _corr(ctx: _Ctx, spec: Any, path: Path, sd: Any) -> Any:
 # ---------------------------------------------------------------------------
 
 
-def _design_args(ctx: _Ctx, spec: Any) -> tuple[str, dict[str, Any]]:
+def _design_args(ctx: _Ctx, spec: Any, base_dir: str) -> tuple[str, dict[str, Any]]:
     path = ("design",)
+    kinds = [*DESIGN_TYPES, "file"]
     if not isinstance(spec, Mapping):
-        raise ctx.error(path, f"must be a mapping with 'type' ({format_names(DESIGN_TYPES)}) and its arguments")
+        raise ctx.error(path, f"must be a mapping with 'type' ({format_names(kinds)}) and its arguments")
     kind = spec.get("type")
+    if kind == "file":
+        args = _check_keys(ctx, spec, path, ["type", "path"], required=("path",))
+        name = _string(ctx, args["path"], path + ("path",))
+        # relative to the spec file, so a spec and its trial list travel together
+        return kind, {"path": os.path.join(base_dir, os.path.expanduser(name))}
     if kind not in DESIGN_TYPES:
         raise ctx.error(
             path + ("type",),
-            f"must be one of {format_names(DESIGN_TYPES)}; got {kind!r}.{did_you_mean(str(kind), DESIGN_TYPES)}",
+            f"must be one of {format_names(kinds)}; got {kind!r}.{did_you_mean(str(kind), kinds)}",
         )
     params = [p for p in inspect.signature(DESIGN_TYPES[kind]).parameters if p != "seed"]
     args = _check_keys(ctx, spec, path, ["type", *params])
@@ -458,8 +509,24 @@ class Study:
         except GlmmsimError as exc:
             raise self._model_error(exc) from None
 
+    def input_files(self) -> list[str]:
+        """The files this study reads (the spec file, a trial list): never to be written over."""
+        files = [self.source] if os.path.isfile(self.source) else []
+        if self.design_type == "file":
+            files.append(self.design_args["path"])
+        return files
+
+    def check_replicates(self, k: int) -> None:
+        """Refuse ``k`` replicates whose rows together exceed ``glmmsim.config.max_total_rows``."""
+        check_total_rows(len(self.conditions()), k)
+
     def conditions(self) -> pd.DataFrame:
         """The design's conditions (generated once, then reused; a copy is returned)."""
+        if self._conditions is None and self.design_type == "file":
+            try:
+                self._conditions = read_trials(self.design_args["path"])
+            except GlmmsimError as exc:
+                raise SpecError(f"{self._where(('design', 'path'))}: design.path: {exc}") from None
         if self._conditions is None:
             try:
                 with warnings.catch_warnings(record=True) as caught:
@@ -476,7 +543,7 @@ class Study:
         if not issubclass(w.category, GlmmsimWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
             return
-        path = section + _message_path(str(w.message), keys)
+        path = section + _argument_path(w.message, keys)
         warnings.warn(f"{self._where(path)}: {_dotted(path)}: {w.message}", GlmmsimWarning, stacklevel=4)
 
     def check(self) -> None:
@@ -502,7 +569,7 @@ class Study:
 
     def _located_error(self, exc: GlmmsimError, section: Path, keys: Sequence[str]) -> SpecError:
         """A SpecError pointing at the spec key an error message from Model or a design is about."""
-        path = section + _message_path(str(exc), keys)
+        path = section + _argument_path(exc, keys)
         where = self._where(path)
         overrides = [o for p, o in (self._ctx.origins.items() if self._ctx else []) if p[: len(path)] == path]
         if overrides and not where.startswith("--"):
@@ -517,6 +584,8 @@ class Study:
         for the population (new subjects' and items' random effects).  The
         design stays the same in every replicate.
         """
+        if isinstance(replicate, bool) or not isinstance(replicate, numbers.Integral) or replicate < 0:
+            raise ParameterError(f"replicate must be a whole number >= 0 (0: the spec's own seeds); got {replicate!r}", parameter="replicate")
         model = self.model
         noise = self.seeds["noise"]
         if replicate:
@@ -527,36 +596,36 @@ class Study:
 
     def replicates(self, k: int, vary_population: bool = True) -> Iterator[pd.DataFrame]:
         """``k`` datasets, each with a ``replicate`` column (1-based) in front."""
+        self.check_replicates(k)
         for r in range(k):
             data = self.simulate(r, vary_population)
             data.insert(0, "replicate", r + 1)
             yield data
 
 
-def _message_path(message: str, keys: Sequence[str]) -> Path:
-    """The key path an error message is about, read from its start.
+def _argument_path(problem: object, keys: Sequence[str]) -> Path:
+    """The spec key path an error or warning from Model or a design is about.
 
-    Messages from Model and the design generators begin with the argument
-    they reject, e.g. ``levels['class'] bound must be >= 1`` or
-    ``random['subject'] 'corr' names ...``; failing that, the first argument
-    name the message mentions is used (``unknown family 'binomal'``).
+    Read from the ``path``/``parameter`` attributes the raise site set (never from the
+    message text): an argument of the section (``levels``, ``random``) keeps its sub-keys;
+    a family parameter that is not an argument of its own (``tau``) lives under
+    ``dispersion``.
 
     Examples
     --------
-    >>> _message_path("levels['class'] must be >= 1", ["levels", "seed"])
+    >>> _argument_path(ParameterError("bad", path=("levels", "class")), ["levels", "seed"])
     ('levels', 'class')
-    >>> _message_path("unknown family 'x'", ["fixed", "family"])
-    ('family',)
-    >>> _message_path("something else", ["fixed"])
+    >>> _argument_path(ParameterError("needs tau", parameter="tau"), ["family", "dispersion"])
+    ('dispersion', 'tau')
+    >>> _argument_path(ParameterError("something else"), ["fixed"])
     ()
     """
-    head = re.match(r"(\w+)((?:\[(?:'[^']*'|\d+)\])*)", message)
-    if head and head.group(1) in keys:
-        subkeys = re.findall(r"\['([^']*)'\]", head.group(2))
-        return (head.group(1), *subkeys)
-    for word in re.findall(r"\w+", message):
-        if word in keys:
-            return (word,)
+    path = getattr(problem, "path", None) or ()
+    parameter = getattr(problem, "parameter", None)
+    if path and path[0] in keys:
+        return tuple(path)
+    if parameter is not None and "dispersion" in keys and isinstance(parameter, str) and parameter.isidentifier():
+        return ("dispersion", parameter)
     return ()
 
 
@@ -573,6 +642,7 @@ def parse_spec(
     source: str = "<string>",
     overrides: Sequence[str] = (),
     seed: int | None = None,
+    base_dir: str | None = None,
 ) -> Study:
     """Validate a YAML study spec given as text.
 
@@ -586,6 +656,9 @@ def parse_spec(
         ``PATH=VALUE`` assignments applied before validation (see :func:`set_value`).
     seed : int, optional
         Replaces ``seeds.noise`` (a new sample from the same population and design).
+    base_dir : str, optional
+        Directory that relative paths in the spec (a trial list) are read from; default
+        the working directory (:func:`load_spec` passes the spec file's directory).
     """
     raw, lines = _compose(text, source)
     ctx = _Ctx(source, lines)
@@ -593,7 +666,7 @@ def parse_spec(
         raw, path = set_value(raw, assignment)
         ctx.origins[path] = f"--set {assignment}"
     top = _check_keys(ctx, raw, (), TOP_KEYS, required=("model", "design"))
-    kind, args = _design_args(ctx, top["design"])
+    kind, args = _design_args(ctx, top["design"], base_dir if base_dir is not None else os.getcwd())
     study = Study(
         model_kwargs=_model_kwargs(ctx, top["model"]),
         design_type=kind,
@@ -608,10 +681,32 @@ def parse_spec(
 
 
 def load_spec(path: str | os.PathLike, overrides: Sequence[str] = (), seed: int | None = None) -> Study:
-    """Read and validate a YAML study spec file (see :func:`parse_spec`)."""
+    """Read and validate a YAML study spec file (see :func:`parse_spec`).
+
+    The file must be a regular file (not a device or a pipe such as ``/dev/zero``) of at
+    most :data:`MAX_SPEC_BYTES` bytes, in UTF-8.
+    """
+    text = read_text_file(path, "spec", MAX_SPEC_BYTES)
+    name = os.fspath(path)
+    return parse_spec(text, source=name, overrides=overrides, seed=seed, base_dir=os.path.dirname(os.path.abspath(name)))
+
+
+def read_text_file(path: str | os.PathLike, what: str, limit: int) -> str:
+    """The text of a regular UTF-8 file of at most ``limit`` bytes, else a one-line SpecError."""
+    if not isinstance(path, (str, os.PathLike)):
+        # an int would be taken as a file descriptor (and closed): load_spec(2) closed stderr
+        raise InputTypeError(f"{what} path must be a str or os.PathLike; got {type(path).__name__} {path!r}")
+    name = os.fspath(path)
+    info = os.stat(name)  # a missing file is an OSError, as for any file
+    if not stat.S_ISREG(info.st_mode):
+        raise SpecError(f"{name}: the {what} must be a regular file, not a device, pipe or directory", path=(name,))
+    if info.st_size > limit:
+        raise SpecError(f"{name}: the {what} file has {info.st_size} bytes; at most {limit} are read", path=(name,))
+    with open(name, "rb") as fh:
+        data = fh.read(limit + 1)  # the file may grow between stat and read
+    if len(data) > limit:
+        raise SpecError(f"{name}: the {what} file has more than {limit} bytes", path=(name,))
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(f"{os.fspath(path)}: not a UTF-8 text file (byte {exc.start}); is it a YAML spec?") from None
-    return parse_spec(text, source=os.fspath(path), overrides=overrides, seed=seed)
+        raise SpecError(f"{name}: not a UTF-8 text file (byte {exc.start}); is it a YAML {what}?") from None

@@ -54,16 +54,37 @@ def _require_pyarrow() -> None:
         ) from None
 
 
+def _write_parquet(frames: Iterable[pd.DataFrame], path: str) -> None:
+    """One row group per frame (replicate), written as it arrives: replicates are never held together."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for frame in frames:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            elif table.schema != writer.schema:
+                # categorical unit labels: later replicates may hold other categories
+                table = table.cast(writer.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
 def write_data(data: pd.DataFrame | Iterable[pd.DataFrame], path: str, fmt: str | None = None) -> str:
     """Write one data frame (or several, one after the other) as CSV or Parquet; return the format.
 
-    CSV frames are written as they arrive, so an iterator of replicates is never held in memory whole.
+    Frames are written as they arrive (CSV appended, Parquet one row group per frame), so an
+    iterator of replicates is never held in memory whole.
     """
     fmt = data_format(path, fmt)
     frames = [data] if isinstance(data, pd.DataFrame) else data
     if fmt == "parquet":
         _require_pyarrow()
-        pd.concat(list(frames), ignore_index=True).to_parquet(path, index=False)
+        _write_parquet(frames, path)
         return fmt
     sep = "\t" if str(path).lower().endswith(".tsv") else ","
     for i, frame in enumerate(frames):

@@ -1,0 +1,1 @@
+"""Built-in engines: ``glmm`` (Rust, the default) and ``lme4`` (R, the reference)."""

@@ -1,0 +1,135 @@
+"""Many refits of one design: the engine is set up once, each refit passes only a response."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ParameterError
+from .design import FitDesign, build_design
+from .errors import EngineError
+from .protocol import get_engine
+from .result import FitResult
+
+__all__ = ["Fitter", "prepare", "resolve_reml"]
+
+
+def resolve_reml(reml: bool | None, family: str) -> bool:
+    """REML for gaussian models unless told otherwise (as lme4); ML for other families."""
+    if reml is None:
+        return family == "gaussian"
+    if not isinstance(reml, (bool, np.bool_)):
+        raise ParameterError(f"reml must be None, True or False; got {reml!r}")
+    if reml and family != "gaussian":
+        raise ParameterError(f"reml=True applies to gaussian models; family {family!r} is fitted by ML")
+    return bool(reml)
+
+
+class Fitter:
+    """One design prepared for an engine; ``fit(y)`` fits a new response on it.
+
+    Pickles by its design and engine name: an unpickled Fitter (in a worker
+    process) prepares its engine again on first use, so each worker has its own
+    R process.
+    """
+
+    def __init__(self, design: FitDesign, engine: str, reml: bool) -> None:
+        self._design = design
+        self._engine_name = engine
+        self._reml = reml
+        self._prepared: Any = None
+        self._nested: dict[tuple[int, ...], Any] = {}
+        self._prepare()  # unsupported terms and missing engines fail here, before any fit
+
+    def _prepare(self) -> Any:
+        if self._prepared is None:
+            self._prepared = get_engine(self._engine_name).prepare(self._design)
+        return self._prepared
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_design": self._design, "_engine_name": self._engine_name, "_reml": self._reml}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._prepared = None
+        self._nested = {}
+
+    @property
+    def design(self) -> FitDesign:
+        """The materialised design."""
+        return self._design
+
+    @property
+    def engine(self) -> str:
+        return self._engine_name
+
+    @property
+    def reml(self) -> bool:
+        return self._reml
+
+    def fit(self, y: Sequence[float] | np.ndarray | pd.Series) -> FitResult:
+        """Fit the response ``y`` (one value per row of the design, in its row order)."""
+        arr = self._design.check_response(y)
+        raw = self._prepare().fit(arr, reml=self._reml)
+        return FitResult(self._design, raw, arr, self)
+
+    # ----------------------------------------------------------- used by the tests
+    def _ml_loglik(self, res: FitResult) -> float:
+        if not res.reml:
+            return res.loglik
+        return self._prepare().fit(res._y, reml=False).loglik
+
+    def _lrt(self, res: FitResult, drop: Sequence[int]) -> float:
+        key = tuple(sorted(drop))
+        if key not in self._nested:
+            nested = self._design.without_fixed(key)
+            try:
+                self._nested[key] = get_engine(self._engine_name).prepare(nested)
+            except EngineError as exc:
+                dropped = [self._design.fixed_names[i] for i in key]
+                raise EngineError(f"likelihood-ratio test of {dropped}: the nested model cannot be fitted: {exc}") from None
+        reduced = self._nested[key].fit(res._y, reml=False)
+        return max(0.0, 2.0 * (self._ml_loglik(res) - reduced.loglik))
+
+    def _contrast(self, res: FitResult, pos: Sequence[int], ddf: str) -> tuple[float, float, float]:
+        L = np.zeros((len(pos), len(self._design.fixed_names)))
+        L[np.arange(len(pos)), pos] = 1.0
+        prepared = self._prepare()
+        if hasattr(prepared, "contrast"):
+            return prepared.contrast(res._y, L, reml=res.reml, ddf=ddf, native=res._raw)
+        need = "engine='lme4'" if ddf == "Kenward-Roger" else "an engine with Satterthwaite contrasts (glmm, lme4)"
+        raise EngineError(f"the {ddf} test of several coefficients needs {need}; this fit used {self._engine_name!r}")
+
+
+def prepare(
+    formula: str,
+    data_template: pd.DataFrame,
+    *,
+    family: object = "gaussian",
+    link: str | None = None,
+    trials: int | str | None = None,
+    offset: str | Sequence[float] | None = None,
+    engine: str = "glmm",
+    reml: bool | None = None,
+) -> Fitter:
+    """Prepare ``formula`` on the rows of ``data_template`` for many fits of new responses.
+
+    The design (model columns, groups, trials, offset) is built and checked once, and the
+    engine is set up once (one R process for ``lme4``, reused by every Fitter of the process).
+    The response column need not be in ``data_template``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, glmmsim
+    >>> d = pd.DataFrame({"x": np.tile([0.0, 1.0], 20), "g": np.repeat([f"g{i}" for i in range(10)], 4)})
+    >>> fitter = glmmsim.fit.prepare("y ~ x + (1 | g)", d)
+    >>> y = np.random.default_rng(1).normal(size=40) + d["x"]
+    >>> res = fitter.fit(y)
+    >>> list(res.fixed.index), res.engine
+    (['Intercept', 'x'], 'glmm')
+    """
+    design = build_design(formula, data_template, family=family, link=link, trials=trials, offset=offset)
+    return Fitter(design, engine, resolve_reml(reml, design.family))

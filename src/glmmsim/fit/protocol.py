@@ -1,0 +1,122 @@
+"""The engine protocol and the registry of engines.
+
+An engine turns a :class:`~glmmsim.fit.design.FitDesign` plus a response
+vector into a :class:`RawFit`. It is set up once per design (``prepare``) and
+then fitted many times: that is where an engine keeps what it can reuse (glmm's
+column dictionary, the R process and the design uploaded to it).
+
+A third-party engine is a factory (a zero-argument callable) returning an
+object with ``name``, ``available() -> bool`` and
+``prepare(design) -> PreparedEngine``; the prepared object has
+``fit(y, *, reml) -> RawFit`` and may have ``contrast(y, L, *, reml, ddf)`` for
+tests of linear combinations that need the engine (Kenward-Roger).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import InputTypeError, did_you_mean, format_names
+from .design import FitDesign
+from .errors import EngineError
+
+__all__ = ["RawFit", "Engine", "PreparedEngine", "register_engine", "available_engines", "get_engine"]
+
+
+@dataclass
+class RawFit:
+    """What an engine returns, in the design's coordinates (columns and terms in design order).
+
+    ``covariances[k]`` is the covariance matrix of term ``k``'s random effects
+    in the order of ``design.terms[k].coefs``; ``df`` holds the t-test degrees
+    of freedom per coefficient (NaN where the test is z). ``loglik`` is on
+    R's ``logLik()`` scale: the REML criterion when ``reml`` is True.
+    """
+
+    beta: np.ndarray
+    vcov: np.ndarray
+    df: np.ndarray
+    loglik: float
+    reml: bool
+    sigma: float | None
+    covariances: list[np.ndarray]
+    converged: bool
+    singular: bool
+    warnings: list[str]
+    engine: str
+    engine_version: str
+    nobs: int
+    family_params: dict[str, float] = field(default_factory=dict)
+    # the engine's own result, kept for tests that read it (glmm's Fit.contrast_test)
+    native: Any = None
+
+
+@runtime_checkable
+class PreparedEngine(Protocol):
+    def fit(self, y: np.ndarray, *, reml: bool) -> RawFit: ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: str
+
+    def available(self) -> bool: ...
+
+    def prepare(self, design: FitDesign) -> PreparedEngine: ...
+
+
+_FACTORIES: dict[str, Callable[[], Engine]] = {}
+_INSTANCES: dict[str, Engine] = {}
+_LOCK = threading.Lock()
+
+
+def register_engine(name: str, factory: Callable[[], Engine]) -> None:
+    """Register (or replace) an engine under ``name``; ``factory()`` is called once, on first use.
+
+    Examples
+    --------
+    >>> from glmmsim.fit import protocol
+    >>> protocol.register_engine("glmm-copy", protocol._FACTORIES["glmm"])
+    >>> "glmm-copy" in protocol.available_engines()
+    True
+    >>> _ = protocol._FACTORIES.pop("glmm-copy")
+    """
+    if not isinstance(name, str) or not name:
+        raise InputTypeError(f"engine name must be a non-empty string; got {name!r}")
+    if not callable(factory):
+        raise InputTypeError(f"engine factory for {name!r} must be callable; got {type(factory).__name__}")
+    with _LOCK:
+        _FACTORIES[name] = factory
+        _INSTANCES.pop(name, None)
+
+
+def available_engines() -> list[str]:
+    """Names of the registered engines that can run on this machine (cheap checks, no R start-up)."""
+    out = []
+    for name in list(_FACTORIES):
+        try:
+            if get_engine(name).available():
+                out.append(name)
+        except EngineError:
+            continue
+    return out
+
+
+def get_engine(name: str) -> Engine:
+    """The engine registered as ``name`` (one instance per process), or an EngineError naming the valid ones."""
+    if not isinstance(name, str):
+        raise InputTypeError(f"engine must be a name such as 'glmm' or 'lme4'; got {type(name).__name__}")
+    with _LOCK:
+        if name not in _INSTANCES:
+            if name not in _FACTORIES:
+                raise EngineError(
+                    f"unknown engine {name!r}.{did_you_mean(name, _FACTORIES)} Registered engines: "
+                    f"{format_names(_FACTORIES)}"
+                )
+            _INSTANCES[name] = _FACTORIES[name]()
+        return _INSTANCES[name]

@@ -1,0 +1,122 @@
+"""Size budgets: how much work one call may ask for before glmmsim refuses it.
+
+A design, a trial list or a run of replicates is checked against these limits
+*before* anything is allocated, so ``crossed(100_000, 10_000)`` (a billion rows)
+or ``--replicates 10**23`` is refused in microseconds with the computed size,
+instead of exhausting memory or disk.
+
+The limits live in :data:`config` (``glmmsim.config``) and may be raised for a
+session (``glmmsim.config.max_rows = 10**8``), temporarily
+(``with glmmsim.config.override(max_rows=10**8): ...``) or from the environment
+(``GLMMSIM_MAX_ROWS``, ``GLMMSIM_MAX_TOTAL_ROWS``, read at import).  A spec file
+cannot raise them: it is data.  Designs larger than memory belong on the Dask
+path (simulate partition by partition), not under a raised limit.
+
+Examples
+--------
+>>> from glmmsim.limits import config, check_rows
+>>> check_rows(1_000, "crossed(10, 100)")
+>>> with config.override(max_rows=100):
+...     check_rows(1_000, "crossed(10, 100)")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+glmmsim.errors.ParameterError: crossed(10, 100) would make 1,000 rows; the limit is 100 rows; ...
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .errors import ParameterError
+
+__all__ = ["Limits", "config", "check_rows", "check_total_rows", "count_text"]
+
+#: Bytes a design row takes in memory, roughly (categorical labels, a few numeric columns).
+_BYTES_PER_ROW = 64
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = int(float(text))
+    except ValueError:
+        raise ParameterError(f"environment variable {name}={text!r} must be a whole number") from None
+    if value < 1:
+        raise ParameterError(f"environment variable {name}={text!r} must be >= 1")
+    return value
+
+
+class Limits:
+    """The size budget of one call.
+
+    Attributes
+    ----------
+    max_rows : int
+        Most rows one design, trial list or simulated dataset may have (default 20 million,
+        about 1-2 GiB of design; env ``GLMMSIM_MAX_ROWS``).
+    max_total_rows : int
+        Most rows a run of replicates may write in total (default 1 billion; env
+        ``GLMMSIM_MAX_TOTAL_ROWS``).
+    """
+
+    def __init__(self) -> None:
+        self.max_rows = _env_int("GLMMSIM_MAX_ROWS", 20_000_000)
+        self.max_total_rows = _env_int("GLMMSIM_MAX_TOTAL_ROWS", 1_000_000_000)
+
+    @contextmanager
+    def override(self, **limits: int) -> Iterator[Limits]:
+        """Change limits inside a ``with`` block (``config.override(max_rows=10**8)``)."""
+        unknown = [k for k in limits if k not in vars(self)]
+        if unknown:
+            raise ParameterError(f"unknown limit(s) {unknown}; limits are {sorted(vars(self))}")
+        old = dict(vars(self))
+        try:
+            vars(self).update(limits)
+            yield self
+        finally:
+            vars(self).update(old)
+
+    def __repr__(self) -> str:
+        return f"Limits(max_rows={self.max_rows:,}, max_total_rows={self.max_total_rows:,})"
+
+
+#: The limits in force (``glmmsim.config``).
+config = Limits()
+
+
+def count_text(n: int) -> str:
+    """A count for a message: ``1,000,000`` or, past a quadrillion, ``1e+30``."""
+    return f"{n:,}" if n < 10**15 else f"{float(n):.3g}"
+
+
+def _size_text(rows: int) -> str:
+    gib = rows * _BYTES_PER_ROW / 2**30
+    return f"{count_text(rows)} rows (about {gib:,.1f} GiB)" if 0.1 <= gib < 1e9 else f"{count_text(rows)} rows"
+
+
+def check_rows(rows: int, what: str, parameter: str | None = None) -> None:
+    """Refuse ``rows`` (an exact Python int, never an overflowed one) above ``config.max_rows``."""
+    if rows > config.max_rows:
+        raise ParameterError(
+            f"{what} would make {_size_text(rows)}; the limit is {config.max_rows:,} rows; raise it with "
+            f"glmmsim.config.max_rows = N (or the environment variable GLMMSIM_MAX_ROWS) if the memory is "
+            f"there, or simulate a design this large in partitions on the Dask path",
+            parameter=parameter,
+        )
+
+
+def check_total_rows(rows_per_replicate: int, replicates: int, what: str = "replicates") -> None:
+    """Refuse a run of replicates whose total rows exceed ``config.max_total_rows``."""
+    total = int(rows_per_replicate) * int(replicates)
+    if total > config.max_total_rows:
+        raise ParameterError(
+            f"{count_text(replicates)} replicates of {count_text(rows_per_replicate)} rows would write "
+            f"{count_text(total)} rows; the limit "
+            f"is {config.max_total_rows:,}; raise it with glmmsim.config.max_total_rows = N (or the "
+            f"environment variable GLMMSIM_MAX_TOTAL_ROWS)",
+            parameter=what,
+        )

@@ -6,12 +6,13 @@ Part 1, at 1,200 rows (30 subjects x 20 items x 2 conditions,
 * ``bound.simulate_response(seed)``: the studies' fast path (y only);
 * ``bound.simulate(seed)``: the same plus the output DataFrame;
 * ``Model.simulate(conditions, seed)`` of this checkout, which binds on every call;
-* ``Model.simulate`` of the ``main`` branch (the code before the bound model), run
-  in a subprocess from a ``git archive`` of main's ``src/`` in the same run, when
-  git and the branch are available (``--no-main`` skips it).
+* ``Model.simulate`` of the code before the bound model (commit ``62e7b1a``, or
+  ``--before REV``), run in a subprocess from a ``git archive`` of that ``src/`` in
+  the same run, when git and the commit are available (``--no-before`` skips it).
 
-Part 2, at 1e6 rows: ``bind`` (which codes the grouping columns) with subject/item
-columns as ``str``, ``category`` and ``int``.
+Part 2, at 1e6 rows: coding the grouping columns, and ``bind``, with subject/item
+columns as ``str``, ``category`` and ``int``; and the columns of a categorical fixed
+effect built from level codes vs formulaic's dense matrix (time and peak memory).
 
 Timings alternate between contenders (order flipping each round) and report
 medians; the ratios are the result. The machine is shared: compare ratios, not
@@ -53,9 +54,10 @@ FIXED = {"Intercept": 0.5, "cond[T.b]": 0.3}
 RANDOM = {"subject": {"sd": {"Intercept": 0.5, "cond[T.b]": 0.3}, "corr": {("Intercept", "cond[T.b]"): 0.2}},
           "item": 0.4}
 
-# run by the subprocess measuring main's Model.simulate on the same design
-_MAIN_SNIPPET = """
-import json, sys, time, statistics
+# a subprocess running the before-bind code: times one round per line it reads, so its
+# rounds interleave with ours
+_BEFORE_SNIPPET = """
+import json, sys, time
 import numpy as np, pandas as pd
 import glmmsim
 spec = json.loads(sys.argv[1])
@@ -63,13 +65,12 @@ rows = [(f"s{s:02d}", f"i{i:02d}", c) for s in range(30) for i in range(20) for 
 data = pd.DataFrame(rows, columns=["subject", "item", "cond"])
 m = glmmsim.Model(spec["formula"], fixed=spec["fixed"], random=spec["random"], sigma=1.0, seed=1)
 m.simulate(data, seed=0)
-out = []
-for r in range(spec["rounds"]):
+print("ready", flush=True)
+for line in sys.stdin:
     t = time.perf_counter()
     for k in range(spec["calls"]):
         m.simulate(data, seed=k)
-    out.append((time.perf_counter() - t) / spec["calls"])
-print(json.dumps(out))
+    print((time.perf_counter() - t) / spec["calls"], flush=True)
 """
 
 
@@ -95,26 +96,33 @@ def alternate(contenders: dict[str, Callable[[], float]], rounds: int) -> dict[s
     return {name: statistics.median(v) for name, v in times.items()}
 
 
-def main_branch_times(calls: int, rounds: int) -> list[float] | None:
-    """Per-call times of main's Model.simulate, from a git archive of main's src/ (None if unavailable)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / "main.tar"
-        try:
-            subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), "main", "src"],
-                           check=True, capture_output=True)
-        except (OSError, subprocess.CalledProcessError):
-            return None
+BEFORE_BIND = "62e7b1a"  # the last commit before Model.bind
+
+
+class BeforeBind:
+    """Model.simulate of the code at ``rev`` (a git archive of its src/), timed in a subprocess."""
+
+    def __init__(self, rev: str, calls: int, tmp: str) -> None:
+        archive = Path(tmp) / "before.tar"
+        subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), rev, "src"],
+                       check=True, capture_output=True)
         with tarfile.open(archive) as tar:
             tar.extractall(tmp, filter="data")
-        spec = json.dumps({"formula": FORMULA, "fixed": FIXED, "random": _jsonable(RANDOM),
-                           "calls": calls, "rounds": rounds})
+        spec = json.dumps({"formula": FORMULA, "fixed": FIXED, "random": _jsonable(RANDOM), "calls": calls})
         env = dict(os.environ, PYTHONPATH=str(Path(tmp) / "src"))
-        run = subprocess.run([sys.executable, "-c", _MAIN_SNIPPET, spec], env=env, capture_output=True, text=True,
-                             cwd=tmp)
-        if run.returncode != 0:
-            print("main-branch run failed:", run.stderr.strip().splitlines()[-1:])
-            return None
-        return json.loads(run.stdout)
+        self.proc = subprocess.Popen([sys.executable, "-c", _BEFORE_SNIPPET, spec], env=env, cwd=tmp, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the code at {rev} did not start")
+
+    def round(self) -> float:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def _jsonable(random: dict) -> dict:
@@ -127,31 +135,36 @@ def _jsonable(random: dict) -> dict:
     return out
 
 
-def bench_bound(calls: int, rounds: int, with_main: bool) -> None:
+def bench_bound(calls: int, rounds: int, before: str | None) -> None:
     data = small_design()
-    # the main-branch reference uses the JSON-able spec (no correlation); so do we, for a like comparison
+    # the before-bind reference gets a JSON-able spec (no correlation); so do we, for a like comparison
     model = glmmsim.Model(FORMULA, fixed=FIXED, random=_jsonable(RANDOM), sigma=1.0, seed=1)
     bound = model.bind(data)
     bound.simulate(seed=0)
     model.simulate(data, seed=0)
-    med = alternate(
-        {
-            "bound.simulate_response": lambda: per_call(lambda k: bound.simulate_response(seed=k), calls),
-            "bound.simulate_response(population=)": lambda: per_call(
-                lambda k: bound.simulate_response(seed=k, population=k), calls),
-            "bound.simulate": lambda: per_call(lambda k: bound.simulate(seed=k), calls),
-            "Model.simulate (binds each call)": lambda: per_call(lambda k: model.simulate(data, seed=k), calls // 4),
-        },
-        rounds,
-    )
-    if with_main:
-        main = main_branch_times(calls // 4, rounds)
-        if main is not None:
-            med["Model.simulate on main (before bind)"] = statistics.median(main)
+    contenders = {
+        "bound.simulate_response": lambda: per_call(lambda k: bound.simulate_response(seed=k), calls),
+        "bound.simulate_response(population=)": lambda: per_call(
+            lambda k: bound.simulate_response(seed=k, population=k), calls),
+        "bound.simulate": lambda: per_call(lambda k: bound.simulate(seed=k), calls),
+        "Model.simulate (binds each call)": lambda: per_call(lambda k: model.simulate(data, seed=k), calls // 4),
+    }
+    ref_name = f"Model.simulate before bind ({before})"
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = None
+        if before:
+            try:
+                reference = BeforeBind(before, calls // 4, tmp)
+                contenders[ref_name] = reference.round
+            except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:
+                print(f"not measuring the code before bind: {exc}")
+        med = alternate(contenders, rounds)
+        if reference is not None:
+            reference.close()
     print(f"1,200 rows, {FORMULA}: median per call over {rounds} rounds")
     for name, t in med.items():
-        print(f"  {name:42s} {t * 1e6:9.1f} us")
-    for ref in ("Model.simulate (binds each call)", "Model.simulate on main (before bind)"):
+        print(f"  {name:44s} {t * 1e6:9.1f} us")
+    for ref in ("Model.simulate (binds each call)", ref_name):
         if ref in med:
             for fast in ("bound.simulate_response", "bound.simulate", "bound.simulate_response(population=)"):
                 print(f"  ratio {ref} / {fast}: {med[ref] / med[fast]:.1f}x")
@@ -191,17 +204,46 @@ def bench_grouping(n: int, rounds: int) -> None:
         print(f"  speed-up of coding, str / {kind}: {grp['str'] / grp[kind]:.1f}x; of bind: {bind['str'] / bind[kind]:.1f}x")
 
 
+def bench_categorical_columns(n: int, rounds: int) -> None:
+    """A categorical fixed effect: indicator columns from level codes vs formulaic's dense matrix."""
+    import tracemalloc
+
+    from glmmsim.model.matrices import _formulaic_columns, model_columns
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"cond": pd.Series(np.array(["a", "b", "c"])[rng.integers(0, 3, n)], dtype="str")})
+    med = alternate({
+        "from codes": lambda: per_call(lambda k: model_columns("1 + cond", frame), 1),
+        "formulaic": lambda: per_call(lambda k: _formulaic_columns("1 + cond", frame, {}, "bench"), 1),
+    }, rounds)
+    peaks = {}
+    for name, fn in (("from codes", lambda: model_columns("1 + cond", frame)),
+                     ("formulaic", lambda: _formulaic_columns("1 + cond", frame, {}, "bench"))):
+        gc.collect()
+        tracemalloc.start()
+        fn()
+        peaks[name] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    print(f"\n{n:,.0f} rows, fixed part '1 + cond' (3 levels, str column): median of {rounds}")
+    for name in med:
+        print(f"  {name:12s} {med[name] * 1e3:8.1f} ms   peak {peaks[name] / 2**20:7.1f} MiB")
+    print(f"  formulaic / from codes: {med['formulaic'] / med['from codes']:.1f}x time, "
+          f"{peaks['formulaic'] / peaks['from codes']:.1f}x peak memory")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=400, help="calls per timed round (bound); a quarter unbound")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--big", type=float, default=1e6, help="rows for the grouping benchmark (0 skips)")
-    parser.add_argument("--no-main", action="store_true", help="do not measure main's Model.simulate")
+    parser.add_argument("--before", default=BEFORE_BIND, help="git revision of the code before bind")
+    parser.add_argument("--no-before", action="store_true", help="do not measure the code before bind")
     args = parser.parse_args()
     print(f"glmmsim {glmmsim.__version__}, numpy {np.__version__}, pandas {pd.__version__}")
-    bench_bound(args.calls, args.rounds, not args.no_main)
+    bench_bound(args.calls, args.rounds, None if args.no_before else args.before)
     if args.big:
         bench_grouping(int(args.big), args.rounds)
+        bench_categorical_columns(int(args.big), args.rounds)
 
 
 if __name__ == "__main__":

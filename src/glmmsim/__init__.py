@@ -3,6 +3,8 @@
 The public API on one page:
 
 * :class:`Model` -- an lme4-formula model with its parameters (``glmmsim.model``);
+  ``Model.bind(conditions)`` gives a :class:`BoundModel` that simulates the same design many times;
+* :class:`SeedTree` -- stateless named child seeds for studies (``glmmsim.seeding``);
 * :mod:`glmmsim.design` -- experimental designs (``crossed``, ``nested``);
 * :func:`to_theta`, :func:`random_from_theta` -- lme4's covariance parameterisation (``glmmsim.lme4``);
 * :mod:`glmmsim.study` -- YAML study specs and data writers; :mod:`glmmsim.plot` -- figures;
@@ -38,6 +40,8 @@ _moved.install()
 # they are imported on first use, so `glmmsim --version` and `import glmmsim.errors` stay fast.
 _LAZY = {
     "Model": ("glmmsim.model", "Model"),
+    "BoundModel": ("glmmsim.model", "BoundModel"),
+    "SeedTree": ("glmmsim.seeding", "SeedTree"),
     "Family": ("glmmsim.model", "Family"),
     "get_family": ("glmmsim.model", "get_family"),
     "to_theta": ("glmmsim.lme4", "to_theta"),
@@ -49,7 +53,8 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from . import design, fit
     from .lme4 import random_from_theta, to_theta
-    from .model import Family, Model, get_family
+    from .model import BoundModel, Family, Model, get_family
+    from .seeding import SeedTree
 
 
 def __getattr__(name: str) -> Any:
@@ -70,6 +75,8 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Model",
+    "BoundModel",
+    "SeedTree",
     "design",
     "fit",
     "Family",

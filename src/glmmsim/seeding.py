@@ -12,6 +12,7 @@ twice, in another process or on another machine gives the same key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import numbers
 from typing import NamedTuple, Union
@@ -74,8 +75,16 @@ def seed_key(seed: SeedLike, argname: str = "seed") -> int:
     Equal int seeds (or equal SeedSequences) give equal keys on every machine. A
     Generator is used once: four 64-bit integers are drawn from it to seed the key.
     """
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
+        return _int_seed_key(int(seed))
     state = as_seed_sequence(seed, argname).generate_state(1, dtype=np.uint64)
     return int(state[0])
+
+
+@functools.lru_cache(maxsize=1024)
+def _int_seed_key(seed: int) -> int:
+    # cached: studies pass the same few seeds (population, noise) again and again
+    return int(np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)[0])
 
 
 # ------------------------------------------------------------------ seed tree

@@ -401,7 +401,6 @@ def test_missing_that_drops_every_row_is_an_error():
 
 # --------------------------------------------------------------------------- size budget
 import glmmsim  # noqa: E402
-from glmmsim.errors import GlmmsimError  # noqa: E402
 
 
 @pytest.mark.parametrize(

@@ -130,8 +130,11 @@ def test_satterthwaite_contrast_agrees_and_kr_runs(datasets: dict[str, pd.DataFr
     assert fast.df == pytest.approx(ref.df, rel=2e-3)
     kr = ref_fit.test("cond", method="kr")
     assert kr.method == "kr" and kr.statistic_name == "F"
-    # balanced design: Kenward-Roger and Satterthwaite give nearly the same denominator df
-    assert kr.df == pytest.approx(ref.df, rel=0.05)
+    # balanced within-subject design with a full random slope for cond: Kenward-Roger is exact,
+    # Hotelling's T^2 test of the S per-subject contrasts, F(q, S - q) with S = 40, q = 2
+    subjects = data["subject"].nunique()
+    assert kr.df == pytest.approx(subjects - 2, rel=1e-6)
+    assert ref_fit.test("cond[T.b]", method="kr").df == pytest.approx(subjects - 1, rel=1e-6)
 
 
 def test_lme4_fits_what_glmm_refuses(rt_data: pd.DataFrame) -> None:

@@ -96,6 +96,16 @@ def test_tests_name_their_method(res: FitResult) -> None:
     assert chi.statistic_name == "chi2" and chi.p == pytest.approx(stats.chi2.sf(chi.statistic, 2))
 
 
+def test_confint_uses_t_on_satterthwaite_df(res: FitResult) -> None:
+    ci = res.confint(0.9)
+    row = res.fixed.loc["cond[T.b]"]
+    half = stats.t.ppf(0.95, row["df"]) * row["se"]
+    assert ci.loc["cond[T.b]", "lower"] == pytest.approx(row["estimate"] - half)
+    assert ci.loc["cond[T.b]", "upper"] == pytest.approx(row["estimate"] + half)
+    with pytest.raises(ParameterError, match="between 0 and 1"):
+        res.confint(95)
+
+
 def test_lrt_is_ml_refit_of_nested_model() -> None:
     rng = np.random.default_rng(5)
     d = pd.DataFrame({"x": rng.normal(size=300), "z": rng.normal(size=300), "g": np.repeat(np.arange(30), 10)})
@@ -236,3 +246,11 @@ def test_categorical_slope_without_intercept_is_fitted_exactly() -> None:
 
 def test_errors_are_glmmsim_errors() -> None:
     assert issubclass(EngineError, GlmmsimError) and issubclass(FitError, GlmmsimError)
+
+
+def test_prepare_takes_a_bound_model(rt_data: pd.DataFrame, res: FitResult) -> None:
+    class Bound:  # what prepare reads of Model.bind(conditions): its conditions
+        conditions = rt_data.drop(columns="rt")
+
+    fitter = glmmsim.fit.prepare(FORMULA, Bound())
+    assert fitter.fit(rt_data["rt"]).loglik == pytest.approx(res.loglik, abs=1e-8)

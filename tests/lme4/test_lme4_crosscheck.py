@@ -263,3 +263,23 @@ def test_theta_matches_lme4_poisson(tmp_path: Path) -> None:
     np.testing.assert_allclose(glmmsim.to_theta(model, data), theta_true, rtol=1e-12, atol=1e-14)
     fitted = glmmsim.random_from_theta(formula, theta_fit, data, family="poisson")
     assert_matches_varcorr(fitted, varcorr)
+
+
+def test_random_from_theta_takes_a_scalar_and_refuses_nan():
+    from glmmsim import ParameterError
+    from glmmsim.lme4.theta import random_from_theta
+
+    data = pd.DataFrame({"g": list("aabbcc")})
+    assert random_from_theta("y ~ (1 | g)", 0.5, data, sigma=2.0) == {"g": {"sd": {"Intercept": 1.0}, "corr": {}}}
+    for bad in ([np.nan], [np.inf], ["a"]):
+        with pytest.raises(ParameterError, match="theta"):
+            random_from_theta("y ~ (1 | g)", bad, data, sigma=2.0)
+
+
+def test_random_from_theta_gives_zero_correlation_for_a_zero_sd():
+    from glmmsim.lme4.theta import random_from_theta
+
+    data = pd.DataFrame({"x": [0.0, 1.0] * 3, "g": list("aabbcc")})
+    spec = random_from_theta("y ~ (1 + x | g)", [1.0, 0.0, 0.0], data, sigma=1.0)  # x has SD 0
+    assert spec["g"]["sd"]["x"] == 0.0
+    assert spec["g"]["corr"][("Intercept", "x")] == 0.0  # lme4 prints NaN; 0 keeps the spec valid

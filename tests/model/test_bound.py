@@ -25,7 +25,7 @@ FAMILIES = {
     "binomial": dict(trials=3),
     "poisson": dict(),
     "negative_binomial": dict(dispersion={"theta": 1.5}),
-    "gamma": dict(link="log", sigma=0.5),
+    "gamma": dict(sigma=0.5, link="log"),
     "inverse_gaussian": dict(link="log", dispersion={"dispersion": 0.4}),
     "lognormal": dict(sigma=0.2),
     "exgaussian": dict(sigma=0.1, dispersion={"tau": 0.2}, fixed={"Intercept": 1.0, "cond[T.b]": 0.2, "x": 0.05}),
@@ -58,7 +58,7 @@ def random_parts(n: int, k: int, seed: int) -> list[np.ndarray]:
 
 
 # ------------------------------------------------------------------------- keyed rows
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("k", [1, 3, 7])
 def test_slices_keyed_by_index_give_the_rows_of_the_whole(family, k):
     model, data = family_model(family), conditions()
@@ -105,7 +105,7 @@ def test_multiindex_keys_use_every_level():
 def test_duplicate_index_keys_name_the_first_duplicate():
     model, data = family_model("gaussian"), conditions()
     data = data.set_axis([0, 1, 2, 1] + list(range(10, 10 + len(data) - 4)), axis=0)
-    with pytest.raises(DataError, match=r"index = 1 appears at rows 1 and 1"):
+    with pytest.raises(DataError, match=r"index = 1 appears at rows 1 and 1 \(positions 1 and 3"):
         model.bind(data, key="index")
 
 
@@ -364,3 +364,15 @@ def test_categorical_fast_path_errors_name_column_and_row():
         model_columns("1 + s", df)
     with pytest.raises(DataError, match="value 'c'.*row 2.*declared levels"):
         model_columns("1 + s", FIXED_DATA, {"s": ["a", "b"]})
+
+
+@pytest.mark.parametrize("values", [
+    np.array([-128, 127, 0, 127], dtype=np.int8),
+    np.array([2**64 - 1, 2**64 - 3, 2**64 - 1], dtype=np.uint64),
+    np.array([5, 3, 5], dtype=np.uint16),
+])
+def test_int_grouping_by_offset_handles_every_width(values):
+    group = grouping(pd.DataFrame({"g": values}), ["g"], "(1 | g)")
+    np.testing.assert_array_equal(group.labels[group.codes].to_numpy(), values)
+    hashed = grouping(pd.DataFrame({"g": values.astype(object)}), ["g"], "(1 | g)")
+    assert dict(zip(group.labels, group.keys)) == dict(zip(hashed.labels, hashed.keys))

@@ -450,3 +450,52 @@ def test_columns_inside_transforms_are_found_and_required():
     assert m.variables == ("x3", "x2", "cond", "g")
     with pytest.raises(DataError, match="column 'x3'.*not in the data"):
         m.simulate(pd.DataFrame({"x2": [1.0], "cond": ["a"], "g": [1]}))
+
+
+# ------------------------------------------------------------ inputs lme4 accepts (issue 12)
+def test_offset_is_added_to_the_linear_predictor_with_coefficient_one():
+    data = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "t": [1.0, 2.0, 4.0, 8.0], "g": list("aabb")})
+    m = Model("y ~ x + offset(log(t)) + (1 | g)", fixed={"Intercept": 0.5, "x": 0.2}, random={"g": 0.3},
+              family="poisson", seed=1)
+    plain = Model("y ~ x + (1 | g)", fixed={"Intercept": 0.5, "x": 0.2}, random={"g": 0.3}, family="poisson", seed=1)
+    assert m.variables == ("x", "t", "g")
+    np.testing.assert_allclose(m.predict(data, type="link"), plain.predict(data, type="link") + np.log(data.t))
+    np.testing.assert_allclose(m.predict(data, type="link", random=False), 0.5 + 0.2 * data.x + np.log(data.t))
+    both = Model("y ~ offset(t) + x + offset(np.sqrt(t)) - 1", fixed={"x": 1.0}, sigma=0.0)
+    np.testing.assert_allclose(both.simulate(data, seed=1)["y"], data.t + data.x + np.sqrt(data.t))
+    with pytest.raises(DataError, match="column 't', used by offset"):
+        m.simulate(data.drop(columns="t"), seed=1)
+    with pytest.raises(FormulaError, match="term of its own"):
+        Model("y ~ x:offset(t)", fixed={"Intercept": 0}, sigma=1)
+    with pytest.raises(FormulaError, match="cannot be subtracted"):
+        Model("y ~ x - offset(t)", fixed={"Intercept": 0}, sigma=1)
+
+
+def test_plus_minus_one_removes_the_intercept_as_in_r():
+    data = pd.DataFrame({"x": [1.0, 2.0]})
+    m = Model("y ~ x + -1", fixed={"x": 2.0}, sigma=0.0)
+    np.testing.assert_allclose(m.predict(data), [2.0, 4.0])
+    with pytest.raises(FormulaError, match="dangling"):
+        Model("y ~ x + + z", fixed={"x": 2.0}, sigma=0.0)
+
+
+def test_a_column_named_intercept_is_an_error_not_silently_ignored():
+    with pytest.raises(FormulaError, match="column named 'Intercept'"):
+        Model("y ~ Intercept + x", fixed={"Intercept": 1, "x": 1}, sigma=1)
+    with pytest.raises(FormulaError, match="column named 'Intercept'"):
+        Model("y ~ x + (0 + Intercept | g)", fixed={"Intercept": 1, "x": 1}, random={"g": 1}, sigma=1)
+
+
+def test_covariance_uses_declared_levels_and_lme4_sum_contrast_names():
+    m = Model("y ~ C(cond, Sum) + (1 + C(cond, Sum) | g)", fixed={"Intercept": 0, "cond1": 1},
+              random={"g": {"sd": {"(Intercept)": 1.0, "cond1": 0.5}, "corr": {("(Intercept)", "cond1"): 0.4}}},
+              sigma=1, levels={"cond": ["a", "b"]})
+    coefs, sd, corr = m.covariance()["g"]
+    assert coefs == ("Intercept", "C(cond, Sum)[S.a]")
+    np.testing.assert_array_equal(sd, [1.0, 0.5])
+    assert corr[0, 1] == 0.4
+    data = pd.DataFrame({"cond": ["a", "b"] * 2, "g": list("aabb")})
+    assert m.covariance(data)["g"][0] == coefs
+    undeclared = Model("y ~ (0 + cond | g)", fixed={"Intercept": 0}, random={"g": {"cond[a]": 1, "cond[b]": 1}}, sigma=1)
+    with pytest.raises(ParameterError, match="pass conditions or levels"):
+        undeclared.covariance()

@@ -403,3 +403,12 @@ def test_parquet_replicates_are_streamed_one_row_group_each(tmp_path):
     assert pq.ParquetFile(target).num_row_groups == 3
     data = pd.read_parquet(target)
     assert data["replicate"].tolist() == [1] * 48 + [2] * 48 + [3] * 48
+
+
+def test_describe_names_the_trial_list(tmp_path):
+    from glmmsim.lme4.summary import describe_study
+
+    _trial_list(tmp_path)
+    spec = tmp_path / "study.yaml"
+    spec.write_text(TRIALS_SPEC)
+    assert f"Design: file {tmp_path / 'trials' / 'list.csv'};" in describe_study(load_spec(spec))

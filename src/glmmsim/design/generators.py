@@ -240,7 +240,7 @@ def _check_dist_params(dist: str, p: dict, where: str) -> None:
     if dist == "lognormal":
         meanlog, sdlog = number("meanlog"), number("sdlog", minimum=0.0)
         if meanlog + 9 * sdlog > 700 or meanlog - 9 * sdlog < -700:
-            raise overflow(f"has meanlog +- 9 sdlog outside [-700, 700] (exp of it is not a float)")
+            raise overflow("has meanlog +- 9 sdlog outside [-700, 700] (exp of it is not a float)")
     if dist == "uniform" and number("low") > number("high"):
         raise ParameterError(f"{where}: 'low' ({p['low']}) must not exceed 'high' ({p['high']})")
     if dist == "uniform" and not math.isfinite(number("high") - number("low")):

@@ -97,6 +97,15 @@ def fit(
     FitError
         The engine failed. A fit that merely did not converge or is singular is returned with
         ``converged``/``singular`` and ``warnings`` set.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, glmmsim
+    >>> d = pd.DataFrame({"x": np.tile([0.0, 1.0], 40), "g": np.repeat([f"g{i}" for i in range(20)], 4)})
+    >>> d["y"] = 1.0 + 0.5 * d["x"] + np.random.default_rng(1).normal(size=80)
+    >>> res = glmmsim.fit("y ~ x + (1 | g)", d, reml=False)
+    >>> res.test("x", method="lrt").method, res.reml
+    ('lrt', False)
     """
     design = build_design(formula, data, family=family, link=link, trials=trials, offset=offset)
     y = response_of(design, data)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names
 from ..model.formula import parse_formula
+from ..model.formula_safety import check_formula
 from ..model.matrices import check_columns_present, expression_variables, grouping, model_columns
 from ..model.names import lme4_name
 from ..model.terms import RandomTerm, expand_bars
@@ -216,6 +217,7 @@ def build_design(
     if not isinstance(data, pd.DataFrame):
         raise InputTypeError(f"data must be a pandas DataFrame; got {type(data).__name__}")
     family, link = resolve_family(family, link)
+    check_formula(formula)  # a formula is data: the whitelist of glmmsim.model.formula_safety
     parsed = parse_formula(formula)
     terms = expand_bars(parsed.bars)
     if not terms:

@@ -12,7 +12,7 @@ FIT_FAMILIES: dict[str, tuple[str, ...]] = {
     "binomial": ("logit", "probit", "cloglog"),
     "poisson": ("log",),
     "negative_binomial": ("log",),
-    "gamma": ("log", "inverse"),
+    "gamma": ("inverse", "log"),  # inverse first: R's Gamma() default, as in Model
 }
 
 # the spellings glmmsim's Model accepts for these families

@@ -119,7 +119,9 @@ def prepare(
 
     The design (model columns, groups, trials, offset) is built and checked once, and the
     engine is set up once (one R process for ``lme4``, reused by every Fitter of the process).
-    The response column need not be in ``data_template``.
+    The response column need not be in ``data_template``, which may also be a bound model
+    (``model.bind(conditions)``): its conditions are used, so ``fitter.fit(bound.simulate_response(r))``
+    fits replicate ``r``.
 
     Examples
     --------
@@ -131,5 +133,7 @@ def prepare(
     >>> list(res.fixed.index), res.engine
     (['Intercept', 'x'], 'glmm')
     """
+    if not isinstance(data_template, pd.DataFrame) and isinstance(getattr(data_template, "conditions", None), pd.DataFrame):
+        data_template = data_template.conditions  # a BoundModel: fit on the rows it simulates
     design = build_design(formula, data_template, family=family, link=link, trials=trials, offset=offset)
     return Fitter(design, engine, resolve_reml(reml, design.family))

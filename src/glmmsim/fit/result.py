@@ -11,6 +11,7 @@ from functools import cached_property
 
 from scipy import special
 
+from ..errors import ParameterError
 from ..seeding import SeedLike
 from .design import FitDesign
 from .errors import FitError
@@ -162,8 +163,33 @@ class FitResult:
         -------
         TestResult
             ``estimate, se, df, statistic, p, method, coefficients, num_df, statistic_name``.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, glmmsim
+        >>> d = pd.DataFrame({"cond": np.tile(["a", "b", "c"], 40), "g": np.repeat(np.arange(12), 10)})
+        >>> d["y"] = np.random.default_rng(2).normal(size=120)
+        >>> t = glmmsim.fit("y ~ cond + (1 | g)", d).test("cond", method="satterthwaite")
+        >>> t.coefficients, t.statistic_name, t.num_df
+        (('cond[T.b]', 'cond[T.c]'), 'F', 2)
         """
         return run_test(self, coefs_or_term, method)
+
+    def confint(self, level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals of the fixed effects: t on the ``df`` column where it is finite, z otherwise.
+
+        Returns a DataFrame indexed like ``fixed`` with columns ``lower`` and ``upper``.
+        """
+        if not 0.0 < float(level) < 1.0:
+            raise ParameterError(f"level must be between 0 and 1; got {level!r}")
+        beta, se, df, _, _ = self._columns
+        tail = (1.0 + float(level)) / 2.0
+        with np.errstate(invalid="ignore"):
+            q = np.where(np.isfinite(df), special.stdtrit(np.where(np.isfinite(df), df, 1.0), tail), special.ndtri(tail))
+        return pd.DataFrame(
+            {"lower": beta - q * se, "upper": beta + q * se},
+            index=pd.Index(self._design.fixed_names, name="coefficient"),
+        )
 
     def to_model(self, seed: SeedLike = None) -> Model:
         """The :class:`glmmsim.Model` that simulates from these estimates (fit a pilot, then simulate).

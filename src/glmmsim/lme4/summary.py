@@ -34,7 +34,7 @@ def describe_study(study: Study) -> str:
         f"Simulation model (glmmsim {__version__}) from {study.source}",
         *([family] if family else []),
         f"Formula: {model.formula}",
-        f" Design: {study.design_type}; seeds: {_seeds_text(study.seeds)}",
+        f" Design: {_design_text(study)}; seeds: {_seeds_text(study.seeds)}",
         "",
         "Random effects:",
         *_random_table(rows, _residual_sd(model.family), levels),
@@ -148,6 +148,13 @@ def _seed_text(seed: object) -> str:
             return f"child {seed.spawn_key[0]} of {seed.entropy}"
         return f"SeedSequence({seed.entropy}, spawn_key={tuple(seed.spawn_key)})"
     return str(seed)
+
+
+def _design_text(study: Study) -> str:
+    """``crossed``, ``nested``, or ``file trials.csv`` for a trial list."""
+    if study.design_type == "file":
+        return f"file {study.design_args['path']}"
+    return study.design_type
 
 
 def _seeds_text(seeds: dict) -> str:

@@ -142,13 +142,20 @@ def random_from_theta(
     Returns
     -------
     dict
-        ``{factor: {"sd": {coef: sd}, "corr": {(c1, c2): r}}}``.
+        ``{factor: {"sd": {coef: sd}, "corr": {(c1, c2): r}}}``. A correlation with a
+        coefficient whose SD is 0 is undefined; lme4 prints it as NaN, here it is 0, so
+        the spec can be given to :class:`~glmmsim.Model` as it is.
     """
     fam = family if isinstance(family, Family) else get_family(family, sigma=sigma)
     scale = _scale(fam, sigma)
     terms = expand_bars(parse_formula(formula).bars)
     names = [model_columns(t.expr, conditions, levels, str(t)).names for t in terms]
-    theta = np.asarray(theta, dtype=float)
+    try:
+        theta = np.atleast_1d(np.asarray(theta, dtype=float))  # one term, one coefficient: a scalar will do
+    except (TypeError, ValueError):
+        raise ParameterError(f"theta must be a number or a sequence of numbers; got {theta!r}") from None
+    if not np.all(np.isfinite(theta)):
+        raise ParameterError(f"theta holds NaN or infinite values: {theta.tolist()!r}")
     expected = sum(len(n) * (len(n) + 1) // 2 for n in names)
     if theta.ndim != 1 or theta.size != expected:
         raise ParameterError(
@@ -173,6 +180,7 @@ def random_from_theta(
             spec["sd"][coefs[a]] = float(sd[a])
             for b in range(a):
                 denom = sd[a] * sd[b]
+                # undefined for a zero SD (lme4: NaN); 0 keeps the spec valid for Model
                 spec["corr"][(coefs[b], coefs[a])] = float(cov[a, b] / denom) if denom > 0 else 0.0
     return out
 

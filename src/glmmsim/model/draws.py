@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -60,8 +61,9 @@ def _hash_strings(values: np.ndarray) -> np.ndarray:
     return pd.util.hash_array(values.astype(object), hash_key=_HASH_KEY, categorize=False)
 
 
+@functools.lru_cache(maxsize=4096)
 def string_key(text: str) -> int:
-    """A stable 64-bit key for a name (factor or coefficient)."""
+    """A stable 64-bit key for a name (factor or coefficient); cached: names recur in every call."""
     return int(_hash_strings(np.array([text], dtype=object))[0])
 
 
@@ -128,10 +130,21 @@ def level_keys(columns: Sequence[np.ndarray | pd.Index | pd.Categorical]) -> np.
 
 def stream_key(seed_key: int, factor: str, coefficient: str) -> int:
     """Key of the stream of standard normals for one coefficient of one grouping factor."""
-    acc = np.array([seed_key], dtype=np.uint64)
+    # scalar SplitMix64 in Python ints: the same bits as the array version, without numpy's per-call cost
+    acc = int(seed_key) & _MASK64
     for part in (factor, coefficient):
-        acc = _splitmix64(acc ^ np.array([string_key(part)], dtype=np.uint64))
-    return int(acc[0])
+        acc = _splitmix64_int(acc ^ string_key(part))
+    return acc
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64_int(x: int) -> int:
+    z = (x + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
 
 
 def mix64(keys: np.ndarray) -> np.ndarray:

@@ -242,10 +242,13 @@ def parse_formula(formula: str) -> ParsedFormula:
 
     fixed_parts: list[str] = []
     bars: list[Bar] = []
-    for sep, piece in split_top_level(rhs, "+-", formula):
+    pieces = split_top_level(rhs, "+-", formula)
+    for pos, (sep, piece) in enumerate(pieces):
         if not piece:
             if sep == "" and rhs.startswith("-"):
                 continue
+            if sep == "+" and pos + 1 < len(pieces) and pieces[pos + 1][0] == "-":
+                continue  # R's 'x + -1' is 'x - 1'
             raise FormulaError(
                 f"dangling operator in formula {formula!r}: every '+' and '-' needs a term on "
                 f"both sides"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -22,8 +23,9 @@ from formulaic.transforms import TRANSFORMS
 
 from .columns import unhashable_levels, usable_columns
 from .draws import level_keys
+from .formula import split_top_level
 from .formulaic_errors import evaluation_error, parse_terms
-from ..errors import DataError, did_you_mean, format_names, plain
+from ..errors import DataError, FormulaError, did_you_mean, format_names, plain
 
 __all__ = [
     "Columns",
@@ -33,6 +35,8 @@ __all__ = [
     "first_appearance",
     "check_columns_present",
     "expression_variables",
+    "offset_values",
+    "split_offsets",
     "stateful_transforms",
 ]
 
@@ -425,6 +429,78 @@ def _present_only(codes: np.ndarray, labels: pd.Index) -> tuple[np.ndarray, pd.I
     return renumber[codes], labels[present]
 
 
+# R's names for the functions an lme4 offset usually applies (offset(log(exposure)))
+_OFFSET_FUNCTIONS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log2": np.log2, "log10": np.log10}
+_OFFSET_TERM = re.compile(r"^offset\s*\((.*)\)$", re.S)
+
+
+def split_offsets(fixed: str, formula: str) -> tuple[str, tuple[str, ...]]:
+    """The fixed part without its ``offset(...)`` terms, and the offsets' inner expressions.
+
+    As in lme4, an offset is added to the linear predictor with coefficient 1.
+
+    Examples
+    --------
+    >>> split_offsets("1 + x + offset(log(t))", "y ~ x + offset(log(t))")
+    ('1 + x', ('log(t)',))
+    >>> split_offsets("offset(t) - 1", "y ~ offset(t) - 1")
+    ('0', ('t',))
+    """
+    kept: list[str] = []
+    offsets: list[str] = []
+    for sep, piece in split_top_level(fixed, "+-", formula):
+        match = _OFFSET_TERM.match(piece)
+        if match and _balanced(match.group(1)):
+            if sep == "-":
+                raise FormulaError(f"offset term {piece!r} of formula {formula!r} cannot be subtracted", term=piece)
+            offsets.append(match.group(1).strip())
+            continue
+        if piece or sep:
+            kept.append(f"{sep} {piece}" if kept or sep == "-" else piece)
+    rest = " ".join(kept).strip()
+    if re.search(r"\boffset\s*\(", rest):
+        raise FormulaError(
+            f"offset(...) in formula {formula!r} must be a term of its own, e.g. 'y ~ x + offset(log(t))'"
+        )
+    if not rest:
+        rest = "1"
+    elif rest.startswith("-"):
+        rest = "1 " + rest
+    if rest in ("1 - 1", "1 -1"):
+        rest = "0"
+    return rest, tuple(offsets)
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def offset_values(expr: str, data: pd.DataFrame, where: str) -> np.ndarray:
+    """Values of an offset expression (a column, ``np.log(t)``, R's ``log(t)``) for ``data``.
+
+    Examples
+    --------
+    >>> offset_values("log(t)", pd.DataFrame({"t": [1.0, np.e]}), "offset").round(6).tolist()
+    [0.0, 1.0]
+    """
+    check_columns_present(data, expression_variables(f"0 + I({expr})"), where)
+    try:
+        matrix = model_matrix(f"0 + I({expr})", data, context=_OFFSET_FUNCTIONS, na_action="raise", output="pandas")
+    except (FormulaicError, ValueError) as exc:  # evaluation errors; ValueError: na_action="raise"
+        raise evaluation_error(exc, expr, where) from None
+    values = matrix.iloc[:, 0].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise DataError(f"{where} {expr!r} is not finite at row {_first_bad_row(bad, data.index)!r}")
+    return values
+
+
 def _level_codes(data: pd.DataFrame, col: str, where: str) -> tuple[np.ndarray, pd.Index]:
     """Level number of each row and the levels, numbered as cheaply as the column allows.
 
@@ -444,8 +520,11 @@ def _level_codes(data: pd.DataFrame, col: str, where: str) -> tuple[np.ndarray, 
         values = series.to_numpy()
         low, high = int(values.min()), int(values.max())
         if high - low < max(_SMALL_INT_RANGE, len(values)):
-            codes = (values - values.dtype.type(low)).astype(np.intp)
-            labels = pd.Index(np.arange(low, high + 1).astype(dtype), name=col)
+            # in 64 bits: int8 values -128..127 differ by 255, which int8 cannot hold
+            wide = np.uint64 if dtype.kind == "u" else np.int64
+            codes = (values.astype(wide, copy=False) - wide(low)).astype(np.intp)
+            span = np.arange(high - low + 1, dtype=wide) + wide(low)
+            labels = pd.Index(span.astype(dtype), name=col)
             return _present_only(codes, labels)
     try:
         codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)

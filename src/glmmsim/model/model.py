@@ -43,6 +43,8 @@ from .matrices import (
     expression_variables,
     grouping,
     model_columns,
+    offset_values,
+    split_offsets,
     stateful_transforms,
 )
 from .names import logical_levels, match_keys
@@ -142,6 +144,8 @@ class Model:
         self._trusted_formula = bool(trusted_formula)
         self._formula = formula
         self._parsed = parsed
+        # lme4's offset(...) terms: added to the linear predictor with coefficient 1
+        self._fixed_expr, self._offsets = split_offsets(parsed.fixed, formula)
         self._terms = tuple(expand_bars(parsed.bars))
         self._factor_columns: dict[str, tuple[str, ...]] = {}
         for term in self._terms:
@@ -161,11 +165,12 @@ class Model:
         with about("trials"):
             self._trials = _check_trials_arg(trials, self._family)
         self._variables = self._find_variables()
+        _check_no_intercept_column(self._variables, formula)
         self._check_response_not_used()
         with about("levels"):
             self._levels = _check_levels(levels, self._predictor_columns())
         self._seed_key = seed_key(seed, "seed")
-        _warn_stateful_transforms([parsed.fixed] + [t.expr for t in self._terms], formula)
+        _warn_stateful_transforms([self._fixed_expr] + [t.expr for t in self._terms], formula)
 
     # ----------------------------------------------------------------- properties
     @property
@@ -215,8 +220,10 @@ class Model:
 
     def _find_variables(self) -> tuple[str, ...]:
         found: list[str] = []
-        for expr in [self._parsed.fixed] + [t.expr for t in self._terms]:
+        for expr in [self._fixed_expr] + [t.expr for t in self._terms]:
             found.extend(expression_variables(expr))
+        for expr in self._offsets:
+            found.extend(expression_variables(f"0 + I({expr})"))
         for term in self._terms:
             found.extend(term.columns)
         if self._trials_column is not None:
@@ -327,7 +334,7 @@ class Model:
         """
         stream = noise_stream(seed)  # checks the seed before any work
         bound = self.bind(conditions, key=key)
-        return bound._frame(bound._simulate(stream, None))
+        return bound._frame(bound._simulate(stream, None), once=True)
 
     def predict(
         self,
@@ -368,8 +375,16 @@ class Model:
     def covariance(self, conditions: pd.DataFrame | None = None) -> dict[str, tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
         """Per factor: coefficient names, SDs and correlation matrix (terms combined).
 
-        Coefficients of categorical slopes are known only from data; pass
-        ``conditions`` when the random part has any.
+        Coefficients of categorical slopes are known only from data or from
+        declared ``levels``; pass ``conditions`` when the random part has a
+        categorical slope whose levels are not declared.
+
+        Examples
+        --------
+        >>> m = Model("y ~ cond + (0 + cond | g)", fixed={"Intercept": 0, "cond[T.b]": 1},
+        ...           random={"g": {"cond[a]": 1.0, "cond[b]": 0.5}}, sigma=1, levels={"cond": ["a", "b"]})
+        >>> m.covariance()["g"][0]
+        ('cond[a]', 'cond[b]')
         """
         out = {}
         for factor, covs in self._covariances(conditions).items():
@@ -406,36 +421,63 @@ class Model:
         grouping_columns = {c for cols in self._factor_columns.values() for c in cols}
         return tuple(v for v in self.variables if v not in grouping_columns)
 
-    def _term_coefs(self, conditions: pd.DataFrame | None) -> dict[str, list[list[str]]]:
+    def _levels_frame(self) -> pd.DataFrame | None:
+        """Stand-in data when no conditions are given: declared levels as categoricals, 1.0 elsewhere.
+
+        Enough to name the coefficients of categorical slopes whose levels are declared.
+        """
+        if not self._levels:
+            return None
+        rows = max(len(v) for v in self._levels.values())
+        frame = {}
+        for col in self._predictor_columns():
+            if col in self._levels:
+                levels = self._levels[col]
+                frame[col] = pd.Categorical([levels[i % len(levels)] for i in range(rows)], categories=levels)
+            else:
+                frame[col] = np.ones(rows)
+        return pd.DataFrame(frame)
+
+    def _term_coefs(self, frame: pd.DataFrame | None) -> dict[str, list[list[str]]]:
         per_factor: dict[str, list[list[str]]] = {}
         for term in self._terms:
-            if conditions is None:
+            if frame is None:
                 names = _static_names(term.expr)
             else:
-                names = list(model_columns(term.expr, conditions, self._levels, str(term)).names)
+                names = list(model_columns(term.expr, frame, self._levels, str(term)).names)
             per_factor.setdefault(term.factor, []).append(names)
         return per_factor
 
     def _covariances(self, conditions: pd.DataFrame | None) -> dict[str, list[TermCovariance]]:
+        frame = conditions if conditions is not None else self._levels_frame()
+        per_factor = self._term_coefs(frame)
+        names = [n for coefs in per_factor.values() for term in coefs for n in term]
+        # levels of categorical columns, to accept lme4's sum-contrast names (cond1) in random
+        levels = _data_levels(frame, names, self._levels) if frame is not None else self._levels
         try:
             return {
-                factor: factor_covariance(self._specs[factor], coefs)
-                for factor, coefs in self._term_coefs(conditions).items()
+                factor: factor_covariance(self._specs[factor], coefs, levels)
+                for factor, coefs in per_factor.items()
             }
         except ParameterError as exc:
             if conditions is None and exc.coefficient is not None and exc.parameter == "random":
                 raise ParameterError(
-                    f"{exc}. Without conditions every slope is taken as numeric; categorical slopes "
-                    f"have one coefficient per level, known only from data: pass conditions"
+                    f"{exc}. Without conditions every slope is taken as numeric unless its column "
+                    f"has declared levels; categorical slopes have one coefficient per level, known "
+                    f"only from data or levels=: pass conditions or levels"
                 ) from None
             raise
 
     def _materialize(
         self, conditions: pd.DataFrame
-    ) -> tuple[Columns, tuple[float, ...], tuple[_TermDesign, ...], int | np.ndarray | None]:
-        """Fixed columns and coefficients, random terms and trials of ``conditions``, validated."""
+    ) -> tuple[Columns, tuple[float, ...], np.ndarray | None, tuple[_TermDesign, ...], int | np.ndarray | None]:
+        """Fixed columns, coefficients and offset; random terms; trials of ``conditions``, validated."""
         _check_unique_columns(conditions, self.variables)
-        x = model_columns(self._parsed.fixed, conditions, self._levels, "the fixed part")
+        x = model_columns(self._fixed_expr, conditions, self._levels, "the fixed part")
+        offset = None
+        for expr in self._offsets:
+            values = offset_values(expr, conditions, "offset")
+            offset = values if offset is None else offset + values
         beta = match_keys(
             self._fixed,
             x.names,
@@ -455,7 +497,7 @@ class Model:
             _TermDesign(term, z, groups[term.factor], next(covs[term.factor]))
             for term, z in zip(self._terms, z_cols)
         )
-        return x, tuple(beta.values()), terms, self._trials_values(conditions)
+        return x, tuple(beta.values()), offset, terms, self._trials_values(conditions)
 
     def _trials_values(self, conditions: pd.DataFrame) -> int | np.ndarray | None:
         if self._trials_column is None:
@@ -565,6 +607,15 @@ def _check_distinct_factors(factor_columns: Mapping[str, tuple[str, ...]]) -> No
                 f"write it one way in every bar term"
             )
         seen[key] = factor
+
+
+def _check_no_intercept_column(variables: Sequence[str], formula: str) -> None:
+    """formulaic names the intercept ``Intercept``: a data column of that name would vanish into it."""
+    if "Intercept" in variables:
+        raise FormulaError(
+            f"formula {formula!r} uses a column named 'Intercept', which formulaic would read as the "
+            f"intercept (the column would be silently ignored); rename the column, e.g. to 'intercept_col'"
+        )
 
 
 def _check_unique_columns(conditions: pd.DataFrame, used: Sequence[str]) -> None:

@@ -26,9 +26,10 @@ Algorithms (all exact up to floating point):
 * inverse Gaussian: Michael, Schucany and Haas (1976), written without the
   cancellation of the textbook form.
 
-Log-probabilities in the acceptance tests use Loader's saddle-point form
-(``stirlerr`` and ``bd0``), accurate for means and trial counts up to 2**53 where
-``k * log(lam) - lgamma(k + 1)`` would lose every digit to cancellation.
+Log-probabilities in the acceptance tests are summed from ``lgamma`` for means and
+trial counts below 2**20, and use Loader's saddle-point form (``stirlerr`` and
+``bd0``) above, accurate up to 2**53 where ``k * log(lam) - lgamma(k + 1)`` would
+lose every digit to cancellation.
 
 Examples
 --------
@@ -156,8 +157,27 @@ _EXP_MIN = -7.45133219101941108420e02  # below this exp(x) rounds to 0
 def exp(x: np.ndarray) -> np.ndarray:
     """``exp(x)``, bit-identical on every numpy version and CPU (within 1 ulp of the true value)."""
     x = np.asarray(x, dtype=float)
-    shape = x.shape
-    x = x.reshape(-1)
+    return _elementwise_by_block(_exp_block, x.reshape(-1)).reshape(x.shape)
+
+
+def log(x: np.ndarray) -> np.ndarray:
+    """``log(x)`` for finite x > 0, bit-identical on every numpy version and CPU (within 1 ulp)."""
+    x = np.asarray(x, dtype=float)
+    return _elementwise_by_block(_log_block, x.reshape(-1)).reshape(x.shape)
+
+
+def _elementwise_by_block(fn, x: np.ndarray) -> np.ndarray:
+    """``fn`` over cache-sized blocks: a dozen temporaries per block instead of per array."""
+    if x.shape[0] <= _BLOCK:
+        return fn(x)
+    out = np.empty_like(x)
+    for start in range(0, x.shape[0], _BLOCK):
+        out[start : start + _BLOCK] = fn(x[start : start + _BLOCK])
+    return out
+
+
+def _exp_block(x: np.ndarray) -> np.ndarray:
+    in_range = x.shape[0] == 0 or (x.min() >= _EXP_MIN and x.max() <= _EXP_MAX)  # False for NaN too
     with np.errstate(over="ignore", invalid="ignore"):  # inf and nan inputs are fixed up below
         k = np.rint(x * _INV_LN2)
         hi = x - k * _LN2_HI
@@ -165,34 +185,68 @@ def exp(x: np.ndarray) -> np.ndarray:
         r = hi - lo
         t = r * r
         p1, p2, p3, p4, p5 = _EXP_P
-        c = r - t * (p1 + t * (p2 + t * (p3 + t * (p4 + t * p5))))
-        y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+        c = t * p5
+        c += p4
+        c *= t
+        c += p3
+        c *= t
+        c += p2
+        c *= t
+        c += p1
+        c *= t
+        np.subtract(r, c, out=c)  # c = r - t * (p1 + t * (p2 + ...)), evaluated in that order
+        y = r * c
+        y /= 2.0 - c
+        np.subtract(lo, y, out=y)
+        y -= hi
+        np.subtract(1.0, y, out=y)
+        if in_range:
+            return np.ldexp(y, k.astype(np.int32), out=y)
         out = np.ldexp(y, np.clip(np.nan_to_num(k), -2000, 2000).astype(np.int32))
     out[x > _EXP_MAX] = np.inf
     out[x < _EXP_MIN] = 0.0
     nan = np.isnan(x)
     if nan.any():
         out[nan] = np.nan
-    return out.reshape(shape)
+    return out
 
 
-def log(x: np.ndarray) -> np.ndarray:
-    """``log(x)`` for finite x > 0, bit-identical on every numpy version and CPU (within 1 ulp)."""
-    x = np.asarray(x, dtype=float)
+def _log_block(x: np.ndarray) -> np.ndarray:
     m, e = np.frexp(x)  # x = m * 2**e, 0.5 <= m < 1
     low = m < 0.7071067811865476  # keep 1 + f within [sqrt(2)/2, sqrt(2))
-    m = np.where(low, m * 2.0, m)
-    k = (e - low).astype(float)
-    f = m - 1.0
+    np.multiply(m, 2.0, out=m, where=low)
+    k = e.astype(float)
+    k -= low
+    f = m
+    f -= 1.0  # exact (Sterbenz)
     s = f / (2.0 + f)
     z = s * s
     w = z * z
     g1, g2, g3, g4, g5, g6, g7 = _LOG_LG
-    t1 = w * (g2 + w * (g4 + w * g6))
-    t2 = z * (g1 + w * (g3 + w * (g5 + w * g7)))
-    big_r = t2 + t1
-    hfsq = 0.5 * f * f
-    return k * _LN2_HI - ((hfsq - (s * (hfsq + big_r) + k * _LN2_LO)) - f)
+    t1 = w * g6
+    t1 += g4
+    t1 *= w
+    t1 += g2
+    t1 *= w  # w * (g2 + w * (g4 + w * g6))
+    t2 = w * g7
+    t2 += g5
+    t2 *= w
+    t2 += g3
+    t2 *= w
+    t2 += g1
+    t2 *= z  # z * (g1 + w * (g3 + w * (g5 + w * g7)))
+    t2 += t1  # R
+    hfsq = 0.5 * f
+    hfsq *= f
+    t2 += hfsq
+    t2 *= s  # s * (hfsq + R)
+    t1 = k * _LN2_LO
+    t2 += t1
+    np.subtract(hfsq, t2, out=t2)
+    t2 -= f
+    k *= _LN2_HI
+    k -= t2  # k * ln2_hi - ((hfsq - (s * (hfsq + R) + k * ln2_lo)) - f)
+    return k
 
 
 def normals(noise: RowStreams, draw: int, rows: np.ndarray | None = None) -> np.ndarray:
@@ -275,6 +329,43 @@ def _log_binomial_pmf(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray
     return out
 
 
+#: Below this mean / number of trials the log-probabilities are summed directly from
+#: lgamma (their terms stay below 2e7, so the sum is good to 4e-9, far inside the
+#: acceptance tests' resolution); above it, Loader's form avoids the cancellation.
+_DIRECT_LIMIT = 2.0**20
+
+
+def _log_poisson_ratio(k: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """log P(K = k) for K ~ Poisson(lam), k >= 0 (the PTRS acceptance bound)."""
+    far = (lam >= _DIRECT_LIMIT) & (k >= 1)
+    if not far.any():
+        return k * np.log(lam) - lam - gammaln(k + 1.0)
+    out = np.empty(k.shape)
+    near = ~far
+    kn, ln = k[near], lam[near]
+    out[near] = kn * np.log(ln) - ln - gammaln(kn + 1.0)
+    out[far] = _log_poisson_pmf(k[far], lam[far])
+    return out
+
+
+def _log_binomial_ratio(k: np.ndarray, mode: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """log P(K = k) - log P(K = mode) for K ~ Binomial(n, p), p <= 1/2 (the BTRS acceptance bound)."""
+
+    def direct(k, mode, n, p):
+        return (gammaln(mode + 1.0) + gammaln(n - mode + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
+                + (k - mode) * np.log(p / (1.0 - p)))
+
+    far = n >= _DIRECT_LIMIT
+    if not far.any():
+        return direct(k, mode, n, p)
+    out = np.empty(k.shape)
+    near = ~far
+    out[near] = direct(k[near], mode[near], n[near], p[near])
+    kf, mf, nf, pf = k[far], mode[far], n[far], p[far]
+    out[far] = _log_binomial_pmf(kf, nf, pf) - _log_binomial_pmf(mf, nf, pf)
+    return out
+
+
 # ------------------------------------------------------------------ blocks of rows
 
 
@@ -335,28 +426,50 @@ def _take(values: np.ndarray, pending: np.ndarray, j: int) -> np.ndarray:
 # -------------------------------------------------------------------------- Poisson
 
 
-def _poisson_search(lam: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Smallest k with P(K <= k) >= u, summing the pmf upwards (lam < 10).
+def _cdf_search(u: np.ndarray, pmf: np.ndarray, ratio) -> np.ndarray:
+    """Smallest k with CDF(k) >= u, summing the pmf upwards from pmf(0).
 
-    Works on the rows still searching only, compressed as they finish. A row whose
-    pmf underflows stops where it is: the rest of its tail is below 1e-300.
+    ``ratio(step, rows)`` gives pmf(step) / pmf(step - 1) for the rows at positions
+    ``rows`` (None: all). A row stops at the last step that still grew its running
+    sum: past it the pmf is lost to rounding (or is 0, past the trials of a binomial),
+    and an exact search could only add steps of probability below 1e-16.
+
+    While most rows are still searching, every row takes the step (k counts the steps
+    taken); then only the rows left, compressed as they finish.
     """
-    k = np.zeros(lam.shape[0], dtype=np.int64)
-    pmf = np.exp(-lam)
     cdf = pmf.copy()
-    idx = np.flatnonzero(u > cdf)
-    u, lam, pmf, cdf = u[idx], lam[idx], pmf[idx], cdf[idx]
+    grown = np.empty_like(cdf)
+    k = np.zeros(u.shape[0], dtype=np.int64)
     step = 0
+    searching = u > cdf
+    while 4 * np.count_nonzero(searching) > u.shape[0]:
+        step += 1
+        pmf *= ratio(step, None)
+        np.add(cdf, pmf, out=grown)
+        searching &= grown > cdf
+        k += searching
+        cdf, grown = grown, cdf
+        searching &= u > cdf
+    idx = np.flatnonzero(searching)
+    u, pmf, cdf = u[idx], pmf[idx], cdf[idx]
     while idx.shape[0]:
         step += 1
-        pmf *= lam
-        pmf /= step
-        cdf += pmf
-        live = pmf > 0.0
-        more = live & (u > cdf)
-        k[idx[live & ~more]] = step
-        idx, u, lam, pmf, cdf = idx[more], u[more], lam[more], pmf[more], cdf[more]
+        pmf *= ratio(step, idx)
+        grown = cdf + pmf
+        grew = grown > cdf
+        more = grew & (u > grown)
+        k[idx[grew]] = step
+        idx, u, pmf, cdf = idx[more], u[more], pmf[more], grown[more]
     return k
+
+
+def _poisson_search(lam: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inversion of the Poisson CDF at u (lam < 10): pmf(s) = pmf(s - 1) * lam / s."""
+
+    def ratio(step: int, rows: np.ndarray | None) -> np.ndarray:
+        return (lam if rows is None else lam[rows]) / step
+
+    return _cdf_search(u, np.exp(-lam), ratio)
 
 
 def _ptrs(lam: np.ndarray, rows: np.ndarray, noise: RowStreams) -> np.ndarray:
@@ -380,9 +493,7 @@ def _ptrs(lam: np.ndarray, rows: np.ndarray, noise: RowStreams) -> np.ndarray:
         if check.any():
             kc, lc, usc = k[check], lp[check], us[check]
             lhs = np.log(v[check] * _take(inv_alpha, pending, j)[check] / (ap[check] / (usc * usc) + bp[check]))
-            rhs = -lc  # log P(K = 0)
-            pos = kc >= 1
-            rhs[pos] = _log_poisson_pmf(kc[pos], lc[pos])
+            rhs = _log_poisson_ratio(kc, lc)
             accepted[check] = lhs <= rhs
         return accepted, k
 
@@ -414,24 +525,14 @@ def poisson(lam: np.ndarray, noise: RowStreams) -> np.ndarray:
 
 
 def _binomial_search(n: np.ndarray, p: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Smallest k with P(K <= k) >= u (n * p < 10, p <= 1/2), summing the pmf upwards."""
-    k = np.zeros(n.shape[0], dtype=np.int64)
+    """Inversion of the binomial CDF at u (n * p < 10, p <= 1/2): pmf(s) = pmf(s - 1) * (n - s + 1) / s * p / q."""
     odds = p / (1.0 - p)
-    pmf = np.exp(n * np.log1p(-p))
-    cdf = pmf.copy()
-    idx = np.flatnonzero(u > cdf)
-    u, n, odds, pmf, cdf = u[idx], n[idx], odds[idx], pmf[idx], cdf[idx]
-    step = 0
-    while idx.shape[0]:
-        step += 1
-        pmf *= (n - (step - 1)) / step
-        pmf *= odds
-        cdf += pmf
-        live = (pmf > 0.0) & (n >= step)
-        more = live & (u > cdf)
-        k[idx[live & ~more]] = step
-        idx, u, n, odds, pmf, cdf = idx[more], u[more], n[more], odds[more], pmf[more], cdf[more]
-    return k
+
+    def ratio(step: int, rows: np.ndarray | None) -> np.ndarray:
+        nr, odr = (n, odds) if rows is None else (n[rows], odds[rows])
+        return (nr - (step - 1)) / step * odr  # 0 past the last trial: the sum stops growing
+
+    return _cdf_search(u, np.exp(n * np.log1p(-p)), ratio)
 
 
 def _btrs(n: np.ndarray, p: np.ndarray, rows: np.ndarray, noise: RowStreams) -> np.ndarray:
@@ -461,7 +562,7 @@ def _btrs(n: np.ndarray, p: np.ndarray, rows: np.ndarray, noise: RowStreams) -> 
             usc = us[check]
             lhs = np.log(v[check] * alpha[sel] / (ap[check] / (usc * usc) + bp[check]))
             kc, nc, pc, mc = k[check], n[sel], p[sel], mode[sel]
-            rhs = _log_binomial_pmf(kc, nc, pc) - _log_binomial_pmf(mc, nc, pc)
+            rhs = _log_binomial_ratio(kc, mc, nc, pc)
             accepted[check] = lhs <= rhs
         return accepted, k
 

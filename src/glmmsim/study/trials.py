@@ -13,7 +13,7 @@ import stat
 
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, ParameterError
 from ..limits import check_rows, config
 from .writers import data_format
 
@@ -48,7 +48,7 @@ def read_trials(path: str) -> pd.DataFrame:
     """
     try:
         fmt = data_format(path)
-    except Exception as exc:  # noqa: BLE001 -- data_format raises ParameterError only
+    except ParameterError as exc:  # an extension glmmsim cannot read
         raise DataError(f"trial list {path!r}: {exc}", path=("path",)) from None
     _check_file(path)
     if fmt == "parquet":
@@ -65,7 +65,7 @@ def read_trials(path: str) -> pd.DataFrame:
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise DataError(f"cannot read trial list {path!r}: {' '.join(str(exc).split())}", path=("path",)) from None
     if len(frame) > config.max_rows:
-        check_rows(len(frame), f"trial list {path!r} (at least)", parameter="path")
+        check_rows(len(frame), f"reading trial list {path!r}", parameter="path")
     if frame.empty:
         raise DataError(f"trial list {path!r} has no rows", path=("path",))
     return frame

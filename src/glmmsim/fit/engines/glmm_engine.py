@@ -109,7 +109,7 @@ class GlmmEngine:
 
     @property
     def version(self) -> str:
-        return f"glmm {_module().__version__ if hasattr(_module(), '__version__') else _dist_version()}"
+        return f"glmm {_dist_version()}"
 
     def prepare(self, design: FitDesign) -> _PreparedGlmm:
         return _PreparedGlmm(design, _module())

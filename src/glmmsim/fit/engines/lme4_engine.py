@@ -255,6 +255,11 @@ def _r_formula(design: FitDesign) -> tuple[str, dict[str, np.ndarray], list[str]
     return f"{lhs} ~ {' + '.join(rhs)}", cols, factors
 
 
+def _drop(server: RServer, design_id: str, generation: list[int]) -> None:
+    """Free a design in R when its Fitter is gone (a no-op when R has restarted since the upload)."""
+    server.drop(design_id, generation[0])
+
+
 class _PreparedLme4:
     """One design uploaded to the R server (again after a restart); each fit sends the response."""
 
@@ -263,14 +268,15 @@ class _PreparedLme4:
         self._server = server
         self._formula, self._cols, self._factors = _r_formula(design)
         self._id = f"d{os.getpid()}_{next(_IDS)}"
-        self._generation = -1
-        self._upload()
-        weakref.finalize(self, server.drop, self._id, self._generation)
+        self._generation = [-1]  # the server generation holding the upload (a list: the finalizer reads it)
+        with server._lock:
+            self._upload()
+        weakref.finalize(self, _drop, server, self._id, self._generation)
 
     def _upload(self) -> None:
         server = self._server
         server.ensure()
-        if self._generation == server.generation:
+        if self._generation[0] == server.generation:
             return
         names = list(self._cols)
         matrix = np.column_stack([self._cols[n] for n in names]).astype("<f8")
@@ -286,7 +292,7 @@ class _PreparedLme4:
             )
         finally:
             os.unlink(path)
-        self._generation = server.generation
+        self._generation[0] = server.generation
 
     def _send(self, header: list[str], payload: bytes, doing: str) -> dict[str, list[list[str]]]:
         with self._server._lock:  # the upload and the request must meet the same R process

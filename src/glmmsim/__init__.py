@@ -7,7 +7,9 @@ The public API on one page:
 * :class:`SeedTree` -- stateless named child seeds for studies (``glmmsim.seeding``);
 * :mod:`glmmsim.design` -- experimental designs (``crossed``, ``nested``);
 * :func:`to_theta`, :func:`random_from_theta` -- lme4's covariance parameterisation (``glmmsim.lme4``);
+* :mod:`glmmsim.fit` -- fit lme4 formulas (``glmmsim.fit(formula, data)``; engines glmm and lme4);
 * :mod:`glmmsim.study` -- YAML study specs and data writers; :mod:`glmmsim.plot` -- figures;
+* :func:`power`, :func:`power_curve`, :func:`recovery` -- studies by simulation (``glmmsim.analysis``);
 * errors: every bad input raises a :class:`GlmmsimError` subclass.
 
 Examples
@@ -48,6 +50,9 @@ _LAZY = {
     "random_from_theta": ("glmmsim.lme4", "random_from_theta"),
     "design": ("glmmsim.design", None),
     "fit": ("glmmsim.fit", None),
+    "power": ("glmmsim.analysis", "power"),
+    "power_curve": ("glmmsim.analysis", "power_curve"),
+    "recovery": ("glmmsim.analysis", "recovery"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,6 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .lme4 import random_from_theta, to_theta
     from .model import BoundModel, Family, Model, get_family
     from .seeding import SeedTree
+    from .analysis import power, power_curve, recovery
 
 
 def __getattr__(name: str) -> Any:
@@ -79,6 +85,9 @@ __all__ = [
     "SeedTree",
     "design",
     "fit",
+    "power",
+    "power_curve",
+    "recovery",
     "Family",
     "get_family",
     "to_theta",

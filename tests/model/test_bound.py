@@ -376,3 +376,17 @@ def test_int_grouping_by_offset_handles_every_width(values):
     np.testing.assert_array_equal(group.labels[group.codes].to_numpy(), values)
     hashed = grouping(pd.DataFrame({"g": values.astype(object)}), ["g"], "(1 | g)")
     assert dict(zip(group.labels, group.keys)) == dict(zip(hashed.labels, hashed.keys))
+
+
+def test_key_errors_carry_what_they_are_about():
+    data = conditions().assign(k=1.0)
+    data.loc[data.index[4], "k"] = np.nan
+    with pytest.raises(DataError) as missing:
+        family_model("gaussian").bind(data, key=["k"])
+    assert (missing.value.parameter, missing.value.column, missing.value.row) == ("key", "k", data.index[4])
+    with pytest.raises(DataError) as dup:
+        row_keys(pd.DataFrame({"k": [1, 2, 1]}, index=[10, 11, 12]), ["k"])
+    assert (dup.value.parameter, dup.value.row) == ("key", 12)
+    with pytest.raises(InputTypeError) as bad:
+        row_keys(data, "k")
+    assert bad.value.parameter == "key"

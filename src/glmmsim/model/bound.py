@@ -101,20 +101,24 @@ def row_keys(conditions: pd.DataFrame, key: KeyLike = None, offset: int = 0) -> 
     n = len(conditions)
     if key is None:
         if isinstance(offset, bool) or not isinstance(offset, numbers.Integral) or offset < 0:
-            raise InputTypeError(f"offset must be a non-negative int; got {offset!r}")
+            raise InputTypeError(f"offset must be a non-negative int; got {offset!r}", parameter="offset")
         return np.arange(int(offset), int(offset) + n, dtype=np.uint64)
     if offset != 0:
         raise InputTypeError(
             f"offset={offset!r} applies to position keys only (key=None); with key={key!r} the rows "
-            f"are identified by their values"
+            f"are identified by their values",
+            parameter="offset",
         )
     names, arrays = _key_arrays(conditions, key)
-    for name, values in zip(names, arrays):
+    for name, column, values in zip(names, _key_columns(key, conditions), arrays):
         missing = pd.isna(values)
         if np.any(missing):
+            row = plain(conditions.index[int(np.argmax(missing))])
             raise DataError(
-                f"key {name} has missing values, first at row "
-                f"{plain(conditions.index[int(np.argmax(missing))])!r}; every row needs a key"
+                f"key {name} has missing values, first at row {row!r}; every row needs a key",
+                parameter="key",
+                column=column,
+                row=row,
             )
     order = sorted(range(len(names)), key=lambda i: names[i])  # ["a", "b"] and ["b", "a"] agree
     keys = level_keys([arrays[i] for i in order])
@@ -122,25 +126,37 @@ def row_keys(conditions: pd.DataFrame, key: KeyLike = None, offset: int = 0) -> 
     return keys
 
 
+def _key_columns(key: object, conditions: pd.DataFrame) -> list[str | None]:
+    """The column behind each key array (None for index levels), for error attributes."""
+    if isinstance(key, str):
+        return [None] * conditions.index.nlevels
+    return list(key)  # type: ignore[arg-type]
+
+
 def _key_arrays(conditions: pd.DataFrame, key: object) -> tuple[list[str], list[np.ndarray]]:
     if isinstance(key, str):
         if key != "index":
             raise InputTypeError(
                 f"key must be None, 'index' or a list of column names; got {key!r} (to key rows by "
-                f"column {key!r}, pass key=[{key!r}])"
+                f"column {key!r}, pass key=[{key!r}])",
+                parameter="key",
             )
         index = conditions.index
         levels = range(index.nlevels)
         names = [f"index level {index.names[i]!r}" if index.names[i] is not None else "index" for i in levels]
         return names, [np.asarray(index.get_level_values(i)) for i in levels]
     if not isinstance(key, Sequence) or not key or not all(isinstance(c, str) for c in key):
-        raise InputTypeError(f"key must be None, 'index' or a non-empty list of column names; got {key!r}")
+        raise InputTypeError(
+            f"key must be None, 'index' or a non-empty list of column names; got {key!r}", parameter="key"
+        )
     if len(set(key)) != len(key):
-        raise InputTypeError(f"key names a column more than once: {list(key)!r}")
+        raise InputTypeError(f"key names a column more than once: {list(key)!r}", parameter="key")
     for col in key:
         if col not in conditions.columns:
             raise DataError(
-                f"key column {col!r} is not in the data. Data columns: {format_names(conditions.columns)}"
+                f"key column {col!r} is not in the data. Data columns: {format_names(conditions.columns)}",
+                parameter="key",
+                column=col,
             )
     return [f"column {c!r}" for c in key], [conditions[c].to_numpy() for c in key]
 
@@ -156,13 +172,15 @@ def _check_unique_keys(keys: np.ndarray, names: Sequence[str], arrays: Sequence[
     raise DataError(
         f"rows must have distinct keys, but {' and '.join(names)} = {shown!r} appears at rows "
         f"{plain(index[first])!r} and {plain(index[second])!r} (positions {first} and {second}; "
-        f"{int(dup.sum())} rows share a key); key by columns that identify each row"
+        f"{int(dup.sum())} rows share a key); key by columns that identify each row",
+        parameter="key",
+        row=plain(index[second]),
     )
 
 
 def _check_random_flag(random: object) -> bool:
     if not isinstance(random, (bool, np.bool_)):
-        raise InputTypeError(f"random must be True or False; got {type(random).__name__} {random!r}")
+        raise InputTypeError(f"random must be True or False; got {type(random).__name__} {random!r}", parameter="random")
     return bool(random)
 
 

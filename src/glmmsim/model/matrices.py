@@ -321,11 +321,15 @@ def _categorical_columns(
         if pd.isna(value):
             raise DataError(
                 f"column {col!r} (used by {where}) has missing values, first at row {row!r}; remove "
-                f"or impute them before simulating"
+                f"or impute them before simulating",
+                column=col,
+                row=row,
             )
         raise DataError(
             f"column {col!r} has value {value!r} (row {row!r}) that is not among its declared "
-            f"levels {list(levels)!r}"
+            f"levels {list(levels)!r}",
+            column=col,
+            row=row,
         )
     first = 1 if reduced else 0
     prefix = "T." if reduced else ""
@@ -489,15 +493,18 @@ def offset_values(expr: str, data: pd.DataFrame, where: str) -> np.ndarray:
     >>> offset_values("log(t)", pd.DataFrame({"t": [1.0, np.e]}), "offset").round(6).tolist()
     [0.0, 1.0]
     """
-    check_columns_present(data, expression_variables(f"0 + I({expr})"), where)
+    variables = expression_variables(f"0 + I({expr})")
+    check_columns_present(data, variables, where)
+    frame = usable_columns(data, variables, where)
     try:
-        matrix = model_matrix(f"0 + I({expr})", data, context=_OFFSET_FUNCTIONS, na_action="raise", output="pandas")
+        matrix = model_matrix(f"0 + I({expr})", frame, context=_OFFSET_FUNCTIONS, na_action="raise", output="pandas")
     except (FormulaicError, ValueError) as exc:  # evaluation errors; ValueError: na_action="raise"
         raise evaluation_error(exc, expr, where) from None
     values = matrix.iloc[:, 0].to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
-        raise DataError(f"{where} {expr!r} is not finite at row {_first_bad_row(bad, data.index)!r}")
+        row = _first_bad_row(bad, data.index)
+        raise DataError(f"{where} {expr!r} is not finite at row {row!r}", row=row, term=f"offset({expr})")
     return values
 
 

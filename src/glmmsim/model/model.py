@@ -358,7 +358,9 @@ class Model:
         if type not in ("response", "link"):
             raise ParameterError(f"type must be 'response' or 'link'; got {type!r}")
         if not isinstance(random, (bool, np.bool_)):
-            raise InputTypeError(f"random must be True or False; got {builtins.type(random).__name__} {random!r}")
+            raise InputTypeError(
+                f"random must be True or False; got {builtins.type(random).__name__} {random!r}", parameter="random"
+            )
         return self.bind(conditions).predict(type=type, random=random)
 
     def random_effects(self, conditions: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -464,7 +466,8 @@ class Model:
                 raise ParameterError(
                     f"{exc}. Without conditions every slope is taken as numeric unless its column "
                     f"has declared levels; categorical slopes have one coefficient per level, known "
-                    f"only from data or levels=: pass conditions or levels"
+                    f"only from data or levels=: pass conditions or levels",
+                    **exc.attributes(),
                 ) from None
             raise
 
@@ -614,7 +617,9 @@ def _check_no_intercept_column(variables: Sequence[str], formula: str) -> None:
     if "Intercept" in variables:
         raise FormulaError(
             f"formula {formula!r} uses a column named 'Intercept', which formulaic would read as the "
-            f"intercept (the column would be silently ignored); rename the column, e.g. to 'intercept_col'"
+            f"intercept (the column would be silently ignored); rename the column, e.g. to 'intercept_col'",
+            column="Intercept",
+            term="Intercept",
         )
 
 

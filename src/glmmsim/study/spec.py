@@ -86,7 +86,8 @@ __all__ = ["SpecError", "Study", "load_spec", "parse_spec", "set_value"]
 Path = tuple  # a key path: tuple of str keys and int list positions
 
 MODEL_KEYS = ("formula", "fixed", "random", "sigma", "family", "link", "dispersion", "trials", "levels")
-TOP_KEYS = ("model", "design", "seeds", "output")
+# power: and recovery: are read by study/study_sections.py (glmmsim power / recover)
+TOP_KEYS = ("model", "design", "seeds", "output", "power", "recovery")
 SEED_KEYS = ("population", "noise", "design")
 OUTPUT_KEYS = ("file", "format", "replicates")
 DESIGN_TYPES: dict[str, Callable[..., pd.DataFrame]] = {
@@ -423,14 +424,15 @@ def _output(ctx: _Ctx, spec: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def set_value(spec: dict, assignment: str) -> tuple[dict, Path]:
+def set_value(spec: dict, assignment: str, option: str = "--set") -> tuple[dict, Path]:
     """Apply a ``dotted.path=value`` override to a raw spec; return the new spec and path.
 
     The value is parsed as YAML (``0.3`` is a number, ``[a, b]`` a list).  A
     path may leave out ``model.`` (``fixed.x1=0.3``).  Every section on the
     path must already exist, and the last key must exist unless its parent is
     a mapping of free names (coefficients, factors, ...), where the full
-    validation that follows catches misspellings.
+    validation that follows catches misspellings. ``option`` names where the
+    assignment came from (``--set``, ``--along``) in error messages.
 
     Examples
     --------
@@ -441,36 +443,36 @@ def set_value(spec: dict, assignment: str) -> tuple[dict, Path]:
     {'subjects': 80}
     """
     if "=" not in assignment:
-        raise SpecError(f"--set {assignment}: expected PATH=VALUE, e.g. fixed.x1=0.3")
+        raise SpecError(f"{option} {assignment}: expected PATH=VALUE, e.g. fixed.x1=0.3")
     dotted, text = assignment.split("=", 1)
     keys = [k.strip() for k in dotted.strip().split(".")]
     if not all(keys):
-        raise SpecError(f"--set {assignment}: empty key in path {dotted!r}")
+        raise SpecError(f"{option} {assignment}: empty key in path {dotted!r}")
     if keys[0] not in TOP_KEYS and keys[0] in MODEL_KEYS:
         keys.insert(0, "model")
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
-        raise SpecError(f"--set {assignment}: value {text!r} is not valid YAML") from None
+        raise SpecError(f"{option} {assignment}: value {text!r} is not valid YAML") from None
     new = copy.deepcopy(spec) if spec is not None else {}
     node: Any = new
     for depth, key in enumerate(keys[:-1]):
         if not isinstance(node, dict):
-            raise SpecError(f"--set {assignment}: {'.'.join(keys[:depth])} is not a mapping")
+            raise SpecError(f"{option} {assignment}: {'.'.join(keys[:depth])} is not a mapping")
         if key not in node:
             valid = list(node) if depth else list(TOP_KEYS)
             raise SpecError(
-                f"--set {assignment}: unknown path {'.'.join(keys[: depth + 1])!r}."
+                f"{option} {assignment}: unknown path {'.'.join(keys[: depth + 1])!r}."
                 f"{did_you_mean(key, valid)} Keys there: {format_names(valid) or '(none)'}"
             )
         if node[key] is None:
             node[key] = {}
         node = node[key]
     if not isinstance(node, dict):
-        raise SpecError(f"--set {assignment}: {'.'.join(keys[:-1])} is not a mapping")
+        raise SpecError(f"{option} {assignment}: {'.'.join(keys[:-1])} is not a mapping")
     if len(keys) == 1 and keys[0] not in TOP_KEYS:
         raise SpecError(
-            f"--set {assignment}: unknown path {keys[0]!r}.{did_you_mean(keys[0], [*TOP_KEYS, *MODEL_KEYS])}"
+            f"{option} {assignment}: unknown path {keys[0]!r}.{did_you_mean(keys[0], [*TOP_KEYS, *MODEL_KEYS])}"
         )
     node[keys[-1]] = value
     return new, tuple(keys)
@@ -494,6 +496,7 @@ class Study:
     _model: Any = field(default=None, repr=False)
     _conditions: pd.DataFrame | None = field(default=None, repr=False)
     _ctx: _Ctx | None = field(default=None, repr=False)
+    sections: dict[str, Any] = field(default_factory=dict)  # raw power:/recovery: sections
 
     @property
     def model(self):
@@ -640,7 +643,7 @@ def _child(seed: SeedLike, r: int) -> SeedLike:
 def parse_spec(
     text: str,
     source: str = "<string>",
-    overrides: Sequence[str] = (),
+    overrides: Sequence[str | tuple[str, str]] = (),
     seed: int | None = None,
     base_dir: str | None = None,
 ) -> Study:
@@ -652,8 +655,9 @@ def parse_spec(
         The YAML document.
     source : str
         Name used in error messages (the file name).
-    overrides : sequence of str
-        ``PATH=VALUE`` assignments applied before validation (see :func:`set_value`).
+    overrides : sequence of str or (option, str) pairs
+        ``PATH=VALUE`` assignments applied before validation (see :func:`set_value`);
+        a pair names the command-line option it came from (default ``--set``).
     seed : int, optional
         Replaces ``seeds.noise`` (a new sample from the same population and design).
     base_dir : str, optional
@@ -662,9 +666,10 @@ def parse_spec(
     """
     raw, lines = _compose(text, source)
     ctx = _Ctx(source, lines)
-    for assignment in overrides:
-        raw, path = set_value(raw, assignment)
-        ctx.origins[path] = f"--set {assignment}"
+    for override in overrides:
+        option, assignment = override if isinstance(override, tuple) else ("--set", override)
+        raw, path = set_value(raw, assignment, option)
+        ctx.origins[path] = f"{option} {assignment}"
     top = _check_keys(ctx, raw, (), TOP_KEYS, required=("model", "design"))
     kind, args = _design_args(ctx, top["design"], base_dir if base_dir is not None else os.getcwd())
     study = Study(
@@ -675,12 +680,15 @@ def parse_spec(
         output=_output(ctx, top.get("output")),
         source=source,
         _ctx=ctx,
+        sections={k: top[k] for k in ("power", "recovery") if top.get(k) is not None},
     )
     study.check()
     return study
 
 
-def load_spec(path: str | os.PathLike, overrides: Sequence[str] = (), seed: int | None = None) -> Study:
+def load_spec(
+    path: str | os.PathLike, overrides: Sequence[str | tuple[str, str]] = (), seed: int | None = None
+) -> Study:
     """Read and validate a YAML study spec file (see :func:`parse_spec`).
 
     The file must be a regular file (not a device or a pipe such as ``/dev/zero``) of at

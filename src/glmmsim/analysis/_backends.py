@@ -1,0 +1,38 @@
+"""The three services a study needs from the rest of glmmsim, in one place.
+
+* ``bind(model, conditions, key)`` -> :class:`~glmmsim.model.bound.BoundModel`
+  (``simulate_response(seed, population=)``);
+* ``seed_tree(seed)`` -> :class:`~glmmsim.seeding.SeedTree` (``replicate(r)``, ``child(...)``);
+* ``prepare_fit(formula, data, ...)`` -> a prepared fitter (``fit(y) -> FitResult``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ..seeding import SeedTree
+
+__all__ = ["bind", "seed_tree", "prepare_fit", "engine_error_types"]
+
+
+def bind(model: Any, conditions: pd.DataFrame, key: list[str] | None) -> Any:
+    return model.bind(conditions, key=key)
+
+
+def seed_tree(seed: Any) -> SeedTree:
+    return SeedTree(seed)
+
+
+def prepare_fit(formula: str, data: pd.DataFrame, **kwargs: Any) -> Any:
+    from ..fit import prepare  # imported late: the fit layer loads its engines on first use
+
+    return prepare(formula, data, **kwargs)
+
+
+def engine_error_types() -> tuple[type, ...]:
+    """Errors that mean the study is set up wrongly (engine or R missing), not that one fit failed."""
+    from ..fit import EngineError
+
+    return (EngineError,)

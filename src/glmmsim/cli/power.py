@@ -1,0 +1,130 @@
+"""``glmmsim power``: power of a study spec by simulation, at its design or along sample sizes."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ..errors import ParameterError
+from .common import add_spec_options, load_study, positive_int
+
+if TYPE_CHECKING:  # the study layer (pandas, formulaic) is imported when a command runs
+    import pandas as pd
+
+    from ..study.spec import Study
+
+__all__ = ["register"]
+
+
+def _executor(text: str) -> Any:
+    if text in ("serial", "processes"):
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 'serial', 'processes' or a number of processes; got {text!r}") from None
+
+
+def add_study_options(p: argparse.ArgumentParser) -> None:
+    """Options power and recover share."""
+    p.add_argument("--nsim", type=positive_int, metavar="N", help="replicates per design point")
+    p.add_argument("--engine", metavar="NAME", help="fitting engine: glmm (default) or lme4")
+    p.add_argument("--fit-formula", metavar="FORMULA", help="analysis model, when it differs from the spec's model")
+    p.add_argument("--executor", type=_executor, metavar="WHERE", help="serial (default), processes, or N processes")
+    p.add_argument("--study-seed", dest="study_seed", type=int, metavar="N", help="root of the replicates' seed tree (default 1)")
+    p.add_argument("--out", metavar="FILE", help="write the table as CSV")
+    p.add_argument("--plot", metavar="FILE", help="save the figure (PNG, PDF, SVG)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``power`` command to the parser."""
+    p = sub.add_parser("power", help="power to detect an effect, by simulating and refitting")
+    add_spec_options(p)
+    p.add_argument("--test", action="append", metavar="EFFECT", help="coefficient or term to test (repeatable)")
+    p.add_argument("--along", action="append", default=[], metavar="PATH=V1,V2,...",
+                   help="vary a spec value, e.g. design.subjects=10,20,30,40 (repeatable: a grid)")
+    p.add_argument("--method", choices=["auto", "z", "satterthwaite", "lrt", "kr"], help="test (default auto)")
+    p.add_argument("--alpha", type=float, metavar="A", help="significance level (default 0.05)")
+    p.add_argument("--target", type=float, metavar="P", help="target power for the smallest design (default 0.8)")
+    p.add_argument("--failures", choices=["exclude", "nonsignificant"], help="failed fits: excluded (default) or misses")
+    p.add_argument("--simulations", metavar="FILE", help="write every replicate's test as CSV")
+    add_study_options(p)
+    p.set_defaults(run=run)
+
+
+def _column_names(paths: list[str]) -> dict[str, str]:
+    """``design.subjects`` -> ``subjects`` (the full path where last parts would clash)."""
+    last = [p.split(".")[-1] for p in paths]
+    return {p: (name if last.count(name) == 1 else p) for p, name in zip(paths, last)}
+
+
+def _point_studies(args: argparse.Namespace, columns: dict[str, str]):
+    """A loader of the spec with the along values of one point set (cached per point)."""
+    from ..study.spec import load_spec
+
+    cache: dict[tuple, Study] = {}
+    path_of = {c: p for p, c in columns.items()}
+
+    def study(**values: Any) -> Study:
+        key = tuple(sorted((k, repr(v)) for k, v in values.items()))
+        if key not in cache:
+            sets = [("--along", f"{path_of[name]}={value}") for name, value in values.items()]
+            cache[key] = load_spec(args.spec, overrides=[*args.overrides, *sets], seed=args.seed)
+        return cache[key]
+
+    return study
+
+
+def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from ..analysis import power, power_curve
+    from ..study.study_sections import parse_along, power_settings, with_options
+
+    study = load_study(args)
+    settings = power_settings(study.sections, lambda path: study._where(path))
+    settings = with_options(settings, {
+        "test": args.test, "nsim": args.nsim, "alpha": args.alpha, "method": args.method, "engine": args.engine,
+        "fit_formula": args.fit_formula, "seed": args.study_seed, "failures": args.failures, "target": args.target,
+        "executor": args.executor, "out": args.out, "plot": args.plot, "simulations": args.simulations,
+        "along": parse_along(args.along) or None,
+    })
+    if not settings.test:
+        raise ParameterError("no test: pass --test EFFECT or set power.test in the spec")
+    common = dict(test=settings.test, nsim=settings.nsim, alpha=settings.alpha, method=settings.method,
+                  engine=settings.engine, fit_formula=settings.fit_formula, seed=settings.seed,
+                  executor=settings.executor, progress=not args.quiet, failures=settings.failures)
+    if not settings.along:
+        res = power(study.model, study.conditions(), **common)
+        print(res.summary(), file=stdout)
+        table = res.table.reset_index()
+        _write(settings, table, res.simulations, None, stdout)
+        return 0
+    columns = _column_names(list(settings.along))
+    point = _point_studies(args, columns)
+    along = {columns[p]: v for p, v in settings.along.items()}
+    curve = power_curve(lambda **v: point(**v).model, lambda **v: point(**v).conditions(), along=along, **common)
+    print(curve, file=stdout)
+    best = curve.smallest(settings.target)
+    where = ", ".join(f"{n} = {best[n]}" for n in curve.along) if best is not None else None
+    if best is None:
+        print(f"no point reaches power {settings.target:g}", file=stdout)
+    else:
+        print(f"smallest design reaching power {settings.target:g}: {where} "
+              f"(power {best['power']:.3f}, 95% CI {best['ci_low']:.3f} to {best['ci_high']:.3f})", file=stdout)
+    _write(settings, curve.table, curve.simulations, curve, stdout)
+    return 0
+
+
+def _write(settings, table: pd.DataFrame, simulations: pd.DataFrame, curve, stdout: TextIO) -> None:
+    if settings.out:
+        table.to_csv(settings.out, index=False)
+        print(f"table -> {settings.out}", file=stdout)
+    if settings.simulations:
+        simulations.to_csv(settings.simulations, index=False)
+        print(f"simulations -> {settings.simulations}", file=stdout)
+    if settings.plot:
+        if curve is None:
+            raise ParameterError("--plot draws a power curve: give --along (or power.along in the spec)")
+        ax = curve.plot(settings.target)
+        ax.figure.savefig(settings.plot, dpi=120)
+        print(f"plot -> {settings.plot}", file=stdout)

@@ -1,0 +1,34 @@
+"""Shared models and designs of the study tests (imported by name: tests/ has no packages)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import glmmsim
+from glmmsim.design import crossed
+
+RT_FORMULA = "rt ~ cond + (1 + cond | subject) + (1 | item)"
+
+
+def rt_model(effect: float = 20.0, seed: int = 1) -> glmmsim.Model:
+    """The README's power question: 20 ms effect, by-subject slopes, item intercepts."""
+    return glmmsim.Model(
+        RT_FORMULA,
+        fixed={"Intercept": 600.0, "condb": effect},
+        random={"subject": {"sd": {"Intercept": 50.0, "condb": 20.0}, "corr": {("Intercept", "condb"): 0.2}},
+                "item": 30.0},
+        sigma=80.0,
+        seed=seed,
+    )
+
+
+def rt_design(subjects: int = 30, items: int = 20):
+    return crossed(subjects=subjects, items=items, within={"cond": ["a", "b"]})
+
+
+def paired_design(subjects: int, per_cell: int):
+    """Balanced within-subject design with a centred two-level predictor (+-0.5)."""
+    d = crossed(subjects=subjects, within={"x": ["a", "b"]}, repetitions=per_cell)
+    d["xc"] = np.where(d["x"] == "a", -0.5, 0.5)
+    return d
+

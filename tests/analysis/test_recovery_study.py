@@ -1,0 +1,53 @@
+"""recovery(): the table's contract, unbiased fixed effects with nominal coverage, failures, the plot."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from glmmsim.analysis import recovery
+from glmmsim.errors import ParameterError
+
+from _study_models import rt_design, rt_model
+
+TABLE_COLUMNS = ["truth", "mean", "bias", "bias_se", "rmse", "coverage", "coverage_se"]
+
+
+def test_recovery_contract(small_rt, tmp_path):
+    model, design = small_rt
+    rec = recovery(model, design, nsim=12, seed=2, progress=False)
+    table = rec.table
+    assert list(table.columns[:7]) == TABLE_COLUMNS
+    assert {"failed", "singular", "n"} <= set(table.columns)
+    assert list(table.index) == ["Intercept", "cond[T.b]", "sd(subject: Intercept)", "sd(subject: cond[T.b])",
+                                 "corr(subject: Intercept, cond[T.b])", "sd(item: Intercept)", "sigma"]
+    assert table.loc["cond[T.b]", "truth"] == 20 and table.loc["sigma", "truth"] == 80
+    assert table.loc["corr(subject: Intercept, cond[T.b])", "truth"] == pytest.approx(0.2)
+    est = rec.estimates[rec.estimates["parameter"] == "cond[T.b]"]["estimate"]
+    assert table.loc["cond[T.b]", "mean"] == pytest.approx(est.mean())
+    assert table.loc["cond[T.b]", "bias_se"] == pytest.approx(est.std(ddof=1) / math.sqrt(len(est)))
+    assert table.loc["cond[T.b]", "rmse"] == pytest.approx(math.sqrt(((est - 20) ** 2).mean()))
+    assert np.isnan(table.loc["sigma", "coverage"])  # no SE for variance parameters: no Wald interval
+    fig = rec.plot()
+    assert len([a for a in fig.axes if a.get_visible()]) == len(table)
+    fig.savefig(tmp_path / "recovery.png")
+    assert "sd(item: Intercept)" in str(rec)
+    with pytest.raises(ParameterError, match="nsim"):
+        recovery(model, design, nsim=1, progress=False)
+
+
+@pytest.mark.slow
+def test_recovery_of_the_readme_example_is_unbiased_with_nominal_coverage():
+    """Fixed effects: bias within 3 MC SE, 95% Wald coverage within 3 MC SE of 0.95 (issue 9)."""
+    nsim = 300
+    rec = recovery(rt_model(), rt_design(30, 20), nsim=nsim, seed=9, progress=False)
+    fixed = rec.table[rec.table["kind"] == "fixed"]
+    assert len(fixed) == 2
+    for name, row in fixed.iterrows():
+        assert abs(row["bias"]) < 3 * row["bias_se"], (name, row["bias"], row["bias_se"])
+        se = math.sqrt(0.95 * 0.05 / row["n"])
+        assert abs(row["coverage"] - 0.95) < 3 * se, (name, row["coverage"])
+    # sigma is estimated from 1200 rows: close to the truth
+    assert abs(rec.table.loc["sigma", "bias"]) < 3 * rec.table.loc["sigma", "bias_se"]

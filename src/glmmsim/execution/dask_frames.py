@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, FormulaError, InputTypeError, format_names
+from ..errors import DataError, FormulaError, InputTypeError
 from ..model.formula import parse_formula
 from ..model.matrices import check_columns_present, stateful_transforms
 from ..seeding import SeedLike, as_seed_sequence

@@ -38,14 +38,20 @@ _HASH_KEY = "0123456789123456"
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser on a uint64 array (wrapping arithmetic; the input is not modified).
-
-    Works in place on one new array and one scratch buffer: at millions of rows the
-    temporaries of the textbook expression cost more than the arithmetic.
-    """
+    """SplitMix64 finaliser on a uint64 array (wrapping arithmetic; the input is not modified)."""
     z = np.array(x, dtype=np.uint64)  # a copy, also for 0-d input
+    splitmix64_inplace(z, np.empty_like(z))
+    return z
+
+
+def splitmix64_inplace(z: np.ndarray, tmp: np.ndarray) -> None:
+    """SplitMix64 finaliser of the uint64 array ``z``, in place; ``tmp`` is scratch of its shape.
+
+    In place on one scratch buffer because at millions of rows the temporaries of the
+    textbook expression cost more than the arithmetic (the samplers call it on cache-sized
+    blocks).
+    """
     z += _GOLDEN
-    tmp = np.empty_like(z)
     np.right_shift(z, _S30, out=tmp)
     z ^= tmp
     z *= _M1
@@ -54,7 +60,6 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     z *= _M2
     np.right_shift(z, _S31, out=tmp)
     z ^= tmp
-    return z
 
 
 def _hash_strings(values: np.ndarray) -> np.ndarray:

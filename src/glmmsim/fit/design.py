@@ -22,7 +22,7 @@ from ..model.formula import parse_formula
 from ..model.formula_safety import check_formula
 from ..model.matrices import check_columns_present, expression_variables, grouping, model_columns
 from ..model.names import lme4_name
-from ..model.terms import RandomTerm, expand_bars
+from ..model.terms import RandomTerm, expand_bars, split_interaction
 from .families import resolve_family
 
 __all__ = ["FitDesign", "TermDesign", "build_design"]
@@ -138,17 +138,7 @@ def term_label(name: str) -> str:
     >>> term_label("cond[T.b]"), term_label("x:C(cond, Sum)[S.a]"), term_label("Intercept")
     ('cond', 'x:C(cond, Sum)', 'Intercept')
     """
-    depth, start, parts = 0, 0, []
-    for pos, ch in enumerate(name):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == ":" and depth == 0:
-            parts.append(name[start:pos])
-            start = pos + 1
-    parts.append(name[start:])
-    return ":".join(_BRACKET.sub("", p) for p in parts)
+    return ":".join(_BRACKET.sub("", p) for p in split_interaction(name))
 
 
 def _categorical_levels(data: pd.DataFrame, columns: Sequence[str]) -> dict[str, list[object]]:

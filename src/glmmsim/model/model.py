@@ -88,7 +88,7 @@ class Model:
         Residual SD (gaussian, lognormal, exgaussian, shifted_lognormal; for
         gamma lme4's ``sigma = 1/sqrt(shape)``). Required where the family has it.
     family : str or Family, default "gaussian"
-        Response family (see :mod:`glmmsim.families`).
+        Response family (see :mod:`glmmsim.model.families`).
     link : str, optional
         Link function; the family's default when omitted.
     dispersion : mapping, optional

@@ -6,6 +6,7 @@ expression and one grouping factor, which is what the design layer materialises.
 
 Examples
 --------
+>>> from glmmsim.model.formula import parse_formula
 >>> [str(t) for t in expand_bars(parse_formula("y ~ (x || g) + (1 | school/class)").bars)]
 ['(1 | g)', '(0 + x | g)', '(1 | school)', '(1 | school:class)']
 """
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import FormulaError
-from .formula import Bar, parse_formula  # noqa: F401  (parse_formula: used by the doctests)
+from .formula import Bar
 from .formulaic_errors import parse_terms
 
 __all__ = ["RandomTerm", "expand_bars", "factor_name", "has_intercept", "split_interaction"]

@@ -207,12 +207,25 @@ def test_bad_input_names_the_problem(rt_data, kwargs, error, match) -> None:
 def test_bad_response_values_name_the_row(rt_data: pd.DataFrame) -> None:
     d = rt_data.assign(k=1.0, n=2)
     d.loc[7, "k"] = 3.0
-    with pytest.raises(DataError, match="between 0 and its trials; first offending row at position 7"):
+    with pytest.raises(DataError, match="between 0 and its trials; first offending row 7"):
         glmmsim.fit("k ~ cond + (1 | subject)", d, family="binomial", trials="n")
     d = rt_data.copy()
     d.loc[3, "rt"] = np.nan
-    with pytest.raises(DataError, match="missing or infinite; first offending row at position 3"):
+    with pytest.raises(DataError, match="missing or infinite; first offending row 3"):
         glmmsim.fit("rt ~ cond + (1 | subject)", d)
+
+
+def test_bad_response_names_the_row_by_its_index_label(rt_data: pd.DataFrame) -> None:
+    d = rt_data.set_axis([f"r{i}" for i in range(len(rt_data))])
+    d.loc["r5", "rt"] = np.inf
+    with pytest.raises(DataError, match="first offending row 'r5'") as info:
+        glmmsim.fit("rt ~ cond + (1 | subject)", d)
+    assert info.value.row == "r5"
+    fitter = glmmsim.fit.prepare("rt ~ cond + (1 | subject)", d.drop(columns="rt"))
+    y = rt_data["rt"].to_numpy(copy=True)
+    y[2] = np.nan
+    with pytest.raises(DataError, match="first offending row 'r2'"):
+        fitter.fit(y)
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,7 @@ def _conditions(conditions: Any, argname: str = "conditions") -> pd.DataFrame:
 
 
 def _levels(model: Any) -> dict:
-    return dict(getattr(model, "_levels", {}) or {})
+    return dict(getattr(model, "levels", None) or {})
 
 
 def _coefficient_names(formula: str, conditions: pd.DataFrame, model: Any) -> tuple[str, ...]:

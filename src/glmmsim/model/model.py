@@ -236,6 +236,18 @@ class Model:
         return self._trials
 
     @property
+    def levels(self) -> dict[str, list[object]]:
+        """Declared levels of categorical columns (``levels=``), a copy.
+
+        Examples
+        --------
+        >>> Model("y ~ cond + (1 | g)", fixed={"Intercept": 0, "cond[T.b]": 1}, random={"g": 1}, sigma=1,
+        ...       levels={"cond": ["a", "b"]}).levels
+        {'cond': ['a', 'b']}
+        """
+        return {k: list(v) for k, v in self._levels.items()}
+
+    @property
     def _trials_column(self) -> str | None:
         return self._trials if isinstance(self._trials, str) else None
 

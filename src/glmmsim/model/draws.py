@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
+from ..seeding import splitmix64
+
 __all__ = ["RowStreams", "level_keys", "mix64", "standard_normals", "stream_key", "string_key", "uniforms"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -136,20 +138,10 @@ def level_keys(columns: Sequence[np.ndarray | pd.Index | pd.Categorical]) -> np.
 def stream_key(seed_key: int, factor: str, coefficient: str) -> int:
     """Key of the stream of standard normals for one coefficient of one grouping factor."""
     # scalar SplitMix64 in Python ints: the same bits as the array version, without numpy's per-call cost
-    acc = int(seed_key) & _MASK64
+    acc = int(seed_key) & 0xFFFFFFFFFFFFFFFF
     for part in (factor, coefficient):
-        acc = _splitmix64_int(acc ^ string_key(part))
+        acc = splitmix64(acc ^ string_key(part))
     return acc
-
-
-_MASK64 = (1 << 64) - 1
-
-
-def _splitmix64_int(x: int) -> int:
-    z = (x + 0x9E3779B97F4A7C15) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
 
 
 def mix64(keys: np.ndarray) -> np.ndarray:

@@ -74,6 +74,18 @@ def seed_key(seed: SeedLike, argname: str = "seed") -> int:
 
     Equal int seeds (or equal SeedSequences) give equal keys on every machine. A
     Generator is used once: four 64-bit integers are drawn from it to seed the key.
+
+    Parameters
+    ----------
+    seed : int, SeedSequence, Generator or SeedTree
+        The seed (``None``: fresh entropy).
+    argname : str
+        The argument's name, for the error a bad seed raises.
+
+    Examples
+    --------
+    >>> seed_key(42) == seed_key(np.random.SeedSequence(42)) != seed_key(43)
+    True
     """
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
         return _int_seed_key(int(seed))

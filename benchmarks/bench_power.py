@@ -23,7 +23,6 @@ import statistics
 import time
 import warnings
 
-import numpy as np
 import pandas as pd
 
 import glmmsim

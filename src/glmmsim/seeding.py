@@ -74,6 +74,18 @@ def seed_key(seed: SeedLike, argname: str = "seed") -> int:
 
     Equal int seeds (or equal SeedSequences) give equal keys on every machine. A
     Generator is used once: four 64-bit integers are drawn from it to seed the key.
+
+    Parameters
+    ----------
+    seed : int, SeedSequence, Generator or SeedTree
+        The seed (``None``: fresh entropy).
+    argname : str
+        The argument's name, for the error a bad seed raises.
+
+    Examples
+    --------
+    >>> seed_key(42) == seed_key(np.random.SeedSequence(42)) != seed_key(43)
+    True
     """
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
         return _int_seed_key(int(seed))
@@ -91,8 +103,15 @@ def _int_seed_key(seed: int) -> int:
 _MASK64 = (1 << 64) - 1
 
 
-def _splitmix64(x: int) -> int:
-    """SplitMix64 finaliser on one 64-bit int (pure Python: the tree hashes a handful of ints)."""
+def splitmix64(x: int) -> int:
+    """SplitMix64 finaliser on one 64-bit int, in Python ints (the same bits as the numpy
+    version in :mod:`glmmsim.model.draws`, without numpy's per-call cost for a handful of ints).
+
+    Examples
+    --------
+    >>> splitmix64(0) == splitmix64(0) != splitmix64(1)
+    True
+    """
     z = (x + 0x9E3779B97F4A7C15) & _MASK64
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
@@ -119,7 +138,7 @@ def derive_key(key: int, *path: str | int) -> int:
     """
     acc = int(key) & _MASK64
     for part in path:
-        acc = _splitmix64(acc ^ _part_key(part))
+        acc = splitmix64(acc ^ _part_key(part))
     return acc
 
 

@@ -59,3 +59,29 @@ def test_effects_and_a_model_that_simulates_the_stated_split():
     binom = standardized_model("y ~ cond + (1 | subject)", intercept=0.0, odds_ratio={"condb": 2.0},
                                variance={"subject": 0.2}, family="binomial", seed=1)
     assert binom.fixed["condb"] == pytest.approx(np.log(2.0))
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: coefficient_from_d("large", 1.0), "d"),
+        (lambda: coefficient_from_d(0.5, float("nan")), "total_sd"),
+        (lambda: coefficient_from_d(0.5, -1.0), "total_sd"),
+        (lambda: coefficient_from_odds_ratio("2"), "odds_ratio"),
+        (lambda: coefficient_from_odds_ratio(0.0), "odds_ratio"),
+    ],
+)
+def test_effect_size_helpers_name_a_bad_argument(call, name):
+    with pytest.raises(ParameterError, match=name) as info:
+        call()
+    assert info.value.parameter == name
+
+
+def test_standardized_model_names_the_bad_effect():
+    with pytest.raises(ParameterError, match=r"odds_ratio\['condb'\] must be a positive odds ratio") as info:
+        standardized_model("y ~ cond + (1 | subject)", variance={"subject": 0.2}, odds_ratio={"condb": -1.0},
+                           family="binomial")
+    assert info.value.path == ("odds_ratio", "condb")
+    with pytest.raises(ParameterError, match=r"d\['condb'\] must be a number") as info:
+        standardized_model("y ~ cond + (1 | subject)", variance={"subject": 0.2, "residual": 0.8}, d={"condb": "big"})
+    assert info.value.path == ("d", "condb")

@@ -207,12 +207,25 @@ def test_bad_input_names_the_problem(rt_data, kwargs, error, match) -> None:
 def test_bad_response_values_name_the_row(rt_data: pd.DataFrame) -> None:
     d = rt_data.assign(k=1.0, n=2)
     d.loc[7, "k"] = 3.0
-    with pytest.raises(DataError, match="between 0 and its trials; first offending row at position 7"):
+    with pytest.raises(DataError, match="between 0 and its trials; first offending row 7"):
         glmmsim.fit("k ~ cond + (1 | subject)", d, family="binomial", trials="n")
     d = rt_data.copy()
     d.loc[3, "rt"] = np.nan
-    with pytest.raises(DataError, match="missing or infinite; first offending row at position 3"):
+    with pytest.raises(DataError, match="missing or infinite; first offending row 3"):
         glmmsim.fit("rt ~ cond + (1 | subject)", d)
+
+
+def test_bad_response_names_the_row_by_its_index_label(rt_data: pd.DataFrame) -> None:
+    d = rt_data.set_axis([f"r{i}" for i in range(len(rt_data))])
+    d.loc["r5", "rt"] = np.inf
+    with pytest.raises(DataError, match="first offending row 'r5'") as info:
+        glmmsim.fit("rt ~ cond + (1 | subject)", d)
+    assert info.value.row == "r5"
+    fitter = glmmsim.fit.prepare("rt ~ cond + (1 | subject)", d.drop(columns="rt"))
+    y = rt_data["rt"].to_numpy(copy=True)
+    y[2] = np.nan
+    with pytest.raises(DataError, match="first offending row 'r2'"):
+        fitter.fit(y)
 
 
 @pytest.mark.parametrize(
@@ -254,3 +267,22 @@ def test_prepare_takes_a_bound_model(rt_data: pd.DataFrame, res: FitResult) -> N
 
     fitter = glmmsim.fit.prepare(FORMULA, Bound())
     assert fitter.fit(rt_data["rt"]).loglik == pytest.approx(res.loglik, abs=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("spelling", "family"),
+    [("Gamma", "gamma"), ("nbinom2", "negative_binomial"), ("negative.binomial", "negative_binomial"),
+     ("negativebinomial", "negative_binomial"), ("Bernoulli", "binomial"), ("Normal", "gaussian")],
+)
+def test_fit_reads_every_family_spelling_model_reads(spelling, family) -> None:
+    from glmmsim.fit.families import resolve_family
+    from glmmsim.model.families import family_key
+
+    assert resolve_family(spelling, None)[0] == family_key(spelling) == family
+
+
+def test_fit_names_the_families_it_fits_for_one_it_cannot() -> None:
+    from glmmsim.fit.families import resolve_family
+
+    with pytest.raises(ParameterError, match="fitting supports family .*got 'wald'"):
+        resolve_family("wald", None)

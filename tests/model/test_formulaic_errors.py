@@ -67,3 +67,14 @@ def test_parse_terms_names_where_the_expression_came_from():
 
 def test_readable_strips_colour_and_escapes_control_characters():
     assert readable("\x1b[1;31mx\x00\x1b[0m") == "x\\x00"
+
+
+def test_evaluation_error_classifies_formulaic_errors_by_type_not_name():
+    from formulaic.errors import FactorEncodingError, FormulaSyntaxError
+
+    from glmmsim.model.formulaic_errors import evaluation_error
+
+    encoding = evaluation_error(FactorEncodingError("cannot encode"), "x", "the fixed part")
+    syntax = evaluation_error(FormulaSyntaxError("bad token"), "x +", "the fixed part")
+    assert isinstance(encoding, DataError) and encoding.term == "x"
+    assert isinstance(syntax, FormulaError) and syntax.term == "x +"

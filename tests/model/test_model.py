@@ -499,3 +499,13 @@ def test_covariance_uses_declared_levels_and_lme4_sum_contrast_names():
     undeclared = Model("y ~ (0 + cond | g)", fixed={"Intercept": 0}, random={"g": {"cond[a]": 1, "cond[b]": 1}}, sigma=1)
     with pytest.raises(ParameterError, match="pass conditions or levels"):
         undeclared.covariance()
+
+
+def test_levels_property_is_a_copy_of_the_declared_levels():
+    m = Model("y ~ cond + (1 | g)", fixed={"Intercept": 0, "cond[T.b]": 1}, random={"g": 1}, sigma=1,
+              levels={"cond": ["a", "b", "c"]})
+    levels = m.levels
+    assert levels == {"cond": ["a", "b", "c"]}
+    levels["cond"].append("d")
+    assert m.levels == {"cond": ["a", "b", "c"]}
+    assert Model("y ~ x + (1 | g)", fixed={"Intercept": 0, "x": 1}, random={"g": 1}, sigma=1).levels == {}

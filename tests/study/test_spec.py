@@ -412,3 +412,13 @@ def test_describe_names_the_trial_list(tmp_path):
     spec = tmp_path / "study.yaml"
     spec.write_text(TRIALS_SPEC)
     assert f"Design: file {tmp_path / 'trials' / 'list.csv'};" in describe_study(load_spec(spec))
+
+
+def test_study_where_names_the_line_of_a_key(tmp_path):
+    from glmmsim.study.spec import load_spec
+
+    path = tmp_path / "study.yaml"
+    path.write_text(SPEC)
+    study = load_spec(str(path))
+    assert study.where(("model", "sigma")) == f"{path}, line {line_of(SPEC, 'sigma:')}"
+    assert study.where(("design", "subjects")) == f"{path}, line {line_of(SPEC, 'subjects:')}"

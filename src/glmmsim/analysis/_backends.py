@@ -1,9 +1,10 @@
-"""The three services a study needs from the rest of glmmsim, in one place.
+"""The services a study needs from the rest of glmmsim, in one place.
 
 * ``bind(model, conditions, key)`` -> :class:`~glmmsim.model.bound.BoundModel`
   (``simulate_response(seed, population=)``);
 * ``seed_tree(seed)`` -> :class:`~glmmsim.seeding.SeedTree` (``replicate(r)``, ``child(...)``);
 * ``prepare_fit(formula, data, ...)`` -> a prepared fitter (``fit(y) -> FitResult``).
+* ``engine_error_types()`` -> the fit layer's errors that stop a study rather than fail one replicate.
 """
 
 from __future__ import annotations

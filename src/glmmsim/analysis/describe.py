@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import GlmmsimError
+
 __all__ = ["describe_model", "describe_design"]
 
 
@@ -23,7 +25,7 @@ def describe_model(model: Any, conditions: pd.DataFrame) -> list[str]:
     lines.append(f"fixed effects: {fixed}")
     try:
         cov = model.covariance(conditions)
-    except Exception:  # noqa: BLE001 - a description must not fail a finished study
+    except GlmmsimError:  # a description must not fail a finished study; a bug still surfaces
         cov = {}
     for factor, (coefs, sd, corr) in cov.items():
         parts = [f"SD({c}) = {_num(s)}" for c, s in zip(coefs, sd)]

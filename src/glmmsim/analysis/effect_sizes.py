@@ -29,8 +29,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ParameterError
+from ..errors import ParameterError, Where
 from ..model.model import Model
+from ..model.parameters import check_number
 
 __all__ = [
     "LOGISTIC_VARIANCE",
@@ -145,17 +146,46 @@ def sds_from_icc(
 def coefficient_from_d(d: float, total_sd: float) -> float:
     """A difference of ``d`` total SDs as a coefficient: ``d * total_sd``.
 
+    Parameters
+    ----------
+    d : float
+        Cohen's d: the difference in units of the total SD.
+    total_sd : float
+        The SD of one observation around the grand mean (all variance components), >= 0.
+
+    Examples
+    --------
     >>> coefficient_from_d(0.25, 80.0)
     20.0
     """
-    return float(d) * float(total_sd)
+    return _from_d(d, total_sd, Where.of("d"))
+
+
+def _from_d(d: object, total_sd: object, where: Where) -> float:
+    return check_number(d, where) * check_number(total_sd, Where.of("total_sd"), minimum=0.0)
 
 
 def coefficient_from_odds_ratio(odds_ratio: float) -> float:
-    """The log-odds coefficient of an odds ratio."""
-    if not odds_ratio > 0:
-        raise ParameterError(f"an odds ratio must be positive; got {odds_ratio!r}")
-    return math.log(odds_ratio)
+    """The log-odds coefficient of an odds ratio.
+
+    Parameters
+    ----------
+    odds_ratio : float
+        A positive, finite odds ratio.
+
+    Examples
+    --------
+    >>> round(coefficient_from_odds_ratio(0.5), 4)
+    -0.6931
+    """
+    return _from_odds_ratio(odds_ratio, Where.of("odds_ratio"))
+
+
+def _from_odds_ratio(odds_ratio: object, where: Where) -> float:
+    value = check_number(odds_ratio, where)
+    if not value > 0:
+        raise ParameterError.at(where, f"must be a positive odds ratio; got {odds_ratio!r}")
+    return math.log(value)
 
 
 def standardized_model(
@@ -202,12 +232,12 @@ def standardized_model(
     83.67
     """
     sds = sds_from_proportions(variance, total_sd, family=family)
-    coefs: dict[str, float] = {"Intercept": float(intercept)}
+    coefs: dict[str, float] = {"Intercept": check_number(intercept, Where.of("intercept"))}
     for name, value in (d or {}).items():
-        coefs[name] = coefficient_from_d(value, total_sd)
+        coefs[name] = _from_d(value, total_sd, Where.of("d", name))
     for name, value in (odds_ratio or {}).items():
-        coefs[name] = coefficient_from_odds_ratio(value)
-    coefs.update({k: float(v) for k, v in (fixed or {}).items()})
+        coefs[name] = _from_odds_ratio(value, Where.of("odds_ratio", name))
+    coefs.update({k: check_number(v, Where.of("fixed", k)) for k, v in (fixed or {}).items()})
     random: dict[str, Any] = dict(sds["random"])
     for factor, pairs in (corr or {}).items():
         if factor not in random or not isinstance(random[factor], dict):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from ..errors import ParameterError, did_you_mean, format_names
 from ..model.names import aliases
+from ..model.terms import split_interaction
 
 __all__ = ["Hypothesis", "resolve_test", "resolve_tests", "choose_method", "METHODS", "term_of"]
 
@@ -59,23 +60,9 @@ def _strip_contrast(part: str) -> str:
     return call.group(1) if call else base
 
 
-def _split(name: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for pos, ch in enumerate(name):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == ":" and depth == 0:
-            parts.append(name[start:pos])
-            start = pos + 1
-    parts.append(name[start:])
-    return parts
-
-
 def term_of(name: str) -> str:
     """The term a coefficient belongs to, its parts sorted: ``x:cond[T.b]`` -> ``cond:x``."""
-    return ":".join(sorted(_strip_contrast(p) for p in _split(name)))
+    return ":".join(sorted(_strip_contrast(p) for p in split_interaction(name)))
 
 
 def resolve_test(

@@ -64,7 +64,7 @@ def _conditions(conditions: Any, argname: str = "conditions") -> pd.DataFrame:
 
 
 def _levels(model: Any) -> dict:
-    return dict(getattr(model, "_levels", {}) or {})
+    return dict(getattr(model, "levels", None) or {})
 
 
 def _coefficient_names(formula: str, conditions: pd.DataFrame, model: Any) -> tuple[str, ...]:
@@ -437,6 +437,17 @@ def power(
     -------
     PowerResult
         ``.power``, ``.ci``, ``.simulations``, ``.table``; ``print()`` gives a summary.
+
+    Examples
+    --------
+    >>> import glmmsim
+    >>> from glmmsim.design import crossed
+    >>> m = glmmsim.Model("y ~ cond + (1 | subject)", fixed={"Intercept": 0, "condb": 0.5},
+    ...                   random={"subject": 0.5}, sigma=1, seed=1)
+    >>> d = crossed(subjects=8, repetitions=4, within={"cond": ["a", "b"]})
+    >>> res = glmmsim.power(m, d, test="condb", nsim=10, progress=False)
+    >>> res.ci[0] <= res.power <= res.ci[1]
+    True
     """
     _check_common(nsim, alpha, failures)
     data = _conditions(conditions)
@@ -508,6 +519,24 @@ def power_curve(
     every point uses the same replicate seeds (common random numbers), so neighbouring
     points differ only by the design; ``crn=False`` gives every point its own seeds.
     The other arguments are those of :func:`power`.
+
+    Parameters
+    ----------
+    model : glmmsim.Model or callable
+        The truth, or a callable taking ``along`` names and returning one.
+    design : DataFrame or callable
+        The conditions, or a callable taking ``along`` names and returning them.
+    along : mapping of str to sequence
+        Names and the values they take; several names make a grid of points.
+    crn : bool
+        Common random numbers: the same replicate seeds at every point.
+    test, nsim, alpha, method, engine, fit_formula, seed, executor, progress, failures, key, reml
+        As in :func:`power`.
+
+    Returns
+    -------
+    PowerCurve
+        ``.table`` (one row per point), ``.simulations``, ``.smallest(power)``, ``.plot()``.
 
     Examples
     --------

@@ -181,6 +181,17 @@ def recovery(
     -------
     RecoveryResult
         ``.table`` indexed by parameter, ``.estimates``, ``.simulations``, ``.plot()``.
+
+    Examples
+    --------
+    >>> import glmmsim
+    >>> from glmmsim.design import crossed
+    >>> m = glmmsim.Model("y ~ cond + (1 | subject)", fixed={"Intercept": 0, "condb": 0.5},
+    ...                   random={"subject": 0.5}, sigma=1, seed=1)
+    >>> d = crossed(subjects=8, repetitions=4, within={"cond": ["a", "b"]})
+    >>> rec = glmmsim.recovery(m, d, nsim=10, progress=False)
+    >>> list(rec.table.index)
+    ['Intercept', 'cond[T.b]', 'sd(subject: Intercept)', 'sigma']
     """
     if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 2:
         raise ParameterError(f"nsim must be a whole number >= 2 (a bias needs a spread); got {nsim!r}")

@@ -16,14 +16,14 @@ from __future__ import annotations
 import sys
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, GlmmsimError, format_names
+from ..errors import DataError, format_names
 from ..execution import batch_size, batches, resolve_executor, worker_cache
 from ._backends import bind, engine_error_types, prepare_fit
 from .hypotheses import Hypothesis
@@ -150,7 +150,9 @@ def _replicate(job: PointJob, state: _PointState, r: int) -> dict:
         record["parameters"] = _parameters(res)
     except fatal:
         raise
-    except Exception as exc:  # noqa: BLE001 - a fit whose estimates cannot be read is a failed replicate
+    # FitResult builds its tables lazily from the engine's raw output (any registered engine's):
+    # a malformed one fails here, and makes this replicate a failed one rather than end the study
+    except Exception as exc:  # noqa: BLE001
         record.update(converged=False, error=_message(exc))
     return record
 
@@ -267,7 +269,7 @@ def _workers(ex: Any) -> int:
     if n is None and hasattr(ex, "client"):
         try:
             n = sum(ex.client.nthreads().values())
-        except Exception:  # noqa: BLE001 - only sizes batches
+        except Exception:  # noqa: BLE001 - a Dask call that only sizes batches: fall back to 1 worker
             n = None
     return max(1, int(n or 1))
 
@@ -279,11 +281,4 @@ def new_token() -> str:
 
 def check_point(job: PointJob) -> None:
     """Bind the model to the point's design in this process, so that bad input fails before any work."""
-    try:
-        bind(job.model, job.conditions, list(job.key) if job.key else None)
-    except GlmmsimError:
-        raise
-
-
-def as_frame(records: Iterator[dict] | list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(list(records))
+    bind(job.model, job.conditions, list(job.key) if job.key else None)

@@ -22,7 +22,7 @@ from ..model.formula import parse_formula
 from ..model.formula_safety import check_formula
 from ..model.matrices import check_columns_present, expression_variables, grouping, model_columns
 from ..model.names import lme4_name
-from ..model.terms import RandomTerm, expand_bars
+from ..model.terms import RandomTerm, expand_bars, split_interaction
 from .families import resolve_family
 
 __all__ = ["FitDesign", "TermDesign", "build_design"]
@@ -74,6 +74,7 @@ class FitDesign:
     trials_spec: int | str | None
     offset: np.ndarray | None
     levels: dict[str, list[object]] = field(default_factory=dict)
+    index: pd.Index | None = None  # the rows' labels, to name an offending row as the caller knows it
 
     @property
     def factors(self) -> tuple[str, ...]:
@@ -109,22 +110,25 @@ class FitDesign:
                 f"response {self.response!r} must hold one number per row of the design "
                 f"({self.nobs}); got shape {arr.shape}"
             )
-        _check_rows(~np.isfinite(arr), f"response {self.response!r} is missing or infinite")
+        index = self.index
+        _check_rows(~np.isfinite(arr), f"response {self.response!r} is missing or infinite", index)
         if self.family == "binomial":
             top = 1.0 if self.trials is None else self.trials
             what = "0 or 1" if self.trials is None else "a whole number of successes between 0 and its trials"
-            _check_rows((arr < 0) | (arr > top) | (arr != np.round(arr)), f"response {self.response!r} must be {what}")
+            _check_rows((arr < 0) | (arr > top) | (arr != np.round(arr)), f"response {self.response!r} must be {what}", index)
         elif self.family in ("poisson", "negative_binomial"):
-            _check_rows((arr < 0) | (arr != np.round(arr)), f"response {self.response!r} must be a count (0, 1, 2, ...)")
+            _check_rows((arr < 0) | (arr != np.round(arr)), f"response {self.response!r} must be a count (0, 1, 2, ...)", index)
         elif self.family == "gamma":
-            _check_rows(arr <= 0, f"response {self.response!r} must be positive for the gamma family")
+            _check_rows(arr <= 0, f"response {self.response!r} must be positive for the gamma family", index)
         return arr
 
 
-def _check_rows(bad: np.ndarray, what: str) -> None:
+def _check_rows(bad: np.ndarray, what: str, index: pd.Index | None) -> None:
+    """A DataError naming the first row where ``bad`` is true by its index label (its position without one)."""
     if bad.any():
-        row = int(np.argmax(bad))
-        raise DataError(f"{what}; first offending row at position {row} ({int(bad.sum())} rows in all)")
+        pos = int(np.argmax(bad))
+        row = index[pos] if index is not None else pos
+        raise DataError(f"{what}; first offending row {row!r} ({int(bad.sum())} rows in all)", row=row)
 
 
 _BRACKET = re.compile(r"\[[^\[\]]*\]$")
@@ -138,17 +142,7 @@ def term_label(name: str) -> str:
     >>> term_label("cond[T.b]"), term_label("x:C(cond, Sum)[S.a]"), term_label("Intercept")
     ('cond', 'x:C(cond, Sum)', 'Intercept')
     """
-    depth, start, parts = 0, 0, []
-    for pos, ch in enumerate(name):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == ":" and depth == 0:
-            parts.append(name[start:pos])
-            start = pos + 1
-    parts.append(name[start:])
-    return ":".join(_BRACKET.sub("", p) for p in parts)
+    return ":".join(_BRACKET.sub("", p) for p in split_interaction(name))
 
 
 def _categorical_levels(data: pd.DataFrame, columns: Sequence[str]) -> dict[str, list[object]]:
@@ -177,7 +171,7 @@ def _row_values(value: object, data: pd.DataFrame, what: str) -> np.ndarray:
             arr = np.full(len(data), float(arr))
     if arr.shape != (len(data),):
         raise DataError(f"{what} must be a column name or one number per row ({len(data)}); got shape {arr.shape}")
-    _check_rows(~np.isfinite(arr), f"{what} is missing or infinite")
+    _check_rows(~np.isfinite(arr), f"{what} is missing or infinite", data.index)
     return arr
 
 
@@ -189,7 +183,7 @@ def _trials(trials: object, family: str, data: pd.DataFrame) -> np.ndarray | Non
     if isinstance(trials, bool) or not isinstance(trials, (str, int, np.integer)):
         raise InputTypeError(f"trials must be a whole number or a column name; got {trials!r}")
     arr = _row_values(trials, data, "trials" if not isinstance(trials, str) else f"trials column {trials!r}")
-    _check_rows((arr < 1) | (arr != np.round(arr)), f"trials {trials!r} must be whole numbers >= 1")
+    _check_rows((arr < 1) | (arr != np.round(arr)), f"trials {trials!r} must be whole numbers >= 1", data.index)
     return arr
 
 
@@ -253,6 +247,7 @@ def build_design(
         trials_spec=trials,
         offset=None if offset is None else _row_values(offset, data, "offset"),
         levels=found,
+        index=data.index,
     )
 
 

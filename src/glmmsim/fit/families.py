@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ParameterError, did_you_mean, format_names
+from ..model.families import family_key
 
 __all__ = ["FIT_FAMILIES", "resolve_family"]
 
@@ -14,14 +15,6 @@ FIT_FAMILIES: dict[str, tuple[str, ...]] = {
     "negative_binomial": ("log",),
     "gamma": ("inverse", "log"),  # inverse first: R's Gamma() default, as in Model
 }
-
-# the spellings glmmsim's Model accepts for these families
-_ALIASES = {
-    "normal": "gaussian",
-    "bernoulli": "binomial",
-    **dict.fromkeys(["negbin", "negbinomial", "nbinom2", "neg_bin", "nb", "negativebinomial"], "negative_binomial"),
-}
-
 
 def resolve_family(family: object, link: str | None) -> tuple[str, str]:
     """Canonical ``(family, link)``, or a ParameterError naming what is valid.
@@ -36,10 +29,7 @@ def resolve_family(family: object, link: str | None) -> tuple[str, str]:
         link = family.link.name
     if not isinstance(name, str):
         raise ParameterError(f"family must be a name such as 'gaussian'; got {type(name).__name__}")
-    key = name.strip().lower()
-    for ch in ".- ":
-        key = key.replace(ch, "_")
-    key = _ALIASES.get(key, key)
+    key = family_key(name)  # the spellings glmmsim's Model accepts
     if key not in FIT_FAMILIES:
         raise ParameterError(
             f"fitting supports family {format_names(FIT_FAMILIES)}; got {name!r}.{did_you_mean(key, FIT_FAMILIES)}"

@@ -123,6 +123,20 @@ def prepare(
     (``model.bind(conditions)``): its conditions are used, so ``fitter.fit(bound.simulate_response(r))``
     fits replicate ``r``.
 
+    Parameters
+    ----------
+    formula : str
+        lme4 formula (see :func:`glmmsim.fit.fit`).
+    data_template : pandas.DataFrame or BoundModel
+        The rows every response will be fitted on; the response column may be absent.
+    family, link, trials, offset, engine, reml
+        As in :func:`glmmsim.fit.fit`.
+
+    Returns
+    -------
+    Fitter
+        ``fitter.fit(y)`` returns a :class:`FitResult` for the response ``y`` (one value per row).
+
     Examples
     --------
     >>> import numpy as np, pandas as pd, glmmsim

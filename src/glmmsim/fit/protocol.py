@@ -96,7 +96,14 @@ def register_engine(name: str, factory: Callable[[], Engine]) -> None:
 
 
 def available_engines() -> list[str]:
-    """Names of the registered engines that can run on this machine (cheap checks, no R start-up)."""
+    """Names of the registered engines that can run on this machine (cheap checks, no R start-up).
+
+    Examples
+    --------
+    >>> import glmmsim
+    >>> "glmm" in glmmsim.fit.available_engines()
+    True
+    """
     out = []
     for name in list(_FACTORIES):
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -10,18 +11,19 @@ import pandas as pd
 from .. import __version__
 from ..model.formula import parse_formula
 from ..model.names import categorical_levels, lme4_name
-from ..study.spec import Study
 from .theta import lme4_terms
 
-__all__ = ["describe_study", "group_counts"]
+if TYPE_CHECKING:  # study sits beside lme4, not below it: a study is only read here, never imported
+    from ..study.spec import Study
 
+__all__ = ["describe_study", "group_counts"]
 
 
 def describe_study(study: Study) -> str:
     """The model and design as text, laid out like lme4's summary of a fit.
 
     Random-effect terms come in lme4's order (decreasing number of levels in the
-    design, see :func:`glmmsim.theta.to_theta`) under lme4's factor names
+    design, see :func:`glmmsim.lme4.to_theta`) under lme4's factor names
     (``class:school`` for ``(1 | school/class)``); the family line is lme4's,
     absent for a gaussian model with identity link, as in ``summary(lmer(...))``.
     """

@@ -102,6 +102,14 @@ def to_theta(model: Model | BoundModel, conditions: pd.DataFrame | None = None) 
     -------
     numpy.ndarray
         The vector to pass as ``newparams = list(theta = ...)`` to lme4.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from glmmsim import Model
+    >>> m = Model("y ~ x + (1 | g)", fixed={"Intercept": 0, "x": 1}, random={"g": 0.5}, sigma=2)
+    >>> to_theta(m, pd.DataFrame({"x": [0.0, 1.0, 2.0], "g": ["a", "b", "b"]}))  # SD / sigma
+    array([0.25])
     """
     bound = _bound(model, conditions)
     scale = _scale(bound.model.family, bound.model.sigma)
@@ -145,6 +153,13 @@ def random_from_theta(
         ``{factor: {"sd": {coef: sd}, "corr": {(c1, c2): r}}}``. A correlation with a
         coefficient whose SD is 0 is undefined; lme4 prints it as NaN, here it is 0, so
         the spec can be given to :class:`~glmmsim.Model` as it is.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> d = pd.DataFrame({"x": [0.0, 1.0, 2.0], "g": ["a", "b", "b"]})
+    >>> random_from_theta("y ~ x + (1 | g)", [0.25], d, sigma=2.0)
+    {'g': {'sd': {'Intercept': 0.5}, 'corr': {}}}
     """
     fam = family if isinstance(family, Family) else get_family(family, sigma=sigma)
     scale = _scale(fam, sigma)

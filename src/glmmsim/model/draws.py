@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
+from ..seeding import splitmix64
+
 __all__ = ["RowStreams", "level_keys", "mix64", "standard_normals", "stream_key", "string_key", "uniforms"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -38,14 +40,20 @@ _HASH_KEY = "0123456789123456"
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser on a uint64 array (wrapping arithmetic; the input is not modified).
-
-    Works in place on one new array and one scratch buffer: at millions of rows the
-    temporaries of the textbook expression cost more than the arithmetic.
-    """
+    """SplitMix64 finaliser on a uint64 array (wrapping arithmetic; the input is not modified)."""
     z = np.array(x, dtype=np.uint64)  # a copy, also for 0-d input
+    splitmix64_inplace(z, np.empty_like(z))
+    return z
+
+
+def splitmix64_inplace(z: np.ndarray, tmp: np.ndarray) -> None:
+    """SplitMix64 finaliser of the uint64 array ``z``, in place; ``tmp`` is scratch of its shape.
+
+    In place on one scratch buffer because at millions of rows the temporaries of the
+    textbook expression cost more than the arithmetic (the samplers call it on cache-sized
+    blocks).
+    """
     z += _GOLDEN
-    tmp = np.empty_like(z)
     np.right_shift(z, _S30, out=tmp)
     z ^= tmp
     z *= _M1
@@ -54,7 +62,6 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     z *= _M2
     np.right_shift(z, _S31, out=tmp)
     z ^= tmp
-    return z
 
 
 def _hash_strings(values: np.ndarray) -> np.ndarray:
@@ -131,20 +138,10 @@ def level_keys(columns: Sequence[np.ndarray | pd.Index | pd.Categorical]) -> np.
 def stream_key(seed_key: int, factor: str, coefficient: str) -> int:
     """Key of the stream of standard normals for one coefficient of one grouping factor."""
     # scalar SplitMix64 in Python ints: the same bits as the array version, without numpy's per-call cost
-    acc = int(seed_key) & _MASK64
+    acc = int(seed_key) & 0xFFFFFFFFFFFFFFFF
     for part in (factor, coefficient):
-        acc = _splitmix64_int(acc ^ string_key(part))
+        acc = splitmix64(acc ^ string_key(part))
     return acc
-
-
-_MASK64 = (1 << 64) - 1
-
-
-def _splitmix64_int(x: int) -> int:
-    z = (x + 0x9E3779B97F4A7C15) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
 
 
 def mix64(keys: np.ndarray) -> np.ndarray:

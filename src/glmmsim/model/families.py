@@ -87,7 +87,7 @@ from ..seeding import SeedLike, seed_key
 from . import samplers as _samplers
 from .draws import RowStreams
 
-__all__ = ["Family", "Link", "FAMILY_NAMES", "LINK_NAMES", "get_family", "get_link"]
+__all__ = ["Family", "Link", "FAMILY_NAMES", "LINK_NAMES", "get_family", "get_link", "family_key"]
 
 ArrayLike = Any
 
@@ -1094,17 +1094,32 @@ def _validate_params(spec: _Spec, given: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def family_key(name: str) -> str:
+    """The canonical family name of a spelling :func:`get_family` accepts (``"Gamma"``, ``"nbinom2"``).
+
+    Case, ``.``/``-``/space, other packages' aliases and missing underscores are forgiven;
+    a name that is no family comes back normalised (lower case, ``_`` separators), so the
+    caller can say which families it supports.
+
+    Examples
+    --------
+    >>> family_key("Gamma"), family_key("negativebinomial"), family_key("inverse.gaussian"), family_key("Tweedie")
+    ('gamma', 'negative_binomial', 'inverse_gaussian', 'tweedie')
+    """
+    key = _family_key(name)
+    if key in _SPECS:
+        return key
+    compact = key.replace("_", "")
+    return next((n for n in FAMILY_NAMES if n.replace("_", "") == compact), key)
+
+
 def _resolve_spec(family: str) -> _Spec:
-    key = _family_key(family)
+    key = family_key(family)
     if key not in _SPECS:
-        compact = key.replace("_", "")
-        match = next((n for n in FAMILY_NAMES if n.replace("_", "") == compact), None)
-        if match is None:
-            raise ParameterError(
-                f"unknown family {family!r}; valid families are {format_names(FAMILY_NAMES)}."
-                + did_you_mean(key, list(FAMILY_NAMES) + list(_FAMILY_ALIASES))
-            )
-        key = match
+        raise ParameterError(
+            f"unknown family {family!r}; valid families are {format_names(FAMILY_NAMES)}."
+            + did_you_mean(key, list(FAMILY_NAMES) + list(_FAMILY_ALIASES))
+        )
     return _SPECS[key]
 
 

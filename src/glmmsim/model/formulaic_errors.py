@@ -22,7 +22,12 @@ import functools
 import re
 
 from formulaic import Formula
-from formulaic.errors import FormulaicError
+from formulaic.errors import (
+    FormulaicError,
+    FormulaMaterializationError,
+    FormulaMaterializerInvalidError,
+    FormulaMaterializerNotFoundError,
+)
 
 from ..errors import DataError, FormulaError, GlmmsimError
 from .formula import split_top_level
@@ -30,6 +35,8 @@ from .formula import split_top_level
 __all__ = ["PARSE_ERRORS", "parse_terms", "evaluation_error", "readable"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# The patterns below read formulaic's (third-party) messages: its exceptions carry no
+# attribute naming the offending token or factor, so the message is the only source.
 # formulaic marks the offending token of a syntax error as ⧛token⧚
 _MARKED = re.compile("\u29db(.*?)\u29da", re.S)
 _FACTOR = re.compile(r"factor `(?P<factor>.+?)`")
@@ -60,6 +67,10 @@ def _reason(exc: BaseException) -> str:
 
 #: what formulaic's parser raises
 PARSE_ERRORS = (FormulaicError, SyntaxError)
+
+
+#: formulaic errors raised while building a matrix rather than parsing: the data, not the formula, are at fault
+_MATERIALIZER_ERRORS = (FormulaMaterializationError, FormulaMaterializerInvalidError, FormulaMaterializerNotFoundError)
 
 
 def _parse_error(exc: BaseException) -> bool:
@@ -140,6 +151,6 @@ def evaluation_error(exc: Exception, expr: str, where: str, hint: str = "") -> G
             f"number)",
             term=nulls.group("factor"),
         )
-    if _parse_error(exc) and not type(exc).__name__.startswith(("Factor", "FormulaMaterial")):
+    if _parse_error(exc) and not isinstance(exc, _MATERIALIZER_ERRORS):
         return FormulaError(f"cannot parse {where} {expr!r}: {_reason(exc)}", term=expr)
     return DataError(f"cannot build the model matrix of {where} {expr!r}: {_reason(exc)}{hint}", term=expr)

@@ -148,7 +148,7 @@ class Grouping:
     codes : ndarray of intp
         Level number of each row.
     keys : ndarray of uint64
-        Persistent key of each level (see :mod:`glmmsim.draws`).
+        Persistent key of each level (see :mod:`glmmsim.model.draws`).
     labels : pandas.Index
         Level values in code order (a MultiIndex for an interaction factor ``a:b``);
         only levels some row has.

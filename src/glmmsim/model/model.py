@@ -88,7 +88,7 @@ class Model:
         Residual SD (gaussian, lognormal, exgaussian, shifted_lognormal; for
         gamma lme4's ``sigma = 1/sqrt(shape)``). Required where the family has it.
     family : str or Family, default "gaussian"
-        Response family (see :mod:`glmmsim.families`).
+        Response family (see :mod:`glmmsim.model.families`).
     link : str, optional
         Link function; the family's default when omitted.
     dispersion : mapping, optional
@@ -234,6 +234,18 @@ class Model:
     def trials(self) -> int | str | None:
         """Binomial trials as given: a number, a column name, or None (Bernoulli)."""
         return self._trials
+
+    @property
+    def levels(self) -> dict[str, list[object]]:
+        """Declared levels of categorical columns (``levels=``), a copy.
+
+        Examples
+        --------
+        >>> Model("y ~ cond + (1 | g)", fixed={"Intercept": 0, "cond[T.b]": 1}, random={"g": 1}, sigma=1,
+        ...       levels={"cond": ["a", "b"]}).levels
+        {'cond': ['a', 'b']}
+        """
+        return {k: list(v) for k, v in self._levels.items()}
 
     @property
     def _trials_column(self) -> str | None:

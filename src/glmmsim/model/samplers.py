@@ -48,7 +48,7 @@ import math
 import numpy as np
 from scipy.special import gammaln, ndtri
 
-from .draws import RowStreams, stream_key
+from .draws import RowStreams, splitmix64_inplace, stream_key
 
 __all__ = [
     "binomial",
@@ -63,10 +63,7 @@ __all__ = [
     "uniforms",
 ]
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+_S11 = np.uint64(11)
 #: Rows hashed per block: two uint64 buffers of this length stay in the L2 cache.
 _BLOCK = 65_536
 #: Rows per block of a sampler (its dozen temporaries stay in cache).
@@ -81,19 +78,6 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 # ----------------------------------------------------------------- keyed uniforms
-
-
-def _splitmix_inplace(z: np.ndarray, tmp: np.ndarray) -> None:
-    """SplitMix64 finaliser, in place, with one scratch buffer (same bits as draws._splitmix64)."""
-    z += _GOLDEN
-    np.right_shift(z, _S30, out=tmp)
-    z ^= tmp
-    z *= _M1
-    np.right_shift(z, _S27, out=tmp)
-    z ^= tmp
-    z *= _M2
-    np.right_shift(z, _S31, out=tmp)
-    z ^= tmp
 
 
 def uniforms(noise: RowStreams, draw: int, rows: np.ndarray | None = None) -> np.ndarray:
@@ -113,8 +97,8 @@ def uniforms(noise: RowStreams, draw: int, rows: np.ndarray | None = None) -> np
         stop = min(start + _BLOCK, n)
         zb, tb, ob = z[: stop - start], tmp[: stop - start], out[start:stop]
         np.bitwise_xor(keys[start:stop], stream, out=zb)
-        _splitmix_inplace(zb, tb)
-        _splitmix_inplace(zb, tb)
+        splitmix64_inplace(zb, tb)
+        splitmix64_inplace(zb, tb)
         zb >>= _S11
         ob[...] = zb  # top 53 bits, exactly representable
         ob += 0.5

@@ -6,6 +6,7 @@ expression and one grouping factor, which is what the design layer materialises.
 
 Examples
 --------
+>>> from glmmsim.model.formula import parse_formula
 >>> [str(t) for t in expand_bars(parse_formula("y ~ (x || g) + (1 | school/class)").bars)]
 ['(1 | g)', '(0 + x | g)', '(1 | school)', '(1 | school:class)']
 """
@@ -17,10 +18,34 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import FormulaError
-from .formula import Bar, parse_formula  # noqa: F401  (parse_formula: used by the doctests)
+from .formula import Bar
 from .formulaic_errors import parse_terms
 
-__all__ = ["RandomTerm", "expand_bars", "factor_name", "has_intercept"]
+__all__ = ["RandomTerm", "expand_bars", "factor_name", "has_intercept", "split_interaction"]
+
+
+def split_interaction(name: str) -> list[str]:
+    """The factors of an interaction term or coefficient name: its ``:`` outside brackets.
+
+    Only brackets nest (no quote handling): a contrast level may hold any character,
+    an apostrophe included (``name[T.O'Brien]``).
+
+    Examples
+    --------
+    >>> split_interaction("x:C(cond, levels=['a:b'])[T.a:b]")
+    ['x', "C(cond, levels=['a:b'])[T.a:b]"]
+    """
+    parts, depth, start = [], 0, 0
+    for pos, ch in enumerate(name):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == ":" and depth == 0:
+            parts.append(name[start:pos])
+            start = pos + 1
+    parts.append(name[start:])
+    return parts
 
 
 @dataclass(frozen=True)

@@ -564,6 +564,11 @@ class Study:
         except GlmmsimError as exc:
             raise self._model_error(exc) from None
 
+    def where(self, path: Path) -> str:
+        """Where the spec sets the key ``path``, for messages: ``"study.yaml, line 12"``,
+        the command-line option that overrode it, or the spec's source when unknown."""
+        return self._where(path)
+
     def _where(self, path: Path) -> str:
         return self._ctx.where(path) if self._ctx is not None else self.source
 

@@ -259,7 +259,11 @@ class _PreparedGlmm:
 
 
 def _renamer(design: FitDesign, bases):
-    """Translate glmm's messages from the internal column names back to the user's."""
+    """Translate glmm's messages from the internal column names back to the user's.
+
+    glmm (third-party) names the columns it was given (``X0``, ``G1``) only inside its
+    message text, with no structured field, so the text is rewritten.
+    """
     names = {f"X{i}": n for i, n in enumerate(design.fixed_names)}
     for k, td in enumerate(design.terms):
         names[f"G{k}"] = td.term.factor

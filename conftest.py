@@ -28,4 +28,4 @@ if not _has_autora() and not os.environ.get("GLMMSIM_REQUIRE_AUTORA"):
 
 # doctests that need the dask extra (the tests under tests/execution skip by themselves)
 if importlib.util.find_spec("dask") is None or importlib.util.find_spec("distributed") is None:
-    collect_ignore_glob += ["src/glmmsim/design/partitioned.py", "src/glmmsim/execution/dask_frames.py"]
+    collect_ignore_glob += ["src/glmmsim/design/partitioned.py", "src/glmmsim/model/dask_frames.py"]

@@ -20,7 +20,8 @@ distributed = pytest.importorskip("distributed")
 from glmmsim import DataError, FormulaError, GlmmsimWarning, Model  # noqa: E402
 from glmmsim.cli import main  # noqa: E402
 from glmmsim.design import crossed, nested  # noqa: E402
-from glmmsim.execution import dask_frames, resolve_executor  # noqa: E402
+from glmmsim.execution import resolve_executor
+from glmmsim.model import dask_frames  # noqa: E402
 from glmmsim.execution import worker_cache  # noqa: E402
 from glmmsim.execution.dask import DaskExecutor  # noqa: E402
 

@@ -43,23 +43,15 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GlmmsimWarning, InputTypeError, ParameterError
+from ..model.dask_frames import remember_lengths
 from ..seeding import as_seed_sequence
 from . import generators
 
-__all__ = ["crossed", "nested", "KNOWN_CATEGORIES_MAX", "known_lengths"]
+__all__ = ["crossed", "nested", "KNOWN_CATEGORIES_MAX"]
 
 #: Grouping columns with more units than this get per-partition (unknown) categories:
 #: a categories list of every unit would be rebuilt in every partition and every file.
 KNOWN_CATEGORIES_MAX = 1_000_000
-
-# partition lengths of the frames built here, by Dask name: simulate() then needs no counting pass
-_LENGTHS: dict[str, tuple[int, ...]] = {}
-_LENGTHS_KEPT = 256
-
-
-def known_lengths(frame: Any) -> tuple[int, ...] | None:
-    """Partition lengths of a frame made by this module (None for any other frame)."""
-    return _LENGTHS.get(getattr(frame, "_name", None))
 
 
 def _dd():
@@ -179,14 +171,8 @@ def _build(part: _Part, ranges: list[range], sample: pd.DataFrame, lengths: list
         label=f"glmmsim-{part.generator}",
         enforce_metadata=False,
     )
-    _remember(frame, tuple(int(n) for n in lengths))
+    remember_lengths(frame, tuple(int(n) for n in lengths))
     return frame
-
-
-def _remember(frame: Any, lengths: tuple[int, ...]) -> None:
-    if len(_LENGTHS) >= _LENGTHS_KEPT:
-        _LENGTHS.pop(next(iter(_LENGTHS)))
-    _LENGTHS[frame._name] = lengths
 
 
 def _fixed_seed(seed: Any) -> np.random.SeedSequence:

@@ -344,8 +344,8 @@ class Model:
             A copy of ``conditions`` (same index and column order) with the
             response column added (or replaced, in its place).
         """
-        if type(conditions).__module__.split(".")[0] == "dask":  # lazy, per partition: execution/dask_frames.py
-            from ..execution import dask_frames
+        if type(conditions).__module__.split(".")[0] == "dask":  # lazy, per partition: model/dask_frames.py
+            from . import dask_frames
             return dask_frames.simulate(self, conditions, seed, key=key)
         stream = noise_stream(seed)  # checks the seed before any work
         bound = self.bind(conditions, key=key)

@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError, InputTypeError
-from ..model.formula import parse_formula
-from ..model.matrices import check_columns_present, stateful_transforms
+from .formula import parse_formula
+from .matrices import check_columns_present, stateful_transforms
 from ..seeding import SeedLike, as_seed_sequence
 
-__all__ = ["simulate", "predict", "output_meta", "check_partitionable"]
+__all__ = ["simulate", "predict", "output_meta", "check_partitionable", "remember_lengths", "known_lengths"]
 
 _KEY_HELP = 'key must be None (global row position), "index" or a list of column names'
 
@@ -134,10 +134,26 @@ def _fixed_seed(seed: SeedLike) -> SeedLike:
     return seed
 
 
+# partition lengths of frames whose builder knew them (the partitioned designs), by Dask
+# name: simulate() then needs no counting pass over the data
+_LENGTHS: dict[str, tuple[int, ...]] = {}
+_LENGTHS_KEPT = 256
+
+
+def remember_lengths(frame: Any, lengths: tuple[int, ...]) -> None:
+    """Record the partition lengths of ``frame`` (a builder that knows them calls this)."""
+    if len(_LENGTHS) >= _LENGTHS_KEPT:
+        _LENGTHS.pop(next(iter(_LENGTHS)))
+    _LENGTHS[frame._name] = tuple(lengths)
+
+
+def known_lengths(frame: Any) -> tuple[int, ...] | None:
+    """Partition lengths recorded for ``frame`` (None when they must be counted)."""
+    return _LENGTHS.get(getattr(frame, "_name", None))
+
+
 def _offsets(data: Any) -> tuple[int, ...]:
     """Global position of each partition's first row; lengths counted once (or known)."""
-    from ..design.partitioned import known_lengths
-
     lengths = known_lengths(data)
     if lengths is None:
         lengths = tuple(int(n) for n in data.map_partitions(len).compute())

@@ -1,8 +1,7 @@
 """Test sessions: the core on the newest numpy/pandas, the AutoRA layer with its extra, the main job.
 
-autora-core pins numpy < 2; the AutoRA session also pins pandas < 3, so the whole suite runs
-once on the newest numpy 2 / pandas 3 and once on numpy 1.x / pandas 2.x, the oldest line
-glmmsim supports.
+autora-core pins numpy < 2 and the autora extra pandas < 3, so the whole suite runs once on the
+newest numpy 2 / pandas 3 and once on numpy 1.x / pandas 2.x, the oldest line glmmsim supports.
 """
 
 import nox
@@ -15,16 +14,30 @@ nox.options.reuse_existing_virtualenvs = True
 def tests(session: nox.Session) -> None:
     """Core suite on the newest numpy and pandas (the AutoRA tests skip: no extra here)."""
     session.install("-e", ".[test]")
-    session.run("python", "-c", "import numpy, pandas; print('numpy', numpy.__version__, 'pandas', pandas.__version__)")
+    session.run(
+        "python",
+        "-c",
+        "import numpy, pandas, pyarrow; print('numpy', numpy.__version__, 'pandas', pandas.__version__, "
+        "'pyarrow', pyarrow.__version__)",
+    )
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 def autora(session: nox.Session) -> None:
-    """Whole suite with the AutoRA extra on numpy 1.x / pandas 2.x; AutoRA tests must run, not skip."""
-    # pyarrow >= 25 needs numpy 2 at import time without declaring it; AutoRA keeps numpy < 2
-    session.install("-e", ".[test,autora]", "pyarrow<25", "pandas<3")
-    session.run("python", "-c", "import numpy, pandas; print('numpy', numpy.__version__, 'pandas', pandas.__version__)")
+    """Whole suite with the AutoRA and Parquet extras on numpy 1.x / pandas 2.x; AutoRA tests must run.
+
+    The extras alone must give a working combination (a pyarrow that imports beside AutoRA's
+    numpy < 2): nothing is pinned here that a user of ``pip install ".[autora,parquet]"`` lacks.
+    """
+    session.install("-e", ".[test,autora,parquet]")
+    # importing pyarrow here fails the session if the extras ever pick a pyarrow that needs numpy 2
+    session.run(
+        "python",
+        "-c",
+        "import numpy, pandas, pyarrow; print('numpy', numpy.__version__, 'pandas', pandas.__version__, "
+        "'pyarrow', pyarrow.__version__)",
+    )
     session.run("pytest", *session.posargs, env={"GLMMSIM_REQUIRE_AUTORA": "1"})
 
 

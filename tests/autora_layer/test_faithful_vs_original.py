@@ -149,3 +149,17 @@ def test_array_conditions_match_the_original_when_it_has_no_spurious_ivs():
     pd.testing.assert_frame_equal(
         ours.ground_truth(array, random_state=3), theirs.ground_truth(array, random_state=3), check_exact=True
     )
+
+
+def test_faithful_ground_truth_is_run_without_noise_and_accepts_added_noise():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exp = lmm_experiment("rt ~ x1 + (1|subject)", {"Intercept": 1.0, "x1": 2.0}, {"subject": {"Intercept": 0.5}})
+    conditions = pd.DataFrame({"x1": np.linspace(0, 1, 6), "subject": np.repeat([1, 2], 3)})
+    pd.testing.assert_frame_equal(
+        exp.ground_truth(conditions, added_noise=0.2, random_state=3),
+        exp.run(conditions, added_noise=0.2, random_state=3),
+    )
+    pd.testing.assert_frame_equal(
+        exp.ground_truth(conditions, random_state=3), exp.run(conditions, added_noise=0.0, random_state=3)
+    )

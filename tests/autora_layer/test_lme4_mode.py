@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from autora.variable import IV
 
 import glmmsim
 from glmmsim import ParameterError
@@ -119,3 +120,65 @@ def test_lme4_mode_reads_x_given_slope_with_an_intercept(conditions):
     truth = make(random_effects={"subject": {"1": 1.0, "x1": 0.0}}).ground_truth(conditions)
     at_zero = truth[truth["x1"] == 0.0]["y"]
     assert at_zero.nunique() == 4
+
+
+LME4 = dict(
+    formula="y ~ x1 + (1 + x1|subject)",
+    fixed_effects={"Intercept": 1.0, "x1": 2.0},
+    random_effects={"subject": {"1": 0.5, "x1": 0.3}},
+    random_state=5,
+    semantics="lme4",
+)
+
+
+def test_family_missing_another_parameter_names_it_not_sigma():
+    """added_noise supplies sigma; exgaussian without tau must ask for tau."""
+    with pytest.raises(ParameterError, match="'tau'"):
+        lmm_experiment(**LME4, family="exgaussian")
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"random_effects": {}}, r"^random_effects has no spec .*random_effects=\{"),
+        ({"random_effects": {"subject": {"1": 0.5, "x1": 0.3}, "item": 0.2}}, r"^random_effects names .*'item'"),
+    ],
+)
+def test_lme4_build_errors_use_the_experiments_argument_names(change, fragment):
+    with pytest.raises(ParameterError, match=fragment):
+        lmm_experiment(**{**LME4, **change})
+
+
+def test_lme4_run_errors_use_the_experiments_argument_names(conditions):
+    experiment = lmm_experiment(**{**LME4, "fixed_effects": {"Intercept": 1.0}})
+    with pytest.raises(ParameterError, match=r"^fixed_effects has no value for .*'x1'"):
+        experiment.run(conditions)
+    with pytest.raises(ParameterError, match=r"^fixed_effects has no value"):
+        experiment.ground_truth(conditions)
+    no_slope_sd = lmm_experiment(**{**LME4, "random_effects": {"subject": {"1": 0.5}}})
+    with pytest.raises(ParameterError, match=r"^random_effects\['subject'\] has no value for .*'x1'"):
+        no_slope_sd.run(conditions)
+
+
+def _with_condition(order):
+    return lmm_experiment(
+        "y ~ cond + (1|subject)",
+        fixed_effects={"Intercept": 1.0, "cond[T.b]": 2.0},
+        random_effects={"subject": 0.5},
+        X=[IV(name="cond", allowed_values=order), IV(name="subject", allowed_values=[1, 2])],
+        random_state=3,
+        semantics="lme4",
+    )
+
+
+@pytest.mark.parametrize("order", [["a", "b"], ["b", "a"]])
+def test_text_levels_from_x_fix_the_coefficients_of_any_batch(order):
+    """A sampled batch holding only one level of cond used to lose the cond[T.b] coefficient."""
+    experiment = _with_condition(order)
+    grid = experiment.domain()
+    full = experiment.ground_truth(grid)
+    only_b = experiment.ground_truth(grid[grid["cond"] == "b"])
+    np.testing.assert_array_equal(only_b["y"].to_numpy(), full.loc[only_b.index, "y"].to_numpy())
+    # the reference level is the sorted first one, as without X: b lies 2.0 above a
+    a_rows, b_rows = full[full["cond"] == "a"], full[full["cond"] == "b"]
+    np.testing.assert_allclose(b_rows["y"].to_numpy() - a_rows["y"].to_numpy(), 2.0)

@@ -109,3 +109,15 @@ def test_closed_loop_with_autora_state(semantics):
     # slope): SE = 0.57 / (0.82 sqrt(160)) = 0.055; allow 5 SE.
     assert abs(coef["x1"] - 2.0) < 3.5 * 0.17
     assert abs(coef["x2"] + 0.5) < 5 * 0.055
+
+
+def test_plot_title_shortens_held_floats():
+    experiment = lmm_experiment(
+        "y ~ x1 + x2",
+        {"Intercept": 0.0, "x1": 1.0, "x2": 1.0},
+        X=[IV(name="x1", allowed_values=[0.0, 1.0]), IV(name="x2", allowed_values=np.linspace(0, 1, 4))],
+        name="demo",
+    )
+    fig = experiment.plotter()
+    assert fig._suptitle.get_text() == "demo (x2=0.3333)"
+    plt.close(fig)

@@ -1,5 +1,7 @@
 """Model: public contract, persistence of random effects, and errors on bad input."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -340,6 +342,97 @@ def test_replace_keeps_the_population(model, data):
     np.testing.assert_allclose(other.simulate(data)["y"], model.predict(data))
     with pytest.raises(InputTypeError, match="unknown argument"):
         model.replace(sgima=1)
+
+
+def _small_data():
+    return pd.DataFrame(
+        {
+            "x": np.arange(1.0, 7.0),
+            "g": list("aabbcc"),
+            "cond": list("abcabc"),
+        }
+    )
+
+
+def _intercept_model(seed=5, **kw):
+    return Model("y ~ 1 + (1 | g)", fixed={"Intercept": 0}, random={"g": 1.0}, sigma=1, seed=seed, **kw)
+
+
+def test_replace_with_seed_uses_new_population():
+    data = _small_data()
+    new = _intercept_model(seed=5).replace(seed=2)
+    expected = _intercept_model(seed=2).random_effects(data)["g"]
+    pd.testing.assert_frame_equal(new.random_effects(data)["g"], expected)
+
+
+def test_replace_ignores_later_mutation_of_random():
+    spec = {"g": 1.0}
+    m = Model("y ~ 1 + (1 | g)", fixed={"Intercept": 0}, random=spec, sigma=1, seed=1)
+    before = m.random_effects(_small_data())["g"]
+    spec["g"] = 100.0
+    pd.testing.assert_frame_equal(m.replace(sigma=2.0).random_effects(_small_data())["g"], before)
+
+
+def test_duplicate_grouping_column_is_data_error():
+    data = pd.concat([_small_data(), _small_data()[["g"]]], axis=1)
+    with pytest.raises(DataError, match="'g'"):
+        _intercept_model().simulate(data, seed=1)
+
+
+def test_response_used_as_predictor_is_formula_error():
+    with pytest.raises(FormulaError, match="'x'"):
+        Model("x ~ x + (1 | g)", fixed={"Intercept": 0, "x": 1}, random={"g": 1}, sigma=1)
+
+
+def test_trials_column_equal_to_response_is_error():
+    with pytest.raises(glmmsim.GlmmsimError, match="'n'"):
+        Model("n ~ x + (1 | g)", fixed={"Intercept": 0, "x": 0.1}, random={"g": 1}, family="binomial", trials="n")
+
+
+def test_levels_for_unused_column_rejected():
+    # a typo in levels= silently leaves the reference level unchanged
+    with pytest.raises(ParameterError, match="Cond"):
+        Model(
+            "y ~ cond + (1 | g)",
+            fixed={"Intercept": 0, "conda": 1, "condb": 1},
+            random={"g": 1},
+            sigma=1,
+            levels={"Cond": ["c", "a", "b"]},
+        )
+
+
+def test_unhashable_declared_levels_are_parameter_error():
+    with pytest.raises(ParameterError, match="levels"):
+        _intercept_model(levels={"cond": [["a"], ["b"]]})
+
+
+def test_stateful_transforms_are_partition_invariant_or_warned():
+    data = _small_data()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = Model("y ~ center(x) + (1 | g)", fixed={"Intercept": 0, "center(x)": 1}, random={"g": 0.0}, sigma=0)
+        full = m.predict(data).iloc[:3].to_numpy()
+        part = m.predict(data.iloc[:3]).to_numpy()
+    warned = any(issubclass(w.category, glmmsim.GlmmsimWarning) for w in caught)
+    assert warned or np.allclose(full, part)
+
+
+def test_categories_of_a_categorical_column_act_as_declared_levels():
+    # unlike lme4, which drops unused levels, a pandas Categorical's categories fix the
+    # coefficient set (as levels= does), so subsets of the data keep the same coefficients
+    data = _small_data()
+    cat = data.assign(cond=pd.Categorical(data["cond"], categories=["z", "a", "b", "c"]))
+    m = Model("y ~ cond + (1 | g)", fixed={"Intercept": 0, "condb": 1, "condc": 2}, random={"g": 1}, sigma=1)
+    with pytest.raises(ParameterError, match="cond\\[T.a\\]"):
+        m.predict(cat)
+    declared = m.replace(levels={"cond": ["a", "b", "c"]})
+    pd.testing.assert_series_equal(declared.predict(data), m.predict(data))
+
+
+def test_covariance_without_conditions_says_data_needed():
+    m = Model("y ~ (cond | g)", fixed={"Intercept": 0}, random={"g": {"Intercept": 1, "condb": 1, "condc": 1}}, sigma=1)
+    with pytest.raises(ParameterError, match="conditions"):
+        m.covariance()
 
 
 def test_model_properties(model):

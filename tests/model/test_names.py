@@ -54,3 +54,13 @@ def test_categorical_levels_reads_text_logical_and_categorical_columns_as_formul
     levels = categorical_levels(data)
     assert levels == {"flag": [False, True], "cond": ["a", "b", "c"], "g": ["a", "b", "c"], "cat": ["z", "y", "w"]}
     assert logical_levels(data) == {"flag": [False, True]}
+
+
+def test_sum_contrast_lme4_names_accepted_in_random():
+    m = Model(
+        "y ~ (C(cond, Sum) | g)",
+        fixed={"Intercept": 0},
+        random={"g": {"(Intercept)": 1.0, "cond1": 0.5, "cond2": 0.5}},
+        sigma=1,
+    )
+    assert m.simulate(_data(), seed=1).shape == (6, 5)

@@ -33,3 +33,13 @@ def test_parse_dispersion_copies():
     parsed = parse_dispersion(given)
     given["theta"] = 5.0
     assert parsed == {"theta": 2.0} and parse_dispersion(None) == {}
+
+
+def test_conflicting_correlation_pairs_rejected():
+    with pytest.raises(ParameterError, match="twice"):
+        Model(
+            "y ~ x + (1 + x | g)",
+            fixed={"Intercept": 0, "x": 1},
+            random={"g": {"sd": {"Intercept": 1, "x": 1}, "corr": {("x", "Intercept"): 0.5, ("Intercept", "x"): -0.5}}},
+            sigma=1,
+        )

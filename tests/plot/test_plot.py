@@ -265,3 +265,15 @@ def test_pairs_histograms_use_automatic_bins_between_5_and_30():
         count = bins if isinstance(bins, int) else len(bins) - 1
         assert 5 <= count <= 30
     assert _hist_bins(np.zeros(10)) == 5
+
+
+def test_panel_titles_use_lme4_names_for_sum_contrasts_of_text_and_logical_columns():
+    m = glmmsim.Model(
+        "y ~ 1 + (C(cond, Sum) + flag | g)",
+        fixed={"Intercept": 0},
+        random={"g": {"(Intercept)": 1.0, "cond1": 0.5, "cond2": 0.4, "flagTRUE": 0.3}},
+        sigma=1, seed=1,
+    )
+    data = pd.DataFrame({"cond": list("abc") * 4, "flag": [True, False] * 6, "g": list("uuvvwwxxyyzz")})
+    titles = [ax.get_title() for ax in caterpillar(m, data).axes]
+    assert titles == ["g: (Intercept)", "g: cond1", "g: cond2", "g: flagTRUE"]

@@ -40,10 +40,17 @@ def data_format(path: str, fmt: str | None = None) -> str:
 def _require_pyarrow() -> None:
     try:
         import pyarrow  # noqa: F401
-    except ImportError:
+    except Exception as exc:  # a broken install fails with ImportError, AttributeError, ...
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "pyarrow":
+            raise GlmmsimError(
+                'writing Parquet needs pyarrow, which is not installed; install the parquet extra, '
+                '`pip install ".[parquet]"` in the glmmsim repository, or write a .csv file'
+            ) from None
+        # installed but unusable, e.g. a pyarrow built for numpy 2 next to numpy 1: say why
         raise GlmmsimError(
-            "writing Parquet needs pyarrow, which is not installed; install it with "
-            "`pip install 'glmmsim[parquet]'` or write a .csv file"
+            f"writing Parquet needs pyarrow, which is installed but fails to import "
+            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
+            f'`pip install ".[parquet]"` installs a pyarrow that fits your numpy'
         ) from None
 
 

@@ -30,13 +30,12 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import InputTypeError, ParameterError, format_names
-from ..model.formula import parse_formula
-from ..model.matrices import model_columns
 from ..model.names import categorical_levels
 from ..seeding import SeedLike
 from ._backends import seed_tree
 from .describe import describe_design, describe_model
 from .hypotheses import Hypothesis, choose_method, resolve_tests
+from .inputs import coefficient_names, conditions_frame, model_levels, percent
 from .intervals import clopper_pearson
 from .replicates import TEST_COLUMNS, PointJob, check_point, identifying_columns, new_token, run_study
 
@@ -50,25 +49,6 @@ _SIM_COLUMNS = ["replicate", "test", *TEST_COLUMNS, "significant", "converged", 
 # --------------------------------------------------------------------------------------
 # planning a design point
 # --------------------------------------------------------------------------------------
-
-
-def _conditions(conditions: Any, argname: str = "conditions") -> pd.DataFrame:
-    data = conditions() if callable(conditions) and not isinstance(conditions, pd.DataFrame) else conditions
-    if not isinstance(data, pd.DataFrame):
-        raise InputTypeError(
-            f"{argname} must be a DataFrame of conditions or a callable returning one; got {type(data).__name__}"
-        )
-    if data.empty:
-        raise ParameterError(f"{argname} has no rows: nothing to simulate")
-    return data
-
-
-def _levels(model: Any) -> dict:
-    return dict(getattr(model, "levels", None) or {})
-
-
-def _coefficient_names(formula: str, conditions: pd.DataFrame, model: Any) -> tuple[str, ...]:
-    return model_columns(parse_formula(formula).fixed, conditions, _levels(model), "the analysis formula").names
 
 
 def _check_common(nsim: int, alpha: float, failures: str) -> None:
@@ -102,8 +82,8 @@ def plan_point(
     family = model.family
     hypotheses: tuple[Hypothesis, ...] = ()
     if record == "tests":
-        names = _coefficient_names(formula, conditions, model)
-        levels = {**categorical_levels(conditions), **_levels(model)}
+        names = coefficient_names(formula, conditions, model)
+        levels = {**categorical_levels(conditions), **model_levels(model)}
         found = resolve_tests(test, names, levels)
         hypotheses = tuple(
             Hypothesis(h.label, h.coefficients, choose_method(method, len(h.coefficients), family=family.name,
@@ -272,7 +252,7 @@ class PowerResult:
             body = [
                 f"{row['power']:.3f} (95% CI {row['ci_low']:.3f} to {row['ci_high']:.3f}, Clopper-Pearson), "
                 f"{policy}: {int(row['successes'])} of {int(row['used'])} significant",
-                f"fits failed: {_pct(row['failed'])}; singular fits: {_pct(row['singular'])}",
+                f"fits failed: {percent(row['failed'])}; singular fits: {percent(row['singular'])}",
                 f"counting failed fits as non-significant: {row['power_failures_as_misses']:.3f}; "
                 f"among non-singular fits only: {row['power_nonsingular']:.3f}",
             ]
@@ -286,10 +266,6 @@ class PowerResult:
         if len(self.tests) == 1:
             return f"<PowerResult {self.tests[0]}: power {self.power:.3f} [{self.ci[0]:.3f}, {self.ci[1]:.3f}], nsim {self.nsim}>"
         return f"<PowerResult of {len(self.tests)} tests, nsim {self.nsim}>"
-
-
-def _pct(x: float) -> str:
-    return "n/a" if not np.isfinite(x) else f"{100 * x:.1f}%"
 
 
 def _indent(head: str, body: Sequence[str]) -> list[str]:
@@ -365,7 +341,7 @@ class PowerCurve:
         for c in ("power", "ci_low", "ci_high"):
             shown[c] = shown[c].map(lambda v: f"{v:.3f}")
         for c in ("failed", "singular"):
-            shown[c] = shown[c].map(_pct)
+            shown[c] = shown[c].map(percent)
         return shown.to_string(index=False)
 
     def __repr__(self) -> str:
@@ -450,7 +426,7 @@ def power(
     True
     """
     _check_common(nsim, alpha, failures)
-    data = _conditions(conditions)
+    data = conditions_frame(conditions)
     tree = seed_tree(seed)
     job = plan_point(model, data, point=0, token=new_token(), tree=tree, test=test, method=method, engine=engine,
                      fit_formula=fit_formula, key=key, reml=reml)
@@ -565,7 +541,7 @@ def power_curve(
     root = seed_tree(seed)
     jobs = []
     for i, values in enumerate(grid):
-        data = _conditions(_call_with(design, values, design_names) if design_names != set() else design, "design")
+        data = conditions_frame(_call_with(design, values, design_names) if design_names != set() else design, "design")
         point_model = _call_with(model, values, model_names) if model_names != set() else model
         tree = root if crn else root.child("point", i)
         jobs.append(plan_point(point_model, data, point=i, token=token, tree=tree, test=test, method=method,

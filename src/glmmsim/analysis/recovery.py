@@ -37,7 +37,8 @@ from ..model.names import categorical_levels, lme4_name, match_keys
 from ..seeding import SeedLike
 from ._backends import seed_tree
 from .describe import describe_design, describe_model
-from .power import _coefficient_names, _conditions, _levels, _pct, plan_point
+from .inputs import coefficient_names, conditions_frame, model_levels, percent
+from .power import plan_point
 from .replicates import new_token, run_study
 
 __all__ = ["recovery", "RecoveryResult", "parameter_name"]
@@ -64,10 +65,10 @@ def _canonical(kind: str, factor: str, names: tuple[str, ...], levels: dict) -> 
 
 
 def _truth(model: Any, conditions: pd.DataFrame, formula: str) -> dict[tuple, float]:
-    levels = {**categorical_levels(conditions), **_levels(model)}
+    levels = {**categorical_levels(conditions), **model_levels(model)}
     out: dict[tuple, float] = {}
-    fit_names = _coefficient_names(formula, conditions, model)
-    true_names = _coefficient_names(model.formula, conditions, model)
+    fit_names = coefficient_names(formula, conditions, model)
+    true_names = coefficient_names(model.formula, conditions, model)
     fixed = match_keys(model.fixed, true_names, "fixed", levels)
     for name in fit_names:
         # a coefficient the truth lacks is truly zero (an analysis model that over-fits)
@@ -126,7 +127,7 @@ class RecoveryResult:
         lines += ["Design: " + "; ".join(describe_design(job.model, job.conditions, None))]
         failed = 1.0 - self.simulations["ok"].mean() if len(self.simulations) else math.nan
         singular = self.simulations["singular"].astype(float).mean()
-        lines += [f"Fits failed: {_pct(failed)}; singular fits: {_pct(singular)}", ""]
+        lines += [f"Fits failed: {percent(failed)}; singular fits: {percent(singular)}", ""]
         shown = self.table[["truth", "mean", "bias", "bias_se", "rmse", "coverage", "coverage_se"]]
         lines.append(shown.to_string(float_format=lambda v: f"{v:.4g}"))
         return "\n".join(lines)
@@ -197,7 +198,7 @@ def recovery(
         raise ParameterError(f"nsim must be a whole number >= 2 (a bias needs a spread); got {nsim!r}")
     if not 0 < level < 1:
         raise ParameterError(f"level must be between 0 and 1; got {level!r}")
-    data = _conditions(conditions)
+    data = conditions_frame(conditions)
     job = plan_point(model, data, point=0, token=new_token(), tree=seed_tree(seed), test=None, method="auto",
                      engine=engine, fit_formula=fit_formula, key=key, reml=reml, record="parameters")
     records = run_study([job], nsim, executor=executor, progress=progress)
@@ -206,7 +207,7 @@ def recovery(
 
 def _summarise(records: list[dict], job: Any, level: float) -> RecoveryResult:
     conditions = job.conditions
-    levels = {**categorical_levels(conditions), **_levels(job.model)}
+    levels = {**categorical_levels(conditions), **model_levels(job.model)}
     truth = _truth(job.model, conditions, job.fit_formula)
     sims = pd.DataFrame(
         [{k: r[k] for k in ("replicate", "converged", "singular", "warnings", "error")} for r in records]

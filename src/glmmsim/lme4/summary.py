@@ -48,14 +48,8 @@ def describe_study(study: Study) -> str:
     return "\n".join(lines)
 
 
-# families lme4 fits, with the name its family object prints
-_LME4_FAMILY_NAMES = {
-    "gaussian": "gaussian",
-    "binomial": "binomial",
-    "poisson": "poisson",
-    "gamma": "Gamma",
-    "inverse_gaussian": "inverse.gaussian",
-}
+# families lme4 fits with glmer(family = ...); the summary line uses R's name (Family.r_name)
+_LME4_FAMILIES = frozenset({"gaussian", "binomial", "poisson", "gamma", "inverse_gaussian"})
 
 
 def _r_number(value: float) -> str:
@@ -73,8 +67,8 @@ def _family_line(model) -> str | None:
     link = fam.link.name
     if fam.name == "gaussian" and link == "identity":
         return None
-    if fam.name in _LME4_FAMILY_NAMES:
-        return f" Family: {_LME4_FAMILY_NAMES[fam.name]}  ( {link} )"
+    if fam.name in _LME4_FAMILIES:
+        return f" Family: {fam.r_name}  ( {link} )"
     if fam.name == "negative_binomial":  # glmer.nb: MASS names the family with theta rounded to 4 decimals
         return f" Family: Negative Binomial({_r_number(round(fam.params['theta'], 4))})  ( {link} )"
     y = model.response

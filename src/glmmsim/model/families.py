@@ -631,6 +631,11 @@ class Family:
         return self._spec.name
 
     @property
+    def r_name(self) -> str:
+        """The family's name as R prints it (``Gamma``, ``inverse.gaussian``)."""
+        return self._spec.r_name
+
+    @property
     def link(self) -> Link:
         return self._link
 

@@ -286,3 +286,16 @@ def test_fit_names_the_families_it_fits_for_one_it_cannot() -> None:
 
     with pytest.raises(ParameterError, match="fitting supports family .*got 'wald'"):
         resolve_family("wald", None)
+
+
+def test_fit_checks_the_formula_and_trusted_formula_opts_out(rt_data: pd.DataFrame) -> None:
+    """A formula is data for fitting too; the caller's own formula may opt out of the whitelist."""
+    d = rt_data.assign(x=np.linspace(1.0, 2.0, len(rt_data)))
+    with pytest.raises(glmmsim.FormulaError) as info:
+        glmmsim.fit("rt ~ np.hypot(x, x) + (1 | subject)", d)
+    assert "hypot" in str(info.value) and info.value.term is not None
+    res = glmmsim.fit("rt ~ np.hypot(x, x) + (1 | subject)", d, trusted_formula=True)
+    assert "np.hypot(x, x)" in res.fixed.index
+    fitter = glmmsim.fit.prepare("rt ~ np.hypot(x, x) + (1 | subject)", d, trusted_formula=True)
+    assert fitter.fit(d["rt"]).fixed.loc["np.hypot(x, x)", "estimate"] == pytest.approx(
+        res.fixed.loc["np.hypot(x, x)", "estimate"], rel=1e-9)

@@ -66,6 +66,7 @@ def fit(
     offset: str | Sequence[float] | None = None,
     engine: str = "glmm",
     reml: bool | None = None,
+    trusted_formula: bool = False,
 ) -> FitResult:
     """Fit ``formula`` to ``data`` and return a :class:`FitResult`.
 
@@ -89,6 +90,10 @@ def fit(
         ``"glmm"`` (fast, Rust), ``"lme4"`` (R reference) or a registered engine.
     reml : bool, optional
         REML (the default for gaussian models, as in lme4) or ML; other families use ML.
+    trusted_formula : bool, default False
+        Skip the check that the formula's Python pieces are only column names, numbers,
+        operators and whitelisted transforms (as for :class:`glmmsim.Model`); for a
+        formula you wrote yourself, never for one read from a file or a user.
 
     Raises
     ------
@@ -107,7 +112,9 @@ def fit(
     >>> res.test("x", method="lrt").method, res.reml
     ('lrt', False)
     """
-    design = build_design(formula, data, family=family, link=link, trials=trials, offset=offset)
+    design = build_design(
+        formula, data, family=family, link=link, trials=trials, offset=offset, trusted_formula=trusted_formula
+    )
     y = response_of(design, data)
     fitter = Fitter(design, engine, resolve_reml(reml, design.family))
     return fitter.fit(y)

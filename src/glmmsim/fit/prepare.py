@@ -114,6 +114,7 @@ def prepare(
     offset: str | Sequence[float] | None = None,
     engine: str = "glmm",
     reml: bool | None = None,
+    trusted_formula: bool = False,
 ) -> Fitter:
     """Prepare ``formula`` on the rows of ``data_template`` for many fits of new responses.
 
@@ -129,7 +130,7 @@ def prepare(
         lme4 formula (see :func:`glmmsim.fit.fit`).
     data_template : pandas.DataFrame or BoundModel
         The rows every response will be fitted on; the response column may be absent.
-    family, link, trials, offset, engine, reml
+    family, link, trials, offset, engine, reml, trusted_formula
         As in :func:`glmmsim.fit.fit`.
 
     Returns
@@ -149,5 +150,7 @@ def prepare(
     """
     if not isinstance(data_template, pd.DataFrame) and isinstance(getattr(data_template, "conditions", None), pd.DataFrame):
         data_template = data_template.conditions  # a BoundModel: fit on the rows it simulates
-    design = build_design(formula, data_template, family=family, link=link, trials=trials, offset=offset)
+    design = build_design(
+        formula, data_template, family=family, link=link, trials=trials, offset=offset, trusted_formula=trusted_formula
+    )
     return Fitter(design, engine, resolve_reml(reml, design.family))

@@ -22,26 +22,13 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from ..errors import ParameterError, did_you_mean, format_names
+from .terms import split_interaction
 
 __all__ = ["lme4_name", "aliases", "match_keys", "categorical_levels", "logical_levels"]
 
 _CONTRAST = re.compile(r"^(?P<expr>.+)\[((?P<kind>[A-Za-z]+)\.)?(?P<level>.*)\]$")
 _C_CALL = re.compile(r"^C\(\s*(?P<name>[A-Za-z_.][A-Za-z0-9_.]*)\s*(,.*)?\)$")
 _INTERCEPT_SPELLINGS = ("Intercept", "(Intercept)", "1")
-
-
-def _split_interaction(name: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for pos, ch in enumerate(name):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == ":" and depth == 0:
-            parts.append(name[start:pos])
-            start = pos + 1
-    parts.append(name[start:])
-    return parts
 
 
 _LOGICAL = [False, True]
@@ -79,7 +66,7 @@ def lme4_name(name: str, levels: Mapping[str, Sequence[object]] | None = None) -
     """
     if name == "Intercept":
         return "(Intercept)"
-    return ":".join(_lme4_factor(p, levels or {}) for p in _split_interaction(name))
+    return ":".join(_lme4_factor(p, levels or {}) for p in split_interaction(name))
 
 
 def logical_levels(data: pd.DataFrame) -> dict[str, list[object]]:
@@ -127,7 +114,7 @@ def _squash(name: str) -> str:
 
 def _unordered(name: str) -> str:
     """Interaction parts sorted: R orders ``x1:cond`` by first appearance, formulaic as written."""
-    return ":".join(sorted(_split_interaction(_squash(name))))
+    return ":".join(sorted(split_interaction(_squash(name))))
 
 
 def aliases(name: str, levels: Mapping[str, Sequence[object]] | None = None) -> set[str]:

@@ -103,8 +103,8 @@ def test_missingness_and_trial_counts_stable_when_subjects_added():
     pd.testing.assert_frame_equal(small[keys].astype(str), big_old[keys].astype(str))
 
     kw = dict(within=COND, trials_per_subject=(20, 50), seed=5)
-    n_small = crossed(40, 30, **kw).groupby("subject").size().rename(index=str)
-    n_big = crossed(80, 30, **kw).groupby("subject").size().rename(index=str)
+    n_small = crossed(40, 30, **kw).groupby("subject", observed=True).size().rename(index=str)
+    n_big = crossed(80, 30, **kw).groupby("subject", observed=True).size().rename(index=str)
     n_small.index, n_big.index = n_small.index.astype(str), n_big.index.astype(str)
     assert n_small.equals(n_big.loc[n_small.index])
 
@@ -139,7 +139,7 @@ def test_latin_square_counterbalancing():
     within = {"condition": ["a", "b", "c"]}
     d = crossed(12, 18, within=within, counterbalance="condition", seed=1)
     # each subject sees every item exactly once
-    assert d.groupby(["subject", "item"]).size().eq(1).all()
+    assert d.groupby(["subject", "item"], observed=True).size().eq(1).all()
     assert len(d) == 12 * 18
     # within a subject, conditions are balanced: 18 items / 3 conditions
     assert d.groupby("subject", observed=True)["condition"].value_counts().eq(6).all()
@@ -165,7 +165,7 @@ def test_counterbalancing_not_confounded_with_groups_or_item_factors():
 
 def test_counterbalance_partial_keeps_free_factor_crossed():
     d = crossed(4, 4, within={"condition": ["a", "b"], "block": ["1", "2"]}, counterbalance=["condition"])
-    assert d.groupby(["subject", "item"]).size().eq(2).all()
+    assert d.groupby(["subject", "item"], observed=True).size().eq(2).all()
     assert d.groupby(["subject", "item"], observed=True)["block"].nunique().eq(2).all()
 
 
@@ -222,11 +222,11 @@ def test_missing_rate_matches():
 
 def test_trials_per_subject_forms():
     d = crossed(30, 20, trials_per_subject=(5, 15), seed=1)
-    n = d.groupby("subject").size()
+    n = d.groupby("subject", observed=True).size()
     assert n.between(5, 15).all() and n.nunique() > 1
-    assert crossed(5, 20, trials_per_subject=7).groupby("subject").size().eq(7).all()
+    assert crossed(5, 20, trials_per_subject=7).groupby("subject", observed=True).size().eq(7).all()
     d = crossed(5, 20, trials_per_subject=lambda rng: int(rng.integers(3, 6)), seed=2)
-    assert d.groupby("subject").size().between(3, 5).all()
+    assert d.groupby("subject", observed=True).size().between(3, 5).all()
 
 
 def test_trials_per_subject_too_many():
@@ -258,8 +258,8 @@ def test_covariate_kinds():
     )
     assert d["u"].between(1, 2).all()
     assert set(d["k"].unique()) == {1, 2, 3}
-    assert d.groupby("item")["u"].nunique().eq(1).all()
-    assert d.groupby("subject")["hand"].nunique().eq(1).all()
+    assert d.groupby("item", observed=True)["u"].nunique().eq(1).all()
+    assert d.groupby("subject", observed=True)["hand"].nunique().eq(1).all()
     assert list(d["hand"].cat.categories) == ["L", "R"]
 
 
@@ -277,11 +277,11 @@ def test_nested_fixed_sizes_and_labels():
 
 def test_nested_drawn_sizes():
     d = nested({"school": 40, "class": (2, 4)}, seed=1)
-    per = d.groupby("school").size()
+    per = d.groupby("school", observed=True).size()
     assert per.between(2, 4).all() and set(per) == {2, 3, 4}
     mean, n = 20.0, 400
     d = nested({"school": n, "pupil": {"poisson": mean}}, seed=2)
-    sizes = d.groupby("school").size()
+    sizes = d.groupby("school", observed=True).size()
     assert abs(sizes.mean() - mean) < 4 * math.sqrt(mean / n)  # Poisson SE of a mean
     d = nested({"school": 3, "pupil": lambda rng: 5}, seed=2)
     assert len(d) == 15

@@ -282,14 +282,14 @@ def test_stroop_example():
 def test_accuracy_example():
     data = load_spec(EXAMPLES / "accuracy.yaml").simulate()
     assert set(data["correct"].unique()) <= {0, 1}
-    assert data.groupby(["subject", "item"]).size().eq(1).all()  # Latin square: each word once
+    assert data.groupby(["subject", "item"], observed=True).size().eq(1).all()  # Latin square: each word once
     assert len(data) == 60 * 48
 
 
 def test_school_example():
     data = load_spec(EXAMPLES / "school.yaml").simulate()
     assert data["school"].nunique() == 30
-    assert data.groupby("school")["class"].nunique().between(2, 4).all()
+    assert data.groupby("school", observed=True)["class"].nunique().between(2, 4).all()
     assert data.groupby("school", observed=True)["treatment"].nunique().eq(1).all()
 
 

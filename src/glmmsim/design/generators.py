@@ -801,7 +801,7 @@ def nested(
     (12, 3)
     >>> d.iloc[0].tolist()
     ['s001', 's001-c001', 's001-c001-p001']
-    >>> sizes = nested({"school": 3, "class": (1, 4)}, seed=2).groupby("school").size()
+    >>> sizes = nested({"school": 3, "class": (1, 4)}, seed=2).groupby("school", observed=True).size()
     >>> bool(sizes.between(1, 4).all())
     True
     """

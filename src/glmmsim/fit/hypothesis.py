@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import special, stats
 
-from ..errors import ParameterError, format_names
+from ..errors import ParameterError, did_you_mean, format_names
 from .design import FitDesign, squash, unordered_term
 from .errors import EngineError
 
@@ -86,8 +86,8 @@ def resolve_coefficients(design: FitDesign, what: str | Sequence[str]) -> list[i
             found.extend(terms[unordered_term(item)])
         else:
             raise ParameterError(
-                f"test(): {item!r} is neither a coefficient nor a fixed term of {design.formula!r}. "
-                f"Coefficients: {format_names(design.fixed_names)}; terms: {format_names(design.fixed_terms)}"
+                f"test(): {item!r} is neither a coefficient nor a fixed term of {design.formula!r}."
+                f"{did_you_mean(item, [*design.fixed_names, *design.fixed_terms])} Coefficients: {format_names(design.fixed_names)}; terms: {format_names(design.fixed_terms)}"
             )
     return list(dict.fromkeys(found))
 
@@ -99,7 +99,9 @@ def _wald(beta: np.ndarray, vcov: np.ndarray) -> float:
 def run_test(res: FitResult, what: str | Sequence[str], method: str) -> TestResult:
     """Run test ``method`` of the coefficients ``what`` on a fit (see :meth:`FitResult.test`)."""
     if method not in TEST_METHODS:
-        raise ParameterError(f"unknown test method {method!r}; valid: {format_names(TEST_METHODS)}")
+        raise ParameterError(
+            f"unknown test method {method!r}; valid: {format_names(TEST_METHODS)}.{did_you_mean(str(method), TEST_METHODS)}"
+        )
     design = res._design
     pos = resolve_coefficients(design, what)
     names = tuple(design.fixed_names[i] for i in pos)

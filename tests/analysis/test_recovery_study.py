@@ -38,6 +38,20 @@ def test_recovery_contract(small_rt, tmp_path):
         recovery(model, design, nsim=1, progress=False)
 
 
+@pytest.mark.parametrize("level", ["0.95", None, 1.5])
+def test_recovery_level_that_is_not_a_fraction_is_named(small_rt, level):
+    model, design = small_rt
+    with pytest.raises(ParameterError, match="level must be a number between 0 and 1"):
+        recovery(model, design, nsim=2, level=level, progress=False)
+
+
+def test_recovery_plot_of_a_misspelt_parameter_suggests_the_right_one(small_rt):
+    model, design = small_rt
+    rec = recovery(model, design, nsim=2, seed=2, progress=False)
+    with pytest.raises(ParameterError, match=r"unknown parameter\(s\) 'sigm'\. Did you mean 'sigma'\?"):
+        rec.plot(parameters=["sigm"])
+
+
 @pytest.mark.slow
 def test_recovery_of_the_readme_example_is_unbiased_with_nominal_coverage():
     """Fixed effects: bias within 3 MC SE, 95% Wald coverage within 3 MC SE of 0.95 (issue 9)."""

@@ -52,6 +52,11 @@ def test_resolve_executor_choices():
             resolve_executor(bad)
 
 
+def test_a_misspelt_executor_name_suggests_the_right_one():
+    with pytest.raises(InputTypeError, match="Did you mean 'processes'\\?"):
+        resolve_executor("process")
+
+
 @pytest.mark.parametrize("executor", [None, 2, "threads"])
 def test_map_yields_in_task_order(executor):
     tasks = list(range(12))

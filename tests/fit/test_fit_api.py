@@ -132,6 +132,13 @@ def test_kr_needs_lme4_and_t_tests_need_gaussian(res: FitResult) -> None:
         res.test("cnd")
 
 
+def test_test_name_typos_suggest_the_closest_name(res: FitResult) -> None:
+    with pytest.raises(ParameterError, match=r"'cnd' is neither.*Did you mean 'cond'\?"):
+        res.test("cnd")
+    with pytest.raises(ParameterError, match=r"unknown test method 'satterthwait'.*Did you mean 'satterthwaite'\?"):
+        res.test("cond", method="satterthwait")
+
+
 def test_to_model_simulates_from_the_estimates(res: FitResult, rt_data: pd.DataFrame) -> None:
     model = res.to_model(seed=3)
     assert model.fixed == {k: pytest.approx(v) for k, v in res.fixed["estimate"].items()}

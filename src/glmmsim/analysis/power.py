@@ -152,8 +152,8 @@ def _summarise(sims: pd.DataFrame, failures: str, level: float = 0.95) -> dict[s
     }
 
 
-def _running(labels: Sequence[str], points: Sequence[str] = ()) -> Callable[[list[dict]], str]:
-    """Progress-bar text: the running power of the first test at the latest point."""
+def _running(labels: Sequence[str], alpha: float, points: Sequence[str] = ()) -> Callable[[list[dict]], str]:
+    """Progress-bar text: the running power (at ``alpha``) of the first test at the latest point."""
 
     def describe(done: list[dict]) -> str:
         point = done[-1]["point"]
@@ -161,7 +161,6 @@ def _running(labels: Sequence[str], points: Sequence[str] = ()) -> Callable[[lis
         ok = [r["tests"][0] for r in recs if r["converged"] and not r["error"] and np.isfinite(r["tests"][0]["p"])]
         if not ok:
             return ""
-        alpha = describe.alpha  # type: ignore[attr-defined]
         est = sum(t["p"] < alpha for t in ok) / len(ok)
         where = f"{points[point]}: " if points else ""
         return f"{where}{labels[0]} power {est:.3f} ({len(ok)} fits)"
@@ -430,8 +429,7 @@ def power(
     tree = seed_tree(seed)
     job = plan_point(model, data, point=0, token=new_token(), tree=tree, test=test, method=method, engine=engine,
                      fit_formula=fit_formula, key=key, reml=reml)
-    describe = _running([h.label for h in job.hypotheses])
-    describe.alpha = alpha  # type: ignore[attr-defined]
+    describe = _running([h.label for h in job.hypotheses], alpha)
     records = run_study([job], nsim, executor=executor, progress=progress, describe=describe)
     sims = _test_rows(records, [job], alpha)
     table = pd.DataFrame({label: _summarise(g, failures) for label, g in sims.groupby("test", sort=False)}).T
@@ -547,8 +545,7 @@ def power_curve(
         jobs.append(plan_point(point_model, data, point=i, token=token, tree=tree, test=test, method=method,
                                engine=engine, fit_formula=fit_formula, key=key, reml=reml))
     labels = [h.label for h in jobs[0].hypotheses]
-    describe = _running(labels, [", ".join(f"{k}={v}" for k, v in values.items()) for values in grid])
-    describe.alpha = alpha  # type: ignore[attr-defined]
+    describe = _running(labels, alpha, [", ".join(f"{k}={v}" for k, v in values.items()) for values in grid])
     records = run_study(jobs, nsim, executor=executor, progress=progress, describe=describe)
     sims = _test_rows(records, jobs, alpha)
     names = list(along)

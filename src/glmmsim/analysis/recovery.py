@@ -196,8 +196,8 @@ def recovery(
     """
     if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 2:
         raise ParameterError(f"nsim must be a whole number >= 2 (a bias needs a spread); got {nsim!r}")
-    if not 0 < level < 1:
-        raise ParameterError(f"level must be between 0 and 1; got {level!r}")
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise ParameterError(f"level must be a number between 0 and 1; got {level!r}")
     data = conditions_frame(conditions)
     job = plan_point(model, data, point=0, token=new_token(), tree=seed_tree(seed), test=None, method="auto",
                      engine=engine, fit_formula=fit_formula, key=key, reml=reml, record="parameters")

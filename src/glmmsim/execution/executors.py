@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from ..errors import InputTypeError, ParameterError
+from ..errors import InputTypeError, ParameterError, did_you_mean
 
 __all__ = [
     "Executor",
@@ -225,7 +225,9 @@ def resolve_executor(executor: ExecutorLike = None) -> BaseExecutor | Executor:
     if isinstance(executor, str):
         if executor == "processes":
             return ProcessExecutor()
-        raise InputTypeError(f"executor {executor!r} is not one of: {_CHOICES}")
+        raise InputTypeError(
+            f"executor {executor!r} is not one of: {_CHOICES}.{did_you_mean(executor, ('serial', 'processes'))}"
+        )
     if isinstance(executor, numbers.Integral) and not isinstance(executor, bool):
         if int(executor) < 1:
             raise ParameterError(f"executor={int(executor)}: a process pool needs at least 1 worker")

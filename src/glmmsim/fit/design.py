@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -81,13 +82,29 @@ class FitDesign:
         """Grouping factors in formula order, as glmmsim names them."""
         return tuple(dict.fromkeys(t.term.factor for t in self.terms))
 
-    @property
+    @cached_property
     def fixed_terms(self) -> dict[str, tuple[int, ...]]:
         """Fixed-part term label (``cond``, ``x:cond``) -> positions of its columns."""
         out: dict[str, list[int]] = {}
         for pos, name in enumerate(self.fixed_names):
             out.setdefault(term_label(name), []).append(pos)
         return {k: tuple(v) for k, v in out.items()}
+
+    @cached_property
+    def coefficient_lookup(self) -> tuple[dict[str, int], dict[tuple[str, ...], tuple[int, ...]]]:
+        """What tests look names up in, built once per design (every replicate's tests read it).
+
+        Either spelling of a coefficient, whitespace removed (``1`` for the intercept) ->
+        its position; a term's parts, whitespace removed and sorted -> its columns' positions.
+        """
+        by_name: dict[str, int] = {}
+        for pos, (name, lme4) in enumerate(zip(self.fixed_names, self.lme4_names)):
+            by_name[squash(name)] = pos
+            by_name[squash(lme4)] = pos
+        if "Intercept" in self.fixed_names:
+            by_name["1"] = self.fixed_names.index("Intercept")
+        terms = {unordered_term(label): cols for label, cols in self.fixed_terms.items()}
+        return by_name, terms
 
     def without_fixed(self, drop: Sequence[int]) -> FitDesign:
         """The nested design without the fixed columns at positions ``drop`` (for likelihood-ratio tests)."""
@@ -132,6 +149,16 @@ def _check_rows(bad: np.ndarray, what: str, index: pd.Index | None) -> None:
 
 
 _BRACKET = re.compile(r"\[[^\[\]]*\]$")
+
+
+def squash(text: str) -> str:
+    """``text`` without whitespace: how test names are compared."""
+    return re.sub(r"\s+", "", text)
+
+
+def unordered_term(label: str) -> tuple[str, ...]:
+    """A term's parts, whitespace removed and sorted: ``x : cond`` and ``cond:x`` are one term."""
+    return tuple(sorted(squash(label).split(":")))
 
 
 def term_label(name: str) -> str:

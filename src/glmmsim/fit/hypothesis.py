@@ -8,7 +8,6 @@ engine; Kenward-Roger needs the ``lme4`` engine (pbkrtest through lmerTest).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import special, stats
 
-from ..errors import ParameterError, format_names
-from .design import FitDesign
+from ..errors import ParameterError, did_you_mean, format_names
+from .design import FitDesign, squash, unordered_term
 from .errors import EngineError
 
 if TYPE_CHECKING:
@@ -70,38 +69,25 @@ class TestResult:
     statistic_name: str
 
 
-def _squash(text: str) -> str:
-    return re.sub(r"\s+", "", text)
-
-
-def _unordered(label: str) -> tuple[str, ...]:
-    return tuple(sorted(_squash(label).split(":")))
-
-
 def resolve_coefficients(design: FitDesign, what: str | Sequence[str]) -> list[int]:
     """Positions of the coefficients named by ``what``: coefficient names (either spelling) or term labels."""
     items = [what] if isinstance(what, str) else list(what)
     if not items:
         raise ParameterError("test() needs at least one coefficient or term")
-    by_name = {}
-    for pos, (name, lme4) in enumerate(zip(design.fixed_names, design.lme4_names)):
-        by_name[_squash(name)] = pos
-        by_name[_squash(lme4)] = pos
-    if "Intercept" in design.fixed_names:
-        by_name["1"] = design.fixed_names.index("Intercept")
-    terms = {_unordered(label): cols for label, cols in design.fixed_terms.items()}
+    by_name, terms = design.coefficient_lookup
     found: list[int] = []
     for item in items:
         if not isinstance(item, str):
             raise ParameterError(f"test() takes coefficient or term names as strings; got {item!r}")
-        if _squash(item) in by_name:
-            found.append(by_name[_squash(item)])
-        elif _unordered(item) in terms:
-            found.extend(terms[_unordered(item)])
+        name = squash(item)
+        if name in by_name:
+            found.append(by_name[name])
+        elif unordered_term(item) in terms:
+            found.extend(terms[unordered_term(item)])
         else:
             raise ParameterError(
-                f"test(): {item!r} is neither a coefficient nor a fixed term of {design.formula!r}. "
-                f"Coefficients: {format_names(design.fixed_names)}; terms: {format_names(design.fixed_terms)}"
+                f"test(): {item!r} is neither a coefficient nor a fixed term of {design.formula!r}."
+                f"{did_you_mean(item, [*design.fixed_names, *design.fixed_terms])} Coefficients: {format_names(design.fixed_names)}; terms: {format_names(design.fixed_terms)}"
             )
     return list(dict.fromkeys(found))
 
@@ -113,7 +99,9 @@ def _wald(beta: np.ndarray, vcov: np.ndarray) -> float:
 def run_test(res: FitResult, what: str | Sequence[str], method: str) -> TestResult:
     """Run test ``method`` of the coefficients ``what`` on a fit (see :meth:`FitResult.test`)."""
     if method not in TEST_METHODS:
-        raise ParameterError(f"unknown test method {method!r}; valid: {format_names(TEST_METHODS)}")
+        raise ParameterError(
+            f"unknown test method {method!r}; valid: {format_names(TEST_METHODS)}.{did_you_mean(str(method), TEST_METHODS)}"
+        )
     design = res._design
     pos = resolve_coefficients(design, what)
     names = tuple(design.fixed_names[i] for i in pos)

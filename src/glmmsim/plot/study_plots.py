@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..errors import ParameterError, format_names
+from ..errors import ParameterError, did_you_mean, format_names
 
 __all__ = ["plot_power_curve", "plot_recovery"]
 
@@ -84,7 +84,10 @@ def plot_recovery(
     names = list(parameters) if parameters is not None else list(table.index)
     unknown = [p for p in names if p not in table.index]
     if unknown:
-        raise ParameterError(f"unknown parameter(s) {format_names(unknown)}; parameters: {format_names(table.index)}")
+        raise ParameterError(
+            f"unknown parameter(s) {format_names(unknown)}.{did_you_mean(str(unknown[0]), table.index)} "
+            f"Parameters: {format_names(table.index)}"
+        )
     if not names:
         raise ParameterError("no parameters to plot (did every fit fail?)")
     ncols = min(ncols, len(names))

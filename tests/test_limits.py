@@ -32,3 +32,25 @@ def test_total_rows_are_exact_python_integers():
     check_total_rows(10, 10)
     with pytest.raises(ParameterError, match=r"1e\+23 replicates of 48 rows would write 4\.8e\+24 rows"):
         check_total_rows(48, 10**23)
+
+
+@pytest.mark.parametrize("bad", ["10", 0, -5, 2.5, float("inf"), True, None])
+def test_a_bad_limit_fails_where_it_is_set(bad):
+    before = config.max_rows
+    with pytest.raises(ParameterError, match="config.max_rows must be a whole number >= 1"):
+        config.max_rows = bad
+    with pytest.raises(ParameterError, match="config.max_rows must be a whole number >= 1"):
+        with config.override(max_rows=bad):
+            pass
+    assert config.max_rows == before
+
+
+def test_limits_accept_whole_floats_and_refuse_unknown_attributes():
+    before = config.max_total_rows
+    try:
+        config.max_total_rows = 1e8
+        assert config.max_total_rows == 100_000_000 and isinstance(config.max_total_rows, int)
+    finally:
+        config.max_total_rows = before
+    with pytest.raises(ParameterError, match="unknown limit 'max_cols'"):
+        config.max_cols = 5

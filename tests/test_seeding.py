@@ -97,3 +97,8 @@ def test_replicate_seeds_work_as_seeds_anywhere():
     assert np.array_equal(same, m.bind(data).simulate_response(seed=SeedTree(1).replicate(2).noise))
     with pytest.raises(InputTypeError):
         SeedTree("seed")
+
+
+def test_a_bad_seed_lists_every_accepted_kind_including_seed_trees():
+    with pytest.raises(InputTypeError, match="SeedSequence, a numpy Generator or a glmmsim SeedTree; got float 1.5"):
+        seed_key(1.5)

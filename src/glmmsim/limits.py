@@ -25,6 +25,7 @@ glmmsim.errors.ParameterError: crossed(10, 100) would make 1,000 rows; the limit
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,13 @@ def _env_int(name: str, default: int) -> int:
     return value
 
 
+def _limit_value(name: str, value: object) -> int:
+    """A limit as an int >= 1 (a whole float such as ``1e8`` is accepted, as in the environment)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer() or value < 1:
+        raise ParameterError(f"glmmsim.config.{name} must be a whole number >= 1, such as 10**8; got {value!r}")
+    return int(value)
+
+
 class Limits:
     """The size budget of one call.
 
@@ -67,15 +75,22 @@ class Limits:
         self.max_rows = _env_int("GLMMSIM_MAX_ROWS", 20_000_000)
         self.max_total_rows = _env_int("GLMMSIM_MAX_TOTAL_ROWS", 1_000_000_000)
 
+    def __setattr__(self, name: str, value: object) -> None:
+        # checked here, so a bad value fails where it is set, not in the next size check
+        if name not in ("max_rows", "max_total_rows"):
+            raise ParameterError(f"unknown limit {name!r}; limits are ['max_rows', 'max_total_rows']")
+        super().__setattr__(name, _limit_value(name, value))
+
     @contextmanager
     def override(self, **limits: int) -> Iterator[Limits]:
         """Change limits inside a ``with`` block (``config.override(max_rows=10**8)``)."""
         unknown = [k for k in limits if k not in vars(self)]
         if unknown:
             raise ParameterError(f"unknown limit(s) {unknown}; limits are {sorted(vars(self))}")
+        new = {name: _limit_value(name, value) for name, value in limits.items()}
         old = dict(vars(self))
         try:
-            vars(self).update(limits)
+            vars(self).update(new)
             yield self
         finally:
             vars(self).update(old)

@@ -31,8 +31,8 @@ def _check(seed: object, argname: str) -> None:
         return
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise InputTypeError(
-            f"{argname} must be None, a non-negative int, a numpy SeedSequence or a numpy "
-            f"Generator; got {type(seed).__name__} {seed!r}"
+            f"{argname} must be None, a non-negative int, a numpy SeedSequence, a numpy "
+            f"Generator or a glmmsim SeedTree; got {type(seed).__name__} {seed!r}"
         )
     if int(seed) < 0:
         raise InputTypeError(f"{argname} must be a non-negative int; got {seed}")

@@ -43,3 +43,16 @@ def test_conflicting_correlation_pairs_rejected():
             random={"g": {"sd": {"Intercept": 1, "x": 1}, "corr": {("x", "Intercept"): 0.5, ("Intercept", "x"): -0.5}}},
             sigma=1,
         )
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [(dict(fixed=[("Intercept", 1.0)]), r"fixed must be a mapping of coefficient -> value.*got list \[\('Intercept'"),
+     (dict(random="g"), r"random must be a mapping grouping factor -> spec.*got str 'g'"),
+     (dict(levels=["a", "b"]), r"levels must be a mapping column -> list of levels; got list \['a', 'b'\]")],
+    ids=["fixed", "random", "levels"],
+)
+def test_non_mapping_arguments_name_the_argument_and_show_the_value(kwargs, message):
+    args = dict(fixed={"Intercept": 0}, random={"g": 0.5}, sigma=1.0) | kwargs
+    with pytest.raises(ParameterError, match=message):
+        Model("y ~ 1 + (1 | g)", **args)

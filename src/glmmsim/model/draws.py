@@ -151,7 +151,11 @@ def mix64(keys: np.ndarray) -> np.ndarray:
 
 def uniforms(keys: np.ndarray, stream: int) -> np.ndarray:
     """One uniform strictly inside (0, 1) per key, a pure function of (key, stream)."""
-    bits = _splitmix64(_splitmix64(np.asarray(keys, dtype=np.uint64) ^ np.uint64(stream)))
+    bits = np.array(keys, dtype=np.uint64)  # the one copy: both rounds run in place on it
+    bits ^= np.uint64(stream)
+    tmp = np.empty_like(bits)
+    splitmix64_inplace(bits, tmp)
+    splitmix64_inplace(bits, tmp)
     # top 53 bits, centred in their interval: never exactly 0 or 1, so inverse CDFs stay finite
     bits >>= _S11
     out = bits.astype(np.float64)

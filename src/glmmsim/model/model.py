@@ -48,7 +48,15 @@ from .matrices import (
     stateful_transforms,
 )
 from .names import logical_levels, match_keys
-from .parameters import FactorSpec, TermCovariance, factor_covariance, parse_dispersion, parse_fixed, parse_random
+from .parameters import (
+    FactorSpec,
+    TermCovariance,
+    factor_covariance,
+    parse_dispersion,
+    parse_fixed,
+    parse_random,
+    require_mapping,
+)
 from ..seeding import SeedLike, seed_key
 from .terms import RandomTerm, expand_bars
 
@@ -592,8 +600,7 @@ def _check_levels(
 ) -> dict[str, list[object]]:
     if levels is None:
         return {}
-    if not isinstance(levels, Mapping):
-        raise ParameterError(f"levels must be a mapping column -> list of levels; got {type(levels).__name__}")
+    require_mapping(levels, "levels", "column -> list of levels")
     out = {}
     for col, values in levels.items():
         if str(col) not in predictors:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ __all__ = [
     "FactorSpec",
     "TermCovariance",
     "check_number",
+    "require_mapping",
     "parse_fixed",
     "parse_dispersion",
     "parse_random",
@@ -47,15 +49,18 @@ def check_number(value: object, what: str, *, minimum: float | None = None) -> f
     return number
 
 
+def require_mapping(value: object, what: str, shape: str) -> Mapping:
+    """``value`` itself if it is a mapping; else a ParameterError "<what> must be a mapping <shape>; got ..."."""
+    if not isinstance(value, Mapping):
+        raise ParameterError(f"{what} must be a mapping {shape}; got {type(value).__name__} {reprlib.repr(value)}")
+    return value
+
+
 def parse_fixed(fixed: Mapping[str, object] | None) -> dict[str, float]:
     """Check that every fixed effect is a finite number; keys are matched to columns later."""
     if fixed is None:
         return {}
-    if not isinstance(fixed, Mapping):
-        raise ParameterError(
-            f"fixed must be a mapping of coefficient -> value, e.g. {{'Intercept': 1.0, 'x': 0.5}}; "
-            f"got {type(fixed).__name__}"
-        )
+    fixed = require_mapping(fixed, "fixed", "of coefficient -> value, e.g. {'Intercept': 1.0, 'x': 0.5}")
     return {str(k): check_number(v, Where.of("fixed", k)) for k, v in fixed.items()}
 
 
@@ -75,11 +80,7 @@ def parse_dispersion(dispersion: Mapping[str, object] | None) -> dict[str, objec
     """
     if dispersion is None:
         return {}
-    if not isinstance(dispersion, Mapping):
-        raise ParameterError(
-            f"dispersion must be a mapping parameter -> value, e.g. {{'theta': 2.0}}; got "
-            f"{type(dispersion).__name__} {dispersion!r}"
-        )
+    require_mapping(dispersion, "dispersion", "parameter -> value, e.g. {'theta': 2.0}")
     for key in dispersion:
         if not isinstance(key, str):
             raise ParameterError(
@@ -167,12 +168,7 @@ def parse_random(random: Mapping[str, object] | None, factors: Sequence[str]) ->
         For a factor the formula does not have, a factor with no spec, negative
         or NaN SDs, correlations outside [-1, 1] and malformed values.
     """
-    random = {} if random is None else random
-    if not isinstance(random, Mapping):
-        raise ParameterError(
-            f"random must be a mapping grouping factor -> spec, e.g. {{'subject': 0.5}}; got "
-            f"{type(random).__name__}"
-        )
+    random = {} if random is None else require_mapping(random, "random", "grouping factor -> spec, e.g. {'subject': 0.5}")
     specs: dict[str, FactorSpec] = {}
     for key, value in random.items():
         factor = _match_factor(str(key), factors)

@@ -456,6 +456,15 @@ def _poisson_search(lam: np.ndarray, u: np.ndarray) -> np.ndarray:
     return _cdf_search(u, np.exp(-lam), ratio)
 
 
+def _attempt_uniforms(noise: RowStreams, j: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Attempt ``j`` of a transformed rejection (PTRS, BTRS): ``u - 1/2`` from draw ``2j``,
+    ``v`` from draw ``2j + 1`` and ``us = 1/2 - |u - 1/2|``, at noise positions ``rows``."""
+    u = uniforms(noise, 2 * j, rows)
+    u -= 0.5
+    v = uniforms(noise, 2 * j + 1, rows)
+    return u, v, 0.5 - np.abs(u)
+
+
 def _ptrs(lam: np.ndarray, rows: np.ndarray, noise: RowStreams) -> np.ndarray:
     """PTRS draws for ``lam`` >= 10 at noise positions ``rows``."""
     slam = np.sqrt(lam)
@@ -466,11 +475,7 @@ def _ptrs(lam: np.ndarray, rows: np.ndarray, noise: RowStreams) -> np.ndarray:
 
     def attempt(pending: np.ndarray, j: int):
         lp, ap, bp = _take(lam, pending, j), _take(a, pending, j), _take(b, pending, j)
-        noise_rows = _take(rows, pending, j)
-        u = uniforms(noise, 2 * j, noise_rows)
-        u -= 0.5
-        v = uniforms(noise, 2 * j + 1, noise_rows)
-        us = 0.5 - np.abs(u)
+        u, v, us = _attempt_uniforms(noise, j, _take(rows, pending, j))
         k = np.floor((2.0 * ap / us + bp) * u + lp + 0.43)
         accepted = (us >= 0.07) & (v <= _take(vr, pending, j))
         check = ~accepted & (k >= 0) & ~((us < 0.013) & (v > us))
@@ -532,11 +537,7 @@ def _btrs(n: np.ndarray, p: np.ndarray, rows: np.ndarray, noise: RowStreams) -> 
 
     def attempt(pending: np.ndarray, j: int):
         ap, bp, np_ = _take(a, pending, j), _take(b, pending, j), _take(n, pending, j)
-        noise_rows = _take(rows, pending, j)
-        u = uniforms(noise, 2 * j, noise_rows)
-        u -= 0.5
-        v = uniforms(noise, 2 * j + 1, noise_rows)
-        us = 0.5 - np.abs(u)
+        u, v, us = _attempt_uniforms(noise, j, _take(rows, pending, j))
         k = np.floor((2.0 * ap / us + bp) * u + _take(c, pending, j))
         inside = (k >= 0) & (k <= np_)
         accepted = inside & (us >= 0.07) & (v <= _take(vr, pending, j))

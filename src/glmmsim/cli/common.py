@@ -55,14 +55,17 @@ def check_output_path(out: str, study: Study, force: bool) -> None:
         raise ParameterError(f"output file {out!r} exists; pass --force to overwrite it", path=("out",))
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1 (a usage error otherwise, not a traceback later)."""
+def positive_int(text: str, *, expected: str = "a whole number >= 1") -> int:
+    """argparse type: a whole number >= 1 (a usage error otherwise, not a traceback later).
+
+    ``expected`` words the error, for a type that accepts more (e.g. also ``auto``).
+    """
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}; got {value}")
     return value
 
 

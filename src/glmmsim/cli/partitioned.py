@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import GlmmsimError, ParameterError
+from .common import positive_int
 
 if TYPE_CHECKING:  # pandas and the study layer are imported when the command runs
     import pandas as pd
@@ -36,13 +37,7 @@ def partitions_arg(text: str) -> int | str:
     """argparse type: a whole number >= 1 or ``auto`` (about 1e6 rows per partition)."""
     if text == "auto":
         return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or 'auto'; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or 'auto'; got {value}")
-    return value
+    return positive_int(text, expected="a whole number >= 1 or 'auto'")
 
 
 def add_partition_options(p: argparse.ArgumentParser) -> None:

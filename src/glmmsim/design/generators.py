@@ -200,34 +200,34 @@ def _check_covariates(spec: Mapping | None, units: Sequence[str], argname: str =
 
 
 def _check_covariate(name: str, cov: object, argname: str, valid_per: list[str]) -> dict:
-    if True:  # one covariate's spec; errors get the path (argname, name) from the caller
-        _check_name(name, f"{argname} name")
-        where = f"{argname}[{name!r}]"
-        if not isinstance(cov, Mapping):
-            raise InputTypeError(f"{where} must be a mapping like {{'per': 'subject', 'dist': 'normal'}}")
-        cov = dict(cov)
-        per = cov.pop("per", "trial")
-        if per not in valid_per:
+    """One covariate's spec, checked; errors get the path (argname, name) from the caller."""
+    _check_name(name, f"{argname} name")
+    where = f"{argname}[{name!r}]"
+    if not isinstance(cov, Mapping):
+        raise InputTypeError(f"{where} must be a mapping like {{'per': 'subject', 'dist': 'normal'}}")
+    cov = dict(cov)
+    per = cov.pop("per", "trial")
+    if per not in valid_per:
+        raise ParameterError(
+            f"{where}['per'] must be one of {format_names(valid_per)}; got {per!r}."
+            + did_you_mean(str(per), valid_per)
+        )
+    dist = cov.pop("dist", "normal")
+    if dist not in COVARIATE_DISTRIBUTIONS:
+        raise ParameterError(
+            f"{where}['dist'] must be one of {format_names(COVARIATE_DISTRIBUTIONS)}; got {dist!r}."
+            + did_you_mean(str(dist), COVARIATE_DISTRIBUTIONS)
+        )
+    params = dict(COVARIATE_DISTRIBUTIONS[dist])
+    for key, value in cov.items():
+        if key not in params:
             raise ParameterError(
-                f"{where}['per'] must be one of {format_names(valid_per)}; got {per!r}."
-                + did_you_mean(str(per), valid_per)
+                f"{where} has unknown parameter {key!r} for dist {dist!r}; valid: "
+                f"'per', 'dist', {format_names(params)}." + did_you_mean(str(key), [*params, "per", "dist"])
             )
-        dist = cov.pop("dist", "normal")
-        if dist not in COVARIATE_DISTRIBUTIONS:
-            raise ParameterError(
-                f"{where}['dist'] must be one of {format_names(COVARIATE_DISTRIBUTIONS)}; got {dist!r}."
-                + did_you_mean(str(dist), COVARIATE_DISTRIBUTIONS)
-            )
-        params = dict(COVARIATE_DISTRIBUTIONS[dist])
-        for key, value in cov.items():
-            if key not in params:
-                raise ParameterError(
-                    f"{where} has unknown parameter {key!r} for dist {dist!r}; valid: "
-                    f"'per', 'dist', {format_names(params)}." + did_you_mean(str(key), [*params, "per", "dist"])
-                )
-            params[key] = value
-        _check_dist_params(dist, params, where)
-        return {"per": per, "dist": dist, **params}
+        params[key] = value
+    _check_dist_params(dist, params, where)
+    return {"per": per, "dist": dist, **params}
 
 
 def _check_dist_params(dist: str, p: dict, where: str) -> None:

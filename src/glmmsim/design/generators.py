@@ -856,13 +856,16 @@ def nested(
     table = pd.DataFrame(paths, columns=unit_names)
     data: dict[str, Any] = {}
     for depth, u in enumerate(unit_names):
-        data[u] = table[u].to_numpy(dtype=object)
+        # unit labels as categoricals (categories in label order), factorized once here, on one
+        # row per innermost unit: the rows below repeat the codes, not the strings
+        codes, uniques = pd.factorize(table[u].to_numpy(dtype=object))
+        data[u] = pd.Categorical.from_codes(codes, categories=uniques)
         if u in between_f:
             first = ~table.duplicated(unit_names[: depth + 1]).to_numpy()
             unit_labels_ = table[u].to_numpy()[first].tolist()
             nums = _local_numbers(table, unit_names, depth)[first]
             idx, combos = _assign_between(between_f[u], unit_labels_, nums, key, u, assign)
-            row_idx = idx[pd.Index(unit_labels_).get_indexer(data[u])]
+            row_idx = idx[pd.Index(unit_labels_).get_indexer(table[u].to_numpy())]
             for k, f in enumerate(between_f[u]):
                 data[f] = _factor_column(combos, k, between_f[u][f], row_idx)
     base = pd.DataFrame(data)
@@ -878,16 +881,16 @@ def nested(
     inner = unit_names[-1]
     cell_keys = _label_keys(key, "cell", ["|".join(map(str, c)) for c in cells])
     row_keys = _row_keys(
-        _label_keys(key, "unit", base[inner].tolist())[b_i], cell_keys[c_i], r_i.astype(np.uint64)
+        _label_keys(key, "unit", table[inner].tolist())[b_i], cell_keys[c_i], r_i.astype(np.uint64)
     )
     df, row_keys = _drop_missing(df, row_keys, rate, key, whole=not isinstance(sizes[0], range))
     df = _add_covariates(df, covs, key, row_keys)
-    if labels == "local":
+    df = _drop_unused_labels(df[columns].reset_index(drop=True), unit_names)
+    if labels == "local":  # relabel the categories, not the rows; a unit's rows are contiguous, in label order
         for u in unit_names[1:]:
-            df[u] = df[u].str.rsplit("-", n=1).str[-1]
-    for u in unit_names:  # unit labels as categoricals, categories in label order
-        df[u] = pd.Categorical(df[u], categories=pd.unique(df[u].to_numpy()))
-    return _drop_unused_labels(df[columns].reset_index(drop=True), unit_names)
+            local, uniques = pd.factorize(df[u].cat.categories.str.rsplit("-", n=1).str[-1])
+            df[u] = pd.Categorical.from_codes(local[df[u].cat.codes], categories=uniques)
+    return df
 
 
 def _local_numbers(table: pd.DataFrame, unit_names: list[str], depth: int) -> np.ndarray:

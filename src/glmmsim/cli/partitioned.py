@@ -205,10 +205,14 @@ def _write_file(frame: pd.DataFrame, path: str) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    for col in frame.columns:
-        dtype = frame[col].dtype
-        if isinstance(dtype, pd.CategoricalDtype) and len(dtype.categories) > _FULL_DICTIONARY_MAX:
-            frame[col] = frame[col].cat.remove_unused_categories()
+    # a new frame, not the partition changed in place (it may be a persisted partition the caller holds)
+    frame = frame.assign(
+        **{
+            col: frame[col].cat.remove_unused_categories()
+            for col, dtype in frame.dtypes.items()
+            if isinstance(dtype, pd.CategoricalDtype) and len(dtype.categories) > _FULL_DICTIONARY_MAX
+        }
+    )
     table = pa.Table.from_pandas(frame, preserve_index=False)
     # one dictionary index type in every file (pandas picks int8/int16/int32 by the number of
     # categories), so readers can unify the files' dictionaries into one categorical

@@ -97,8 +97,10 @@ def test_outputs_are_checked_before_any_simulation(tmp_path, monkeypatch):
         code, out, err = _run([*command, "--nsim", "2", *SMALL])
         assert code == 1 and "is an input of the study" in err, err
     assert spec.read_text() == SPEC
-    code, out, err = _run(["recover", str(spec), "--nsim", "2", *SMALL, "--plot", str(tmp_path)])
+    code, out, err = _run(["recover", str(spec), "--nsim", "2", *SMALL, "--out", str(tmp_path)])
     assert code == 1 and "is a directory" in err
+    code, out, err = _run(["recover", str(spec), "--nsim", "2", *SMALL, "--plot", str(tmp_path / "rec.foo")])
+    assert code == 1 and "cannot tell the image format" in err
 
 
 def test_spec_sections_are_parsed_and_checked():

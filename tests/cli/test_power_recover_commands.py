@@ -79,6 +79,30 @@ def test_errors_are_one_line(tmp_path):
     assert code == 1 and "--along design.subjets=4: design.subjets: unknown key 'subjets'. Did you mean 'subjects'?" in err
 
 
+def test_outputs_are_checked_before_any_simulation(tmp_path, monkeypatch):
+    import glmmsim.analysis
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("simulated before refusing the output")
+
+    monkeypatch.setattr(glmmsim.analysis, "power", no_run)
+    monkeypatch.setattr(glmmsim.analysis, "recovery", no_run)
+    spec = tmp_path / "power.yaml"
+    spec.write_text(SPEC)
+    # a plot without --along: refused up front, not after the simulations
+    code, out, err = _run(["power", str(spec), "--nsim", "2", *SMALL, "--plot", str(tmp_path / "x.png")])
+    assert code == 1 and "--along" in err
+    # the spec itself is never an output
+    for command in (["power", str(spec), "--simulations", str(spec)], ["recover", str(spec), "--out", str(spec)]):
+        code, out, err = _run([*command, "--nsim", "2", *SMALL])
+        assert code == 1 and "is an input of the study" in err, err
+    assert spec.read_text() == SPEC
+    code, out, err = _run(["recover", str(spec), "--nsim", "2", *SMALL, "--out", str(tmp_path)])
+    assert code == 1 and "is a directory" in err
+    code, out, err = _run(["recover", str(spec), "--nsim", "2", *SMALL, "--plot", str(tmp_path / "rec.foo")])
+    assert code == 1 and "cannot tell the image format" in err
+
+
 def test_spec_sections_are_parsed_and_checked():
     study = parse_spec(SPEC)
     settings = power_settings(study.sections, study._where)

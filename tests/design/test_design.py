@@ -275,6 +275,17 @@ def test_nested_fixed_sizes_and_labels():
     assert local["class"].tolist() == ["c001", "c002", "c001", "c002"]
 
 
+def test_nested_unit_labels_are_categoricals_of_the_labels_left():
+    # full and local labels: categories are the labels the rows use, in order of appearance
+    for labels in ("full", "local"):
+        d = nested({"school": 5, "class": (1, 4), "pupil": (2, 6)}, labels=labels, missing=0.6, seed=2)
+        for u in ("school", "class", "pupil"):
+            assert list(d[u].cat.categories) == list(pd.unique(d[u].astype(object)))
+    local = nested({"school": 3, "class": (1, 4)}, labels="local", missing=0.5, seed=3)
+    full = nested({"school": 3, "class": (1, 4)}, missing=0.5, seed=3)
+    assert local["class"].tolist() == full["class"].str.rsplit("-", n=1).str[-1].tolist()
+
+
 def test_nested_drawn_sizes():
     d = nested({"school": 40, "class": (2, 4)}, seed=1)
     per = d.groupby("school", observed=True).size()

@@ -361,6 +361,18 @@ def test_written_dataset_reads_back_whole_with_one_categorical_per_unit(client, 
     assert max(sizes) < 20_000  # not the 1,500 labels in every file
 
 
+def test_writing_a_partition_leaves_the_partition_as_it_was(tmp_path):
+    from glmmsim.cli.partitioned import _FULL_DICTIONARY_MAX, _write_file
+
+    # a partition with many unit labels, few of them used: the file drops the unused ones,
+    # the frame (maybe a persisted partition the caller holds) keeps them
+    labels = [f"s{i:05d}" for i in range(_FULL_DICTIONARY_MAX + 1)]
+    part = pd.DataFrame({"subject": pd.Categorical(labels[:2], categories=labels), "y": [1.0, 2.0]})
+    assert _write_file(part, str(tmp_path / "part.00000.parquet")) == 2
+    assert len(part["subject"].cat.categories) == len(labels)
+    assert pd.read_parquet(tmp_path / "part.00000.parquet")["subject"].tolist() == labels[:2]
+
+
 def test_cli_refuses_replicates_with_partitions(tmp_path, capsys):
     spec = tmp_path / "study.yaml"
     spec.write_text(SPEC)

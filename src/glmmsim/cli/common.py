@@ -7,12 +7,12 @@ import os
 
 from typing import TYPE_CHECKING
 
-from ..errors import ParameterError
+from ..errors import ParameterError, format_names
 
 if TYPE_CHECKING:  # the study layer (pandas, formulaic) is imported when a command runs
     from ..study.spec import Study
 
-__all__ = ["add_spec_options", "add_output_options", "positive_int", "load_study", "check_output_path"]
+__all__ = ["add_spec_options", "add_output_options", "positive_int", "load_study", "check_output_path", "check_image_path"]
 
 
 def add_spec_options(p: argparse.ArgumentParser) -> None:
@@ -55,14 +55,29 @@ def check_output_path(out: str, study: Study, force: bool) -> None:
         raise ParameterError(f"output file {out!r} exists; pass --force to overwrite it", path=("out",))
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1 (a usage error otherwise, not a traceback later)."""
+def check_image_path(path: str) -> None:
+    """Refuse an image file name whose extension matplotlib cannot save (before anything is drawn)."""
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    ext = path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    if ext not in formats:
+        raise ParameterError(
+            f"cannot tell the image format of {path!r}; use an extension of {format_names(sorted(formats))}"
+        )
+
+
+def positive_int(text: str, *, expected: str = "a whole number >= 1") -> int:
+    """argparse type: a whole number >= 1 (a usage error otherwise, not a traceback later).
+
+    ``expected`` words the error, for a type that accepts more (e.g. also ``auto``).
+    """
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}; got {value}")
     return value
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import GlmmsimError, ParameterError
+from .common import positive_int
 
 if TYPE_CHECKING:  # pandas and the study layer are imported when the command runs
     import pandas as pd
@@ -36,13 +37,7 @@ def partitions_arg(text: str) -> int | str:
     """argparse type: a whole number >= 1 or ``auto`` (about 1e6 rows per partition)."""
     if text == "auto":
         return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or 'auto'; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or 'auto'; got {value}")
-    return value
+    return positive_int(text, expected="a whole number >= 1 or 'auto'")
 
 
 def add_partition_options(p: argparse.ArgumentParser) -> None:
@@ -210,10 +205,14 @@ def _write_file(frame: pd.DataFrame, path: str) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    for col in frame.columns:
-        dtype = frame[col].dtype
-        if isinstance(dtype, pd.CategoricalDtype) and len(dtype.categories) > _FULL_DICTIONARY_MAX:
-            frame[col] = frame[col].cat.remove_unused_categories()
+    # a new frame, not the partition changed in place (it may be a persisted partition the caller holds)
+    frame = frame.assign(
+        **{
+            col: frame[col].cat.remove_unused_categories()
+            for col, dtype in frame.dtypes.items()
+            if isinstance(dtype, pd.CategoricalDtype) and len(dtype.categories) > _FULL_DICTIONARY_MAX
+        }
+    )
     table = pa.Table.from_pandas(frame, preserve_index=False)
     # one dictionary index type in every file (pandas picks int8/int16/int32 by the number of
     # categories), so readers can unify the files' dictionaries into one categorical

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from ..errors import ParameterError, format_names
-from .common import add_output_options, add_spec_options, check_output_path, load_study, positive_int
+from .common import add_output_options, add_spec_options, check_image_path, check_output_path, load_study, positive_int
 
 __all__ = ["register"]
 
@@ -37,7 +36,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from ..plot import plot_model, resolve_kind  # matplotlib is imported only for this command
 
     study = load_study(args)
-    _check_image_path(args.out)
+    check_image_path(args.out)
     check_output_path(args.out, study, args.force)
     data = study.simulate()
     kind = resolve_kind(study.model, data, args.kind)
@@ -55,13 +54,3 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     print(f"wrote {kind} plot of {study.source} -> {args.out}", file=stdout)
     return 0
 
-
-def _check_image_path(path: str) -> None:
-    from matplotlib.figure import Figure
-
-    formats = Figure().canvas.get_supported_filetypes()
-    ext = path.rsplit(".", 1)[-1].lower() if "." in path else ""
-    if ext not in formats:
-        raise ParameterError(
-            f"cannot tell the image format of {path!r}; use an extension of {format_names(sorted(formats))}"
-        )

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import ParameterError
-from .common import add_spec_options, load_study, positive_int
+from .common import add_spec_options, check_image_path, check_output_path, load_study, positive_int
 
 if TYPE_CHECKING:  # the study layer (pandas, formulaic) is imported when a command runs
     import pandas as pd
@@ -23,6 +23,17 @@ def _executor(text: str) -> Any:
         return positive_int(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected 'serial', 'processes' or a number of processes; got {text!r}") from None
+
+
+def check_outputs(study: Study, *outs: str | None, plot: str | None = None) -> None:
+    """Before any simulation: the table, CSV and plot files are never an input of the study
+    (the spec, a trial list) nor a directory, and the plot has an image extension.
+    Existing outputs are overwritten, as before."""
+    if plot:
+        check_image_path(plot)
+    for out in (*outs, plot):
+        if out:
+            check_output_path(out, study, force=True)
 
 
 def add_study_options(p: argparse.ArgumentParser) -> None:
@@ -90,6 +101,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     })
     if not settings.test:
         raise ParameterError("no test: pass --test EFFECT or set power.test in the spec")
+    if settings.plot and not settings.along:  # said before the simulations, not after them
+        raise ParameterError("--plot draws a power curve: give --along (or power.along in the spec)")
+    check_outputs(study, settings.out, settings.simulations, plot=settings.plot)
     common = dict(test=settings.test, nsim=settings.nsim, alpha=settings.alpha, method=settings.method,
                   engine=settings.engine, fit_formula=settings.fit_formula, seed=settings.seed,
                   executor=settings.executor, progress=not args.quiet, failures=settings.failures)
@@ -123,8 +137,6 @@ def _write(settings, table: pd.DataFrame, simulations: pd.DataFrame, curve, stdo
         simulations.to_csv(settings.simulations, index=False)
         print(f"simulations -> {settings.simulations}", file=stdout)
     if settings.plot:
-        if curve is None:
-            raise ParameterError("--plot draws a power curve: give --along (or power.along in the spec)")
         ax = curve.plot(settings.target)
         ax.figure.savefig(settings.plot, dpi=120)
         print(f"plot -> {settings.plot}", file=stdout)

@@ -6,7 +6,7 @@ import argparse
 from typing import TextIO
 
 from .common import add_spec_options, load_study
-from .power import add_study_options
+from .power import add_study_options, check_outputs
 
 __all__ = ["register"]
 
@@ -29,6 +29,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         "nsim": args.nsim, "engine": args.engine, "fit_formula": args.fit_formula, "seed": args.study_seed,
         "executor": args.executor, "out": args.out, "plot": args.plot,
     })
+    check_outputs(study, settings.out, plot=settings.plot)
     rec = recovery(study.model, study.conditions(), nsim=settings.nsim, engine=settings.engine, seed=settings.seed,
                    executor=settings.executor, progress=not args.quiet, fit_formula=settings.fit_formula)
     print(rec.summary(), file=stdout)

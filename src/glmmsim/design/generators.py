@@ -200,34 +200,34 @@ def _check_covariates(spec: Mapping | None, units: Sequence[str], argname: str =
 
 
 def _check_covariate(name: str, cov: object, argname: str, valid_per: list[str]) -> dict:
-    if True:  # one covariate's spec; errors get the path (argname, name) from the caller
-        _check_name(name, f"{argname} name")
-        where = f"{argname}[{name!r}]"
-        if not isinstance(cov, Mapping):
-            raise InputTypeError(f"{where} must be a mapping like {{'per': 'subject', 'dist': 'normal'}}")
-        cov = dict(cov)
-        per = cov.pop("per", "trial")
-        if per not in valid_per:
+    """One covariate's spec, checked; errors get the path (argname, name) from the caller."""
+    _check_name(name, f"{argname} name")
+    where = f"{argname}[{name!r}]"
+    if not isinstance(cov, Mapping):
+        raise InputTypeError(f"{where} must be a mapping like {{'per': 'subject', 'dist': 'normal'}}")
+    cov = dict(cov)
+    per = cov.pop("per", "trial")
+    if per not in valid_per:
+        raise ParameterError(
+            f"{where}['per'] must be one of {format_names(valid_per)}; got {per!r}."
+            + did_you_mean(str(per), valid_per)
+        )
+    dist = cov.pop("dist", "normal")
+    if dist not in COVARIATE_DISTRIBUTIONS:
+        raise ParameterError(
+            f"{where}['dist'] must be one of {format_names(COVARIATE_DISTRIBUTIONS)}; got {dist!r}."
+            + did_you_mean(str(dist), COVARIATE_DISTRIBUTIONS)
+        )
+    params = dict(COVARIATE_DISTRIBUTIONS[dist])
+    for key, value in cov.items():
+        if key not in params:
             raise ParameterError(
-                f"{where}['per'] must be one of {format_names(valid_per)}; got {per!r}."
-                + did_you_mean(str(per), valid_per)
+                f"{where} has unknown parameter {key!r} for dist {dist!r}; valid: "
+                f"'per', 'dist', {format_names(params)}." + did_you_mean(str(key), [*params, "per", "dist"])
             )
-        dist = cov.pop("dist", "normal")
-        if dist not in COVARIATE_DISTRIBUTIONS:
-            raise ParameterError(
-                f"{where}['dist'] must be one of {format_names(COVARIATE_DISTRIBUTIONS)}; got {dist!r}."
-                + did_you_mean(str(dist), COVARIATE_DISTRIBUTIONS)
-            )
-        params = dict(COVARIATE_DISTRIBUTIONS[dist])
-        for key, value in cov.items():
-            if key not in params:
-                raise ParameterError(
-                    f"{where} has unknown parameter {key!r} for dist {dist!r}; valid: "
-                    f"'per', 'dist', {format_names(params)}." + did_you_mean(str(key), [*params, "per", "dist"])
-                )
-            params[key] = value
-        _check_dist_params(dist, params, where)
-        return {"per": per, "dist": dist, **params}
+        params[key] = value
+    _check_dist_params(dist, params, where)
+    return {"per": per, "dist": dist, **params}
 
 
 def _check_dist_params(dist: str, p: dict, where: str) -> None:
@@ -856,13 +856,16 @@ def nested(
     table = pd.DataFrame(paths, columns=unit_names)
     data: dict[str, Any] = {}
     for depth, u in enumerate(unit_names):
-        data[u] = table[u].to_numpy(dtype=object)
+        # unit labels as categoricals (categories in label order), factorized once here, on one
+        # row per innermost unit: the rows below repeat the codes, not the strings
+        codes, uniques = pd.factorize(table[u].to_numpy(dtype=object))
+        data[u] = pd.Categorical.from_codes(codes, categories=uniques)
         if u in between_f:
             first = ~table.duplicated(unit_names[: depth + 1]).to_numpy()
             unit_labels_ = table[u].to_numpy()[first].tolist()
             nums = _local_numbers(table, unit_names, depth)[first]
             idx, combos = _assign_between(between_f[u], unit_labels_, nums, key, u, assign)
-            row_idx = idx[pd.Index(unit_labels_).get_indexer(data[u])]
+            row_idx = idx[pd.Index(unit_labels_).get_indexer(table[u].to_numpy())]
             for k, f in enumerate(between_f[u]):
                 data[f] = _factor_column(combos, k, between_f[u][f], row_idx)
     base = pd.DataFrame(data)
@@ -878,16 +881,16 @@ def nested(
     inner = unit_names[-1]
     cell_keys = _label_keys(key, "cell", ["|".join(map(str, c)) for c in cells])
     row_keys = _row_keys(
-        _label_keys(key, "unit", base[inner].tolist())[b_i], cell_keys[c_i], r_i.astype(np.uint64)
+        _label_keys(key, "unit", table[inner].tolist())[b_i], cell_keys[c_i], r_i.astype(np.uint64)
     )
     df, row_keys = _drop_missing(df, row_keys, rate, key, whole=not isinstance(sizes[0], range))
     df = _add_covariates(df, covs, key, row_keys)
-    if labels == "local":
+    df = _drop_unused_labels(df[columns].reset_index(drop=True), unit_names)
+    if labels == "local":  # relabel the categories, not the rows; a unit's rows are contiguous, in label order
         for u in unit_names[1:]:
-            df[u] = df[u].str.rsplit("-", n=1).str[-1]
-    for u in unit_names:  # unit labels as categoricals, categories in label order
-        df[u] = pd.Categorical(df[u], categories=pd.unique(df[u].to_numpy()))
-    return _drop_unused_labels(df[columns].reset_index(drop=True), unit_names)
+            local, uniques = pd.factorize(df[u].cat.categories.str.rsplit("-", n=1).str[-1])
+            df[u] = pd.Categorical.from_codes(local[df[u].cat.codes], categories=uniques)
+    return df
 
 
 def _local_numbers(table: pd.DataFrame, unit_names: list[str], depth: int) -> np.ndarray:

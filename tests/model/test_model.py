@@ -509,3 +509,16 @@ def test_levels_property_is_a_copy_of_the_declared_levels():
     levels["cond"].append("d")
     assert m.levels == {"cond": ["a", "b", "c"]}
     assert Model("y ~ x + (1 | g)", fixed={"Intercept": 0, "x": 1}, random={"g": 1}, sigma=1).levels == {}
+
+
+@pytest.mark.parametrize(
+    "kwargs, path",
+    [
+        (dict(family="negative_binomial", dispersion={"theta": -2}), ("dispersion", "theta")),
+        (dict(family="gaussian", sigma=-1), ("sigma",)),
+    ],
+)
+def test_bad_family_parameters_are_about_the_argument_they_came_from(kwargs, path):
+    with pytest.raises(ParameterError) as info:
+        Model("y ~ 1 + (1 | g)", fixed={"Intercept": 0}, random={"g": 1}, **kwargs)
+    assert info.value.path == path and info.value.parameter == path[0]

@@ -422,3 +422,8 @@ def test_study_where_names_the_line_of_a_key(tmp_path):
     study = load_spec(str(path))
     assert study.where(("model", "sigma")) == f"{path}, line {line_of(SPEC, 'sigma:')}"
     assert study.where(("design", "subjects")) == f"{path}, line {line_of(SPEC, 'subjects:')}"
+
+
+def test_a_bad_family_parameter_names_its_own_key():
+    with pytest.raises(SpecError, match=r"model\.sigma: shifted_lognormal parameter 'sigma'"):
+        load_spec(EXAMPLES / "stroop.yaml", overrides=["model.sigma=-1"])

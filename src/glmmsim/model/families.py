@@ -1038,7 +1038,8 @@ def _param_value(family: str, name: str, value: Any, param: _Param) -> float:
         value = value.item()
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ParameterError(
-            f"{family} parameter {name!r} must be {param.bound_text()}; got {type(value).__name__} {value!r}"
+            f"{family} parameter {name!r} must be {param.bound_text()}; got {type(value).__name__} {value!r}",
+            parameter=name,
         )
     number = float(value)
     ok = math.isfinite(number)
@@ -1046,10 +1047,11 @@ def _param_value(family: str, name: str, value: Any, param: _Param) -> float:
         ok = number > param.minimum if param.strict else number >= param.minimum
     if ok and param.maximum is not None and number > param.maximum:
         raise ParameterError(
-            f"{family} parameter {name!r} must be {param.bound_text()} ({param.maximum_why}); got {value!r}"
+            f"{family} parameter {name!r} must be {param.bound_text()} ({param.maximum_why}); got {value!r}",
+            parameter=name,
         )
     if not ok:
-        raise ParameterError(f"{family} parameter {name!r} must be {param.bound_text()}; got {value!r}")
+        raise ParameterError(f"{family} parameter {name!r} must be {param.bound_text()}; got {value!r}", parameter=name)
     return number
 
 

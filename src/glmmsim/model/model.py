@@ -580,7 +580,13 @@ def _make_family(family: str | Family, link: str | None, sigma: float | None, di
     params = dict(dispersion)
     if sigma is not None:
         params["sigma"] = sigma
-    return get_family(family, link, **params)
+    try:
+        return get_family(family, link, **params)
+    except ParameterError as exc:
+        # the family names its own parameter; here it is a key of the dispersion= argument
+        if exc.parameter in dispersion and exc.path == (exc.parameter,):
+            exc.path, exc.parameter = ("dispersion", exc.parameter), "dispersion"
+        raise
 
 
 def _check_trials_arg(trials: int | str | None, family: Family) -> int | str | None:

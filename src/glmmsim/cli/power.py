@@ -6,7 +6,8 @@ import argparse
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import ParameterError
-from .common import add_spec_options, check_image_path, check_output_path, load_study, positive_int
+from ..outputs import OutputClaims
+from .common import add_output_options, add_spec_options, check_outputs, discard_reporter, image_format, load_study, positive_int
 
 if TYPE_CHECKING:  # the study layer (pandas, formulaic) is imported when a command runs
     import pandas as pd
@@ -25,17 +26,6 @@ def _executor(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"expected 'serial', 'processes' or a number of processes; got {text!r}") from None
 
 
-def check_outputs(study: Study, *outs: str | None, plot: str | None = None) -> None:
-    """Before any simulation: the table, CSV and plot files are never an input of the study
-    (the spec, a trial list) nor a directory, and the plot has an image extension.
-    Existing outputs are overwritten, as before."""
-    if plot:
-        check_image_path(plot)
-    for out in (*outs, plot):
-        if out:
-            check_output_path(out, study, force=True)
-
-
 def add_study_options(p: argparse.ArgumentParser) -> None:
     """Options power and recover share."""
     p.add_argument("--nsim", type=positive_int, metavar="N", help="replicates per design point")
@@ -46,6 +36,7 @@ def add_study_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="FILE", help="write the table as CSV")
     p.add_argument("--plot", metavar="FILE", help="save the figure (PNG, PDF, SVG)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_output_options(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -103,7 +94,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         raise ParameterError("no test: pass --test EFFECT or set power.test in the spec")
     if settings.plot and not settings.along:  # said before the simulations, not after them
         raise ParameterError("--plot draws a power curve: give --along (or power.along in the spec)")
-    check_outputs(study, settings.out, settings.simulations, plot=settings.plot)
+    check_outputs(study, {"out": settings.out, "simulations": settings.simulations, "plot": settings.plot},
+                  force=args.force, images=("plot",))
     common = dict(test=settings.test, nsim=settings.nsim, alpha=settings.alpha, method=settings.method,
                   engine=settings.engine, fit_formula=settings.fit_formula, seed=settings.seed,
                   executor=settings.executor, progress=not args.quiet, failures=settings.failures)
@@ -111,7 +103,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         res = power(study.model, study.conditions(), **common)
         print(res.summary(), file=stdout)
         table = res.table.reset_index()
-        _write(settings, table, res.simulations, None, stdout)
+        _write(settings, table, res.simulations, None, args, stdout, stderr)
         return 0
     columns = _column_names(list(settings.along))
     point = _point_studies(args, columns)
@@ -125,18 +117,24 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     else:
         print(f"smallest design reaching power {settings.target:g}: {where} "
               f"(power {best['power']:.3f}, 95% CI {best['ci_low']:.3f} to {best['ci_high']:.3f})", file=stdout)
-    _write(settings, curve.table, curve.simulations, curve, stdout)
+    _write(settings, curve.table, curve.simulations, curve, args, stdout, stderr)
     return 0
 
 
-def _write(settings, table: pd.DataFrame, simulations: pd.DataFrame, curve, stdout: TextIO) -> None:
-    if settings.out:
-        table.to_csv(settings.out, index=False)
-        print(f"table -> {settings.out}", file=stdout)
-    if settings.simulations:
-        simulations.to_csv(settings.simulations, index=False)
-        print(f"simulations -> {settings.simulations}", file=stdout)
-    if settings.plot:
-        ax = curve.plot(settings.target)
-        ax.figure.savefig(settings.plot, dpi=120)
-        print(f"plot -> {settings.plot}", file=stdout)
+def _write(settings, table: pd.DataFrame, simulations: pd.DataFrame, curve, args: argparse.Namespace,
+           stdout: TextIO, stderr: TextIO) -> None:
+    """Write the outputs together: each appears whole at its path when all are written, or none does."""
+    written = []
+    with OutputClaims(force=args.force, on_discard=discard_reporter(stderr)) as outs:
+        if settings.out:
+            table.to_csv(outs.add(settings.out, option="out"), index=False)
+            written.append(f"table -> {settings.out}")
+        if settings.simulations:
+            simulations.to_csv(outs.add(settings.simulations, option="simulations"), index=False)
+            written.append(f"simulations -> {settings.simulations}")
+        if settings.plot:
+            ax = curve.plot(settings.target)
+            ax.figure.savefig(outs.add(settings.plot, option="plot"), dpi=120, format=image_format(settings.plot))
+            written.append(f"plot -> {settings.plot}")
+    for line in written:  # said once the files are there
+        print(line, file=stdout)

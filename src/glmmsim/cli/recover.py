@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from .common import add_spec_options, load_study
-from .power import add_study_options, check_outputs
+from ..outputs import OutputClaims
+from .common import add_spec_options, check_outputs, discard_reporter, image_format, load_study
+from .power import add_study_options
 
 __all__ = ["register"]
 
@@ -29,14 +30,18 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         "nsim": args.nsim, "engine": args.engine, "fit_formula": args.fit_formula, "seed": args.study_seed,
         "executor": args.executor, "out": args.out, "plot": args.plot,
     })
-    check_outputs(study, settings.out, plot=settings.plot)
+    check_outputs(study, {"out": settings.out, "plot": settings.plot}, force=args.force, images=("plot",))
     rec = recovery(study.model, study.conditions(), nsim=settings.nsim, engine=settings.engine, seed=settings.seed,
                    executor=settings.executor, progress=not args.quiet, fit_formula=settings.fit_formula)
     print(rec.summary(), file=stdout)
-    if settings.out:
-        rec.table.to_csv(settings.out)
-        print(f"table -> {settings.out}", file=stdout)
-    if settings.plot:
-        rec.plot().savefig(settings.plot, dpi=120)
-        print(f"plot -> {settings.plot}", file=stdout)
+    written = []
+    with OutputClaims(force=args.force, on_discard=discard_reporter(stderr)) as outs:  # all whole, or none
+        if settings.out:
+            rec.table.to_csv(outs.add(settings.out, option="out"))
+            written.append(f"table -> {settings.out}")
+        if settings.plot:
+            rec.plot().savefig(outs.add(settings.plot, option="plot"), dpi=120, format=image_format(settings.plot))
+            written.append(f"plot -> {settings.plot}")
+    for line in written:
+        print(line, file=stdout)
     return 0

@@ -19,9 +19,12 @@ __all__ = [
 ]
 
 
-def add_spec_options(p: argparse.ArgumentParser) -> None:
+def add_spec_options(p: argparse.ArgumentParser, *, noise_seed: bool = True) -> None:
+    """The spec and ``--set``; ``--seed`` replaces seeds.noise unless ``noise_seed`` is false (power
+    and recover add their own ``--seed``, the root of the study's seeds: cli/seeds.py)."""
     p.add_argument("spec", help="study spec file (YAML)")
-    p.add_argument("--seed", type=int, metavar="N", help="noise seed: a new sample of the same population and design")
+    if noise_seed:
+        p.add_argument("--seed", type=int, metavar="N", help="noise seed: a new sample of the same population and design")
     p.add_argument(
         "--set",
         dest="overrides",

@@ -48,11 +48,12 @@ import os
 import secrets
 import shutil
 import stat
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 
-from .errors import GlmmsimError
+from .errors import GlmmsimError, GlmmsimWarning
 
 __all__ = [
     "PARTIAL_PREFIX",
@@ -63,6 +64,7 @@ __all__ = [
     "check_distinct",
     "is_partial",
     "partial_path",
+    "stale_partials",
 ]
 
 #: Start of the name of every partial (not yet complete) output file or folder.
@@ -125,6 +127,51 @@ def partial_path(target: str | os.PathLike) -> str:
     # the process id says which run left a partial file behind; the random part keeps two
     # claims of one target in one process apart
     return os.path.join(folder, f"{PARTIAL_PREFIX}{os.getpid()}-{secrets.token_hex(3)}-{name}")
+
+
+def stale_partials(target: str | os.PathLike) -> list[str]:
+    """Partial files of ``target`` left by runs that ended without cleaning up (SIGKILL, a crash).
+
+    Only partial files whose process no longer runs on this machine are listed; one still
+    being written (by this or another process) is not.
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> left = os.path.join(folder, PARTIAL_PREFIX + "999999999-abcdef-t.csv")
+    >>> _ = open(left, "w").write("x")
+    >>> [os.path.basename(p) for p in stale_partials(os.path.join(folder, "t.csv"))]
+    ['.glmmsim-partial-999999999-abcdef-t.csv']
+    """
+    folder, name = os.path.split(os.path.realpath(os.fspath(target)))
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return []
+    out = []
+    for entry in sorted(entries):
+        pid, _, rest = entry[len(PARTIAL_PREFIX):].partition("-")
+        if not (entry.startswith(PARTIAL_PREFIX) and pid.isdigit() and rest.partition("-")[2] == name):
+            continue
+        if not _running(int(pid)):
+            out.append(os.path.join(folder, entry))
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # another user's process
+        return True
+    except (ProcessLookupError, OverflowError):  # ended, or no process could have that id
+        return False
+    return True
+
+
+def _warn_stale(given: str, target: str) -> None:
+    for left in stale_partials(target):
+        warnings.warn(GlmmsimWarning(
+            f"{left!r} is an incomplete {given!r} left by an interrupted run (its process has ended); "
+            f"it is not output: delete it"), stacklevel=4)
 
 
 def check_target(
@@ -386,6 +433,7 @@ class OutputClaims:
             if out.target == os.path.realpath(given):
                 check_distinct({out.option or "out": out.given, option or "out": given})
         resolved = check_target(given, force=self.force, directory=directory, option=option)
+        _warn_stale(given, resolved)
         try:
             out = _Output(given, resolved, force=self.force, directory=directory, option=option)
         except OSError as exc:

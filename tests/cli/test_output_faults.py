@@ -87,6 +87,8 @@ def test_killed_simulate_leaves_only_a_file_named_partial(tmp_path):
     # a rerun is not confused by it, and publishes a whole file
     rerun = _start("simulate", STROOP, "--replicates", 2, "--out", "data.parquet", "-q", cwd=tmp_path)
     assert rerun.wait(timeout=300) == 0, _stderr(tmp_path)
+    assert f"glmmsim: warning: '{tmp_path / left[0]}' is an incomplete 'data.parquet' left by an interrupted run" \
+        in _stderr(tmp_path)
     assert sorted(pd.read_parquet(tmp_path / "data.parquet")["replicate"].unique()) == [1, 2]
 
 

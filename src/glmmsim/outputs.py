@@ -476,7 +476,10 @@ class OutputClaims:
         reason = exc.strerror or str(exc)
         names = [o.given for o in self._outputs] if given is None else [given]
         targets = ", ".join(repr(n) for n in names) or "the output"
-        partials = [o.partial for o in self._outputs] if out is None else [out.partial]
+        if out is not None:
+            partials = [out.partial]
+        else:  # a claim that failed before its partial file existed removed nothing of its own
+            partials = [] if given is not None else [o.partial for o in self._outputs]
         removed = f"; removed the partial file{'s' if len(partials) > 1 else ''} " + ", ".join(
             repr(p) for p in partials) if partials else ""
         return OutputError(

@@ -194,3 +194,12 @@ def test_a_folder_is_claimed_the_same_way(tmp_path):
     with claim(target, directory=True, force=True) as partial:
         _write(os.path.join(partial, "part.9.parquet"), "3")
     assert os.listdir(target) == ["part.9.parquet"] and os.listdir(tmp_path) == ["data.parquet"]
+
+
+def test_a_folder_without_write_permission_is_said_before_any_work(tmp_path, monkeypatch):
+    real_access = os.access
+    # as root every folder is writable: the permission check is made to answer as for a user
+    monkeypatch.setattr(os, "access", lambda path, mode: False if os.fspath(path) == str(tmp_path) else real_access(path, mode))
+    with pytest.raises(OutputError, match="no permission to create files in folder") as info:
+        check_target(tmp_path / "t.csv", option="out")
+    assert info.value.reason == "no_permission" and info.value.path == ("out",)

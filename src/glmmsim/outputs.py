@@ -79,7 +79,8 @@ class OutputError(GlmmsimError):
 
     Besides the GlmmsimError attributes (``path`` is the option, e.g. ``("out",)``, when
     known) it carries ``file`` (the target path as given), ``reason`` (``"exists"``,
-    ``"not_regular"``, ``"directory"``, ``"no_directory"``, ``"same_file"``, ``"write"``)
+    ``"not_regular"``, ``"directory"``, ``"no_directory"``, ``"no_permission"``, ``"same_file"``,
+    ``"write"``)
     and ``partial`` (the partial file that was removed, or None).
     """
 
@@ -209,9 +210,14 @@ def check_target(
         if not force:
             raise _exists(given, attrs)
     parent = os.path.dirname(resolved) or "."
+    folder = os.path.dirname(given) or "."
     if not os.path.isdir(parent):
-        raise OutputError(f"cannot write {given!r}: folder {os.path.dirname(given) or '.'!r} does not exist",
+        raise OutputError(f"cannot write {given!r}: folder {folder!r} does not exist",
                           file=given, reason="no_directory", **attrs)
+    # the partial file is created in the folder: said now, not after hours of simulation
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {given!r}: no permission to create files in folder {folder!r}",
+                          file=given, reason="no_permission", **attrs)
     return resolved
 
 

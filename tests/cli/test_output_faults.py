@@ -28,9 +28,9 @@ LONG_CURVE = ["--nsim", "5000", "--set", "design.subjects=8", "--set", "design.i
 
 
 def _start(*argv: object, cwd: pathlib.Path) -> subprocess.Popen:
-    err = open(cwd / "stderr.txt", "w")
-    return subprocess.Popen([sys.executable, "-m", "glmmsim.cli", *map(str, argv)], cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=err, env=os.environ.copy())
+    with open(cwd / "stderr.txt", "w") as err:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "-m", "glmmsim.cli", *map(str, argv)], cwd=cwd,
+                                stdout=subprocess.DEVNULL, stderr=err, env=os.environ.copy())
 
 
 def _wait_for(condition, proc: subprocess.Popen, what: str, limit: float = 300) -> None:

@@ -9,6 +9,7 @@ The public API on one page:
 * :func:`to_theta`, :func:`random_from_theta` -- lme4's covariance parameterisation (``glmmsim.lme4``);
 * :mod:`glmmsim.fit` -- fit lme4 formulas (``glmmsim.fit(formula, data)``; engines glmm and lme4);
 * :mod:`glmmsim.study` -- YAML study specs and data writers; :mod:`glmmsim.plot` -- figures;
+* :mod:`glmmsim.outputs` -- output files that appear whole or not at all (``claim``);
 * :func:`power`, :func:`power_curve`, :func:`recovery` -- studies by simulation (``glmmsim.analysis``);
 * errors: every bad input raises a :class:`GlmmsimError` subclass.
 

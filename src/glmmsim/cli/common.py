@@ -5,19 +5,26 @@ from __future__ import annotations
 import argparse
 import os
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from ..errors import ParameterError, format_names
+from ..outputs import check_distinct, check_target
 
 if TYPE_CHECKING:  # the study layer (pandas, formulaic) is imported when a command runs
     from ..study.spec import Study
 
-__all__ = ["add_spec_options", "add_output_options", "positive_int", "load_study", "check_output_path", "check_image_path"]
+__all__ = [
+    "add_spec_options", "add_output_options", "positive_int", "load_study", "check_output_path", "check_outputs",
+    "check_image_path", "image_format", "discard_reporter",
+]
 
 
-def add_spec_options(p: argparse.ArgumentParser) -> None:
+def add_spec_options(p: argparse.ArgumentParser, *, noise_seed: bool = True) -> None:
+    """The spec and ``--set``; ``--seed`` replaces seeds.noise unless ``noise_seed`` is false (power
+    and recover add their own ``--seed``, the root of the study's seeds: cli/seeds.py)."""
     p.add_argument("spec", help="study spec file (YAML)")
-    p.add_argument("--seed", type=int, metavar="N", help="noise seed: a new sample of the same population and design")
+    if noise_seed:
+        p.add_argument("--seed", type=int, metavar="N", help="noise seed: a new sample of the same population and design")
     p.add_argument(
         "--set",
         dest="overrides",
@@ -32,10 +39,12 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing output file (never the spec or an input)")
 
 
-def check_output_path(out: str, study: Study, force: bool) -> None:
-    """Refuse to write over the spec or an input file (ever) or an existing file (without --force).
+def check_output_path(out: str, study: Study, force: bool, *, option: str = "out") -> None:
+    """Before any work: refuse to write over the spec or an input file (ever), an existing file
+    (without --force), or anything that is not a regular file (a FIFO, a device: never opened).
 
-    ``out`` is taken relative to the working directory, as any command-line path.
+    ``out`` is taken relative to the working directory, as any command-line path. This check
+    only fails early; the output is claimed atomically when it is written (glmmsim.outputs).
     """
     if out == "-":
         return
@@ -48,11 +57,30 @@ def check_output_path(out: str, study: Study, force: bool) -> None:
             except OSError:
                 same = False
         if same:
-            raise ParameterError(f"output file {out!r} is an input of the study ({source}); choose another file", path=("out",))
-    if os.path.isdir(out):
-        raise ParameterError(f"output {out!r} is a directory; give a file name", path=("out",))
-    if os.path.exists(out) and not force:
-        raise ParameterError(f"output file {out!r} exists; pass --force to overwrite it", path=("out",))
+            raise ParameterError(f"output file {out!r} is an input of the study ({source}); choose another file", path=(option,))
+    check_target(out, force=force, option=option)
+
+
+def check_outputs(study: Study, outputs: dict[str, str | None], *, force: bool, images: tuple[str, ...] = ()) -> None:
+    """Before any work: every output of a command (option -> path) can be written, none is
+    the same file as another, and the image outputs (``images``: their options) have an image
+    extension."""
+    check_distinct(outputs)
+    for option, path in outputs.items():
+        if path:
+            if option in images:
+                check_image_path(path)
+            check_output_path(path, study, force, option=option)
+
+
+def discard_reporter(stderr: TextIO):
+    """Tell the user which partial output was removed after an error or Ctrl-C (and that the
+    target was not written)."""
+
+    def report(target: str, partial: str) -> None:
+        print(f"glmmsim: removed the incomplete output {partial!r}; {target!r} was not written", file=stderr)
+
+    return report
 
 
 def check_image_path(path: str) -> None:
@@ -65,6 +93,16 @@ def check_image_path(path: str) -> None:
         raise ParameterError(
             f"cannot tell the image format of {path!r}; use an extension of {format_names(sorted(formats))}"
         )
+
+
+def image_format(path: str) -> str:
+    """The image format of ``path`` from its extension (passed to savefig explicitly, since the
+    file written first is a partial file).
+
+    >>> image_format("curve.PNG")
+    'png'
+    """
+    return path.rsplit(".", 1)[-1].lower()
 
 
 def positive_int(text: str, *, expected: str = "a whole number >= 1") -> int:

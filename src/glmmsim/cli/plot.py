@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from .common import add_output_options, add_spec_options, check_image_path, check_output_path, load_study, positive_int
+from ..outputs import claim
+from .common import (
+    add_output_options, add_spec_options, check_image_path, check_output_path, discard_reporter, image_format, load_study,
+    positive_int,
+)
 
 __all__ = ["register"]
 
@@ -50,7 +54,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if kind == "spaghetti":
         kwargs["max_lines"] = args.max_lines
     fig = plot_model(study.model, data, kind=kind, **kwargs)
-    fig.savefig(args.out, dpi=args.dpi)
+    with claim(args.out, force=args.force, option="out", on_discard=discard_reporter(stderr)) as partial:
+        fig.savefig(partial, dpi=args.dpi, format=image_format(args.out))
     print(f"wrote {kind} plot of {study.source} -> {args.out}", file=stdout)
     return 0
 

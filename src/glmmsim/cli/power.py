@@ -6,7 +6,9 @@ import argparse
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import ParameterError
-from .common import add_spec_options, check_image_path, check_output_path, load_study, positive_int
+from ..outputs import OutputClaims
+from .common import add_output_options, add_spec_options, check_outputs, discard_reporter, image_format, load_study, positive_int
+from .seeds import add_root_seed_options, check_seed_overrides, root_seed, seeded
 
 if TYPE_CHECKING:  # the study layer (pandas, formulaic) is imported when a command runs
     import pandas as pd
@@ -25,33 +27,23 @@ def _executor(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"expected 'serial', 'processes' or a number of processes; got {text!r}") from None
 
 
-def check_outputs(study: Study, *outs: str | None, plot: str | None = None) -> None:
-    """Before any simulation: the table, CSV and plot files are never an input of the study
-    (the spec, a trial list) nor a directory, and the plot has an image extension.
-    Existing outputs are overwritten, as before."""
-    if plot:
-        check_image_path(plot)
-    for out in (*outs, plot):
-        if out:
-            check_output_path(out, study, force=True)
-
-
-def add_study_options(p: argparse.ArgumentParser) -> None:
-    """Options power and recover share."""
+def add_study_options(p: argparse.ArgumentParser, section: str) -> None:
+    """Options power and recover share (``section``: their spec section, power or recovery)."""
+    add_root_seed_options(p, section)
     p.add_argument("--nsim", type=positive_int, metavar="N", help="replicates per design point")
     p.add_argument("--engine", metavar="NAME", help="fitting engine: glmm (default) or lme4")
     p.add_argument("--fit-formula", metavar="FORMULA", help="analysis model, when it differs from the spec's model")
     p.add_argument("--executor", type=_executor, metavar="WHERE", help="serial (default), processes, or N processes")
-    p.add_argument("--study-seed", dest="study_seed", type=int, metavar="N", help="root of the replicates' seed tree (default 1)")
     p.add_argument("--out", metavar="FILE", help="write the table as CSV")
     p.add_argument("--plot", metavar="FILE", help="save the figure (PNG, PDF, SVG)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_output_options(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``power`` command to the parser."""
     p = sub.add_parser("power", help="power to detect an effect, by simulating and refitting")
-    add_spec_options(p)
+    add_spec_options(p, noise_seed=False)
     p.add_argument("--test", action="append", metavar="EFFECT", help="coefficient or term to test (repeatable)")
     p.add_argument("--along", action="append", default=[], metavar="PATH=V1,V2,...",
                    help="vary a spec value, e.g. design.subjects=10,20,30,40 (repeatable: a grid)")
@@ -60,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", type=float, metavar="P", help="target power for the smallest design (default 0.8)")
     p.add_argument("--failures", choices=["exclude", "nonsignificant"], help="failed fits: excluded (default) or misses")
     p.add_argument("--simulations", metavar="FILE", help="write every replicate's test as CSV")
-    add_study_options(p)
+    add_study_options(p, "power")
     p.set_defaults(run=run)
 
 
@@ -70,7 +62,7 @@ def _column_names(paths: list[str]) -> dict[str, str]:
     return {p: (name if last.count(name) == 1 else p) for p, name in zip(paths, last)}
 
 
-def _point_studies(args: argparse.Namespace, columns: dict[str, str]):
+def _point_studies(args: argparse.Namespace, columns: dict[str, str], root: int):
     """A loader of the spec with the along values of one point set (cached per point)."""
     from ..study.spec import load_spec
 
@@ -81,7 +73,7 @@ def _point_studies(args: argparse.Namespace, columns: dict[str, str]):
         key = tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in cache:
             sets = [("--along", f"{path_of[name]}={value}") for name, value in values.items()]
-            cache[key] = load_spec(args.spec, overrides=[*args.overrides, *sets], seed=args.seed)
+            cache[key] = seeded(load_spec(args.spec, overrides=[*args.overrides, *sets]), root)
         return cache[key]
 
     return study
@@ -91,19 +83,24 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from ..analysis import power, power_curve
     from ..study.study_sections import parse_along, power_settings, with_options
 
+    check_seed_overrides("power", [("--set", t) for t in args.overrides] + [("--along", t) for t in args.along])
+    root = root_seed(args)
     study = load_study(args)
     settings = power_settings(study.sections, study.where)
     settings = with_options(settings, {
         "test": args.test, "nsim": args.nsim, "alpha": args.alpha, "method": args.method, "engine": args.engine,
-        "fit_formula": args.fit_formula, "seed": args.study_seed, "failures": args.failures, "target": args.target,
+        "fit_formula": args.fit_formula, "seed": root, "failures": args.failures, "target": args.target,
         "executor": args.executor, "out": args.out, "plot": args.plot, "simulations": args.simulations,
         "along": parse_along(args.along) or None,
     })
+    check_seed_overrides("power", [("power.along", path) for path in settings.along])
     if not settings.test:
         raise ParameterError("no test: pass --test EFFECT or set power.test in the spec")
     if settings.plot and not settings.along:  # said before the simulations, not after them
         raise ParameterError("--plot draws a power curve: give --along (or power.along in the spec)")
-    check_outputs(study, settings.out, settings.simulations, plot=settings.plot)
+    check_outputs(study, {"out": settings.out, "simulations": settings.simulations, "plot": settings.plot},
+                  force=args.force, images=("plot",))
+    study = seeded(study, settings.seed)
     common = dict(test=settings.test, nsim=settings.nsim, alpha=settings.alpha, method=settings.method,
                   engine=settings.engine, fit_formula=settings.fit_formula, seed=settings.seed,
                   executor=settings.executor, progress=not args.quiet, failures=settings.failures)
@@ -111,10 +108,10 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         res = power(study.model, study.conditions(), **common)
         print(res.summary(), file=stdout)
         table = res.table.reset_index()
-        _write(settings, table, res.simulations, None, stdout)
+        _write(settings, table, res.simulations, None, args, stdout, stderr)
         return 0
     columns = _column_names(list(settings.along))
-    point = _point_studies(args, columns)
+    point = _point_studies(args, columns, settings.seed)
     along = {columns[p]: v for p, v in settings.along.items()}
     curve = power_curve(lambda **v: point(**v).model, lambda **v: point(**v).conditions(), along=along, **common)
     print(curve, file=stdout)
@@ -125,18 +122,24 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     else:
         print(f"smallest design reaching power {settings.target:g}: {where} "
               f"(power {best['power']:.3f}, 95% CI {best['ci_low']:.3f} to {best['ci_high']:.3f})", file=stdout)
-    _write(settings, curve.table, curve.simulations, curve, stdout)
+    _write(settings, curve.table, curve.simulations, curve, args, stdout, stderr)
     return 0
 
 
-def _write(settings, table: pd.DataFrame, simulations: pd.DataFrame, curve, stdout: TextIO) -> None:
-    if settings.out:
-        table.to_csv(settings.out, index=False)
-        print(f"table -> {settings.out}", file=stdout)
-    if settings.simulations:
-        simulations.to_csv(settings.simulations, index=False)
-        print(f"simulations -> {settings.simulations}", file=stdout)
-    if settings.plot:
-        ax = curve.plot(settings.target)
-        ax.figure.savefig(settings.plot, dpi=120)
-        print(f"plot -> {settings.plot}", file=stdout)
+def _write(settings, table: pd.DataFrame, simulations: pd.DataFrame, curve, args: argparse.Namespace,
+           stdout: TextIO, stderr: TextIO) -> None:
+    """Write the outputs together: each appears whole at its path when all are written, or none does."""
+    written = []
+    with OutputClaims(force=args.force, on_discard=discard_reporter(stderr)) as outs:
+        if settings.out:
+            table.to_csv(outs.add(settings.out, option="out"), index=False)
+            written.append(f"table -> {settings.out}")
+        if settings.simulations:
+            simulations.to_csv(outs.add(settings.simulations, option="simulations"), index=False)
+            written.append(f"simulations -> {settings.simulations}")
+        if settings.plot:
+            ax = curve.plot(settings.target)
+            ax.figure.savefig(outs.add(settings.plot, option="plot"), dpi=120, format=image_format(settings.plot))
+            written.append(f"plot -> {settings.plot}")
+    for line in written:  # said once the files are there
+        print(line, file=stdout)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
 
 from ..errors import ParameterError
-from .common import add_output_options, add_spec_options, check_output_path, load_study, positive_int
+from .common import add_output_options, add_spec_options, check_output_path, discard_reporter, load_study, positive_int
 from .partitioned import add_partition_options, run_partitioned
 
 if TYPE_CHECKING:  # pandas and the study layer are imported when the command runs
@@ -69,7 +69,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             frame.to_csv(stdout, index=False, header=i == 0)
         fmt = "csv"
     else:
-        fmt = write_data(remember(frames), out, fmt)
+        # written under a partial name, published whole: an interrupted run leaves no file at `out`
+        fmt = write_data(remember(frames), out, fmt, force=args.force, option="out", on_discard=discard_reporter(stderr))
     if not args.quiet:
         print(_summary(study, first[0], k, out, fmt), file=stderr if out == "-" else stdout)
     return 0

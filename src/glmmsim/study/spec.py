@@ -66,7 +66,7 @@ import os
 import stat
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -511,6 +511,23 @@ class Study:
             return Model(**self.model_kwargs, seed=population_seed)
         except GlmmsimError as exc:
             raise self._model_error(exc) from None
+
+    def with_seeds(self, **seeds: SeedLike) -> Study:
+        """The same study with some of its seeds replaced (its model and design are rebuilt).
+
+        Examples
+        --------
+        >>> study = parse_spec("model: {formula: 'y ~ 1 + (1 | subject)', fixed: {Intercept: 0},\\n"
+        ...                    "        random: {subject: 1}, sigma: 1}\\n"
+        ...                    "design: {type: crossed, subjects: 3, repetitions: 2}")
+        >>> study.seeds["design"], study.with_seeds(design=7).seeds["design"]
+        (None, 7)
+        """
+        unknown = [k for k in seeds if k not in SEED_KEYS]
+        if unknown:
+            raise ParameterError(f"unknown seed {unknown[0]!r}; seeds are {format_names(SEED_KEYS)}",
+                                 path=("seeds", unknown[0]), key=unknown[0])
+        return replace(self, seeds={**self.seeds, **seeds}, _model=None, _conditions=None)
 
     def input_files(self) -> list[str]:
         """The files this study reads (the spec file, a trial list): never to be written over."""

@@ -1,12 +1,18 @@
-"""Writing simulated data: CSV written frame by frame, Parquet, the format from the extension."""
+"""Writing simulated data: CSV written frame by frame, Parquet, the format from the extension.
+
+The file is written under a partial name and appears at its path only when complete
+(:mod:`glmmsim.outputs`): an interrupted or failed write leaves no file there.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 import pandas as pd
 
 from ..errors import GlmmsimError, ParameterError, format_names
+from ..outputs import Discarded, claim
 
 __all__ = ["DATA_FORMATS", "data_format", "write_data"]
 
@@ -74,19 +80,62 @@ def _write_parquet(frames: Iterable[pd.DataFrame], path: str) -> None:
             writer.close()
 
 
-def write_data(data: pd.DataFrame | Iterable[pd.DataFrame], path: str, fmt: str | None = None) -> str:
+def write_data(
+    data: pd.DataFrame | Iterable[pd.DataFrame],
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    *,
+    force: bool = True,
+    option: str | None = None,
+    on_discard: Discarded | None = None,
+) -> str:
     """Write one data frame (or several, one after the other) as CSV or Parquet; return the format.
 
     Frames are written as they arrive (CSV appended, Parquet one row group per frame), so an
-    iterator of replicates is never held in memory whole.
+    iterator of replicates is never held in memory whole. They go to a partial file beside
+    ``path`` that is published under ``path`` only when the last frame is written; if a frame
+    fails (or Ctrl-C arrives) the partial file is removed and ``path`` is untouched.
+
+    Parameters
+    ----------
+    data : DataFrame or iterable of DataFrames
+        The data; an iterable is consumed frame by frame.
+    path : str or path-like
+        The file; ``.csv``, ``.csv.gz``, ``.tsv``, ``.parquet`` or ``.pq``.
+    fmt : {"csv", "parquet"}, optional
+        The format, when the extension does not say it.
+    force : bool, default True
+        Replace an existing file (atomically). False: an existing file is an
+        :class:`~glmmsim.outputs.OutputError`, also when another process creates it meanwhile.
+    option, on_discard
+        For the command line: the option that named ``path`` (kept in errors), and a function
+        told about a partial file removed after a failure (see :func:`glmmsim.outputs.claim`).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "d.csv")
+    >>> write_data(pd.DataFrame({"x": [1, 2]}), path)
+    'csv'
+    >>> def frames():
+    ...     yield pd.DataFrame({"x": [3]})
+    ...     raise KeyboardInterrupt  # interrupted after the first frame
+    >>> try:
+    ...     write_data(frames(), path)
+    ... except KeyboardInterrupt:
+    ...     pass
+    >>> open(path).read()  # the earlier file, whole
+    'x\\n1\\n2\\n'
     """
     fmt = data_format(path, fmt)
     frames = [data] if isinstance(data, pd.DataFrame) else data
     if fmt == "parquet":
         _require_pyarrow()
-        _write_parquet(frames, path)
-        return fmt
-    sep = "\t" if str(path).lower().endswith(".tsv") else ","
-    for i, frame in enumerate(frames):
-        frame.to_csv(path, index=False, sep=sep, mode="w" if i == 0 else "a", header=i == 0)
+    with claim(path, force=force, option=option, on_discard=on_discard) as partial:
+        if fmt == "parquet":
+            _write_parquet(frames, partial)
+        else:
+            sep = "\t" if str(path).lower().endswith(".tsv") else ","
+            for i, frame in enumerate(frames):
+                frame.to_csv(partial, index=False, sep=sep, mode="w" if i == 0 else "a", header=i == 0)
     return fmt

@@ -118,8 +118,8 @@ class DdfCalculator:
     and ``kenward_roger(y, beta, theta, sigma, reml, L)`` both return ``(F, ndf, ddf)``;
     for one contrast row Satterthwaite's ``F`` is ``t^2``.  Kenward-Roger needs REML
     estimates (pbkrtest refits an ML model with REML): ``reml=False`` is refused.
-    When ``L C L'`` has rank 0 (lmerTest reports an empty table) the result is
-    ``(nan, 0, nan)``.
+    A single zero row gives ``(nan, 1, nan)`` (lmerTest's NaN t); several rows whose
+    ``L C L'`` has rank 0 give ``(nan, 0, nan)`` (lmerTest's empty table).
 
     Examples
     --------
@@ -434,8 +434,10 @@ class DdfCalculator:
     def _satterthwaite_1d(l, beta, vcov, cov, jac) -> tuple[float, int, float]:
         var = float(l @ vcov @ l)
         grad = np.einsum("a,iab,b->i", l, jac, l)
-        ddf = 2 * var**2 / float(grad @ cov @ grad)
-        return float((l @ beta) ** 2 / var), 1, float(ddf)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a zero row gives NaN, as in lmerTest
+            ddf = np.float64(2 * var**2) / np.float64(grad @ cov @ grad)
+            fstat = np.float64(l @ beta) ** 2 / np.float64(var)
+        return float(fstat), 1, float(ddf)
 
     # ------------------------------------------------------------------ Kenward-Roger
     def _kr_pieces(self, fit: _Fit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -5,8 +5,8 @@ feed lme4's theta, sigma and beta to :class:`DdfCalculator` and compare with lme
 ``contestMD``/``contest1D`` and pbkrtest's ``KRmodcomp``/``get_Lb_ddf``. lmerTest
 differentiates numerically (Richardson extrapolation, accurate to about 1e-7 relative), so
 Satterthwaite df agree to 1e-3 relative at worst; F and t are the same formula on the same
-numbers (1e-6). pbkrtest is exact algebra like ours (df within 1e-2 relative, F 1e-4 as the
-issue asks; in practice both agree to ~1e-8).
+numbers (1e-6). pbkrtest is exact algebra like ours: the issue asks for df within 1e-2
+relative and F within 1e-4; the test holds both to 1e-6 (observed: ~1e-13).
 
 The tests without R check the analytic derivatives against finite differences of a dense
 (n x n) implementation of the deviance and of vcov(beta), and the input errors.
@@ -15,6 +15,7 @@ The tests without R check the analytic derivatives against finite differences of
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -164,6 +165,12 @@ def reference(tmp_path_factory) -> dict:
     """lme4/lmerTest/pbkrtest results of every case, from one Rscript run."""
     rscript = shutil.which("Rscript")
     assert rscript is not None  # the r marker skips (or fails) before this without R
+    probe = subprocess.run([rscript, "--vanilla", "-e", "library(jsonlite)"], capture_output=True, timeout=120)
+    if probe.returncode != 0:  # jsonlite comes with lmerTest's dependencies on Debian, not everywhere
+        message = "the R package jsonlite is needed by tests/fit/lmm_ddf_reference.R"
+        if os.environ.get("GLMMSIM_REQUIRE_R") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     tmp = tmp_path_factory.mktemp("lmm_ddf")
     spec, responses = [], {}
     for name, case in CASES.items():
@@ -221,11 +228,12 @@ def test_kenward_roger_matches_pbkrtest(reference, name):
     for test in ref["tests"]:
         L = _contrast(test, ref["p"])
         F, ndf, ddf = calc.kenward_roger(ref["y"], ref["beta"], ref["theta"], ref["sigma"], True, L)
+        # the issue asks for 1e-2 (ddf) and 1e-4 (F); both sides are exact algebra (observed ~1e-13)
         assert ndf == test["kr_ndf"], test["name"]
-        assert F == pytest.approx(test["kr_F"], rel=1e-4), test["name"]
-        assert ddf == pytest.approx(test["kr_ddf"], rel=1e-2), test["name"]
+        assert F == pytest.approx(test["kr_F"], rel=1e-6), test["name"]
+        assert ddf == pytest.approx(test["kr_ddf"], rel=1e-6), test["name"]
         if test["m"] == 1:
-            assert ddf == pytest.approx(test["kr_lb_ddf"], rel=1e-2)
+            assert ddf == pytest.approx(test["kr_lb_ddf"], rel=1e-6)
 
 
 @pytest.mark.r

@@ -22,6 +22,10 @@ Usage::
 
     PYTHONPATH=src python benchmarks/bench_lmm_ddf.py                 # 10 replicates
     PYTHONPATH=src python benchmarks/bench_lmm_ddf.py --replicates 5 --no-r
+    PYTHONPATH=src python benchmarks/bench_lmm_ddf.py --no-scaling
+
+Then, without R, the same calls on the same 600 cells with 1, 10 and 84 trials per cell
+(1,200 to 100,800 rows): the cost per call should stay flat (only ``Z'y`` and ``X'y`` grow).
 """
 
 from __future__ import annotations
@@ -122,10 +126,37 @@ def best_of(fn, rounds: int) -> float:
     return min(times)
 
 
+def rows_scaling(rounds: int, trials: tuple[int, ...] = (1, 10, 84)) -> None:
+    """Cost per call as the design grows in rows only (trials per subject x item x cond cell)."""
+    theta = np.array([50 / 80, 0.3 * 20 / 80, np.sqrt(1 - 0.09) * 20 / 80, 30 / 80])
+    L = np.array([[0.0, 1.0]])
+    print("cost per call vs rows (same 30 x 20 x 2 cells, more trials per cell; generating parameters)")
+    print(f"  {'rows':>9s} {'design (ms)':>12s} {'Satterthwaite (ms)':>19s} {'Kenward-Roger (ms)':>19s}")
+    for reps in trials:
+        data = pd.concat([conditions()] * reps, ignore_index=True)
+        X, blocks = design(data)
+        t0 = time.perf_counter()
+        calc = DdfCalculator(X, blocks)
+        t_init = time.perf_counter() - t0
+        y = np.random.default_rng(reps).normal(600, 100, size=len(data))
+
+        def sat():
+            calc._last = None
+            calc.satterthwaite(y, theta, 80.0, True, L)
+
+        def kr():
+            calc._last = None
+            calc.kenward_roger(y, [600.0, 20.0], theta, 80.0, True, L)
+
+        print(f"  {len(data):9,d} {1e3 * t_init:12.1f} {1e3 * best_of(sat, rounds):19.3f} "
+              f"{1e3 * best_of(kr, rounds):19.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replicates", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5, help="timings per replicate (minimum kept)")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the 1,200 -> 100,800 rows scaling")
     parser.add_argument("--no-r", action="store_true",
                         help="skip R: time at the generating parameters and compare nothing")
     args = parser.parse_args()
@@ -190,6 +221,8 @@ def main() -> None:
         print(f"  R: lmerTest as_lmerModLmerTest + contest1D; pbkrtest KRmodcomp (timed inside R)")
         print(f"  largest relative difference: Satterthwaite {worst_sat:.1e}, Kenward-Roger {worst_kr:.1e}")
         assert worst_sat < 1e-3 and worst_kr < 1e-2
+    if not args.no_scaling:
+        rows_scaling(args.rounds)
 
 
 if __name__ == "__main__":

@@ -402,6 +402,13 @@ def test_one_row_F_is_t_squared_and_rank_deficient_rows_are_dropped():
     Fk, ndfk, _ = calc.kenward_roger(y, beta_hat, theta, 1.0, True, np.vstack([l, 2 * l]))
     Fk1, _, _ = calc.kenward_roger(y, beta_hat, theta, 1.0, True, l)
     assert ndfk == 1 and Fk == pytest.approx(Fk1, rel=1e-10)
+    m = np.array([0.0, 0.0, 1.0, -1.0])
+    for stacked in (np.vstack([l, 2 * l, m]), np.vstack([l + m, l, m])):  # rank 2, dependent rows first
+        assert calc.kenward_roger(y, beta_hat, theta, 1.0, True, stacked) == pytest.approx(
+            calc.kenward_roger(y, beta_hat, theta, 1.0, True, np.vstack([l, m])), rel=1e-9)
+        # lmerTest's F-test df depends on how L spans the space (eigenvectors of L C L'); F and ndf do not
+        assert calc.satterthwaite(y, theta, 1.0, True, stacked)[:2] == pytest.approx(
+            calc.satterthwaite(y, theta, 1.0, True, np.vstack([l, m]))[:2], rel=1e-9)
     # lmerTest: one zero row gives a NaN t on 1 df, several an empty table (rank 0)
     F0, ndf0, ddf0 = calc.satterthwaite(y, theta, 1.0, True, np.zeros(4))
     assert ndf0 == 1 and np.isnan(F0) and np.isnan(ddf0)

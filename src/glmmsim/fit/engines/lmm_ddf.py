@@ -559,8 +559,8 @@ def _full_rank_rows(L: np.ndarray) -> np.ndarray:
     rank = np.linalg.matrix_rank(L)
     if rank == L.shape[0]:
         return L
-    qmat, _ = np.linalg.qr(L.T)
-    return qmat[:, :rank].T
+    # the KR statistic and df depend on L only through its row space: any basis of it will do
+    return np.linalg.svd(L)[2][:rank]
 
 
 def _kr_adjust(L, phi, phi_a, P, W, beta) -> tuple[float, int, float]:

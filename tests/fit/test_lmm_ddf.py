@@ -74,7 +74,12 @@ _STD = dict(
 )
 _STD_TESTS = [_one("(Intercept)"), _one("condb"), _rows("joint", "(Intercept)", "condb")]
 _F3 = dict(fixed={"Intercept": 1.0, "f[T.b]": 0.3, "f[T.c]": -0.2}, sigma=1.0)
-_F_TESTS = [_rows("f", "fb", "fc"), {"name": "b-c", "rows": [{"fb": 1.0, "fc": -1.0}]}, _one("fb")]
+_F_TESTS = [
+    _rows("f", "fb", "fc"),
+    {"name": "b-c", "rows": [{"fb": 1.0, "fc": -1.0}]},
+    _one("fb"),
+    {"name": "redundant", "rows": [{"fb": 1.0}, {"fc": 1.0}, {"fb": 1.0, "fc": -1.0}]},  # rank 2
+]
 
 CASES = {
     "standard_reml": dict(**_STD, data=_crossed(), tests=_STD_TESTS),
@@ -218,6 +223,10 @@ def test_satterthwaite_matches_lmertest(reference, name):
         if test["m"] == 1:
             assert np.sqrt(F) == pytest.approx(abs(test["sat_t"]), rel=1e-6)
             assert ddf == pytest.approx(test["sat_df1"], rel=1e-3)
+            unit = np.flatnonzero(L[0])
+            if len(unit) == 1 and L[0, unit[0]] == 1.0:  # a coefficient's own t test
+                dfs = calc.satterthwaite_dfs(ref["y"], ref["theta"], ref["sigma"], ref["reml"])
+                assert dfs[unit[0]] == pytest.approx(test["sat_df1"], rel=1e-3)
 
 
 @pytest.mark.r

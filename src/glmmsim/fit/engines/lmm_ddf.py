@@ -117,7 +117,10 @@ class DdfCalculator:
     -----
     The interface is used by the ``lmm`` engine: ``satterthwaite(y, theta, sigma, reml, L)``
     and ``kenward_roger(y, beta, theta, sigma, reml, L)`` both return ``(F, ndf, ddf)``;
-    for one contrast row Satterthwaite's ``F`` is ``t^2``.  Kenward-Roger needs REML
+    for one contrast row Satterthwaite's ``F`` is ``t^2``.  ``satterthwaite_dfs(y, theta,
+    sigma, reml)`` gives every coefficient's t-test df in one call.  The last replicate's
+    factorization (and Satterthwaite's Hessian and Jacobian) is cached, so further contrasts
+    on the same ``(y, theta, sigma)`` cost little.  Kenward-Roger needs REML
     estimates (pbkrtest refits an ML model with REML): ``reml=False`` is refused.
     A single zero row gives ``(nan, 1, nan)`` (lmerTest's NaN t); several rows whose
     ``L C L'`` has rank 0 give ``(nan, 0, nan)`` (lmerTest's empty table).
@@ -446,6 +449,31 @@ class DdfCalculator:
         grads = np.einsum("ma,iab,mb->mi", rows, jac, rows)
         nus = 2 * vals[keep] ** 2 / np.einsum("mi,ij,mj->m", grads, cov, grads)
         return fstat, rank, _f_ddf(nus)
+
+    def satterthwaite_dfs(self, y, theta, sigma, reml: bool) -> np.ndarray:
+        """Satterthwaite df of every coefficient's t test at once (lmerTest's ``summary`` column).
+
+        Equal to ``satterthwaite(y, theta, sigma, reml, e_j)[2]`` for each unit row ``e_j``,
+        without a Python call per coefficient.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> g = np.repeat(np.arange(6), 4)
+        >>> X = np.column_stack([np.ones(24), np.tile([0.0, 1.0], 12)])
+        >>> y = np.sin(np.arange(24.0)) + g
+        >>> calc = DdfCalculator(X, [(np.ones(24), g, 6)])
+        >>> dfs = calc.satterthwaite_dfs(y, [1.5], 1.0, True)
+        >>> bool(np.isclose(dfs[1], calc.satterthwaite(y, [1.5], 1.0, True, [0, 1])[2]))
+        True
+        """
+        y, theta, sigma = self._y(y), self._theta(theta), self._sigma(sigma)
+        fit = self._fit(y, theta, sigma)
+        cov, jac = self._satterthwaite_parts(fit, theta, bool(reml))
+        var = sigma**2 * np.diag(fit.a_inv)
+        grads = np.diagonal(jac, axis1=1, axis2=2)  # (nvarpar, p): d var_j / d varpar_i
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 2 * var**2 / np.einsum("ij,ik,kj->j", grads, cov, grads)
 
     @staticmethod
     def _satterthwaite_1d(l, beta, vcov, cov, jac) -> tuple[float, int, float]:

@@ -481,3 +481,21 @@ def test_unused_levels_change_nothing():
     beta = np.zeros(4)
     assert b.kenward_roger(y, beta, theta, 1.0, True, L) == pytest.approx(
         a.kenward_roger(y, beta, theta, 1.0, True, L), rel=1e-10)
+
+
+def test_blas_threads_are_limited_during_a_call_and_restored_after():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    X, blocks, theta, y = _small_design(4)
+    calc = DdfCalculator(X, blocks)
+    before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    seen = []
+    original = calc._fit
+
+    def spy(*args):
+        seen.extend(lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas")
+        return original(*args)
+
+    calc._fit = spy
+    calc.kenward_roger(y, np.zeros(4), theta, 1.0, True, [0, 1, 0, 0])
+    assert seen and set(seen) == {1}
+    assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"] == before

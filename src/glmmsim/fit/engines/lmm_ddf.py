@@ -38,7 +38,9 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import functools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +57,33 @@ _HESSIAN_TOL = 1e-8
 _CONTRAST_EPS = float(np.sqrt(np.finfo(float).eps))
 # pbkrtest inverts the expected information only when its smallest |eigenvalue| exceeds this
 _KR_CONDITION = 1e-10
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries (numpy's and scipy's), or None without it."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional: without it calls run with the process's BLAS threads
+        return None
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Run the block with one BLAS thread.
+
+    The matrices here are q x q with q in the tens to hundreds: BLAS threads cannot speed
+    them up, and on a busy machine their synchronisation made a call 30-100x slower
+    (measured: Satterthwaite 40 ms instead of 1 ms with 2 OpenBLAS threads on a loaded 2-core
+    machine).  Parallelism belongs to the replicates.  The limit costs ~40 us and is lifted on exit.
+    """
+    controller = _blas_controller()
+    if controller is None:
+        yield
+        return
+    with controller.limit(limits=1, user_api="blas"):
+        yield
 
 
 @dataclass(frozen=True)
@@ -278,12 +307,27 @@ class DdfCalculator:
             out[block.rows] = _kron_apply(lam.T, rows[block.rows], block.k)
         return out
 
-    def _fit(self, y: np.ndarray, theta: np.ndarray, sigma: float) -> _Fit:
-        """Cholesky of the penalized system and [Z X y]'V^-1[Z X y] (cached for the last replicate)."""
+    def _cached(self, y: np.ndarray, theta: np.ndarray, sigma: float) -> tuple[tuple, _Fit | None]:
+        """The replicate's key (everything the tests depend on) and its cached fit, if it is the last one."""
         zxy = np.concatenate([self._z_t @ y, self._x.T @ y])
         key = (theta.tobytes(), sigma, zxy.tobytes(), float(y @ y))
         if self._last is not None and self._last[0] == key:
-            return self._last[1]
+            return key, self._last[1]
+        return key, None
+
+    def _blas_scope(self, y: np.ndarray, theta: np.ndarray, sigma: float, reml: bool | None):
+        """One BLAS thread unless the replicate's factorization (and Satterthwaite parts) are cached."""
+        _, fit = self._cached(y, theta, sigma)
+        if fit is not None and (reml is None or reml in fit.parts):
+            return contextlib.nullcontext()
+        return _one_blas_thread()
+
+    def _fit(self, y: np.ndarray, theta: np.ndarray, sigma: float) -> _Fit:
+        """Cholesky of the penalized system and [Z X y]'V^-1[Z X y] (cached for the last replicate)."""
+        key, fit = self._cached(y, theta, sigma)
+        if fit is not None:
+            return fit
+        zxy = np.frombuffer(key[2])
         q, p = self.q, self.p
         full = np.empty((q + p + 1, q + p + 1))
         full[: q + p, : q + p] = self._cross
@@ -429,8 +473,12 @@ class DdfCalculator:
         """
         y, theta, sigma = self._y(y), self._theta(theta), self._sigma(sigma)
         L = self._contrast(L)
+        with self._blas_scope(y, theta, sigma, bool(reml)):
+            return self._satterthwaite(y, theta, sigma, bool(reml), L)
+
+    def _satterthwaite(self, y, theta, sigma, reml, L) -> tuple[float, int, float]:
         fit = self._fit(y, theta, sigma)
-        cov, jac = self._satterthwaite_parts(fit, theta, bool(reml))
+        cov, jac = self._satterthwaite_parts(fit, theta, reml)
         vcov = sigma**2 * fit.a_inv
         beta = fit.beta
         if L.shape[0] == 1:
@@ -468,8 +516,9 @@ class DdfCalculator:
         True
         """
         y, theta, sigma = self._y(y), self._theta(theta), self._sigma(sigma)
-        fit = self._fit(y, theta, sigma)
-        cov, jac = self._satterthwaite_parts(fit, theta, bool(reml))
+        with self._blas_scope(y, theta, sigma, bool(reml)):
+            fit = self._fit(y, theta, sigma)
+            cov, jac = self._satterthwaite_parts(fit, theta, bool(reml))
         var = sigma**2 * np.diag(fit.a_inv)
         grads = np.diagonal(jac, axis1=1, axis2=2)  # (nvarpar, p): d var_j / d varpar_i
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -566,6 +615,10 @@ class DdfCalculator:
         if not reml:
             raise ParameterError("Kenward-Roger needs REML estimates (reml=True); refit the model with REML "
                                  "as pbkrtest does", parameter="reml")
+        with _one_blas_thread():
+            return self._kenward_roger(y, beta, theta, sigma, L)
+
+    def _kenward_roger(self, y, beta, theta, sigma, L) -> tuple[float, int, float]:
         fit = self._fit(y, theta, sigma)
         phi = sigma**2 * fit.a_inv
         P, Q, K = self._kr_pieces(fit)

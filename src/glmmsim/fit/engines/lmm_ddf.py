@@ -110,7 +110,7 @@ class _Fit:
 
     lams: list[np.ndarray]  # Lambda_t (k x k lower triangular) per block
     chol: np.ndarray  # lower Cholesky factor of Lambda'Z'Z Lambda + I
-    lam_t_k: np.ndarray  # Lambda' [Z X y]'[Z X y] restricted to the Z rows
+    solved: np.ndarray  # chol^-1 Lambda' [Z X y]'[Z X y] (Z rows), so gram = [Z X y]'[Z X y] - solved'solved
     gram: np.ndarray  # [Z X y]' V^-1 [Z X y]
     a_inv: np.ndarray  # (X'V^-1X)^-1
     beta: np.ndarray  # GLS estimate given theta
@@ -151,7 +151,8 @@ class DdfCalculator:
     factorization (and Satterthwaite's Hessian and Jacobian) is cached, so further contrasts
     on the same ``(y, theta, sigma)`` cost little.  Kenward-Roger needs REML
     estimates (pbkrtest refits an ML model with REML): ``reml=False`` is refused.
-    A single zero row gives ``(nan, 1, nan)`` (lmerTest's NaN t); several rows whose
+    The cache makes an instance unsafe to share between threads: use one per thread
+    (processes each build their own).  A single zero row gives ``(nan, 1, nan)`` (lmerTest's NaN t); several rows whose
     ``L C L'`` has rank 0 give ``(nan, 0, nan)`` (lmerTest's empty table).
 
     Examples
@@ -344,7 +345,7 @@ class DdfCalculator:
         a_inv = sla.cho_solve(sla.cho_factor(a, lower=True, check_finite=False), np.eye(p), check_finite=False)
         a_inv = (a_inv + a_inv.T) / 2
         beta = a_inv @ gram[q: q + p, -1]
-        fit = _Fit(lams=lams, chol=chol, lam_t_k=lam_t_k, gram=gram, a_inv=a_inv, beta=beta, sigma=sigma)
+        fit = _Fit(lams=lams, chol=chol, solved=f, gram=gram, a_inv=a_inv, beta=beta, sigma=sigma)
         self._last = (key, fit)
         return fit
 
@@ -540,7 +541,7 @@ class DdfCalculator:
         gram, chol = fit.gram, fit.chol
         x = slice(q, q + p)
         # V^-2 and V^-3 cross-products: V^-1 = I - Z T Z', T = Lambda C^-1 Lambda'
-        f = sla.solve_triangular(chol, fit.lam_t_k, lower=True, check_finite=False)
+        f = fit.solved
         h = sla.solve_triangular(chol, self._lam_t(fit.lams, gram[:q]), lower=True, check_finite=False)
         gram2 = gram - h.T @ f
         gram2 = (gram2 + gram2.T) / 2

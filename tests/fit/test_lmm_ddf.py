@@ -145,7 +145,8 @@ CASES = {
         fixed={"Intercept": 1.0, "cond[T.b]": 0.3},
         random={"subject": {"sd": {"Intercept": 0.5, "cond[T.b]": 0.3}, "corr": {("Intercept", "cond[T.b]"): 0.2}},
                 "item": 0.0},
-        sigma=1.0, data=_crossed(20, 10, seed=20), seed=21, tests=[_one("condb"), _rows("joint", "(Intercept)", "condb")],
+        sigma=1.0, data=_crossed(20, 10, seed=20), seed=21,
+        tests=[_one("condb"), _rows("joint", "(Intercept)", "condb")],
     ),
     "few_groups": dict(
         formula="y ~ x + (1 | subject)",

@@ -18,6 +18,11 @@ Everything is computed in the space of the ``q`` random effects: the cross-produ
 ``[Z X]'[Z X]`` are formed once per design and a call adds only ``[Z X]'y`` and ``y'y``,
 so its cost does not grow with the number of rows beyond that.
 
+Cost: flat in the number of rows, but dense in the number of random effects ``q``: O(q^3)
+time and O(q^2) memory per replicate (1 ms at q = 80, ~0.1 s at q = 620).  Designs with
+thousands of levels would need the block-diagonal first term kept structured (the matrix
+``Z'V^-1 Z`` is then block-diagonal plus low rank); that is not done here.
+
 Notation: ``V = I + Z Lambda Lambda' Z'`` is the marginal covariance relative to
 ``sigma^2``, ``A = X'V^-1 X``, ``P = V^-1 - V^-1 X A^-1 X'V^-1`` and, for a random
 effects block ``t`` with ``k`` coefficients and ``G`` levels, a ``k x k`` matrix ``S``

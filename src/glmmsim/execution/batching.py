@@ -26,6 +26,7 @@ from ..errors import ParameterError
 
 __all__ = ["batch_size", "batches", "DEFAULT_MIN_BATCH"]
 
+#: Fewest replicates in one task: smaller tasks would cost more in scheduling than in work.
 DEFAULT_MIN_BATCH = 50
 # a few tasks per worker, so a slow task at the end leaves little idle time
 _TASKS_PER_WORKER = 8

@@ -14,7 +14,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # document the sources beside this file, not an older install
-os.environ.setdefault("MPLBACKEND", "Agg")  # executed tutorials draw figures without a display
 
 import glmmsim  # noqa: E402  (after the path is set)
 

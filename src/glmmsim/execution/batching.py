@@ -50,7 +50,7 @@ def batch_size(total: int, workers: int, *, minimum: int = DEFAULT_MIN_BATCH) ->
 
 
 def batches(total: int, size: int) -> list[range]:
-    """The replicate numbers ``0 .. total-1`` in consecutive ranges of ``size``."""
+    """The replicate numbers 0 to ``total - 1`` in consecutive ranges of ``size``."""
     if size < 1:
         raise ParameterError(f"batch size must be >= 1; got {size}")
     return [range(start, min(start + size, total)) for start in range(0, total, size)]

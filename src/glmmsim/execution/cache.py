@@ -62,7 +62,7 @@ def worker_cache(key: Hashable, factory: Callable[[], T], *, maxsize: int = DEFA
 
 
 def clear_worker_cache(prefix: Hashable | None = None) -> None:
-    """Drop (and close) the cached entries of this process, or only those whose key starts with ``prefix``."""
+    """Drop (and close) this process's cached entries; only those whose key starts with ``prefix`` if given."""
     entries = _own_entries()
     for key in list(entries):
         if prefix is None or (isinstance(key, tuple) and key and key[0] == prefix):

@@ -65,7 +65,6 @@ def docs(session: nox.Session) -> None:
     for stale in ("docs/_build", "docs/reference/generated", "docs/jupyter_execute"):
         shutil.rmtree(stale, ignore_errors=True)
     session.run("sphinx-build", "-W", "--keep-going", "-n", "-b", "html", "docs", "docs/_build/html")
-    # every link of the site once more, by the link checker: pages, anchors and files; links to
-    # other sites are not fetched (conf.py: linkcheck_ignore). The tutorials ran above.
-    session.run("sphinx-build", "-W", "--keep-going", "-n", "-b", "linkcheck", "-D", "nb_execution_mode=off",
-                "docs", "docs/_build/linkcheck")
+    # every link between the site's pages, to a page and to an anchor in it (Sphinx's linkcheck
+    # fetches links to other sites, which CI cannot reach, and leaves the site's anchors unchecked)
+    session.run("python", "docs/_tools/check_links.py", "docs/_build/html")

@@ -196,3 +196,20 @@ def test_every_public_name_has_a_reference_page():
                 continue
             missing.append(full)
     assert not missing, f"public names without a reference page: {missing}"
+
+
+def test_the_site_link_checker_finds_missing_pages_and_anchors(tmp_path):
+    """docs/_tools/check_links.py, which nox -s docs runs on the built site."""
+    spec = importlib.util.spec_from_file_location("check_links", DOCS / "_tools" / "check_links.py")
+    check_links = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check_links)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "index.html").write_text(
+        '<a href="sub/page.html#there">ok</a> <a href="sub/page.html#gone">anchor</a> '
+        '<a href="missing.html">page</a> <a href="https://example.org/x">other site</a> <p id="top"></p>')
+    (tmp_path / "sub" / "page.html").write_text('<h1 id="there">t</h1><a href="../index.html#top">up</a>')
+    assert sorted(check_links.broken_links(tmp_path)) == [
+        "index.html: missing.html (no such file)",
+        "index.html: sub/page.html#gone (no such anchor)",
+    ]
+    assert check_links.main(["check_links", str(tmp_path)]) == 1

@@ -1,8 +1,11 @@
-"""Test sessions: the core on the newest numpy/pandas, the AutoRA layer with its extra, the main job.
+"""Test sessions: the core on the newest numpy/pandas, the AutoRA layer with its extra, the main job;
+and the documentation site (``nox -s docs``, not a default session: CI runs it after the tests).
 
 autora-core pins numpy < 2 and the autora extra pandas < 3, so the whole suite runs once on the
 newest numpy 2 / pandas 3 and once on numpy 1.x / pandas 2.x, the oldest line glmmsim supports.
 """
+
+import shutil
 
 import nox
 
@@ -48,3 +51,20 @@ def example(session: nox.Session) -> None:
     out = f"{session.create_tmp()}/stroop.csv"
     session.run("glmmsim", "simulate", "examples/stroop.yaml", "--out", out)
     session.run("glmmsim", "describe", "examples/stroop.yaml")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site: tutorials executed, warnings as errors, links inside the site checked.
+
+    Builds from scratch every time (no cached notebook outputs, no stale API pages), so a
+    broken example, a failing tutorial or a reference to a name without a page fails here.
+    The site is docs/_build/html/index.html.
+    """
+    session.install("-e", ".[docs,dask]")
+    for stale in ("docs/_build", "docs/reference/generated", "docs/jupyter_execute"):
+        shutil.rmtree(stale, ignore_errors=True)
+    session.run("sphinx-build", "-W", "--keep-going", "-n", "-b", "html", "docs", "docs/_build/html")
+    # every link between the site's pages, to a page and to an anchor in it (Sphinx's linkcheck
+    # fetches links to other sites, which CI cannot reach, and leaves the site's anchors unchecked)
+    session.run("python", "docs/_tools/check_links.py", "docs/_build/html")

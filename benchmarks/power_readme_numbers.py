@@ -1,8 +1,9 @@
-"""Regenerate the numbers of the README's "Power analysis" and "Parameter recovery" sections.
+"""Regenerate the power and recovery numbers the documentation shows for examples/power.yaml.
 
-Prints the outputs of the three commands the README shows (examples/power.yaml) and the
-common-random-numbers table (MC SE of the power differences between neighbouring points,
-with common and with independent seeds). Run it after a change to the draws and paste.
+Prints the outputs of the three commands shown in docs/tutorials/01-power-crossed-design.md,
+docs/howto/power-options.md and docs/explanation/validation.md (tests/test_docs.py checks them),
+and the common-random-numbers table of docs/explanation/keyed-randomness.md (MC SE of the
+power differences between neighbouring points, with common and with independent seeds). Run it after a change to the draws and paste.
 
     python benchmarks/power_readme_numbers.py            # ~2-4 min of CPU
 """

@@ -21,6 +21,8 @@ import numpy as np
 
 from .errors import InputTypeError
 
+#: What every ``seed=`` argument accepts: None (fresh entropy), an int, a SeedSequence, a
+#: Generator (used once, to draw a key) or a :class:`SeedTree` node.
 SeedLike = Union[None, int, np.integer, np.random.SeedSequence, np.random.Generator, "SeedTree"]
 
 __all__ = ["SeedLike", "SeedTree", "ReplicateSeeds", "as_generator", "as_seed_sequence", "derive_key", "seed_key"]

@@ -26,6 +26,7 @@ from ..errors import ParameterError
 
 __all__ = ["batch_size", "batches", "DEFAULT_MIN_BATCH"]
 
+#: Fewest replicates in one task: smaller tasks would cost more in scheduling than in work.
 DEFAULT_MIN_BATCH = 50
 # a few tasks per worker, so a slow task at the end leaves little idle time
 _TASKS_PER_WORKER = 8
@@ -49,7 +50,7 @@ def batch_size(total: int, workers: int, *, minimum: int = DEFAULT_MIN_BATCH) ->
 
 
 def batches(total: int, size: int) -> list[range]:
-    """The replicate numbers ``0 .. total-1`` in consecutive ranges of ``size``."""
+    """The replicate numbers 0 to ``total - 1`` in consecutive ranges of ``size``."""
     if size < 1:
         raise ParameterError(f"batch size must be >= 1; got {size}")
     return [range(start, min(start + size, total)) for start in range(0, total, size)]

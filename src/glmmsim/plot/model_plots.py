@@ -41,6 +41,7 @@ from ..seeding import SeedLike, as_generator
 
 __all__ = ["plot_model", "resolve_kind", "spaghetti", "interaction", "caterpillar", "pairs", "PLOT_KINDS"]
 
+#: The plot kinds ``plot_model(kind=...)`` and ``glmmsim plot --kind`` accept.
 PLOT_KINDS = ("spaghetti", "interaction", "caterpillar", "pairs")
 
 #: Resolution of every figure (``savefig`` uses it unless given ``dpi=``): sharp in print.

@@ -20,7 +20,7 @@ _SCRIPT = """
 (function () {
   let last = {errors: {}, notes: {}};
   function apply() {
-    document.querySelectorAll('.field-error').forEach(function (el) {
+    document.querySelectorAll('.field-error[data-for]').forEach(function (el) {
       const e = last.errors[el.dataset.for];
       el.textContent = e ? e.message : '';
       const path = el.nextElementSibling && el.nextElementSibling.classList.contains('field-path') ? el.nextElementSibling : null;
@@ -28,7 +28,7 @@ _SCRIPT = """
       const input = document.getElementById(el.dataset.for);
       if (input) { input.classList.toggle('is-invalid', !!e); }
     });
-    document.querySelectorAll('.field-note').forEach(function (el) {
+    document.querySelectorAll('.field-note[data-for]').forEach(function (el) {
       el.textContent = last.notes[el.dataset.for] || '';
     });
   }
@@ -43,6 +43,7 @@ _STYLE = """
 .field-error { color: #b00020; font-size: 0.85em; white-space: pre-wrap; }
 .field-path { color: #666; font-size: 0.75em; font-family: monospace; }
 .field-note { color: #1b5e20; font-size: 0.8em; }
+.run-message { color: #b00020; }
 .param-group h6 { margin-top: 0.6em; }
 .run-progress progress { width: 100%; height: 1.2em; }
 pre.prereg { font-size: 0.78em; white-space: pre-wrap; }

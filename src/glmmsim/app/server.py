@@ -375,7 +375,7 @@ def server(input: Inputs, output: Outputs, session: Session) -> None:
         if snap.get("estimate"):
             parts.append(ui.div(snap["estimate"], id="run_estimate", class_="small"))
         if snap.get("message"):
-            parts.append(ui.div(snap["message"], id="run_message", class_="field-error"))
+            parts.append(ui.div(snap["message"], id="run_message", class_="run-message"))
         return ui.div(*parts)
 
     def _current_table() -> tuple[pd.DataFrame, list[str], list[str], float, float] | None:

@@ -174,13 +174,22 @@ def start_pool(workers: int) -> cf.ProcessPoolExecutor:
     """Worker processes from a fork server that imported glmmsim's studies once.
 
     Forking the page's process itself would copy a process with running threads (the web
-    server's); a fork server is a clean, single-threaded parent.
+    server's); a fork server is a clean, single-threaded parent. The workers run at a lower
+    priority (nice 10) than the page.
     """
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:
         ctx.set_forkserver_preload(["glmmsim.analysis", "glmmsim.fit"])
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_yield_to_the_page)
+
+
+def _yield_to_the_page() -> None:
+    """Workers run at a lower priority, so that on a busy core the page's clicks are served first."""
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):  # pragma: no cover - a platform without nice
+        pass
 
 
 def along_columns(paths: Sequence[str]) -> dict[str, str]:

@@ -86,6 +86,7 @@ def server(input: Inputs, output: Outputs, session: Session) -> None:
     import_error = reactive.value(None)
     state_v: reactive.Value[RunState | None] = reactive.value(None)
     snap_v: reactive.Value[dict | None] = reactive.value(None)
+    rows_v: reactive.Value[list] = reactive.value([])  # finished points: the curve redraws once a point
     outcome_v: reactive.Value[RunOutcome | None] = reactive.value(None)
     run_error = reactive.value(None)
     ran_spec_v: reactive.Value[dict | None] = reactive.value(None)
@@ -324,6 +325,7 @@ def server(input: Inputs, output: Outputs, session: Session) -> None:
             old.cancel()
         state_v.set(state)
         outcome_v.set(None)
+        rows_v.set([])
         ran_spec_v.set(spec)
         snap_v.set(state.snapshot())
         run_task(path, settings, state)
@@ -345,6 +347,9 @@ def server(input: Inputs, output: Outputs, session: Session) -> None:
             old = snap_v.get()
         if old is None or old.get("version") != snap["version"] or old.get("status") != snap["status"]:
             snap_v.set(snap)
+        with reactive.isolate():
+            if len(rows_v.get()) != len(snap["rows"]):
+                rows_v.set(snap["rows"])
         if snap["status"] in ("starting", "running"):
             reactive.invalidate_later(0.25)
         elif snap["outcome"] is not None:
@@ -390,8 +395,7 @@ def server(input: Inputs, output: Outputs, session: Session) -> None:
         columns = list(along_columns(along).values())
         if outcome is not None:
             return outcome.table, outcome.along, outcome.tests, outcome.target, float(settings["alpha"])
-        snap = snap_v()
-        rows = snap["rows"] if snap else []
+        rows = rows_v()
         if not rows:
             return None
         tests = settings["test"] if isinstance(settings["test"], list) else [settings["test"]]

@@ -129,6 +129,7 @@ def test_bad_inputs_are_shown_beside_their_fields(page, tmp_path, shots):
     settle(page)
     assert "never closed" in field_error(page, "formula")
     assert field_path(page, "formula") == "path: formula"
+    page.locator(".accordion-item").first.screenshot(path=str(shots / "formula_error.png"))
     page.fill("#formula", FORMULA)
     settle(page)
     assert field_error(page, "formula") == ""
@@ -159,7 +160,7 @@ def test_bad_inputs_are_shown_beside_their_fields(page, tmp_path, shots):
     set_text(page, "subjects", "100000")
     set_text(page, "items", "10000")
     assert "the limit is 20,000,000 rows" in field_error(page, "subjects")
-    page.screenshot(path=str(shots / "errors.png"), full_page=False)
+    page.locator(".accordion-item").nth(1).screenshot(path=str(shots / "errors.png"))
     set_text(page, "subjects", "30")
     set_text(page, "items", "20")
     assert field_error(page, "subjects") == ""

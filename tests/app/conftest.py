@@ -81,7 +81,7 @@ def app_url(browser_ready):
 
 
 @pytest.fixture(scope="session")
-def browser(browser_ready):
+def chromium_browser(browser_ready):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -91,8 +91,8 @@ def browser(browser_ready):
 
 
 @pytest.fixture
-def page(browser, app_url):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+def planner(chromium_browser, app_url):
+    context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     pg.goto(app_url[0])

@@ -67,7 +67,8 @@ def download(page, button: str, path) -> str:
     return path
 
 
-def test_curve_equals_the_command_on_the_exported_spec_and_the_spec_reimports(page, tmp_path, shots):
+def test_curve_equals_the_command_on_the_exported_spec_and_the_spec_reimports(planner, tmp_path, shots):
+    page = planner
     fill_model(page)
     # the boxes are the model's own parameters, named as lme4 names them
     labels = page.locator("#param_inputs label").all_inner_texts()
@@ -123,7 +124,8 @@ def test_curve_equals_the_command_on_the_exported_spec_and_the_spec_reimports(pa
     assert page.input_value("#formula") == FORMULA
 
 
-def test_bad_inputs_are_shown_beside_their_fields(page, tmp_path, shots):
+def test_bad_inputs_are_shown_beside_their_fields(planner, tmp_path, shots):
+    page = planner
     # a bad formula: glmmsim's own message, as you type, with its path
     page.fill("#formula", "rt ~ cond + (1 + cond | subject")
     settle(page)
@@ -193,7 +195,8 @@ def test_bad_inputs_are_shown_beside_their_fields(page, tmp_path, shots):
     assert "96 rows" in page.inner_text("#design_summary")
 
 
-def test_cancel_stops_the_run_and_two_tabs_run_at_once(page, browser, app_url):
+def test_cancel_stops_the_run_and_two_tabs_run_at_once(planner, chromium_browser, app_url):
+    page = planner
     set_text(page, "nsim", "3000")
     set_text(page, "values1", "20, 30, 40, 50, 60")
     page.click("#run")
@@ -201,7 +204,7 @@ def test_cancel_stops_the_run_and_two_tabs_run_at_once(page, browser, app_url):
                            timeout=120_000)
 
     # a second tab runs a small study to the end while the first is still running
-    other = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+    other = chromium_browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
     other.set_default_timeout(120_000)
     other.goto(app_url[0])
     other.wait_for_selector("#param_inputs input")

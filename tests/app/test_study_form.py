@@ -142,3 +142,30 @@ def test_cli_app_command_help(capsys):
     assert main(["app", "--help"]) == 0
     assert "--no-browser" in capsys.readouterr().out
     assert main(["app", "--port", "0"]) == 2
+
+
+def test_nested_design_and_trial_list_run_like_the_command(tmp_path):
+    nested_form = {**example_form(), "design_type": "nested", "units": "school: 6; class: 2; pupil: 5",
+                   "unit_between": "school: treatment = control, program", "within": "",
+                   "formula": "y ~ treatment + (1 | school/class)", "test": "treatmentprogram",
+                   "along1": "design.repetitions", "values1": "1, 2", "nsim": "8",
+                   "params": {"fixed||Intercept": "0", "fixed||treatmentprogram": "0.3",
+                              "sd|school|(Intercept)": "0.5", "sd|school:class|(Intercept)": "0.3",
+                              "family||sigma": "1"}}
+    checked = check_form(nested_form)
+    assert checked.errors == {}
+    assert list(checked.spec["design"]["levels"]) == ["school", "class", "pupil"]  # outermost first
+    assert len(checked.conditions) == 60
+    # a trial list: the spec names it, the run reads it beside the spec, as the command does
+    trials = pd.DataFrame({"subject": [f"s{i}" for i in range(10) for _ in range(6)],
+                           "item": [f"i{j}" for _ in range(10) for j in range(6)], "cond": ["a", "b"] * 30})
+    trials.to_csv(tmp_path / "trials.csv", index=False)
+    file_form = {**example_form(), "design_type": "file", "trials_file": True, "trials_name": "trials.csv",
+                 "along1": "", "nsim": "6"}
+    spec = check_form(file_form, trials).spec
+    assert spec["design"] == {"type": "file", "path": "trials.csv"}
+    (tmp_path / "study.yaml").write_text(spec_yaml(spec))
+    out = run_power(str(tmp_path / "study.yaml"), spec["power"], RunState(total=6))
+    direct = glmmsim.power(glmmsim.study.load_spec(str(tmp_path / "study.yaml")).model, trials, test="condb",
+                           nsim=6, seed=1, progress=False)
+    pd.testing.assert_frame_equal(out.table, direct.table.reset_index())

@@ -268,9 +268,9 @@ def _table(rows: list[dict], along: list[str], several: bool) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=[*along, *(["test"] if several else []), *TABLE_COLUMNS])
     table = pd.DataFrame(rows)
-    if along:
+    if along:  # as PowerCurve.table; one design keeps PowerResult.table as the command writes it
         table = table[[*along, *(["test"] if several else []), *TABLE_COLUMNS]]
-    table["nsim"] = table["nsim"].astype(int)
+        table["nsim"] = table["nsim"].astype(int)
     return table
 
 

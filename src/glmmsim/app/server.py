@@ -33,6 +33,8 @@ from .study_form import (
     FieldError,
     along_choices,
     check_form,
+    is_label_column,
+    param_text,
     spec_to_form,
 )
 
@@ -54,19 +56,6 @@ def _value(input: Inputs, name: str, default: Any = "") -> Any:
         return input[name]() if name in input else default
     except Exception:  # noqa: BLE001 - an input not yet sent by the browser
         return default
-
-
-def _param_value(slot: Slot, store: dict[str, str]) -> str:
-    """The stored text of a slot, accepting the other spelling of its names (``Intercept``)."""
-    if slot.key in store:
-        return store[slot.key]
-    for key, text in store.items():
-        kind, factor, *names = key.split("|")
-        if kind == slot.kind and factor == slot.factor and len(names) == len(slot.names) and all(
-                slot.matches(n) or n in s or s in n and n.strip("()") == s.strip("()")
-                for n, s in zip(names, slot.names)):
-            return text
-    return ""
 
 
 def server(input: Inputs, output: Outputs, session: Session) -> None:
@@ -174,7 +163,7 @@ def server(input: Inputs, output: Outputs, session: Session) -> None:
                 groups.append(ui.h6(head))
                 last = head
             with reactive.isolate():
-                value = _param_value(slot, store)
+                value = param_text(slot, store)
             rendered[slot.key] = value
             store[slot.key] = value
             label = slot.label + (f" ({slot.meaning})" if slot.meaning else "")
@@ -214,7 +203,10 @@ def server(input: Inputs, output: Outputs, session: Session) -> None:
         data = c.conditions
         if data is None or any(f in c.errors for f in DESIGN_FIELDS):
             return ui.p("Design: fix the fields marked in red.", class_="small text-muted")
-        return ui.div(ui.tags.b("Design: "), describe_design(data), class_="small")
+        units = [c for s in c.slots if s.kind == "sd" for c in s.factor.split(":")]
+        units += [str(form().get(f) or "") for f in ("subject_name", "item_name")]
+        return ui.div(ui.tags.b("Design: "), describe_design(data, [u for u in dict.fromkeys(units) if u in data]),
+                      class_="small", id="design_summary_text")
 
     # ------------------------------------------------------------------ uploads
     @reactive.effect
@@ -549,19 +541,16 @@ def _point_labels(outcome: RunOutcome) -> list[str]:
     return [", ".join(f"{n} = {row[n]}" for n in outcome.along) for _, row in rows.iterrows()][: len(outcome.results)]
 
 
-def describe_design(data: pd.DataFrame) -> str:
-    """One line about a design: rows, units, factor levels, balance.
+def describe_design(data: pd.DataFrame, units: list[str]) -> str:
+    """One line about a design: rows, the units' counts, factor levels, balance.
 
     Examples
     --------
     >>> from glmmsim.design import crossed
-    >>> describe_design(crossed(4, 3, within={"cond": ["a", "b"]}))
+    >>> describe_design(crossed(4, 3, within={"cond": ["a", "b"]}), ["subject", "item"])
     '24 rows; subject: 4, item: 3; cond: a, b; balanced (6 rows per subject)'
     """
-    units = [c for c in data.columns if isinstance(data[c].dtype, pd.CategoricalDtype)
-             and data[c].nunique() > 8 or c in ("subject", "item")]
-    factors = [c for c in data.columns if c not in units and (data[c].dtype == object or isinstance(
-        data[c].dtype, pd.CategoricalDtype)) and data[c].nunique() <= 12]
+    factors = [c for c in data.columns if c not in units and is_label_column(data[c]) and data[c].nunique() <= 12]
     parts = [f"{len(data):,} rows"]
     if units:
         parts.append(", ".join(f"{u}: {data[u].nunique():,}" for u in units))

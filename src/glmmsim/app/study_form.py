@@ -55,7 +55,7 @@ from ..model.parameters import check_number
 from .parameters import Slot, model_slots, slot_for_error
 
 __all__ = ["FieldError", "Checked", "form_to_spec", "check_form", "spec_to_form", "example_form", "along_choices",
-           "parse_factors", "parse_values", "MAX_POINTS", "MAX_NSIM", "DESIGN_FIELDS", "ANALYSIS_FIELDS"]
+           "parse_factors", "parse_values", "param_text", "MAX_POINTS", "MAX_NSIM", "DESIGN_FIELDS", "ANALYSIS_FIELDS"]
 
 #: Most design points one run may have (a grid of two lists counts their product).
 MAX_POINTS = 50
@@ -260,6 +260,24 @@ def _entry(text: str) -> tuple[str, float] | None:
     return kind, float(match.group(2))
 
 
+def param_text(slot: Slot, params: Mapping[str, str]) -> str:
+    """The text typed for a slot, found under either spelling of its names (``Intercept``, ``cond[T.b]``).
+
+    Examples
+    --------
+    >>> param_text(Slot("fixed", "", ("(Intercept)",), ("Intercept",)), {"fixed||Intercept": "600"})
+    '600'
+    """
+    if slot.key in params:
+        return params[slot.key]
+    for key, text in params.items():
+        kind, factor, *names = key.split("|")
+        if kind == slot.kind and factor == slot.factor and len(names) == len(slot.names) and all(
+                Slot(kind, factor, (n,)).matches(s) or slot.matches(n) for n, s in zip(names, slot.names)):
+            return text
+    return ""
+
+
 def _convert(slots: list[Slot], texts: Mapping[str, str], family: str, total_sd: str,
              errors: dict[str, FieldError]) -> dict[str, float]:
     """Slot key -> value in model units; effect sizes go through glmmsim's helpers."""
@@ -276,10 +294,10 @@ def _convert(slots: list[Slot], texts: Mapping[str, str], family: str, total_sd:
     for slot in slots:
         field = slot.input_id
         try:
-            entry = _entry(texts.get(slot.key, ""))
+            entry = _entry(param_text(slot, texts))
         except ValueError:
             errors[field] = FieldError(field, f"{slot.label}: expected a number, or d=, OR=, share=, icc= and a "
-                                              f"number; got {texts.get(slot.key)!r}", (slot.kind, *slot.names))
+                                              f"number; got {param_text(slot, texts)!r}", (slot.kind, *slot.names))
             continue
         if entry is None:
             continue
@@ -466,8 +484,7 @@ def check_form(form: Mapping[str, Any], trials: pd.DataFrame | None = None, *, w
     link = form.get("link") or None
     slots: list[Slot] = []
     if kind == "file" and trials is not None:
-        levels = {c: [str(v) for v in pd.unique(trials[c].dropna())] for c in trials.columns
-                  if trials[c].dtype == object and trials[c].nunique() <= 50}
+        levels = _trial_levels(trials, form.get("formula", ""))
     try:
         slots = model_slots(form.get("formula", ""), family, link, levels)
     except GlmmsimError as exc:
@@ -530,6 +547,25 @@ def check_form(form: Mapping[str, Any], trials: pd.DataFrame | None = None, *, w
     if not errors:
         spec = {"model": model_spec, "design": design_spec, "seeds": seeds, "power": power_spec}
     return Checked(spec, slots, errors, conditions, {k: v for k, v in values.items()})
+
+
+def _trial_levels(trials: pd.DataFrame, formula: str) -> dict[str, list]:
+    """Levels of a trial list's text columns, in order of appearance, leaving out the grouping factors."""
+    from ..model.formula import parse_formula
+    from ..model.terms import expand_bars
+
+    try:
+        grouping = {c for t in expand_bars(parse_formula(formula).bars) for c in t.columns}
+    except GlmmsimError:
+        grouping = set()
+    return {c: list(pd.unique(trials[c].dropna())) for c in trials.columns
+            if c not in grouping and is_label_column(trials[c]) and trials[c].nunique() <= 50}
+
+
+def is_label_column(series: pd.Series) -> bool:
+    """Text, categorical or boolean values: a column of levels rather than of numbers."""
+    return (isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(series.dtype)
+            or pd.api.types.is_bool_dtype(series.dtype))
 
 
 def _used_levels(formula: str, levels: Mapping[str, list]) -> dict[str, list]:

@@ -128,9 +128,9 @@ def _analysis_panel(form: dict) -> ui.Tag:
         ui.div(ui.input_selectize("test", "Test(s)", {form["test"]: form["test"]}, selected=form["test"],
                                   multiple=True), *field_messages("test")),
         ui.layout_columns(
-            ui.input_select("method", "Method", {"auto": "auto", "satterthwaite": "Satterthwaite t", "kr":
-                                                 "Kenward-Roger t (lme4)", "z": "Wald z", "lrt": "likelihood ratio"},
-                            selected=form["method"]),
+            ui.div(ui.input_select("method", "Method", {"auto": "auto", "satterthwaite": "Satterthwaite t", "kr":
+                                                        "Kenward-Roger t (lme4)", "z": "Wald z", "lrt": "likelihood ratio"},
+                                   selected=form["method"]), *field_messages("method")),
             ui.input_select("engine", "Engine", {"glmm": "glmm (fast)", "lme4": "lme4 (R)"}, selected=form["engine"]),
         ),
         ui.layout_columns(_text("alpha", "Alpha", form["alpha"]), _text("nsim", "Replicates per point", form["nsim"]),

@@ -41,6 +41,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from ..analysis.hypotheses import choose_method
 from ..analysis.effect_sizes import (
     coefficient_from_d,
     coefficient_from_odds_ratio,
@@ -612,6 +613,11 @@ def _analysis(form: Mapping[str, Any], conditions: pd.DataFrame | None, errors: 
     out["test"] = tests[0] if len(tests) == 1 else tests
     out["nsim"] = guarded("nsim", _whole, form.get("nsim"), "nsim", 1, MAX_NSIM)
     out["method"] = form.get("method") or "auto"
+    try:  # the method glmmsim would choose or refuse for this family and engine (kr needs lme4)
+        choose_method(out["method"], 1, family=form.get("family") or "gaussian",
+                      link=form.get("link") or "identity", engine=form.get("engine") or "glmm")
+    except GlmmsimError as exc:
+        errors["method"] = FieldError.of("method", exc)
     out["alpha"] = guarded("alpha", _fraction, form.get("alpha"), "alpha")
     out["target"] = guarded("target", _fraction, form.get("target"), "target", 1.0 + 1e-12)
     out["seed"] = guarded("seed", _whole, form.get("seed"), "seed", 0)

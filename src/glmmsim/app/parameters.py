@@ -201,8 +201,9 @@ def slot_for_error(exc: GlmmsimError, slots: Sequence[Slot]) -> Slot | None:
     if head in ("sigma", "dispersion"):
         name = head if head == "sigma" else (path[1] if len(path) > 1 else exc.parameter)
         return next((s for s in slots if s.kind == "family" and s.names[0] == name), None)
-    if head == "random" and len(path) > 1:
-        factor = str(path[1])
+    factor_key = path[1] if len(path) > 1 else getattr(exc, "key", None)  # "no spec for factor 'g'" names it in key
+    if head == "random" and factor_key is not None:
+        factor = str(factor_key)
         kind = "corr" if "corr" in path[2:] else "sd"
         candidates = [s for s in slots if s.factor == factor and s.kind in ("sd", "corr")]
         if coefficient:

@@ -86,8 +86,7 @@ def server(input: Inputs, output: Outputs, session: Session) -> None:
         return pool_holder["pool"]
 
     def ended() -> None:
-        state = state_v._value if hasattr(state_v, "_value") else None
-        if isinstance(state, RunState):
+        for state in pool_holder.get("states", []):
             state.cancel()
         if "pool" in pool_holder:
             pool_holder["pool"].shutdown(wait=False, cancel_futures=True)
@@ -167,7 +166,8 @@ def server(input: Inputs, output: Outputs, session: Session) -> None:
             rendered[slot.key] = value
             store[slot.key] = value
             label = slot.label + (f" ({slot.meaning})" if slot.meaning else "")
-            groups.append(ui.div(ui.input_text(slot.input_id, label, value, width="100%"),
+            hint = "0 when empty (uncorrelated)" if slot.kind == "corr" else None
+            groups.append(ui.div(ui.input_text(slot.input_id, label, value, width="100%", placeholder=hint),
                                  *field_messages(slot.input_id)))
         return ui.div(*groups, class_="param-group")
 
@@ -312,6 +312,7 @@ def server(input: Inputs, output: Outputs, session: Session) -> None:
         settings = spec["power"]
         points = len(curve_points(settings.get("along") or {}))
         state = RunState(total=int(settings["nsim"]) * points)
+        pool_holder.setdefault("states", []).append(state)  # cancelled when the tab closes
         old = state_v.get()
         if old is not None:
             old.cancel()

@@ -632,7 +632,7 @@ def _analysis(form: Mapping[str, Any], conditions: pd.DataFrame | None, errors: 
             errors[f"along{n}"] = FieldError(f"along{n}", f"{path} is varied twice", (f"along{n}",))
             continue
         values = guarded(f"values{n}", parse_values, form.get(f"values{n}", ""), f"values{n}")
-        if values is not None:
+        if values is not None and guarded(f"values{n}", _check_along_values, path, values, f"values{n}"):
             along[path] = values
     if along:
         points = math.prod(len(v) for v in along.values())
@@ -662,6 +662,16 @@ def _analysis(form: Mapping[str, Any], conditions: pd.DataFrame | None, errors: 
         except GlmmsimError as exc:
             errors["nsim"] = FieldError.of("nsim", exc)
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _check_along_values(path: str, values: list, field: str) -> bool:
+    """Sizes are whole numbers >= 1, effects are numbers: checked before a run, not at its third point."""
+    for value in values:
+        if path.startswith("design."):
+            _whole(value, f"{field} ({path})")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ParameterError(f"{field} ({path}): {value!r} is not a number", parameter=field)
+    return True
 
 
 def form_to_spec(form: Mapping[str, Any], trials: pd.DataFrame | None = None) -> tuple[dict | None, dict[str, FieldError]]:

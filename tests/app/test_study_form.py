@@ -3,11 +3,11 @@ errors placed by their attributes, exports, and runs equal to glmmsim.power_curv
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pandas as pd
 import pytest
-import yaml
 
 import glmmsim
 from glmmsim.app.exports import curve_figure, figure_bytes, python_script, spec_yaml
@@ -169,3 +169,9 @@ def test_nested_design_and_trial_list_run_like_the_command(tmp_path):
     direct = glmmsim.power(glmmsim.study.load_spec(str(tmp_path / "study.yaml")).model, trials, test="condb",
                            nsim=6, seed=1, progress=False)
     pd.testing.assert_frame_equal(out.table, direct.table.reset_index())
+
+
+def test_app_command_without_the_extra_says_how_to_install_it(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "shiny", None)  # import shiny raises ImportError
+    assert main(["app", "--no-browser"]) == 1
+    assert "pip install 'glmmsim[app]'" in capsys.readouterr().err

@@ -274,11 +274,6 @@ def _table(rows: list[dict], along: list[str], several: bool) -> pd.DataFrame:
     return table
 
 
-def default_workers() -> int:
-    """One worker process: the page's own process stays free for clicks."""
-    return 1 if (os.cpu_count() or 1) < 2 else 1
-
-
 def eta(state: Mapping[str, Any]) -> str:
     """Time left, from the pace so far (empty before the first batch)."""
     done, total, elapsed = state["done"], state["total"], state["elapsed"]

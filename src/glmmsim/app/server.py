@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from typing import Any
 
 import pandas as pd
@@ -33,6 +34,7 @@ from .study_form import (
     FieldError,
     along_choices,
     check_form,
+    example_form,
     is_label_column,
     param_text,
     spec_to_form,
@@ -62,11 +64,8 @@ def server(input: Inputs, output: Outputs, session: Session) -> None:
     """The Shiny server function of the planner."""
     workdir = tempfile.mkdtemp(prefix="glmmsim-app-")
     pool_holder: dict[str, Any] = {}
-    store: dict[str, str] = {}  # slot key -> text, what the parameter boxes hold
+    store: dict[str, str] = dict(example_form()["params"])  # slot key -> text, what the parameter boxes hold
     rendered: dict[str, str] = {}  # slot key -> text the box was last drawn with
-    from .study_form import example_form
-
-    store.update(example_form()["params"])
     slots_v: reactive.Value[list[Slot]] = reactive.value([])
     params_version = reactive.value(0)
     trials_v: reactive.Value[pd.DataFrame | None] = reactive.value(None)
@@ -288,7 +287,7 @@ def server(input: Inputs, output: Outputs, session: Session) -> None:
                 pool_holder.pop("pool", None)
                 state.update(status="error", message=f"the run stopped: {type(exc).__name__}: {exc}")
                 return None
-            state.update(status="cancelled" if out.cancelled else "done", outcome=out, finished=_now())
+            state.update(status="cancelled" if out.cancelled else "done", outcome=out, finished=time.monotonic())
             return out
 
         return await asyncio.to_thread(work)
@@ -527,12 +526,6 @@ def _drop(path: str) -> None:
         os.remove(path)
     except OSError:
         pass
-
-
-def _now() -> float:
-    import time
-
-    return time.monotonic()
 
 
 def _point_labels(outcome: RunOutcome) -> list[str]:

@@ -13,7 +13,7 @@ import glmmsim
 from glmmsim.app.exports import curve_figure, figure_bytes, python_script, spec_yaml
 from glmmsim.app.parameters import model_slots
 from glmmsim.app.runner import RunState, along_columns, curve_points, run_power, start_pool
-from glmmsim.app.study_form import check_form, example_form, spec_to_form
+from glmmsim.app.study_form import along_choices, check_form, example_form, spec_to_form
 from glmmsim.cli import main
 from glmmsim.study import parse_spec
 
@@ -156,6 +156,11 @@ def test_nested_design_and_trial_list_run_like_the_command(tmp_path):
     assert checked.errors == {}
     assert list(checked.spec["design"]["levels"]) == ["school", "class", "pupil"]  # outermost first
     assert len(checked.conditions) == 60
+    # a curve along the count of schools, and the spec back into the form
+    along_schools = {**nested_form, "along1": "design.levels.school", "values1": "6, 12"}
+    checked = check_form(along_schools)
+    assert "design.levels.school" in along_choices(checked.slots, "nested", along_schools["units"])
+    assert check_form(spec_to_form(spec_yaml(checked.spec))).spec == checked.spec
     # a trial list: the spec names it, the run reads it beside the spec, as the command does
     trials = pd.DataFrame({"subject": [f"s{i}" for i in range(10) for _ in range(6)],
                            "item": [f"i{j}" for _ in range(10) for j in range(6)], "cond": ["a", "b"] * 30})

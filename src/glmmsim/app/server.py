@@ -192,7 +192,9 @@ def server(input: Inputs, output: Outputs, session: Session) -> None:
             return
         keep = [t for t in current_tests if t in coefs]
         ui.update_selectize("test", choices=coefs, selected=keep or coefs[:1])
-        along = along_choices(slots, kind)
+        with reactive.isolate():
+            units = _value(input, "units")
+        along = along_choices(slots, kind, units)
         ui.update_select("along1", choices={"": "nothing (one design)", **along}, selected=a1 if a1 in along else "")
         ui.update_select("along2", choices={"": "nothing", **along}, selected=a2 if a2 in along else "")
 

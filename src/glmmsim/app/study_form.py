@@ -585,11 +585,19 @@ def _model_error(exc: GlmmsimError, slots: list[Slot], errors: dict[str, FieldEr
     errors.setdefault(field, FieldError.of(field, exc))
 
 
-def along_choices(slots: list[Slot], design_type: str) -> dict[str, str]:
-    """What a curve may vary: spec path -> label (the design's sizes, then each fixed effect)."""
+def along_choices(slots: list[Slot], design_type: str, units: str = "") -> dict[str, str]:
+    """What a curve may vary: spec path -> label (the design's sizes, then each fixed effect).
+
+    ``units`` is the nested design's units field: each unit's count can be varied.
+    """
     out: dict[str, str] = {}
     if design_type == "crossed":
         out.update({"design.subjects": "subjects", "design.items": "items"})
+    if design_type == "nested":
+        try:
+            out.update({f"design.levels.{u}": f"{u} (count)" for u in _units(units)})
+        except GlmmsimError:
+            pass
     out["design.repetitions"] = "repetitions"
     out.update({f"fixed.{s.names[0]}": f"effect {s.names[0]}" for s in slots if s.kind == "fixed"})
     return out
@@ -643,9 +651,12 @@ def _analysis(form: Mapping[str, Any], conditions: pd.DataFrame | None, errors: 
     if conditions is not None and out["nsim"]:
         rows = len(conditions)
         for path, values in along.items():
-            if path in ("design.subjects", "design.items", "design.repetitions"):
-                current = {"design.subjects": form.get("subjects"), "design.items": form.get("items"),
-                           "design.repetitions": form.get("repetitions") or 1}[path]
+            sizes = {"design.subjects": form.get("subjects"), "design.items": form.get("items"),
+                     "design.repetitions": form.get("repetitions") or 1}
+            if path.startswith("design.levels."):
+                sizes[path] = dict(guarded("units", _units, form.get("units", "")) or {}).get(path.split(".")[-1])
+            if path in sizes and not isinstance(sizes[path], list):
+                current = sizes[path]
                 try:
                     scale = max(float(v) for v in values) / max(float(current or 1), 1.0)
                 except (TypeError, ValueError):
@@ -723,7 +734,6 @@ def spec_to_form(text: str) -> dict[str, Any]:
     model = raw["model"]
     form.update(formula=str(model["formula"]), family=str(model.get("family") or "gaussian"),
                 link=str(model.get("link") or ""), total_sd="")
-    levels = model.get("levels") or {}
     params: dict[str, str] = {}
     for name, value in (model.get("fixed") or {}).items():
         params[f"fixed||{name}"] = _format_number(value)
@@ -766,8 +776,6 @@ def spec_to_form(text: str) -> dict[str, Any]:
                                          for name, lv in factors.items())
     else:
         form["trials_name"] = str(design.get("path", ""))
-    if not form["within"] and levels:
-        form["within"] = _factors_text(levels)
     seeds = raw.get("seeds")
     if isinstance(seeds, Mapping):
         form["seeds"] = {k: seeds.get(k) for k in ("population", "noise", "design")}
@@ -784,6 +792,7 @@ def spec_to_form(text: str) -> dict[str, Any]:
     form.update(along1="", values1="", along2="", values2="")
     for n, (path, values) in zip(("1", "2"), along):
         path = str(path)
-        form[f"along{n}"] = path if path.startswith("design.") else "fixed." + path.split(".")[-1]
+        parts = path.split(".")
+        form[f"along{n}"] = "fixed." + parts[-1] if "fixed" in parts[:-1] else path
         form[f"values{n}"] = ", ".join(_format_number(v) for v in values)
     return form

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -35,7 +36,7 @@ def test_boxes_follow_the_formula_and_family():
 
 def test_example_form_is_the_readme_study():
     spec = check_form(example_form()).spec
-    readme = parse_spec(open("examples/power.yaml").read())
+    readme = parse_spec((Path(__file__).resolve().parents[2] / "examples" / "power.yaml").read_text())
     ours = parse_spec(spec_yaml(spec))
     data = ours.conditions()
     assert data.equals(readme.conditions())

@@ -29,3 +29,7 @@ if not _has_autora() and not os.environ.get("GLMMSIM_REQUIRE_AUTORA"):
 # doctests that need the dask extra (the tests under tests/execution skip by themselves)
 if importlib.util.find_spec("dask") is None or importlib.util.find_spec("distributed") is None:
     collect_ignore_glob += ["src/glmmsim/design/partitioned.py", "src/glmmsim/model/dask_frames.py"]
+
+# the planner's page and server import shiny (the app extra); its other modules doctest without it
+if importlib.util.find_spec("shiny") is None:
+    collect_ignore_glob += ["src/glmmsim/app/layout.py", "src/glmmsim/app/server.py"]

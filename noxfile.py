@@ -16,7 +16,8 @@ nox.options.reuse_existing_virtualenvs = True
 @nox.session
 def tests(session: nox.Session) -> None:
     """Core suite on the newest numpy and pandas (the AutoRA tests skip: no extra here)."""
-    session.install("-e", ".[test,dask]")  # the Dask tests run here, on a LocalCluster they start
+    session.install("-e", ".[test,dask,app]")  # the Dask tests run here, on a LocalCluster they start
+    session.install("playwright")  # drives the system Chromium in tests/app (no browser download)
     session.run(
         "python",
         "-c",
@@ -41,7 +42,8 @@ def autora(session: nox.Session) -> None:
         "import numpy, pandas, pyarrow; print('numpy', numpy.__version__, 'pandas', pandas.__version__, "
         "'pyarrow', pyarrow.__version__)",
     )
-    session.run("pytest", *session.posargs, env={"GLMMSIM_REQUIRE_AUTORA": "1"})
+    # the app extra is not installed here: its browser tests run in the `tests` session
+    session.run("pytest", *session.posargs, env={"GLMMSIM_REQUIRE_AUTORA": "1", "GLMMSIM_REQUIRE_BROWSER": "0"})
 
 
 @nox.session

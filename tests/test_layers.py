@@ -1,4 +1,4 @@
-"""Dependencies point one way: errors, seeding <- model <- design, lme4, study, plot, fit <- analysis <- cli.
+"""Dependencies point one way: errors, seeding <- model <- design, lme4, study, plot, fit <- analysis <- cli, app.
 
 Only imports that run when a module is imported are checked: an import inside a
 function (``Model.plot`` drawing through the plot layer) or under ``TYPE_CHECKING``
@@ -19,7 +19,7 @@ RANK = {
     "model": 2,
     "design": 3, "lme4": 3, "study": 3, "plot": 3, "fit": 3,
     "analysis": 4, "autora": 4,
-    "cli": 5,
+    "cli": 5, "app": 5,  # the planner sits on top, beside the command line
 }
 # sideways imports within a layer that are part of the design: a study spec builds a design
 SIDEWAYS = {("study", "design")}

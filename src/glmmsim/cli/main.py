@@ -20,12 +20,12 @@ from typing import TextIO
 
 from .. import __version__
 from ..errors import GlmmsimError, GlmmsimWarning
-from . import describe, plot, power, recover, simulate
+from . import app, describe, plot, power, recover, simulate
 
 __all__ = ["main", "build_parser"]
 
 # each command module has register(subparsers), which sets the command's run function
-_COMMANDS = (simulate, describe, plot, power, recover)
+_COMMANDS = (simulate, describe, plot, power, recover, app)
 
 
 def build_parser() -> argparse.ArgumentParser:

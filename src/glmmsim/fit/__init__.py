@@ -126,8 +126,15 @@ def _lme4_factory():
     return Lme4Engine()
 
 
+def _lmm_factory():
+    from .engines.lmm_engine import LmmEngine
+
+    return LmmEngine()
+
+
 register_engine("glmm", GlmmEngine)
 register_engine("lme4", _lme4_factory)
+register_engine("lmm", _lmm_factory)
 
 
 class _CallableModule(types.ModuleType):

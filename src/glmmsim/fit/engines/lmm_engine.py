@@ -262,7 +262,7 @@ class PreparedLmm:
         """Fit one response (REML or ML) and return lme4's estimates in the design's order."""
         r = self.response(y)
         opt = self.optimize(r, reml=reml, start=start)
-        return self._raw(opt, r, reml)
+        return self._raw(opt, r, reml, y)
 
     def fit_many(self, ys: np.ndarray, *, reml: bool) -> list[RawFit]:
         """Fit each column of ``ys`` (shape ``(n, R)``), every one from lme4's start (independent of the others)."""
@@ -271,7 +271,7 @@ class PreparedLmm:
             raise FitError(f"fit_many takes an (n, replicates) array with n = {self._design.nobs}; got shape {ys.shape}")
         return [self.fit(ys[:, j], reml=reml) for j in range(ys.shape[1])]
 
-    def _raw(self, opt: LmmOptimum, r: Response, reml: bool) -> RawFit:
+    def _raw(self, opt: LmmOptimum, r: Response, reml: bool, y: np.ndarray) -> RawFit:
         design, pls = self._design, self._pls
         sol = pls.solve(opt.theta, r, reml=reml)
         n, p = pls.n, pls.p
@@ -289,6 +289,7 @@ class PreparedLmm:
             warnings.append(f"convergence: {opt.message}")
         if singular:
             warnings.append("boundary (singular) fit: see help('isSingular')")
+        native = LmmNative(opt.theta.copy(), float(np.sqrt(sigma2)), opt.evaluations)
         return RawFit(
             beta=sol.beta,
             vcov=vcov,
@@ -303,8 +304,20 @@ class PreparedLmm:
             engine="lmm",
             engine_version=self._version,
             nobs=n,
-            native=LmmNative(opt.theta.copy(), float(np.sqrt(sigma2)), opt.evaluations),
+            native=native,
+            df_source=lambda: self._satterthwaite_dfs(y, native, reml),
         )
+
+    def _satterthwaite_dfs(self, y: np.ndarray, native: LmmNative, reml: bool) -> np.ndarray:
+        """Satterthwaite's df of each coefficient's t test (NaN for all when no df calculator is installed)."""
+        p = self._pls.p
+        try:
+            calc = self._ddf_calculator()
+        except EngineError:
+            return np.full(p, np.nan)
+        yc = self._centred(np.asarray(y, dtype=np.float64))
+        theta = native.theta_design(self._blocks)
+        return np.array([calc.satterthwaite(yc, theta, native.sigma, reml, row[None, :])[2] for row in np.eye(p)])
 
     # ---------------------------------------------------------------- tests with df
     def contrast(self, y: np.ndarray, L: np.ndarray, *, reml: bool, ddf: str, native=None) -> tuple[float, float, float]:

@@ -260,6 +260,9 @@ class PreparedLmm:
 
     def fit(self, y: np.ndarray, *, reml: bool, start: np.ndarray | None = None) -> RawFit:
         """Fit one response (REML or ML) and return lme4's estimates in the design's order."""
+        centred = self._centred(np.asarray(y, dtype=np.float64))
+        if np.ptp(centred) == 0.0:
+            return self._no_fit(reml, "the response does not vary (after the offset): no variance can be estimated")
         r = self.response(y)
         opt = self.optimize(r, reml=reml, start=start)
         return self._raw(opt, r, reml, y)
@@ -306,6 +309,25 @@ class PreparedLmm:
             nobs=n,
             native=native,
             df_source=lambda: self._satterthwaite_dfs(y, native, reml),
+        )
+
+    def _no_fit(self, reml: bool, why: str) -> RawFit:
+        """A failed fit, reported as data: every estimate NaN, not converged, the reason as a warning."""
+        p = self._pls.p
+        return RawFit(
+            beta=np.full(p, np.nan),
+            vcov=np.full((p, p), np.nan),
+            df=np.full(p, np.nan),
+            loglik=np.nan,
+            reml=reml,
+            sigma=np.nan,
+            covariances=[np.full((len(td.coefs),) * 2, np.nan) for td in self._design.terms],
+            converged=False,
+            singular=False,
+            warnings=[why],
+            engine="lmm",
+            engine_version=self._version,
+            nobs=self._pls.n,
         )
 
     def _satterthwaite_dfs(self, y: np.ndarray, native: LmmNative, reml: bool) -> np.ndarray:

@@ -30,6 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import lapack
+
+_potrf = lapack.dpotrf  # LAPACK's Cholesky: a tenth of numpy's call overhead on small matrices
 
 __all__ = ["TermBlock", "PlsStructure", "Response", "Solution", "term_order"]
 
@@ -179,6 +182,13 @@ class PlsStructure:
         # positions in the dense block whose diagonal gets the identity of the penalty
         self._penalty = np.arange(self.qr)
         self._first_tril = [(b, *b.tril) for b in self.first]
+        # fast paths: a first factor of one 2x2 term (intercept + slope), and rest terms of one column each
+        self._first_tril_only = len(self.first) == 1
+        self._d00, self._d01, self._d11 = (self.d1[:, 0, 0].copy(), self.d1[:, 0, 1].copy(), self.d1[:, 1, 1].copy()) if q1 == 2 else (None,) * 3
+        self._scalar_rest = all(b.q == 1 for b in self.rest)
+        index = [b.theta.start for b in self.rest for _ in range(b.nlevels)] if self._scalar_rest else []
+        self._theta_ext = np.ones(self.ntheta + 1)
+        self._scale_index = np.array(index + [self.ntheta] * (self.p + 1), dtype=np.int64)
         self._q1_offsets = np.cumsum([0] + [b.q for b in self.first])[:-1]
 
     def response(self, y: np.ndarray) -> Response:
@@ -199,7 +209,7 @@ class PlsStructure:
         out.m = len(cols)
         out.b = self.b[:, :, cols]
         out.c = self.c[np.ix_(cols, cols)]
-        out._keep_x = keep
+        out._scale_index = np.concatenate([self._scale_index[: self.qr], np.full(len(keep) + 1, self.ntheta)])
         return out
 
     def response_nested(self, r: Response, keep: Sequence[int]) -> Response:
@@ -228,34 +238,61 @@ class PlsStructure:
         return mat
 
     def factor(self, theta: np.ndarray, r: Response) -> tuple[np.ndarray, np.ndarray] | None:
-        """The two Cholesky factors at ``theta`` (first factor's per-level blocks, dense rest), or None if not PD."""
-        t1 = self._first_factor(theta)
-        q1 = self.q1
+        """The two Cholesky factors at ``theta`` (first factor's per-level diagonals or blocks, dense rest).
+
+        Returns ``(l1, l2)``: ``l1`` holds what ``log|L_1|`` needs (the diagonals of the per-level
+        factors, shape ``(n1, Q1)``), ``l2`` the lower factor of the dense Schur complement; None
+        where a factor is not positive definite.
+        """
         b = self.b.copy()
         b[:, :, -1] = r.b_y
+        if self._scalar_rest:
+            self._theta_ext[:-1] = theta
+            scale = self._theta_ext[self._scale_index]  # column scaling by the rest's theta (1 for X, y)
+        q1 = self.q1
         if q1 == 1:
-            t = t1[0, 0]
-            l1 = np.sqrt(t * t * self.d1 + 1.0)
-            w = self._scale_rest(b * t, theta) / l1
+            t = theta[self.first[0].theta.start]
+            l1 = np.sqrt(t * t * self.d1[:, 0, 0] + 1.0)
+            w = b[:, 0, :] * (t / l1)[:, None]
+        elif q1 == 2 and self._first_tril_only:
+            t0, t1, t2 = theta[self.first[0].theta]
+            d00, d01, d11 = self._d00, self._d01, self._d11
+            # A = T' D T + I with T = [[t0, 0], [t1, t2]], factored in closed form per level
+            e0 = d00 * t0 + d01 * t1
+            e1 = d01 * t0 + d11 * t1
+            a = np.sqrt(t0 * e0 + t1 * e1 + 1.0)
+            lb = (e1 * t2) / a
+            c = np.sqrt((t2 * t2) * d11 + 1.0 - lb * lb)  # positive in exact arithmetic (A is PD)
+            b0, b1 = b[:, 0, :], b[:, 1, :]
+            w0 = (t0 * b0 + t1 * b1) / a[:, None]
+            w1 = (t2 * b1 - lb[:, None] * w0) / c[:, None]
+            l1 = np.concatenate([a, c])
+            w = np.concatenate([w0, w1])
         else:
-            a1 = t1.T @ self.d1 @ t1
+            t1m = self._first_factor(theta)
+            a1 = t1m.T @ self.d1 @ t1m
             a1[:, np.arange(q1), np.arange(q1)] += 1.0
             try:
-                l1 = np.linalg.cholesky(a1)
+                l1b = np.linalg.cholesky(a1)
             except np.linalg.LinAlgError:
                 return None
-            w = np.linalg.solve(l1, self._scale_rest(t1.T @ b, theta))
+            l1 = np.diagonal(l1b, axis1=-2, axis2=-1)
+            w = np.linalg.solve(l1b, t1m.T @ b).reshape(self.n1 * q1, self.m)
         c = self.c.copy()
         c[-1, :-1] = r.c_y
         c[:-1, -1] = r.c_y
         c[-1, -1] = r.yty
-        c = self._scale_rest(self._scale_rest(c, theta).T.copy(), theta)
-        w2 = w.reshape(self.n1 * q1, self.m)
-        s = c - w2.T @ w2
-        s[self._penalty, self._penalty] += 1.0
-        try:
-            l2 = np.linalg.cholesky(s)
-        except np.linalg.LinAlgError:
+        if self._scalar_rest:
+            w = w * scale
+            c *= scale
+            c *= scale[:, None]
+        else:
+            w = self._scale_rest(w, theta)
+            c = self._scale_rest(self._scale_rest(c, theta).T.copy(), theta)
+        c -= w.T @ w
+        c[self._penalty, self._penalty] += 1.0
+        l2, info = _potrf(c, lower=1, clean=0, overwrite_a=1)
+        if info != 0:
             return None
         return l1, l2
 
@@ -270,9 +307,9 @@ class PlsStructure:
         qr, p = self.qr, self.p
         d2 = np.diagonal(l2)
         pwrss = float(d2[-1] ** 2)
-        logdet_l = 2.0 * float(np.sum(np.log(np.diagonal(l1, axis1=-2, axis2=-1)))) + 2.0 * float(np.sum(np.log(d2[:qr])))
+        logdet_l = 2.0 * float(np.sum(np.log(l1))) + 2.0 * float(np.sum(np.log(d2[:qr])))
         logdet_rx = 2.0 * float(np.sum(np.log(d2[qr : qr + p])))
-        if pwrss <= 0.0:
+        if not (pwrss > 0.0 and np.isfinite(logdet_l)):
             return np.inf, pwrss, logdet_l, logdet_rx
         if reml:
             df = self.n - p
@@ -289,7 +326,7 @@ class PlsStructure:
         dev, pwrss, logdet_l, logdet_rx = self._deviance(*f, reml=reml)
         l2 = f[1]
         qr, p = self.qr, self.p
-        rx = l2[qr : qr + p, qr : qr + p]
+        rx = np.tril(l2[qr : qr + p, qr : qr + p])  # LAPACK leaves the upper triangle as it was
         cb = l2[-1, qr : qr + p]
         # the last row of the augmented factor holds R_X^-T c: beta solves R_X beta = c_beta
         beta = np.linalg.solve(rx.T, cb) if p else np.zeros(0)

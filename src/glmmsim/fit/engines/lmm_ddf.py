@@ -1,0 +1,578 @@
+"""Exact denominator degrees of freedom of linear mixed models: Satterthwaite and Kenward-Roger.
+
+:class:`DdfCalculator` is built once per design (fixed-effects matrix and random-effects
+blocks) and then, for a fitted replicate (response, theta, sigma and, for Kenward-Roger,
+beta), returns the Wald F statistic of a contrast matrix with its numerator and
+denominator degrees of freedom:
+
+* :meth:`DdfCalculator.satterthwaite` follows lmerTest (Kuznetsova, Brockhoff & Christensen
+  2017): the variance parameters are ``(theta, sigma)``, their covariance is twice the
+  pseudo-inverse of the Hessian of the profiled (REML or ML) deviance ``-2 log L`` and the
+  Jacobian of ``vcov(beta)`` is taken with respect to them.  lmerTest differentiates
+  numerically; here the Hessian and the Jacobian are closed-form.
+* :meth:`DdfCalculator.kenward_roger` follows pbkrtest (Halekoh & Hojsgaard 2014): the
+  covariance parameters are the entries of each term's covariance matrix and the residual
+  variance, with REML expected information; it returns the scaled F of ``KRmodcomp``.
+
+Everything is computed in the space of the ``q`` random effects: the cross-products
+``[Z X]'[Z X]`` are formed once per design and a call adds only ``[Z X]'y`` and ``y'y``,
+so its cost does not grow with the number of rows beyond that.
+
+Notation: ``V = I + Z Lambda Lambda' Z'`` is the marginal covariance relative to
+``sigma^2``, ``A = X'V^-1 X``, ``P = V^-1 - V^-1 X A^-1 X'V^-1`` and, for a random
+effects block ``t`` with ``k`` coefficients and ``G`` levels, a ``k x k`` matrix ``S``
+acts on the block's coefficients as ``I_G (x) S``.
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(1)
+>>> g = np.repeat(np.arange(10), 6)
+>>> X = np.column_stack([np.ones(60), rng.normal(size=60)])
+>>> y = X @ [1.0, 0.5] + rng.normal(size=10)[g] + rng.normal(size=60)
+>>> calc = DdfCalculator(X, [(np.ones((60, 1)), g, 10)])
+>>> F, ndf, ddf = calc.satterthwaite(y, theta=[0.9], sigma=1.0, reml=True, L=[0.0, 1.0])
+>>> ndf, bool(ddf > 0), bool(F > 0)
+(1, True, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from ...errors import ParameterError
+
+__all__ = ["DdfCalculator"]
+
+# lmerTest keeps the Hessian's eigenvalues above this (absolute) tolerance when inverting it
+_HESSIAN_TOL = 1e-8
+# lmerTest (contestMD) drops eigen-directions of L C L' below sqrt(machine eps) x the largest
+_CONTRAST_EPS = float(np.sqrt(np.finfo(float).eps))
+# pbkrtest inverts the expected information only when its smallest |eigenvalue| exceeds this
+_KR_CONDITION = 1e-10
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One random-effects term: its columns ``offset .. offset + levels * k`` of Z."""
+
+    k: int
+    levels: int
+    offset: int
+    theta_start: int
+
+    @property
+    def rows(self) -> slice:
+        return slice(self.offset, self.offset + self.levels * self.k)
+
+    @property
+    def ntheta(self) -> int:
+        return self.k * (self.k + 1) // 2
+
+
+@dataclass
+class _Fit:
+    """Per-replicate quantities shared by the t, F and Kenward-Roger computations (relative scale)."""
+
+    lams: list[np.ndarray]  # Lambda_t (k x k lower triangular) per block
+    chol: np.ndarray  # lower Cholesky factor of Lambda'Z'Z Lambda + I
+    lam_t_k: np.ndarray  # Lambda' [Z X y]'[Z X y] restricted to the Z rows
+    gram: np.ndarray  # [Z X y]' V^-1 [Z X y]
+    a_inv: np.ndarray  # (X'V^-1X)^-1
+    beta: np.ndarray  # GLS estimate given theta
+    sigma: float
+
+
+def _lower_pairs(k: int) -> list[tuple[int, int]]:
+    """Lower-triangle positions (row, col) in column-major order, lme4's theta order."""
+    return [(r, c) for c in range(k) for r in range(c, k)]
+
+
+def _kron_apply(S: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """``(I_G (x) S) @ rows`` for ``rows`` of shape ``(G * k, c)``."""
+    c = rows.shape[1]
+    return (S @ rows.reshape(-1, k, c)).reshape(-1, c)
+
+
+class DdfCalculator:
+    """Satterthwaite and Kenward-Roger F tests of one linear mixed model design.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, p)
+        Fixed-effects model matrix (full column rank).
+    blocks : sequence of (Zraw, codes, nlevels)
+        One per random-effects term in lme4's order (after expanding ``||`` and ``/``):
+        ``Zraw`` (n, k) the term's raw columns, ``codes`` (n,) integer levels in
+        ``0 .. nlevels - 1``.  The term's effects of a level are ``N(0, sigma^2 L L')``
+        with ``L`` lower triangular, filled column-major from the term's slice of theta.
+
+    Notes
+    -----
+    The interface is used by the ``lmm`` engine: ``satterthwaite(y, theta, sigma, reml, L)``
+    and ``kenward_roger(y, beta, theta, sigma, reml, L)`` both return ``(F, ndf, ddf)``;
+    for one contrast row Satterthwaite's ``F`` is ``t^2``.  Kenward-Roger needs REML
+    estimates (pbkrtest refits an ML model with REML): ``reml=False`` is refused.
+    When ``L C L'`` has rank 0 (lmerTest reports an empty table) the result is
+    ``(nan, 0, nan)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(2)
+    >>> s, i = np.repeat(np.arange(8), 10), np.tile(np.arange(10), 8)
+    >>> x = rng.normal(size=80)
+    >>> X = np.column_stack([np.ones(80), x])
+    >>> y = 1 + 0.3 * x + rng.normal(size=8)[s] + 0.5 * rng.normal(size=10)[i] + rng.normal(size=80)
+    >>> calc = DdfCalculator(X, [(np.ones((80, 1)), s, 8), (np.ones((80, 1)), i, 10)])
+    >>> F, ndf, ddf = calc.kenward_roger(y, beta=[1.0, 0.3], theta=[1.0, 0.5], sigma=1.0,
+    ...                                  reml=True, L=[[0.0, 1.0]])
+    >>> ndf, bool(ddf > 1)
+    (1, True)
+    """
+
+    def __init__(self, X: np.ndarray, blocks: Sequence[tuple[np.ndarray, np.ndarray, int]]) -> None:
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+            raise ParameterError(f"X must be a non-empty 2-D array (n rows, p columns), got shape {X.shape}",
+                                 parameter="X")
+        if not np.all(np.isfinite(X)):
+            raise ParameterError("X has non-finite values; every entry must be finite", parameter="X")
+        n, p = X.shape
+        self.n, self.p = n, p
+        z, specs = self._z_matrix(blocks, n)
+        self.blocks: list[_Block] = specs
+        self.q = z.shape[1]
+        self.ntheta = sum(b.ntheta for b in specs)
+        self._z_t = z.T.tocsr()
+        self._x = X.copy()
+        zx = sp.hstack([z, sp.csr_matrix(X)]).tocsr()
+        self._cross = np.asarray((zx.T @ zx).todense())  # [Z X]'[Z X], fixed per design
+        self._check_rank()
+        self._kr_basis = [self._covariance_basis(b.k) for b in specs]
+        self._second = self._theta_second_derivatives()
+        self._last: tuple[tuple, _Fit] | None = None
+
+    # ------------------------------------------------------------------ design
+    @staticmethod
+    def _z_matrix(blocks, n: int) -> tuple[sp.csc_matrix, list[_Block]]:
+        """The random-effects model matrix Z (levels major, coefficients minor within a term)."""
+        if len(blocks) == 0:
+            raise ParameterError("blocks is empty; a mixed model needs at least one random-effects term",
+                                 parameter="blocks")
+        mats, specs, offset, theta_start = [], [], 0, 0
+        for index, block in enumerate(blocks):
+            try:
+                zraw, codes, levels = block
+            except (TypeError, ValueError):
+                raise ParameterError(f"blocks[{index}] must be a (Zraw, codes, nlevels) triple",
+                                     path=("blocks", index)) from None
+            zraw = np.asarray(zraw, dtype=float)
+            zraw = zraw[:, None] if zraw.ndim == 1 else zraw
+            codes = np.asarray(codes)
+            levels = int(levels)
+            if zraw.ndim != 2 or zraw.shape[0] != n or zraw.shape[1] == 0:
+                raise ParameterError(f"blocks[{index}] Zraw must have shape ({n}, k>=1), got {zraw.shape}",
+                                     path=("blocks", index))
+            if not np.all(np.isfinite(zraw)):
+                raise ParameterError(f"blocks[{index}] Zraw has non-finite values", path=("blocks", index))
+            if codes.shape != (n,) or not np.issubdtype(codes.dtype, np.integer):
+                raise ParameterError(f"blocks[{index}] codes must be {n} integers", path=("blocks", index))
+            if levels < 1 or codes.min() < 0 or codes.max() >= levels:
+                raise ParameterError(f"blocks[{index}] codes must lie in 0..{levels - 1} (nlevels={levels})",
+                                     path=("blocks", index))
+            k = zraw.shape[1]
+            cols = (codes[:, None] * k + np.arange(k)[None, :]).ravel()
+            rows = np.repeat(np.arange(n), k)
+            mats.append(sp.csc_matrix((zraw.ravel(), (rows, cols)), shape=(n, levels * k)))
+            specs.append(_Block(k=k, levels=levels, offset=offset, theta_start=theta_start))
+            offset += levels * k
+            theta_start += k * (k + 1) // 2
+        return sp.hstack(mats).tocsc(), specs
+
+    def _check_rank(self) -> None:
+        xx = self._cross[self.q:, self.q:]
+        if np.linalg.matrix_rank(xx) < self.p:
+            raise ParameterError("X is column rank deficient; drop aliased columns as lme4 does", parameter="X")
+
+    @staticmethod
+    def _covariance_basis(k: int) -> np.ndarray:
+        """pbkrtest's G matrices of one term: E_ii, or E_ij + E_ji, per covariance entry."""
+        pairs = _lower_pairs(k)
+        basis = np.zeros((len(pairs), k, k))
+        for m, (r, c) in enumerate(pairs):
+            basis[m, r, c] = 1.0
+            basis[m, c, r] = 1.0
+        return basis
+
+    def _theta_second_derivatives(self) -> list[tuple[int, int, int, np.ndarray]]:
+        """d^2 (L L') / d theta_i d theta_j (constant): nonzero for entries of one column of one L."""
+        out = []
+        for bi, block in enumerate(self.blocks):
+            pairs = _lower_pairs(block.k)
+            for i, (a, b) in enumerate(pairs):
+                for j, (c, d) in enumerate(pairs):
+                    if b != d:
+                        continue
+                    S = np.zeros((block.k, block.k))
+                    S[a, c] += 1.0
+                    S[c, a] += 1.0
+                    out.append((bi, block.theta_start + i, block.theta_start + j, S))
+        return out
+
+    # ------------------------------------------------------------------ inputs
+    def _theta(self, theta) -> np.ndarray:
+        theta = np.asarray(theta, dtype=float).ravel()
+        if theta.shape != (self.ntheta,) or not np.all(np.isfinite(theta)):
+            raise ParameterError(f"theta must be {self.ntheta} finite numbers (lme4's order), got {theta.shape[0]}",
+                                 parameter="theta")
+        return theta
+
+    def _y(self, y) -> np.ndarray:
+        y = np.asarray(y, dtype=float).ravel()
+        if y.shape != (self.n,) or not np.all(np.isfinite(y)):
+            raise ParameterError(f"y must be {self.n} finite numbers, got {y.shape[0]}", parameter="y")
+        return y
+
+    @staticmethod
+    def _sigma(sigma) -> float:
+        sigma = float(sigma)
+        if not np.isfinite(sigma) or sigma <= 0:
+            raise ParameterError(f"sigma must be a positive finite number, got {sigma}", parameter="sigma")
+        return sigma
+
+    def _contrast(self, L) -> np.ndarray:
+        L = np.asarray(L, dtype=float)
+        L = L[None, :] if L.ndim == 1 else L
+        if L.ndim != 2 or L.shape[1] != self.p or L.shape[0] == 0 or not np.all(np.isfinite(L)):
+            raise ParameterError(f"L must be finite with {self.p} columns (one per fixed effect) and >= 1 row, "
+                                 f"got shape {np.shape(L)}", parameter="L")
+        return L
+
+    def _lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
+        lams = []
+        for block in self.blocks:
+            lam = np.zeros((block.k, block.k))
+            rr, cc = zip(*_lower_pairs(block.k))
+            lam[rr, cc] = theta[block.theta_start: block.theta_start + block.ntheta]
+            lams.append(lam)
+        return lams
+
+    # ------------------------------------------------------------------ shared algebra
+    def _lam_t(self, lams: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
+        """Lambda' @ rows for rows indexed like the columns of Z."""
+        out = np.empty_like(rows)
+        for block, lam in zip(self.blocks, lams):
+            out[block.rows] = _kron_apply(lam.T, rows[block.rows], block.k)
+        return out
+
+    def _fit(self, y: np.ndarray, theta: np.ndarray, sigma: float) -> _Fit:
+        """Cholesky of the penalized system and [Z X y]'V^-1[Z X y] (cached for the last replicate)."""
+        zxy = np.concatenate([self._z_t @ y, self._x.T @ y])
+        key = (theta.tobytes(), sigma, zxy.tobytes(), float(y @ y))
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        q, p = self.q, self.p
+        full = np.empty((q + p + 1, q + p + 1))
+        full[: q + p, : q + p] = self._cross
+        full[: q + p, -1] = full[-1, : q + p] = zxy
+        full[-1, -1] = key[3]
+        lams = self._lambdas(theta)
+        lam_t_k = self._lam_t(lams, full[:q])
+        c = self._lam_t(lams, np.ascontiguousarray(lam_t_k[:, :q].T))
+        c[np.diag_indices(q)] += 1.0
+        chol = sla.cholesky(c, lower=True, check_finite=False)
+        f = sla.solve_triangular(chol, lam_t_k, lower=True, check_finite=False)
+        gram = full - f.T @ f
+        a = gram[q: q + p, q: q + p]
+        a_inv = sla.cho_solve(sla.cho_factor(a, lower=True, check_finite=False), np.eye(p), check_finite=False)
+        a_inv = (a_inv + a_inv.T) / 2
+        beta = a_inv @ gram[q: q + p, -1]
+        fit = _Fit(lams=lams, chol=chol, lam_t_k=lam_t_k, gram=gram, a_inv=a_inv, beta=beta, sigma=sigma)
+        self._last = (key, fit)
+        return fit
+
+    def _pair_traces(self, mat: np.ndarray, mats: list[np.ndarray]) -> np.ndarray:
+        """tr((I (x) S_i) mat (I (x) S_j) mat) for every S_i, S_j of ``mats`` (one stack per block)."""
+        sizes = [m.shape[0] for m in mats]
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        out = np.zeros((starts[-1], starts[-1]))
+        for t, bt in enumerate(self.blocks):
+            for s in range(t, len(self.blocks)):
+                bs = self.blocks[s]
+                x = mat[bt.rows, bs.rows].reshape(bt.levels, bt.k, bs.levels, bs.k)
+                xr = x.transpose(1, 3, 0, 2).reshape(bt.k * bs.k, -1)
+                y4 = (xr @ xr.T).reshape(bt.k, bs.k, bt.k, bs.k)  # [b, c, a, d]
+                tr = np.einsum("iab,jcd,bcad->ij", mats[t], mats[s], y4, optimize=True)
+                out[starts[t]: starts[t + 1], starts[s]: starts[s + 1]] = tr
+                out[starts[s]: starts[s + 1], starts[t]: starts[t + 1]] = tr.T
+        return out
+
+    def _block_diag_sum(self, mat: np.ndarray, block: _Block) -> np.ndarray:
+        """sum over levels g of the (g, g) k x k diagonal blocks of ``mat`` restricted to ``block``."""
+        x = mat[block.rows, block.rows].reshape(block.levels, block.k, block.levels, block.k)
+        return np.einsum("gagb->ab", x)
+
+    def _stack_apply(self, mats: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
+        """Columns ``(I (x) S) rows[block]`` for every S (rows: (q, c)); result (q, nS * c), zero off-block."""
+        c = rows.shape[1]
+        out = np.zeros((self.q, sum(m.shape[0] for m in mats) * c))
+        col = 0
+        for block, stack in zip(self.blocks, mats):
+            sub = rows[block.rows].reshape(-1, block.k, c)
+            for S in stack:
+                out[block.rows, col: col + c] = (S @ sub).reshape(-1, c)
+                col += c
+        return out
+
+    def _theta_first(self, lams: list[np.ndarray]) -> list[np.ndarray]:
+        """d (L L') / d theta_i = E_ab L' + L E_ba per block (stacks of k x k)."""
+        out = []
+        for block, lam in zip(self.blocks, lams):
+            stack = np.zeros((block.ntheta, block.k, block.k))
+            for m, (a, b) in enumerate(_lower_pairs(block.k)):
+                stack[m, a, :] += lam[:, b]
+                stack[m, :, a] += lam[:, b]
+            out.append(stack)
+        return out
+
+    # ------------------------------------------------------------------ Satterthwaite
+    def _satterthwaite_parts(self, fit: _Fit, reml: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(vcov of (theta, sigma) = 2 H^+, Jacobian of vcov(beta): (ntheta + 1, p, p))."""
+        q, p, sigma = self.q, self.p, fit.sigma
+        gram, a_inv = fit.gram, fit.a_inv
+        m = gram[:q, :q]
+        nz = gram[:q, q: q + p]
+        u = gram[:q, -1] - nz @ fit.beta  # Z'P y
+        pwrss = gram[-1, -1] - gram[q: q + p, -1] @ fit.beta
+        n_ai = nz @ a_inv
+        mp = m - n_ai @ nz.T  # Z'P Z
+        first = self._theta_first(fit.lams)
+        nt = self.ntheta
+        # Jacobian of sigma^2 A^-1: d/dtheta_i = sigma^2 A^-1 N' D_i N A^-1, d/dsigma = 2 sigma A^-1
+        dn = self._stack_apply(first, n_ai).reshape(q, nt, p)
+        jac = np.empty((nt + 1, p, p))
+        jac[:nt] = sigma**2 * np.einsum("ga,gib->iab", n_ai, dn)
+        jac[nt] = 2 * sigma * a_inv
+        # Hessian of the profiled deviance in (theta, sigma)
+        w = mp if reml else m
+        du = self._stack_apply(first, u[:, None])  # (q, nt)
+        hess = np.empty((nt + 1, nt + 1))
+        hess[:nt, :nt] = -self._pair_traces(w, first) + 2 * (du.T @ mp @ du) / sigma**2
+        for bi, i, j, S in self._second:
+            block = self.blocks[bi]
+            uu = u[block.rows].reshape(-1, block.k)
+            hess[i, j] += np.sum(S * self._block_diag_sum(w, block)) - np.sum(S * (uu.T @ uu)) / sigma**2
+        udu = u @ du
+        hess[:nt, nt] = hess[nt, :nt] = 2 * udu / sigma**3
+        n_eff = self.n - (p if reml else 0)
+        hess[nt, nt] = 6 * pwrss / sigma**4 - 2 * n_eff / sigma**2
+        vals, vecs = np.linalg.eigh((hess + hess.T) / 2)
+        keep = vals > _HESSIAN_TOL
+        cov = 2 * (vecs[:, keep] / vals[keep]) @ vecs[:, keep].T
+        return cov, jac
+
+    def satterthwaite(self, y, theta, sigma, reml: bool, L) -> tuple[float, int, float]:
+        """Wald F of ``L beta = 0`` with lmerTest's Satterthwaite denominator df.
+
+        Parameters
+        ----------
+        y : array_like, shape (n,)
+            Response of the replicate.
+        theta, sigma : array_like, float
+            The fit's relative Cholesky parameters (lme4's order) and residual SD.
+        reml : bool
+            Whether the fit maximised the REML criterion (else ML).
+        L : array_like, shape (m, p) or (p,)
+            Contrast rows.
+
+        Returns
+        -------
+        (F, ndf, ddf) : tuple of float, int, float
+            For one row ``F = t^2``; for several, lmerTest's eigen-decomposition F and df.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> g = np.repeat(np.arange(6), 4)
+        >>> X = np.column_stack([np.ones(24), np.tile([0.0, 1.0], 12)])
+        >>> y = np.sin(np.arange(24.0)) + g
+        >>> calc = DdfCalculator(X, [(np.ones(24), g, 6)])
+        >>> F, ndf, ddf = calc.satterthwaite(y, [1.5], 1.0, True, np.eye(2))
+        >>> ndf
+        2
+        """
+        y, theta, sigma = self._y(y), self._theta(theta), self._sigma(sigma)
+        L = self._contrast(L)
+        fit = self._fit(y, theta, sigma)
+        cov, jac = self._satterthwaite_parts(fit, bool(reml))
+        vcov = sigma**2 * fit.a_inv
+        beta = fit.beta
+        if L.shape[0] == 1:
+            return self._satterthwaite_1d(L[0], beta, vcov, cov, jac)
+        vals, vecs = np.linalg.eigh(L @ vcov @ L.T)
+        order = np.argsort(vals)[::-1]
+        vals, vecs = vals[order], vecs[:, order]
+        keep = vals > max(_CONTRAST_EPS * vals[0], 0.0)
+        rank = int(keep.sum())
+        if rank == 0:
+            return float("nan"), 0, float("nan")
+        rows = vecs[:, keep].T @ L
+        if rank == 1:
+            return self._satterthwaite_1d(rows[0], beta, vcov, cov, jac)
+        fstat = float(np.sum((rows @ beta) ** 2 / vals[keep]) / rank)
+        grads = np.einsum("ma,iab,mb->mi", rows, jac, rows)
+        nus = 2 * vals[keep] ** 2 / np.einsum("mi,ij,mj->m", grads, cov, grads)
+        return fstat, rank, _f_ddf(nus)
+
+    @staticmethod
+    def _satterthwaite_1d(l, beta, vcov, cov, jac) -> tuple[float, int, float]:
+        var = float(l @ vcov @ l)
+        grad = np.einsum("a,iab,b->i", l, jac, l)
+        ddf = 2 * var**2 / float(grad @ cov @ grad)
+        return float((l @ beta) ** 2 / var), 1, float(ddf)
+
+    # ------------------------------------------------------------------ Kenward-Roger
+    def _kr_pieces(self, fit: _Fit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """pbkrtest's P_i (npar, p, p), Q_ij (npar, npar, p, p) and tr(Sigma^-1 G_i Sigma^-1 G_j)."""
+        q, p, sigma = self.q, self.p, fit.sigma
+        gram, chol = fit.gram, fit.chol
+        x = slice(q, q + p)
+        # V^-2 and V^-3 cross-products: V^-1 = I - Z T Z', T = Lambda C^-1 Lambda'
+        f = sla.solve_triangular(chol, fit.lam_t_k, lower=True, check_finite=False)
+        h = sla.solve_triangular(chol, self._lam_t(fit.lams, gram[:q]), lower=True, check_finite=False)
+        gram2 = gram - h.T @ f
+        gram2 = (gram2 + gram2.T) / 2
+        h2 = sla.solve_triangular(chol, self._lam_t(fit.lams, gram2[:q, x]), lower=True, check_finite=False)
+        a3 = gram2[x, x] - h2.T @ f[:, x]
+        # tr(T Kzz) = q - tr(C^-1); tr(T M) = tr(B M B'), B = C^-1/2 Lambda'
+        b = sla.solve_triangular(chol, self._lam_t(fit.lams, np.eye(q)), lower=True, check_finite=False)
+        tr_tk = float(np.sum(b * f[:, :q]))
+        tr_tm = float(np.sum(b * h[:, :q]))
+        tr_v2 = self.n - tr_tk - tr_tm
+        m, nz, m2, n2, a2 = gram[:q, :q], gram[:q, x], gram2[:q, :q], gram2[:q, x], gram2[x, x]
+        basis = self._kr_basis
+        nr = sum(len(bs) for bs in basis)
+        npar = nr + 1
+        en = self._stack_apply(basis, nz)  # (q, nr * p)
+        s4, s6 = sigma**4, sigma**6
+        P = np.empty((npar, p, p))
+        P[:nr] = -np.einsum("ga,gib->iab", nz, en.reshape(q, nr, p)) / s4
+        P[nr] = -a2 / s4
+        Q = np.empty((npar, npar, p, p))
+        Q[:nr, :nr] = (en.T @ m @ en).reshape(nr, p, nr, p).transpose(0, 2, 1, 3) / s6
+        qr_ = (en.T @ n2).reshape(nr, p, p) / s6
+        Q[:nr, nr] = qr_
+        Q[nr, :nr] = qr_.transpose(0, 2, 1)
+        Q[nr, nr] = a3 / s6
+        K = np.empty((npar, npar))
+        K[:nr, :nr] = self._pair_traces(m, basis) / s4
+        K[:nr, nr] = K[nr, :nr] = np.concatenate(
+            [np.einsum("iab,ab->i", bs, self._block_diag_sum(m2, blk)) for blk, bs in zip(self.blocks, basis)]
+        ) / s4
+        K[nr, nr] = tr_v2 / s4
+        return P, Q, K
+
+    def kenward_roger(self, y, beta, theta, sigma, reml: bool, L) -> tuple[float, int, float]:
+        """Kenward-Roger F of ``L beta = 0`` as pbkrtest's ``KRmodcomp`` (scaled F, ndf, ddf).
+
+        Parameters
+        ----------
+        y : array_like, shape (n,)
+            Response of the replicate (used only to check the design; KR depends on the estimates).
+        beta, theta, sigma : array_like, float
+            REML estimates of the fit.
+        reml : bool
+            Must be True: pbkrtest evaluates Kenward-Roger at the REML estimates.
+        L : array_like, shape (m, p) or (p,)
+            Contrast rows (a rank-deficient L is replaced by an orthonormal basis of its row space).
+
+        Returns
+        -------
+        (F, ndf, ddf) : tuple of float, int, float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> g = np.repeat(np.arange(6), 4)
+        >>> X = np.column_stack([np.ones(24), np.tile([0.0, 1.0], 12)])
+        >>> calc = DdfCalculator(X, [(np.ones(24), g, 6)])
+        >>> F, ndf, ddf = calc.kenward_roger(np.zeros(24), [0.0, 0.1], [1.0], 1.0, True, [0, 1])
+        >>> ndf, round(ddf, 6)
+        (1, 17.0)
+        """
+        y, theta, sigma = self._y(y), self._theta(theta), self._sigma(sigma)
+        L = self._contrast(L)
+        beta = np.asarray(beta, dtype=float).ravel()
+        if beta.shape != (self.p,) or not np.all(np.isfinite(beta)):
+            raise ParameterError(f"beta must be {self.p} finite numbers, got {beta.shape[0]}", parameter="beta")
+        if not reml:
+            raise ParameterError("Kenward-Roger needs REML estimates (reml=True); refit the model with REML "
+                                 "as pbkrtest does", parameter="reml")
+        fit = self._fit(y, theta, sigma)
+        phi = sigma**2 * fit.a_inv
+        P, Q, K = self._kr_pieces(fit)
+        phi_p = phi @ P  # (npar, p, p)
+        info = K - 2 * np.einsum("ab,ijba->ij", phi, Q) + np.einsum("iab,jba->ij", phi_p, phi_p)
+        info = (info + info.T) / 2
+        if np.min(np.abs(np.linalg.eigvalsh(info))) > _KR_CONDITION:
+            W = 2 * np.linalg.inv(info)
+        else:
+            W = 2 * np.linalg.pinv(info, rcond=_CONTRAST_EPS, hermitian=True)
+        W = (W + W.T) / 2
+        uu = np.einsum("ij,ijab->ab", W, Q) - np.einsum("ij,iab,jbc->ac", W, P, phi_p)
+        phi_a = phi + 2 * phi @ uu @ phi
+        return _kr_adjust(L, phi, phi_a, P, W, beta)
+
+
+def _full_rank_rows(L: np.ndarray) -> np.ndarray:
+    """L itself if of full row rank, else an orthonormal basis of its row space (as pbkrtest)."""
+    rank = np.linalg.matrix_rank(L)
+    if rank == L.shape[0]:
+        return L
+    qmat, _ = np.linalg.qr(L.T)
+    return qmat[:, :rank].T
+
+
+def _kr_adjust(L, phi, phi_a, P, W, beta) -> tuple[float, int, float]:
+    """The Kenward-Roger scaling and ddf (Kenward & Roger 1997, section 4; pbkrtest's formulas)."""
+    L = _full_rank_rows(L)
+    q = L.shape[0]
+    theta = L.T @ np.linalg.solve(L @ phi @ L.T, L)
+    u = theta @ phi @ P @ phi  # (npar, p, p)
+    traces = np.einsum("iaa->i", u)
+    a1 = float(traces @ W @ traces)
+    a2 = float(np.einsum("ij,iab,jba->", W, u, u))
+    b = (a1 + 6 * a2) / (2 * q)
+    g = ((q + 1) * a1 - (q + 4) * a2) / ((q + 2) * a2)
+    denom = 3 * q + 2 * (1 - g)
+    c1, c2, c3 = g / denom, (q - g) / denom, (q + 2 - g) / denom
+    v0 = 1 + c1 * b
+    v1 = 1 - c2 * b
+    v2 = 1 - c3 * b
+    v0 = 0.0 if abs(v0) < 1e-10 else v0
+    num = 1 - a2 / q
+    ratio = 1.0 if abs(num) < 1e-14 and abs(v1) < 1e-14 else num / v1
+    rho = ratio**2 * v0 / (q * v2)
+    ddf = 4 + (q + 2) / (q * rho - 1)
+    scale = 1.0 if abs(ddf - 2) < 0.01 else ddf * (1 - a2 / q) / (ddf - 2)
+    lb = L @ beta
+    wald = float(lb @ np.linalg.solve(L @ phi_a @ L.T, lb))
+    return float(scale * wald / q), int(q), float(ddf)
+
+
+def _f_ddf(nus: np.ndarray, tol: float = 1e-8) -> float:
+    """lmerTest's denominator df of the F from the per-direction t dfs (Fai & Cornelius)."""
+    if nus.size == 1:
+        return float(nus[0])
+    if np.all(np.abs(np.diff(nus)) < tol):
+        return float(np.mean(nus))
+    if np.any(nus <= 2):
+        return 2.0
+    e = float(np.sum(nus / (nus - 2)))
+    return 2 * e / (e - nus.size)

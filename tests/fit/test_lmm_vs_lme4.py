@@ -2,7 +2,8 @@
 
 Tolerances from issue 19: log-likelihood within 1e-6 relative, fixed effects within
 1e-4 of their SE, SEs within 1e-4 relative, likelihood-ratio statistics within 1e-5,
-singular flags equal. The corpus covers balanced and unbalanced crossed designs,
+singular flags equal, Satterthwaite df within 1e-3 relative (lmerTest), Kenward-Roger df
+within 1e-2 relative (pbkrtest). The corpus covers balanced and unbalanced crossed designs,
 nested factors (``/`` and ``:``), correlated and ``||`` terms, ``(0 + x | g)``,
 categorical slopes, slopes without their fixed effect, offsets, singular and
 boundary fits, REML and ML. All lme4 fits go through one R process.
@@ -24,6 +25,8 @@ LOGLIK_REL = 1e-6
 BETA_IN_SE = 1e-4
 SE_REL = 1e-4
 LRT_TOL = 1e-5
+SATTERTHWAITE_REL = 1e-3
+KR_REL = 1e-2
 
 
 def _crossed(subjects: int = 30, items: int = 20, seed: int = 1) -> pd.DataFrame:
@@ -168,6 +171,8 @@ def test_fit_agrees_with_lme4(case):
     assert ours.singular == ref.singular
     assert ours.sigma == pytest.approx(ref.sigma, rel=1e-4)
     assert list(ours.fixed.index) == list(ref.fixed.index)
+    # lmerTest's Satterthwaite df (the lme4 engine reports them with every fit)
+    np.testing.assert_allclose(ours.fixed["df"], ref.fixed["df"], rtol=SATTERTHWAITE_REL)
 
 
 def test_corpus_covers_the_issue():
@@ -194,3 +199,25 @@ def test_random_covariances_agree_with_lme4(case):
     ours, ref = _fit_both(dname, formula, reml, kwargs)
     for a, b in zip(ours._covariances, ref._covariances):
         np.testing.assert_allclose(a, b, atol=2e-4 * max(1.0, float(np.max(np.abs(b)))))
+
+
+# (id, data, formula, coefficients or term tested): Kenward-Roger through pbkrtest is slow, so a subset
+KR_CASES = [
+    ("crossed_cond", "crossed", "y ~ cond + (1 + cond | subject) + (1 | item)", "cond"),
+    ("zerocorr_cond", "crossed", "y ~ cond + (1 + cond || subject) + (1 | item)", "cond"),
+    ("unbalanced_cond", "unbalanced", "y ~ cond + (1 + cond | subject) + (1 | item)", "cond"),
+    ("nested_x", "nested", "y ~ x + (1 | school/class)", "x"),
+    ("three_levels_term", "three", "y ~ cond3 + (1 + cond3 | subject)", "cond3"),
+    ("many_levels_x", "many", "y ~ x + (1 + x | g)", "x"),
+]
+
+
+@pytest.mark.parametrize("case", KR_CASES, ids=[c[0] for c in KR_CASES])
+def test_kenward_roger_and_satterthwaite_contrasts_agree(case):
+    _, dname, formula, what = case
+    ours, ref = _fit_both(dname, formula, True, {})
+    for method, rel in (("kr", KR_REL), ("satterthwaite", SATTERTHWAITE_REL)):
+        a, b = ours.test(what, method=method), ref.test(what, method=method)
+        assert (a.statistic_name, a.num_df) == (b.statistic_name, b.num_df)
+        assert a.df == pytest.approx(b.df, rel=rel), method
+        assert a.statistic == pytest.approx(b.statistic, rel=1e-4), method

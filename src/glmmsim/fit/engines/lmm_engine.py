@@ -333,6 +333,8 @@ class PreparedLmm:
     def _satterthwaite_dfs(self, y: np.ndarray, native: LmmNative, reml: bool) -> np.ndarray:
         """Satterthwaite's df of each coefficient's t test (NaN for all when no df calculator is installed)."""
         p = self._pls.p
+        if p == 0:
+            return np.zeros(0)
         try:
             calc = self._ddf_calculator()
         except EngineError:
@@ -353,7 +355,10 @@ class PreparedLmm:
         if ddf == "Satterthwaite":
             f_value, ndf, den = calc.satterthwaite(yc, state.theta_design(self._blocks), state.sigma, reml, L)
         elif ddf == "Kenward-Roger":
-            f_value, ndf, den = calc.kenward_roger(yc, raw.beta, state.theta_design(self._blocks), state.sigma, reml, L)
+            if not reml:  # pbkrtest evaluates Kenward-Roger at the REML estimates, refitting an ML model
+                raw = self.fit(y, reml=True)
+                state = raw.native
+            f_value, ndf, den = calc.kenward_roger(yc, raw.beta, state.theta_design(self._blocks), state.sigma, True, L)
         else:
             raise EngineError(f"engine 'lmm' has no {ddf!r} test; valid: 'Satterthwaite', 'Kenward-Roger'")
         return float(f_value), float(den), float(stats.f.sf(f_value, ndf, den))

@@ -39,7 +39,7 @@ def check_outputs(study: Study, *outs: str | None, plot: str | None = None) -> N
 def add_study_options(p: argparse.ArgumentParser) -> None:
     """Options power and recover share."""
     p.add_argument("--nsim", type=positive_int, metavar="N", help="replicates per design point")
-    p.add_argument("--engine", metavar="NAME", help="fitting engine: glmm (default) or lme4")
+    p.add_argument("--engine", metavar="NAME", help="fitting engine: auto (default: lmm for linear mixed models, glmm otherwise), lmm, glmm or lme4")
     p.add_argument("--fit-formula", metavar="FORMULA", help="analysis model, when it differs from the spec's model")
     p.add_argument("--executor", type=_executor, metavar="WHERE", help="serial (default), processes, or N processes")
     p.add_argument("--study-seed", dest="study_seed", type=int, metavar="N", help="root of the replicates' seed tree (default 1)")

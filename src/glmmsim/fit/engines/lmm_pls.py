@@ -37,6 +37,8 @@ _potrf = lapack.dpotrf  # LAPACK's Cholesky: a tenth of numpy's call overhead on
 __all__ = ["TermBlock", "PlsStructure", "Response", "Solution", "term_order"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+#: Largest per-response tensor (entries) of the outer-product form of the Schur complement (32 MB).
+OUTER_LIMIT = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,10 @@ class Response:
     b_y: np.ndarray  # (n1, Q1): Z1'y per level of the first factor
     c_y: np.ndarray  # (m - 1,): [Zr'y, X'y]
     yty: float
+    # the outer-product form (see PlsStructure._factor_outer): C with the response, and per level and
+    # pair (a, b) of first-factor columns the outer product of rows a and b of Z1'[Zr X y]
+    c_full: np.ndarray | None = None
+    k: np.ndarray | None = None
 
 
 @dataclass
@@ -188,6 +194,11 @@ class PlsStructure:
         self._scalar_rest = all(b.q == 1 for b in self.rest)
         index = [b.theta.start for b in self.rest for _ in range(b.nlevels)] if self._scalar_rest else []
         self._theta_ext = np.ones(self.ntheta + 1)
+        # the outer-product form evaluates the Schur complement as one matrix-vector product; its
+        # tensor has n1 * Q1^2 * m^2 entries per response, so it is used while that stays small
+        self._outer = n1 * q1 * q1 * self.m * self.m <= OUTER_LIMIT
+        self._dext = np.column_stack([np.ones(n1), self.d1.reshape(n1, q1 * q1)])
+        self._vec_eye = np.eye(q1).ravel()
         self._scale_index = np.array(index + [self.ntheta] * (self.p + 1), dtype=np.int64)
         self._q1_offsets = np.cumsum([0] + [b.q for b in self.first])[:-1]
 
@@ -196,7 +207,17 @@ class PlsStructure:
         y = np.asarray(y, dtype=np.float64)
         b_y = (self._z1t @ y).reshape(self.n1, self.q1)
         c_y = np.concatenate([self._zrt @ y, self.x.T @ y])
-        return Response(b_y, c_y, float(y @ y))
+        r = Response(b_y, c_y, float(y @ y))
+        if self._outer:
+            b = self.b.copy()
+            b[:, :, -1] = b_y
+            c = self.c.copy()
+            c[-1, :-1] = c_y
+            c[:-1, -1] = c_y
+            c[-1, -1] = r.yty
+            r.c_full = c
+            r.k = np.einsum("lai,lbj->labij", b, b).reshape(self.n1 * self.q1 * self.q1, self.m * self.m)
+        return r
 
     def without_fixed(self, keep: Sequence[int]) -> PlsStructure:
         """The same structure for the nested design that keeps fixed columns ``keep`` (no recomputation)."""
@@ -209,15 +230,22 @@ class PlsStructure:
         out.m = len(cols)
         out.b = self.b[:, :, cols]
         out.c = self.c[np.ix_(cols, cols)]
+        out._outer = self._outer  # fewer columns: the tensor only shrinks
         out._scale_index = np.concatenate([self._scale_index[: self.qr], np.full(len(keep) + 1, self.ntheta)])
         return out
 
-    def response_nested(self, r: Response, keep: Sequence[int]) -> Response:
-        """A full design's response cross-products restricted to fixed columns ``keep``."""
-        keep = np.asarray(keep, dtype=int)
-        return Response(r.b_y, np.concatenate([r.c_y[: self.qr], r.c_y[self.qr + keep]]), r.yty)
-
     # ---------------------------------------------------------------- one evaluation
+    def _first_covariance(self, theta: np.ndarray) -> np.ndarray:
+        """``Sigma = T1 T1'``, the first factor's relative covariance (closed form for the common shapes)."""
+        if self._first_tril_only and self.q1 <= 2:
+            if self.q1 == 1:
+                t = theta[self.first[0].theta.start]
+                return np.array([[t * t]])
+            t0, t1, t2 = theta[self.first[0].theta].tolist()
+            return np.array([[t0 * t0, t0 * t1], [t0 * t1, t1 * t1 + t2 * t2]])
+        t1m = self._first_factor(theta)
+        return t1m @ t1m.T
+
     def _first_factor(self, theta: np.ndarray) -> np.ndarray:
         t1 = np.zeros((self.q1, self.q1))
         for (b, rows, cols), off in zip(self._first_tril, self._q1_offsets):
@@ -237,13 +265,67 @@ class PlsStructure:
                 mat[..., off : off + width] = (view.reshape(*shape[:-1], b.nlevels, b.q) @ t).reshape(shape)
         return mat
 
-    def factor(self, theta: np.ndarray, r: Response) -> tuple[np.ndarray, np.ndarray] | None:
-        """The two Cholesky factors at ``theta`` (first factor's per-level diagonals or blocks, dense rest).
+    def factor(self, theta: np.ndarray, r: Response) -> tuple[float, np.ndarray] | None:
+        """``log|L_1|^2`` of the first factor's blocks and the lower factor of the dense Schur complement.
 
-        Returns ``(l1, l2)``: ``l1`` holds what ``log|L_1|`` needs (the diagonals of the per-level
-        factors, shape ``(n1, Q1)``), ``l2`` the lower factor of the dense Schur complement; None
-        where a factor is not positive definite.
+        None where a factor is not positive definite.
         """
+        if r.k is not None:
+            return self._factor_outer(theta, r)
+        return self._factor_w(theta, r)
+
+    def _factor_outer(self, theta: np.ndarray, r: Response) -> tuple[float, np.ndarray] | None:
+        """The Schur complement as ``C - sum_l sum_ab E_l[a, b] (B_la outer B_lb)``, one matrix-vector product.
+
+        With ``Sigma = T1 T1'`` the first factor's relative covariance,
+        ``E_l = T1 (T1' D_l T1 + I)^-1 T1' = Sigma (I + D_l Sigma)^-1`` (push-through identity), and
+        ``det(T1' D_l T1 + I) = det(I + D_l Sigma)``; ``I + D_l Sigma`` is linear in ``D_l``, so all
+        levels' matrices come from one product ``[1, vec D_l] @ [vec I; I kron Sigma]``.
+        """
+        q1 = self.q1
+        sigma = self._first_covariance(theta)
+        if q1 == 1:
+            s00 = sigma[0, 0]
+            nmat = 1.0 + s00 * self._dext[:, 1]
+            logdet1 = float(np.log(nmat).sum())
+            e = s00 / nmat
+        elif q1 == 2:
+            s00, s01, s11 = sigma[0, 0], sigma[0, 1], sigma[1, 1]
+            coef = np.array([[1.0, 0.0, 0.0, 1.0], [s00, s01, 0.0, 0.0], [s01, s11, 0.0, 0.0],
+                             [0.0, 0.0, s00, s01], [0.0, 0.0, s01, s11]])
+            nmat = self._dext @ coef  # rows (n00, n01, n10, n11) of I + D_l Sigma
+            det = nmat[:, 0] * nmat[:, 3] - nmat[:, 1] * nmat[:, 2]
+            if np.any(det <= 0.0):
+                return None
+            logdet1 = float(np.log(det).sum())
+            # Sigma @ adj(N) / det(N), adj(N) = [[n11, -n01], [-n10, n00]], flattened row-major
+            back = np.array([[0.0, s01, 0.0, s11], [0.0, -s00, 0.0, -s01], [-s01, 0.0, -s11, 0.0], [s00, 0.0, s01, 0.0]])
+            e = (nmat @ back) / det[:, None]
+        else:
+            coef = np.vstack([self._vec_eye, np.kron(np.eye(q1), sigma)])
+            nmat = (self._dext @ coef).reshape(self.n1, q1, q1)
+            sign, logdets = np.linalg.slogdet(nmat)
+            if np.any(sign <= 0):
+                return None
+            logdet1 = float(np.sum(logdets))
+            # E_l = Sigma N_l^-1, i.e. E_l' = N_l^-T Sigma
+            e = np.linalg.solve(np.swapaxes(nmat, 1, 2), np.broadcast_to(sigma, nmat.shape)).transpose(0, 2, 1)
+        u = r.c_full - (e.reshape(-1) @ r.k).reshape(self.m, self.m)
+        if self._scalar_rest:
+            self._theta_ext[:-1] = theta
+            scale = self._theta_ext[self._scale_index]
+            u *= scale
+            u *= scale[:, None]
+        else:
+            u = self._scale_rest(self._scale_rest(u, theta).T.copy(), theta)
+        u[self._penalty, self._penalty] += 1.0
+        l2, info = _potrf(u, lower=1, clean=0, overwrite_a=1)
+        if info != 0:
+            return None
+        return logdet1, l2
+
+    def _factor_w(self, theta: np.ndarray, r: Response) -> tuple[float, np.ndarray] | None:
+        """The Schur complement through ``W = L_1^-1 T1' B`` level by level (any size)."""
         b = self.b.copy()
         b[:, :, -1] = r.b_y
         if self._scalar_rest:
@@ -294,7 +376,7 @@ class PlsStructure:
         l2, info = _potrf(c, lower=1, clean=0, overwrite_a=1)
         if info != 0:
             return None
-        return l1, l2
+        return 2.0 * float(np.sum(np.log(l1))), l2
 
     def deviance(self, theta: np.ndarray, r: Response, reml: bool) -> float:
         """lme4's profiled deviance (ML) or REML criterion at ``theta``; inf where the factor fails."""
@@ -303,12 +385,12 @@ class PlsStructure:
             return np.inf
         return self._deviance(*f, reml=reml)[0]
 
-    def _deviance(self, l1: np.ndarray, l2: np.ndarray, *, reml: bool) -> tuple[float, float, float, float]:
+    def _deviance(self, logdet1: float, l2: np.ndarray, *, reml: bool) -> tuple[float, float, float, float]:
         qr, p = self.qr, self.p
-        d2 = np.diagonal(l2)
-        pwrss = float(d2[-1] ** 2)
-        logdet_l = 2.0 * float(np.sum(np.log(l1))) + 2.0 * float(np.sum(np.log(d2[:qr])))
-        logdet_rx = 2.0 * float(np.sum(np.log(d2[qr : qr + p])))
+        logd = np.log(l2.diagonal())
+        pwrss = float(np.exp(2.0 * logd[-1]))
+        logdet_l = logdet1 + 2.0 * float(logd[:qr].sum())
+        logdet_rx = 2.0 * float(logd[qr : qr + p].sum())
         if not (pwrss > 0.0 and np.isfinite(logdet_l)):
             return np.inf, pwrss, logdet_l, logdet_rx
         if reml:

@@ -5,8 +5,8 @@ feed lme4's theta, sigma and beta to :class:`DdfCalculator` and compare with lme
 ``contestMD``/``contest1D`` and pbkrtest's ``KRmodcomp``/``get_Lb_ddf``. lmerTest
 differentiates numerically (Richardson extrapolation, accurate to about 1e-7 relative), so
 Satterthwaite df agree to 1e-3 relative at worst; F and t are the same formula on the same
-numbers (1e-6). pbkrtest is exact algebra like ours (df within 1e-2 relative, F 1e-4 as the
-issue asks; in practice both agree to ~1e-8).
+numbers (1e-6). pbkrtest is exact algebra like ours: the issue asks for df within 1e-2
+relative and F within 1e-4; the test holds both to 1e-6 (observed: ~1e-13).
 
 The tests without R check the analytic derivatives against finite differences of a dense
 (n x n) implementation of the deviance and of vcov(beta), and the input errors.
@@ -15,6 +15,7 @@ The tests without R check the analytic derivatives against finite differences of
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -164,6 +165,12 @@ def reference(tmp_path_factory) -> dict:
     """lme4/lmerTest/pbkrtest results of every case, from one Rscript run."""
     rscript = shutil.which("Rscript")
     assert rscript is not None  # the r marker skips (or fails) before this without R
+    probe = subprocess.run([rscript, "--vanilla", "-e", "library(jsonlite)"], capture_output=True, timeout=120)
+    if probe.returncode != 0:  # jsonlite comes with lmerTest's dependencies on Debian, not everywhere
+        message = "the R package jsonlite is needed by tests/fit/lmm_ddf_reference.R"
+        if os.environ.get("GLMMSIM_REQUIRE_R") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     tmp = tmp_path_factory.mktemp("lmm_ddf")
     spec, responses = [], {}
     for name, case in CASES.items():
@@ -221,11 +228,12 @@ def test_kenward_roger_matches_pbkrtest(reference, name):
     for test in ref["tests"]:
         L = _contrast(test, ref["p"])
         F, ndf, ddf = calc.kenward_roger(ref["y"], ref["beta"], ref["theta"], ref["sigma"], True, L)
+        # the issue asks for 1e-2 (ddf) and 1e-4 (F); both sides are exact algebra (observed ~1e-13)
         assert ndf == test["kr_ndf"], test["name"]
-        assert F == pytest.approx(test["kr_F"], rel=1e-4), test["name"]
-        assert ddf == pytest.approx(test["kr_ddf"], rel=1e-2), test["name"]
+        assert F == pytest.approx(test["kr_F"], rel=1e-6), test["name"]
+        assert ddf == pytest.approx(test["kr_ddf"], rel=1e-6), test["name"]
         if test["m"] == 1:
-            assert ddf == pytest.approx(test["kr_lb_ddf"], rel=1e-2)
+            assert ddf == pytest.approx(test["kr_lb_ddf"], rel=1e-6)
 
 
 @pytest.mark.r
@@ -233,3 +241,219 @@ def test_reference_covers_the_required_shapes(reference):
     assert sum(1 for r in reference.values() if r["singular"]) >= 1
     assert {r["reml"] for r in reference.values()} == {True, False}
     assert any(t["m"] > 1 for r in reference.values() for t in r["tests"])
+
+
+# ---------------------------------------------------------------------------- without R: dense n x n algebra
+def _small_design(seed: int = 0):
+    """20 subjects x 6 items, a correlated subject slope and an item intercept (n = 120)."""
+    rng = np.random.default_rng(seed)
+    subj, item = np.repeat(np.arange(20), 6), np.tile(np.arange(6), 20)
+    x = rng.normal(size=120)
+    f = rng.integers(0, 3, size=120)
+    X = np.column_stack([np.ones(120), x, f == 1, f == 2]).astype(float)
+    blocks = [(np.column_stack([np.ones(120), x]), subj, 20), (np.ones((120, 1)), item, 6)]
+    theta = np.array([0.8, 0.3, 0.5, 0.6])
+    b_subj = rng.normal(size=(20, 2)) @ np.array([[0.8, 0.0], [0.3, 0.5]]).T
+    y = X @ [1.0, 0.4, 0.2, -0.1] + b_subj[subj, 0] + b_subj[subj, 1] * x + 0.6 * rng.normal(size=6)[item]
+    y = y + rng.normal(size=120)
+    return X, blocks, theta, y
+
+
+def _dense_z_lambda(blocks, theta):
+    zs, lams, start = [], [], 0
+    for zraw, codes, nlev in blocks:
+        zraw = np.asarray(zraw).reshape(len(codes), -1)
+        k = zraw.shape[1]
+        z = np.zeros((len(codes), nlev * k))
+        for a in range(k):
+            z[np.arange(len(codes)), codes * k + a] = zraw[:, a]
+        lam = np.zeros((k, k))
+        rows, cols = zip(*[(r, c) for c in range(k) for r in range(c, k)])
+        lam[rows, cols] = theta[start: start + len(rows)]
+        start += len(rows)
+        zs.append(z)
+        lams.append(np.kron(np.eye(nlev), lam))
+    z = np.hstack(zs)
+    lam = np.zeros((z.shape[1], z.shape[1]))
+    off = 0
+    for piece in lams:
+        lam[off: off + len(piece), off: off + len(piece)] = piece
+        off += len(piece)
+    return z, lam
+
+
+def _dense_deviance(X, blocks, y, varpar, reml):
+    """lmerTest's devfun_vp: the profiled -2 log (restricted) likelihood at (theta, sigma)."""
+    theta, sigma = varpar[:-1], varpar[-1]
+    z, lam = _dense_z_lambda(blocks, theta)
+    n, p = X.shape
+    V = np.eye(n) + z @ lam @ lam.T @ z.T
+    vi = np.linalg.inv(V)
+    A = X.T @ vi @ X
+    beta = np.linalg.solve(A, X.T @ vi @ y)
+    r = y - X @ beta
+    dev = np.linalg.slogdet(V)[1] + r @ vi @ r / sigma**2 + n * np.log(2 * np.pi * sigma**2)
+    if reml:
+        dev += np.linalg.slogdet(A)[1] - p * np.log(2 * np.pi * sigma**2)
+    return dev
+
+
+def _dense_vcov(X, blocks, varpar):
+    z, lam = _dense_z_lambda(blocks, varpar[:-1])
+    V = np.eye(len(X)) + z @ lam @ lam.T @ z.T
+    return varpar[-1] ** 2 * np.linalg.inv(X.T @ np.linalg.solve(V, X))
+
+
+def _numeric_satterthwaite(X, blocks, y, theta, sigma, reml, ls, h=1e-4):
+    """lmerTest's recipe with central differences (the test oracle of the analytic derivatives)."""
+    v0 = np.append(theta, sigma)
+    d = len(v0)
+    steps = h * np.eye(d)
+    dev = lambda v: _dense_deviance(X, blocks, y, v, reml)  # noqa: E731
+    hess = np.empty((d, d))
+    for i in range(d):
+        for j in range(i, d):
+            hess[i, j] = hess[j, i] = (dev(v0 + steps[i] + steps[j]) - dev(v0 + steps[i] - steps[j])
+                                       - dev(v0 - steps[i] + steps[j]) + dev(v0 - steps[i] - steps[j])) / (4 * h * h)
+    jac = [(_dense_vcov(X, blocks, v0 + steps[i]) - _dense_vcov(X, blocks, v0 - steps[i])) / (2 * h) for i in range(d)]
+    vcov = _dense_vcov(X, blocks, v0)
+    out = []
+    for l in ls:
+        grad = np.array([l @ j @ l for j in jac])
+        out.append(2 * (l @ vcov @ l) ** 2 / (grad @ (2 * np.linalg.inv(hess)) @ grad))
+    return out
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_satterthwaite_equals_numeric_derivatives_of_dense_deviance(reml):
+    X, blocks, theta, y = _small_design()
+    calc = DdfCalculator(X, blocks)
+    ls = [np.array([0.0, 1.0, 0.0, 0.0]), np.array([1.0, 0.0, 0.5, 0.5])]
+    numeric = _numeric_satterthwaite(X, blocks, y, theta, 1.1, reml, ls)
+    for l, expected in zip(ls, numeric):
+        _, _, ddf = calc.satterthwaite(y, theta, 1.1, reml, l)
+        # central differences with h = 1e-4 on a deviance of ~400: error ~1e-6 relative
+        assert ddf == pytest.approx(expected, rel=1e-5)
+
+
+def _dense_kenward_roger(X, blocks, beta, theta, sigma, L):
+    """pbkrtest's vcovAdj and .KR_adjust written with n x n matrices (independent of the q-space algebra)."""
+    z, lam = _dense_z_lambda(blocks, theta)
+    n = len(X)
+    gs, off = [], 0
+    for zraw, codes, nlev in blocks:
+        k = np.asarray(zraw).reshape(n, -1).shape[1]
+        zt = z[:, off: off + nlev * k]
+        for c in range(k):
+            for r in range(c, k):
+                e = np.zeros((k, k))
+                e[r, c] = e[c, r] = 1.0
+                gs.append(zt @ np.kron(np.eye(nlev), e) @ zt.T)
+        off += nlev * k
+    gs.append(np.eye(n))
+    sig = sigma**2 * (np.eye(n) + z @ lam @ lam.T @ z.T)
+    si = np.linalg.inv(sig)
+    phi = np.linalg.inv(X.T @ si @ X)
+    proj = si - si @ X @ phi @ X.T @ si
+    P = [-X.T @ si @ g @ si @ X for g in gs]
+    Q = [[X.T @ si @ gi @ si @ gj @ si @ X for gj in gs] for gi in gs]
+    info = np.array([[np.trace(proj @ gi @ proj @ gj) for gj in gs] for gi in gs])
+    W = 2 * np.linalg.inv(info)
+    m = len(gs)
+    uu = sum(W[i, j] * (Q[i][j] - P[i] @ phi @ P[j]) for i in range(m) for j in range(m))
+    phi_a = phi + 2 * phi @ uu @ phi
+    q = L.shape[0]
+    th = L.T @ np.linalg.solve(L @ phi @ L.T, L)
+    u = [th @ phi @ pi @ phi for pi in P]
+    a1 = sum(W[i, j] * np.trace(u[i]) * np.trace(u[j]) for i in range(m) for j in range(m))
+    a2 = sum(W[i, j] * np.trace(u[i] @ u[j]) for i in range(m) for j in range(m))
+    b = (a1 + 6 * a2) / (2 * q)
+    g = ((q + 1) * a1 - (q + 4) * a2) / ((q + 2) * a2)
+    den = 3 * q + 2 * (1 - g)
+    c1, c2, c3 = g / den, (q - g) / den, (q + 2 - g) / den
+    rho = ((1 - a2 / q) / (1 - c2 * b)) ** 2 * (1 + c1 * b) / (q * (1 - c3 * b))
+    ddf = 4 + (q + 2) / (q * rho - 1)
+    lb = L @ beta
+    fstat = ddf * (1 - a2 / q) / (ddf - 2) * (lb @ np.linalg.solve(L @ phi_a @ L.T, lb)) / q
+    return fstat, ddf
+
+
+def test_kenward_roger_equals_dense_formulas():
+    X, blocks, theta, y = _small_design()
+    beta = np.array([1.0, 0.4, 0.2, -0.1])
+    calc = DdfCalculator(X, blocks)
+    for L in (np.array([[0.0, 1.0, 0.0, 0.0]]), np.array([[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])):
+        F, ndf, ddf = calc.kenward_roger(y, beta, theta, 1.1, True, L)
+        F_dense, ddf_dense = _dense_kenward_roger(X, blocks, beta, theta, 1.1, L)
+        assert ndf == L.shape[0]
+        assert ddf == pytest.approx(ddf_dense, rel=1e-9)
+        assert F == pytest.approx(F_dense, rel=1e-9)
+
+
+def test_one_row_F_is_t_squared_and_rank_deficient_rows_are_dropped():
+    X, blocks, theta, y = _small_design(1)
+    calc = DdfCalculator(X, blocks)
+    l = np.array([0.0, 1.0, 0.0, 0.0])
+    F1, ndf1, ddf1 = calc.satterthwaite(y, theta, 1.0, True, l)
+    F2, ndf2, ddf2 = calc.satterthwaite(y, theta, 1.0, True, np.vstack([l, 2 * l]))
+    assert (ndf1, ndf2) == (1, 1)
+    assert F2 == pytest.approx(F1, rel=1e-10) and ddf2 == pytest.approx(ddf1, rel=1e-10)
+    beta_hat = np.linalg.lstsq(X, y, rcond=None)[0]
+    Fk, ndfk, _ = calc.kenward_roger(y, beta_hat, theta, 1.0, True, np.vstack([l, 2 * l]))
+    Fk1, _, _ = calc.kenward_roger(y, beta_hat, theta, 1.0, True, l)
+    assert ndfk == 1 and Fk == pytest.approx(Fk1, rel=1e-10)
+    m = np.array([0.0, 0.0, 1.0, -1.0])
+    for stacked in (np.vstack([l, 2 * l, m]), np.vstack([l + m, l, m])):  # rank 2, dependent rows first
+        assert calc.kenward_roger(y, beta_hat, theta, 1.0, True, stacked) == pytest.approx(
+            calc.kenward_roger(y, beta_hat, theta, 1.0, True, np.vstack([l, m])), rel=1e-9)
+        # lmerTest's F-test df depends on how L spans the space (eigenvectors of L C L'); F and ndf do not
+        assert calc.satterthwaite(y, theta, 1.0, True, stacked)[:2] == pytest.approx(
+            calc.satterthwaite(y, theta, 1.0, True, np.vstack([l, m]))[:2], rel=1e-9)
+    # lmerTest: one zero row gives a NaN t on 1 df, several an empty table (rank 0)
+    F0, ndf0, ddf0 = calc.satterthwaite(y, theta, 1.0, True, np.zeros(4))
+    assert ndf0 == 1 and np.isnan(F0) and np.isnan(ddf0)
+    F0, ndf0, ddf0 = calc.satterthwaite(y, theta, 1.0, True, np.zeros((2, 4)))
+    assert ndf0 == 0 and np.isnan(F0) and np.isnan(ddf0)
+
+
+def test_inputs_are_not_mutated_and_the_cache_tracks_the_replicate():
+    X, blocks, theta, y = _small_design(2)
+    X0, theta0, y0 = X.copy(), theta.copy(), y.copy()
+    calc = DdfCalculator(X, blocks)
+    first = calc.satterthwaite(y, theta, 1.0, True, [0, 1, 0, 0])
+    other = calc.satterthwaite(y + np.arange(len(y)) * 0.01, theta, 1.0, True, [0, 1, 0, 0])
+    again = calc.satterthwaite(y, theta, 1.0, True, [0, 1, 0, 0])
+    assert other != first and again == first
+    assert np.array_equal(X, X0) and np.array_equal(theta, theta0) and np.array_equal(y, y0)
+
+
+@pytest.mark.parametrize(
+    ("call", "parameter"),
+    [
+        (lambda c, y: c.satterthwaite(y, [0.5, 0.1], 1.0, True, [0, 1, 0, 0]), "theta"),
+        (lambda c, y: c.satterthwaite(y[:-1], [0.8, 0.3, 0.5, 0.6], 1.0, True, [0, 1, 0, 0]), "y"),
+        (lambda c, y: c.satterthwaite(y, [0.8, 0.3, 0.5, 0.6], 0.0, True, [0, 1, 0, 0]), "sigma"),
+        (lambda c, y: c.satterthwaite(y, [0.8, 0.3, 0.5, 0.6], 1.0, True, [0, 1]), "L"),
+        (lambda c, y: c.kenward_roger(y, [1, 0, 0, 0], [0.8, 0.3, 0.5, 0.6], 1.0, False, [0, 1, 0, 0]), "reml"),
+        (lambda c, y: c.kenward_roger(y, [1, 0], [0.8, 0.3, 0.5, 0.6], 1.0, True, [0, 1, 0, 0]), "beta"),
+    ],
+)
+def test_bad_arguments_raise_parameter_errors_naming_them(call, parameter):
+    X, blocks, _, y = _small_design()
+    with pytest.raises(ParameterError) as info:
+        call(DdfCalculator(X, blocks), y)
+    assert info.value.parameter == parameter
+
+
+def test_bad_designs_are_refused_before_any_work():
+    X, blocks, _, _ = _small_design()
+    with pytest.raises(ParameterError) as info:
+        DdfCalculator(np.column_stack([X, X[:, 1]]), blocks)
+    assert info.value.parameter == "X"
+    zraw, codes, _ = blocks[1]
+    with pytest.raises(ParameterError) as info:
+        DdfCalculator(X, [blocks[0], (zraw, codes, 3)])
+    assert info.value.path == ("blocks", 1)
+    with pytest.raises(ParameterError) as info:
+        DdfCalculator(X, [])
+    assert info.value.parameter == "blocks"

@@ -39,7 +39,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
@@ -86,6 +86,7 @@ class _Fit:
     a_inv: np.ndarray  # (X'V^-1X)^-1
     beta: np.ndarray  # GLS estimate given theta
     sigma: float
+    parts: dict = field(default_factory=dict)  # Satterthwaite (cov, jac) per reml flag
 
 
 def _lower_pairs(k: int) -> list[tuple[int, int]]:
@@ -118,8 +119,8 @@ class DdfCalculator:
     and ``kenward_roger(y, beta, theta, sigma, reml, L)`` both return ``(F, ndf, ddf)``;
     for one contrast row Satterthwaite's ``F`` is ``t^2``.  Kenward-Roger needs REML
     estimates (pbkrtest refits an ML model with REML): ``reml=False`` is refused.
-    When ``L C L'`` has rank 0 (lmerTest reports an empty table) the result is
-    ``(nan, 0, nan)``.
+    A single zero row gives ``(nan, 1, nan)`` (lmerTest's NaN t); several rows whose
+    ``L C L'`` has rank 0 give ``(nan, 0, nan)`` (lmerTest's empty table).
 
     Examples
     --------
@@ -154,8 +155,9 @@ class DdfCalculator:
         zx = sp.hstack([z, sp.csr_matrix(X)]).tocsr()
         self._cross = np.asarray((zx.T @ zx).todense())  # [Z X]'[Z X], fixed per design
         self._check_rank()
-        self._kr_basis = [self._covariance_basis(b.k) for b in specs]
-        self._second = self._theta_second_derivatives()
+        # per block, flattened k x k matrices: pbkrtest's G basis and d^2(L L')/dtheta_i dtheta_j
+        self._kr_basis = [self._covariance_basis(b.k).reshape(b.ntheta, -1) for b in specs]
+        self._second = [self._theta_second_derivatives(b.k) for b in specs]
         self._last: tuple[tuple, _Fit] | None = None
 
     # ------------------------------------------------------------------ design
@@ -210,20 +212,22 @@ class DdfCalculator:
             basis[m, c, r] = 1.0
         return basis
 
-    def _theta_second_derivatives(self) -> list[tuple[int, int, int, np.ndarray]]:
-        """d^2 (L L') / d theta_i d theta_j (constant): nonzero for entries of one column of one L."""
-        out = []
-        for bi, block in enumerate(self.blocks):
-            pairs = _lower_pairs(block.k)
-            for i, (a, b) in enumerate(pairs):
-                for j, (c, d) in enumerate(pairs):
-                    if b != d:
-                        continue
-                    S = np.zeros((block.k, block.k))
-                    S[a, c] += 1.0
-                    S[c, a] += 1.0
-                    out.append((bi, block.theta_start + i, block.theta_start + j, S))
-        return out
+    @staticmethod
+    def _theta_second_derivatives(k: int) -> np.ndarray:
+        """d^2 (L L') / d theta_i d theta_j of one term, shape (ntheta, ntheta, k * k).
+
+        L L' is quadratic in theta, so these are constant and the first derivatives are
+        linear: d (L L') / d theta_i = sum_j theta_j * (this)[i, j].  The entry is
+        E_ac + E_ca for theta_i = L[a, b], theta_j = L[c, d] in the same column (b == d).
+        """
+        pairs = _lower_pairs(k)
+        out = np.zeros((len(pairs), len(pairs), k, k))
+        for i, (a, b) in enumerate(pairs):
+            for j, (c, d) in enumerate(pairs):
+                if b == d:
+                    out[i, j, a, c] += 1.0
+                    out[i, j, c, a] += 1.0
+        return out.reshape(len(pairs), len(pairs), k * k)
 
     # ------------------------------------------------------------------ inputs
     def _theta(self, theta) -> np.ndarray:
@@ -297,84 +301,97 @@ class DdfCalculator:
         self._last = (key, fit)
         return fit
 
-    def _pair_traces(self, mat: np.ndarray, mats: list[np.ndarray]) -> np.ndarray:
-        """tr((I (x) S_i) mat (I (x) S_j) mat) for every S_i, S_j of ``mats`` (one stack per block)."""
-        sizes = [m.shape[0] for m in mats]
+    def _pair_traces(self, mat: np.ndarray, stacks: list[np.ndarray]) -> np.ndarray:
+        """tr((I (x) S_i) mat (I (x) S_j) mat) for all S_i, S_j (``stacks``: per block (n_t, k * k)).
+
+        With mat's (t, s) block viewed as X[g, b, h, c] (levels g, h; coefficients b, c), the
+        trace is sum S_i[a, b] S_j[c, d] Y[a, b, c, d] with Y[a, b, c, d] = sum_gh X[g, b, h, c]
+        X[g, a, h, d]: one (k_t k_s)^2 Gram matrix per pair of blocks, whatever the levels.
+        """
+        sizes = [st.shape[0] for st in stacks]
         starts = np.concatenate([[0], np.cumsum(sizes)])
-        out = np.zeros((starts[-1], starts[-1]))
+        out = np.empty((starts[-1], starts[-1]))
         for t, bt in enumerate(self.blocks):
             for s in range(t, len(self.blocks)):
                 bs = self.blocks[s]
                 x = mat[bt.rows, bs.rows].reshape(bt.levels, bt.k, bs.levels, bs.k)
                 xr = x.transpose(1, 3, 0, 2).reshape(bt.k * bs.k, -1)
-                y4 = (xr @ xr.T).reshape(bt.k, bs.k, bt.k, bs.k)  # [b, c, a, d]
-                tr = np.einsum("iab,jcd,bcad->ij", mats[t], mats[s], y4, optimize=True)
+                y4 = (xr @ xr.T).reshape(bt.k, bs.k, bt.k, bs.k).transpose(2, 0, 1, 3)
+                tr = stacks[t] @ y4.reshape(bt.k * bt.k, bs.k * bs.k) @ stacks[s].T
                 out[starts[t]: starts[t + 1], starts[s]: starts[s + 1]] = tr
                 out[starts[s]: starts[s + 1], starts[t]: starts[t + 1]] = tr.T
         return out
 
-    def _block_diag_sum(self, mat: np.ndarray, block: _Block) -> np.ndarray:
-        """sum over levels g of the (g, g) k x k diagonal blocks of ``mat`` restricted to ``block``."""
+    @staticmethod
+    def _block_diag_sum(mat: np.ndarray, block: _Block) -> np.ndarray:
+        """sum over levels g of the (g, g) k x k diagonal blocks of ``mat`` in ``block``, flattened."""
         x = mat[block.rows, block.rows].reshape(block.levels, block.k, block.levels, block.k)
-        return np.einsum("gagb->ab", x)
+        return np.einsum("gagb->ab", x).ravel()
 
-    def _stack_apply(self, mats: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
-        """Columns ``(I (x) S) rows[block]`` for every S (rows: (q, c)); result (q, nS * c), zero off-block."""
+    @staticmethod
+    def _level_gram(rows: np.ndarray, block: _Block) -> np.ndarray:
+        """sum_g R_g' (x) R_g over levels as a (k * k, c * c) matrix, R_g the (k, c) rows of level g.
+
+        ``stack @ this`` gives R'(I (x) S_i)R for every S_i of a stack, flattened (c * c).
+        """
         c = rows.shape[1]
-        out = np.zeros((self.q, sum(m.shape[0] for m in mats) * c))
-        col = 0
-        for block, stack in zip(self.blocks, mats):
-            sub = rows[block.rows].reshape(-1, block.k, c)
-            for S in stack:
-                out[block.rows, col: col + c] = (S @ sub).reshape(-1, c)
-                col += c
-        return out
+        flat = rows.reshape(block.levels, block.k * c)
+        gram = (flat.T @ flat).reshape(block.k, c, block.k, c).transpose(0, 2, 1, 3)
+        return gram.reshape(block.k * block.k, c * c)
 
-    def _theta_first(self, lams: list[np.ndarray]) -> list[np.ndarray]:
-        """d (L L') / d theta_i = E_ab L' + L E_ba per block (stacks of k x k)."""
-        out = []
-        for block, lam in zip(self.blocks, lams):
-            stack = np.zeros((block.ntheta, block.k, block.k))
-            for m, (a, b) in enumerate(_lower_pairs(block.k)):
-                stack[m, a, :] += lam[:, b]
-                stack[m, :, a] += lam[:, b]
-            out.append(stack)
-        return out
+    @staticmethod
+    def _applied(stack: np.ndarray, rows: np.ndarray, block: _Block) -> np.ndarray:
+        """(I (x) S_i) rows for every S_i of ``stack``: shape (G * k, n_i * c), S_i's columns together."""
+        c = rows.shape[1]
+        k = block.k
+        out = np.einsum("iab,gbc->gaic", stack.reshape(-1, k, k), rows.reshape(block.levels, k, c))
+        return out.reshape(block.levels * k, -1)
 
     # ------------------------------------------------------------------ Satterthwaite
-    def _satterthwaite_parts(self, fit: _Fit, reml: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(vcov of (theta, sigma) = 2 H^+, Jacobian of vcov(beta): (ntheta + 1, p, p))."""
+    def _satterthwaite_parts(self, fit: _Fit, theta: np.ndarray, reml: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(vcov of (theta, sigma) = 2 H^+, Jacobian of vcov(beta): (ntheta + 1, p, p)), cached per fit.
+
+        H is the Hessian of the profiled deviance, with V_i = Z (I (x) S_i) Z' = dV/dtheta_i:
+        d^2/dtheta_i dtheta_j = tr(W V_ij) - tr(W V_i W V_j) + (2 y'P V_i P V_j P y - y'P V_ij P y) / sigma^2
+        with W = P (REML) or V^-1 (ML), d^2/dtheta_i dsigma = 2 y'P V_i P y / sigma^3 and
+        d^2/dsigma^2 = 6 y'Py / sigma^4 - 2 (n - p [REML]) / sigma^2.
+        """
+        cached = fit.parts.get(reml)
+        if cached is not None:
+            return cached
         q, p, sigma = self.q, self.p, fit.sigma
         gram, a_inv = fit.gram, fit.a_inv
-        m = gram[:q, :q]
         nz = gram[:q, q: q + p]
         u = gram[:q, -1] - nz @ fit.beta  # Z'P y
         pwrss = gram[-1, -1] - gram[q: q + p, -1] @ fit.beta
         n_ai = nz @ a_inv
-        mp = m - n_ai @ nz.T  # Z'P Z
-        first = self._theta_first(fit.lams)
+        mp = gram[:q, :q] - n_ai @ nz.T  # Z'P Z
+        w = mp if reml else gram[:q, :q]
         nt = self.ntheta
-        # Jacobian of sigma^2 A^-1: d/dtheta_i = sigma^2 A^-1 N' D_i N A^-1, d/dsigma = 2 sigma A^-1
-        dn = self._stack_apply(first, n_ai).reshape(q, nt, p)
         jac = np.empty((nt + 1, p, p))
-        jac[:nt] = sigma**2 * np.einsum("ga,gib->iab", n_ai, dn)
+        hess = np.zeros((nt + 1, nt + 1))
+        du = np.zeros((q, nt))
+        udu = np.empty(nt)
+        stacks = []
+        for block, second in zip(self.blocks, self._second):
+            th = slice(block.theta_start, block.theta_start + block.ntheta)
+            stack = (theta[th] @ second.reshape(block.ntheta, -1)).reshape(block.ntheta, -1)  # dLL'/dtheta_i
+            stacks.append(stack)
+            # d vcov(beta) / d theta_i = sigma^2 A^-1 N'(I (x) S_i) N A^-1
+            jac[th] = sigma**2 * (stack @ self._level_gram(n_ai[block.rows], block)).reshape(-1, p, p)
+            uu = self._level_gram(u[block.rows, None], block)[:, 0]
+            udu[th] = stack @ uu
+            du[block.rows, th] = self._applied(stack, u[block.rows, None], block)
+            hess[th, th] += (second.reshape(-1, block.k**2) @ (self._block_diag_sum(w, block) - uu / sigma**2)
+                             ).reshape(block.ntheta, block.ntheta)
         jac[nt] = 2 * sigma * a_inv
-        # Hessian of the profiled deviance in (theta, sigma)
-        w = mp if reml else m
-        du = self._stack_apply(first, u[:, None])  # (q, nt)
-        hess = np.empty((nt + 1, nt + 1))
-        hess[:nt, :nt] = -self._pair_traces(w, first) + 2 * (du.T @ mp @ du) / sigma**2
-        for bi, i, j, S in self._second:
-            block = self.blocks[bi]
-            uu = u[block.rows].reshape(-1, block.k)
-            hess[i, j] += np.sum(S * self._block_diag_sum(w, block)) - np.sum(S * (uu.T @ uu)) / sigma**2
-        udu = u @ du
+        hess[:nt, :nt] += 2 * (du.T @ mp @ du) / sigma**2 - self._pair_traces(w, stacks)
         hess[:nt, nt] = hess[nt, :nt] = 2 * udu / sigma**3
-        n_eff = self.n - (p if reml else 0)
-        hess[nt, nt] = 6 * pwrss / sigma**4 - 2 * n_eff / sigma**2
+        hess[nt, nt] = 6 * pwrss / sigma**4 - 2 * (self.n - (p if reml else 0)) / sigma**2
         vals, vecs = np.linalg.eigh((hess + hess.T) / 2)
         keep = vals > _HESSIAN_TOL
         cov = 2 * (vecs[:, keep] / vals[keep]) @ vecs[:, keep].T
+        fit.parts[reml] = (cov, jac)
         return cov, jac
 
     def satterthwaite(self, y, theta, sigma, reml: bool, L) -> tuple[float, int, float]:
@@ -410,7 +427,7 @@ class DdfCalculator:
         y, theta, sigma = self._y(y), self._theta(theta), self._sigma(sigma)
         L = self._contrast(L)
         fit = self._fit(y, theta, sigma)
-        cov, jac = self._satterthwaite_parts(fit, bool(reml))
+        cov, jac = self._satterthwaite_parts(fit, theta, bool(reml))
         vcov = sigma**2 * fit.a_inv
         beta = fit.beta
         if L.shape[0] == 1:
@@ -434,8 +451,10 @@ class DdfCalculator:
     def _satterthwaite_1d(l, beta, vcov, cov, jac) -> tuple[float, int, float]:
         var = float(l @ vcov @ l)
         grad = np.einsum("a,iab,b->i", l, jac, l)
-        ddf = 2 * var**2 / float(grad @ cov @ grad)
-        return float((l @ beta) ** 2 / var), 1, float(ddf)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a zero row gives NaN, as in lmerTest
+            ddf = np.float64(2 * var**2) / np.float64(grad @ cov @ grad)
+            fstat = np.float64(l @ beta) ** 2 / np.float64(var)
+        return float(fstat), 1, float(ddf)
 
     # ------------------------------------------------------------------ Kenward-Roger
     def _kr_pieces(self, fit: _Fit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -459,10 +478,15 @@ class DdfCalculator:
         basis = self._kr_basis
         nr = sum(len(bs) for bs in basis)
         npar = nr + 1
-        en = self._stack_apply(basis, nz)  # (q, nr * p)
         s4, s6 = sigma**4, sigma**6
+        en = np.zeros((q, nr * p))  # columns (I (x) E_i) N, block by block
         P = np.empty((npar, p, p))
-        P[:nr] = -np.einsum("ga,gib->iab", nz, en.reshape(q, nr, p)) / s4
+        start = 0
+        for block, stack in zip(self.blocks, basis):
+            cols = slice(start * p, (start + len(stack)) * p)
+            en[block.rows, cols] = self._applied(stack, nz[block.rows], block)
+            P[start: start + len(stack)] = -(stack @ self._level_gram(nz[block.rows], block)).reshape(-1, p, p) / s4
+            start += len(stack)
         P[nr] = -a2 / s4
         Q = np.empty((npar, npar, p, p))
         Q[:nr, :nr] = (en.T @ m @ en).reshape(nr, p, nr, p).transpose(0, 2, 1, 3) / s6
@@ -473,7 +497,7 @@ class DdfCalculator:
         K = np.empty((npar, npar))
         K[:nr, :nr] = self._pair_traces(m, basis) / s4
         K[:nr, nr] = K[nr, :nr] = np.concatenate(
-            [np.einsum("iab,ab->i", bs, self._block_diag_sum(m2, blk)) for blk, bs in zip(self.blocks, basis)]
+            [stack @ self._block_diag_sum(m2, block) for block, stack in zip(self.blocks, basis)]
         ) / s4
         K[nr, nr] = tr_v2 / s4
         return P, Q, K
@@ -535,8 +559,8 @@ def _full_rank_rows(L: np.ndarray) -> np.ndarray:
     rank = np.linalg.matrix_rank(L)
     if rank == L.shape[0]:
         return L
-    qmat, _ = np.linalg.qr(L.T)
-    return qmat[:, :rank].T
+    # the KR statistic and df depend on L only through its row space: any basis of it will do
+    return np.linalg.svd(L)[2][:rank]
 
 
 def _kr_adjust(L, phi, phi_a, P, W, beta) -> tuple[float, int, float]:

@@ -16,6 +16,7 @@ Everything that does not depend on the response is computed once in
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,27 @@ def _nlopt():
             f"lme4's optimizer, BOBYQA): {exc}"
         ) from None
     return nlopt
+
+
+#: Largest dense block (rows) at which BLAS runs on one thread: multithreaded BLAS only slows small
+#: matrices down, by 30x on a busy machine (threads contend with the other processes for the cores).
+SMALL_BLAS = 400
+_CONTROLLER: list = []
+
+
+def _one_blas_thread(size: int):
+    """A context limiting BLAS to one thread while ``size`` is small (a no-op without threadpoolctl)."""
+    if size > SMALL_BLAS:
+        return contextlib.nullcontext()
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _CONTROLLER.append(None)
+        else:
+            _CONTROLLER.append(ThreadpoolController())
+    controller = _CONTROLLER[0]
+    return contextlib.nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
 
 
 def _dist_version(name: str) -> str:
@@ -260,6 +282,10 @@ class PreparedLmm:
 
     def fit(self, y: np.ndarray, *, reml: bool, start: np.ndarray | None = None) -> RawFit:
         """Fit one response (REML or ML) and return lme4's estimates in the design's order."""
+        with _one_blas_thread(self._pls.m):
+            return self._fit(y, reml=reml, start=start)
+
+    def _fit(self, y: np.ndarray, *, reml: bool, start: np.ndarray | None = None) -> RawFit:
         centred = self._centred(np.asarray(y, dtype=np.float64))
         if np.ptp(centred) == 0.0:
             return self._no_fit(reml, "the response does not vary (after the offset): no variance can be estimated")
@@ -341,11 +367,21 @@ class PreparedLmm:
             return np.full(p, np.nan)
         yc = self._centred(np.asarray(y, dtype=np.float64))
         theta = native.theta_design(self._blocks)
-        return np.array([calc.satterthwaite(yc, theta, native.sigma, reml, row[None, :])[2] for row in np.eye(p)])
+        with _one_blas_thread(self._ddf_size):
+            return np.array([calc.satterthwaite(yc, theta, native.sigma, reml, row[None, :])[2] for row in np.eye(p)])
 
     # ---------------------------------------------------------------- tests with df
     def contrast(self, y: np.ndarray, L: np.ndarray, *, reml: bool, ddf: str, native=None) -> tuple[float, float, float]:
         """F test of ``L @ beta = 0`` with Satterthwaite's or Kenward-Roger's df (lmerTest's / pbkrtest's definitions)."""
+        with _one_blas_thread(self._ddf_size):
+            return self._contrast(y, L, reml=reml, ddf=ddf, native=native)
+
+    @property
+    def _ddf_size(self) -> int:
+        """The df calculator works on dense matrices of the random effects and fixed effects."""
+        return self._pls.n1 * self._pls.q1 + self._pls.m
+
+    def _contrast(self, y: np.ndarray, L: np.ndarray, *, reml: bool, ddf: str, native=None) -> tuple[float, float, float]:
         from scipy import stats
 
         raw = native if native is not None and isinstance(getattr(native, "native", None), LmmNative) else self.fit(y, reml=reml)

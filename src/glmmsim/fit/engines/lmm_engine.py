@@ -282,10 +282,6 @@ class PreparedLmm:
 
     def fit(self, y: np.ndarray, *, reml: bool, start: np.ndarray | None = None) -> RawFit:
         """Fit one response (REML or ML) and return lme4's estimates in the design's order."""
-        with _one_blas_thread(self._pls.m):
-            return self._fit(y, reml=reml, start=start)
-
-    def _fit(self, y: np.ndarray, *, reml: bool, start: np.ndarray | None = None) -> RawFit:
         centred = self._centred(np.asarray(y, dtype=np.float64))
         if np.ptp(centred) == 0.0:
             return self._no_fit(reml, "the response does not vary (after the offset): no variance can be estimated")

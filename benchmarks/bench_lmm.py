@@ -109,8 +109,8 @@ def mcpower_per_sim(nsim: int) -> tuple[float, str] | None:
     return (time.process_time() - t0) / nsim, str(version)
 
 
-def scaling(reps: int) -> list[tuple[int, float, float]]:
-    """lmm at 1,200 and ~100,000 rows: CPU ms per z replicate and per deviance evaluation."""
+def scaling(reps: int) -> list[tuple[int, float, float, float]]:
+    """lmm at 1,200 and ~100,000 rows: CPU ms per z replicate, us per deviance evaluation, evaluations per fit."""
     out = []
     for repetitions in (1, 84):
         d = conditions(repetitions=repetitions)
@@ -123,7 +123,9 @@ def scaling(reps: int) -> list[tuple[int, float, float]]:
         t0 = time.process_time()
         for _ in range(200):
             prep.structure.deviance(theta, r, True)
-        out.append((len(d), per * 1e3, (time.process_time() - t0) / 200 * 1e6))
+        per_eval = (time.process_time() - t0) / 200 * 1e6
+        evals = statistics.mean(prep.fit(ys[:, j], reml=True).native.evaluations for j in range(ys.shape[1]))
+        out.append((len(d), per * 1e3, per_eval, evals))
     return out
 
 
@@ -156,7 +158,8 @@ def main() -> None:
 
     fmt = lambda v: "refused" if v is None else f"{v:,.1f}" if v >= 10 else f"{v:.2f}"  # noqa: E731
     print(f"ms per replicate (fit + test of cond), medians of {args.rounds} rounds; 1,200 rows\n")
-    head = ["test", "lmm", "glmm"] + ([] if args.no_r else ["lme4 (wall)"]) + list(ISSUE) + ["lmm vs glmm", "lmm vs simr"]
+    head = (["test", "lmm", "glmm"] + ([] if args.no_r else ["lme4 (wall)"]) + list(ISSUE) + ["lmm vs glmm"]
+            + ([] if args.no_r else ["lmm vs lme4 (same run)"]) + ["lmm vs simr (issue's figure)"])
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for k, (label, *_rest) in enumerate(TESTS):
@@ -164,6 +167,8 @@ def main() -> None:
         row += ["–" if ISSUE[p][k] is None else f"{ISSUE[p][k]:,}" for p in ISSUE]
         lmm, glmm = med("lmm", label), med("glmm", label)
         row.append("–" if glmm is None else f"{glmm / lmm:.2f}x faster" if lmm < glmm else f"{lmm / glmm:.2f}x slower")
+        if not args.no_r:
+            row.append(f"{med('lme4', label) / lmm:,.0f}x less")
         row.append(f"{ISSUE['simr 1.0.8'][k] / lmm:.0f}x less")
         print("| " + " | ".join(row) + " |")
     if mcp is not None:
@@ -171,10 +176,10 @@ def main() -> None:
         print(f"\nMCPower {mcp[1]} in this run (its closest scenario, its own test; CPU): {mcp[0] * 1e3:.2f} ms per "
               f"simulation; lmm z / MCPower = {z / (mcp[0] * 1e3):.2f}")
     print("\nlmm cost by number of rows (z test; CPU)")
-    print("| rows | ms per replicate | us per deviance evaluation |")
-    print("|---|---|---|")
-    for rows, per, dev in scaling(max(5, args.reps // 3)):
-        print(f"| {rows:,} | {per:.2f} | {dev:.0f} |")
+    print("| rows | ms per replicate | us per deviance evaluation | evaluations per fit |")
+    print("|---|---|---|---|")
+    for rows, per, dev, evals in scaling(max(5, args.reps // 3)):
+        print(f"| {rows:,} | {per:.2f} | {dev:.0f} | {evals:.0f} |")
 
 
 if __name__ == "__main__":

@@ -142,3 +142,21 @@ def test_deviance_work_does_not_grow_with_rows():
     for name in ("d1", "b", "c"):
         assert getattr(small_pls, name).shape == getattr(big_pls, name).shape
     np.testing.assert_allclose(5 * small_pls.c, big_pls.c, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("formula", [FORMULA, "y ~ cond + (1 + cond || subject) + (1 + cond | item)",
+                                     "y ~ x + (1 | subject/item)"])
+def test_analytic_gradient_matches_central_differences(formula):
+    d = _crossed()
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(formula, d))
+    pls = prep.structure
+    assert pls.has_gradient
+    r = prep.response(d["y"].to_numpy())
+    theta = np.where(prep._lower == 0, 0.6, 0.2)
+    for reml in (True, False):
+        dev, grad = pls.deviance_gradient(theta, r, reml)
+        assert dev == pytest.approx(pls.deviance(theta, r, reml), rel=1e-12)
+        h = 1e-5
+        numeric = [(pls.deviance(theta + h * e, r, reml) - pls.deviance(theta - h * e, r, reml)) / (2 * h)
+                   for e in np.eye(len(theta))]
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5)

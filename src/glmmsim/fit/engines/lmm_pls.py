@@ -33,6 +33,8 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 
 _potrf = lapack.dpotrf  # LAPACK's Cholesky: a tenth of numpy's call overhead on small matrices
+_trtri = lapack.dtrtri
+_trtrs = lapack.dtrtrs
 
 __all__ = ["TermBlock", "PlsStructure", "Response", "Solution", "term_order"]
 
@@ -252,14 +254,15 @@ class PlsStructure:
             t1[off + rows, off + cols] = theta[b.theta]
         return t1
 
-    def _scale_rest(self, mat: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        """``mat @ blockdiag(Lambda_rest, I)``: the rest terms' factors applied to the last axis, in place."""
+    def _scale_rest(self, mat: np.ndarray, theta: np.ndarray, transpose: bool = False) -> np.ndarray:
+        """``mat @ blockdiag(Lambda_rest, I)`` (``Lambda_rest'`` with ``transpose``), on the last axis, in place."""
         for b, off in zip(self.rest, self.rest_offsets):
             width = b.q * b.nlevels
             if b.q == 1:
                 mat[..., off : off + width] *= theta[b.theta.start]
             else:
                 t = relative_factor(b, theta)
+                t = t.T if transpose else t
                 view = mat[..., off : off + width]
                 shape = view.shape
                 mat[..., off : off + width] = (view.reshape(*shape[:-1], b.nlevels, b.q) @ t).reshape(shape)
@@ -377,6 +380,76 @@ class PlsStructure:
         if info != 0:
             return None
         return 2.0 * float(np.sum(np.log(l1))), l2
+
+    @property
+    def has_gradient(self) -> bool:
+        """Whether :meth:`deviance_gradient` applies (the outer-product form is in use)."""
+        return self._outer
+
+    def deviance_gradient(self, theta: np.ndarray, r: Response, reml: bool) -> tuple[float, np.ndarray]:
+        """The profiled deviance and its exact gradient in theta (outer-product form only).
+
+        With ``G = d dev / dS`` (from ``S``'s leading inverse and the penalized RSS's
+        ``v v'``), the rest terms' derivative is ``2 U Lambda G`` read on their blocks, and the first
+        factor's is ``(Gamma + Gamma') T1`` with
+        ``Gamma = sum_l N_l^-1 D_l - N_l^-1 M_l (I - E_l D_l)``, ``M_l = B_l H B_l'``,
+        ``H = Lambda G Lambda'`` (one more matrix-vector product with the per-level tensor).
+        """
+        q1, m, qr, p = self.q1, self.m, self.qr, self.p
+        grad = np.zeros(self.ntheta)
+        t1 = self._first_factor(theta)
+        sigma = t1 @ t1.T
+        nmat = np.eye(q1) + self.d1 @ sigma
+        sign, logdets = np.linalg.slogdet(nmat)
+        if np.any(sign <= 0):
+            return np.inf, grad
+        ninv = np.linalg.inv(nmat)
+        e = sigma @ ninv
+        u = r.c_full - (e.reshape(-1) @ r.k).reshape(m, m)
+        if self._scalar_rest:
+            self._theta_ext[:-1] = theta
+            scale = self._theta_ext[self._scale_index]
+            s_mat = u * scale * scale[:, None]
+        else:
+            s_mat = self._scale_rest(self._scale_rest(u.copy(), theta).T.copy(), theta)
+        s_mat[self._penalty, self._penalty] += 1.0
+        l2, info = _potrf(s_mat, lower=1, clean=1, overwrite_a=0)
+        if info != 0:
+            return np.inf, grad
+        dev, pwrss, _, _ = self._deviance(float(logdets.sum()), l2, reml=reml)
+        if not np.isfinite(dev):
+            return np.inf, grad
+        # G = d dev / dS
+        lead = m - 1 if reml else qr
+        g = np.zeros((m, m))
+        if lead:
+            # S_lead^-1 = L^-T L^-1 (LAPACK's potri multithreads even 20 x 20 matrices: 100x slower)
+            linv = _trtri(l2[:lead, :lead], lower=1)[0]
+            g[:lead, :lead] = linv.T @ linv
+        w = _trtrs(l2[:-1, :-1], l2[-1, :-1], lower=1, trans=1)[0]
+        v = np.append(-w, 1.0)
+        g += ((self.n - p if reml else self.n) / pwrss) * np.outer(v, v)
+        # the rest terms: 2 (U Lambda G) on their blocks
+        if self._scalar_rest:
+            j_diag = np.einsum("cj,j,jc->c", u, scale, g)
+            np.add.at(grad, self._scale_index[:qr], 2.0 * j_diag[:qr])
+            h = g * scale * scale[:, None]
+        else:
+            jm = self._scale_rest(u.copy(), theta) @ g
+            for b, off in zip(self.rest, self.rest_offsets):
+                blocks = jm[off : off + b.q * b.nlevels, off : off + b.q * b.nlevels]
+                per = blocks.reshape(b.nlevels, b.q, b.nlevels, b.q)[np.arange(b.nlevels), :, np.arange(b.nlevels), :]
+                rows, cols = b.tril
+                grad[b.theta] += 2.0 * per.sum(axis=0)[rows, cols]
+            h = self._scale_rest(self._scale_rest(g.copy(), theta, transpose=True).T.copy(), theta, transpose=True)
+        # the first factor: Gamma, then (Gamma + Gamma') T1 on its terms' elements
+        mm = (r.k @ h.reshape(-1)).reshape(self.n1, q1, q1)
+        eye = np.eye(q1)
+        gamma = (ninv @ self.d1 - ninv @ mm @ (eye - e @ self.d1)).sum(axis=0)
+        dt = (gamma + gamma.T) @ t1
+        for (b, rows, cols), off in zip(self._first_tril, self._q1_offsets):
+            grad[b.theta] += dt[off + rows, off + cols]
+        return dev, grad
 
     def deviance(self, theta: np.ndarray, r: Response, reml: bool) -> float:
         """lme4's profiled deviance (ML) or REML criterion at ``theta``; inf where the factor fails."""

@@ -160,3 +160,17 @@ def test_analytic_gradient_matches_central_differences(formula):
         numeric = [(pls.deviance(theta + h * e, r, reml) - pls.deviance(theta - h * e, r, reml)) / (2 * h)
                    for e in np.eye(len(theta))]
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5)
+
+
+def test_one_prepared_design_fits_from_several_threads():
+    """No scratch state is shared between fits: threads get the serial results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    d = _crossed()
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(FORMULA, d))
+    rng = np.random.default_rng(5)
+    ys = [d["y"].to_numpy() + rng.normal(size=len(d)) for _ in range(8)]
+    serial = [prep.fit(y, reml=True).loglik for y in ys]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda y: prep.fit(y, reml=True).loglik, ys))
+    assert threaded == serial

@@ -195,7 +195,6 @@ class PlsStructure:
         self._d00, self._d01, self._d11 = (self.d1[:, 0, 0].copy(), self.d1[:, 0, 1].copy(), self.d1[:, 1, 1].copy()) if q1 == 2 else (None,) * 3
         self._scalar_rest = all(b.q == 1 for b in self.rest)
         index = [b.theta.start for b in self.rest for _ in range(b.nlevels)] if self._scalar_rest else []
-        self._theta_ext = np.ones(self.ntheta + 1)
         # the outer-product form evaluates the Schur complement as one matrix-vector product; its
         # tensor has n1 * Q1^2 * m^2 entries per response, so it is used while that stays small
         self._outer = n1 * q1 * q1 * self.m * self.m <= OUTER_LIMIT
@@ -253,6 +252,16 @@ class PlsStructure:
         for (b, rows, cols), off in zip(self._first_tril, self._q1_offsets):
             t1[off + rows, off + cols] = theta[b.theta]
         return t1
+
+    def _rest_scale(self, theta: np.ndarray) -> np.ndarray:
+        """Per column of the dense block, the theta of its one-column rest term (1 for X and y).
+
+        A fresh array each call: one prepared design may be fitted from several threads.
+        """
+        ext = np.empty(self.ntheta + 1)
+        ext[:-1] = theta
+        ext[-1] = 1.0
+        return ext[self._scale_index]
 
     def _scale_rest(self, mat: np.ndarray, theta: np.ndarray, transpose: bool = False) -> np.ndarray:
         """``mat @ blockdiag(Lambda_rest, I)`` (``Lambda_rest'`` with ``transpose``), on the last axis, in place."""
@@ -315,8 +324,7 @@ class PlsStructure:
             e = np.linalg.solve(np.swapaxes(nmat, 1, 2), np.broadcast_to(sigma, nmat.shape)).transpose(0, 2, 1)
         u = r.c_full - (e.reshape(-1) @ r.k).reshape(self.m, self.m)
         if self._scalar_rest:
-            self._theta_ext[:-1] = theta
-            scale = self._theta_ext[self._scale_index]
+            scale = self._rest_scale(theta)
             u *= scale
             u *= scale[:, None]
         else:
@@ -332,8 +340,7 @@ class PlsStructure:
         b = self.b.copy()
         b[:, :, -1] = r.b_y
         if self._scalar_rest:
-            self._theta_ext[:-1] = theta
-            scale = self._theta_ext[self._scale_index]  # column scaling by the rest's theta (1 for X, y)
+            scale = self._rest_scale(theta)
         q1 = self.q1
         if q1 == 1:
             t = theta[self.first[0].theta.start]
@@ -407,8 +414,7 @@ class PlsStructure:
         e = sigma @ ninv
         u = r.c_full - (e.reshape(-1) @ r.k).reshape(m, m)
         if self._scalar_rest:
-            self._theta_ext[:-1] = theta
-            scale = self._theta_ext[self._scale_index]
+            scale = self._rest_scale(theta)
             s_mat = u * scale * scale[:, None]
         else:
             s_mat = self._scale_rest(self._scale_rest(u.copy(), theta).T.copy(), theta)

@@ -174,3 +174,16 @@ def test_one_prepared_design_fits_from_several_threads():
     with ThreadPoolExecutor(4) as pool:
         threaded = list(pool.map(lambda y: prep.fit(y, reml=True).loglik, ys))
     assert threaded == serial
+
+
+def test_satterthwaite_df_from_several_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    d = _crossed()
+    fitter = glmmsim.fit.prepare(FORMULA, d)
+    rng = np.random.default_rng(6)
+    ys = [d["y"].to_numpy() + rng.normal(size=len(d)) for _ in range(6)]
+    serial = [fitter.fit(y).test("cond", method="satterthwaite").df for y in ys]
+    with ThreadPoolExecutor(3) as pool:
+        threaded = list(pool.map(lambda y: fitter.fit(y).test("cond", method="satterthwaite").df, ys))
+    assert threaded == serial

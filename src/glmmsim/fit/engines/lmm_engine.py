@@ -17,6 +17,7 @@ Everything that does not depend on the response is computed once in
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -185,7 +186,7 @@ class PreparedLmm:
         self._pls = pls
         self._lower = np.concatenate([np.where(r == c, 0.0, -np.inf) for b in self._blocks for r, c in [b.tril]])
         self._start = np.where(np.concatenate([r == c for b in self._blocks for r, c in [b.tril]]), 1.0, 0.0)
-        self._ddf = None
+        self._ddf = threading.local()  # the df calculator caches per replicate: one per thread
 
     @property
     def design(self) -> FitDesign:
@@ -396,7 +397,8 @@ class PreparedLmm:
         return float(f_value), float(den), float(stats.f.sf(f_value, ndf, den))
 
     def _ddf_calculator(self):
-        if self._ddf is None:
+        calc = getattr(self._ddf, "calc", None)
+        if calc is None:
             try:
                 from .lmm_ddf import DdfCalculator
             except ImportError:
@@ -409,8 +411,8 @@ class PreparedLmm:
                 (np.column_stack([np.ones(design.nobs) if c is None else c for c in td.z]), td.codes, td.nlevels)
                 for td in design.terms
             ]
-            self._ddf = DdfCalculator(self._pls.x, blocks)
-        return self._ddf
+            calc = self._ddf.calc = DdfCalculator(self._pls.x, blocks)
+        return calc
 
 
 @dataclass(frozen=True)

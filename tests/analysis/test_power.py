@@ -56,8 +56,8 @@ def test_bad_tests_and_methods_fail_before_work(small_rt):
     model, design = small_rt
     with pytest.raises(ParameterError, match="names no coefficient or term.*Coefficients: 'Intercept', 'cond\\[T.b\\]'"):
         power(model, design, test="condition", nsim=5, progress=False)
-    with pytest.raises(ParameterError, match="needs engine='lme4'"):
-        power(model, design, test="cond", method="kr", nsim=5, progress=False)
+    with pytest.raises(ParameterError, match="needs engine 'lmm' or 'lme4'.*engine is 'glmm'"):
+        power(model, design, test="cond", method="kr", engine="glmm", nsim=5, progress=False)
     with pytest.raises(ParameterError, match="method must be one of"):
         power(model, design, test="cond", method="wald", nsim=5, progress=False)
     with pytest.raises(ParameterError, match="failures must be one of"):

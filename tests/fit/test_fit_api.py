@@ -18,7 +18,8 @@ FORMULA = "rt ~ cond + (1 + cond | subject) + (1 | item)"
 
 @pytest.fixture(scope="module")
 def res(rt_data: pd.DataFrame) -> FitResult:
-    return glmmsim.fit(FORMULA, rt_data)
+    # the glmm engine's contract (its version, its refusals); the lmm engine's is in test_lmm_engine.py
+    return glmmsim.fit(FORMULA, rt_data, engine="glmm")
 
 
 def test_fit_is_callable_and_a_namespace() -> None:
@@ -154,12 +155,12 @@ def test_pickles(res: FitResult, rt_data: pd.DataFrame) -> None:
     again = pickle.loads(pickle.dumps(res))
     pd.testing.assert_frame_equal(again.fixed, res.fixed)
     assert again.test("cond", method="satterthwaite") == res.test("cond", method="satterthwaite")
-    fitter = pickle.loads(pickle.dumps(glmmsim.fit.prepare(FORMULA, rt_data)))
+    fitter = pickle.loads(pickle.dumps(glmmsim.fit.prepare(FORMULA, rt_data, engine="glmm")))
     assert fitter.fit(rt_data["rt"].to_numpy()).loglik == pytest.approx(res.loglik, abs=1e-8)
 
 
 def test_prepare_refits_new_responses(rt_data: pd.DataFrame, res: FitResult) -> None:
-    fitter = glmmsim.fit.prepare(FORMULA, rt_data.drop(columns="rt"))
+    fitter = glmmsim.fit.prepare(FORMULA, rt_data.drop(columns="rt"), engine="glmm")
     again = fitter.fit(rt_data["rt"])
     assert again.loglik == pytest.approx(res.loglik, abs=1e-8)
     shifted = fitter.fit(rt_data["rt"].to_numpy() + 10.0)
@@ -172,14 +173,15 @@ def test_singular_fit_is_flagged_not_hidden() -> None:
     rng = np.random.default_rng(3)
     d = pd.DataFrame({"x": rng.normal(size=200), "g": np.repeat([f"g{i}" for i in range(20)], 10)})
     d["y"] = 1 + d["x"] + rng.normal(size=200)  # no group variance at all
-    res = glmmsim.fit("y ~ x + (1 | g)", d)
+    res = glmmsim.fit("y ~ x + (1 | g)", d, engine="glmm")
     assert res.singular and res.random["g"]["sd"]["Intercept"] == 0.0
     assert any("near zero" in w for w in res.warnings)
 
 
-def test_failed_fit_is_flagged_not_hidden() -> None:
+@pytest.mark.parametrize("engine", ["glmm", "lmm"])
+def test_failed_fit_is_flagged_not_hidden(engine: str) -> None:
     d = pd.DataFrame({"x": np.arange(40.0), "g": np.repeat(["a", "b", "c", "d"], 10), "y": 5.0})
-    res = glmmsim.fit("y ~ x + (1 | g)", d)
+    res = glmmsim.fit("y ~ x + (1 | g)", d, engine=engine)
     assert not res.converged
     assert any("does not vary" in w for w in res.warnings)
     with pytest.raises(FitError, match="no estimate"):
@@ -247,7 +249,7 @@ def test_glmm_refuses_what_it_cannot_fit_and_names_lme4(formula: str, why: str) 
     rng = np.random.default_rng(0)
     d = pd.DataFrame({"x": rng.normal(size=100), "g": np.repeat(np.arange(10), 10), "y": rng.normal(size=100)})
     with pytest.raises(EngineError, match=why + r".*Fit it with engine='lme4'"):
-        glmmsim.fit(formula, d)
+        glmmsim.fit(formula, d, engine="glmm")
 
 
 def test_categorical_slope_without_intercept_is_fitted_exactly() -> None:
@@ -255,8 +257,8 @@ def test_categorical_slope_without_intercept_is_fitted_exactly() -> None:
     rng = np.random.default_rng(2)
     d = pd.DataFrame({"g": np.repeat(np.arange(40), 10), "cond": np.tile(["a", "b"], 200)})
     d["y"] = rng.normal(size=400) + rng.normal(size=40)[d["g"]] + (d["cond"] == "b") * rng.normal(size=40)[d["g"]]
-    cell = glmmsim.fit("y ~ cond + (0 + cond | g)", d)
-    full = glmmsim.fit("y ~ cond + (1 + cond | g)", d)
+    cell = glmmsim.fit("y ~ cond + (0 + cond | g)", d, engine="glmm")
+    full = glmmsim.fit("y ~ cond + (1 + cond | g)", d, engine="glmm")
     assert cell.loglik == pytest.approx(full.loglik, abs=1e-8)  # the same model in another basis
     sd_full, r = full.random["g"]["sd"], full.random["g"]["corr"][("Intercept", "cond[T.b]")]
     var_b = sd_full["Intercept"] ** 2 + sd_full["cond[T.b]"] ** 2 + 2 * r * sd_full["Intercept"] * sd_full["cond[T.b]"]
@@ -272,7 +274,7 @@ def test_prepare_takes_a_bound_model(rt_data: pd.DataFrame, res: FitResult) -> N
     class Bound:  # what prepare reads of Model.bind(conditions): its conditions
         conditions = rt_data.drop(columns="rt")
 
-    fitter = glmmsim.fit.prepare(FORMULA, Bound())
+    fitter = glmmsim.fit.prepare(FORMULA, Bound(), engine="glmm")
     assert fitter.fit(rt_data["rt"]).loglik == pytest.approx(res.loglik, abs=1e-8)
 
 

@@ -5,6 +5,7 @@
 * ``seed_tree(seed)`` -> :class:`~glmmsim.seeding.SeedTree` (``replicate(r)``, ``child(...)``);
 * ``prepare_fit(formula, data, ...)`` -> a prepared fitter (``fit(y) -> FitResult``).
 * ``engine_error_types()`` -> the fit layer's errors that stop a study rather than fail one replicate.
+* ``resolve_engine(engine, family, link)`` -> the engine name ``"auto"`` stands for (lmm or glmm).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 
 from ..seeding import SeedTree
 
-__all__ = ["bind", "seed_tree", "prepare_fit", "engine_error_types"]
+__all__ = ["bind", "seed_tree", "prepare_fit", "engine_error_types", "resolve_engine"]
 
 
 def bind(model: Any, conditions: pd.DataFrame, key: list[str] | None) -> Any:
@@ -37,3 +38,9 @@ def engine_error_types() -> tuple[type, ...]:
     from ..fit import EngineError
 
     return (EngineError,)
+
+
+def resolve_engine(engine: str, family: str, link: str) -> str:
+    from ..fit.protocol import resolve_engine as resolve
+
+    return resolve(engine, family, link)

@@ -30,6 +30,8 @@ from ..model.terms import split_interaction
 __all__ = ["Hypothesis", "resolve_test", "resolve_tests", "choose_method", "METHODS", "term_of"]
 
 METHODS = ("auto", "z", "satterthwaite", "lrt", "kr")
+#: Engines with a Kenward-Roger test ("auto" is lmm for the linear mixed models KR applies to).
+KR_ENGINES = ("lmm", "lme4", "auto")
 _METHOD_NAMES = {
     "z": "Wald z test",
     "satterthwaite": "t test with Satterthwaite df",
@@ -119,6 +121,8 @@ def choose_method(method: str, n_coefficients: int, *, family: str, link: str, e
             f"method {method!r} is for linear mixed models (gaussian family, identity link); this model is "
             f"{family} ({link}): use 'z' or 'lrt'"
         )
-    if method == "kr" and engine != "lme4":
-        raise ParameterError(f"method 'kr' (Kenward-Roger) needs engine='lme4' (pbkrtest); engine is {engine!r}")
+    if method == "kr" and engine not in KR_ENGINES:
+        raise ParameterError(
+            f"method 'kr' (Kenward-Roger) needs engine 'lmm' or 'lme4' (pbkrtest); engine is {engine!r}"
+        )
     return method

@@ -32,7 +32,7 @@ from .. import __version__
 from ..errors import InputTypeError, ParameterError, format_names
 from ..model.names import categorical_levels
 from ..seeding import SeedLike
-from ._backends import seed_tree
+from ._backends import resolve_engine, seed_tree
 from .describe import describe_design, describe_model
 from .hypotheses import Hypothesis, choose_method, resolve_tests
 from .inputs import coefficient_names, conditions_frame, model_levels, percent
@@ -80,6 +80,7 @@ def plan_point(
         raise InputTypeError(f"model must be a glmmsim.Model (the assumed truth); got {type(model).__name__}")
     formula = fit_formula or model.formula
     family = model.family
+    engine = resolve_engine(engine, family.name, family.link.name)
     hypotheses: tuple[Hypothesis, ...] = ()
     if record == "tests":
         names = coefficient_names(formula, conditions, model)
@@ -359,7 +360,7 @@ def power(
     nsim: int = 1000,
     alpha: float = 0.05,
     method: str = "auto",
-    engine: str = "glmm",
+    engine: str = "auto",
     fit_formula: str | None = None,
     seed: SeedLike = 1,
     executor: Any = None,
@@ -387,9 +388,10 @@ def power(
         Significance level of the two-sided tests.
     method : {"auto", "z", "satterthwaite", "lrt", "kr"}
         ``auto``: Satterthwaite t for linear mixed models, Wald z for GLMMs, likelihood
-        ratio for a term of several coefficients. ``kr`` (Kenward-Roger) needs ``engine="lme4"``.
+        ratio for a term of several coefficients. ``kr`` (Kenward-Roger) needs engine ``lmm`` or ``lme4``.
     engine : str
-        Fitting engine (``"glmm"``, ``"lme4"`` or a registered one).
+        Fitting engine: ``"auto"`` (``"lmm"`` for linear mixed models, ``"glmm"`` otherwise),
+        ``"lmm"``, ``"glmm"``, ``"lme4"`` or a registered one.
     fit_formula : str, optional
         The analysis model when it differs from the truth (misspecification).
     seed : int, SeedSequence or Generator
@@ -473,7 +475,7 @@ def power_curve(
     nsim: int = 1000,
     alpha: float = 0.05,
     method: str = "auto",
-    engine: str = "glmm",
+    engine: str = "auto",
     fit_formula: str | None = None,
     seed: SeedLike = 1,
     executor: Any = None,

@@ -143,7 +143,7 @@ def recovery(
     model: Any,
     conditions: pd.DataFrame | Callable[[], pd.DataFrame],
     nsim: int = 500,
-    engine: str = "glmm",
+    engine: str = "auto",
     seed: SeedLike = 1,
     executor: Any = None,
     progress: bool = True,
@@ -164,7 +164,8 @@ def recovery(
     nsim : int
         Replicates.
     engine : str
-        Fitting engine (``"glmm"``, ``"lme4"``, ...).
+        Fitting engine: ``"auto"`` (``"lmm"`` for linear mixed models, ``"glmm"`` otherwise),
+        ``"lmm"``, ``"glmm"``, ``"lme4"``, ...
     seed : int, SeedSequence or Generator
         Root of the seed tree (replicate ``r`` uses ``SeedTree(seed).replicate(r)``).
     executor, progress

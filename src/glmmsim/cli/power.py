@@ -31,7 +31,7 @@ def add_study_options(p: argparse.ArgumentParser, section: str) -> None:
     """Options power and recover share (``section``: their spec section, power or recovery)."""
     add_root_seed_options(p, section)
     p.add_argument("--nsim", type=positive_int, metavar="N", help="replicates per design point")
-    p.add_argument("--engine", metavar="NAME", help="fitting engine: glmm (default) or lme4")
+    p.add_argument("--engine", metavar="NAME", help="fitting engine: auto (default: lmm for linear mixed models, glmm otherwise), lmm, glmm or lme4")
     p.add_argument("--fit-formula", metavar="FORMULA", help="analysis model, when it differs from the spec's model")
     p.add_argument("--executor", type=_executor, metavar="WHERE", help="serial (default), processes, or N processes")
     p.add_argument("--out", metavar="FILE", help="write the table as CSV")

@@ -10,8 +10,10 @@ prepare`` work as for any package.)
 * ``glmmsim.fit.register_engine(name, factory)``, ``glmmsim.fit.available_engines()``
 * :class:`FitResult`, :class:`TestResult`, :class:`EngineError`, :class:`FitError`
 
-Engines: ``"glmm"`` (default; the Rust kernel of the PyPI package glmm) and
-``"lme4"`` (lme4 + lmerTest + pbkrtest in one long-lived R process).
+Engines: ``"lmm"`` (the default for linear mixed models: lme4's penalized least squares in
+numpy), ``"glmm"`` (the default for other families; the Rust kernel of the PyPI package glmm)
+and ``"lme4"`` (lme4 + lmerTest + pbkrtest in one long-lived R process). ``engine="auto"``
+picks the family's default.
 
 Examples
 --------
@@ -36,7 +38,7 @@ from .engines.glmm_engine import GlmmEngine
 from .errors import EngineError, FitError
 from .hypothesis import TEST_METHODS, TestResult
 from .prepare import Fitter, resolve_reml, prepare
-from .protocol import Engine, RawFit, available_engines, register_engine
+from .protocol import Engine, RawFit, available_engines, default_engine, register_engine, resolve_engine
 from .result import FitResult
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "FitDesign",
     "register_engine",
     "available_engines",
+    "default_engine",
 ]
 
 
@@ -64,7 +67,7 @@ def fit(
     link: str | None = None,
     trials: int | str | None = None,
     offset: str | Sequence[float] | None = None,
-    engine: str = "glmm",
+    engine: str = "auto",
     reml: bool | None = None,
     trusted_formula: bool = False,
 ) -> FitResult:
@@ -86,8 +89,10 @@ def fit(
         fits ``cbind(y, trials - y)``. Omitted: a 0/1 response.
     offset : str or array-like, optional
         A column (or one number per row) added to the linear predictor, e.g. ``log(exposure)``.
-    engine : str, default "glmm"
-        ``"glmm"`` (fast, Rust), ``"lme4"`` (R reference) or a registered engine.
+    engine : str, default "auto"
+        ``"auto"`` (``"lmm"`` for gaussian identity-link models, ``"glmm"`` otherwise),
+        ``"lmm"`` (exact LMMs, numpy), ``"glmm"`` (fast GLMMs, Rust), ``"lme4"`` (R reference)
+        or a registered engine.
     reml : bool, optional
         REML (the default for gaussian models, as in lme4) or ML; other families use ML.
     trusted_formula : bool, default False
@@ -116,7 +121,7 @@ def fit(
         formula, data, family=family, link=link, trials=trials, offset=offset, trusted_formula=trusted_formula
     )
     y = response_of(design, data)
-    fitter = Fitter(design, engine, resolve_reml(reml, design.family))
+    fitter = Fitter(design, resolve_engine(engine, design.family, design.link), resolve_reml(reml, design.family))
     return fitter.fit(y)
 
 
@@ -126,8 +131,15 @@ def _lme4_factory():
     return Lme4Engine()
 
 
+def _lmm_factory():
+    from .engines.lmm_engine import LmmEngine
+
+    return LmmEngine()
+
+
 register_engine("glmm", GlmmEngine)
 register_engine("lme4", _lme4_factory)
+register_engine("lmm", _lmm_factory)
 
 
 class _CallableModule(types.ModuleType):

@@ -105,8 +105,8 @@ def run_test(res: FitResult, what: str | Sequence[str], method: str) -> TestResu
     design = res._design
     pos = resolve_coefficients(design, what)
     names = tuple(design.fixed_names[i] for i in pos)
-    estimates, ses, dfs, _, _ = res._columns  # arrays: a test per replicate should not build DataFrames
-    beta, se = estimates[pos], ses[pos]
+    # arrays: a test per replicate builds no DataFrame, and only a t test asks for the df
+    beta, se = res._beta[pos], res._se[pos]
     vcov = res._vcov[np.ix_(pos, pos)]
     k = len(pos)
     one = k == 1
@@ -131,7 +131,7 @@ def run_test(res: FitResult, what: str | Sequence[str], method: str) -> TestResu
             f"use method='z' or 'lrt'"
         )
     if method == "satterthwaite" and one:
-        df = dfs[pos[0]]
+        df = res._df_values[pos[0]]
         if not np.isfinite(df):
             raise EngineError(f"engine {res.engine!r} reported no Satterthwaite df for {names[0]!r}")
         t = beta[0] / se[0]

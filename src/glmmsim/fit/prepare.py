@@ -11,7 +11,7 @@ import pandas as pd
 from ..errors import ParameterError
 from .design import FitDesign, build_design
 from .errors import EngineError
-from .protocol import get_engine
+from .protocol import get_engine, resolve_engine
 from .result import FitResult
 
 __all__ = ["Fitter", "prepare", "resolve_reml"]
@@ -86,8 +86,13 @@ class Fitter:
         key = tuple(sorted(drop))
         if key not in self._nested:
             nested = self._design.without_fixed(key)
+            prepared = self._prepare()
+            keep = [i for i in range(len(self._design.fixed_names)) if i not in set(key)]
             try:
-                self._nested[key] = get_engine(self._engine_name).prepare(nested)
+                if hasattr(prepared, "nested"):  # the engine derives the nested design from its own structure
+                    self._nested[key] = prepared.nested(nested, keep)
+                else:
+                    self._nested[key] = get_engine(self._engine_name).prepare(nested)
             except EngineError as exc:
                 dropped = [self._design.fixed_names[i] for i in key]
                 raise EngineError(f"likelihood-ratio test of {dropped}: the nested model cannot be fitted: {exc}") from None
@@ -112,7 +117,7 @@ def prepare(
     link: str | None = None,
     trials: int | str | None = None,
     offset: str | Sequence[float] | None = None,
-    engine: str = "glmm",
+    engine: str = "auto",
     reml: bool | None = None,
     trusted_formula: bool = False,
 ) -> Fitter:
@@ -146,11 +151,11 @@ def prepare(
     >>> y = np.random.default_rng(1).normal(size=40) + d["x"]
     >>> res = fitter.fit(y)
     >>> list(res.fixed.index), res.engine
-    (['Intercept', 'x'], 'glmm')
+    (['Intercept', 'x'], 'lmm')
     """
     if not isinstance(data_template, pd.DataFrame) and isinstance(getattr(data_template, "conditions", None), pd.DataFrame):
         data_template = data_template.conditions  # a BoundModel: fit on the rows it simulates
     design = build_design(
         formula, data_template, family=family, link=link, trials=trials, offset=offset, trusted_formula=trusted_formula
     )
-    return Fitter(design, engine, resolve_reml(reml, design.family))
+    return Fitter(design, resolve_engine(engine, design.family, design.link), resolve_reml(reml, design.family))

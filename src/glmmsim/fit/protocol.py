@@ -25,7 +25,10 @@ from ..errors import InputTypeError, did_you_mean, format_names
 from .design import FitDesign
 from .errors import EngineError
 
-__all__ = ["RawFit", "Engine", "PreparedEngine", "register_engine", "available_engines", "get_engine"]
+__all__ = [
+    "RawFit", "Engine", "PreparedEngine", "register_engine", "available_engines", "get_engine", "AUTO_ENGINE",
+    "default_engine", "resolve_engine",
+]
 
 
 @dataclass
@@ -34,7 +37,8 @@ class RawFit:
 
     ``covariances[k]`` is the covariance matrix of term ``k``'s random effects
     in the order of ``design.terms[k].coefs``; ``df`` holds the t-test degrees
-    of freedom per coefficient (NaN where the test is z). ``loglik`` is on
+    of freedom per coefficient (NaN where the test is z), or ``df_source()`` gives them when
+first needed. ``loglik`` is on
     R's ``logLik()`` scale: the REML criterion when ``reml`` is True.
     """
 
@@ -52,6 +56,9 @@ class RawFit:
     engine_version: str
     nobs: int
     family_params: dict[str, float] = field(default_factory=dict)
+    # computes ``df`` on first use, for engines whose df cost more than the fit (lmm's Satterthwaite df):
+    # a z or likelihood-ratio test never pays for them
+    df_source: Callable[[], np.ndarray] | None = None
     # the engine's own result, kept for tests that read it (glmm's Fit.contrast_test)
     native: Any = None
 
@@ -127,3 +134,31 @@ def get_engine(name: str) -> Engine:
                 )
             _INSTANCES[name] = _FACTORIES[name]()
         return _INSTANCES[name]
+
+
+#: The engine name that stands for "the default engine of this model's family".
+AUTO_ENGINE = "auto"
+
+
+def default_engine(family: str, link: str) -> str:
+    """The default engine of a family: ``lmm`` for linear mixed models (gaussian, identity link), else ``glmm``.
+
+    Examples
+    --------
+    >>> default_engine("gaussian", "identity"), default_engine("gaussian", "log"), default_engine("binomial", "logit")
+    ('lmm', 'glmm', 'glmm')
+    """
+    return "lmm" if family == "gaussian" and link == "identity" else "glmm"
+
+
+def resolve_engine(engine: str, family: str, link: str) -> str:
+    """``engine``, with ``"auto"`` replaced by :func:`default_engine` of the family.
+
+    Examples
+    --------
+    >>> resolve_engine("auto", "poisson", "log"), resolve_engine("lme4", "gaussian", "identity")
+    ('glmm', 'lme4')
+    """
+    if not isinstance(engine, str):
+        raise InputTypeError(f"engine must be a name such as 'auto', 'lmm', 'glmm' or 'lme4'; got {type(engine).__name__}")
+    return default_engine(family, link) if engine == AUTO_ENGINE else engine

@@ -104,12 +104,24 @@ class FitResult:
         self.nobs = raw.nobs
 
     @cached_property
+    def _se(self) -> np.ndarray:
+        """Standard errors of the fixed effects (what z and likelihood-ratio tests read)."""
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(np.diag(self._vcov))
+
+    @cached_property
+    def _df_values(self) -> np.ndarray:
+        """The t tests' df per coefficient, computed on first use when the engine defers them."""
+        source = self._raw.df_source
+        return self._df if source is None else np.asarray(source(), dtype=np.float64)
+
+    @cached_property
     def _columns(self) -> tuple[np.ndarray, ...]:
         """estimate, se, df, statistic, p as arrays (what tests read, without a DataFrame)."""
+        se, df = self._se, self._df_values
         with np.errstate(invalid="ignore", divide="ignore"):
-            se = np.sqrt(np.diag(self._vcov))
             stat = self._beta / se
-        return self._beta, se, self._df, stat, _p_values(stat, self._df)
+        return self._beta, se, df, stat, _p_values(stat, df)
 
     @cached_property
     def random(self) -> dict[str, dict[str, dict]]:

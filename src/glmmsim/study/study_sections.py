@@ -8,7 +8,7 @@ analysis and the command line can override any of it::
       nsim: 1000
       along: {design.subjects: [10, 20, 30, 40]}   # spec paths, as --set writes them
       method: auto                        # auto | z | satterthwaite | lrt | kr
-      engine: glmm
+      engine: auto                        # auto (lmm for LMMs, glmm otherwise) | lmm | glmm | lme4
       alpha: 0.05
       target: 0.8
       seed: 1
@@ -51,7 +51,7 @@ class PowerSettings:
     nsim: int = 1000
     alpha: float = 0.05
     method: str = "auto"
-    engine: str = "glmm"
+    engine: str = "auto"
     fit_formula: str | None = None
     seed: int = 1
     along: dict[str, list] = field(default_factory=dict)
@@ -66,7 +66,7 @@ class PowerSettings:
 @dataclass(frozen=True)
 class RecoverySettings:
     nsim: int = 500
-    engine: str = "glmm"
+    engine: str = "auto"
     fit_formula: str | None = None
     seed: int = 1
     executor: Any = None

@@ -1,0 +1,186 @@
+"""Benchmark the lmm engine against the glmm and lme4 engines (and MCPower when installed), in one run.
+
+Model (issue 19's standard crossed model): ``y ~ cond + (1 + cond | subject) + (1 | item)``,
+30 subjects x 20 items x 2 conditions (1,200 rows), and its zero-correlation form
+``(1 + cond || subject)``. A replicate is a fit of a new response plus one test of ``cond``:
+z, Satterthwaite t, likelihood ratio (ML fits of the full and the nested model), Kenward-Roger,
+and the t test of the ``||`` model. Responses are drawn once from the README's reaction-time
+model (sigma 120, subject SDs 60 and 30 with correlation 0.2, item SD 30, effect 20 ms) and
+every engine fits the same ones.
+
+Times are medians over rounds in which the contenders alternate: CPU time of this process for
+the in-process engines (lmm, glmm, MCPower's Rust kernel; robust on a shared machine), wall time
+for lme4 (its work happens in the R process). Last, the lmm engine's cost per replicate at 1,200
+and at 100,000 rows (the same levels, more trials per cell): a deviance evaluation does not
+depend on the number of rows, only the response's cross-products do.
+
+Usage::
+
+    PYTHONPATH=src python benchmarks/bench_lmm.py              # ~3 min on 2 busy cores
+    PYTHONPATH=src python benchmarks/bench_lmm.py --reps 20 --rounds 3 --lme4-reps 3 --no-r
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import glmmsim  # noqa: E402
+from glmmsim.fit import EngineError  # noqa: E402
+
+FULL = "y ~ cond + (1 + cond | subject) + (1 | item)"
+ZEROCORR = "y ~ cond + (1 + cond || subject) + (1 | item)"
+TESTS = [  # (label, formula, method, reml)
+    ("z", FULL, "z", True),
+    ("Satterthwaite t", FULL, "satterthwaite", True),
+    ("likelihood ratio", FULL, "lrt", False),
+    ("Kenward-Roger", FULL, "kr", True),
+    ("`(1 + cond || subject)`, t", ZEROCORR, "satterthwaite", True),
+]
+# issue 19's measurements (ms per replicate) for the peers not run here
+ISSUE = {"simr 1.0.8": [94, 300, 284, 5200, 163], "MCPower 1.4.1": [1.0, 2.3, None, None, None]}
+
+
+def conditions(subjects: int = 30, items: int = 20, repetitions: int = 1) -> pd.DataFrame:
+    s, i, c, _ = np.meshgrid(np.arange(subjects), np.arange(items), [0, 1], np.arange(repetitions), indexing="ij")
+    return pd.DataFrame({"subject": [f"s{v:02d}" for v in s.ravel()], "item": [f"i{v:02d}" for v in i.ravel()],
+                         "cond": np.where(c.ravel() == 1, "b", "a")})
+
+
+def responses(d: pd.DataFrame, count: int, seed: int = 1) -> np.ndarray:
+    """``count`` responses from the README's reaction-time model, one column each."""
+    rng = np.random.default_rng(seed)
+    s = d["subject"].str[1:].astype(int).to_numpy()
+    i = d["item"].str[1:].astype(int).to_numpy()
+    c = (d["cond"] == "b").to_numpy(dtype=float)
+    cov = np.array([[60.0**2, 0.2 * 60 * 30], [0.2 * 60 * 30, 30.0**2]])
+    out = np.empty((len(d), count))
+    for r in range(count):
+        us = rng.multivariate_normal([0, 0], cov, size=s.max() + 1)
+        ui = rng.normal(0, 30, size=i.max() + 1)
+        out[:, r] = 600 + 20 * c + us[s, 0] + us[s, 1] * c + ui[i] + rng.normal(0, 120, size=len(d))
+    return out
+
+
+def per_replicate(engine: str, formula: str, method: str, reml: bool, d: pd.DataFrame, ys: np.ndarray,
+                  clock) -> float | None:
+    """Seconds per replicate (fit + test), or None when the engine refuses the model or the test."""
+    try:
+        fitter = glmmsim.fit.prepare(formula, d, engine=engine, reml=reml)
+        fitter.fit(ys[:, 0]).test("cond", method=method)  # warm-up (R: the design upload)
+    except EngineError:
+        return None
+    t0 = clock()
+    for r in range(ys.shape[1]):
+        fitter.fit(ys[:, r]).test("cond", method=method)
+    return (clock() - t0) / ys.shape[1]
+
+
+def mcpower_per_sim(nsim: int) -> tuple[float, str] | None:
+    """MCPower's LME on its closest scenario (standardized effects and ICCs), CPU seconds per simulation."""
+    try:
+        import mcpower
+    except ImportError:
+        return None
+
+    def run(sims: int):
+        m = mcpower.MCPower("y ~ cond + (1 + cond|subject) + (1|item)", family="lme")
+        m.set_variable_type("cond=binary")
+        m.set_effects({"cond": 0.2})
+        m.set_cluster("subject", ICC=0.2, n_clusters=30, random_slopes=["cond"], slope_variance=0.05,
+                      slope_intercept_corr=0.2)
+        m.set_cluster("item", ICC=0.1, n_clusters=20)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m.find_power(1200, target_test="cond", n_sims=sims, seed=1, progress_callback=False, verbose=False)
+
+    run(20)
+    t0 = time.process_time()
+    run(nsim)
+    version = getattr(mcpower, "__version__", None) or getattr(mcpower, "version", "1.4")
+    return (time.process_time() - t0) / nsim, str(version)
+
+
+def scaling(reps: int) -> list[tuple[int, float, float, float]]:
+    """lmm at 1,200 and ~100,000 rows: CPU ms per z replicate, us per deviance evaluation, evaluations per fit."""
+    out = []
+    for repetitions in (1, 84):
+        d = conditions(repetitions=repetitions)
+        ys = responses(d, reps, seed=2)
+        fitter = glmmsim.fit.prepare(FULL, d, engine="lmm")
+        per = per_replicate("lmm", FULL, "z", True, d, ys, time.process_time)
+        prep = fitter._prepare()
+        r = prep.response(ys[:, 0])
+        theta = prep._start * 0.5
+        t0 = time.process_time()
+        for _ in range(200):
+            prep.structure.deviance(theta, r, True)
+        per_eval = (time.process_time() - t0) / 200 * 1e6
+        evals = statistics.mean(prep.fit(ys[:, j], reml=True).native.evaluations for j in range(ys.shape[1]))
+        out.append((len(d), per * 1e3, per_eval, evals))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=30, help="replicates per round for lmm and glmm")
+    ap.add_argument("--lme4-reps", type=int, default=3, help="replicates per round for lme4 (KR: 1)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-r", action="store_true", help="skip the lme4 engine")
+    args = ap.parse_args()
+    d = conditions()
+    ys = responses(d, max(args.reps, args.lme4_reps))
+    engines = ["lmm", "glmm"] + ([] if args.no_r else ["lme4"])
+    times: dict[tuple[str, str], list[float | None]] = {}
+    for rnd in range(args.rounds):
+        order = engines if rnd % 2 == 0 else engines[::-1]
+        for label, formula, method, reml in TESTS:
+            for engine in order:
+                if engine == "lme4":
+                    n = 1 if method == "kr" else args.lme4_reps
+                    t = per_replicate(engine, formula, method, reml, d, ys[:, :n], time.perf_counter)
+                else:
+                    t = per_replicate(engine, formula, method, reml, d, ys[:, : args.reps], time.process_time)
+                times.setdefault((engine, label), []).append(t)
+    mcp = mcpower_per_sim(200)
+
+    def med(engine: str, label: str) -> float | None:
+        vals = [v for v in times[(engine, label)] if v is not None]
+        return statistics.median(vals) * 1e3 if vals else None
+
+    fmt = lambda v: "refused" if v is None else f"{v:,.1f}" if v >= 10 else f"{v:.2f}"  # noqa: E731
+    print(f"ms per replicate (fit + test of cond), medians of {args.rounds} rounds; 1,200 rows\n")
+    head = (["test", "lmm", "glmm"] + ([] if args.no_r else ["lme4 (wall)"]) + list(ISSUE) + ["lmm vs glmm"]
+            + ([] if args.no_r else ["lmm vs lme4 (same run)"]) + ["lmm vs simr (issue's figure)"])
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for k, (label, *_rest) in enumerate(TESTS):
+        row = [label] + [fmt(med(e, label)) for e in engines]
+        row += ["–" if ISSUE[p][k] is None else f"{ISSUE[p][k]:,}" for p in ISSUE]
+        lmm, glmm = med("lmm", label), med("glmm", label)
+        row.append("–" if glmm is None else f"{glmm / lmm:.2f}x faster" if lmm < glmm else f"{lmm / glmm:.2f}x slower")
+        if not args.no_r:
+            row.append(f"{med('lme4', label) / lmm:,.0f}x less")
+        row.append(f"{ISSUE['simr 1.0.8'][k] / lmm:.0f}x less")
+        print("| " + " | ".join(row) + " |")
+    if mcp is not None:
+        z = med("lmm", "z")
+        print(f"\nMCPower {mcp[1]} in this run (its closest scenario, its own test; CPU): {mcp[0] * 1e3:.2f} ms per "
+              f"simulation; lmm z / MCPower = {z / (mcp[0] * 1e3):.2f}")
+    print("\nlmm cost by number of rows (z test; CPU)")
+    print("| rows | ms per replicate | us per deviance evaluation | evaluations per fit |")
+    print("|---|---|---|---|")
+    for rows, per, dev, evals in scaling(max(5, args.reps // 3)):
+        print(f"| {rows:,} | {per:.2f} | {dev:.0f} | {evals:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,429 @@
+"""The ``lmm`` engine: exact linear mixed models (gaussian, identity link) by lme4's method, in numpy.
+
+The profiled REML/ML deviance of lme4 (:mod:`.lmm_pls`) is minimised over lme4's
+theta (per term, the column-major lower triangle of the relative covariance
+factor; diagonal elements bounded below by 0) with the optimizer lme4 uses by
+default, NLopt's BOBYQA with lme4's tolerances (``xtol_abs = ftol_abs = 1e-8``),
+from lme4's start (theta diagonal 1, off-diagonal 0). lme4's two boundary
+safeguards follow: a restart when a theta element ends exactly on its bound
+while the deviance falls off it, and the check that moves an element within
+``1e-5`` of the bound onto it when that lowers the deviance. A fit is singular
+when a diagonal theta element is below ``1e-4`` (lme4's ``isSingular``).
+
+Everything that does not depend on the response is computed once in
+``prepare``; the likelihood-ratio test's nested fits reuse it (:meth:`nested`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..design import FitDesign
+from ..errors import EngineError, FitError
+from ..protocol import RawFit
+from .lmm_pls import PlsStructure, Response, TermBlock, relative_factor, term_order
+
+__all__ = ["LmmEngine", "PreparedLmm", "LmmOptimum"]
+
+#: lme4's defaults: nloptwrap's tolerances, optimizeLmer's boundary check, isSingular's tolerance.
+XTOL_ABS = 1e-8
+FTOL_ABS = 1e-8
+MAXEVAL = 100_000
+BOUNDARY_TOL = 1e-5
+SINGULAR_TOL = 1e-4
+_RESTART_STEP = 1e-5
+
+_SUPPORTED_NLOPT = ">=2.7"
+
+
+def _nlopt():
+    try:
+        import nlopt
+    except ImportError as exc:
+        raise EngineError(
+            f"engine 'lmm' needs the package nlopt{_SUPPORTED_NLOPT} (pip install 'nlopt{_SUPPORTED_NLOPT}'; "
+            f"lme4's optimizer, BOBYQA): {exc}"
+        ) from None
+    return nlopt
+
+
+#: Largest dense block (rows) at which BLAS runs on one thread: multithreaded BLAS only slows small
+#: matrices down, by 30x on a busy machine (threads contend with the other processes for the cores).
+SMALL_BLAS = 400
+_CONTROLLER: list = []
+
+
+def _one_blas_thread(size: int):
+    """A context limiting BLAS to one thread while ``size`` is small (a no-op without threadpoolctl)."""
+    if size > SMALL_BLAS:
+        return contextlib.nullcontext()
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _CONTROLLER.append(None)
+        else:
+            _CONTROLLER.append(ThreadpoolController())
+    controller = _CONTROLLER[0]
+    return contextlib.nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "?"
+
+
+class LmmEngine:
+    """Factory product registered as ``"lmm"``: gaussian identity-link models only."""
+
+    name = "lmm"
+
+    def available(self) -> bool:
+        try:
+            _nlopt()
+        except EngineError:
+            return False
+        return True
+
+    @property
+    def version(self) -> str:
+        from ... import __version__
+
+        return f"lmm (glmmsim {__version__}, nlopt {_dist_version('nlopt')})"
+
+    def prepare(self, design: FitDesign) -> PreparedLmm:
+        if design.family != "gaussian" or design.link != "identity":
+            raise EngineError(
+                f"engine 'lmm' fits linear mixed models (gaussian family, identity link); this model is "
+                f"{design.family} ({design.link}): use engine='glmm' or engine='lme4'"
+            )
+        _nlopt()
+        return PreparedLmm(design, self.version)
+
+
+def term_blocks(design: FitDesign) -> list[TermBlock]:
+    """The design's random terms in lme4's theta order, with their theta slices."""
+    order = term_order([td.nlevels for td in design.terms])
+    out, start = [], 0
+    for k in order:
+        td = design.terms[k]
+        z = np.column_stack([np.ones(design.nobs) if c is None else np.asarray(c, dtype=np.float64) for c in td.z])
+        q = z.shape[1]
+        size = q * (q + 1) // 2
+        out.append(TermBlock(k, td.term.factor, z, np.asarray(td.codes, dtype=np.int64), td.nlevels, slice(start, start + size)))
+        start += size
+    return out
+
+
+def fixed_matrix(design: FitDesign) -> np.ndarray:
+    """The fixed-effects columns as one ``(n, p)`` array (None is the intercept)."""
+    if not design.x:
+        return np.zeros((design.nobs, 0))
+    return np.column_stack([np.ones(design.nobs) if c is None else np.asarray(c, dtype=np.float64) for c in design.x])
+
+
+def _check_rank(x: np.ndarray, design: FitDesign) -> None:
+    """A rank-deficient fixed part is an error naming the first dependent column (lme4 drops it silently)."""
+    if x.shape[1] == 0:
+        return
+    rank = np.linalg.matrix_rank(x)
+    if rank == x.shape[1]:
+        return
+    for j in range(1, x.shape[1] + 1):
+        if np.linalg.matrix_rank(x[:, :j]) < j:
+            name = design.fixed_names[j - 1]
+            raise EngineError(
+                f"engine 'lmm': the fixed-effect column {name!r} of {design.formula!r} is a linear combination of "
+                f"the columns before it (the fixed part has rank {rank} < {x.shape[1]}); drop it from the formula "
+                f"(engine='lme4' drops such columns itself)"
+            )
+
+
+@dataclass(frozen=True)
+class LmmOptimum:
+    """An optimizer run: theta at the optimum, its deviance, evaluations and whether it converged."""
+
+    theta: np.ndarray
+    deviance: float
+    evaluations: int
+    converged: bool
+    message: str
+
+
+class PreparedLmm:
+    """One design's penalized least-squares structure, ready for many responses.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from glmmsim.fit.design import build_design
+    >>> d = pd.DataFrame({"x": np.tile([0.0, 1.0], 20), "g": np.repeat([f"g{i}" for i in range(10)], 4)})
+    >>> prep = LmmEngine().prepare(build_design("y ~ x + (1 | g)", d))
+    >>> y = np.random.default_rng(1).normal(size=40) + d["x"].to_numpy()
+    >>> raw = prep.fit(y, reml=True)
+    >>> raw.beta.shape, raw.converged
+    ((2,), True)
+    """
+
+    def __init__(self, design: FitDesign, version: str, *, pls: PlsStructure | None = None,
+                 blocks: Sequence[TermBlock] | None = None) -> None:
+        self._design = design
+        self._version = version
+        self._blocks = list(blocks) if blocks is not None else term_blocks(design)
+        if pls is None:
+            x = fixed_matrix(design)
+            _check_rank(x, design)
+            pls = PlsStructure(x, self._blocks)
+        self._pls = pls
+        self._lower = np.concatenate([np.where(r == c, 0.0, -np.inf) for b in self._blocks for r, c in [b.tril]])
+        self._start = np.where(np.concatenate([r == c for b in self._blocks for r, c in [b.tril]]), 1.0, 0.0)
+        self._ddf = threading.local()  # the df calculator caches per replicate: one per thread
+
+    @property
+    def design(self) -> FitDesign:
+        return self._design
+
+    @property
+    def structure(self) -> PlsStructure:
+        """The y-independent penalized least-squares structure (shared with nested designs)."""
+        return self._pls
+
+    def nested(self, design: FitDesign, keep: Sequence[int]) -> PreparedLmm:
+        """The prepared engine of ``design`` = this design keeping fixed columns ``keep``, reusing every cross-product."""
+        return PreparedLmm(design, self._version, pls=self._pls.without_fixed(keep), blocks=self._blocks)
+
+    # ---------------------------------------------------------------- fitting
+    def _centred(self, y: np.ndarray) -> np.ndarray:
+        offset = self._design.offset
+        return y if offset is None else y - offset
+
+    def response(self, y: np.ndarray) -> Response:
+        """The response's cross-products (offset removed)."""
+        return self._pls.response(self._centred(np.asarray(y, dtype=np.float64)))
+
+    def optimize(self, r: Response, *, reml: bool, start: np.ndarray | None = None) -> LmmOptimum:
+        """Minimise the profiled deviance over theta as lme4's ``optimizeLmer`` does (BOBYQA, restart, boundary check)."""
+        x0 = self._start if start is None else np.maximum(np.asarray(start, dtype=np.float64), self._lower)
+        opt = self._bobyqa(r, reml, x0)
+        theta, dev, evals, ok, msg = opt.theta, opt.deviance, opt.evaluations, opt.converged, opt.message
+        lower = self._lower
+        on_bound = np.flatnonzero(theta == lower)
+        if on_bound.size:
+            # lme4's restart_edge: the one-sided derivative off the bound; negative means a better interior point
+            slopes = []
+            for i in on_bound:
+                t = theta.copy()
+                t[i] = lower[i] + _RESTART_STEP
+                slopes.append((self._pls.deviance(t, r, reml) - dev) / _RESTART_STEP)
+            if min(slopes) < 0:
+                again = self._bobyqa(r, reml, theta)
+                theta, dev, ok, msg = again.theta, again.deviance, again.converged, again.message
+                evals += again.evaluations
+        gap = theta - lower
+        near = np.flatnonzero((gap > 0) & (gap < BOUNDARY_TOL))
+        if near.size:
+            moved = theta.copy()
+            for i in near:
+                t = moved.copy()
+                t[i] = lower[i]
+                if self._pls.deviance(t, r, reml) < dev:
+                    moved[i] = lower[i]
+            theta = moved
+            dev = self._pls.deviance(theta, r, reml)
+        return LmmOptimum(theta, dev, evals, ok, msg)
+
+    def _bobyqa(self, r: Response, reml: bool, x0: np.ndarray) -> LmmOptimum:
+        nlopt = _nlopt()
+        k = len(x0)
+        pls = self._pls
+        best = [np.inf, x0.copy()]
+        count = [0]
+
+        def objective(theta, grad):  # noqa: ARG001 - derivative-free
+            count[0] += 1
+            value = pls.deviance(theta, r, reml)
+            if value < best[0]:
+                best[0], best[1] = value, theta.copy()
+            return value
+
+        opt = nlopt.opt(nlopt.LN_BOBYQA, k)
+        opt.set_lower_bounds(self._lower)
+        opt.set_upper_bounds(np.full(k, np.inf))
+        opt.set_xtol_abs(XTOL_ABS)
+        opt.set_ftol_abs(FTOL_ABS)
+        opt.set_maxeval(MAXEVAL)
+        opt.set_min_objective(objective)
+        message, converged = "", True
+        try:
+            theta = np.asarray(opt.optimize(x0), dtype=np.float64)
+            value = opt.last_optimum_value()
+            status = opt.last_optimize_result()
+            if status == nlopt.MAXEVAL_REACHED:
+                converged, message = False, f"BOBYQA stopped after {MAXEVAL} deviance evaluations"
+        except nlopt.RoundoffLimited:
+            theta, value = best[1], best[0]
+            message = "BOBYQA stopped by roundoff (the deviance is flat to machine precision)"
+        except (RuntimeError, ValueError) as exc:
+            theta, value, converged = best[1], best[0], False
+            message = f"BOBYQA failed: {exc}"
+        if best[0] < value:  # nlopt returns its best point; keep ours if it was better
+            theta, value = best[1], best[0]
+        if not np.isfinite(value):
+            raise FitError(f"engine 'lmm' found no theta where the model of {self._design.formula!r} can be fitted")
+        return LmmOptimum(theta, float(value), count[0], converged, message)
+
+    def fit(self, y: np.ndarray, *, reml: bool, start: np.ndarray | None = None) -> RawFit:
+        """Fit one response (REML or ML) and return lme4's estimates in the design's order."""
+        centred = self._centred(np.asarray(y, dtype=np.float64))
+        if np.ptp(centred) == 0.0:
+            return self._no_fit(reml, "the response does not vary (after the offset): no variance can be estimated")
+        r = self.response(y)
+        opt = self.optimize(r, reml=reml, start=start)
+        return self._raw(opt, r, reml, y)
+
+    def fit_many(self, ys: np.ndarray, *, reml: bool) -> list[RawFit]:
+        """Fit each column of ``ys`` (shape ``(n, R)``), every one from lme4's start (independent of the others)."""
+        ys = np.asarray(ys, dtype=np.float64)
+        if ys.ndim != 2 or ys.shape[0] != self._design.nobs:
+            raise FitError(f"fit_many takes an (n, replicates) array with n = {self._design.nobs}; got shape {ys.shape}")
+        return [self.fit(ys[:, j], reml=reml) for j in range(ys.shape[1])]
+
+    def _raw(self, opt: LmmOptimum, r: Response, reml: bool, y: np.ndarray) -> RawFit:
+        design, pls = self._design, self._pls
+        sol = pls.solve(opt.theta, r, reml=reml)
+        n, p = pls.n, pls.p
+        sigma2 = sol.pwrss / (n - p if reml else n)
+        rx_inv = np.linalg.solve(sol.rx, np.eye(p)) if p else np.zeros((0, 0))
+        vcov = sigma2 * (rx_inv.T @ rx_inv)
+        covs: list[np.ndarray] = [np.empty((0, 0))] * len(design.terms)
+        for b in self._blocks:
+            t = relative_factor(b, opt.theta)
+            covs[b.design_index] = sigma2 * (t @ t.T)
+        diag = self._lower == 0.0
+        singular = bool(np.any(opt.theta[diag] < SINGULAR_TOL))
+        warnings = []
+        if not opt.converged:
+            warnings.append(f"convergence: {opt.message}")
+        if singular:
+            warnings.append("boundary (singular) fit: see help('isSingular')")
+        native = LmmNative(opt.theta.copy(), float(np.sqrt(sigma2)), opt.evaluations)
+        return RawFit(
+            beta=sol.beta,
+            vcov=vcov,
+            df=np.full(p, np.nan),
+            loglik=-0.5 * opt.deviance,
+            reml=reml,
+            sigma=float(np.sqrt(sigma2)),
+            covariances=covs,
+            converged=opt.converged,
+            singular=singular,
+            warnings=warnings,
+            engine="lmm",
+            engine_version=self._version,
+            nobs=n,
+            native=native,
+            df_source=lambda: self._satterthwaite_dfs(y, native, reml),
+        )
+
+    def _no_fit(self, reml: bool, why: str) -> RawFit:
+        """A failed fit, reported as data: every estimate NaN, not converged, the reason as a warning."""
+        p = self._pls.p
+        return RawFit(
+            beta=np.full(p, np.nan),
+            vcov=np.full((p, p), np.nan),
+            df=np.full(p, np.nan),
+            loglik=np.nan,
+            reml=reml,
+            sigma=np.nan,
+            covariances=[np.full((len(td.coefs),) * 2, np.nan) for td in self._design.terms],
+            converged=False,
+            singular=False,
+            warnings=[why],
+            engine="lmm",
+            engine_version=self._version,
+            nobs=self._pls.n,
+        )
+
+    def _satterthwaite_dfs(self, y: np.ndarray, native: LmmNative, reml: bool) -> np.ndarray:
+        """Satterthwaite's df of each coefficient's t test (NaN for all when no df calculator is installed)."""
+        p = self._pls.p
+        if p == 0:
+            return np.zeros(0)
+        try:
+            calc = self._ddf_calculator()
+        except EngineError:
+            return np.full(p, np.nan)
+        yc = self._centred(np.asarray(y, dtype=np.float64))
+        theta = native.theta_design(self._blocks)
+        with _one_blas_thread(self._ddf_size):
+            return np.array([calc.satterthwaite(yc, theta, native.sigma, reml, row[None, :])[2] for row in np.eye(p)])
+
+    # ---------------------------------------------------------------- tests with df
+    def contrast(self, y: np.ndarray, L: np.ndarray, *, reml: bool, ddf: str, native=None) -> tuple[float, float, float]:
+        """F test of ``L @ beta = 0`` with Satterthwaite's or Kenward-Roger's df (lmerTest's / pbkrtest's definitions)."""
+        with _one_blas_thread(self._ddf_size):
+            return self._contrast(y, L, reml=reml, ddf=ddf, native=native)
+
+    @property
+    def _ddf_size(self) -> int:
+        """The df calculator works on dense matrices of the random effects and fixed effects."""
+        return self._pls.n1 * self._pls.q1 + self._pls.m
+
+    def _contrast(self, y: np.ndarray, L: np.ndarray, *, reml: bool, ddf: str, native=None) -> tuple[float, float, float]:
+        from scipy import stats
+
+        raw = native if native is not None and isinstance(getattr(native, "native", None), LmmNative) else self.fit(y, reml=reml)
+        state = raw.native
+        calc = self._ddf_calculator()
+        yc = self._centred(np.asarray(y, dtype=np.float64))
+        if ddf == "Satterthwaite":
+            f_value, ndf, den = calc.satterthwaite(yc, state.theta_design(self._blocks), state.sigma, reml, L)
+        elif ddf == "Kenward-Roger":
+            if not reml:  # pbkrtest evaluates Kenward-Roger at the REML estimates, refitting an ML model
+                raw = self.fit(y, reml=True)
+                state = raw.native
+            f_value, ndf, den = calc.kenward_roger(yc, raw.beta, state.theta_design(self._blocks), state.sigma, True, L)
+        else:
+            raise EngineError(f"engine 'lmm' has no {ddf!r} test; valid: 'Satterthwaite', 'Kenward-Roger'")
+        return float(f_value), float(den), float(stats.f.sf(f_value, ndf, den))
+
+    def _ddf_calculator(self):
+        calc = getattr(self._ddf, "calc", None)
+        if calc is None:
+            try:
+                from .lmm_ddf import DdfCalculator
+            except ImportError:
+                raise EngineError(
+                    "engine 'lmm' has no Satterthwaite/Kenward-Roger calculator in this build; use method='z' or "
+                    "'lrt', or engine='lme4'"
+                ) from None
+            design = self._design
+            blocks = [
+                (np.column_stack([np.ones(design.nobs) if c is None else c for c in td.z]), td.codes, td.nlevels)
+                for td in design.terms
+            ]
+            calc = self._ddf.calc = DdfCalculator(self._pls.x, blocks)
+        return calc
+
+
+@dataclass(frozen=True)
+class LmmNative:
+    """The lmm engine's own result: theta (lme4's order), sigma and the number of deviance evaluations."""
+
+    theta: np.ndarray
+    sigma: float
+    evaluations: int
+
+    def theta_design(self, blocks: Sequence[TermBlock]) -> np.ndarray:
+        """Theta with the terms in ``FitDesign.terms`` order (what the df calculator takes)."""
+        parts = sorted(((b.design_index, self.theta[b.theta]) for b in blocks), key=lambda t: t[0])
+        return np.concatenate([p for _, p in parts]) if parts else np.zeros(0)

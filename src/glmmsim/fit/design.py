@@ -248,7 +248,7 @@ def build_design(
             f"formula {formula!r} has no random-effect term such as '(1 | subject)': fitting is for mixed models"
         )
     declared = {k: list(v) for k, v in (levels or {}).items()}
-    x = model_columns(parsed.fixed, data, declared, "the fixed part")
+    x = model_columns(parsed.fixed, data, declared, "the fixed part", trusted=trusted_formula)
     grouping_cols = {c for t in terms for c in t.columns}
     predictors = [
         v
@@ -259,7 +259,7 @@ def build_design(
     found = {**_categorical_levels(data, list(dict.fromkeys(predictors))), **declared}
     term_designs = []
     for term in terms:
-        z = model_columns(term.expr, data, declared, str(term))
+        z = model_columns(term.expr, data, declared, str(term), trusted=trusted_formula)
         group = grouping(data, term.columns, f"factor {term.factor!r}")
         term_designs.append(TermDesign(term, tuple(z.names), tuple(z.arrays), group.codes, len(group.labels)))
     return FitDesign(

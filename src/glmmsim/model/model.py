@@ -469,7 +469,7 @@ class Model:
             if frame is None:
                 names = _static_names(term.expr)
             else:
-                names = list(model_columns(term.expr, frame, self._levels, str(term)).names)
+                names = list(model_columns(term.expr, frame, self._levels, str(term), trusted=self._trusted_formula).names)
             per_factor.setdefault(term.factor, []).append(names)
         return per_factor
 
@@ -499,10 +499,10 @@ class Model:
     ) -> tuple[Columns, tuple[float, ...], np.ndarray | None, tuple[_TermDesign, ...], int | np.ndarray | None]:
         """Fixed columns, coefficients and offset; random terms; trials of ``conditions``, validated."""
         _check_unique_columns(conditions, self.variables)
-        x = model_columns(self._fixed_expr, conditions, self._levels, "the fixed part")
+        x = model_columns(self._fixed_expr, conditions, self._levels, "the fixed part", trusted=self._trusted_formula)
         offset = None
         for expr in self._offsets:
-            values = offset_values(expr, conditions, "offset")
+            values = offset_values(expr, conditions, "offset", trusted=self._trusted_formula)
             offset = values if offset is None else offset + values
         beta = match_keys(
             self._fixed,
@@ -511,7 +511,7 @@ class Model:
             _data_levels(conditions, x.names, self._levels),
             _categorical_hint(conditions, x.names),
         )
-        z_cols = [model_columns(t.expr, conditions, self._levels, str(t)) for t in self._terms]
+        z_cols = [model_columns(t.expr, conditions, self._levels, str(t), trusted=self._trusted_formula) for t in self._terms]
         per_factor: dict[str, list[list[str]]] = {}
         for term, z in zip(self._terms, z_cols):
             per_factor.setdefault(term.factor, []).append(list(z.names))

@@ -126,7 +126,7 @@ _ALLOWED_TEXT = (
 def _refuse(piece: str, where: str, why: str = "") -> FormulaError:
     reason = f" ({why})" if why else ""
     return FormulaError(
-        f"formula piece {_short(piece)!r} is not allowed in {_short(where)!r}{reason}: {_ALLOWED_TEXT}; "
+        f"formula piece {_short(piece)!r} is not allowed in {_short(where.strip())!r}{reason}: {_ALLOWED_TEXT}; "
         f"pass trusted_formula=True to Model or fit for a formula you wrote yourself",
         term=_short(piece),
     )
@@ -134,7 +134,7 @@ def _refuse(piece: str, where: str, why: str = "") -> FormulaError:
 
 def _unreadable(where: str, why: str) -> FormulaError:
     return FormulaError(
-        f"cannot read formula {_short(where)!r}: {why}; a formula is terms joined by +, -, *, :, / "
+        f"cannot read formula {_short(where.strip())!r}: {why}; a formula is terms joined by +, -, *, :, / "
         f"and calls of transforms such as C(x, Sum) or np.log(x), with quotes, backticks and "
         f"brackets balanced",
         term=_short(where),
@@ -379,13 +379,21 @@ def _check_python(code: str, where: str, checker: _Checker) -> None:
     checker.check(tree)
 
 
+def _formulaic_reason(exc: BaseException) -> str:
+    """The first line of formulaic's message, printable, with its token marks."""
+    from .formulaic_errors import readable
+
+    text = str(exc).strip()
+    return readable(text.splitlines()[0] if text else type(exc).__name__).rstrip(".")
+
+
 def _tokens(expr: str) -> list[Token]:
     try:
         return list(sanitize_tokens(tokenize(expr)))
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         raise _unreadable(expr, f"a Python piece is not valid ({type(exc).__name__})") from None
     except Exception as exc:  # noqa: BLE001 -- formulaic's tokenizer errors: unreadable, so refused
-        raise _unreadable(expr, _short(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from None
+        raise _unreadable(expr, _formulaic_reason(exc)) from None
 
 
 def _check_token(token: Token, expr: str, checker: _Checker) -> None:
@@ -415,9 +423,8 @@ def _check_expansion(expr: str) -> None:
         tree = DefaultFormulaParser().get_ast(expr)
     except (RecursionError, MemoryError) as exc:
         raise _unreadable(expr, f"it nests too deep ({type(exc).__name__})") from None
-    except Exception as exc:  # noqa: BLE001 -- formulaic's parse errors; reported later with context
-        del exc
-        return
+    except Exception as exc:  # noqa: BLE001 -- formulaic cannot parse it: unreadable, so refused
+        raise _unreadable(expr, _formulaic_reason(exc)) from None
     budget = config.max_formula_terms
     counts: dict[int, int] = {}
     stack: list[tuple[object, bool]] = [(tree, False)]
@@ -434,10 +441,10 @@ def _check_expansion(expr: str) -> None:
         count = _expanded(node, args, expr, budget)
         if count > budget:
             raise FormulaError(
-                f"formula {_short(expr)!r} expands to more than {budget:,} terms (at "
-                f"{_short(str(node))!r}); the limit max_formula_terms is {budget:,} "
+                f"formula {_short(expr.strip())!r} expands to more than {budget:,} terms (at its "
+                f"{node.operator.symbol!r}); the limit max_formula_terms is {budget:,} "
                 f"({LIMITS['max_formula_terms'][1]}); {how_to_raise('max_formula_terms')}",
-                term=_short(str(node)),
+                term=_short(expr.strip()),
             )
         counts[id(node)] = count
 
@@ -478,17 +485,18 @@ def _depth(tokens: list[Token], expr: str) -> None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _read(expr: str, limits: tuple[int, int, int]) -> Reading:
+def _read(expr: str, limits: tuple[int, int, int], parse: bool) -> Reading:
     tokens = _tokens(expr)
     _depth(tokens, expr)
     checker = _Checker(expr)
     for token in tokens:
         _check_token(token, expr, checker)
-    _check_expansion(expr)
+    if parse:
+        _check_expansion(expr)
     return Reading(frozenset(checker.names), frozenset(checker.quoted))
 
 
-def check_expression(expr: str, columns: Collection[str] | None = None) -> Reading:
+def check_expression(expr: str, columns: Collection[str] | None = None, *, parse: bool = True) -> Reading:
     """Refuse ``expr`` (a formulaic expression) unless every piece formulaic evaluates is whitelisted.
 
     Parameters
@@ -499,6 +507,10 @@ def check_expression(expr: str, columns: Collection[str] | None = None) -> Readi
         The data's columns, when known: then a name that is no column but would reach
         something in formulaic's environment (``open``, ``lag``) is refused too, and so
         is a ``Q('name')`` of no column.
+    parse : bool, default True
+        Also parse ``expr`` with formulaic's parser (refusing what it cannot read) and
+        count its expansion; ``False`` checks the tokens only (a whole lme4 right-hand
+        side, whose bars are not formulaic's syntax).
 
     Returns
     -------
@@ -532,7 +544,7 @@ def check_expression(expr: str, columns: Collection[str] | None = None) -> Readi
             f"{config.max_formula_chars:,}; {how_to_raise('max_formula_chars')}",
             term=_short(expr),
         )
-    reading = _read(expr, (config.max_int_bits, config.max_formula_terms, config.max_formula_chars))
+    reading = _read(expr, (config.max_int_bits, config.max_formula_terms, config.max_formula_chars), parse)
     if columns is not None:
         check_names(reading, columns, expr)
     return reading
@@ -581,7 +593,7 @@ def check_formula(formula: str) -> None:
     parsed = parse_formula(formula)  # text only: nothing is evaluated
     # the whole right-hand side through formulaic's tokenizer: a quote or brace glmmsim's own
     # splitter reads differently cannot hide a Python piece
-    check_expression(_right_hand_side(formula))
+    check_expression(_right_hand_side(formula), parse=False)
     fixed, offsets = split_offsets(parsed.fixed, formula)
     for expr in (fixed, *(offset_expression(o) for o in offsets)):
         check_expression(expr)

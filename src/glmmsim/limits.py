@@ -62,11 +62,11 @@ def _limit_value(name: str, value: object) -> int:
 LIMITS: dict[str, tuple[int, str]] = {
     "max_rows": (20_000_000, "rows one design, trial list or simulated dataset may have"),
     "max_total_rows": (1_000_000_000, "rows a run of replicates may write in total"),
-    "max_cells": (400_000_000, "rows x columns of one dataset (trial-list covariates included)"),
+    "max_cells": (100_000_000, "rows x columns of one dataset (trial-list covariates included)"),
     "max_levels": (1_000_000, "levels one column may list in levels= (or have when fitting)"),
     "max_random_columns": (100, "columns of one random-effect term (its covariance is that squared)"),
     "max_replicates": (10_000_000, "replicates (nsim) of one power or recovery run, or points of one curve"),
-    "max_file_bytes": (2 * 2**30, "bytes of a trial-list file, on disk and after decompression"),
+    "max_file_bytes": (2**30, "bytes of a trial-list file, on disk and after decompression"),
     "max_header_bytes": (1_000_000, "bytes of a CSV trial list's header line"),
     "max_formula_chars": (100_000, "characters of one formula"),
     "max_formula_terms": (10_000, "terms a formula's expansion (**, *, /, :) may form"),

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from ..study.study_sections import parse_along, power_settings, with_options
 
     study = load_study(args)
-    settings = power_settings(study.sections, study.where)
+    settings = power_settings(study.sections, study.where, study.spec_path)
     settings = with_options(settings, {
         "test": args.test, "nsim": args.nsim, "alpha": args.alpha, "method": args.method, "engine": args.engine,
         "fit_formula": args.fit_formula, "seed": args.study_seed, "failures": args.failures, "target": args.target,

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from ..study.study_sections import recovery_settings, with_options
 
     study = load_study(args)
-    settings = recovery_settings(study.sections, study.where)
+    settings = recovery_settings(study.sections, study.where, study.spec_path)
     settings = with_options(settings, {
         "nsim": args.nsim, "engine": args.engine, "fit_formula": args.fit_formula, "seed": args.study_seed,
         "executor": args.executor, "out": args.out, "plot": args.plot,

@@ -986,7 +986,10 @@ def _validate_trials(trials: ArrayLike, n: int, index: Any) -> Union[int, np.nda
     if isinstance(trials, (bool, np.bool_)):
         raise ParameterError(f"trials must be a positive integer or one integer per row; got {trials!r}")
     if isinstance(trials, numbers.Number):
-        value = float(trials) if isinstance(trials, numbers.Real) else math.nan
+        try:
+            value = float(trials) if isinstance(trials, numbers.Real) else math.nan
+        except OverflowError:  # larger than any float: refused as too large below
+            value = math.inf
         if not (math.isfinite(value) and value >= 1 and value == int(value)):
             raise ParameterError(f"trials must be a positive integer; got {trials!r}")
         if isinstance(trials, numbers.Integral) and int(trials) > TRIALS_MAX or value > TRIALS_MAX:
@@ -1041,7 +1044,10 @@ def _param_value(family: str, name: str, value: Any, param: _Param) -> float:
             f"{family} parameter {name!r} must be {param.bound_text()}; got {type(value).__name__} {value!r}",
             parameter=name,
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range: not finite, so refused below
+        number, value = math.inf, f"an integer of about {int(abs(int(value)).bit_length() * 0.30103) + 1} digits"
     ok = math.isfinite(number)
     if ok and param.minimum is not None:
         ok = number > param.minimum if param.strict else number >= param.minimum

@@ -39,7 +39,7 @@ Examples
 >>> check_formula("y ~ I(x + 0*__import__('os').system('echo hi'))")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-glmmsim.errors.FormulaError: formula piece '__import__' is not allowed in ...
+glmmsim.errors.FormulaError: formula piece "__import__('os').system" is not allowed in ...
 """
 
 from __future__ import annotations
@@ -165,6 +165,7 @@ class _Checker:
         self.where = where
         self.names: set[str] = set()
         self.quoted: set[str] = set()
+        self.aliases: dict[str, str] = {}  # identifier formulaic substitutes -> backticked column name
 
     def refuse(self, node: ast.AST, why: str = "") -> FormulaError:
         return _refuse(_source(node), self.where, why)
@@ -187,7 +188,9 @@ class _Checker:
             raise self.refuse(node, "names with double underscores are refused")
         if node.id in ("np", "numpy", "contr"):
             raise self.refuse(node, f"{node.id} may only be used as {node.id}.<allowed name>")
-        if node.id not in _ALLOWED_NAMES:
+        if node.id in self.aliases:
+            self.names.add(self.aliases[node.id])  # a backticked name is always a column
+        elif node.id not in _ALLOWED_NAMES:
             self.names.add(node.id)
         return []
 
@@ -371,7 +374,8 @@ def _source(node: ast.AST) -> str:
 def _check_python(code: str, where: str, checker: _Checker) -> None:
     """Check one Python token as formulaic's evaluator will read it."""
     # formulaic's evaluator replaces backticked names by identifiers with this very function
-    unquoted = sanitize_variable_names(code, {}, {})
+    checker.aliases = {}
+    unquoted = sanitize_variable_names(code, {}, checker.aliases)
     try:
         tree = ast.parse(unquoted, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:

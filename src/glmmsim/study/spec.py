@@ -63,6 +63,7 @@ import copy
 import inspect
 import numbers
 import os
+import reprlib
 import stat
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -134,6 +135,12 @@ def _check_yaml_budget(text: str, source: str) -> None:
         elif isinstance(event, yaml.ScalarEvent):
             size, anchor = 1, event.anchor
         elif isinstance(event, yaml.AliasEvent):
+            if event.anchor in open_anchors:
+                # &a [*a]: a collection that contains itself has no finite value
+                raise SpecError(
+                    f"{source}, line {line}: recursive YAML alias *{event.anchor} (it refers to the collection "
+                    f"that contains it); an alias may only repeat a value defined before it"
+                )
             size, anchor = anchors.get(event.anchor, 1), None
         else:
             continue
@@ -199,6 +206,37 @@ class _Ctx:
     source: str
     lines: dict[Path, int] = field(default_factory=dict)
     origins: dict[Path, str] = field(default_factory=dict)
+    base_dir: str | None = None  # the spec file's folder: paths in the spec stay inside it
+
+    def from_command_line(self, path: Path) -> bool:
+        """Whether the value at ``path`` was given by ``--set`` / ``--along``, not by the file."""
+        return any(tuple(path[:n]) in self.origins for n in range(len(path), -1, -1))
+
+    def spec_path(self, value: str, path: Path) -> str:
+        """A file path written in the spec, resolved in the spec's folder, which it may not leave.
+
+        A spec is data from whoever wrote it: ``output.file: /home/me/.bashrc`` or
+        ``../../x`` must not reach beyond the spec's folder.  A path given on the command
+        line (``--out``, ``--set``) is the user's own and is taken as it is.
+        """
+        if self.from_command_line(path):
+            if path[:2] == ("design", "path") and self.base_dir is not None:
+                return os.path.join(self.base_dir, os.path.expanduser(value))
+            return value
+        parts = value.replace("\\", "/").split("/")
+        if os.path.isabs(value) or value.startswith("~") or ".." in parts or os.path.splitdrive(value)[0]:
+            raise self.error(
+                path,
+                f"must be a path inside the spec's folder, without '..' and not absolute; got {value!r}; "
+                f"write e.g. 'results/out.csv', or name any path on the command line (--out, --set)",
+            )
+        if self.base_dir is None:  # a spec given as text: its folder is the working directory
+            return value
+        joined = os.path.join(self.base_dir, value)
+        inside = os.path.realpath(self.base_dir)
+        if os.path.commonpath([inside, os.path.realpath(joined)]) != inside:  # a symbolic link out of it
+            raise self.error(path, f"{value!r} leads outside the spec's folder {inside!r} (a symbolic link?)")
+        return joined
 
     def where(self, path: Path) -> str:
         for n in range(len(path), -1, -1):
@@ -234,9 +272,17 @@ def _check_keys(ctx: _Ctx, value: Any, path: Path, valid: Sequence[str], require
 
 
 def _kind(value: Any) -> str:
+    """``value`` for a message, bounded: a huge integer by its digits, a big list shortened."""
     if value is None:
         return "nothing (null)"
-    return f"{type(value).__name__} {value!r}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() > 64:
+        return f"int of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
+    return f"{type(value).__name__} {_SHORT.repr(value)}"
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlong = 40
 
 
 def _number(ctx: _Ctx, value: Any, path: Path, allow_none: bool = False) -> Any:
@@ -244,7 +290,11 @@ def _number(ctx: _Ctx, value: Any, path: Path, allow_none: bool = False) -> Any:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ctx.error(path, f"must be a number; got {_kind(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        digits = int(abs(int(value)).bit_length() * 0.30103) + 1
+        raise ctx.error(path, f"must be a finite number (|x| < 1.8e308); got an integer of about {digits} digits") from None
 
 
 def _string(ctx: _Ctx, value: Any, path: Path, allow_none: bool = False) -> Any:
@@ -355,7 +405,7 @@ def _design_args(ctx: _Ctx, spec: Any, base_dir: str) -> tuple[str, dict[str, An
         args = _check_keys(ctx, spec, path, ["type", "path"], required=("path",))
         name = _string(ctx, args["path"], path + ("path",))
         # relative to the spec file, so a spec and its trial list travel together
-        return kind, {"path": os.path.join(base_dir, os.path.expanduser(name))}
+        return kind, {"path": ctx.spec_path(name, path + ("path",))}
     if kind not in DESIGN_TYPES:
         raise ctx.error(
             path + ("type",),
@@ -405,7 +455,7 @@ def _output(ctx: _Ctx, spec: Any) -> dict[str, Any]:
         return out
     given = _check_keys(ctx, spec, path, OUTPUT_KEYS)
     if given.get("file") is not None:
-        out["file"] = _string(ctx, given["file"], path + ("file",))
+        out["file"] = ctx.spec_path(_string(ctx, given["file"], path + ("file",)), path + ("file",))
     if given.get("format") is not None:
         fmt = given["format"]
         if fmt not in DATA_FORMATS:
@@ -422,6 +472,31 @@ def _output(ctx: _Ctx, spec: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 # overrides
 # ---------------------------------------------------------------------------
+
+
+def load_value(text: str, source: str) -> Any:
+    """A ``--set`` / ``--along`` value parsed as YAML, within the same budgets as a spec file.
+
+    Examples
+    --------
+    >>> load_value("[1, 2]", "--set x=[1, 2]")
+    [1, 2]
+    >>> load_value("&a [*a]", "--set x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    glmmsim.study.spec.SpecError: --set x, line 1: recursive YAML alias *a ...
+    """
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_SPEC_BYTES:
+        raise SpecError(f"{source}: the value is longer than {MAX_SPEC_BYTES:,} bytes, the limit of a whole spec file")
+    try:
+        _check_yaml_budget(text, source)
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(
+            f"{source}: the value is not valid YAML ({problem}); write a number (0.3), a word, "
+            f"a list [a, b] or a mapping {{a: 1}}"
+        ) from None
 
 
 def set_value(spec: dict, assignment: str, option: str = "--set") -> tuple[dict, Path]:
@@ -447,13 +522,13 @@ def set_value(spec: dict, assignment: str, option: str = "--set") -> tuple[dict,
     dotted, text = assignment.split("=", 1)
     keys = [k.strip() for k in dotted.strip().split(".")]
     if not all(keys):
-        raise SpecError(f"{option} {assignment}: empty key in path {dotted!r}")
+        raise SpecError(
+            f"{option} {_SHORT.repr(assignment)}: empty key in path {dotted!r}; write PATH=VALUE with a "
+            f"dotted path of spec keys, e.g. fixed.x1=0.3 or design.subjects=80"
+        )
     if keys[0] not in TOP_KEYS and keys[0] in MODEL_KEYS:
         keys.insert(0, "model")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise SpecError(f"{option} {assignment}: value {text!r} is not valid YAML") from None
+    value = load_value(text, f"{option} {_SHORT.repr(assignment)}")
     new = copy.deepcopy(spec) if spec is not None else {}
     node: Any = new
     for depth, key in enumerate(keys[:-1]):
@@ -504,6 +579,10 @@ class Study:
         if self._model is None:
             self._model = self.make_model(self.seeds["population"])
         return self._model
+
+    def spec_path(self, path: Path, value: str) -> str:
+        """``value``, a file path the spec sets at ``path``, resolved in the spec's folder (see ``_Ctx.spec_path``)."""
+        return self._ctx.spec_path(value, path) if self._ctx is not None else value
 
     def make_model(self, population_seed: SeedLike):
         """The spec's model with another population seed."""
@@ -670,7 +749,7 @@ def parse_spec(
         the working directory (:func:`load_spec` passes the spec file's directory).
     """
     raw, lines = _compose(text, source)
-    ctx = _Ctx(source, lines)
+    ctx = _Ctx(source, lines, base_dir=base_dir)
     for override in overrides:
         option, assignment = override if isinstance(override, tuple) else ("--set", override)
         raw, path = set_value(raw, assignment, option)

@@ -63,9 +63,10 @@ LIMITS: dict[str, tuple[int, str]] = {
     "max_rows": (20_000_000, "rows one design, trial list or simulated dataset may have"),
     "max_total_rows": (1_000_000_000, "rows a run of replicates may write in total"),
     "max_cells": (100_000_000, "rows x columns of one dataset (trial-list covariates included)"),
+    "max_nested_units": (2_000_000, "units a nested design draws at one level (each costs ~0.5 KB while built)"),
     "max_levels": (1_000_000, "levels one column may list in levels= (or have when fitting)"),
     "max_random_columns": (100, "columns of one random-effect term (its covariance is that squared)"),
-    "max_replicates": (10_000_000, "replicates (nsim) of one power or recovery run, or points of one curve"),
+    "max_replicates": (1_000_000, "replicates (nsim) of one power or recovery run, or points of one curve"),
     "max_file_bytes": (2**30, "bytes of a trial-list file, on disk and after decompression"),
     "max_header_bytes": (1_000_000, "bytes of a CSV trial list's header line"),
     "max_formula_chars": (100_000, "characters of one formula"),
@@ -104,7 +105,7 @@ class Limits:
         about 1-2 GiB of design).
     max_total_rows : int
         Most rows a run of replicates may write in total (default 1 billion).
-    max_cells, max_levels, max_random_columns, max_replicates, max_file_bytes, max_header_bytes, \
+    max_cells, max_nested_units, max_levels, max_random_columns, max_replicates, max_file_bytes, max_header_bytes, \
 max_formula_chars, max_formula_terms, max_int_bits : int
         See :data:`LIMITS`.
     """

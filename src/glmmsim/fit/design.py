@@ -18,6 +18,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ..limits import check_limit, check_rows
 from ..errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names
 from ..model.formula import parse_formula
 from ..model.formula_safety import check_formula
@@ -258,9 +259,13 @@ def build_design(
     ]
     found = {**_categorical_levels(data, list(dict.fromkeys(predictors))), **declared}
     term_designs = []
+    check_rows(len(data), "the data to fit", parameter="data")
     for term in terms:
         z = model_columns(term.expr, data, declared, str(term), trusted=trusted_formula)
+        check_limit(len(z.names), "max_random_columns", f"random-effect columns of {term}", parameter="formula")
         group = grouping(data, term.columns, f"factor {term.factor!r}")
+        # one random effect per level and column: a factor with as many levels as rows is no model to fit
+        check_limit(len(group.labels) * len(z.names), "max_levels", f"random effects of {term} ({len(group.labels):,} levels)", parameter="data")
         term_designs.append(TermDesign(term, tuple(z.names), tuple(z.arrays), group.codes, len(group.labels)))
     return FitDesign(
         formula=formula,

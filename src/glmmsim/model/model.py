@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import builtins
 import copy
+import itertools
+import reprlib
 import numbers
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +24,7 @@ import pandas as pd
 from formulaic import Formula
 
 from .bound import BoundModel, KeyLike, noise_stream
+from ..limits import check_limit, config
 from ..errors import (
     Where,
     about,
@@ -514,6 +517,8 @@ class Model:
         z_cols = [model_columns(t.expr, conditions, self._levels, str(t), trusted=self._trusted_formula) for t in self._terms]
         per_factor: dict[str, list[list[str]]] = {}
         for term, z in zip(self._terms, z_cols):
+            # a term's covariance is columns x columns: (0 + cond | g) of a 10,000-level cond is 10**8
+            check_limit(len(z.names), "max_random_columns", f"random-effect columns of {term}", parameter="random")
             per_factor.setdefault(term.factor, []).append(list(z.names))
         z_names = [n for z in z_cols for n in z.names]
         z_levels = _data_levels(conditions, z_names, self._levels)
@@ -616,13 +621,22 @@ def _check_levels(
             )
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
             raise ParameterError(f"levels[{col!r}] must be a list of levels; got {values!r}", path=("levels", col))
-        values = list(values)
+        # at most one past the budget is read: a generator of levels may be endless
+        values = list(itertools.islice(values, config.max_levels + 1))
+        with about("levels", col):
+            check_limit(len(values), "max_levels", f"the levels listed in levels[{col!r}]")
         try:
             distinct = len(set(values))
         except TypeError:
-            raise ParameterError(f"levels[{col!r}] holds unhashable values: {values!r}", path=("levels", col)) from None
+            raise ParameterError(
+                f"levels[{col!r}] holds unhashable values: {reprlib.repr(values)}; levels are strings or numbers",
+                path=("levels", col),
+            ) from None
         if not values or distinct != len(values):
-            raise ParameterError(f"levels[{col!r}] must be a non-empty list without repeats; got {values!r}", path=("levels", col))
+            raise ParameterError(
+                f"levels[{col!r}] must be a non-empty list without repeats; got {reprlib.repr(values)}",
+                path=("levels", col),
+            )
         out[str(col)] = values
     return out
 

@@ -599,8 +599,10 @@ class Study:
         return files
 
     def check_replicates(self, k: int) -> None:
-        """Refuse ``k`` replicates whose rows together exceed ``glmmsim.config.max_total_rows``."""
-        check_total_rows(len(self.conditions()), k)
+        """Refuse ``k`` that is not a whole number >= 1, or whose rows together exceed ``glmmsim.config.max_total_rows``."""
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ParameterError(f"replicates must be a whole number >= 1; got {_kind(k)}", parameter="replicates")
+        check_total_rows(len(self.conditions()), int(k))
 
     def conditions(self) -> pd.DataFrame:
         """The design's conditions (generated once, then reused; a copy is returned)."""
@@ -682,8 +684,14 @@ class Study:
         return model.simulate(self.conditions(), seed=noise)
 
     def replicates(self, k: int, vary_population: bool = True) -> Iterator[pd.DataFrame]:
-        """``k`` datasets, each with a ``replicate`` column (1-based) in front."""
+        """``k`` datasets, each with a ``replicate`` column (1-based) in front.
+
+        ``k`` is checked when this is called, not when the first dataset is asked for.
+        """
         self.check_replicates(k)
+        return self._replicates(int(k), vary_population)
+
+    def _replicates(self, k: int, vary_population: bool) -> Iterator[pd.DataFrame]:
         for r in range(k):
             data = self.simulate(r, vary_population)
             data.insert(0, "replicate", r + 1)

@@ -72,7 +72,7 @@ def check_number(value: object, what: str, *, minimum: float | None = None) -> f
         raise ParameterError.at(what, f"must be a number; got {type(value).__name__} {value!r}")
     number = to_float(value)
     if not math.isfinite(number):
-        raise ParameterError.at(what, f"must be a finite number (|x| < 1.8e308); got {number_text(value)}")
+        raise ParameterError.at(what, f"must be finite (a number with |x| < 1.8e308); got {number_text(value)}")
     if minimum is not None and number < minimum:
         raise ParameterError.at(what, f"must be >= {minimum:g}; got {number:g}")
     return number

@@ -534,6 +534,8 @@ def set_value(spec: dict, assignment: str, option: str = "--set") -> tuple[dict,
     for depth, key in enumerate(keys[:-1]):
         if not isinstance(node, dict):
             raise SpecError(f"{option} {assignment}: {'.'.join(keys[:depth])} is not a mapping")
+        if key not in node and depth == 0 and key in TOP_KEYS:
+            node[key] = {}  # a section the file leaves out (output:, power:) may be set
         if key not in node:
             valid = list(node) if depth else list(TOP_KEYS)
             raise SpecError(
@@ -761,7 +763,7 @@ def parse_spec(
     for override in overrides:
         option, assignment = override if isinstance(override, tuple) else ("--set", override)
         raw, path = set_value(raw, assignment, option)
-        ctx.origins[path] = f"{option} {assignment}"
+        ctx.origins[path] = f"{option} {_SHORT.repr(assignment)}"
     top = _check_keys(ctx, raw, (), TOP_KEYS, required=("model", "design"))
     kind, args = _design_args(ctx, top["design"], base_dir if base_dir is not None else os.getcwd())
     study = Study(

@@ -407,8 +407,8 @@ def _plan_nested(unit_names: Sequence[str], sizes: Sequence[SizeSpec], n_top: in
             f"nested: {unit_names[depth]} units (expected {count_text(int(expected))}, at most "
             f"{count_text(int(most))} with probability 1 - {_PLAN_TAIL:g})"
         )
-        check_limit(int(most), "max_nested_units", what, parameter="levels")
         check_rows(int(most) * n_cells, f"{what} x {n_cells} cell(s)", "levels")
+        check_limit(int(most), "max_nested_units", what, parameter="levels")
         check_limit(int(most) * n_cells * n_columns, "max_cells", f"{what} x {n_cells} cell(s) x {n_columns} columns", "covariates")
 
 

@@ -280,6 +280,11 @@ def _kind(value: Any) -> str:
     return f"{type(value).__name__} {_SHORT.repr(value)}"
 
 
+def _clip(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters for a message (a --set value may be a megabyte)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 80
 _SHORT.maxlong = 40
@@ -523,12 +528,12 @@ def set_value(spec: dict, assignment: str, option: str = "--set") -> tuple[dict,
     keys = [k.strip() for k in dotted.strip().split(".")]
     if not all(keys):
         raise SpecError(
-            f"{option} {_SHORT.repr(assignment)}: empty key in path {dotted!r}; write PATH=VALUE with a "
+            f"{option} {_clip(assignment)}: empty key in path {dotted!r}; write PATH=VALUE with a "
             f"dotted path of spec keys, e.g. fixed.x1=0.3 or design.subjects=80"
         )
     if keys[0] not in TOP_KEYS and keys[0] in MODEL_KEYS:
         keys.insert(0, "model")
-    value = load_value(text, f"{option} {_SHORT.repr(assignment)}")
+    value = load_value(text, f"{option} {_clip(assignment)}")
     new = copy.deepcopy(spec) if spec is not None else {}
     node: Any = new
     for depth, key in enumerate(keys[:-1]):
@@ -763,7 +768,7 @@ def parse_spec(
     for override in overrides:
         option, assignment = override if isinstance(override, tuple) else ("--set", override)
         raw, path = set_value(raw, assignment, option)
-        ctx.origins[path] = f"{option} {_SHORT.repr(assignment)}"
+        ctx.origins[path] = f"{option} {_clip(assignment)}"
     top = _check_keys(ctx, raw, (), TOP_KEYS, required=("model", "design"))
     kind, args = _design_args(ctx, top["design"], base_dir if base_dir is not None else os.getcwd())
     study = Study(

@@ -134,6 +134,11 @@ _ALLOWED_CALLS = _function_names() | {
     "wrapper", "__init__", "__new__", "_array_function_dispatch",
     # name lookups: eval reads a formula's names from formulaic's layered mapping of the data
     "__getitem__", "__contains__", "get", "get_with_layer_name", "__missing__",
+    # operators on a column: pandas dispatches arithmetic and comparisons through these
+    "new_method", "__array_ufunc__", "__array__",
+    *(f"__{op}__" for op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor", "eq",
+                            "ne", "lt", "le", "gt", "ge", "neg", "pos", "invert", "abs", "radd", "rsub", "rmul",
+                            "rtruediv", "rfloordiv", "rmod", "rpow", "rand", "ror", "rxor", "bool")),
 }  # fmt: skip
 
 

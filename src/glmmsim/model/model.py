@@ -190,6 +190,11 @@ class Model:
         return self._formula
 
     @property
+    def trusted_formula(self) -> bool:
+        """Whether the formula skips the whitelist check (``trusted_formula=True``)."""
+        return self._trusted_formula
+
+    @property
     def response(self) -> str:
         """Name of the simulated column."""
         return self._parsed.response

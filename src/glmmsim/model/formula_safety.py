@@ -477,7 +477,8 @@ def _depth(tokens: list[Token], expr: str) -> None:
         if token.kind is Token.Kind.CONTEXT:
             depth += 1 if token.token in "([" else -1
             deepest = max(deepest, depth)
-        if token.kind is Token.Kind.OPERATOR and token.token == "~" and depth == 0:
+        # formulaic merges adjacent operator characters ('~-'); any '~' at the top is a side
+        if token.kind is Token.Kind.OPERATOR and "~" in token.token and depth == 0:
             raise _refuse("~", expr, "a formula has one '~', between the response and the terms")
     from .formula import MAX_NESTING
 

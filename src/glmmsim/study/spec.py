@@ -125,7 +125,10 @@ def _check_yaml_budget(text: str, source: str) -> None:
         line = event.start_mark.line + 1 if event.start_mark is not None else 0
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             if len(stack) > MAX_YAML_DEPTH:
-                raise SpecError(f"{source}, line {line}: YAML nests deeper than {MAX_YAML_DEPTH} levels; a spec never needs that")
+                raise SpecError(
+                    f"{source}, line {line}: YAML nests deeper than {MAX_YAML_DEPTH} levels; a spec nests at most "
+                    f"{MAX_YAML_DEPTH} (model.random.subject.sd is 4 deep)"
+                )
             stack.append(0)
             open_anchors.append(event.anchor)
             continue
@@ -150,7 +153,7 @@ def _check_yaml_budget(text: str, source: str) -> None:
         if stack[-1] > MAX_YAML_NODES or sum(stack) > MAX_YAML_NODES:
             raise SpecError(
                 f"{source}, line {line}: YAML expands to more than {MAX_YAML_NODES} values "
-                f"(aliases of aliases?); a spec never needs that"
+                f"(aliases of aliases?); a spec holds at most {MAX_YAML_NODES} values once its aliases are expanded"
             )
 
 

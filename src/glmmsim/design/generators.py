@@ -891,11 +891,10 @@ def nested(
         counts = _draw_sizes(sizes[depth], key, f"size:{unit_names[depth]}", parents, f"levels[{unit_names[depth]!r}]")
         # the exact total before any label is made (a float sum cannot overflow int64)
         total = int(counts.sum(dtype=np.float64)) if len(counts) else 0
-        check_rows(
-            total * n_cells,
-            f"nested: {total:,} {unit_names[depth]} unit(s) in {len(parents):,} {unit_names[depth - 1]} unit(s) x {n_cells} cell(s)",
-            "levels",
-        )
+        drawn = f"nested: {total:,} {unit_names[depth]} unit(s) in {len(parents):,} {unit_names[depth - 1]} unit(s)"
+        check_rows(total * n_cells, f"{drawn} x {n_cells} cell(s)", "levels")
+        # sizes from a callable are known only now: the same unit budget as planned sizes
+        check_limit(total, "max_nested_units", drawn, parameter="levels")
         paths = [
             path + [f"{path[-1]}-{lab}"]
             for path, n in zip(paths, counts)

@@ -58,7 +58,7 @@ def main() -> None:
     )
     fixed = {name: 0.1 for name in ["Intercept", "cond[T.b]", "np.log(x)", "C(item_type, Sum)[S.p]",
                                     "C(item_type, Sum)[S.q]", "I(x ** 2)", "cond[T.b]:np.log(x)"]}
-    kwargs = dict(fixed=fixed, random={"subject": {"Intercept": 0.3, "cond[T.b]": 0.1}, "item": 0.2}, sigma=1.0, seed=1)
+    kwargs = {"fixed": fixed, "random": {"subject": {"Intercept": 0.3, "cond[T.b]": 0.1}, "item": 0.2}, "sigma": 1.0, "seed": 1}
     counter = iter(range(10**9))
 
     def fresh_check():

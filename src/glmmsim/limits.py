@@ -32,7 +32,7 @@ from contextlib import contextmanager
 
 from .errors import ParameterError
 
-__all__ = ["LIMITS", "Limits", "config", "check_rows", "check_total_rows", "check_limit", "count_text", "how_to_raise"]
+__all__ = ["LIMITS", "Limits", "check_limit", "check_rows", "check_total_rows", "config", "count_text", "how_to_raise"]
 
 #: Bytes a design row takes in memory, roughly (categorical labels, a few numeric columns).
 _BYTES_PER_ROW = 64

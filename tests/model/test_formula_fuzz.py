@@ -26,7 +26,12 @@ from hypothesis import strategies as st
 
 from glmmsim.errors import GlmmsimError
 from glmmsim.model.formula import parse_formula
-from glmmsim.model.formula_safety import CONTRASTS, NUMPY_FUNCTIONS, TRANSFORMS, check_formula
+from glmmsim.model.formula_safety import (
+    CONTRASTS,
+    NUMPY_FUNCTIONS,
+    TRANSFORMS,
+    check_formula,
+)
 from glmmsim.model.matrices import model_columns, split_offsets
 from glmmsim.model.terms import expand_bars
 
@@ -277,6 +282,6 @@ def test_the_instrumentation_would_see_a_payload(formula):
         for expr, _ in _expressions(formula):
             try:
                 model_matrix(expr, DATA)
-            except Exception:  # noqa: BLE001 - the instruments raise PermissionError inside formulaic
+            except Exception:  # noqa: BLE001, S110 - the instruments raise PermissionError inside formulaic
                 pass
     assert calls.forbidden, formula

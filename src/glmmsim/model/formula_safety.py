@@ -61,13 +61,13 @@ from ..errors import FormulaError
 from ..limits import LIMITS, config, count_text, how_to_raise
 
 __all__ = [
-    "check_formula",
-    "check_expression",
-    "check_names",
-    "TRANSFORMS",
-    "NUMPY_FUNCTIONS",
     "CONTRASTS",
     "MAX_POWER",
+    "NUMPY_FUNCTIONS",
+    "TRANSFORMS",
+    "check_expression",
+    "check_formula",
+    "check_names",
 ]
 
 #: Functions a formula may call by bare name (formulaic's transforms and common math).
@@ -293,11 +293,9 @@ class _Checker:
         # poly(x, 10**6) would ask for a million columns: numbers here count columns
         for value in [*node.args[1:], *(kw.value for kw in node.keywords)]:
             for sub in ast.walk(value):
-                if isinstance(sub, ast.Constant) and isinstance(sub.value, (int, float)) and not isinstance(
-                    sub.value, bool
-                ):
-                    if abs(sub.value) > MAX_BASIS_COLUMNS and isinstance(sub.value, int):
-                        raise self.refuse(node, f"a basis of more than {MAX_BASIS_COLUMNS} columns is refused")
+                number = sub.value if isinstance(sub, ast.Constant) else None
+                if isinstance(number, int) and not isinstance(number, bool) and abs(number) > MAX_BASIS_COLUMNS:
+                    raise self.refuse(node, f"a basis of more than {MAX_BASIS_COLUMNS} columns is refused")
 
 
 def _constant(node: ast.AST) -> bool:

@@ -92,3 +92,10 @@ def test_text_from_a_transform_says_where_categories_belong(data):
     m = _model("y ~ I(np.where(x > 0, 'a', 'c')) + (1 | g)", fixed={"Intercept": 0})
     with pytest.raises(GlmmsimError, match="belongs in a column of the data"):
         m.simulate(data, seed=1)
+
+
+@pytest.mark.parametrize("offset", [10**400, ["a"] * 20])
+def test_a_fit_offset_beyond_float_range_or_of_text_is_a_data_error(data, offset):
+    d = data.assign(y=np.arange(20.0))
+    with pytest.raises(DataError, match="offset must be a column name or finite numbers"):
+        glmmsim.fit("y ~ x + (1 | g)", d, offset=offset)

@@ -11,6 +11,7 @@ they simulate, and coefficient names are glmmsim's on every engine.
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -18,8 +19,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..limits import check_limit, check_rows
 from ..errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names
+from ..limits import check_limit, check_rows
 from ..model.formula import parse_formula
 from ..model.formula_safety import check_formula
 from ..model.matrices import check_columns_present, expression_variables, grouping, model_columns
@@ -194,7 +195,13 @@ def _row_values(value: object, data: pd.DataFrame, what: str) -> np.ndarray:
         check_columns_present(data, [value], what)
         arr = data[value].to_numpy(dtype=np.float64, na_value=np.nan)
     else:
-        arr = np.asarray(value, dtype=np.float64)
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (OverflowError, TypeError, ValueError) as exc:  # text, or a number beyond float range
+            raise DataError(
+                f"{what} must be a column name or finite numbers, one per row ({len(data)}); got {reprlib.repr(value)} "
+                f"({type(exc).__name__})"
+            ) from None
         if arr.ndim == 0:
             arr = np.full(len(data), float(arr))
     if arr.shape != (len(data),):

@@ -54,3 +54,29 @@ def test_limits_accept_whole_floats_and_refuse_unknown_attributes():
         config.max_total_rows = before
     with pytest.raises(ParameterError, match="unknown limit 'max_cols'"):
         config.max_cols = 5
+
+
+# ---------------------------------------------------------------- every limit of issue 16
+from glmmsim.limits import LIMITS, check_limit  # noqa: E402
+
+
+@pytest.mark.parametrize("name", sorted(LIMITS))
+def test_every_limit_is_named_with_how_to_raise_it(name):
+    with config.override(**{name: 10}):
+        with pytest.raises(ParameterError) as info:
+            check_limit(11, name, "this request")
+    message = str(info.value)
+    assert f"the limit {name} is 10" in message
+    assert f"glmmsim.config.{name} = N" in message and f"GLMMSIM_{name.upper()}" in message
+    check_limit(10, name, "this request")  # at the limit is allowed
+
+
+@pytest.mark.parametrize("name", ["max_cells", "max_replicates", "max_formula_terms"])
+def test_every_limit_is_read_from_the_environment(name):
+    import subprocess
+    import sys
+
+    code = f"import glmmsim; print(glmmsim.config.{name})"
+    env = {**__import__("os").environ, f"GLMMSIM_{name.upper()}": "1234"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1234"

@@ -8,7 +8,7 @@ instead of exhausting memory or disk.
 The limits live in :data:`config` (``glmmsim.config``) and may be raised for a
 session (``glmmsim.config.max_rows = 10**8``), temporarily
 (``with glmmsim.config.override(max_rows=10**8): ...``) or from the environment
-(``GLMMSIM_MAX_ROWS``, ``GLMMSIM_MAX_TOTAL_ROWS``, read at import).  A spec file
+(``GLMMSIM_MAX_ROWS``, ``GLMMSIM_MAX_CELLS``, ..., read at import).  A spec file
 cannot raise them: it is data.  Designs larger than memory belong on the Dask
 path (simulate partition by partition), not under a raised limit.
 
@@ -32,7 +32,7 @@ from contextlib import contextmanager
 
 from .errors import ParameterError
 
-__all__ = ["Limits", "config", "check_rows", "check_total_rows", "count_text"]
+__all__ = ["LIMITS", "Limits", "check_limit", "check_rows", "check_total_rows", "config", "count_text", "how_to_raise"]
 
 #: Bytes a design row takes in memory, roughly (categorical labels, a few numeric columns).
 _BYTES_PER_ROW = 64
@@ -58,35 +58,74 @@ def _limit_value(name: str, value: object) -> int:
     return int(value)
 
 
+#: Every limit: name -> (default, environment variable, what it bounds).
+LIMITS: dict[str, tuple[int, str]] = {
+    "max_rows": (20_000_000, "rows one design, trial list or simulated dataset may have"),
+    "max_total_rows": (1_000_000_000, "rows a run of replicates may write in total"),
+    "max_cells": (100_000_000, "rows x columns of one dataset (trial-list covariates included)"),
+    "max_nested_units": (2_000_000, "units a nested design draws at one level (each costs ~0.5 KB while built)"),
+    "max_levels": (1_000_000, "levels one column may list in levels= (or have when fitting)"),
+    "max_random_columns": (100, "columns of one random-effect term (its covariance is that squared)"),
+    "max_replicates": (1_000_000, "replicates (nsim) of one power or recovery run, or points of one curve"),
+    "max_file_bytes": (2**30, "bytes of a trial-list file, on disk and after decompression"),
+    "max_header_bytes": (1_000_000, "bytes of a CSV trial list's header line"),
+    "max_formula_chars": (100_000, "characters of one formula"),
+    "max_formula_terms": (10_000, "terms a formula's expansion (**, *, /, :) may form"),
+    "max_int_bits": (4_096, "bits of an integer that arithmetic inside a formula may build"),
+}
+
+
+def env_name(limit: str) -> str:
+    """The environment variable that sets ``limit`` at import (``GLMMSIM_MAX_ROWS``)."""
+    return "GLMMSIM_" + limit.upper()
+
+
+def how_to_raise(limit: str) -> str:
+    """The sentence every limit message ends with: how to raise ``limit``.
+
+    Examples
+    --------
+    >>> how_to_raise("max_cells")
+    'raise it with glmmsim.config.max_cells = N (or the environment variable GLMMSIM_MAX_CELLS)'
+    """
+    return f"raise it with glmmsim.config.{limit} = N (or the environment variable {env_name(limit)})"
+
+
 class Limits:
     """The size budget of one call.
+
+    Every attribute is a whole number >= 1; :data:`LIMITS` lists them with their
+    defaults and what they bound.  Each may be set from the environment variable
+    ``GLMMSIM_<NAME>`` (``GLMMSIM_MAX_ROWS``), read at import.
 
     Attributes
     ----------
     max_rows : int
         Most rows one design, trial list or simulated dataset may have (default 20 million,
-        about 1-2 GiB of design; env ``GLMMSIM_MAX_ROWS``).
+        about 1-2 GiB of design).
     max_total_rows : int
-        Most rows a run of replicates may write in total (default 1 billion; env
-        ``GLMMSIM_MAX_TOTAL_ROWS``).
+        Most rows a run of replicates may write in total (default 1 billion).
+    max_cells, max_nested_units, max_levels, max_random_columns, max_replicates, max_file_bytes, max_header_bytes, \
+max_formula_chars, max_formula_terms, max_int_bits : int
+        See :data:`LIMITS`.
     """
 
     def __init__(self) -> None:
-        self.max_rows = _env_int("GLMMSIM_MAX_ROWS", 20_000_000)
-        self.max_total_rows = _env_int("GLMMSIM_MAX_TOTAL_ROWS", 1_000_000_000)
+        for name, (default, _) in LIMITS.items():
+            setattr(self, name, _env_int(env_name(name), default))
 
     def __setattr__(self, name: str, value: object) -> None:
         # checked here, so a bad value fails where it is set, not in the next size check
-        if name not in ("max_rows", "max_total_rows"):
-            raise ParameterError(f"unknown limit {name!r}; limits are ['max_rows', 'max_total_rows']")
+        if name not in LIMITS:
+            raise ParameterError(f"unknown limit {name!r}; limits are {sorted(LIMITS)}")
         super().__setattr__(name, _limit_value(name, value))
 
     @contextmanager
     def override(self, **limits: int) -> Iterator[Limits]:
         """Change limits inside a ``with`` block (``config.override(max_rows=10**8)``)."""
-        unknown = [k for k in limits if k not in vars(self)]
+        unknown = [k for k in limits if k not in LIMITS]
         if unknown:
-            raise ParameterError(f"unknown limit(s) {unknown}; limits are {sorted(vars(self))}")
+            raise ParameterError(f"unknown limit(s) {unknown}; limits are {sorted(LIMITS)}")
         new = {name: _limit_value(name, value) for name, value in limits.items()}
         old = dict(vars(self))
         try:
@@ -96,7 +135,7 @@ class Limits:
             vars(self).update(old)
 
     def __repr__(self) -> str:
-        return f"Limits(max_rows={self.max_rows:,}, max_total_rows={self.max_total_rows:,})"
+        return "Limits(" + ", ".join(f"{k}={getattr(self, k):,}" for k in LIMITS) + ")"
 
 
 #: The limits in force (``glmmsim.config``).
@@ -134,4 +173,24 @@ def check_total_rows(rows_per_replicate: int, replicates: int, what: str = "repl
             f"is {config.max_total_rows:,}; raise it with glmmsim.config.max_total_rows = N (or the "
             f"environment variable GLMMSIM_MAX_TOTAL_ROWS)",
             parameter=what,
+        )
+
+
+def check_limit(value: int, limit: str, what: str, parameter: str | None = None) -> None:
+    """Refuse ``value`` above ``config.<limit>``, naming the limit and how to raise it.
+
+    Examples
+    --------
+    >>> with config.override(max_levels=3):
+    ...     check_limit(5, "max_levels", "levels of 'cond'")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    glmmsim.errors.ParameterError: levels of 'cond' would be 5; the limit max_levels is 3 ...
+    """
+    bound = getattr(config, limit)
+    if value > bound:
+        raise ParameterError(
+            f"{what} would be {count_text(int(value))}; the limit {limit} is {bound:,} "
+            f"({LIMITS[limit][1]}); {how_to_raise(limit)}",
+            parameter=parameter,
         )

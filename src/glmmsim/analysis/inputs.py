@@ -33,7 +33,10 @@ def model_levels(model: Any) -> dict:
 
 def coefficient_names(formula: str, conditions: pd.DataFrame, model: Any) -> tuple[str, ...]:
     """Fixed-effect coefficient names of ``formula`` on ``conditions`` (formulaic spelling)."""
-    return model_columns(parse_formula(formula).fixed, conditions, model_levels(model), "the analysis formula").names
+    # the model's own formula keeps the model's trust; any other analysis formula is checked
+    trusted = formula == getattr(model, "formula", None) and bool(getattr(model, "trusted_formula", False))
+    fixed = parse_formula(formula).fixed
+    return model_columns(fixed, conditions, model_levels(model), "the analysis formula", trusted=trusted).names
 
 
 def percent(x: float) -> str:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..limits import check_limit
 from ..errors import InputTypeError, ParameterError, format_names
 from ..model.names import categorical_levels
 from ..seeding import SeedLike
@@ -54,6 +55,7 @@ _SIM_COLUMNS = ["replicate", "test", *TEST_COLUMNS, "significant", "converged", 
 def _check_common(nsim: int, alpha: float, failures: str) -> None:
     if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
         raise ParameterError(f"nsim must be a whole number >= 1; got {nsim!r}")
+    check_limit(int(nsim), "max_replicates", "nsim", parameter="nsim")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
         raise ParameterError(f"alpha must be a number between 0 and 1; got {alpha!r}")
     if failures not in FAILURE_POLICIES:

@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from .. import __version__
+from ..limits import check_limit
 from ..errors import ParameterError
 from ..model.names import categorical_levels, lme4_name, match_keys
 from ..seeding import SeedLike
@@ -197,6 +198,7 @@ def recovery(
     """
     if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 2:
         raise ParameterError(f"nsim must be a whole number >= 2 (a bias needs a spread); got {nsim!r}")
+    check_limit(int(nsim), "max_replicates", "nsim", parameter="nsim")
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
         raise ParameterError(f"level must be a number between 0 and 1; got {level!r}")
     data = conditions_frame(conditions)

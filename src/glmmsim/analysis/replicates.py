@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..limits import check_limit
 from ..errors import DataError, format_names
 from ..execution import batch_size, batches, resolve_executor, worker_cache
 from ._backends import bind, engine_error_types, prepare_fit
@@ -246,6 +247,8 @@ def run_study(
     min_batch: int | None = None,
 ) -> list[dict]:
     """Run ``nsim`` replicates at every design point; records in (point, replicate) order."""
+    # every replicate leaves a record: their number is budgeted before any is run
+    check_limit(int(nsim) * len(jobs), "max_replicates", f"{nsim:,} replicates x {len(jobs)} design point(s)", "nsim")
     ex = resolve_executor(executor)
     try:
         workers = _workers(ex)

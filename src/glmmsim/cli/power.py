@@ -86,7 +86,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     check_seed_overrides("power", [("--set", t) for t in args.overrides] + [("--along", t) for t in args.along])
     root = root_seed(args)
     study = load_study(args)
-    settings = power_settings(study.sections, study.where)
+    settings = power_settings(study.sections, study.where, study.spec_path)
     settings = with_options(settings, {
         "test": args.test, "nsim": args.nsim, "alpha": args.alpha, "method": args.method, "engine": args.engine,
         "fit_formula": args.fit_formula, "seed": root, "failures": args.failures, "target": args.target,

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     check_seed_overrides("recover", [("--set", t) for t in args.overrides])
     root = root_seed(args)
     study = load_study(args)
-    settings = recovery_settings(study.sections, study.where)
+    settings = recovery_settings(study.sections, study.where, study.spec_path)
     settings = with_options(settings, {
         "nsim": args.nsim, "engine": args.engine, "fit_formula": args.fit_formula, "seed": root,
         "executor": args.executor, "out": args.out, "plot": args.plot,

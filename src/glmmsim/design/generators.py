@@ -41,7 +41,7 @@ import pandas as pd
 
 from ..model.draws import level_keys, mix64, stream_key, string_key, uniforms
 from ..errors import GlmmsimWarning, InputTypeError, ParameterError, Where, about, did_you_mean, format_names
-from ..limits import check_rows, count_text
+from ..limits import check_limit, check_rows, count_text
 from ..model.parameters import check_number
 from ..seeding import SeedLike, seed_key
 
@@ -365,6 +365,53 @@ def _check_size(spec: object, argname: str) -> None:
     )
 
 
+#: Probability that a nested design's drawn size exceeds the planned maximum.
+_PLAN_TAIL = 1e-9
+
+
+def _total_quantile(spec: SizeSpec, parents: float) -> tuple[float, float] | None:
+    """Expected total and a (1 - 1e-9) quantile of the units ``parents`` units of size ``spec`` draw.
+
+    The total of ``n`` Poisson(m) sizes is Poisson(n m), so its quantile is exact; a
+    (low, high) range uses the normal approximation plus six SDs, capped at ``n * high``.
+    ``None`` for a callable, whose sizes are known only once drawn (and checked then).
+    """
+    if isinstance(spec, numbers.Integral):
+        return parents * int(spec), parents * int(spec)
+    if isinstance(spec, (tuple, list)):
+        low, high = int(spec[0]), int(spec[1])
+        mean, var = (low + high) / 2, ((high - low + 1) ** 2 - 1) / 12
+        return parents * mean, min(parents * high, parents * mean + 6 * math.sqrt(parents * var))
+    if isinstance(spec, Mapping):
+        from scipy import stats
+
+        mean = parents * float(spec["poisson"])
+        top = float(stats.poisson.isf(_PLAN_TAIL, mean)) if mean < 1e15 else mean + 7 * math.sqrt(mean)
+        return mean + parents * math.exp(-float(spec["poisson"])), top + parents  # sizes of 0 become 1
+    return None
+
+
+def _plan_nested(unit_names: Sequence[str], sizes: Sequence[SizeSpec], n_top: int, n_cells: int, n_columns: int) -> None:
+    """Refuse a nested design whose expected or (1 - 1e-9)-quantile size is over budget, before drawing.
+
+    Each unit of a nested design is built as a row of labels (about half a kilobyte while the
+    tree grows), so units are budgeted by ``config.max_nested_units`` as well as rows.
+    """
+    expected = most = float(n_top)
+    for depth in range(1, len(unit_names)):
+        by_mean, by_most = _total_quantile(sizes[depth], expected), _total_quantile(sizes[depth], most)
+        if by_mean is None or by_most is None:
+            return  # a callable: its sizes are checked once drawn
+        expected, most = by_mean[0], by_most[1]
+        what = (
+            f"nested: {unit_names[depth]} units (expected {count_text(int(expected))}, at most "
+            f"{count_text(int(most))} with probability 1 - {_PLAN_TAIL:g})"
+        )
+        check_rows(int(most) * n_cells, f"{what} x {n_cells} cell(s)", "levels")
+        check_limit(int(most), "max_nested_units", what, parameter="levels")
+        check_limit(int(most) * n_cells * n_columns, "max_cells", f"{what} x {n_cells} cell(s) x {n_columns} columns", "covariates")
+
+
 def _draw_sizes(spec: SizeSpec, key: int, purpose: str, labels: Sequence[str], argname: str) -> np.ndarray:
     """One size per unit label, each depending only on (seed, purpose, label)."""
     if isinstance(spec, numbers.Integral):
@@ -572,6 +619,7 @@ def crossed(
     free_n = math.prod(len(lv) for f, lv in within_f.items() if f not in cb)
     planned = n_subj * (n_item or 1) * free_n * reps  # exact: Python ints do not overflow
     check_rows(planned, f"crossed(subjects={count_text(n_subj)}, items={count_text(n_item or 1)}, {free_n} within cell(s), {reps} repetition(s))", "subjects")
+    check_limit(planned * len(columns), "max_cells", f"crossed: {count_text(planned)} rows x {len(columns)} columns", "covariates")
     key = seed_key(seed, "seed")
 
     subj_labels = unit_labels(subject_prefix, n_subj, start=subj_range.start)
@@ -836,17 +884,17 @@ def nested(
     n_top = top.stop - top.start  # len() of a range overflows beyond 2**63
     n_cells = math.prod(len(lv) for lv in within_f.values()) * reps
     check_rows(n_top * n_cells, f"nested: {n_top} {unit_names[0]} unit(s) x {n_cells} cell(s)", "levels")
+    _plan_nested(unit_names, sizes, n_top, n_cells, len(columns))
     paths = [[lab] for lab in unit_labels(pref[unit_names[0]], n_top, start=top.start)]
     for depth in range(1, len(unit_names)):
         parents = [p[-1] for p in paths]
         counts = _draw_sizes(sizes[depth], key, f"size:{unit_names[depth]}", parents, f"levels[{unit_names[depth]!r}]")
         # the exact total before any label is made (a float sum cannot overflow int64)
         total = int(counts.sum(dtype=np.float64)) if len(counts) else 0
-        check_rows(
-            total * n_cells,
-            f"nested: {total:,} {unit_names[depth]} unit(s) in {len(parents):,} {unit_names[depth - 1]} unit(s) x {n_cells} cell(s)",
-            "levels",
-        )
+        drawn = f"nested: {total:,} {unit_names[depth]} unit(s) in {len(parents):,} {unit_names[depth - 1]} unit(s)"
+        check_rows(total * n_cells, f"{drawn} x {n_cells} cell(s)", "levels")
+        # sizes from a callable are known only now: the same unit budget as planned sizes
+        check_limit(total, "max_nested_units", drawn, parameter="levels")
         paths = [
             path + [f"{path[-1]}-{lab}"]
             for path, n in zip(paths, counts)

@@ -11,6 +11,7 @@ they simulate, and coefficient names are glmmsim's on every engine.
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names
+from ..limits import check_limit, check_rows
 from ..model.formula import parse_formula
 from ..model.formula_safety import check_formula
 from ..model.matrices import check_columns_present, expression_variables, grouping, model_columns
@@ -193,7 +195,13 @@ def _row_values(value: object, data: pd.DataFrame, what: str) -> np.ndarray:
         check_columns_present(data, [value], what)
         arr = data[value].to_numpy(dtype=np.float64, na_value=np.nan)
     else:
-        arr = np.asarray(value, dtype=np.float64)
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (OverflowError, TypeError, ValueError) as exc:  # text, or a number beyond float range
+            raise DataError(
+                f"{what} must be a column name or finite numbers, one per row ({len(data)}); got {reprlib.repr(value)} "
+                f"({type(exc).__name__})"
+            ) from None
         if arr.ndim == 0:
             arr = np.full(len(data), float(arr))
     if arr.shape != (len(data),):
@@ -248,7 +256,7 @@ def build_design(
             f"formula {formula!r} has no random-effect term such as '(1 | subject)': fitting is for mixed models"
         )
     declared = {k: list(v) for k, v in (levels or {}).items()}
-    x = model_columns(parsed.fixed, data, declared, "the fixed part")
+    x = model_columns(parsed.fixed, data, declared, "the fixed part", trusted=trusted_formula)
     grouping_cols = {c for t in terms for c in t.columns}
     predictors = [
         v
@@ -258,9 +266,13 @@ def build_design(
     ]
     found = {**_categorical_levels(data, list(dict.fromkeys(predictors))), **declared}
     term_designs = []
+    check_rows(len(data), "the data to fit", parameter="data")
     for term in terms:
-        z = model_columns(term.expr, data, declared, str(term))
+        z = model_columns(term.expr, data, declared, str(term), trusted=trusted_formula)
+        check_limit(len(z.names), "max_random_columns", f"random-effect columns of {term}", parameter="formula")
         group = grouping(data, term.columns, f"factor {term.factor!r}")
+        # one random effect per level and column: a factor with as many levels as rows is no model to fit
+        check_limit(len(group.labels) * len(z.names), "max_levels", f"random effects of {term} ({len(group.labels):,} levels)", parameter="data")
         term_designs.append(TermDesign(term, tuple(z.names), tuple(z.arrays), group.codes, len(group.labels)))
     return FitDesign(
         formula=formula,

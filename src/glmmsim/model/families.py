@@ -338,6 +338,15 @@ def _sample_gamma(loc, params, noise, trials):
 
 
 def _sample_inverse_gaussian(loc, params, noise, trials):
+    # beyond this mean the variance dispersion * mu**3 overflows float64 and the draws collapse to 0
+    largest = (np.finfo(float).max / max(params["dispersion"], 1.0)) ** (1.0 / 3.0) / 10.0
+    too_big = np.asarray(loc) > largest
+    if too_big.any():
+        raise DataError(
+            f"inverse_gaussian with dispersion = {params['dispersion']:g}: the mean of "
+            f"{_count_text(too_big, loc.shape[0])} exceeds {largest:.3g}, where the variance dispersion * mu^3 "
+            f"overflows float64; means up to {largest:.3g} can be drawn: lower the linear predictor"
+        )
     return _samplers.inverse_gaussian(loc, 1.0 / params["dispersion"], noise)
 
 
@@ -421,7 +430,9 @@ _SIGMA_EXG = _Param(
     "sigma", 0.0, False, "standard deviation of the Gaussian component", _SCALE_MAX, _SCALE_WHY
 )
 _SIGMA_SLN = _Param("sigma", 0.0, False, "standard deviation of log(y - shift)", _LOG_SIGMA_MAX, _LOG_SIGMA_WHY)
-_THETA = _Param("theta", 0.0, True, "size; variance mu + mu^2/theta")
+#: Smallest negative-binomial theta: below it the gamma stage underflows and every count is 0.
+THETA_MIN = 1e-8
+_THETA = _Param("theta", THETA_MIN, False, "size; variance mu + mu^2/theta")
 _SHAPE = _Param("shape", 0.0, True, "shape; variance mu^2/shape")
 
 
@@ -986,7 +997,10 @@ def _validate_trials(trials: ArrayLike, n: int, index: Any) -> Union[int, np.nda
     if isinstance(trials, (bool, np.bool_)):
         raise ParameterError(f"trials must be a positive integer or one integer per row; got {trials!r}")
     if isinstance(trials, numbers.Number):
-        value = float(trials) if isinstance(trials, numbers.Real) else math.nan
+        try:
+            value = float(trials) if isinstance(trials, numbers.Real) else math.nan
+        except OverflowError:  # larger than any float: refused as too large below
+            value = math.inf
         if not (math.isfinite(value) and value >= 1 and value == int(value)):
             raise ParameterError(f"trials must be a positive integer; got {trials!r}")
         if isinstance(trials, numbers.Integral) and int(trials) > TRIALS_MAX or value > TRIALS_MAX:
@@ -1005,13 +1019,21 @@ def _validate_trials(trials: ArrayLike, n: int, index: Any) -> Union[int, np.nda
         if hasattr(trials, "to_numpy"):
             if getattr(trials, "dtype", None) is not None and trials.dtype == bool:
                 raise TypeError("boolean values")
+            if getattr(trials, "dtype", None) is not None and trials.dtype.kind not in "iuf":
+                # text such as "3" is data someone typed: counts must be numbers, not parsed from text
+                raise TypeError(f"a column of {trials.dtype} values, not numbers")
             trials = trials.to_numpy(dtype=float, na_value=np.nan)
         raw = np.asarray(trials)
         if raw.dtype == bool:
             raise TypeError("boolean values")
+        if raw.dtype.kind not in "iuf":
+            raise TypeError(f"values of type {raw.dtype}, not numbers")
         arr = np.asarray(raw, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"trials must be integers, one per row; could not use them: {exc}") from exc
+        raise DataError(
+            f"trials must be whole numbers (an integer or float column), one per row; got {exc}; convert a text "
+            f"column with pd.to_numeric"
+        ) from exc
     if arr.ndim != 1 or arr.shape[0] != n:
         raise DataError(
             f"trials must be a single integer or hold one value per row ({n}); got shape {arr.shape}"
@@ -1041,7 +1063,10 @@ def _param_value(family: str, name: str, value: Any, param: _Param) -> float:
             f"{family} parameter {name!r} must be {param.bound_text()}; got {type(value).__name__} {value!r}",
             parameter=name,
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range: not finite, so refused below
+        number, value = math.inf, f"an integer of about {int(abs(int(value)).bit_length() * 0.30103) + 1} digits"
     ok = math.isfinite(number)
     if ok and param.minimum is not None:
         ok = number > param.minimum if param.strict else number >= param.minimum

@@ -156,7 +156,12 @@ def _parse_bar(inner: str, piece: str, formula: str) -> Bar:
             f"'({lhs} | subject)'"
         )
     if "|" in group:
-        raise FormulaError(f"random-effect term {piece!r} has more than one bar")
+        raise FormulaError(
+            f"random-effect term {piece!r} has more than one bar; a random-effect term is "
+            f"(terms | grouping factor), e.g. '(1 + x | subject)', with factors joined by ':' or '/' "
+            f"('(1 | school/class)'), and one term per factor",
+            term=piece,
+        )
     _check_group(group, piece)
     _check_expression(lhs, piece, formula)
     return Bar(lhs=lhs, group=re.sub(r"\s+", "", group), double=double, text=piece)

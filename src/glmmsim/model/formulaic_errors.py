@@ -153,4 +153,9 @@ def evaluation_error(exc: Exception, expr: str, where: str, hint: str = "") -> G
         )
     if _parse_error(exc) and not isinstance(exc, _MATERIALIZER_ERRORS):
         return FormulaError(f"cannot parse {where} {expr!r}: {_reason(exc)}", term=expr)
-    return DataError(f"cannot build the model matrix of {where} {expr!r}: {_reason(exc)}{hint}", term=expr)
+    return DataError(
+        f"cannot build the model matrix of {where} {expr!r}: {_reason(exc)}{hint}; every term must give "
+        f"numbers (a transform of the formula) or name a column of categories: text made by a transform, such as "
+        f"np.where(x > 0, 'a', 'c'), belongs in a column of the data",
+        term=expr,
+    )

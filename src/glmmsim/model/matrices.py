@@ -24,6 +24,7 @@ from formulaic.transforms import TRANSFORMS
 from .columns import unhashable_levels, usable_columns
 from .draws import level_keys
 from .formula import split_top_level
+from .formula_safety import check_expression, offset_expression
 from .formulaic_errors import evaluation_error, parse_terms
 from ..errors import DataError, FormulaError, did_you_mean, format_names, plain
 
@@ -362,15 +363,29 @@ def _with_levels(
     return frame
 
 
+def _materialize(expr: str, frame: pd.DataFrame, context: Mapping[str, object], trusted: bool) -> pd.DataFrame:
+    """formulaic's model matrix of ``expr``: the one place glmmsim lets formulaic evaluate a formula.
+
+    An untrusted expression passes :func:`~glmmsim.model.formula_safety.check_expression`
+    with the frame's columns first.  The context is given explicitly, so formulaic never
+    captures this module's namespace (``pd``, ``model_matrix``) as names a formula could read.
+    """
+    if not trusted:
+        check_expression(expr, columns=list(frame.columns))
+    return model_matrix(expr, frame, context=dict(context), na_action="raise", output="pandas")
+
+
 def _formulaic_columns(
-    expr: str, data: pd.DataFrame, levels: Mapping[str, Sequence[object]], where: str
+    expr: str, data: pd.DataFrame, levels: Mapping[str, Sequence[object]], where: str, trusted: bool = False
 ) -> Columns:
     variables = expression_variables(expr)
     check_columns_present(data, variables, where)
     frame = usable_columns(_with_levels(data, variables, levels), variables, where)
     try:
-        matrix = model_matrix(expr, frame, na_action="raise", output="pandas")
-    except (FormulaicError, ValueError) as exc:  # evaluation errors; ValueError: na_action="raise"
+        matrix = _materialize(expr, frame, {}, trusted)
+    except (FormulaicError, ValueError, TypeError, ArithmeticError) as exc:  # evaluation errors; ValueError: na_action="raise"
+        if isinstance(exc, FormulaError):
+            raise
         raise evaluation_error(exc, expr, where, _caret_hint(expr)) from None
     names, arrays = [], []
     for name in matrix.columns:
@@ -393,8 +408,13 @@ def model_columns(
     data: pd.DataFrame,
     levels: Mapping[str, Sequence[object]] | None = None,
     where: str = "the formula",
+    *,
+    trusted: bool = False,
 ) -> Columns:
     """Model-matrix columns of ``expr`` for ``data``.
+
+    ``expr`` passes :func:`~glmmsim.model.formula_safety.check_expression` unless
+    ``trusted`` (a formula the user wrote, ``trusted_formula=True``).
 
     Examples
     --------
@@ -404,9 +424,11 @@ def model_columns(
     >>> model_columns("x + g", df).names
     ('Intercept', 'x', 'g[T.b]')
     """
+    if not trusted:
+        check_expression(expr)  # before anything reads it
     levels = levels or {}
     fast = _fast_columns(expr, data, levels, where)
-    return fast if fast is not None else _formulaic_columns(expr, data, levels, where)
+    return fast if fast is not None else _formulaic_columns(expr, data, levels, where, trusted)
 
 
 def _missing_levels_error(col: str, where: str, mask: np.ndarray, index: pd.Index) -> DataError:
@@ -485,7 +507,7 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
-def offset_values(expr: str, data: pd.DataFrame, where: str) -> np.ndarray:
+def offset_values(expr: str, data: pd.DataFrame, where: str, *, trusted: bool = False) -> np.ndarray:
     """Values of an offset expression (a column, ``np.log(t)``, R's ``log(t)``) for ``data``.
 
     Examples
@@ -493,12 +515,17 @@ def offset_values(expr: str, data: pd.DataFrame, where: str) -> np.ndarray:
     >>> offset_values("log(t)", pd.DataFrame({"t": [1.0, np.e]}), "offset").round(6).tolist()
     [0.0, 1.0]
     """
-    variables = expression_variables(f"0 + I({expr})")
+    full = offset_expression(expr)
+    if not trusted:
+        check_expression(full)  # before anything reads it
+    variables = expression_variables(full)
     check_columns_present(data, variables, where)
     frame = usable_columns(data, variables, where)
     try:
-        matrix = model_matrix(f"0 + I({expr})", frame, context=_OFFSET_FUNCTIONS, na_action="raise", output="pandas")
-    except (FormulaicError, ValueError) as exc:  # evaluation errors; ValueError: na_action="raise"
+        matrix = _materialize(full, frame, _OFFSET_FUNCTIONS, trusted)
+    except (FormulaicError, ValueError, TypeError, ArithmeticError) as exc:  # evaluation errors; ValueError: na_action="raise"
+        if isinstance(exc, FormulaError):
+            raise
         raise evaluation_error(exc, expr, where) from None
     values = matrix.iloc[:, 0].to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)

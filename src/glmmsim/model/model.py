@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import builtins
 import copy
+import itertools
+import reprlib
 import numbers
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +24,7 @@ import pandas as pd
 from formulaic import Formula
 
 from .bound import BoundModel, KeyLike, noise_stream
+from ..limits import check_limit, config
 from ..errors import (
     Where,
     about,
@@ -185,6 +188,11 @@ class Model:
     def formula(self) -> str:
         """The formula as given."""
         return self._formula
+
+    @property
+    def trusted_formula(self) -> bool:
+        """Whether the formula skips the whitelist check (``trusted_formula=True``)."""
+        return self._trusted_formula
 
     @property
     def response(self) -> str:
@@ -469,7 +477,7 @@ class Model:
             if frame is None:
                 names = _static_names(term.expr)
             else:
-                names = list(model_columns(term.expr, frame, self._levels, str(term)).names)
+                names = list(model_columns(term.expr, frame, self._levels, str(term), trusted=self._trusted_formula).names)
             per_factor.setdefault(term.factor, []).append(names)
         return per_factor
 
@@ -499,10 +507,10 @@ class Model:
     ) -> tuple[Columns, tuple[float, ...], np.ndarray | None, tuple[_TermDesign, ...], int | np.ndarray | None]:
         """Fixed columns, coefficients and offset; random terms; trials of ``conditions``, validated."""
         _check_unique_columns(conditions, self.variables)
-        x = model_columns(self._fixed_expr, conditions, self._levels, "the fixed part")
+        x = model_columns(self._fixed_expr, conditions, self._levels, "the fixed part", trusted=self._trusted_formula)
         offset = None
         for expr in self._offsets:
-            values = offset_values(expr, conditions, "offset")
+            values = offset_values(expr, conditions, "offset", trusted=self._trusted_formula)
             offset = values if offset is None else offset + values
         beta = match_keys(
             self._fixed,
@@ -511,9 +519,11 @@ class Model:
             _data_levels(conditions, x.names, self._levels),
             _categorical_hint(conditions, x.names),
         )
-        z_cols = [model_columns(t.expr, conditions, self._levels, str(t)) for t in self._terms]
+        z_cols = [model_columns(t.expr, conditions, self._levels, str(t), trusted=self._trusted_formula) for t in self._terms]
         per_factor: dict[str, list[list[str]]] = {}
         for term, z in zip(self._terms, z_cols):
+            # a term's covariance is columns x columns: (0 + cond | g) of a 10,000-level cond is 10**8
+            check_limit(len(z.names), "max_random_columns", f"random-effect columns of {term}", parameter="random")
             per_factor.setdefault(term.factor, []).append(list(z.names))
         z_names = [n for z in z_cols for n in z.names]
         z_levels = _data_levels(conditions, z_names, self._levels)
@@ -616,13 +626,22 @@ def _check_levels(
             )
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
             raise ParameterError(f"levels[{col!r}] must be a list of levels; got {values!r}", path=("levels", col))
-        values = list(values)
+        # at most one past the budget is read: a generator of levels may be endless
+        values = list(itertools.islice(values, config.max_levels + 1))
+        with about("levels", col):
+            check_limit(len(values), "max_levels", f"the levels listed in levels[{col!r}]")
         try:
             distinct = len(set(values))
         except TypeError:
-            raise ParameterError(f"levels[{col!r}] holds unhashable values: {values!r}", path=("levels", col)) from None
+            raise ParameterError(
+                f"levels[{col!r}] holds unhashable values: {reprlib.repr(values)}; levels are strings or numbers",
+                path=("levels", col),
+            ) from None
         if not values or distinct != len(values):
-            raise ParameterError(f"levels[{col!r}] must be a non-empty list without repeats; got {values!r}", path=("levels", col))
+            raise ParameterError(
+                f"levels[{col!r}] must be a non-empty list without repeats; got {reprlib.repr(values)}",
+                path=("levels", col),
+            )
         out[str(col)] = values
     return out
 

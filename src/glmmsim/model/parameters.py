@@ -37,13 +37,42 @@ __all__ = [
 ]
 
 
+def to_float(value: numbers.Real) -> float:
+    """``float(value)``, with an integer too large for a float as ``inf`` (not an OverflowError).
+
+    Examples
+    --------
+    >>> to_float(10**400), to_float(-(10**400)), to_float(3)
+    (inf, -inf, 3.0)
+    """
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
+
+
+def number_text(value: object) -> str:
+    """``value`` for a message; a huge integer as its number of digits, not thousands of them.
+
+    Examples
+    --------
+    >>> number_text(10**400)
+    'an integer of about 401 digits'
+    >>> number_text(2.5)
+    '2.5'
+    """
+    if isinstance(value, numbers.Integral) and abs(int(value)).bit_length() > 64:
+        return f"an integer of about {int(abs(int(value)).bit_length() * math.log10(2)) + 1} digits"
+    return repr(value)
+
+
 def check_number(value: object, what: str, *, minimum: float | None = None) -> float:
     """A finite real number (``>= minimum`` when given), or a ParameterError naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ParameterError.at(what, f"must be a number; got {type(value).__name__} {value!r}")
-    number = float(value)
+    number = to_float(value)
     if not math.isfinite(number):
-        raise ParameterError.at(what, f"must be finite; got {number}")
+        raise ParameterError.at(what, f"must be finite (a number with |x| < 1.8e308); got {number_text(value)}")
     if minimum is not None and number < minimum:
         raise ParameterError.at(what, f"must be >= {minimum:g}; got {number:g}")
     return number

@@ -137,7 +137,11 @@ def expand_bars(bars: Iterable[Bar]) -> list[RandomTerm]:
             )
         for depth, columns in enumerate(_nested_factors(bar.group)):
             if len(set(columns)) != len(columns):
-                raise FormulaError(f"grouping factor {bar.group!r} in {bar.text!r} repeats a column")
+                raise FormulaError(
+                    f"grouping factor {bar.group!r} in {bar.text!r} repeats a column; an interaction of "
+                    f"grouping columns names each column once, e.g. '(1 | a:b)', or one column, '(1 | a)'",
+                    term=bar.text,
+                )
             for expr_no, expr in enumerate(exprs):
                 if not _term_labels(expr, bar.text):
                     raise FormulaError(

@@ -63,6 +63,7 @@ import copy
 import inspect
 import numbers
 import os
+import reprlib
 import stat
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -124,7 +125,10 @@ def _check_yaml_budget(text: str, source: str) -> None:
         line = event.start_mark.line + 1 if event.start_mark is not None else 0
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             if len(stack) > MAX_YAML_DEPTH:
-                raise SpecError(f"{source}, line {line}: YAML nests deeper than {MAX_YAML_DEPTH} levels; a spec never needs that")
+                raise SpecError(
+                    f"{source}, line {line}: YAML nests deeper than {MAX_YAML_DEPTH} levels; a spec nests at most "
+                    f"{MAX_YAML_DEPTH} (model.random.subject.sd is 4 deep)"
+                )
             stack.append(0)
             open_anchors.append(event.anchor)
             continue
@@ -134,6 +138,12 @@ def _check_yaml_budget(text: str, source: str) -> None:
         elif isinstance(event, yaml.ScalarEvent):
             size, anchor = 1, event.anchor
         elif isinstance(event, yaml.AliasEvent):
+            if event.anchor in open_anchors:
+                # &a [*a]: a collection that contains itself has no finite value
+                raise SpecError(
+                    f"{source}, line {line}: recursive YAML alias *{event.anchor} (it refers to the collection "
+                    f"that contains it); an alias may only repeat a value defined before it"
+                )
             size, anchor = anchors.get(event.anchor, 1), None
         else:
             continue
@@ -143,7 +153,7 @@ def _check_yaml_budget(text: str, source: str) -> None:
         if stack[-1] > MAX_YAML_NODES or sum(stack) > MAX_YAML_NODES:
             raise SpecError(
                 f"{source}, line {line}: YAML expands to more than {MAX_YAML_NODES} values "
-                f"(aliases of aliases?); a spec never needs that"
+                f"(aliases of aliases?); a spec holds at most {MAX_YAML_NODES} values once its aliases are expanded"
             )
 
 
@@ -199,6 +209,37 @@ class _Ctx:
     source: str
     lines: dict[Path, int] = field(default_factory=dict)
     origins: dict[Path, str] = field(default_factory=dict)
+    base_dir: str | None = None  # the spec file's folder: paths in the spec stay inside it
+
+    def from_command_line(self, path: Path) -> bool:
+        """Whether the value at ``path`` was given by ``--set`` / ``--along``, not by the file."""
+        return any(tuple(path[:n]) in self.origins for n in range(len(path), -1, -1))
+
+    def spec_path(self, value: str, path: Path) -> str:
+        """A file path written in the spec, resolved in the spec's folder, which it may not leave.
+
+        A spec is data from whoever wrote it: ``output.file: /home/me/.bashrc`` or
+        ``../../x`` must not reach beyond the spec's folder.  A path given on the command
+        line (``--out``, ``--set``) is the user's own and is taken as it is.
+        """
+        if self.from_command_line(path):
+            if path[:2] == ("design", "path") and self.base_dir is not None:
+                return os.path.join(self.base_dir, os.path.expanduser(value))
+            return value
+        parts = value.replace("\\", "/").split("/")
+        if os.path.isabs(value) or value.startswith("~") or ".." in parts or os.path.splitdrive(value)[0]:
+            raise self.error(
+                path,
+                f"must be a path inside the spec's folder, without '..' and not absolute; got {value!r}; "
+                f"write e.g. 'results/out.csv', or name any path on the command line (--out, --set)",
+            )
+        if self.base_dir is None:  # a spec given as text: its folder is the working directory
+            return value
+        joined = os.path.join(self.base_dir, value)
+        inside = os.path.realpath(self.base_dir)
+        if os.path.commonpath([inside, os.path.realpath(joined)]) != inside:  # a symbolic link out of it
+            raise self.error(path, f"{value!r} leads outside the spec's folder {inside!r} (a symbolic link?)")
+        return joined
 
     def where(self, path: Path) -> str:
         for n in range(len(path), -1, -1):
@@ -234,9 +275,22 @@ def _check_keys(ctx: _Ctx, value: Any, path: Path, valid: Sequence[str], require
 
 
 def _kind(value: Any) -> str:
+    """``value`` for a message, bounded: a huge integer by its digits, a big list shortened."""
     if value is None:
         return "nothing (null)"
-    return f"{type(value).__name__} {value!r}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() > 64:
+        return f"int of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
+    return f"{type(value).__name__} {_SHORT.repr(value)}"
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters for a message (a --set value may be a megabyte)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlong = 40
 
 
 def _number(ctx: _Ctx, value: Any, path: Path, allow_none: bool = False) -> Any:
@@ -244,7 +298,11 @@ def _number(ctx: _Ctx, value: Any, path: Path, allow_none: bool = False) -> Any:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ctx.error(path, f"must be a number; got {_kind(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        digits = int(abs(int(value)).bit_length() * 0.30103) + 1
+        raise ctx.error(path, f"must be a finite number (|x| < 1.8e308); got an integer of about {digits} digits") from None
 
 
 def _string(ctx: _Ctx, value: Any, path: Path, allow_none: bool = False) -> Any:
@@ -355,7 +413,7 @@ def _design_args(ctx: _Ctx, spec: Any, base_dir: str) -> tuple[str, dict[str, An
         args = _check_keys(ctx, spec, path, ["type", "path"], required=("path",))
         name = _string(ctx, args["path"], path + ("path",))
         # relative to the spec file, so a spec and its trial list travel together
-        return kind, {"path": os.path.join(base_dir, os.path.expanduser(name))}
+        return kind, {"path": ctx.spec_path(name, path + ("path",))}
     if kind not in DESIGN_TYPES:
         raise ctx.error(
             path + ("type",),
@@ -405,7 +463,7 @@ def _output(ctx: _Ctx, spec: Any) -> dict[str, Any]:
         return out
     given = _check_keys(ctx, spec, path, OUTPUT_KEYS)
     if given.get("file") is not None:
-        out["file"] = _string(ctx, given["file"], path + ("file",))
+        out["file"] = ctx.spec_path(_string(ctx, given["file"], path + ("file",)), path + ("file",))
     if given.get("format") is not None:
         fmt = given["format"]
         if fmt not in DATA_FORMATS:
@@ -422,6 +480,31 @@ def _output(ctx: _Ctx, spec: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 # overrides
 # ---------------------------------------------------------------------------
+
+
+def load_value(text: str, source: str) -> Any:
+    """A ``--set`` / ``--along`` value parsed as YAML, within the same budgets as a spec file.
+
+    Examples
+    --------
+    >>> load_value("[1, 2]", "--set x=[1, 2]")
+    [1, 2]
+    >>> load_value("&a [*a]", "--set x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    glmmsim.study.spec.SpecError: --set x, line 1: recursive YAML alias *a ...
+    """
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_SPEC_BYTES:
+        raise SpecError(f"{source}: the value is longer than {MAX_SPEC_BYTES:,} bytes, the limit of a whole spec file")
+    try:
+        _check_yaml_budget(text, source)
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(
+            f"{source}: the value is not valid YAML ({problem}); write a number (0.3), a word, "
+            f"a list [a, b] or a mapping {{a: 1}}"
+        ) from None
 
 
 def set_value(spec: dict, assignment: str, option: str = "--set") -> tuple[dict, Path]:
@@ -447,18 +530,20 @@ def set_value(spec: dict, assignment: str, option: str = "--set") -> tuple[dict,
     dotted, text = assignment.split("=", 1)
     keys = [k.strip() for k in dotted.strip().split(".")]
     if not all(keys):
-        raise SpecError(f"{option} {assignment}: empty key in path {dotted!r}")
+        raise SpecError(
+            f"{option} {_clip(assignment)}: empty key in path {dotted!r}; write PATH=VALUE with a "
+            f"dotted path of spec keys, e.g. fixed.x1=0.3 or design.subjects=80"
+        )
     if keys[0] not in TOP_KEYS and keys[0] in MODEL_KEYS:
         keys.insert(0, "model")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise SpecError(f"{option} {assignment}: value {text!r} is not valid YAML") from None
+    value = load_value(text, f"{option} {_clip(assignment)}")
     new = copy.deepcopy(spec) if spec is not None else {}
     node: Any = new
     for depth, key in enumerate(keys[:-1]):
         if not isinstance(node, dict):
             raise SpecError(f"{option} {assignment}: {'.'.join(keys[:depth])} is not a mapping")
+        if key not in node and depth == 0 and key in TOP_KEYS:
+            node[key] = {}  # a section the file leaves out (output:, power:) may be set
         if key not in node:
             valid = list(node) if depth else list(TOP_KEYS)
             raise SpecError(
@@ -505,6 +590,10 @@ class Study:
             self._model = self.make_model(self.seeds["population"])
         return self._model
 
+    def spec_path(self, path: Path, value: str) -> str:
+        """``value``, a file path the spec sets at ``path``, resolved in the spec's folder (see ``_Ctx.spec_path``)."""
+        return self._ctx.spec_path(value, path) if self._ctx is not None else value
+
     def make_model(self, population_seed: SeedLike):
         """The spec's model with another population seed."""
         try:
@@ -537,8 +626,10 @@ class Study:
         return files
 
     def check_replicates(self, k: int) -> None:
-        """Refuse ``k`` replicates whose rows together exceed ``glmmsim.config.max_total_rows``."""
-        check_total_rows(len(self.conditions()), k)
+        """Refuse ``k`` that is not a whole number >= 1, or whose rows together exceed ``glmmsim.config.max_total_rows``."""
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ParameterError(f"replicates must be a whole number >= 1; got {_kind(k)}", parameter="replicates")
+        check_total_rows(len(self.conditions()), int(k))
 
     def conditions(self) -> pd.DataFrame:
         """The design's conditions (generated once, then reused; a copy is returned)."""
@@ -620,8 +711,14 @@ class Study:
         return model.simulate(self.conditions(), seed=noise)
 
     def replicates(self, k: int, vary_population: bool = True) -> Iterator[pd.DataFrame]:
-        """``k`` datasets, each with a ``replicate`` column (1-based) in front."""
+        """``k`` datasets, each with a ``replicate`` column (1-based) in front.
+
+        ``k`` is checked when this is called, not when the first dataset is asked for.
+        """
         self.check_replicates(k)
+        return self._replicates(int(k), vary_population)
+
+    def _replicates(self, k: int, vary_population: bool) -> Iterator[pd.DataFrame]:
         for r in range(k):
             data = self.simulate(r, vary_population)
             data.insert(0, "replicate", r + 1)
@@ -687,11 +784,11 @@ def parse_spec(
         the working directory (:func:`load_spec` passes the spec file's directory).
     """
     raw, lines = _compose(text, source)
-    ctx = _Ctx(source, lines)
+    ctx = _Ctx(source, lines, base_dir=base_dir)
     for override in overrides:
         option, assignment = override if isinstance(override, tuple) else ("--set", override)
         raw, path = set_value(raw, assignment, option)
-        ctx.origins[path] = f"{option} {assignment}"
+        ctx.origins[path] = f"{option} {_clip(assignment)}"
     top = _check_keys(ctx, raw, (), TOP_KEYS, required=("model", "design"))
     kind, args = _design_args(ctx, top["design"], base_dir if base_dir is not None else os.getcwd())
     study = Study(

@@ -114,7 +114,11 @@ def _check(section: str, key: str, value: Any, where) -> Any:
     return value
 
 
-def _settings(cls, section: str, raw: Mapping[str, Any], where) -> Any:
+#: Keys of power:/recovery: that name files written: inside the spec's folder when the spec sets them.
+PATH_KEYS = ("out", "plot", "simulations")
+
+
+def _settings(cls, section: str, raw: Mapping[str, Any], where, resolve=None) -> Any:
     spec = raw.get(section)
     valid = [f.name for f in fields(cls)]
     if spec is None:
@@ -125,17 +129,27 @@ def _settings(cls, section: str, raw: Mapping[str, Any], where) -> Any:
         if key not in valid:
             raise _err(where, (section, key),
                        f"unknown key {key!r}.{did_you_mean(str(key), valid)} Valid keys: {format_names(valid)}")
-    return cls(**{k: _check(section, k, v, where) for k, v in spec.items()})
+    values = {k: _check(section, k, v, where) for k, v in spec.items()}
+    if resolve is not None:
+        values.update({k: resolve((section, k), v) for k, v in values.items() if k in PATH_KEYS})
+    return cls(**values)
 
 
-def power_settings(sections: Mapping[str, Any], where: Callable[[tuple], str] | None = None) -> PowerSettings:
-    """The validated ``power:`` section (defaults where it is absent)."""
-    return _settings(PowerSettings, "power", sections, where)
+def power_settings(
+    sections: Mapping[str, Any], where: Callable[[tuple], str] | None = None, resolve: Callable | None = None
+) -> PowerSettings:
+    """The validated ``power:`` section (defaults where it is absent).
+
+    ``resolve(path, value)`` (``Study.spec_path``) resolves the files it names in the spec's folder.
+    """
+    return _settings(PowerSettings, "power", sections, where, resolve)
 
 
-def recovery_settings(sections: Mapping[str, Any], where: Callable[[tuple], str] | None = None) -> RecoverySettings:
-    """The validated ``recovery:`` section (defaults where it is absent)."""
-    return _settings(RecoverySettings, "recovery", sections, where)
+def recovery_settings(
+    sections: Mapping[str, Any], where: Callable[[tuple], str] | None = None, resolve: Callable | None = None
+) -> RecoverySettings:
+    """The validated ``recovery:`` section (defaults where it is absent); ``resolve`` as for :func:`power_settings`."""
+    return _settings(RecoverySettings, "recovery", sections, where, resolve)
 
 
 def with_options(settings: Any, options: Mapping[str, Any]) -> Any:
@@ -150,15 +164,16 @@ def parse_along(texts: list[str]) -> dict[str, list]:
     >>> parse_along(["design.subjects=10,20", "fixed.condb=0.1,0.2"])
     {'design.subjects': [10, 20], 'fixed.condb': [0.1, 0.2]}
     """
-    import yaml
+    from ..limits import check_limit
+    from .spec import load_value
 
     out: dict[str, list] = {}
     for text in texts:
         path, sep, values = text.partition("=")
         if not sep or not path.strip() or not values.strip():
-            raise SpecError(f"--along {text}: expected PATH=V1,V2,..., e.g. design.subjects=10,20,30")
-        try:
-            out[path.strip()] = [yaml.safe_load(v) for v in values.split(",")]
-        except yaml.YAMLError:
-            raise SpecError(f"--along {text}: values must be numbers or plain words") from None
+            raise SpecError(f"--along {text[:80]}: expected PATH=V1,V2,..., e.g. design.subjects=10,20,30")
+        parts = values.split(",")
+        check_limit(len(parts), "max_replicates", f"--along {path.strip()} points", parameter="along")
+        # each value within the budgets of a spec file (aliases, depth, size)
+        out[path.strip()] = [load_value(v, f"--along {path.strip()}") for v in parts]
     return out

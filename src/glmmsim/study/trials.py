@@ -1,26 +1,46 @@
 """Reading an existing trial list (``design: {type: file, path: trials.csv}``), within the size budget.
 
 A trial list is a CSV (``.csv``, ``.csv.gz``, ``.tsv``) or Parquet (``.parquet``, ``.pq``) file with
-one row per observation; its columns are the conditions the model simulates a response for. It must
-be a regular file of at most :data:`MAX_TRIAL_BYTES` bytes with at most ``glmmsim.config.max_rows``
-rows; both are checked before the file is parsed whole.
+one row per observation; its columns are the conditions the model simulates a response for. A
+trial list comes from whoever wrote the spec, so every size is checked before the data are read:
+
+* the file is a regular file of at most ``glmmsim.config.max_file_bytes`` bytes, and so is what a
+  ``.csv.gz`` decompresses to (counted by streaming, never held);
+* a CSV's header line has at most ``glmmsim.config.max_header_bytes`` bytes;
+* a Parquet file's metadata (rows, columns, uncompressed bytes) are read and checked before its data;
+* at most ``glmmsim.config.max_rows`` rows and ``glmmsim.config.max_cells`` rows x columns are read.
+
+A file that is not what its extension says (random bytes named ``.parquet``, a truncated
+``.csv.gz``) is a :class:`~glmmsim.errors.DataError` naming it.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 import stat
+import zlib
 
 import pandas as pd
 
 from ..errors import DataError, ParameterError
-from ..limits import check_rows, config
+from ..limits import LIMITS, check_rows, config, how_to_raise
 from .writers import data_format
 
-__all__ = ["read_trials", "MAX_TRIAL_BYTES"]
+__all__ = ["read_trials"]
 
-#: Largest trial-list file read (bytes); rows are bounded by ``glmmsim.config.max_rows``.
-MAX_TRIAL_BYTES = 2 * 2**30
+_KINDS = "a trial list is a CSV (.csv, .csv.gz, .tsv) or Parquet (.parquet, .pq) file"
+#: What a damaged file raises while being read (pyarrow's errors derive from these too).
+_READ_ERRORS = (ValueError, UnicodeDecodeError, EOFError, OSError, zlib.error, pd.errors.ParserError)
+
+
+def _too_big(path: str, what: str, size: int, limit: str) -> DataError:
+    bound = getattr(config, limit)
+    return DataError(
+        f"trial list {path!r} {what} {size:,}; the limit {limit} is {bound:,} ({LIMITS[limit][1]}); "
+        f"{how_to_raise(limit)}",
+        path=("path",),
+    )
 
 
 def _check_file(path: str) -> None:
@@ -30,12 +50,70 @@ def _check_file(path: str) -> None:
         raise DataError(f"cannot read trial list {path!r}: {exc.strerror or exc}", path=("path",)) from None
     if not stat.S_ISREG(info.st_mode):
         raise DataError(f"trial list {path!r} must be a regular file, not a device, pipe or directory", path=("path",))
-    if info.st_size > MAX_TRIAL_BYTES:
-        raise DataError(f"trial list {path!r} has {info.st_size:,} bytes; at most {MAX_TRIAL_BYTES:,} are read", path=("path",))
+    if info.st_size > config.max_file_bytes:
+        raise _too_big(path, "has bytes:", info.st_size, "max_file_bytes")
+
+
+def _damaged(path: str, exc: BaseException) -> DataError:
+    reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return DataError(f"cannot read trial list {path!r}: {reason}; {_KINDS}, complete and undamaged", path=("path",))
+
+
+def _read_parquet(path: str) -> pd.DataFrame:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise DataError(f"reading Parquet trial lists needs pyarrow ({exc}); install glmmsim[parquet]") from None
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except _READ_ERRORS as exc:  # not Parquet: no magic bytes, or a footer that does not parse
+        raise _damaged(path, exc) from None
+    check_rows(meta.num_rows, f"trial list {path!r}", parameter="path")
+    if meta.num_rows * meta.num_columns > config.max_cells:
+        raise _too_big(path, "has rows x columns:", meta.num_rows * meta.num_columns, "max_cells")
+    # what the data take once decoded: a dictionary-encoded column of one long string is a few
+    # bytes on disk and gigabytes in memory, so the batches are decoded and counted one at a time
+    # (and dropped) before the file is read whole
+    expanded = 0
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1 << 16):
+            expanded += batch.nbytes
+            if expanded > config.max_file_bytes:
+                raise _too_big(path, "decodes to more bytes than", expanded, "max_file_bytes")
+        return pd.read_parquet(path)
+    except (*_READ_ERRORS, MemoryError) as exc:
+        raise _damaged(path, exc) from None
+
+
+def _check_gzip(path: str) -> None:
+    """Stream ``path`` through gzip, refusing it once it expands past the byte budget."""
+    total = 0
+    try:
+        with gzip.open(path, "rb") as stream:
+            while chunk := stream.read(1 << 20):
+                total += len(chunk)
+                if total > config.max_file_bytes:
+                    raise _too_big(path, "decompresses to more bytes than", total, "max_file_bytes")
+    except _READ_ERRORS as exc:
+        raise _damaged(path, exc) from None
+
+
+def _header_columns(path: str, sep: str) -> int:
+    """Columns of the header line, refusing a header longer than ``config.max_header_bytes``."""
+    limit = config.max_header_bytes
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as stream:
+            line = stream.readline(limit + 1)
+    except _READ_ERRORS as exc:
+        raise _damaged(path, exc) from None
+    if len(line) > limit:
+        raise _too_big(path, "has a header line of more bytes than", limit, "max_header_bytes")
+    return max(line.count(sep.encode()) + 1, 1)
 
 
 def read_trials(path: str) -> pd.DataFrame:
-    """The trial list at ``path`` as a DataFrame, refused beyond the byte and row budgets.
+    """The trial list at ``path`` as a DataFrame, refused beyond the byte, row and cell budgets.
 
     Examples
     --------
@@ -52,20 +130,21 @@ def read_trials(path: str) -> pd.DataFrame:
         raise DataError(f"trial list {path!r}: {exc}", path=("path",)) from None
     _check_file(path)
     if fmt == "parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError as exc:
-            raise DataError(f"reading Parquet trial lists needs pyarrow ({exc}); install glmmsim[parquet]") from None
-        rows = pq.ParquetFile(path).metadata.num_rows
-        check_rows(rows, f"trial list {path!r}", parameter="path")
-        return pd.read_parquet(path)
+        return _read_parquet(path)
     sep = "\t" if path.lower().endswith(".tsv") else ","
+    if path.lower().endswith(".gz"):
+        _check_gzip(path)
+    columns = _header_columns(path, sep)
+    # rows are read up to whichever budget binds first: rows, or cells for this many columns
+    rows = min(config.max_rows, config.max_cells // columns)
     try:
-        frame = pd.read_csv(path, sep=sep, nrows=config.max_rows + 1)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DataError(f"cannot read trial list {path!r}: {' '.join(str(exc).split())}", path=("path",)) from None
+        frame = pd.read_csv(path, sep=sep, nrows=rows + 1)
+    except (*_READ_ERRORS, MemoryError) as exc:
+        raise _damaged(path, exc) from None
     if len(frame) > config.max_rows:
         check_rows(len(frame), f"reading trial list {path!r}", parameter="path")
+    if len(frame) > rows:
+        raise _too_big(path, "has rows x columns of more than", rows * columns, "max_cells")
     if frame.empty:
         raise DataError(f"trial list {path!r} has no rows", path=("path",))
     return frame

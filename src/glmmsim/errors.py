@@ -19,6 +19,8 @@ __all__ = [
     "ParameterError",
     "DataError",
     "InputTypeError",
+    "SystematicFailureError",
+    "WorkerLostError",
     "GlmmsimWarning",
     "about",
     "did_you_mean",
@@ -182,6 +184,47 @@ class DataError(GlmmsimError, ValueError):
 
 class InputTypeError(GlmmsimError, TypeError):
     """An argument has the wrong type (a seed that is a string, data that is not a DataFrame)."""
+
+
+class SystematicFailureError(GlmmsimError, RuntimeError):
+    """A study stopped because its replicates fail systematically, not one by one.
+
+    Besides the message, it carries ``point`` (the design point's number) and
+    ``point_label`` (``"subjects=120"``), ``replicate`` and ``seed_path`` of the first
+    failed replicate, ``first_error`` (its message), ``failure_rate`` (the share that
+    failed), and every replicate finished before the stop: ``records`` (raw) and, when
+    a study attached them, ``simulations`` (a DataFrame like the result's).
+    """
+
+    _EXTRA = ("point", "point_label", "replicate", "seed_path", "first_error", "failure_rate", "records")
+
+    def __init__(self, message: str = "", **attributes: object) -> None:
+        extra = {name: attributes.pop(name, None) for name in self._EXTRA}
+        super().__init__(message, **attributes)  # type: ignore[arg-type]
+        for name, value in extra.items():
+            setattr(self, name, value)
+        self.simulations = None
+
+    def __reduce__(self):
+        return (_rebuild_study_error, (type(self), self.args, {**self.attributes(), "detail": self.detail,
+                                                                **{n: getattr(self, n) for n in self._EXTRA}}))
+
+
+class WorkerLostError(GlmmsimError, RuntimeError):
+    """A worker process died (killed, out of memory) while running a batch, and retries did not help.
+
+    ``batch`` names the batch (its design point and replicates), ``attempts`` how many times it ran.
+    """
+
+    def __init__(self, message: str = "", *, batch: str | None = None, attempts: int | None = None,
+                 **attributes: object) -> None:
+        super().__init__(message, **attributes)  # type: ignore[arg-type]
+        self.batch = batch
+        self.attempts = attempts
+
+
+def _rebuild_study_error(cls: type, args: tuple, attributes: dict) -> GlmmsimError:
+    return cls(*args[:1], **attributes)
 
 
 class GlmmsimWarning(UserWarning):

@@ -32,3 +32,44 @@ def paired_design(subjects: int, per_cell: int):
     d["xc"] = np.where(d["x"] == "a", -0.5, 0.5)
     return d
 
+
+
+class Sometimes:
+    """An engine (glmm underneath) that fails on about one dataset in five, chosen by the data alone.
+
+    One in ten raises in the fit; one in ten fits but reports no Satterthwaite df (as glmm
+    does on an occasional dataset). The choice hashes the response, so every executor and
+    every process meets the same failures.
+    """
+
+    name = "sometimes"
+
+    def available(self):
+        return True
+
+    def prepare(self, design):
+        from glmmsim.fit.errors import FitError
+        from glmmsim.fit.protocol import get_engine
+
+        inner = get_engine("glmm").prepare(design)
+
+        class Prepared:
+            def fit(self, y, *, reml):
+                import hashlib
+
+                roll = int.from_bytes(hashlib.blake2b(np.asarray(y).tobytes(), digest_size=4).digest(), "little") % 10
+                if roll == 0:
+                    raise FitError("injected failure")
+                raw = inner.fit(y, reml=reml)
+                if roll == 1:
+                    raw.df = np.full_like(raw.df, np.nan)
+                return raw
+
+        return Prepared()
+
+
+def register_sometimes() -> None:
+    """Register :class:`Sometimes` in this process (run it on every Dask worker too)."""
+    from glmmsim.fit import register_engine
+
+    register_engine("sometimes", Sometimes)

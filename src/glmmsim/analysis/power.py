@@ -117,7 +117,7 @@ def plan_point(
 def _check_fallback(fallback: str | None, engine: str) -> None:
     if fallback is None:
         return
-    from ..fit import get_engine  # the fit layer loads its engines on first use
+    from ..fit.protocol import get_engine  # the fit layer loads its engines on first use
 
     if not isinstance(fallback, str) or fallback == engine:
         raise ParameterError(f"fallback_engine must name an engine other than {engine!r} (e.g. 'lme4'); got {fallback!r}")

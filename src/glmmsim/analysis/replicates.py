@@ -236,7 +236,7 @@ def _fit_and_record(job: PointJob, fitter: Any, y: np.ndarray, base: dict) -> di
         warnings=_join(notes),
         error="",
         error_type="",
-        engine=str(getattr(res, "engine", "") or record["engine"]),
+        engine=record["engine"] or str(getattr(res, "engine", "") or ""),  # the engine the study asked for
         engine_version=str(getattr(res, "engine_version", "") or ""),
     )
     if job.record == "tests":

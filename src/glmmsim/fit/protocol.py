@@ -52,8 +52,10 @@ class RawFit:
     engine_version: str
     nobs: int
     family_params: dict[str, float] = field(default_factory=dict)
-    # the engine's own result, kept for tests that read it (glmm's Fit.contrast_test)
+    # the engine's own result, kept for tests that read it (glmm's Fit.contrast_test; lme4's fit token)
     native: Any = None
+    # the fit produced estimates but the engine warned about its convergence (kept, as simr does)
+    warned: bool = False
 
 
 @runtime_checkable

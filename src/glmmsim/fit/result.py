@@ -75,7 +75,13 @@ class FitResult:
     family_params : dict
         Other estimated family parameters: ``shape`` (gamma), ``theta`` (negative binomial).
     converged, singular : bool
-        The engine's flags: a failed or boundary fit is reported, not hidden.
+        The engine's flags: a failed or boundary fit is reported, not hidden. ``converged``
+        is True when the fit produced estimates (lme4's too: a fit lme4 warns about is
+        kept, as simr keeps it, with ``warned`` set).
+    warned : bool
+        The fit produced estimates but the engine warned about its convergence (lme4's
+        "failed to converge" gradient checks, glmm's search-limit diagnostics); the
+        messages are in ``warnings``.
     warnings : list of str
         Every warning of the engine, as text.
     engine, engine_version : str
@@ -98,6 +104,7 @@ class FitResult:
         self.family_params = dict(raw.family_params)
         self.converged = raw.converged
         self.singular = raw.singular
+        self.warned = bool(getattr(raw, "warned", False))
         self.warnings = list(raw.warnings)
         self.engine = raw.engine
         self.engine_version = raw.engine_version

@@ -255,6 +255,12 @@ def _r_formula(design: FitDesign) -> tuple[str, dict[str, np.ndarray], list[str]
     return f"{lhs} ~ {' + '.join(rhs)}", cols, factors
 
 
+def _token(native: object) -> str:
+    """The R-side name of a fit (see ``fit``); ``-`` for a RawFit from elsewhere (R then fits again)."""
+    token = getattr(native, "native", native)
+    return token if isinstance(token, str) else "-"
+
+
 def _drop(server: RServer, design_id: str, generation: list[int]) -> None:
     """Free a design in R when its Fitter is gone (a no-op when R has restarted since the upload)."""
     server.drop(design_id, generation[0])
@@ -268,6 +274,7 @@ class _PreparedLme4:
         self._server = server
         self._formula, self._cols, self._factors = _r_formula(design)
         self._id = f"d{os.getpid()}_{next(_IDS)}"
+        self._tokens = itertools.count(1)
         self._generation = [-1]  # the server generation holding the upload (a list: the finalizer reads it)
         with server._lock:
             self._upload()
@@ -300,18 +307,35 @@ class _PreparedLme4:
             return self._server.request(header, payload, doing)
 
     def fit(self, y: np.ndarray, *, reml: bool) -> RawFit:
+        # the token names this fit in R, whose tests (CONTEST, LRT) then reuse it instead of refitting
+        token = str(next(self._tokens))
         answer = self._send(
-            ["FIT", self._id, "1" if reml else "0", str(len(y))], np.asarray(y, "<f8").tobytes(), "fitting"
+            ["FIT", self._id, "1" if reml else "0", str(len(y)), token], np.asarray(y, "<f8").tobytes(), "fitting"
         )
-        return self._raw(answer)
+        raw = self._raw(answer)
+        raw.native = token
+        return raw
 
     def contrast(self, y: np.ndarray, L: np.ndarray, *, reml: bool, ddf: str, native=None) -> tuple[float, float, float]:
         """F test of ``L @ beta = 0`` by lmerTest's ``contest`` (Satterthwaite or Kenward-Roger via pbkrtest)."""
         k, p = L.shape
         payload = np.asarray(y, "<f8").tobytes() + np.asarray(L, "<f8").tobytes(order="C")
-        header = ["CONTEST", self._id, "1" if reml else "0", ddf, str(len(y)), str(k), str(p)]
+        header = ["CONTEST", self._id, "1" if reml else "0", ddf, str(len(y)), str(k), str(p), _token(native)]
         answer = self._send(header, payload, f"testing with {ddf} df")
         return float(answer["F"][0][0]), float(answer["dendf"][0][0]), float(answer["p"][0][0])
+
+    def lrt(self, y: np.ndarray, nested: _PreparedLme4, *, reml: bool, native=None) -> tuple[float, float]:
+        """ML log-likelihoods of this design's model and of ``nested`` (fewer fixed effects) for response ``y``.
+
+        One request: the full model's kept fit (refitted by ML from its theta when it was
+        REML) and the nested model started at the full model's theta.
+        """
+        with self._server._lock:
+            self._upload()
+            nested._upload()
+            header = ["LRT", self._id, "1" if reml else "0", str(len(y)), _token(native), nested._id]
+            answer = self._server.request(header, np.asarray(y, "<f8").tobytes(), "testing by likelihood ratio")
+        return float(answer["full"][0][0]), float(answer["nested"][0][0])
 
     def _raw(self, answer: dict[str, list[list[str]]]) -> RawFit:
         design = self._design
@@ -343,6 +367,7 @@ class _PreparedLme4:
             sigma=float(first("sigma")[0]) if gaussian else None,
             covariances=covs,
             converged=first("converged")[0] == "1",
+            warned=answer.get("warned", [["0"]])[0][0] == "1",
             singular=first("singular")[0] == "1",
             warnings=[w[0] for w in answer.get("warning", []) if w],
             engine="lme4",

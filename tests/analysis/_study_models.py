@@ -73,3 +73,45 @@ def register_sometimes() -> None:
     from glmmsim.fit import register_engine
 
     register_engine("sometimes", Sometimes)
+
+
+class KillsItsWorker:
+    """An engine (glmm underneath) that SIGKILLs the process it runs in, at replicate 3 of a study.
+
+    Only outside the process whose pid is in ``GLMMSIM_TEST_MAIN_PID`` (a pool or Dask
+    worker), and only once per marker file ``GLMMSIM_TEST_KILL_MARKER`` (created just
+    before the kill); ``GLMMSIM_TEST_KILL_ALWAYS=1`` kills every time.
+    """
+
+    name = "kills-its-worker"
+
+    def available(self):
+        return True
+
+    def prepare(self, design):
+        import os
+        import signal
+
+        from glmmsim.fit.protocol import get_engine
+
+        inner = get_engine("glmm").prepare(design)
+        calls = {"n": 0}
+
+        class Prepared:
+            def fit(self, y, *, reml):
+                calls["n"] += 1
+                marker = os.environ.get("GLMMSIM_TEST_KILL_MARKER", "")
+                always = os.environ.get("GLMMSIM_TEST_KILL_ALWAYS") == "1"
+                in_worker = str(os.getpid()) != os.environ.get("GLMMSIM_TEST_MAIN_PID")
+                if in_worker and calls["n"] == 3 and marker and (always or not os.path.exists(marker)):
+                    open(marker, "w").close()
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return inner.fit(y, reml=reml)
+
+        return Prepared()
+
+
+def register_killer() -> None:
+    from glmmsim.fit import register_engine
+
+    register_engine("kills-its-worker", KillsItsWorker)

@@ -20,6 +20,10 @@ from _study_models import register_killer, rt_design, rt_model
 
 register_killer()
 HAS_R = shutil.which("Rscript") is not None
+# lme4 itself is not bit-reproducible from one R process to another here: the same response fitted in two
+# fresh R processes gives standard errors that differ in the 5th significant digit now and then (measured:
+# 19.52255 vs 19.52286), whatever Python does. Tables of lme4 studies are compared to that precision.
+LME4_RTOL = 1e-4
 needs_r = pytest.mark.skipif(not HAS_R and os.environ.get("GLMMSIM_REQUIRE_R") != "1", reason="needs R + lme4")
 
 
@@ -81,10 +85,13 @@ def test_killing_the_r_process_restarts_it_and_retries_the_replicate():
     whole = _study(None, engine="lme4", nsim=12)
     killed = []
 
+    server = r_server()
+    server.close()  # a fresh R process, started by the study below
+    started = server.generation
+
     def kill_r_once():
-        server = r_server()
         deadline = time.monotonic() + 120
-        while server.pid is None or server.generation < 1:
+        while server.pid is None or server.generation <= started:  # until the new R is ready
             if time.monotonic() > deadline:
                 return
             time.sleep(0.01)
@@ -93,14 +100,13 @@ def test_killing_the_r_process_restarts_it_and_retries_the_replicate():
         os.kill(first, signal.SIGKILL)
         killed.append(first)
 
-    r_server().close()  # a fresh server, started by the study below
     killer = threading.Thread(target=kill_r_once)
     killer.start()
     again = _study(None, engine="lme4", nsim=12)
     killer.join()
     assert killed and r_server().pid not in (None, killed[0])  # it was killed, and a new R serves now
     assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() != psutil.STATUS_ZOMBIE
-    pd.testing.assert_frame_equal(whole.simulations, again.simulations)
+    pd.testing.assert_frame_equal(whole.simulations, again.simulations, rtol=LME4_RTOL)
 
 
 @needs_r
@@ -134,7 +140,7 @@ def test_a_killed_worker_leaves_no_r_server_and_the_study_its_table():
     assert _gone(victims[0]), "the killed worker's R server outlived it"
     # closing the pool closes (and reaps) every worker's R server: no orphans, no zombies
     assert survivors and all(_gone(p) for p in survivors)
-    pd.testing.assert_frame_equal(whole.simulations, pooled.simulations)
+    pd.testing.assert_frame_equal(whole.simulations, pooled.simulations, rtol=LME4_RTOL)
 
 
 def test_a_dask_worker_lost_mid_study_gives_the_same_table(kill_env):

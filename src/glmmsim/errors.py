@@ -22,6 +22,7 @@ __all__ = [
     "SystematicFailureError",
     "WorkerLostError",
     "GlmmsimWarning",
+    "PilotFitWarning",
     "about",
     "did_you_mean",
     "format_names",
@@ -237,6 +238,20 @@ class GlmmsimWarning(UserWarning):
         super().__init__(message)
         self.path = tuple(path) if path is not None else ((parameter,) if parameter is not None else None)
         self.parameter = parameter if parameter is not None else (self.path[0] if self.path else None)
+
+
+class PilotFitWarning(GlmmsimWarning):
+    """A fit turned into a simulation model (a pilot) is singular or has a correlation at +-1.
+
+    Such estimates sit on the boundary of the parameter space: simulating from them
+    assumes, for example, that every subject's effect is a fixed multiple of its
+    intercept. ``factor`` names the grouping factor concerned (None for a singular fit
+    whose boundary the engine did not locate).
+    """
+
+    def __init__(self, message: str = "", *, factor: str | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.factor = factor
 
 
 def did_you_mean(name: str, valid: Iterable[str]) -> str:

@@ -393,6 +393,8 @@ class _FailureWatch:
         self.policy = policy
         self.todo = {job.point: policy.checks(nsim) for job in jobs}
         self.seen: dict[int, dict[int, bool]] = {job.point: {} for job in jobs}
+        self.upto = dict.fromkeys(self.jobs, 0)  # replicates 0..upto-1 of the point are in
+        self.failures = dict.fromkeys(self.jobs, 0)  # ... and this many of them failed
         self.first: dict[int, dict] = {}
 
     def add(self, records: list[dict], done: list[dict]) -> None:
@@ -402,15 +404,16 @@ class _FailureWatch:
             self.seen[point][rec["replicate"]] = failed
             if failed and (point not in self.first or rec["replicate"] < self.first[point]["replicate"]):
                 self.first[point] = rec
-        if self.policy.max_rate is None:
-            return
         for point, checks in self.todo.items():
             seen = self.seen[point]
-            while checks and all(r in seen for r in range(checks[0])):
-                n = checks.pop(0)
-                share = sum(seen[r] for r in range(n)) / n
-                if share > self.policy.max_rate:
-                    self._stop(point, n, share, done)
+            while self.upto[point] in seen:  # extend the in-order prefix, checking as it passes each check
+                self.failures[point] += seen.pop(self.upto[point])
+                self.upto[point] += 1
+                if checks and self.upto[point] == checks[0]:
+                    n = checks.pop(0)
+                    share = self.failures[point] / n
+                    if self.policy.max_rate is not None and share > self.policy.max_rate:
+                        self._stop(point, n, share, done)
 
     def _stop(self, point: int, n: int, share: float, done: list[dict]) -> None:
         job, first = self.jobs[point], self.first[point]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +14,7 @@ import glmmsim
 from glmmsim import power, power_curve, recovery
 from glmmsim.analysis.replicates import FailurePolicy
 from glmmsim.errors import ParameterError, SystematicFailureError
+from glmmsim.execution import executors
 
 from _study_models import register_sometimes, rt_design, rt_model
 
@@ -37,7 +42,9 @@ def test_injected_failures_are_rows_with_message_and_type():
         assert row.power == pytest.approx(g.loc[~bad, "significant"].mean())
 
 
-def test_process_pool_gives_the_same_table_and_rows():
+def test_process_pool_gives_the_same_table_and_rows(monkeypatch):
+    # the test engine is registered in this process only: pool workers must be forks of it
+    monkeypatch.setattr(executors, "_start_context", lambda: multiprocessing.get_context("fork"))
     serial, pooled = _curve(None), _curve(2)
     pd.testing.assert_frame_equal(serial.simulations, pooled.simulations)
     pd.testing.assert_frame_equal(serial.table, pooled.table)
@@ -135,3 +142,14 @@ def test_fallback_engine_is_checked_before_any_work():
         power(rt_model(), rt_design(6, 4), test="cond", nsim=5, progress=False, fallback_engine="glmm")
     with pytest.raises(glmmsim.fit.EngineError, match="unknown engine"):
         power(rt_model(), rt_design(6, 4), test="cond", nsim=5, progress=False, fallback_engine="nope")
+
+
+@pytest.mark.skipif(shutil.which("Rscript") is None and os.environ.get("GLMMSIM_REQUIRE_R") != "1", reason="needs R")
+def test_fallback_to_lme4_is_recorded_in_the_engine_column():
+    res = power(rt_model(), rt_design(8, 6), test="cond", nsim=12, engine="sometimes", seed=11, progress=False,
+                fallback_engine="lme4")
+    sims = res.simulations
+    refitted = sims["engine"] == "lme4"
+    assert refitted.any() and (sims.loc[~refitted, "engine"] == "sometimes").all()
+    assert (sims["error"] == "").all() and sims["df"].notna().all()
+    assert sims.loc[refitted, "warnings"].str.contains("refitted with lme4").all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import signal
@@ -14,7 +15,7 @@ import pytest
 
 from glmmsim import power
 from glmmsim.errors import WorkerLostError
-from glmmsim.execution import ProcessExecutor
+from glmmsim.execution import ProcessExecutor, executors
 
 from _study_models import register_killer, rt_design, rt_model
 
@@ -29,6 +30,9 @@ needs_r = pytest.mark.skipif(not HAS_R and os.environ.get("GLMMSIM_REQUIRE_R") !
 
 @pytest.fixture
 def kill_env(tmp_path, monkeypatch):
+    # the test engine is registered in this process only: pool workers must be forks of it (a Dask test
+    # earlier in the session leaves threads, and the pool would otherwise use a fork server)
+    monkeypatch.setattr(executors, "_start_context", lambda: multiprocessing.get_context("fork"))
     monkeypatch.setenv("GLMMSIM_TEST_MAIN_PID", str(os.getpid()))
     monkeypatch.setenv("GLMMSIM_TEST_KILL_MARKER", str(tmp_path / "killed"))
     return tmp_path / "killed"

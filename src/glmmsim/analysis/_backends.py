@@ -4,7 +4,6 @@
   (``simulate_response(seed, population=)``);
 * ``seed_tree(seed)`` -> :class:`~glmmsim.seeding.SeedTree` (``replicate(r)``, ``child(...)``);
 * ``prepare_fit(formula, data, ...)`` -> a prepared fitter (``fit(y) -> FitResult``).
-* ``engine_error_types()`` -> the fit layer's errors that stop a study rather than fail one replicate.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import pandas as pd
 
 from ..seeding import SeedTree
 
-__all__ = ["bind", "seed_tree", "prepare_fit", "engine_error_types"]
+__all__ = ["bind", "seed_tree", "prepare_fit"]
 
 
 def bind(model: Any, conditions: pd.DataFrame, key: list[str] | None) -> Any:
@@ -31,9 +30,3 @@ def prepare_fit(formula: str, data: pd.DataFrame, **kwargs: Any) -> Any:
 
     return prepare(formula, data, **kwargs)
 
-
-def engine_error_types() -> tuple[type, ...]:
-    """Errors that mean the study is set up wrongly (engine or R missing), not that one fit failed."""
-    from ..fit import EngineError
-
-    return (EngineError,)

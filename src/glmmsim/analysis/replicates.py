@@ -456,7 +456,8 @@ def run_study(
         watch = _FailureWatch(jobs, nsim, policy)
         watch.add(done, done)
         with Progress(nsim * len(jobs), progress, describe) as bar:
-            bar.update(done, done)
+            if done:  # replicates a checkpoint already holds
+                bar.update(done, done)
             for records in ex.map(run_task, tasks):
                 if store is not None:
                     store.save(records)

@@ -19,7 +19,10 @@ __all__ = [
     "ParameterError",
     "DataError",
     "InputTypeError",
+    "SystematicFailureError",
+    "WorkerLostError",
     "GlmmsimWarning",
+    "PilotFitWarning",
     "about",
     "did_you_mean",
     "format_names",
@@ -184,6 +187,47 @@ class InputTypeError(GlmmsimError, TypeError):
     """An argument has the wrong type (a seed that is a string, data that is not a DataFrame)."""
 
 
+class SystematicFailureError(GlmmsimError, RuntimeError):
+    """A study stopped because its replicates fail systematically, not one by one.
+
+    Besides the message, it carries ``point`` (the design point's number) and
+    ``point_label`` (``"subjects=120"``), ``replicate`` and ``seed_path`` of the first
+    failed replicate, ``first_error`` (its message), ``failure_rate`` (the share that
+    failed), and every replicate finished before the stop: ``records`` (raw) and, when
+    a study attached them, ``simulations`` (a DataFrame like the result's).
+    """
+
+    _EXTRA = ("point", "point_label", "replicate", "seed_path", "first_error", "failure_rate", "records")
+
+    def __init__(self, message: str = "", **attributes: object) -> None:
+        extra = {name: attributes.pop(name, None) for name in self._EXTRA}
+        super().__init__(message, **attributes)  # type: ignore[arg-type]
+        for name, value in extra.items():
+            setattr(self, name, value)
+        self.simulations = None
+
+    def __reduce__(self):
+        return (_rebuild_study_error, (type(self), self.args, {**self.attributes(), "detail": self.detail,
+                                                                **{n: getattr(self, n) for n in self._EXTRA}}))
+
+
+class WorkerLostError(GlmmsimError, RuntimeError):
+    """A worker process died (killed, out of memory) while running a batch, and retries did not help.
+
+    ``batch`` names the batch (its design point and replicates), ``attempts`` how many times it ran.
+    """
+
+    def __init__(self, message: str = "", *, batch: str | None = None, attempts: int | None = None,
+                 **attributes: object) -> None:
+        super().__init__(message, **attributes)  # type: ignore[arg-type]
+        self.batch = batch
+        self.attempts = attempts
+
+
+def _rebuild_study_error(cls: type, args: tuple, attributes: dict) -> GlmmsimError:
+    return cls(*args[:1], **attributes)
+
+
 class GlmmsimWarning(UserWarning):
     """A model is valid but behaves in a way the user may not expect.
 
@@ -194,6 +238,20 @@ class GlmmsimWarning(UserWarning):
         super().__init__(message)
         self.path = tuple(path) if path is not None else ((parameter,) if parameter is not None else None)
         self.parameter = parameter if parameter is not None else (self.path[0] if self.path else None)
+
+
+class PilotFitWarning(GlmmsimWarning):
+    """A fit turned into a simulation model (a pilot) is singular or has a correlation at +-1.
+
+    Such estimates sit on the boundary of the parameter space: simulating from them
+    assumes, for example, that every subject's effect is a fixed multiple of its
+    intercept. ``factor`` names the grouping factor concerned (None for a singular fit
+    whose boundary the engine did not locate).
+    """
+
+    def __init__(self, message: str = "", *, factor: str | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.factor = factor
 
 
 def did_you_mean(name: str, valid: Iterable[str]) -> str:

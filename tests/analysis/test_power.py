@@ -17,7 +17,7 @@ from glmmsim.errors import ParameterError
 from _study_models import paired_design, rt_design, rt_model
 
 SIM_COLUMNS = ["replicate", "test", "estimate", "se", "df", "statistic", "p", "significant", "converged",
-               "singular", "warnings", "error"]
+               "singular", "warned", "warnings", "error", "error_type", "engine"]
 
 
 def test_power_contract(small_rt):
@@ -130,7 +130,7 @@ def test_failures_are_rows_and_the_policy_is_explicit(small_rt):
 
     register_engine("flaky", _Flaky)
     model, design = small_rt
-    res = power(model, design, test="cond", nsim=40, engine="flaky", progress=False)
+    res = power(model, design, test="cond", nsim=40, engine="flaky", progress=False, max_failure_rate=None)
     sims = res.simulations
     errors = sims["error"].str.startswith("RuntimeError: optimizer exploded")
     assert errors.any() and (~errors).any()
@@ -139,7 +139,8 @@ def test_failures_are_rows_and_the_policy_is_explicit(small_rt):
     usable = sims["converged"] & ~errors
     assert res.failed == pytest.approx((~usable).mean())
     assert res.power == pytest.approx(sims.loc[usable, "significant"].mean())
-    miss = power(model, design, test="cond", nsim=40, engine="flaky", progress=False, failures="nonsignificant")
+    miss = power(model, design, test="cond", nsim=40, engine="flaky", progress=False, failures="nonsignificant",
+                 max_failure_rate=None)
     assert miss.power == pytest.approx(sims["significant"].sum() / 40)
     assert unconverged.any() or errors.sum() < 40
     assert "fits failed" in str(res)
@@ -190,7 +191,7 @@ def test_power_curve_table_plot_and_smallest(tmp_path):
     model = rt_model(effect=30)
     curve = power_curve(model, lambda subjects: rt_design(subjects, 6), along={"subjects": [6, 12, 24]}, test="condb",
                         nsim=20, progress=False)
-    assert list(curve.table.columns) == ["subjects", "power", "ci_low", "ci_high", "nsim", "failed", "singular"]
+    assert list(curve.table.columns) == ["subjects", "power", "ci_low", "ci_high", "nsim", "failed", "singular", "warned"]
     assert curve.table["subjects"].tolist() == [6, 12, 24]
     assert (curve.table["nsim"] == 20).all()
     best = curve.smallest(0.0)

@@ -48,7 +48,7 @@ def test_power_command_along_a_curve_with_plot(tmp_path):
     assert code == 0, err
     curve = pd.read_csv(tmp_path / "curve.csv")
     assert curve["subjects"].tolist() == [6, 10]
-    assert list(curve.columns) == ["subjects", "power", "ci_low", "ci_high", "nsim", "failed", "singular"]
+    assert list(curve.columns) == ["subjects", "power", "ci_low", "ci_high", "nsim", "failed", "singular", "warned"]
     assert (tmp_path / "curve.png").stat().st_size > 1000
     assert "smallest design reaching power 0.01: subjects = " in out
 

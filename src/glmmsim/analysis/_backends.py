@@ -4,7 +4,6 @@
   (``simulate_response(seed, population=)``);
 * ``seed_tree(seed)`` -> :class:`~glmmsim.seeding.SeedTree` (``replicate(r)``, ``child(...)``);
 * ``prepare_fit(formula, data, ...)`` -> a prepared fitter (``fit(y) -> FitResult``).
-* ``engine_error_types()`` -> the fit layer's errors that stop a study rather than fail one replicate.
 * ``resolve_engine(engine, family, link)`` -> the engine name ``"auto"`` stands for (lmm or glmm).
 """
 
@@ -16,7 +15,7 @@ import pandas as pd
 
 from ..seeding import SeedTree
 
-__all__ = ["bind", "seed_tree", "prepare_fit", "engine_error_types", "resolve_engine"]
+__all__ = ["bind", "seed_tree", "prepare_fit", "resolve_engine"]
 
 
 def bind(model: Any, conditions: pd.DataFrame, key: list[str] | None) -> Any:
@@ -31,13 +30,6 @@ def prepare_fit(formula: str, data: pd.DataFrame, **kwargs: Any) -> Any:
     from ..fit import prepare  # imported late: the fit layer loads its engines on first use
 
     return prepare(formula, data, **kwargs)
-
-
-def engine_error_types() -> tuple[type, ...]:
-    """Errors that mean the study is set up wrongly (engine or R missing), not that one fit failed."""
-    from ..fit import EngineError
-
-    return (EngineError,)
 
 
 def resolve_engine(engine: str, family: str, link: str) -> str:

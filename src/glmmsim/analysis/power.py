@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -29,22 +30,24 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..errors import InputTypeError, ParameterError, SystematicFailureError, format_names
 from ..limits import check_limit
-from ..errors import InputTypeError, ParameterError, format_names
 from ..model.names import categorical_levels
 from ..seeding import SeedLike
 from ._backends import resolve_engine, seed_tree
+from .checkpoint import Checkpoint, describe_study
 from .describe import describe_design, describe_model
 from .hypotheses import Hypothesis, choose_method, resolve_tests
 from .inputs import coefficient_names, conditions_frame, model_levels, percent
 from .intervals import clopper_pearson
-from .replicates import TEST_COLUMNS, PointJob, check_point, identifying_columns, new_token, run_study
+from .replicates import TEST_COLUMNS, FailurePolicy, PointJob, check_point, new_token, row_key, run_study
 
 __all__ = ["power", "power_curve", "PowerResult", "PowerCurve", "FAILURE_POLICIES"]
 
 FAILURE_POLICIES = ("exclude", "nonsignificant")
 Failures = Literal["exclude", "nonsignificant"]
-_SIM_COLUMNS = ["replicate", "test", *TEST_COLUMNS, "significant", "converged", "singular", "warnings", "error"]
+_SIM_COLUMNS = ["replicate", "test", *TEST_COLUMNS, "significant", "converged", "singular", "warned", "warnings",
+                "error", "error_type", "engine"]
 
 
 # --------------------------------------------------------------------------------------
@@ -76,6 +79,9 @@ def plan_point(
     key: Sequence[str] | None,
     reml: bool | None,
     record: str = "tests",
+    fallback: str | None = None,
+    label: str = "",
+    seed_path: str = "",
 ) -> PointJob:
     """Validate one design point and describe its work for the workers."""
     if not hasattr(model, "formula") or not hasattr(model, "family"):
@@ -93,8 +99,9 @@ def plan_point(
                                                               link=family.link.name, engine=engine))
             for h in found
         )
+    occurrence = False
     if key is None:
-        key_cols: tuple[str, ...] | None = tuple(identifying_columns(model, conditions))
+        key_cols, occurrence = row_key(model, conditions)
     else:
         key_cols = tuple(key) if not isinstance(key, str) else (key,)
         missing = [c for c in key_cols if c not in conditions.columns]
@@ -103,9 +110,35 @@ def plan_point(
                                  f"{format_names(conditions.columns)}")
     fit_kwargs = {"family": family.name, "link": family.link.name, "trials": model.trials, "engine": engine,
                   "reml": reml}
-    job = PointJob(token, point, model, conditions, key_cols, formula, fit_kwargs, hypotheses, record, tree)
+    _check_fallback(fallback, engine)
+    job = PointJob(token, point, model, conditions, key_cols, formula, fit_kwargs, hypotheses, record, tree,
+                   occurrence=occurrence, fallback=fallback, label=label, seed_path=seed_path)
     check_point(job)
     return job
+
+
+def _check_fallback(fallback: str | None, engine: str) -> None:
+    if fallback is None:
+        return
+    from ..fit.protocol import get_engine  # the fit layer loads its engines on first use
+
+    if not isinstance(fallback, str) or fallback == engine:
+        raise ParameterError(f"fallback_engine must name an engine other than {engine!r} (e.g. 'lme4'); got {fallback!r}")
+    if not get_engine(fallback).available():
+        raise ParameterError(f"fallback_engine {fallback!r} is not available here (for 'lme4': R with lme4, "
+                             f"lmerTest and pbkrtest)")
+
+
+def seed_path(seed: Any, point: int | None = None) -> str:
+    """How a point's seed tree is reached from the root, e.g. ``SeedTree(1).child('point', 3)``."""
+    root = f"SeedTree({seed!r})" if isinstance(seed, (int, np.integer)) else f"SeedTree({type(seed).__name__})"
+    return root if point is None else f"{root}.child('point', {point})"
+
+
+def _stopped(exc: Any, jobs: Sequence[PointJob], alpha: float, frame: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
+    """Attach the finished replicates, as a simulations table, to a study that stopped."""
+    if exc.records:
+        exc.simulations = frame(_test_rows(exc.records, jobs, alpha))
 
 
 # --------------------------------------------------------------------------------------
@@ -120,8 +153,13 @@ def _test_rows(records: list[dict], jobs: Sequence[PointJob], alpha: float) -> p
         for h, t in zip(job.hypotheses, rec.get("tests") or [None] * len(job.hypotheses)):
             row = {"point": rec["point"], "replicate": rec["replicate"], "test": h.label}
             row.update({c: (t or {}).get(c, np.nan) for c in TEST_COLUMNS})
-            row.update(converged=rec["converged"], singular=rec["singular"], warnings=rec["warnings"])
-            row["error"] = rec["error"] or (t or {}).get("error", "")
+            row.update(converged=rec["converged"], singular=rec["singular"], warned=rec.get("warned", False),
+                       warnings=rec["warnings"])
+            if rec["error"]:
+                row.update(error=rec["error"], error_type=rec.get("error_type", ""))
+            else:
+                row.update(error=(t or {}).get("error", ""), error_type=(t or {}).get("error_type", ""))
+            row["engine"] = rec.get("engine", "")
             rows.append(row)
     out = pd.DataFrame(rows)
     ok = _usable(out)
@@ -148,6 +186,7 @@ def _summarise(sims: pd.DataFrame, failures: str, level: float = 0.95) -> dict[s
         "nsim": len(sims),
         "failed": float((~ok).mean()),
         "singular": float(np.nanmean(singular)) if singular.notna().any() else math.nan,
+        "warned": float(sims.loc[ok, "warned"].astype(bool).mean()) if ok.any() else math.nan,
         "successes": k,
         "used": n,
         "power_failures_as_misses": k / len(sims),
@@ -189,10 +228,11 @@ class PowerResult:
     simulations : pandas.DataFrame
         One row per replicate (and test): ``replicate``, ``test``, ``estimate``, ``se``,
         ``df``, ``statistic``, ``p``, ``significant``, ``converged``, ``singular``,
-        ``warnings``, ``error``. Failed fits are rows too, their message in ``error``.
+        ``warned``, ``warnings``, ``error``, ``error_type`` and ``engine`` (the engine that
+        produced the row). Failed fits are rows too, their message in ``error``.
     table : pandas.DataFrame
-        Per test: ``power``, ``ci_low``, ``ci_high``, ``nsim``, ``failed`` and
-        ``singular`` (rates), and power under the other failure policy and among
+        Per test: ``power``, ``ci_low``, ``ci_high``, ``nsim``, ``failed``,
+        ``singular`` and ``warned`` (rates), and power under the other failure policy and among
         non-singular fits.
     """
 
@@ -235,6 +275,11 @@ class PowerResult:
         """Share of replicates with a singular fit."""
         return float(self.table["singular"].iloc[0])
 
+    @property
+    def warned(self) -> float:
+        """Share of successful fits kept with a convergence warning."""
+        return float(self.table["warned"].iloc[0])
+
     def summary(self) -> str:
         """A summary a reader can paste into a preregistration (also ``str(result)``)."""
         job = self._job
@@ -242,7 +287,7 @@ class PowerResult:
                   else "counting failed fits as non-significant")
         lines = [f"Power analysis by simulation (glmmsim {__version__}; {self.engine_info})"]
         lines += _indent("Assumed model", describe_model(job.model, job.conditions))
-        lines += _indent("Design", describe_design(job.model, job.conditions, job.key))
+        lines += _indent("Design", describe_design(job.model, job.conditions, job.key_names))
         analysis = job.fit_formula + ("" if job.fit_formula == job.model.formula else "  (differs from the truth)")
         lines += _indent("Analysis", [f"{analysis}, fitted with engine {job.fit_kwargs['engine']!r}"])
         tests = [f"{h.description}; two-sided, alpha = {self.alpha:g}" for h in job.hypotheses]
@@ -254,7 +299,8 @@ class PowerResult:
             body = [
                 f"{row['power']:.3f} (95% CI {row['ci_low']:.3f} to {row['ci_high']:.3f}, Clopper-Pearson), "
                 f"{policy}: {int(row['successes'])} of {int(row['used'])} significant",
-                f"fits failed: {percent(row['failed'])}; singular fits: {percent(row['singular'])}",
+                f"fits failed: {percent(row['failed'])}; singular fits: {percent(row['singular'])}; "
+                f"fits with convergence warnings (kept): {percent(row['warned'])}",
                 f"counting failed fits as non-significant: {row['power_failures_as_misses']:.3f}; "
                 f"among non-singular fits only: {row['power_nonsingular']:.3f}",
             ]
@@ -293,7 +339,8 @@ class PowerCurve:
     ----------
     table : pandas.DataFrame
         One row per design point (and test): the ``along`` values, ``power``,
-        ``ci_low``, ``ci_high``, ``nsim``, ``failed`` and ``singular`` (rates).
+        ``ci_low``, ``ci_high``, ``nsim``, ``failed``, ``singular`` and ``warned`` (rates:
+        failed fits, singular fits, and fits kept with a convergence warning).
     simulations : pandas.DataFrame
         Every replicate at every point, with the ``along`` columns in front.
     along : list of str
@@ -342,7 +389,7 @@ class PowerCurve:
         shown = self.table.copy()
         for c in ("power", "ci_low", "ci_high"):
             shown[c] = shown[c].map(lambda v: f"{v:.3f}")
-        for c in ("failed", "singular"):
+        for c in ("failed", "singular", "warned"):
             shown[c] = shown[c].map(percent)
         return shown.to_string(index=False)
 
@@ -371,6 +418,10 @@ def power(
     failures: Failures = "exclude",
     key: Sequence[str] | None = None,
     reml: bool | None = None,
+    fallback_engine: str | None = None,
+    max_failure_rate: float | None = 0.5,
+    failure_window: int = 20,
+    checkpoint: str | os.PathLike | None = None,
 ) -> PowerResult:
     """Power to detect ``test`` by simulating from ``model`` on ``conditions`` and refitting.
 
@@ -407,10 +458,28 @@ def power(
         ``exclude`` (default): power among the fits that succeeded, failure rate beside
         it. ``nonsignificant``: a failed fit counts as a non-significant test.
     key : list of str, optional
-        Columns identifying a row, which key the noise (default: the grouping columns,
-        the label-like predictors and, if needed, trial/repetition columns).
+        Columns identifying a row, which key the noise. By default the design's grouping,
+        label and numeric columns identify it (see :func:`~glmmsim.analysis.replicates.row_key`),
+        and rows that still repeat are numbered 0..k-1 within it.
     reml : bool, optional
         Passed to the engine (default: REML for linear mixed models).
+    fallback_engine : str, optional
+        An engine (e.g. ``"lme4"``) that refits a replicate on which ``engine`` failed to
+        fit or to test (glmm giving no Satterthwaite df for one dataset); the row's
+        ``engine`` column says which engine answered, ``warnings`` why. Default: none,
+        the replicate is a failed one.
+    max_failure_rate : float or None
+        The study stops with a :class:`~glmmsim.errors.SystematicFailureError` when more
+        than this share of a design point's replicates fail, checked in replicate order
+        every ``failure_window`` replicates (default 0.5; ``None`` never stops). The
+        error names the point, the first failed replicate, its seed path and its error,
+        and carries every finished replicate (``.simulations``).
+    failure_window : int
+        Replicates between those checks (default 20).
+    checkpoint : str or path-like, optional
+        A folder that keeps finished replicates as they complete; rerunning the same
+        study with it continues where it stopped, with identical results (see
+        :mod:`glmmsim.analysis.checkpoint`).
 
     Returns
     -------
@@ -429,12 +498,19 @@ def power(
     True
     """
     _check_common(nsim, alpha, failures)
+    policy = FailurePolicy(max_failure_rate, failure_window)
     data = conditions_frame(conditions)
     tree = seed_tree(seed)
     job = plan_point(model, data, point=0, token=new_token(), tree=tree, test=test, method=method, engine=engine,
-                     fit_formula=fit_formula, key=key, reml=reml)
+                     fit_formula=fit_formula, key=key, reml=reml, fallback=fallback_engine, seed_path=seed_path(seed))
+    store = Checkpoint(checkpoint, describe_study("power", [job])) if checkpoint is not None else None
     describe = _running([h.label for h in job.hypotheses], alpha)
-    records = run_study([job], nsim, executor=executor, progress=progress, describe=describe)
+    try:
+        records = run_study([job], nsim, executor=executor, progress=progress, describe=describe, policy=policy,
+                            store=store)
+    except SystematicFailureError as exc:
+        _stopped(exc, [job], alpha, lambda sims: sims.drop(columns=["point"])[_SIM_COLUMNS])
+        raise
     sims = _test_rows(records, [job], alpha)
     table = pd.DataFrame({label: _summarise(g, failures) for label, g in sims.groupby("test", sort=False)}).T
     table.index.name = "test"
@@ -487,6 +563,10 @@ def power_curve(
     key: Sequence[str] | None = None,
     reml: bool | None = None,
     crn: bool = True,
+    fallback_engine: str | None = None,
+    max_failure_rate: float | None = 0.5,
+    failure_window: int = 20,
+    checkpoint: str | os.PathLike | None = None,
 ) -> PowerCurve:
     """Power at every point of a grid of designs (and, optionally, models).
 
@@ -510,6 +590,8 @@ def power_curve(
         Common random numbers: the same replicate seeds at every point.
     test, nsim, alpha, method, engine, fit_formula, seed, executor, progress, failures, key, reml
         As in :func:`power`.
+    fallback_engine, max_failure_rate, failure_window, checkpoint
+        As in :func:`power`.
 
     Returns
     -------
@@ -525,7 +607,7 @@ def power_curve(
     >>> curve = power_curve(m, lambda subjects: crossed(subjects, repetitions=4, within={"cond": ["a", "b"]}),
     ...                     along={"subjects": [6, 12]}, test="condb", nsim=10, progress=False)
     >>> list(curve.table.columns)
-    ['subjects', 'power', 'ci_low', 'ci_high', 'nsim', 'failed', 'singular']
+    ['subjects', 'power', 'ci_low', 'ci_high', 'nsim', 'failed', 'singular', 'warned']
     """
     _check_common(nsim, alpha, failures)
     grid = _grid(along)
@@ -547,20 +629,33 @@ def power_curve(
         point_model = _call_with(model, values, model_names) if model_names != set() else model
         tree = root if crn else root.child("point", i)
         jobs.append(plan_point(point_model, data, point=i, token=token, tree=tree, test=test, method=method,
-                               engine=engine, fit_formula=fit_formula, key=key, reml=reml))
+                               engine=engine, fit_formula=fit_formula, key=key, reml=reml, fallback=fallback_engine,
+                               label=", ".join(f"{k}={v}" for k, v in values.items()),
+                               seed_path=seed_path(seed, None if crn else i)))
+    store = Checkpoint(checkpoint, describe_study("power_curve", jobs, grid)) if checkpoint is not None else None
     labels = [h.label for h in jobs[0].hypotheses]
-    describe = _running(labels, alpha, [", ".join(f"{k}={v}" for k, v in values.items()) for values in grid])
-    records = run_study(jobs, nsim, executor=executor, progress=progress, describe=describe)
-    sims = _test_rows(records, jobs, alpha)
+    describe = _running(labels, alpha, [job.label for job in jobs])
     names = list(along)
+    point_values = pd.DataFrame(grid)
+
+    def with_along(sims: pd.DataFrame) -> pd.DataFrame:
+        along_cols = point_values.loc[sims["point"].to_numpy()].reset_index(drop=True)
+        return pd.concat([along_cols, sims.drop(columns=["point"]).reset_index(drop=True)], axis=1)
+
+    try:
+        records = run_study(jobs, nsim, executor=executor, progress=progress, describe=describe,
+                            policy=FailurePolicy(max_failure_rate, failure_window), store=store)
+    except SystematicFailureError as exc:
+        _stopped(exc, jobs, alpha, with_along)
+        raise
+    sims = _test_rows(records, jobs, alpha)
     rows = []
     for (point, label), g in sims.groupby(["point", "test"], sort=False):
         rows.append({**grid[point], **({"test": label} if len(labels) > 1 else {}), **_summarise(g, failures)})
-    columns = [*names, *(["test"] if len(labels) > 1 else []), "power", "ci_low", "ci_high", "nsim", "failed", "singular"]
+    columns = [*names, *(["test"] if len(labels) > 1 else []), "power", "ci_low", "ci_high", "nsim", "failed",
+               "singular", "warned"]
     table = pd.DataFrame(rows)[columns]
     table["nsim"] = table["nsim"].astype(int)
-    point_values = pd.DataFrame(grid)
-    along_cols = point_values.loc[sims["point"].to_numpy()].reset_index(drop=True)
-    sims = pd.concat([along_cols, sims.drop(columns=["point"]).reset_index(drop=True)], axis=1)
+    sims = with_along(sims)
     return PowerCurve(table=table, simulations=sims, along=names, tests=labels, alpha=alpha, failures=failures,
                       crn=crn, jobs=jobs)

@@ -39,8 +39,8 @@ from ..seeding import SeedLike
 from ._backends import seed_tree
 from .describe import describe_design, describe_model
 from .inputs import coefficient_names, conditions_frame, model_levels, percent
-from .power import plan_point
-from .replicates import new_token, run_study
+from .power import plan_point, seed_path
+from .replicates import FailurePolicy, new_token, run_study
 
 __all__ = ["recovery", "RecoveryResult", "parameter_name"]
 
@@ -153,6 +153,9 @@ def recovery(
     key: list[str] | None = None,
     reml: bool | None = None,
     level: float = 0.95,
+    fallback_engine: str | None = None,
+    max_failure_rate: float | None = 0.5,
+    failure_window: int = 20,
 ) -> RecoveryResult:
     """Simulate ``nsim`` datasets from ``model`` (a new population each), fit each, compare with the truth.
 
@@ -179,6 +182,9 @@ def recovery(
     level : float
         Confidence level of the Wald intervals whose coverage is reported (t with the
         engine's df where it gives them, z otherwise).
+    fallback_engine, max_failure_rate, failure_window
+        As in :func:`glmmsim.power`: failed replicates are rows of data; a study stops
+        only when they are systematic.
 
     Returns
     -------
@@ -202,9 +208,11 @@ def recovery(
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
         raise ParameterError(f"level must be a number between 0 and 1; got {level!r}")
     data = conditions_frame(conditions)
+    policy = FailurePolicy(max_failure_rate, failure_window)
     job = plan_point(model, data, point=0, token=new_token(), tree=seed_tree(seed), test=None, method="auto",
-                     engine=engine, fit_formula=fit_formula, key=key, reml=reml, record="parameters")
-    records = run_study([job], nsim, executor=executor, progress=progress)
+                     engine=engine, fit_formula=fit_formula, key=key, reml=reml, record="parameters",
+                     fallback=fallback_engine, seed_path=seed_path(seed))
+    records = run_study([job], nsim, executor=executor, progress=progress, policy=policy)
     return _summarise(records, job, level)
 
 
@@ -213,7 +221,8 @@ def _summarise(records: list[dict], job: Any, level: float) -> RecoveryResult:
     levels = {**categorical_levels(conditions), **model_levels(job.model)}
     truth = _truth(job.model, conditions, job.fit_formula)
     sims = pd.DataFrame(
-        [{k: r[k] for k in ("replicate", "converged", "singular", "warnings", "error")} for r in records]
+        [{k: r.get(k, "") for k in ("replicate", "converged", "singular", "warned", "warnings", "error", "error_type",
+                                     "engine")} for r in records]
     )
     sims["ok"] = sims["converged"].astype(bool) & (sims["error"] == "")
     rows = []

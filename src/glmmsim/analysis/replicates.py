@@ -6,9 +6,11 @@ Because random effects are keyed by level and the noise by the rows' identifying
 columns, the 20-subject point's subjects and trials are exactly those of the 40-subject
 point, so a power curve moves only because the design grows.
 
-A failed fit is a row of data (its message in ``error``), never an exception that ends
-the study; only set-up errors (an engine or R missing, a test the model has no
-coefficient for) stop it, before or at its first batch.
+Whatever fails inside a replicate (the simulation, the fit, a test) is a row of data:
+its message in ``error``, the exception's type in ``error_type``. Only set-up errors
+(an engine or R missing, a test the model has no coefficient for) stop a study before
+its replicates run, and a :class:`FailurePolicy` stops it when failures are systematic
+(by default, more than half of a design point's replicates, checked every 20).
 """
 
 from __future__ import annotations
@@ -23,16 +25,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import ParameterError, SystematicFailureError
 from ..limits import check_limit
-from ..errors import DataError, format_names
 from ..execution import batch_size, batches, resolve_executor, worker_cache
-from ._backends import bind, engine_error_types, prepare_fit
+from ._backends import bind, prepare_fit
 from .hypotheses import Hypothesis
 
-__all__ = ["PointJob", "Task", "run_task", "run_study", "identifying_columns", "TEST_COLUMNS"]
+__all__ = ["PointJob", "Task", "run_task", "run_study", "identifying_columns", "row_key", "keyed_conditions",
+           "FailurePolicy", "TEST_COLUMNS", "OCCURRENCE"]
 
 TEST_COLUMNS = ["estimate", "se", "df", "statistic", "p"]
 _LABEL_KINDS = "OSUbiu"  # object, str, unicode, bool, int, uint: columns that identify rather than measure
+#: How a key reports the occurrence number of rows that repeat within the key columns.
+OCCURRENCE = "occurrence"
+# the column that carries it into the bound model (never a user's column: double underscores both ends)
+_OCCURRENCE_COLUMN = "__glmmsim_occurrence__"
 
 
 def identifying_columns(model: Any, conditions: pd.DataFrame) -> list[str]:
@@ -40,7 +47,9 @@ def identifying_columns(model: Any, conditions: pd.DataFrame) -> list[str]:
 
     The model's grouping columns and its label-like predictors (conditions, factors)
     come first; when they do not yet make every row unique, other label-like columns
-    of the design (``trial``, ``rep``, ...) are added in design order.
+    of the design (``trial``, ``rep``, ...) are added in design order, then the model's
+    numeric predictors (``x = 1..10``, a condition coded -0.5/+0.5). Rows that still
+    repeat are told apart by their occurrence number (see :func:`row_key`).
 
     Examples
     --------
@@ -52,23 +61,61 @@ def identifying_columns(model: Any, conditions: pd.DataFrame) -> list[str]:
     >>> identifying_columns(m, d)
     ['subject', 'item', 'cond', 'rep']
     """
+    return list(row_key(model, conditions)[0])
+
+
+def row_key(model: Any, conditions: pd.DataFrame) -> tuple[tuple[str, ...], bool]:
+    """The key columns of the design's rows, and whether repeats need their occurrence number.
+
+    Designs are written with their grouping, label and numeric columns, and those
+    identify a row. Rows that still repeat (20 identical trials of a cell) are numbered
+    0..k-1 within their key, in design order: the noise of trial ``j`` of a cell is the
+    same in every design that has it, so common random numbers hold along curves.
+
+    A design whose rows its grouping and label columns already identify is keyed as
+    before numeric columns were considered, so seeded results of such designs do not move.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, glmmsim
+    >>> d = pd.DataFrame({"g": np.repeat(list("abc"), 10), "x": np.tile(np.arange(1.0, 11.0), 3)})
+    >>> m = glmmsim.Model("y ~ x + (1 | g)", fixed={"Intercept": 2, "x": -0.1}, random={"g": 0.5 ** 0.5}, sigma=1)
+    >>> row_key(m, d)
+    (('g', 'x'), False)
+    >>> row_key(m, pd.concat([d, d]))
+    (('g', 'x'), True)
+    """
     grouping = [c for cols in model.factor_columns.values() for c in cols]
     labels = [c for c in model.variables if c in conditions.columns and _is_label(conditions[c])]
     key = list(dict.fromkeys([*grouping, *labels]))
     if not conditions.duplicated(subset=key).any():
-        return key
+        return tuple(key), False
     for col in conditions.columns:
         if col in key or not _is_label(conditions[col]):
             continue
         key.append(col)
         if not conditions.duplicated(subset=key).any():
-            return key
-    first = conditions.index[conditions.duplicated(subset=key)][0]
-    raise DataError(
-        f"the design's rows are not identified by their label columns {format_names(key)} (row {first!r} "
-        f"repeats another): add a trial or repetition column, or pass key=[columns] naming columns that "
-        f"identify every row"
-    )
+            return tuple(key), False
+    # numeric predictors identify rows as much as labels do (simr's x = 1..10 within g)
+    key += [c for c in model.variables if c in conditions.columns and c not in key and conditions[c].dtype.kind == "f"]
+    return tuple(key), bool(conditions.duplicated(subset=key).any())
+
+
+def keyed_conditions(conditions: pd.DataFrame, key: Sequence[str], occurrence: bool) -> tuple[pd.DataFrame, list[str]]:
+    """The conditions to bind and the key to bind them with (a copy with the occurrence number, if used).
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"g": ["a", "a", "b"]})
+    >>> frame, key = keyed_conditions(d, ["g"], True)
+    >>> frame[key[-1]].tolist(), list(d.columns)
+    ([0, 1, 0], ['g'])
+    """
+    if not occurrence:
+        return conditions, list(key)
+    frame = conditions.copy()
+    frame[_OCCURRENCE_COLUMN] = conditions.groupby(list(key), sort=False, dropna=False, observed=True).cumcount().to_numpy()
+    return frame, [*key, _OCCURRENCE_COLUMN]
 
 
 def _is_label(series: pd.Series) -> bool:
@@ -90,6 +137,19 @@ class PointJob:
     record: str  # "tests" (power) or "parameters" (recovery)
     tree: Any
     level: float = 0.95
+    occurrence: bool = False  # repeats within the key are told apart by their occurrence number
+    fallback: str | None = None  # engine that refits a replicate the main engine failed on
+    label: str = ""  # the point as a reader names it ("subjects=120"), for messages
+    seed_path: str = ""  # how the point's seed tree is reached from the root, for messages
+
+    @property
+    def key_names(self) -> list[str]:
+        """The key as a reader names it: its columns, then ``occurrence`` when repeats are numbered."""
+        return [*(self.key or ()), *([OCCURRENCE] if self.occurrence else [])]
+
+    def seed_of(self, replicate: int) -> str:
+        """The seed path of one replicate, e.g. ``SeedTree(1).replicate(150)``."""
+        return f"{self.seed_path}.replicate({replicate})"
 
 
 @dataclass(frozen=True)
@@ -97,20 +157,37 @@ class Task:
     """One batch: replicates of one design point."""
 
     job: PointJob
-    replicates: range
+    replicates: Sequence[int]
+
+    def __str__(self) -> str:
+        reps = list(self.replicates)
+        where = f"design point {self.job.point}" + (f" ({self.job.label})" if self.job.label else "")
+        return f"batch of {where}, replicates {reps[0]}-{reps[-1]}" if reps else f"empty batch of {where}"
 
 
 class _PointState:
-    """What a worker builds once per design point: the bound model and the prepared fitter."""
+    """What a worker builds once per design point: the bound model and the prepared fitter(s)."""
 
     def __init__(self, job: PointJob) -> None:
-        self.bound = bind(job.model, job.conditions, list(job.key) if job.key else None)
+        frame, key = keyed_conditions(job.conditions, job.key or (), job.occurrence)
+        self.bound = bind(job.model, frame, key if job.key else None)
         self.fitter = prepare_fit(job.fit_formula, job.conditions, **job.fit_kwargs)
+        self._job = job
+        self._fallback: Any = None
+
+    @property
+    def fallback(self) -> Any:
+        """The fallback engine's fitter, prepared on first use (an R process starts only if needed)."""
+        if self._fallback is None and self._job.fallback:
+            self._fallback = prepare_fit(self._job.fit_formula, self._job.conditions,
+                                         **{**self._job.fit_kwargs, "engine": self._job.fallback})
+        return self._fallback
 
     def close(self) -> None:
-        close = getattr(self.fitter, "close", None)
-        if callable(close):
-            close()
+        for fitter in (self.fitter, self._fallback):
+            close = getattr(fitter, "close", None)
+            if callable(close):
+                close()
 
 
 def run_task(task: Task) -> list[dict]:
@@ -121,52 +198,84 @@ def run_task(task: Task) -> list[dict]:
 
 
 def _replicate(job: PointJob, state: _PointState, r: int) -> dict:
-    seeds = job.tree.replicate(r)
-    # a simulation error is a set-up problem (it would hit every replicate): let it stop the study
-    y = state.bound.simulate_response(seeds.noise, population=seeds.population)
     record: dict[str, Any] = {"point": job.point, "replicate": r}
-    fatal = engine_error_types()
+    try:
+        seeds = job.tree.replicate(r)
+        y = state.bound.simulate_response(seeds.noise, population=seeds.population)
+    except Exception as exc:  # noqa: BLE001 - a family that cannot draw this replicate: data, not the end
+        return _failed(record, exc, "")
+    main = _fit_and_record(job, state.fitter, y, record)
+    if not _has_error(main) or not job.fallback:
+        return main
+    try:
+        alt = _fit_and_record(job, state.fallback, y, record)
+    except Exception as exc:  # noqa: BLE001 - the fallback engine cannot be set up here: keep the main row
+        main["warnings"] = _join([main["warnings"], f"fallback engine {job.fallback!r} unavailable: {_message(exc)}"])
+        return main
+    if _has_error(alt):
+        return main  # the main engine's failure is the one the user asked about
+    # the row says which engine answered and why the first one did not
+    alt["warnings"] = _join([f"{main['engine'] or job.fit_kwargs['engine']} failed ({_first_error(main)}); "
+                             f"refitted with {job.fallback}", alt["warnings"]])
+    return alt
+
+
+def _fit_and_record(job: PointJob, fitter: Any, y: np.ndarray, base: dict) -> dict:
+    record = dict(base)
+    record["engine"] = str(getattr(fitter, "engine", "") or job.fit_kwargs.get("engine", ""))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            res = state.fitter.fit(y)
-    except fatal:
-        raise
+            res = fitter.fit(y)
     except Exception as exc:  # noqa: BLE001 - a failed fit is data, whatever the engine raised
-        record.update(converged=False, singular=np.nan, warnings="", error=_message(exc))
-        return record
+        return _failed(record, exc, record["engine"])
     notes = [*map(str, getattr(res, "warnings", []) or []), *(str(w.message) for w in caught)]
     record.update(
         converged=bool(getattr(res, "converged", True)),
         singular=bool(getattr(res, "singular", False)),
-        warnings="; ".join(dict.fromkeys(" ".join(n.split()) for n in notes)),
+        warned=bool(getattr(res, "warned", False)),
+        warnings=_join(notes),
         error="",
-        engine=str(getattr(res, "engine", "") or ""),
+        error_type="",
+        engine=record["engine"] or str(getattr(res, "engine", "") or ""),  # the engine the study asked for
         engine_version=str(getattr(res, "engine_version", "") or ""),
     )
     if job.record == "tests":
-        record["tests"] = [_test(res, h, fatal) for h in job.hypotheses]
+        record["tests"] = [_test(res, h) for h in job.hypotheses]
         return record
     try:
         record["parameters"] = _parameters(res)
-    except fatal:
-        raise
     # FitResult builds its tables lazily from the engine's raw output (any registered engine's):
     # a malformed one fails here, and makes this replicate a failed one rather than end the study
     except Exception as exc:  # noqa: BLE001
-        record.update(converged=False, error=_message(exc))
+        record.update(converged=False, error=_message(exc), error_type=type(exc).__name__)
     return record
 
 
-def _test(res: Any, h: Hypothesis, fatal: tuple[type, ...]) -> dict:
+def _failed(record: dict, exc: BaseException, engine: str) -> dict:
+    return {**record, "converged": False, "singular": np.nan, "warned": False, "warnings": "",
+            "error": _message(exc), "error_type": type(exc).__name__, "engine": engine, "engine_version": ""}
+
+
+def _has_error(record: dict) -> bool:
+    return bool(record["error"]) or any(t["error"] for t in record.get("tests") or [])
+
+
+def _first_error(record: dict) -> str:
+    return record["error"] or next(t["error"] for t in record["tests"] if t["error"])
+
+
+def _join(notes: Sequence[str]) -> str:
+    return "; ".join(dict.fromkeys(" ".join(n.split()) for n in notes if n and n.strip()))
+
+
+def _test(res: Any, h: Hypothesis) -> dict:
     target = h.coefficients[0] if len(h.coefficients) == 1 else list(h.coefficients)
     try:
         t = res.test(target, method=h.method)
-    except fatal:
-        raise
     except Exception as exc:  # noqa: BLE001 - a test that cannot be computed on this fit is data
-        return {**dict.fromkeys(TEST_COLUMNS, np.nan), "error": _message(exc)}
-    return {c: _float(getattr(t, c, np.nan)) for c in TEST_COLUMNS} | {"error": ""}
+        return {**dict.fromkeys(TEST_COLUMNS, np.nan), "error": _message(exc), "error_type": type(exc).__name__}
+    return {c: _float(getattr(t, c, np.nan)) for c in TEST_COLUMNS} | {"error": "", "error_type": ""}
 
 
 def _parameters(res: Any) -> list[tuple]:
@@ -237,6 +346,89 @@ class Progress:
             self.bar.close()
 
 
+@dataclass(frozen=True)
+class FailurePolicy:
+    """When failed replicates mean the study itself is wrong, and it stops.
+
+    A replicate fails when it produced no estimate or its test could not be computed
+    (see ``error``). At every design point, after each ``window`` replicates in
+    replicate order (20, 40, ...) and after its last one, the share of failed
+    replicates so far is compared with ``max_rate``; above it, the study stops with a
+    :class:`~glmmsim.errors.SystematicFailureError`. The checks read replicates in
+    order, so a study stops at the same place on every executor.
+
+    Parameters
+    ----------
+    max_rate : float or None
+        Largest acceptable share of failed replicates (default 0.5); ``None`` never stops.
+    window : int
+        How many replicates between checks (default 20): with ``max_rate < 1``, a point
+        whose first ``window`` replicates all fail stops the study there.
+
+    Examples
+    --------
+    >>> FailurePolicy().checks(45)
+    [20, 40, 45]
+    """
+
+    max_rate: float | None = 0.5
+    window: int = 20
+
+    def __post_init__(self) -> None:
+        rate = self.max_rate
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1):
+            raise ParameterError(f"max_failure_rate must be a number in [0, 1) or None (never stop); got {rate!r}")
+        if isinstance(self.window, bool) or not isinstance(self.window, (int, np.integer)) or self.window < 1:
+            raise ParameterError(f"failure_window must be a whole number >= 1; got {self.window!r}")
+
+    def checks(self, nsim: int) -> list[int]:
+        """The replicate counts at which a point's failure share is checked."""
+        return sorted({*range(self.window, nsim + 1, self.window), nsim})
+
+
+class _FailureWatch:
+    """Counts failures per point in replicate order; raises when the policy says the study must stop."""
+
+    def __init__(self, jobs: Sequence[PointJob], nsim: int, policy: FailurePolicy) -> None:
+        self.jobs = {job.point: job for job in jobs}
+        self.policy = policy
+        self.todo = {job.point: policy.checks(nsim) for job in jobs}
+        self.seen: dict[int, dict[int, bool]] = {job.point: {} for job in jobs}
+        self.upto = dict.fromkeys(self.jobs, 0)  # replicates 0..upto-1 of the point are in
+        self.failures = dict.fromkeys(self.jobs, 0)  # ... and this many of them failed
+        self.first: dict[int, dict] = {}
+
+    def add(self, records: list[dict], done: list[dict]) -> None:
+        for rec in records:
+            point = rec["point"]
+            failed = _has_error(rec) or not rec["converged"]
+            self.seen[point][rec["replicate"]] = failed
+            if failed and (point not in self.first or rec["replicate"] < self.first[point]["replicate"]):
+                self.first[point] = rec
+        for point, checks in self.todo.items():
+            seen = self.seen[point]
+            while self.upto[point] in seen:  # extend the in-order prefix, checking as it passes each check
+                self.failures[point] += seen.pop(self.upto[point])
+                self.upto[point] += 1
+                if checks and self.upto[point] == checks[0]:
+                    n = checks.pop(0)
+                    share = self.failures[point] / n
+                    if self.policy.max_rate is not None and share > self.policy.max_rate:
+                        self._stop(point, n, share, done)
+
+    def _stop(self, point: int, n: int, share: float, done: list[dict]) -> None:
+        job, first = self.jobs[point], self.first[point]
+        where = f"design point {point}" + (f" ({job.label})" if job.label else "")
+        raise SystematicFailureError(
+            f"the study stopped: {share:.0%} of the first {n} replicates at {where} failed (more than "
+            f"max_failure_rate={self.policy.max_rate:g}); the first failure is replicate {first['replicate']} "
+            f"(seed {job.seed_of(first['replicate'])}): {_first_error(first)}. The {len(done)} finished "
+            f"replicates are in this error's .records (and .simulations where a study attached them)",
+            point=point, point_label=job.label, replicate=first["replicate"], seed_path=job.seed_of(first["replicate"]),
+            first_error=_first_error(first), failure_rate=share, records=list(done),
+        )
+
+
 def run_study(
     jobs: Sequence[PointJob],
     nsim: int,
@@ -245,26 +437,55 @@ def run_study(
     progress: bool = True,
     describe: Callable[[list[dict]], str] | None = None,
     min_batch: int | None = None,
+    policy: FailurePolicy | None = None,
+    store: Any = None,
 ) -> list[dict]:
-    """Run ``nsim`` replicates at every design point; records in (point, replicate) order."""
+    """Run ``nsim`` replicates at every design point; records in (point, replicate) order.
+
+    ``store`` (a :class:`~glmmsim.analysis.checkpoint.Checkpoint`) supplies the replicates
+    a previous run finished and keeps every batch as it completes.
+    """
     # every replicate leaves a record: their number is budgeted before any is run
     check_limit(int(nsim) * len(jobs), "max_replicates", f"{nsim:,} replicates x {len(jobs)} design point(s)", "nsim")
+    policy = policy or FailurePolicy()
+    earlier = store.load() if store is not None else {}
     ex = resolve_executor(executor)
     try:
         workers = _workers(ex)
         size = batch_size(nsim * len(jobs), workers, **({"minimum": min_batch} if min_batch else {}))
         size = min(size, nsim)
-        tasks = [Task(job, rng) for job in jobs for rng in batches(nsim, size)]
-        done: list[dict] = []
+        tasks = [Task(job, part) for job in jobs for part in _remaining(job.point, nsim, size, earlier)]
+        done: list[dict] = [rec for key, rec in sorted(earlier.items()) if key[1] < nsim]
+        watch = _FailureWatch(jobs, nsim, policy)
+        watch.add(done, done)
         with Progress(nsim * len(jobs), progress, describe) as bar:
+            if done:  # replicates a checkpoint already holds
+                bar.update(done, done)
             for records in ex.map(run_task, tasks):
+                if store is not None:
+                    store.save(records)
                 done.extend(records)
                 bar.update(records, done)
-        return done
+                watch.add(records, done)
+        return sorted(done, key=lambda rec: (rec["point"], rec["replicate"]))
     finally:
         close = getattr(ex, "close", None)
         if ex is not executor and callable(close):
             close()
+
+
+def _remaining(point: int, nsim: int, size: int, earlier: dict) -> list[tuple[int, ...]]:
+    """The replicates of ``point`` not yet run, in batches of at most ``size`` consecutive ones."""
+    todo = [r for r in range(nsim) if (point, r) not in earlier]
+    if not earlier:
+        return [tuple(b) for b in batches(nsim, size)]
+    out: list[tuple[int, ...]] = []
+    for r in todo:
+        if out and len(out[-1]) < size and out[-1][-1] == r - 1:
+            out[-1] = (*out[-1], r)
+        else:
+            out.append((r,))
+    return out
 
 
 def _workers(ex: Any) -> int:
@@ -285,4 +506,5 @@ def new_token() -> str:
 
 def check_point(job: PointJob) -> None:
     """Bind the model to the point's design in this process, so that bad input fails before any work."""
-    bind(job.model, job.conditions, list(job.key) if job.key else None)
+    frame, key = keyed_conditions(job.conditions, job.key or (), job.occurrence)
+    bind(job.model, frame, key if job.key else None)

@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", type=float, metavar="P", help="target power for the smallest design (default 0.8)")
     p.add_argument("--failures", choices=["exclude", "nonsignificant"], help="failed fits: excluded (default) or misses")
     p.add_argument("--simulations", metavar="FILE", help="write every replicate's test as CSV")
+    p.add_argument("--checkpoint", metavar="DIR",
+                   help="keep finished replicates in DIR as they complete; rerunning the same command continues "
+                        "where it stopped, with identical results")
     add_study_options(p, "power")
     p.set_defaults(run=run)
 
@@ -103,7 +106,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     study = seeded(study, settings.seed)
     common = dict(test=settings.test, nsim=settings.nsim, alpha=settings.alpha, method=settings.method,
                   engine=settings.engine, fit_formula=settings.fit_formula, seed=settings.seed,
-                  executor=settings.executor, progress=not args.quiet, failures=settings.failures)
+                  executor=settings.executor, progress=not args.quiet, failures=settings.failures,
+                  checkpoint=args.checkpoint)
     if not settings.along:
         res = power(study.model, study.conditions(), **common)
         print(res.summary(), file=stdout)

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from ..errors import InputTypeError, ParameterError, did_you_mean
+from ..errors import InputTypeError, ParameterError, WorkerLostError, did_you_mean
 
 __all__ = [
     "Executor",
@@ -98,6 +98,13 @@ class FuturesExecutor(BaseExecutor):
     bounded for long task lists. Results come back in task order. When a task raises,
     the tasks not yet started are cancelled and the exception propagates.
 
+    A process pool whose worker dies (killed, out of memory) is broken: every task not
+    finished fails with ``BrokenProcessPool``. A pool this executor owns is then
+    started again and the unfinished tasks resubmitted, in order (a task is a pure
+    function of its arguments, so its result is the same); a task that was running
+    in ``retries + 1`` broken pools, or a pool the caller owns, gives a
+    :class:`~glmmsim.errors.WorkerLostError` naming the task (``str(task)``).
+
     Parameters
     ----------
     executor : concurrent.futures.Executor
@@ -106,29 +113,68 @@ class FuturesExecutor(BaseExecutor):
         How many tasks it runs at once (read from the pool when omitted).
     owned : bool, default False
         Shut the pool down on :meth:`close` (true for pools ``resolve_executor`` starts).
+    restart : callable, optional
+        Makes a new pool to replace a broken one (pools this executor owns).
+    retries : int
+        How many broken pools a task may be running in before it is reported.
     """
 
-    def __init__(self, executor: cf.Executor, workers: int | None = None, *, owned: bool = False) -> None:
+    def __init__(self, executor: cf.Executor, workers: int | None = None, *, owned: bool = False,
+                 restart: Callable[[], cf.Executor] | None = None, retries: int = 2) -> None:
         self.executor = executor
         # concurrent.futures keeps the size private; every stdlib pool has this attribute
         self.workers = int(workers or getattr(executor, "_max_workers", None) or available_cores())
         self.owned = owned
+        self.restart = restart
+        self.retries = retries
 
     def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
         window = 2 * self.workers + 2
-        pending: collections.deque[cf.Future] = collections.deque()
+        pending: collections.deque[tuple[T, cf.Future]] = collections.deque()
+        attempts: dict[int, int] = collections.defaultdict(int)
         todo = iter(tasks)
         try:
             for task in todo:
-                pending.append(self.executor.submit(fn, task))
+                pending.append((task, self.executor.submit(fn, task)))
                 if len(pending) >= window:
-                    yield pending.popleft().result()
+                    yield self._next(fn, pending, attempts)
             while pending:
-                yield pending.popleft().result()
+                yield self._next(fn, pending, attempts)
         finally:
             # reached on an error, on an early stop by the consumer and at the normal end
-            for future in pending:
+            for _, future in pending:
                 future.cancel()
+
+    def _next(self, fn: Callable[[T], R], pending: collections.deque, attempts: dict[int, int]) -> R:
+        """The first pending task's result; a broken pool is restarted and the unfinished tasks resubmitted."""
+        while True:
+            task, future = pending[0]
+            try:
+                result = future.result()
+            except cf.process.BrokenProcessPool:
+                self._recover(fn, pending, attempts)
+                continue
+            pending.popleft()
+            return result
+
+    def _recover(self, fn: Callable[[T], R], pending: collections.deque, attempts: dict[int, int]) -> None:
+        unfinished = [(task, future) for task, future in pending if not _finished_ok(future)]
+        for task, future in unfinished:
+            attempts[id(task)] += 1
+            if self.restart is None or not self.owned or attempts[id(task)] > self.retries:
+                tried = attempts[id(task)]
+                raise WorkerLostError(
+                    f"a worker process died (killed or out of memory) while running {task}"
+                    + (f", in {tried} attempts" if self.restart is not None and self.owned
+                       else "; the pool is the caller's, so it was not restarted"),
+                    batch=str(task), attempts=tried,
+                ) from None
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.executor = self.restart()
+        resubmitted = {id(task): self.executor.submit(fn, task) for task, _ in unfinished}
+        for i, (task, future) in enumerate(pending):
+            if id(task) in resubmitted:
+                pending[i] = (task, resubmitted[id(task)])
 
     def close(self) -> None:
         if self.owned:
@@ -148,14 +194,23 @@ class ProcessExecutor(FuturesExecutor):
 
     def __init__(self, workers: int | None = None) -> None:
         n = int(workers) if workers is not None else available_cores()
-        pool = cf.ProcessPoolExecutor(max_workers=n, mp_context=_start_context())
-        super().__init__(pool, n, owned=True)
-        # start every worker before anything else (a progress bar's monitor thread) runs
-        for future in [pool.submit(os.getpid) for _ in range(n)]:
-            future.result()
+        context = _start_context()
+        super().__init__(_started_pool(n, context), n, owned=True, restart=lambda: _started_pool(n, context))
 
     def __repr__(self) -> str:
         return f"ProcessExecutor(workers={self.workers})"
+
+
+def _finished_ok(future: cf.Future) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
+def _started_pool(n: int, context: multiprocessing.context.BaseContext) -> cf.ProcessPoolExecutor:
+    pool = cf.ProcessPoolExecutor(max_workers=n, mp_context=context)
+    # start every worker before anything else (a progress bar's monitor thread) runs
+    for future in [pool.submit(os.getpid) for _ in range(n)]:
+        future.result()
+    return pool
 
 
 def _start_context() -> multiprocessing.context.BaseContext:

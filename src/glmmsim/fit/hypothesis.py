@@ -17,7 +17,7 @@ from scipy import special, stats
 
 from ..errors import ParameterError, did_you_mean, format_names
 from .design import FitDesign, squash, unordered_term
-from .errors import EngineError
+from .errors import FitError
 
 if TYPE_CHECKING:
     from .result import FitResult
@@ -133,7 +133,11 @@ def run_test(res: FitResult, what: str | Sequence[str], method: str) -> TestResu
     if method == "satterthwaite" and one:
         df = res._df_values[pos[0]]
         if not np.isfinite(df):
-            raise EngineError(f"engine {res.engine!r} reported no Satterthwaite df for {names[0]!r}")
+            # a property of this one dataset (glmm's Satterthwaite pass can fail where the fit did not):
+            # FitError, so a study records it on the replicate's row rather than stopping
+            why = "; ".join(w for w in res.warnings if "Satterthwaite" in w) if res.warnings else ""
+            raise FitError(f"engine {res.engine!r} reported no Satterthwaite df for {names[0]!r} on this dataset"
+                           + (f" ({why})" if why else "") + "; method='z', or fallback_engine='lme4' in a study")
         t = beta[0] / se[0]
         return result(df, t, 2 * special.stdtr(df, -abs(t)), "t")
     ddf = "Satterthwaite" if method == "satterthwaite" else "Kenward-Roger"

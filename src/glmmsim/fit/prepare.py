@@ -96,6 +96,10 @@ class Fitter:
             except EngineError as exc:
                 dropped = [self._design.fixed_names[i] for i in key]
                 raise EngineError(f"likelihood-ratio test of {dropped}: the nested model cannot be fitted: {exc}") from None
+        prepared = self._prepare()
+        if hasattr(prepared, "lrt"):  # both ML fits in one engine call, reusing the full fit (lme4)
+            full, reduced_loglik = prepared.lrt(res._y, self._nested[key], reml=res.reml, native=res._raw.native)
+            return max(0.0, 2.0 * (full - reduced_loglik))
         reduced = self._nested[key].fit(res._y, reml=False)
         return max(0.0, 2.0 * (self._ml_loglik(res) - reduced.loglik))
 

@@ -59,8 +59,10 @@ first needed. ``loglik`` is on
     # computes ``df`` on first use, for engines whose df cost more than the fit (lmm's Satterthwaite df):
     # a z or likelihood-ratio test never pays for them
     df_source: Callable[[], np.ndarray] | None = None
-    # the engine's own result, kept for tests that read it (glmm's Fit.contrast_test)
+    # the engine's own result, kept for tests that read it (glmm's Fit.contrast_test; lme4's fit token)
     native: Any = None
+    # the fit produced estimates but the engine warned about its convergence (kept, as simr does)
+    warned: bool = False
 
 
 @runtime_checkable

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +13,7 @@ from functools import cached_property
 
 from scipy import special
 
-from ..errors import ParameterError
+from ..errors import ParameterError, PilotFitWarning
 from ..seeding import SeedLike
 from .design import FitDesign
 from .errors import FitError
@@ -75,7 +77,13 @@ class FitResult:
     family_params : dict
         Other estimated family parameters: ``shape`` (gamma), ``theta`` (negative binomial).
     converged, singular : bool
-        The engine's flags: a failed or boundary fit is reported, not hidden.
+        The engine's flags: a failed or boundary fit is reported, not hidden. ``converged``
+        is True when the fit produced estimates (lme4's too: a fit lme4 warns about is
+        kept, as simr keeps it, with ``warned`` set).
+    warned : bool
+        The fit produced estimates but the engine warned about its convergence (lme4's
+        "failed to converge" gradient checks, glmm's search-limit diagnostics); the
+        messages are in ``warnings``.
     warnings : list of str
         Every warning of the engine, as text.
     engine, engine_version : str
@@ -98,6 +106,7 @@ class FitResult:
         self.family_params = dict(raw.family_params)
         self.converged = raw.converged
         self.singular = raw.singular
+        self.warned = bool(getattr(raw, "warned", False))
         self.warnings = list(raw.warnings)
         self.engine = raw.engine
         self.engine_version = raw.engine_version
@@ -209,8 +218,16 @@ class FitResult:
         Fixed effects, SDs, correlations and sigma are the estimates; categorical columns keep the
         levels of the fitted data (``levels=``), and ``trials`` is the fit's. ``seed`` is the new
         model's population seed.
+
+        A singular fit, or one with a correlation at +-1, gives a :class:`~glmmsim.errors.PilotFitWarning`:
+        its random effects are on the boundary, and a study simulated from them inherits that.
+        A pilot's effect estimate is biased upward when pilots are followed up because their
+        effect looked promising: set the effect a power analysis tests from theory or the
+        smallest effect of interest (``model.replace(fixed={...})``), not from the pilot.
         """
         from ..model import Model
+
+        _warn_if_boundary(self)
 
         fixed = self.fixed["estimate"]
         missing = [name for name, value in fixed.items() if not np.isfinite(value)]
@@ -241,3 +258,23 @@ class FitResult:
             f"<FitResult {self._design.formula!r} ({self.family}, {self.engine}): "
             f"loglik={self.loglik:.4f}, nobs={self.nobs}{flags}>"
         )
+
+
+def _warn_if_boundary(res: FitResult) -> None:
+    """Warn when a fit about to become a simulation model has random effects on the boundary."""
+    at_one = [(factor, pair, r) for factor, spec in (res.random or {}).items()
+              for pair, r in spec.get("corr", {}).items() if np.isfinite(r) and abs(r) > 1 - 1e-4]
+    if not res.singular and not at_one:
+        return
+    where = "; ".join(f"corr({factor}: {a}, {b}) = {r:+.3f}" for factor, (a, b), r in at_one)
+    warnings.warn(
+        PilotFitWarning(
+            f"the fit is {'singular' if res.singular else 'on the boundary'}"
+            + (f" ({where})" if where else "")
+            + ": a model simulated from it assumes random effects on that boundary. Set the variance "
+              "components and correlations from theory or larger studies (model.replace(random=...)), and "
+              "the tested effect from theory, not from the pilot's estimate (biased upward by selection)",
+            factor=at_one[0][0] if at_one else None,
+        ),
+        stacklevel=3,
+    )

@@ -28,6 +28,9 @@ __all__ = ["GlmmEngine", "term_basis"]
 
 _SUPPORTED = ">=0.6.2,<0.7"
 _GLMM_FAMILY = {"negative_binomial": "negativebinomial"}
+# glmm's diagnostics (by their stable "kind") that say a fit with estimates may not have reached its optimum
+_CONVERGENCE_KINDS = frozenset({"search_limit", "pirls_exhausted", "precision_limited", "ill_conditioned",
+                                "gradient_search_fallback", "nb_shape_unsettled"})
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,7 @@ class _PreparedGlmm:
             covariances=covs,
             converged=bool(res.converged),
             singular=bool(res.singular),
+            warned=bool(res.converged) and any(w.get("kind") in _CONVERGENCE_KINDS for w in res.warnings or []),
             warnings=[self._renames(f"{w['title']}: {w['message']}") for w in res.warnings] if res.warnings else [],
             engine="glmm",
             engine_version=self._version,

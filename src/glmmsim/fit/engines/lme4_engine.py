@@ -5,7 +5,9 @@ process pool), is fed many datasets and is closed at exit. A design is uploaded
 once (a float64 file the server reads) and each fit sends only the response, as
 raw float64 on stdin. Every fit calls ``lmer()``/``glmer()`` afresh. A request
 that takes longer than the timeout kills the process (the next fit starts a new
-one) and raises :class:`FitError`; a missing ``Rscript`` or R package raises
+one) and raises :class:`FitError`. When R dies under a request (killed, out of
+memory), a new R process is started and the request retried (``RESTARTS`` times):
+the answer is the one the first process would have given. A missing ``Rscript`` or R package raises
 :class:`EngineError` naming what to install.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import multiprocessing.util
 import os
 import queue
 import shutil
@@ -28,10 +31,12 @@ from ..design import FitDesign
 from ..errors import EngineError, FitError
 from ..protocol import RawFit
 
-__all__ = ["Lme4Engine", "RServer", "r_server"]
+__all__ = ["Lme4Engine", "RServer", "RProcessEnded", "r_server"]
 
 #: Seconds one request may take before the R process is killed (env GLMMSIM_R_TIMEOUT overrides).
 DEFAULT_TIMEOUT = 300.0
+#: Times a request is sent again to a restarted R process when R died (killed, out of memory) under it.
+RESTARTS = 2
 _STARTUP_TIMEOUT = 120.0
 _FAMILIES = ("gaussian", "binomial", "poisson")
 _INSTALL = (
@@ -46,6 +51,10 @@ def _timeout() -> float:
         return float(os.environ.get("GLMMSIM_R_TIMEOUT", DEFAULT_TIMEOUT))
     except ValueError:
         return DEFAULT_TIMEOUT
+
+
+class RProcessEnded(FitError):
+    """The R process ended (killed, out of memory) while answering a request; a new one can retry it."""
 
 
 class RServer:
@@ -111,7 +120,8 @@ class RServer:
         if line is None:
             detail = self._stderr_tail()
             self.close()
-            raise EngineError(f"engine 'lme4': the R process ended while {doing}. R said: {detail or '(nothing)'}")
+            error = EngineError if doing == "starting R" else RProcessEnded
+            raise error(f"engine 'lme4': the R process ended while {doing}. R said: {detail or '(nothing)'}")
         return line
 
     def ensure(self) -> None:
@@ -160,7 +170,7 @@ class RServer:
             except (BrokenPipeError, OSError):
                 detail = self._stderr_tail()
                 self.close()
-                raise EngineError(f"engine 'lme4': the R process is gone. R said: {detail or '(nothing)'}") from None
+                raise RProcessEnded(f"engine 'lme4': the R process is gone. R said: {detail or '(nothing)'}") from None
             deadline = _timeout()
             while self._next_line(deadline, doing) != "@@BEGIN":
                 pass  # anything R printed outside an answer
@@ -189,11 +199,18 @@ _IDS = itertools.count()
 
 
 def r_server() -> RServer:
-    """This process's R server (a forked worker gets its own, never its parent's)."""
+    """This process's R server (a forked worker gets its own, never its parent's).
+
+    A worker of a process pool or of Dask leaves by ``os._exit`` after multiprocessing's
+    finalizers, not ``atexit``: the server is closed (and reaped) by such a finalizer, so
+    no R process outlives a worker that ends normally. One whose worker is killed reads
+    the end of its input and quits.
+    """
     pid = os.getpid()
     with _SERVERS_LOCK:
         if pid not in _SERVERS:
             _SERVERS[pid] = RServer()
+            multiprocessing.util.Finalize(None, _close_servers, exitpriority=10)
         return _SERVERS[pid]
 
 
@@ -255,6 +272,12 @@ def _r_formula(design: FitDesign) -> tuple[str, dict[str, np.ndarray], list[str]
     return f"{lhs} ~ {' + '.join(rhs)}", cols, factors
 
 
+def _token(native: object) -> str:
+    """The R-side name of a fit (see ``fit``); ``-`` for a RawFit from elsewhere (R then fits again)."""
+    token = getattr(native, "native", native)
+    return token if isinstance(token, str) else "-"
+
+
 def _drop(server: RServer, design_id: str, generation: list[int]) -> None:
     """Free a design in R when its Fitter is gone (a no-op when R has restarted since the upload)."""
     server.drop(design_id, generation[0])
@@ -268,6 +291,7 @@ class _PreparedLme4:
         self._server = server
         self._formula, self._cols, self._factors = _r_formula(design)
         self._id = f"d{os.getpid()}_{next(_IDS)}"
+        self._tokens = itertools.count(1)
         self._generation = [-1]  # the server generation holding the upload (a list: the finalizer reads it)
         with server._lock:
             self._upload()
@@ -294,24 +318,53 @@ class _PreparedLme4:
             os.unlink(path)
         self._generation[0] = server.generation
 
-    def _send(self, header: list[str], payload: bytes, doing: str) -> dict[str, list[list[str]]]:
-        with self._server._lock:  # the upload and the request must meet the same R process
-            self._upload()
-            return self._server.request(header, payload, doing)
+    def _send(self, header: list[str], payload: bytes, doing: str,
+              nested: _PreparedLme4 | None = None) -> dict[str, list[list[str]]]:
+        """One request; when R dies under it, a new R process gets the design(s) and the request again.
+
+        Every request carries all it needs (the response, the fit's token: R fits again
+        what a new process does not hold), so the retried answer is the one the first
+        process would have given.
+        """
+        for attempt in range(RESTARTS + 1):
+            try:
+                with self._server._lock:  # the upload and the request must meet the same R process
+                    self._upload()
+                    if nested is not None:
+                        nested._upload()
+                    return self._server.request(header, payload, doing)
+            except RProcessEnded as exc:
+                if attempt == RESTARTS:
+                    raise FitError(f"{exc} (the request was sent to {RESTARTS + 1} R processes; each ended)") from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def fit(self, y: np.ndarray, *, reml: bool) -> RawFit:
+        # the token names this fit in R, whose tests (CONTEST, LRT) then reuse it instead of refitting
+        token = str(next(self._tokens))
         answer = self._send(
-            ["FIT", self._id, "1" if reml else "0", str(len(y))], np.asarray(y, "<f8").tobytes(), "fitting"
+            ["FIT", self._id, "1" if reml else "0", str(len(y)), token], np.asarray(y, "<f8").tobytes(), "fitting"
         )
-        return self._raw(answer)
+        raw = self._raw(answer)
+        raw.native = token
+        return raw
 
     def contrast(self, y: np.ndarray, L: np.ndarray, *, reml: bool, ddf: str, native=None) -> tuple[float, float, float]:
         """F test of ``L @ beta = 0`` by lmerTest's ``contest`` (Satterthwaite or Kenward-Roger via pbkrtest)."""
         k, p = L.shape
         payload = np.asarray(y, "<f8").tobytes() + np.asarray(L, "<f8").tobytes(order="C")
-        header = ["CONTEST", self._id, "1" if reml else "0", ddf, str(len(y)), str(k), str(p)]
+        header = ["CONTEST", self._id, "1" if reml else "0", ddf, str(len(y)), str(k), str(p), _token(native)]
         answer = self._send(header, payload, f"testing with {ddf} df")
         return float(answer["F"][0][0]), float(answer["dendf"][0][0]), float(answer["p"][0][0])
+
+    def lrt(self, y: np.ndarray, nested: _PreparedLme4, *, reml: bool, native=None) -> tuple[float, float]:
+        """ML log-likelihoods of this design's model and of ``nested`` (fewer fixed effects) for response ``y``.
+
+        One request: the full model's kept fit (refitted by ML from its theta when it was
+        REML) and the nested model started at the full model's theta.
+        """
+        header = ["LRT", self._id, "1" if reml else "0", str(len(y)), _token(native), nested._id]
+        answer = self._send(header, np.asarray(y, "<f8").tobytes(), "testing by likelihood ratio", nested)
+        return float(answer["full"][0][0]), float(answer["nested"][0][0])
 
     def _raw(self, answer: dict[str, list[list[str]]]) -> RawFit:
         design = self._design
@@ -343,6 +396,7 @@ class _PreparedLme4:
             sigma=float(first("sigma")[0]) if gaussian else None,
             covariances=covs,
             converged=first("converged")[0] == "1",
+            warned=answer.get("warned", [["0"]])[0][0] == "1",
             singular=first("singular")[0] == "1",
             warnings=[w[0] for w in answer.get("warning", []) if w],
             engine="lme4",

@@ -5,11 +5,15 @@
 #   every answer is framed by a line "@@BEGIN" and a line "@@END", with "key<TAB>values" lines
 #   between them ("error<TAB>message" on failure). Anything else printed on stdout is ignored.
 #   DESIGN id n ncol path columns factors formula family link  -- read an n x ncol float64 file
-#   FIT id reml n                        + n doubles (the response)
-#   CONTEST id reml ddf n k p            + n doubles (response) + k*p doubles (L, row by row)
+#   FIT id reml n token                  + n doubles (the response)
+#   CONTEST id reml ddf n k p token      + n doubles (response) + k*p doubles (L, row by row)
+#   LRT id reml n token nested_id        + n doubles (the response): ML log-likelihoods of the full
+#                                          and the nested model
 #   DROP id | QUIT
 # Every fit calls lmer()/glmer() afresh: refit() reported a wrong REML log-likelihood and stuck at
-# zero variances.
+# zero variances. The last fit of each design is kept with the token Python gave it, so that a test
+# of that fit (CONTEST, LRT) reuses it instead of fitting again; a token that does not match (R was
+# restarted) fits the response again, the same way, so the answer does not depend on what R kept.
 
 out <- stdout()
 emit <- function(...) cat(..., "\n", sep = "", file = out)
@@ -36,7 +40,12 @@ family_object <- function(family, link) {
          stop("unsupported family ", family))
 }
 
-fit_model <- function(d, y, reml) {
+last <- new.env()  # id -> list(token, reml, model): the last fit of each design
+
+# lmerTest::lmer adds what Satterthwaite and Kenward-Roger tests need (a Hessian): only fits whose
+# df are reported or tested pay for it; the ML fits of a likelihood-ratio test use lme4::lmer.
+# `start` (theta) starts the optimizer at a nearby fit's variance parameters.
+fit_model <- function(d, y, reml, start = NULL, test_df = TRUE) {
   dat <- d$data
   dat$Y <- y
   notes <- character(0)
@@ -44,14 +53,23 @@ fit_model <- function(d, y, reml) {
   keep_message <- function(m) { notes <<- c(notes, trimws(conditionMessage(m))); invokeRestart("muffleMessage") }
   m <- withCallingHandlers({
     if (d$family == "gaussian") {
-      lmerTest::lmer(d$formula, data = dat, REML = reml,
-                     control = lmerControl(check.nobs.vs.nRE = "warning", check.nobs.vs.nlev = "warning"))
+      lmer_fun <- if (test_df) lmerTest::lmer else lme4::lmer
+      lmer_fun(d$formula, data = dat, REML = reml, start = start,
+               control = lmerControl(check.nobs.vs.nRE = "warning", check.nobs.vs.nlev = "warning"))
     } else {
       lme4::glmer(d$formula, data = dat, family = family_object(d$family, d$link),
+                  start = if (is.null(start)) NULL else list(theta = start),
                   control = glmerControl(check.nobs.vs.nRE = "warning", check.nobs.vs.nlev = "warning"))
     }
   }, warning = keep_warning, message = keep_message)
   list(model = m, notes = unique(notes))
+}
+
+# the model of the fit Python calls `token`: kept from FIT, or fitted again as FIT fitted it
+fitted_model <- function(id, d, y, reml, token) {
+  kept <- if (exists(id, envir = last, inherits = FALSE)) get(id, envir = last, inherits = FALSE) else NULL
+  if (!is.null(kept) && identical(kept$token, token) && kept$reml == reml) return(kept$model)
+  fit_model(d, y, reml)$model
 }
 
 report <- function(d, fitted) {
@@ -79,9 +97,11 @@ report <- function(d, fitted) {
   }
   conv <- m@optinfo$conv
   lme4_msgs <- conv$lme4$messages
-  failed <- !is.null(conv$opt) && conv$opt != 0
-  failed <- failed || any(!grepl("singular", lme4_msgs))
-  emit("converged\t", as.integer(!failed))
+  # as simr: a fit that produced estimates is kept, a convergence warning is recorded beside it
+  # (warned); a failure is a fit with no estimate
+  warned <- (!is.null(conv$opt) && conv$opt != 0) || any(!grepl("singular", lme4_msgs))
+  emit("converged\t", as.integer(all(is.finite(beta)) && all(is.finite(v))))
+  emit("warned\t", as.integer(warned))
   emit("singular\t", as.integer(lme4::isSingular(m)))
   for (n in unique(c(fitted$notes, lme4_msgs))) emit("warning\t", txt(n))
 }
@@ -113,7 +133,9 @@ repeat {
     y <- readBin(con, "double", n = as.integer(f[4]))
     answer({
       d <- get(f[2], envir = designs, inherits = FALSE)
-      report(d, fit_model(d, y, f[3] == "1"))
+      fitted <- fit_model(d, y, f[3] == "1")
+      assign(f[2], list(token = f[5], reml = f[3] == "1", model = fitted$model), envir = last)
+      report(d, fitted)
     })
   } else if (cmd == "CONTEST") {
     n <- as.integer(f[5]); k <- as.integer(f[6]); p <- as.integer(f[7])
@@ -121,13 +143,27 @@ repeat {
     L <- matrix(readBin(con, "double", n = k * p), nrow = k, ncol = p, byrow = TRUE)
     answer({
       d <- get(f[2], envir = designs, inherits = FALSE)
-      m <- fit_model(d, y, f[3] == "1")$model
+      m <- fitted_model(f[2], d, y, f[3] == "1", f[8])
       res <- lmerTest::contest(m, L, ddf = f[4], joint = TRUE)
       emit("F\t", num(res[["F value"]][1]))
       emit("dendf\t", num(res[["DenDF"]][1]))
       emit("p\t", num(res[["Pr(>F)"]][1]))
     })
+  } else if (cmd == "LRT") {
+    y <- readBin(con, "double", n = as.integer(f[4]))
+    answer({
+      d <- get(f[2], envir = designs, inherits = FALSE)
+      nested <- get(f[6], envir = designs, inherits = FALSE)
+      m <- fitted_model(f[2], d, y, f[3] == "1", f[5])
+      # the full model by ML, started at the REML fit's theta (one short optimisation, not a fresh fit)
+      if (lme4::isREML(m)) m <- fit_model(d, y, FALSE, start = lme4::getME(m, "theta"), test_df = FALSE)$model
+      # the nested model has the same random terms: start it at the full model's theta
+      r <- fit_model(nested, y, FALSE, start = lme4::getME(m, "theta"), test_df = FALSE)$model
+      emit("full\t", num(logLik(m)))
+      emit("nested\t", num(logLik(r)))
+    })
   } else if (cmd == "DROP") {
     if (exists(f[2], envir = designs, inherits = FALSE)) rm(list = f[2], envir = designs)
+    if (exists(f[2], envir = last, inherits = FALSE)) rm(list = f[2], envir = last)
   }
 }

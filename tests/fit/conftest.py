@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import os
 
-import numpy as np
 import pandas as pd
 import pytest
 
 import glmmsim
+from _conditions import crossed_conditions
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,18 +38,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if os.environ.get("GLMMSIM_REQUIRE_R") == "1":
         pytest.fail(f"GLMMSIM_REQUIRE_R=1 but the lme4 engine cannot run: {problem}")
     pytest.skip(f"lme4 engine unavailable: {problem}")
-
-
-def crossed_conditions(subjects: int = 30, items: int = 20) -> pd.DataFrame:
-    """subjects x items x 2 conditions, every subject sees every item in both."""
-    s, i, c = np.meshgrid(np.arange(subjects), np.arange(items), [0, 1], indexing="ij")
-    return pd.DataFrame(
-        {
-            "subject": [f"s{v:03d}" for v in s.ravel()],
-            "item": [f"i{v:03d}" for v in i.ravel()],
-            "cond": np.where(c.ravel() == 1, "b", "a"),
-        }
-    )
 
 
 @pytest.fixture(scope="session")

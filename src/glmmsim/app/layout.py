@@ -129,9 +129,11 @@ def _analysis_panel(form: dict) -> ui.Tag:
                                   multiple=True), *field_messages("test")),
         ui.layout_columns(
             ui.div(ui.input_select("method", "Method", {"auto": "auto", "satterthwaite": "Satterthwaite t", "kr":
-                                                        "Kenward-Roger t (lme4)", "z": "Wald z", "lrt": "likelihood ratio"},
+                                                        "Kenward-Roger t (lmm or lme4)", "z": "Wald z", "lrt": "likelihood ratio"},
                                    selected=form["method"]), *field_messages("method")),
-            ui.input_select("engine", "Engine", {"glmm": "glmm (fast)", "lme4": "lme4 (R)"}, selected=form["engine"]),
+            ui.input_select("engine", "Engine", {"auto": "auto (lmm for linear models, glmm otherwise)",
+                                                        "lmm": "lmm (exact linear mixed models)", "glmm": "glmm (GLMMs)",
+                                                        "lme4": "lme4 (R)"}, selected=form["engine"]),
         ),
         ui.layout_columns(_text("alpha", "Alpha", form["alpha"]), _text("nsim", "Replicates per point", form["nsim"]),
                           _text("target", "Target power", form["target"])),

@@ -232,7 +232,7 @@ def run_power(spec_path: str, settings: Mapping[str, Any], state: RunState, *, w
             executor = _WatchedExecutor(pool, workers, lambda recs, label=label: state.batch_done(recs, label, alpha),
                                         lambda: state.cancelled)
             res = power(study.model, study.conditions(), test=settings["test"], nsim=int(settings["nsim"]),
-                        alpha=alpha, method=settings.get("method", "auto"), engine=settings.get("engine", "glmm"),
+                        alpha=alpha, method=settings.get("method", "auto"), engine=settings.get("engine", "auto"),
                         fit_formula=settings.get("fit_formula"), seed=int(settings.get("seed", 1)),
                         executor=executor, progress=False, failures=settings.get("failures", "exclude"))
             results.append(res)

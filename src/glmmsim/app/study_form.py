@@ -50,6 +50,7 @@ from ..analysis.effect_sizes import (
 )
 from ..design import crossed, nested
 from ..errors import GlmmsimError, ParameterError, Where
+from ..fit.protocol import resolve_engine
 from ..limits import check_total_rows, config
 from ..model import Model
 from ..model.parameters import check_number
@@ -117,7 +118,7 @@ def example_form() -> dict[str, Any]:
         "design_type": "crossed", "subjects": "30", "items": "20", "subject_name": "subject", "item_name": "item",
         "within": "cond: a, b", "between_subjects": "", "between_items": "", "repetitions": "1",
         "units": "school: 20; class: 3; pupil: 10", "unit_between": "", "covariates": "", "trials_file": None,
-        "test": "condb", "method": "auto", "alpha": "0.05", "nsim": "200", "engine": "glmm",
+        "test": "condb", "method": "auto", "alpha": "0.05", "nsim": "200", "engine": "auto",
         "failures": "exclude", "target": "0.8", "seed": "1",
         "along1": "design.subjects", "values1": "20, 30, 40, 50, 60", "along2": "", "values2": "",
         "seeds": {"population": 1, "noise": 2, "design": 3},
@@ -621,15 +622,16 @@ def _analysis(form: Mapping[str, Any], conditions: pd.DataFrame | None, errors: 
     out["test"] = tests[0] if len(tests) == 1 else tests
     out["nsim"] = guarded("nsim", _whole, form.get("nsim"), "nsim", 1, MAX_NSIM)
     out["method"] = form.get("method") or "auto"
-    try:  # the method glmmsim would choose or refuse for this family and engine (kr needs lme4)
-        choose_method(out["method"], 1, family=form.get("family") or "gaussian",
-                      link=form.get("link") or "identity", engine=form.get("engine") or "glmm")
+    try:  # the method glmmsim would choose or refuse for this family and engine (kr needs lmm or lme4)
+        family, link = form.get("family") or "gaussian", form.get("link") or "identity"
+        choose_method(out["method"], 1, family=family, link=link,
+                      engine=resolve_engine(form.get("engine") or "auto", family, link))
     except GlmmsimError as exc:
         errors["method"] = FieldError.of("method", exc)
     out["alpha"] = guarded("alpha", _fraction, form.get("alpha"), "alpha")
     out["target"] = guarded("target", _fraction, form.get("target"), "target", 1.0 + 1e-12)
     out["seed"] = guarded("seed", _whole, form.get("seed"), "seed", 0)
-    out["engine"] = form.get("engine") or "glmm"
+    out["engine"] = form.get("engine") or "auto"
     out["failures"] = form.get("failures") or "exclude"
     along: dict[str, list] = {}
     for n in ("1", "2"):

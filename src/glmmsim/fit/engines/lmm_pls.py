@@ -276,6 +276,10 @@ class PlsStructure:
         self._vec_eye = np.eye(q1).ravel()
         self._scale_index = np.array(index + [self.ntheta] * (self.p + 1), dtype=np.int64)
         self._q1_offsets = np.cumsum([0] + [b.q for b in self.first])[:-1]
+        # T1 gathered from [theta, 0]: each first-factor term's lower triangle in its diagonal block
+        self._t1_gather = np.full((q1, q1), self.ntheta, dtype=np.int64)
+        for (b, rows, cols), off in zip(self._first_tril, self._q1_offsets):
+            self._t1_gather[off + rows, off + cols] = np.arange(b.theta.start, b.theta.stop)
         # pairs a <= b of first-factor columns (row-major upper triangle), their row-major positions
         self._pairs = np.triu_indices(q1)
         self._pair_columns = self._pairs[0] * q1 + self._pairs[1]
@@ -285,7 +289,7 @@ class PlsStructure:
         if q1 >= 3:
             self._coef_gather, self._back_gather = _kron_gathers(q1)
         if q1 == 3:
-            self._adjugate_index = _adjugate_index()
+            self._adjugate_gather = np.concatenate(_adjugate_index())
             self._adjugate_first_column = np.arange(q1) * q1  # adj[:, 0], row-major
 
     def response(self, y: np.ndarray) -> Response:
@@ -340,10 +344,8 @@ class PlsStructure:
         return t1m @ t1m.T
 
     def _first_factor(self, theta: np.ndarray) -> np.ndarray:
-        t1 = np.zeros((self.q1, self.q1))
-        for (b, rows, cols), off in zip(self._first_tril, self._q1_offsets):
-            t1[off + rows, off + cols] = theta[b.theta]
-        return t1
+        """The first factor's relative factor ``T1`` (its terms' blocks on the diagonal), by one gather."""
+        return np.concatenate([theta, _ZERO_ONE[:1]])[self._t1_gather]
 
     def _rest_scale(self, theta: np.ndarray) -> np.ndarray:
         """Per column of the dense block, the theta of its one-column rest term (1 for X and y).
@@ -442,8 +444,8 @@ class PlsStructure:
             e = np.linalg.solve(np.swapaxes(nmat, 1, 2), np.broadcast_to(sigma, nmat.shape)).transpose(0, 2, 1)
             return float(np.sum(logdets)), e.reshape(self.n1, q1 * q1)[:, self._pair_columns]
         nmat = self._dext @ coef  # row-major vec(I + D_l Sigma) per level
-        a, b, c, d = self._adjugate_index
-        adj = nmat[:, a] * nmat[:, b] - nmat[:, c] * nmat[:, d]  # row-major vec(adj N_l)
+        g = nmat[:, self._adjugate_gather].reshape(self.n1, 4, q1 * q1)
+        adj = g[:, 0] * g[:, 1] - g[:, 2] * g[:, 3]  # row-major vec(adj N_l)
         det = np.einsum("lj,lj->l", nmat[:, :q1], adj[:, self._adjugate_first_column])
         if not det.min() > 0.0:  # also catches NaN
             return None

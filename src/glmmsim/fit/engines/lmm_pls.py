@@ -102,7 +102,7 @@ def _logdet_weights(qr: int, p: int) -> dict[bool, np.ndarray]:
 
 
 def _kron_gathers(q: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices into ``[vec_r(Sigma), 0, 1]`` that gather ``[vec_r(I); I kron Sigma]`` and the pair columns of ``Sigma kron I``.
+    """Indices into ``[vec_r(Sigma), 0, 1]`` that gather ``[vec_r(I); I kron Sigma]`` and ``Sigma kron I``.
 
     Examples
     --------
@@ -111,7 +111,7 @@ def _kron_gathers(q: int) -> tuple[np.ndarray, np.ndarray]:
     >>> ext = np.concatenate([s.ravel(), [0.0, 1.0]])
     >>> bool(np.array_equal(ext[coef][1:], np.kron(np.eye(2), s)))
     True
-    >>> bool(np.array_equal(ext[back], np.kron(s, np.eye(2))[:, [0, 1, 3]]))
+    >>> bool(np.array_equal(ext[back], np.kron(s, np.eye(2))))
     True
     """
     zero, one = q * q, q * q + 1
@@ -125,8 +125,7 @@ def _kron_gathers(q: int) -> tuple[np.ndarray, np.ndarray]:
     # Sigma kron I: entry (a q + i, b q + j) is Sigma[a, b] when i == j
     back = np.where(np.kron(np.ones((q, q), dtype=np.int64), 1 - eye_zero) == 1,
                     np.repeat(np.repeat(sigma_index, q, axis=0), q, axis=1), zero)
-    rows, cols = np.triu_indices(q)
-    return coef, back[:, rows * q + cols]
+    return coef, back
 
 
 def _adjugate_index() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -173,7 +172,8 @@ class Response:
     c_y: np.ndarray  # (m - 1,): [Zr'y, X'y]
     yty: float
     # the outer-product form (see PlsStructure._factor_outer): C with the response, and per level and
-    # pair a <= b of first-factor columns the symmetrised outer product of rows a and b of Z1'[Zr X y]
+    # pair a <= b of first-factor columns (diagonal pairs first) the symmetrised outer product of rows a
+    # and b of Z1'[Zr X y]
     # (E_l is symmetric, so the pairs (a, b) and (b, a) share one row)
     c_full: np.ndarray | None = None
     k: np.ndarray | None = None
@@ -280,14 +280,17 @@ class PlsStructure:
         self._t1_gather = np.full((q1, q1), self.ntheta, dtype=np.int64)
         for (b, rows, cols), off in zip(self._first_tril, self._q1_offsets):
             self._t1_gather[off + rows, off + cols] = np.arange(b.theta.start, b.theta.stop)
-        # pairs a <= b of first-factor columns (row-major upper triangle), their row-major positions
-        self._pairs = np.triu_indices(q1)
+        # pairs a <= b of first-factor columns: the diagonal ones first, then a < b row-major;
+        # and their row-major positions in a Q1 x Q1 matrix
+        upper = np.triu_indices(q1, 1)
+        self._pairs = (np.concatenate([np.arange(q1), upper[0]]), np.concatenate([np.arange(q1), upper[1]]))
         self._pair_columns = self._pairs[0] * q1 + self._pairs[1]
         self._penalty_matrix = np.zeros((self.m, self.m))
         self._penalty_matrix[self._penalty, self._penalty] = 1.0
         self._logdet_weights = _logdet_weights(self.qr, self.p)
         if q1 >= 3:
-            self._coef_gather, self._back_gather = _kron_gathers(q1)
+            self._coef_gather, back = _kron_gathers(q1)
+            self._back_gather = back[:, self._pair_columns]  # E_l's pair columns only
         if q1 == 3:
             self._adjugate_gather = np.concatenate(_adjugate_index())
             self._adjugate_first_column = np.arange(q1) * q1  # adj[:, 0], row-major
@@ -307,10 +310,10 @@ class PlsStructure:
             c[-1, -1] = r.yty
             r.c_full = c
             r.b_full = b
-            outer = np.einsum("lai,lbj->labij", b, b).reshape(self.n1, self.q1, self.q1, self.m * self.m)
             lo, hi = self._pairs
-            k = outer[:, lo, hi] + outer[:, hi, lo]
-            k[:, lo == hi] *= 0.5  # exact: the diagonal pairs were added to themselves
+            k = b[:, lo, :, None] * b[:, hi, None, :]
+            off = k[:, self.q1 :]  # the pairs a < b (after the q1 diagonal ones): add (b, a)
+            off += off.transpose(0, 1, 3, 2)
             r.k = k.reshape(self.n1 * len(lo), self.m * self.m)
         return r
 
@@ -407,7 +410,8 @@ class PlsStructure:
     def _first_inverse(self, theta: np.ndarray) -> tuple[float, np.ndarray] | None:
         """``sum_l log det N_l`` and ``E_l = Sigma N_l^-1``, ``N_l = I + D_l Sigma``.
 
-        ``E_l`` is symmetric; it is returned as its upper triangle, row-major, one row per level.
+        ``E_l`` is symmetric; it is returned as its pairs ``a <= b`` (``self._pairs``: diagonal first,
+        then ``a < b`` row-major), one row per level.
 
         Up to three columns in closed form, by the adjugate (``N^-1 = adj(N) / det N``, every level in a few array
         operations: a batched LAPACK call costs more than the arithmetic at these sizes); above
@@ -425,9 +429,9 @@ class PlsStructure:
             # [1, d00, d01, d11, det D], so one product gives every level's determinant and E_l * det.
             s00, s01, s11 = sigma[0, 0], sigma[0, 1], sigma[1, 1]
             ds = s00 * s11 - s01 * s01
-            coef = np.array([[1.0, s00, s01, s11], [s00, 0.0, 0.0, ds], [2.0 * s01, 0.0, -ds, 0.0],
+            coef = np.array([[1.0, s00, s11, s01], [s00, 0.0, ds, 0.0], [2.0 * s01, 0.0, 0.0, -ds],
                              [s11, ds, 0.0, 0.0], [ds, 0.0, 0.0, 0.0]])
-            out = self._d2x2 @ coef  # per level: det N_l, then E_l det N_l at (0, 0), (0, 1), (1, 1)
+            out = self._d2x2 @ coef  # per level: det N_l, then E_l det N_l at (0, 0), (1, 1), (0, 1)
             det = out[:, 0]
             if not det.min() > 0.0:  # also catches NaN
                 return None

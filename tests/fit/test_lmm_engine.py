@@ -9,7 +9,6 @@ from scipy import stats
 
 import glmmsim
 from glmmsim.fit import EngineError
-from glmmsim.fit.engines import lmm_pls
 from glmmsim.fit.engines.lmm_engine import LmmEngine
 
 

@@ -28,7 +28,7 @@ from ..errors import EngineError, FitError
 from ..protocol import RawFit
 from .lmm_pls import PlsStructure, Response, TermBlock, relative_factor, term_order
 
-__all__ = ["LmmEngine", "PreparedLmm", "LmmOptimum"]
+__all__ = ["LmmEngine", "LmmOptimum", "PreparedLmm"]
 
 #: lme4's defaults: nloptwrap's tolerances, optimizeLmer's boundary check, isSingular's tolerance.
 XTOL_ABS = 1e-8
@@ -267,7 +267,7 @@ class PreparedLmm:
         best = [np.inf, x0.copy()]
         count = [0]
 
-        def objective(theta, grad):  # noqa: ARG001 - derivative-free
+        def objective(theta, grad):
             count[0] += 1
             value = pls.deviance(theta, r, reml)
             if value < best[0]:

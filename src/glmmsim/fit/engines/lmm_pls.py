@@ -36,7 +36,7 @@ _potrf = lapack.dpotrf  # LAPACK's Cholesky: a tenth of numpy's call overhead on
 _trtri = lapack.dtrtri
 _trtrs = lapack.dtrtrs
 
-__all__ = ["TermBlock", "PlsStructure", "Response", "Solution", "term_order"]
+__all__ = ["PlsStructure", "Response", "Solution", "TermBlock", "term_order"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 #: Largest per-response tensor (entries) of the outer-product form of the Schur complement (32 MB).

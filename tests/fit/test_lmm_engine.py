@@ -9,7 +9,6 @@ from scipy import stats
 
 import glmmsim
 from glmmsim.fit import EngineError
-from glmmsim.fit.engines import lmm_pls
 from glmmsim.fit.engines.lmm_engine import LmmEngine
 
 
@@ -116,7 +115,11 @@ def test_fit_many_equals_one_by_one():
 
 
 @pytest.mark.parametrize("formula", [FORMULA, "y ~ cond + (1 + cond || subject) + (1 + cond | item)",
-                                     "y ~ x + (1 | subject) + (0 + x | subject)", "y ~ x + (1 | subject/item)"])
+                                     "y ~ x + (1 | subject) + (0 + x | subject)", "y ~ x + (1 | subject/item)",
+                                     # first factors of 3 (closed-form adjugate) and 4 columns (batched LU)
+                                     "y ~ cond + (1 + cond || subject) + (1 | item)",
+                                     "y ~ x + cond + (1 + x + cond | subject) + (1 | item)",
+                                     "y ~ x + cond + (1 + x + cond || subject) + (1 | item)"])
 def test_outer_product_and_levelwise_schur_complements_agree(formula, monkeypatch):
     """The two evaluations of the deviance (per-level outer products, per-level triangular solves) are one function."""
     d = _crossed()

@@ -28,7 +28,7 @@ from ..errors import EngineError, FitError
 from ..protocol import RawFit
 from .lmm_pls import PlsStructure, Response, TermBlock, relative_factor, term_order
 
-__all__ = ["LmmEngine", "PreparedLmm", "LmmOptimum"]
+__all__ = ["LmmEngine", "LmmOptimum", "PreparedLmm"]
 
 #: lme4's defaults: nloptwrap's tolerances, optimizeLmer's boundary check, isSingular's tolerance.
 XTOL_ABS = 1e-8
@@ -228,18 +228,37 @@ class PreparedLmm:
                 again = self._bobyqa(r, reml, theta)
                 theta, dev, ok, msg = again.theta, again.deviance, again.converged, again.message
                 evals += again.evaluations
+        theta, dev = self._onto_boundary(theta, dev, r, reml)
+        if self._is_singular(theta):
+            # On a boundary or a ridge of the likelihood BOBYQA may stop before the optimum, and
+            # where it stops then depends on rounding in the deviance; one more BOBYQA run from
+            # there (deterministic, from this response only) reaches the optimum. Only singular
+            # fits pay for it.
+            again = self._bobyqa(r, reml, theta)
+            evals += again.evaluations
+            if again.deviance < dev:
+                theta, dev = self._onto_boundary(again.theta, again.deviance, r, reml)
+                ok, msg = again.converged, again.message
+        return LmmOptimum(theta, dev, evals, ok, msg)
+
+    def _is_singular(self, theta: np.ndarray) -> bool:
+        """lme4's ``isSingular()``: a diagonal element of theta below ``SINGULAR_TOL``."""
+        return bool(np.any(theta[self._lower == 0.0] < SINGULAR_TOL))
+
+    def _onto_boundary(self, theta: np.ndarray, dev: float, r: Response, reml: bool) -> tuple[np.ndarray, float]:
+        """lme4's boundary check: an element within ``BOUNDARY_TOL`` of its bound moves onto it if that lowers the deviance."""
+        lower = self._lower
         gap = theta - lower
         near = np.flatnonzero((gap > 0) & (gap < BOUNDARY_TOL))
-        if near.size:
-            moved = theta.copy()
-            for i in near:
-                t = moved.copy()
-                t[i] = lower[i]
-                if self._pls.deviance(t, r, reml) < dev:
-                    moved[i] = lower[i]
-            theta = moved
-            dev = self._pls.deviance(theta, r, reml)
-        return LmmOptimum(theta, dev, evals, ok, msg)
+        if not near.size:
+            return theta, dev
+        moved = theta.copy()
+        for i in near:
+            t = moved.copy()
+            t[i] = lower[i]
+            if self._pls.deviance(t, r, reml) < dev:
+                moved[i] = lower[i]
+        return moved, self._pls.deviance(moved, r, reml)
 
     def _bobyqa(self, r: Response, reml: bool, x0: np.ndarray) -> LmmOptimum:
         nlopt = _nlopt()
@@ -248,7 +267,7 @@ class PreparedLmm:
         best = [np.inf, x0.copy()]
         count = [0]
 
-        def objective(theta, grad):  # noqa: ARG001 - derivative-free
+        def objective(theta, grad):
             count[0] += 1
             value = pls.deviance(theta, r, reml)
             if value < best[0]:
@@ -308,8 +327,7 @@ class PreparedLmm:
         for b in self._blocks:
             t = relative_factor(b, opt.theta)
             covs[b.design_index] = sigma2 * (t @ t.T)
-        diag = self._lower == 0.0
-        singular = bool(np.any(opt.theta[diag] < SINGULAR_TOL))
+        singular = self._is_singular(opt.theta)
         warnings = []
         if not opt.converged:
             warnings.append(f"convergence: {opt.message}")

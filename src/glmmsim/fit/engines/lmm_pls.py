@@ -36,7 +36,7 @@ _potrf = lapack.dpotrf  # LAPACK's Cholesky: a tenth of numpy's call overhead on
 _trtri = lapack.dtrtri
 _trtrs = lapack.dtrtrs
 
-__all__ = ["TermBlock", "PlsStructure", "Response", "Solution", "term_order"]
+__all__ = ["PlsStructure", "Response", "Solution", "TermBlock", "term_order"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 #: Largest per-response tensor (entries) of the outer-product form of the Schur complement (32 MB).
@@ -89,6 +89,73 @@ def relative_factor(block: TermBlock, theta: np.ndarray) -> np.ndarray:
     return t
 
 
+_ZERO_ONE = np.array([0.0, 1.0])
+
+
+def _logdet_weights(qr: int, p: int) -> dict[bool, np.ndarray]:
+    """Weights on the log-diagonal of the dense factor: ``log|L_rest|`` (ML), plus ``log|R_X|`` (REML)."""
+    ml = np.zeros(qr + p + 1)
+    ml[:qr] = 1.0
+    reml = ml.copy()
+    reml[qr : qr + p] = 1.0
+    return {False: ml, True: reml}
+
+
+def _kron_gathers(q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into ``[vec_r(Sigma), 0, 1]`` that gather ``[vec_r(I); I kron Sigma]`` and ``Sigma kron I``.
+
+    Examples
+    --------
+    >>> s = np.array([[2.0, 1.0], [1.0, 3.0]])
+    >>> coef, back = _kron_gathers(2)
+    >>> ext = np.concatenate([s.ravel(), [0.0, 1.0]])
+    >>> bool(np.array_equal(ext[coef][1:], np.kron(np.eye(2), s)))
+    True
+    >>> bool(np.array_equal(ext[back], np.kron(s, np.eye(2))))
+    True
+    """
+    zero, one = q * q, q * q + 1
+    sigma_index = np.arange(q * q).reshape(q, q)
+    eye_zero = np.where(np.eye(q, dtype=bool), 0, 1)  # 0 on the diagonal: selects the entry, else the zero slot
+    coef = np.empty((q * q + 1, q * q), dtype=np.int64)
+    coef[0] = np.where(np.eye(q, dtype=bool).ravel(), one, zero)
+    # I kron Sigma: block (i, j) is Sigma when i == j
+    coef[1:] = np.where(np.kron(1 - eye_zero, np.ones((q, q), dtype=np.int64)) == 1,
+                        np.tile(sigma_index, (q, q)), zero)
+    # Sigma kron I: entry (a q + i, b q + j) is Sigma[a, b] when i == j
+    back = np.where(np.kron(np.ones((q, q), dtype=np.int64), 1 - eye_zero) == 1,
+                    np.repeat(np.repeat(sigma_index, q, axis=0), q, axis=1), zero)
+    return coef, back
+
+
+def _adjugate_index() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Index arrays into row-major ``vec(N)`` of a 3 x 3 ``N`` with ``vec(adj N) = N[a] * N[b] - N[c] * N[d]``.
+
+    ``adj(N)[i, j]`` is the cofactor of ``N[j, i]``: the 2 x 2 (or 1 x 1) minor with row ``j``
+    and column ``i`` deleted, signed. Written as one difference of two products so that every
+    level's adjugate is four gathers and three array operations.
+
+    Examples
+    --------
+    >>> n = np.array([[2.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 4.0]])
+    >>> a, b, c, d = _adjugate_index()
+    >>> v = n.ravel()
+    >>> bool(np.allclose((v[a] * v[b] - v[c] * v[d]).reshape(3, 3), np.linalg.inv(n) * np.linalg.det(n)))
+    True
+    """
+    idx = np.empty((4, 9), dtype=np.int64)
+    for i in range(3):
+        for j in range(3):
+            rows = [r for r in range(3) if r != j]
+            cols = [c for c in range(3) if c != i]
+            (r0, r1), (c0, c1) = rows, cols
+            first, second = (r0 * 3 + c0, r1 * 3 + c1), (r0 * 3 + c1, r1 * 3 + c0)
+            if (i + j) % 2:
+                first, second = second, first
+            idx[:, i * 3 + j] = [first[0], first[1], second[0], second[1]]
+    return idx[0], idx[1], idx[2], idx[3]
+
+
 def _scatter_z(block: TermBlock, offset: int, ncols_total: int) -> sp.csc_matrix:
     """The term's columns of Z in lme4's layout (level-major: column ``offset + level * q + j``)."""
     n, q = block.z.shape
@@ -105,9 +172,12 @@ class Response:
     c_y: np.ndarray  # (m - 1,): [Zr'y, X'y]
     yty: float
     # the outer-product form (see PlsStructure._factor_outer): C with the response, and per level and
-    # pair (a, b) of first-factor columns the outer product of rows a and b of Z1'[Zr X y]
+    # pair a <= b of first-factor columns (diagonal pairs first) the symmetrised outer product of rows a
+    # and b of Z1'[Zr X y]
+    # (E_l is symmetric, so the pairs (a, b) and (b, a) share one row)
     c_full: np.ndarray | None = None
     k: np.ndarray | None = None
+    b_full: np.ndarray | None = None
 
 
 @dataclass
@@ -199,16 +269,39 @@ class PlsStructure:
         # tensor has n1 * Q1^2 * m^2 entries per response, so it is used while that stays small
         self._outer = n1 * q1 * q1 * self.m * self.m <= OUTER_LIMIT
         self._dext = np.column_stack([np.ones(n1), self.d1.reshape(n1, q1 * q1)])
+        if q1 == 2:  # [1, d00, d01, d11, det D] per level (see _first_inverse)
+            d = self.d1
+            self._d2x2 = np.column_stack([np.ones(n1), d[:, 0, 0], d[:, 0, 1], d[:, 1, 1],
+                                          d[:, 0, 0] * d[:, 1, 1] - d[:, 0, 1] * d[:, 1, 0]])
         self._vec_eye = np.eye(q1).ravel()
         self._scale_index = np.array(index + [self.ntheta] * (self.p + 1), dtype=np.int64)
         self._q1_offsets = np.cumsum([0] + [b.q for b in self.first])[:-1]
+        # T1 gathered from [theta, 0]: each first-factor term's lower triangle in its diagonal block
+        self._t1_gather = np.full((q1, q1), self.ntheta, dtype=np.int64)
+        for (b, rows, cols), off in zip(self._first_tril, self._q1_offsets):
+            self._t1_gather[off + rows, off + cols] = np.arange(b.theta.start, b.theta.stop)
+        # pairs a <= b of first-factor columns: the diagonal ones first, then a < b row-major;
+        # and their row-major positions in a Q1 x Q1 matrix
+        upper = np.triu_indices(q1, 1)
+        self._pairs = (np.concatenate([np.arange(q1), upper[0]]), np.concatenate([np.arange(q1), upper[1]]))
+        self._pair_columns = self._pairs[0] * q1 + self._pairs[1]
+        self._penalty_matrix = np.zeros((self.m, self.m))
+        self._penalty_matrix[self._penalty, self._penalty] = 1.0
+        self._logdet_weights = _logdet_weights(self.qr, self.p)
+        if q1 >= 3:
+            self._coef_gather, back = _kron_gathers(q1)
+            self._back_gather = back[:, self._pair_columns]  # E_l's pair columns only
+        if q1 == 3:
+            self._adjugate_gather = np.concatenate(_adjugate_index())
+            self._adjugate_first_column = np.arange(q1) * q1  # adj[:, 0], row-major
 
     def response(self, y: np.ndarray) -> Response:
         """The cross-products of one response (an offset is subtracted by the caller)."""
         y = np.asarray(y, dtype=np.float64)
         b_y = (self._z1t @ y).reshape(self.n1, self.q1)
         c_y = np.concatenate([self._zrt @ y, self.x.T @ y])
-        r = Response(b_y, c_y, float(y @ y))
+        # not y @ y: BLAS's ddot goes multithreaded on long vectors, 100x slower on a busy machine
+        r = Response(b_y, c_y, float(np.einsum("i,i->", y, y)))
         if self._outer:
             b = self.b.copy()
             b[:, :, -1] = b_y
@@ -217,7 +310,12 @@ class PlsStructure:
             c[:-1, -1] = c_y
             c[-1, -1] = r.yty
             r.c_full = c
-            r.k = np.einsum("lai,lbj->labij", b, b).reshape(self.n1 * self.q1 * self.q1, self.m * self.m)
+            r.b_full = b
+            lo, hi = self._pairs
+            k = b[:, lo, :, None] * b[:, hi, None, :]
+            off = k[:, self.q1 :]  # the pairs a < b (after the q1 diagonal ones): add (b, a)
+            off += off.transpose(0, 1, 3, 2)
+            r.k = k.reshape(self.n1 * len(lo), self.m * self.m)
         return r
 
     def without_fixed(self, keep: Sequence[int]) -> PlsStructure:
@@ -232,6 +330,8 @@ class PlsStructure:
         out.b = self.b[:, :, cols]
         out.c = self.c[np.ix_(cols, cols)]
         out._outer = self._outer  # fewer columns: the tensor only shrinks
+        out._penalty_matrix = self._penalty_matrix[np.ix_(cols, cols)]
+        out._logdet_weights = _logdet_weights(self.qr, out.p)
         out._scale_index = np.concatenate([self._scale_index[: self.qr], np.full(len(keep) + 1, self.ntheta)])
         return out
 
@@ -248,10 +348,8 @@ class PlsStructure:
         return t1m @ t1m.T
 
     def _first_factor(self, theta: np.ndarray) -> np.ndarray:
-        t1 = np.zeros((self.q1, self.q1))
-        for (b, rows, cols), off in zip(self._first_tril, self._q1_offsets):
-            t1[off + rows, off + cols] = theta[b.theta]
-        return t1
+        """The first factor's relative factor ``T1`` (its terms' blocks on the diagonal), by one gather."""
+        return np.concatenate([theta, _ZERO_ONE[:1]])[self._t1_gather]
 
     def _rest_scale(self, theta: np.ndarray) -> np.ndarray:
         """Per column of the dense block, the theta of its one-column rest term (1 for X and y).
@@ -294,46 +392,71 @@ class PlsStructure:
         ``det(T1' D_l T1 + I) = det(I + D_l Sigma)``; ``I + D_l Sigma`` is linear in ``D_l``, so all
         levels' matrices come from one product ``[1, vec D_l] @ [vec I; I kron Sigma]``.
         """
+        first = self._first_inverse(theta)
+        if first is None:
+            return None
+        logdet1, e = first
+        u = r.c_full - (e.reshape(-1) @ r.k).reshape(self.m, self.m)
+        if self._scalar_rest:
+            scale = self._rest_scale(theta)
+            u *= np.multiply.outer(scale, scale)
+        else:
+            u = self._scale_rest(self._scale_rest(u, theta).T.copy(), theta)
+        u += self._penalty_matrix
+        l2, info = _potrf(u, lower=1, clean=0, overwrite_a=1)
+        if info != 0:
+            return None
+        return logdet1, l2
+
+    def _first_inverse(self, theta: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """``sum_l log det N_l`` and ``E_l = Sigma N_l^-1``, ``N_l = I + D_l Sigma``.
+
+        ``E_l`` is symmetric; it is returned as its pairs ``a <= b`` (``self._pairs``: diagonal first,
+        then ``a < b`` row-major), one row per level.
+
+        Up to three columns in closed form, by the adjugate (``N^-1 = adj(N) / det N``, every level in a few array
+        operations: a batched LAPACK call costs more than the arithmetic at these sizes); above
+        that by batched LU. None where some ``N_l`` is not positive definite (``det <= 0``).
+        """
         q1 = self.q1
         sigma = self._first_covariance(theta)
         if q1 == 1:
             s00 = sigma[0, 0]
             nmat = 1.0 + s00 * self._dext[:, 1]
-            logdet1 = float(np.log(nmat).sum())
-            e = s00 / nmat
-        elif q1 == 2:
+            return float(np.log(nmat).sum()), (s00 / nmat)
+        if q1 == 2:
+            # For 2 x 2: det(I + D Sigma) = 1 + tr(D Sigma) + det D det Sigma and
+            # Sigma adj(I + D Sigma) = Sigma + det Sigma [[d11, -d01], [-d01, d00]]: both linear in
+            # [1, d00, d01, d11, det D], so one product gives every level's determinant and E_l * det.
             s00, s01, s11 = sigma[0, 0], sigma[0, 1], sigma[1, 1]
-            coef = np.array([[1.0, 0.0, 0.0, 1.0], [s00, s01, 0.0, 0.0], [s01, s11, 0.0, 0.0],
-                             [0.0, 0.0, s00, s01], [0.0, 0.0, s01, s11]])
-            nmat = self._dext @ coef  # rows (n00, n01, n10, n11) of I + D_l Sigma
-            det = nmat[:, 0] * nmat[:, 3] - nmat[:, 1] * nmat[:, 2]
-            if np.any(det <= 0.0):
+            ds = s00 * s11 - s01 * s01
+            coef = np.array([[1.0, s00, s11, s01], [s00, 0.0, ds, 0.0], [2.0 * s01, 0.0, 0.0, -ds],
+                             [s11, ds, 0.0, 0.0], [ds, 0.0, 0.0, 0.0]])
+            out = self._d2x2 @ coef  # per level: det N_l, then E_l det N_l at (0, 0), (1, 1), (0, 1)
+            det = out[:, 0]
+            if not det.min() > 0.0:  # also catches NaN
                 return None
-            logdet1 = float(np.log(det).sum())
-            # Sigma @ adj(N) / det(N), adj(N) = [[n11, -n01], [-n10, n00]], flattened row-major
-            back = np.array([[0.0, s01, 0.0, s11], [0.0, -s00, 0.0, -s01], [-s01, 0.0, -s11, 0.0], [s00, 0.0, s01, 0.0]])
-            e = (nmat @ back) / det[:, None]
-        else:
-            coef = np.vstack([self._vec_eye, np.kron(np.eye(q1), sigma)])
+            return float(np.log(det).sum()), out[:, 1:] / det[:, None]
+        # [vec I; I kron Sigma] and (Sigma kron I)' by one gather each (np.kron costs ~50 us a call)
+        ext = np.concatenate([sigma.ravel(), _ZERO_ONE])
+        coef = ext[self._coef_gather]
+        if q1 > 3:
             nmat = (self._dext @ coef).reshape(self.n1, q1, q1)
             sign, logdets = np.linalg.slogdet(nmat)
             if np.any(sign <= 0):
                 return None
-            logdet1 = float(np.sum(logdets))
             # E_l = Sigma N_l^-1, i.e. E_l' = N_l^-T Sigma
             e = np.linalg.solve(np.swapaxes(nmat, 1, 2), np.broadcast_to(sigma, nmat.shape)).transpose(0, 2, 1)
-        u = r.c_full - (e.reshape(-1) @ r.k).reshape(self.m, self.m)
-        if self._scalar_rest:
-            scale = self._rest_scale(theta)
-            u *= scale
-            u *= scale[:, None]
-        else:
-            u = self._scale_rest(self._scale_rest(u, theta).T.copy(), theta)
-        u[self._penalty, self._penalty] += 1.0
-        l2, info = _potrf(u, lower=1, clean=0, overwrite_a=1)
-        if info != 0:
+            return float(np.sum(logdets)), e.reshape(self.n1, q1 * q1)[:, self._pair_columns]
+        nmat = self._dext @ coef  # row-major vec(I + D_l Sigma) per level
+        g = nmat[:, self._adjugate_gather].reshape(self.n1, 4, q1 * q1)
+        adj = g[:, 0] * g[:, 1] - g[:, 2] * g[:, 3]  # row-major vec(adj N_l)
+        det = np.einsum("lj,lj->l", nmat[:, :q1], adj[:, self._adjugate_first_column])
+        if not det.min() > 0.0:  # also catches NaN
             return None
-        return logdet1, l2
+        # vec_r(Sigma adj) = vec_r(adj) @ (Sigma kron I)' (Sigma symmetric)
+        e = (adj @ ext[self._back_gather]) / det[:, None]
+        return float(np.log(det).sum()), e
 
     def _factor_w(self, theta: np.ndarray, r: Response) -> tuple[float, np.ndarray] | None:
         """The Schur complement through ``W = L_1^-1 T1' B`` level by level (any size)."""
@@ -412,7 +535,7 @@ class PlsStructure:
             return np.inf, grad
         ninv = np.linalg.inv(nmat)
         e = sigma @ ninv
-        u = r.c_full - (e.reshape(-1) @ r.k).reshape(m, m)
+        u = r.c_full - (e.reshape(self.n1, -1)[:, self._pair_columns].reshape(-1) @ r.k).reshape(m, m)
         if self._scalar_rest:
             scale = self._rest_scale(theta)
             s_mat = u * scale * scale[:, None]
@@ -449,7 +572,8 @@ class PlsStructure:
                 grad[b.theta] += 2.0 * per.sum(axis=0)[rows, cols]
             h = self._scale_rest(self._scale_rest(g.copy(), theta, transpose=True).T.copy(), theta, transpose=True)
         # the first factor: Gamma, then (Gamma + Gamma') T1 on its terms' elements
-        mm = (r.k @ h.reshape(-1)).reshape(self.n1, q1, q1)
+        mm = np.einsum("lai,ij,lbj->lab", r.b_full, h, r.b_full)  # M_l = B_l H B_l'
+
         eye = np.eye(q1)
         gamma = (ninv @ self.d1 - ninv @ mm @ (eye - e @ self.d1)).sum(axis=0)
         dt = (gamma + gamma.T) @ t1
@@ -462,7 +586,15 @@ class PlsStructure:
         f = self.factor(theta, r)
         if f is None:
             return np.inf
-        return self._deviance(*f, reml=reml)[0]
+        logdet1, l2 = f
+        # the optimizer's hot path: one log and one dot product over the factor's diagonal
+        logd = np.log(l2.diagonal())
+        pwrss = float(l2[-1, -1]) ** 2
+        logdet = logdet1 + 2.0 * float(logd @ self._logdet_weights[reml])
+        if not (pwrss > 0.0 and np.isfinite(logdet)):
+            return np.inf
+        df = self.n - self.p if reml else self.n
+        return logdet + df * (1.0 + _LOG_2PI + np.log(pwrss / df))
 
     def _deviance(self, logdet1: float, l2: np.ndarray, *, reml: bool) -> tuple[float, float, float, float]:
         qr, p = self.qr, self.p

@@ -73,7 +73,7 @@ def test_fallback_engine_refits_the_failed_replicates_and_says_so():
     assert (sims.loc[~failed.to_numpy(), "engine"] == "sometimes").all()
     assert sims.loc[failed.to_numpy(), "warnings"].str.contains("refitted with glmm").all()
     # the refits are glmm's own fits of the same datasets
-    glmm = power(rt_model(), rt_design(8, 6), test="cond", nsim=30, seed=11, progress=False)
+    glmm = power(rt_model(), rt_design(8, 6), test="cond", nsim=30, engine="glmm", seed=11, progress=False)
     np.testing.assert_array_equal(sims.loc[failed.to_numpy(), "p"], glmm.simulations.loc[failed.to_numpy(), "p"])
 
 
@@ -139,7 +139,7 @@ def test_failure_policy_thresholds_are_parameters():
 
 def test_fallback_engine_is_checked_before_any_work():
     with pytest.raises(ParameterError, match="fallback_engine"):
-        power(rt_model(), rt_design(6, 4), test="cond", nsim=5, progress=False, fallback_engine="glmm")
+        power(rt_model(), rt_design(6, 4), test="cond", nsim=5, progress=False, fallback_engine="lmm")
     with pytest.raises(glmmsim.fit.EngineError, match="unknown engine"):
         power(rt_model(), rt_design(6, 4), test="cond", nsim=5, progress=False, fallback_engine="nope")
 

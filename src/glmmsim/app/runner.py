@@ -41,7 +41,7 @@ from ..execution import BaseExecutor
 
 __all__ = ["RunState", "RunCancelled", "RunOutcome", "run_power", "curve_points", "along_columns", "start_pool"]
 
-TABLE_COLUMNS = ["power", "ci_low", "ci_high", "nsim", "failed", "singular"]
+TABLE_COLUMNS = ["power", "ci_low", "ci_high", "nsim", "failed", "singular", "warned"]
 
 
 class RunCancelled(Exception):

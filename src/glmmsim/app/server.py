@@ -412,7 +412,7 @@ def server(input: Inputs, output: Outputs, session: Session) -> None:
         for c in ("power", "ci_low", "ci_high"):
             if c in shown:
                 shown[c] = shown[c].map(lambda v: f"{v:.3f}")
-        for c in ("failed", "singular", "power_failures_as_misses", "power_nonsingular"):
+        for c in ("failed", "singular", "warned", "power_failures_as_misses", "power_nonsingular"):
             if c in shown:
                 shown[c] = shown[c].map(lambda v: "n/a" if pd.isna(v) else f"{100 * v:.1f}%")
         return shown
@@ -446,9 +446,9 @@ def server(input: Inputs, output: Outputs, session: Session) -> None:
         sims = outcome.simulations
         failed = float((~sims["converged"].astype(bool) | (sims["error"] != "")).mean())
         singular = float(sims["singular"].astype(float).mean())
-        warned = float((sims["warnings"].fillna("") != "").mean())
+        warned = float(sims["warned"].astype(bool).mean())
         return ui.p(f"Over all {len(sims):,} fits: failed {100 * failed:.1f}%, singular {100 * singular:.1f}%, "
-                    f"with warnings {100 * warned:.1f}%.", class_="small", id="rates_text")
+                    f"kept with convergence warnings {100 * warned:.1f}%.", class_="small", id="rates_text")
 
     @reactive.effect
     def _prereg_choices() -> None:

@@ -154,14 +154,9 @@ def _scheduler(address: str | None) -> Iterator[Any]:
 
     if address is None:
         workers = os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        try:
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
             with Client(cluster) as client:
                 yield client
-                # workers stop before the scheduler that their heartbeats go to (no error at exit)
-                client.retire_workers(close_workers=True)
-        finally:
-            cluster.close()
         return
     with Client(address) as client:
         yield client

@@ -163,8 +163,14 @@ class _Part:
     categories: Mapping[str, Any]  # column -> _UnitLabels/_TreeLabels, or None: the partition's own labels
     max_rows: int  # the client's glmmsim.config.max_rows, applied on the worker too
 
-    def rows(self, units: range) -> pd.DataFrame:
+    def rows(self, units: range, count_only: bool = False) -> pd.DataFrame:
         kwargs = dict(self.kwargs)
+        if count_only:
+            # which rows exist depends on row identities only, not on their order or covariates:
+            # the count skips the shuffle (the costliest step of a design) and the covariate draws
+            kwargs["covariates"] = None
+            if "order" in kwargs:
+                kwargs["order"] = "fixed"
         if self.generator == "crossed":
             kwargs["subjects"] = units
         else:
@@ -184,7 +190,7 @@ class _Part:
 
 
 def _count(part: _Part, units: range) -> int:
-    return len(part.rows(units))
+    return len(part.rows(units, count_only=True))
 
 
 def _as_categories(df: pd.DataFrame, categories: Mapping[str, Any]) -> pd.DataFrame:

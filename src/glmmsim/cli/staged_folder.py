@@ -1,7 +1,7 @@
 """A dataset folder that appears at its target only when complete.
 
 :func:`staged_folder` gives the writer a hidden folder beside the target
-(``.NAME.partial``) and renames it to the target when the ``with`` block ends
+(``.NAME.partial-XXXX``) and renames it to the target when the ``with`` block ends
 without an error, so a reader never sees a half-written dataset at the target:
 an interrupted, failed or disk-full run removes the partial folder (and says
 so), and one killed outright (``SIGKILL``) leaves at most the hidden folder,
@@ -29,9 +29,11 @@ False
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -162,12 +164,15 @@ def staged_folder(
         raise ParameterError(f"the folder of output {str(target)!r} does not exist; create it first", parameter="out")
     with _lock(target):
         check_replaceable(target, force)
-        partial = _hidden(target, "partial")
-        if partial.exists():  # we hold the lock: no run is writing it, a killed one left it
-            parts = _count_parts(partial)
-            _remove(partial)
-            say(f"removed {partial} ({parts} part(s)), left by an earlier run that was killed")
-        partial.mkdir()
+        for left in sorted(target.parent.glob(f".{glob.escape(target.name)}.partial-*")):
+            # we hold the lock: no run is writing it, a killed one left it
+            parts = _count_parts(left)
+            _remove(left)
+            say(f"removed {left} ({parts} part(s)), left by an earlier run that was killed")
+        # a name of this run's own: a task of a killed run still finishing on a worker writes
+        # into that run's (removed) folder, never into this one
+        partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+        os.chmod(partial, 0o777 & ~_umask())  # a folder's usual mode (mkdtemp's is private to us)
         try:
             yield partial
         except BaseException as exc:
@@ -183,6 +188,12 @@ def staged_folder(
             _remove(partial)
             say(f"failed to move the dataset into place: removed {partial}")
             raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _publish(partial: Path, target: Path) -> None:

@@ -502,3 +502,32 @@ def test_client_memory_stays_below_one_partition_multiple_of_the_whole(client, t
     # measured: 4.0 MB (the spec, one subject's design, 20 small tasks) against 27 MB of data; checking
     # the spec on the whole design, as before, peaked at 116 MB
     assert peak < whole_bytes / 4, (peak, whole_bytes)
+
+
+def test_limits_apply_to_a_partition_and_the_total_to_the_whole(client, tmp_path, capsys):
+    from glmmsim import ParameterError, config
+
+    whole = crossed(40, 8, within={"cond": ["a", "b"]}, missing=0.1, seed=1)
+    with config.override(max_rows=100):
+        # 640 rows planned, none in memory at once: 8 partitions of at most 80 rows run
+        lazy = crossed(40, 8, within={"cond": ["a", "b"]}, missing=0.1, npartitions=8, seed=1)
+        pd.testing.assert_frame_equal(as_pandas_dtypes(lazy.compute(), whole), whole)
+        # random trial counts are only known on the workers, which apply the client's limit
+        # (their own default, 2e7 rows, would let a 160-row partition through)
+        with pytest.raises(ParameterError, match="would make 160 rows; the limit is 100"):
+            crossed(40, 8, within={"cond": ["a", "b"]}, trials_per_subject=(1, 16), npartitions=4, seed=1)
+        with pytest.raises(ParameterError, match=r"in 4 partitions would make partitions of up to 160 rows.*"
+                                                 r"at least 7 partitions") as err:
+            crossed(40, 8, within={"cond": ["a", "b"]}, npartitions=4, seed=1)
+        assert err.value.parameter == "npartitions"
+        assert crossed(40, 8, within={"cond": ["a", "b"]}, npartitions="auto", seed=1).npartitions == 7
+        spec = tmp_path / "study.yaml"
+        spec.write_text(SPEC)  # 480 planned rows
+        run = ["simulate", str(spec), "--scheduler", client.scheduler.address, "-q"]
+        assert main([*run, "--out", str(tmp_path / "a.parquet"), "--partitions", "6"]) == 0
+        assert main([*run, "--out", str(tmp_path / "b.parquet"), "--partitions", "2"]) == 1
+        assert "at least 5 partitions" in capsys.readouterr().err
+        assert not (tmp_path / "b.parquet").exists()
+    with config.override(max_total_rows=500):
+        with pytest.raises(ParameterError, match="would make 640 rows in all; the limit is 500"):
+            crossed(40, 8, within={"cond": ["a", "b"]}, npartitions=8, seed=1)

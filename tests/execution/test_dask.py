@@ -127,6 +127,19 @@ def test_a_billion_row_design_stays_lazy():
     assert simulated.npartitions == 1000 and list(simulated.columns) == ["subject", "item", "trial", "y"]
 
 
+def test_the_task_graph_holds_no_data_of_the_design():
+    # unit labels, category lists and row offsets are made on the workers (or passed once):
+    # the graph of a simulated design is as large for 500,000 subjects as for 5,000
+    import cloudpickle
+
+    m = Model("y ~ 1 + (1 | subject) + (1 | item)", fixed={"Intercept": 0}, random={"subject": 1, "item": 1}, sigma=1)
+    sizes = []
+    for subjects in (5_000, 500_000):
+        lazy = m.simulate(crossed(subjects, 10, npartitions=10, seed=1), seed=2)
+        sizes.append(len(cloudpickle.dumps(dict(lazy.__dask_graph__()))))
+    assert sizes[1] < 1.1 * sizes[0] and sizes[1] < 50_000, sizes
+
+
 def test_auto_partitions_are_about_a_million_rows():
     lazy = crossed(2_000, 1_000, npartitions="auto", seed=1)  # 2e6 rows
     assert lazy.npartitions == 2

@@ -25,11 +25,12 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..errors import GlmmsimError, ParameterError
+from ..errors import GlmmsimError, GlmmsimWarning, ParameterError
 from .common import positive_int
 from .staged_folder import staged_folder
 
@@ -87,13 +88,19 @@ def run_partitioned(args: argparse.Namespace, study: Study, stdout: TextIO, stde
     if (args.replicates or study.output["replicates"]) != 1:
         raise ParameterError("--partitions writes one dataset; drop --replicates (or output.replicates)")
     _check_not_an_input(out, study)
+    from ..design.partitioned import checks_only
+
+    with checks_only():  # sizes and arguments refused before the output is claimed or a cluster starts
+        study.partitioned_conditions(args.partitions or "auto")
     report = lambda line: print(line, file=stderr)  # noqa: E731
     with _terminate_as_exit(), staged_folder(out, force=args.force, report=report) as folder:
         began = time.time()
         with _scheduler(args.scheduler) as client:
             cluster_start = time.time() - began
             # made here, under the scheduler: rows dropped at random are counted on the cluster
-            design = study.partitioned_conditions(args.partitions or "auto")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", GlmmsimWarning)  # shown by the checks above
+                design = study.partitioned_conditions(args.partitions or "auto")
             data = study.model.simulate(design, seed=study.seeds["noise"])
             rows = _write_parts(data, folder, client=client, progress=not args.quiet, stderr=stderr)
             written = time.time()
@@ -157,7 +164,9 @@ def _scheduler(address: str | None) -> Iterator[Any]:
 
     if address is None:
         workers = os.cpu_count() or 1
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        # dashboard_address ":0": any free port (another cluster may hold 8787; nobody watches it here)
+        options = dict(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+        with LocalCluster(**options) as cluster:
             with Client(cluster) as client:
                 yield client
             _close_workers(cluster)

@@ -41,10 +41,12 @@ True
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import numbers
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +59,7 @@ from ..model.dask_frames import remember_lengths
 from ..seeding import as_seed_sequence
 from . import generators
 
-__all__ = ["crossed", "nested", "KNOWN_CATEGORIES_MAX", "ROWS_PER_PARTITION"]
+__all__ = ["crossed", "nested", "checks_only", "KNOWN_CATEGORIES_MAX", "ROWS_PER_PARTITION"]
 
 #: Grouping columns with more units than this get per-partition (unknown) categories: a list
 #: of every unit would be built in the client (for the frame's ``meta``) and in every worker.
@@ -218,7 +220,35 @@ def _meta(sample: pd.DataFrame, categories: Mapping[str, Any]) -> pd.DataFrame:
     return meta
 
 
+_CHECKS_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("glmmsim_partitioned_checks_only", default=False)
+
+
+@contextlib.contextmanager
+def checks_only() -> Iterator[None]:
+    """Inside this block ``crossed/nested(..., npartitions=)`` check their arguments and sizes, then return None.
+
+    What a command runs before it claims its output or starts a cluster: every refusal
+    that needs no rows comes first. Rows dropped at random are not counted.
+
+    Examples
+    --------
+    >>> from glmmsim.design import crossed
+    >>> with checks_only():
+    ...     print(crossed(10, 4, missing=0.1, npartitions=2))
+    None
+    """
+    token = _CHECKS_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CHECKS_ONLY.reset(token)
+
+
 def _build(part: _Part, ranges: list[range], sample: pd.DataFrame, lengths: list[int] | None, what: str):
+    if _CHECKS_ONLY.get():
+        if lengths is not None:
+            check_partitioned_rows(max(lengths), sum(lengths), len(ranges), what)
+        return None
     dd = _dd()
     if lengths is None:  # rows dropped at random: counted by the current scheduler (the cluster's, if any)
         import dask

@@ -544,3 +544,13 @@ def test_limits_apply_to_a_partition_and_the_total_to_the_whole(client, tmp_path
     with config.override(max_total_rows=500):
         with pytest.raises(ParameterError, match="would make 640 rows in all; the limit is 500"):
             crossed(40, 8, within={"cond": ["a", "b"]}, npartitions=8, seed=1)
+
+
+def test_a_partitioned_run_checks_the_spec_on_one_subject_and_still_locates_errors(tmp_path, capsys):
+    spec = tmp_path / "study.yaml"
+    spec.write_text(SPEC.replace("y ~ 1 + x + cond", "y ~ 1 + z + cond").replace("x: 0.5", "z: 0.5"))
+    out = tmp_path / "d.parquet"
+    assert main(["simulate", str(spec), "--out", str(out), "--partitions", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "'z'" in err and "does not make" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]  # nothing claimed, no cluster

@@ -88,6 +88,7 @@ def run_partitioned(args: argparse.Namespace, study: Study, stdout: TextIO, stde
     if (args.replicates or study.output["replicates"]) != 1:
         raise ParameterError("--partitions writes one dataset; drop --replicates (or output.replicates)")
     _check_not_an_input(out, study)
+    started = getattr(args, "started", None) or time.time()  # set by cli.main: the command's start
     from ..design.partitioned import checks_only
 
     with checks_only():  # sizes and arguments refused before the output is claimed or a cluster starts
@@ -106,8 +107,7 @@ def run_partitioned(args: argparse.Namespace, study: Study, stdout: TextIO, stde
             written = time.time()
         shutdown = time.time() - written
     if not args.quiet:
-        end = time.time()
-        total, startup = end - _process_start(), began - _process_start()
+        total, startup = time.time() - started, began - started
         print(
             f"simulated {rows:,} rows in {data.npartitions} partitions -> {out} (parquet dataset) in {total:.1f} s "
             f"end to end: {rows / max(total, 1e-9) / 1e6:.2f} M rows/s (start-up {startup:.1f} s, cluster start "
@@ -116,15 +116,6 @@ def run_partitioned(args: argparse.Namespace, study: Study, stdout: TextIO, stde
             file=stdout,
         )
     return 0
-
-
-def _process_start() -> float:
-    try:
-        import psutil  # a dependency of distributed
-
-        return psutil.Process().create_time()
-    except Exception:  # pragma: no cover - psutil missing or the platform cannot tell
-        return time.time()
 
 
 @contextlib.contextmanager

@@ -93,7 +93,9 @@ def run_partitioned(args: argparse.Namespace, study: Study, stdout: TextIO, stde
 
     with checks_only():  # sizes and arguments refused before the output is claimed or a cluster starts
         study.partitioned_conditions(args.partitions or "auto")
-    report = lambda line: print(line, file=stderr)  # noqa: E731
+    def report(line: str) -> None:
+        print(line, file=stderr)
+
     with _terminate_as_exit(), staged_folder(out, force=args.force, report=report) as folder:
         began = time.time()
         with _scheduler(args.scheduler) as client:
@@ -156,7 +158,7 @@ def _scheduler(address: str | None) -> Iterator[Any]:
     if address is None:
         workers = os.cpu_count() or 1
         # dashboard_address ":0": any free port (another cluster may hold 8787; nobody watches it here)
-        options = dict(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+        options = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"}
         with LocalCluster(**options) as cluster:
             with Client(cluster) as client:
                 yield client

@@ -10,7 +10,9 @@ session (``glmmsim.config.max_rows = 10**8``), temporarily
 (``with glmmsim.config.override(max_rows=10**8): ...``) or from the environment
 (``GLMMSIM_MAX_ROWS``, ``GLMMSIM_MAX_CELLS``, ..., read at import).  A spec file
 cannot raise them: it is data.  Designs larger than memory belong on the Dask
-path (simulate partition by partition), not under a raised limit.
+path (simulate partition by partition), not under a raised limit: there
+``max_rows`` bounds one partition and ``max_total_rows`` the whole dataset
+(:func:`check_partitioned_rows`).
 
 Examples
 --------
@@ -32,7 +34,8 @@ from contextlib import contextmanager
 
 from .errors import ParameterError
 
-__all__ = ["LIMITS", "Limits", "check_limit", "check_rows", "check_total_rows", "config", "count_text", "how_to_raise"]
+__all__ = ["LIMITS", "Limits", "check_limit", "check_partitioned_rows", "check_rows", "check_total_rows", "config",
+           "count_text", "how_to_raise"]
 
 #: Bytes a design row takes in memory, roughly (categorical labels, a few numeric columns).
 _BYTES_PER_ROW = 64
@@ -101,10 +104,11 @@ class Limits:
     Attributes
     ----------
     max_rows : int
-        Most rows one design, trial list or simulated dataset may have (default 20 million,
-        about 1-2 GiB of design).
+        Most rows one design, trial list or simulated dataset may have in memory (default
+        20 million, about 1-2 GiB of design); on the Dask path, most rows of one partition.
     max_total_rows : int
-        Most rows a run of replicates may write in total (default 1 billion).
+        Most rows a run of replicates, or a partitioned dataset, may have in total (default
+        1 billion).
     max_cells, max_nested_units, max_levels, max_random_columns, max_replicates, max_file_bytes, max_header_bytes, \
 max_formula_chars, max_formula_terms, max_int_bits : int
         See :data:`LIMITS`.
@@ -193,4 +197,37 @@ def check_limit(value: int, limit: str, what: str, parameter: str | None = None)
             f"{what} would be {count_text(int(value))}; the limit {limit} is {bound:,} "
             f"({LIMITS[limit][1]}); {how_to_raise(limit)}",
             parameter=parameter,
+        )
+
+
+def check_partitioned_rows(largest: int, total: int, npartitions: int, what: str) -> None:
+    """Refuse a partitioned dataset whose largest partition or whose total is over budget.
+
+    On the Dask path one partition is what a worker holds in memory, so ``config.max_rows``
+    bounds the largest partition; ``config.max_total_rows`` bounds the rows of all
+    partitions together (what is written).
+
+    Examples
+    --------
+    >>> check_partitioned_rows(1_000_000, 50_000_000, 50, "crossed(...)")
+    >>> check_partitioned_rows(25_000_000, 50_000_000, 2, "crossed(...)")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    glmmsim.errors.ParameterError: crossed(...) in 2 partitions would make partitions of up to 25,000,000 rows ...
+    """
+    if largest > config.max_rows:
+        need = -(-int(total) // config.max_rows)  # ceil: partitions of at most max_rows rows
+        raise ParameterError(
+            f"{what} in {npartitions:,} partitions would make partitions of up to {_size_text(largest)}; a "
+            f"partition (what one worker holds in memory) may have at most {config.max_rows:,} rows "
+            f"(glmmsim.config.max_rows, GLMMSIM_MAX_ROWS); use at least {count_text(need)} partitions, "
+            f"or 'auto' (about 1e6 rows each)",
+            parameter="npartitions",
+        )
+    if total > config.max_total_rows:
+        raise ParameterError(
+            f"{what} would make {count_text(total)} rows in all; the limit is {config.max_total_rows:,} rows; "
+            f"raise it with glmmsim.config.max_total_rows = N (or the environment variable "
+            f"GLMMSIM_MAX_TOTAL_ROWS) if the disk and time are there",
+            parameter="npartitions",
         )

@@ -7,6 +7,10 @@ module, so the models, designs and tasks really travel to other processes (pickl
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 import warnings
 
 import numpy as np
@@ -121,6 +125,19 @@ def test_a_billion_row_design_stays_lazy():
     m = Model("y ~ 1 + (1 | subject) + (1 | item)", fixed={"Intercept": 0}, random={"subject": 1, "item": 1}, sigma=1)
     simulated = m.simulate(lazy, seed=1)
     assert simulated.npartitions == 1000 and list(simulated.columns) == ["subject", "item", "trial", "y"]
+
+
+def test_the_task_graph_holds_no_data_of_the_design():
+    # unit labels, category lists and row offsets are made on the workers (or passed once):
+    # the graph of a simulated design is as large for 500,000 subjects as for 5,000
+    import cloudpickle
+
+    m = Model("y ~ 1 + (1 | subject) + (1 | item)", fixed={"Intercept": 0}, random={"subject": 1, "item": 1}, sigma=1)
+    sizes = []
+    for subjects in (5_000, 500_000):
+        lazy = m.simulate(crossed(subjects, 10, npartitions=10, seed=1), seed=2)
+        sizes.append(len(cloudpickle.dumps(dict(lazy.__dask_graph__()))))
+    assert sizes[1] < 1.1 * sizes[0] and sizes[1] < 50_000, sizes
 
 
 def test_auto_partitions_are_about_a_million_rows():
@@ -399,3 +416,141 @@ def test_power_on_a_client_equals_serial(client):
     on_dask = power(m, d, test="cond", nsim=24, seed=5, progress=False, executor=client)
     pd.testing.assert_frame_equal(serial.simulations, on_dask.simulations)
     assert serial.power == on_dask.power
+
+
+# ------------------------------------------------------------------------------ faults and memory
+
+BIG_SPEC = SPEC.replace("subjects: 30", "subjects: 20000").replace("items: 8", "items: 25")  # ~9.5e5 rows
+
+
+def _cli(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "glmmsim.cli", *args], env=os.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_a_part(folder, proc, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(folder.glob(".data.parquet.partial-*/part.*.parquet")):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"no part was written before the run ended (status {proc.poll()})")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_leaves_no_dataset_and_says_what_it_removed(client, tmp_path, sig):
+    spec = tmp_path / "study.yaml"
+    spec.write_text(BIG_SPEC)
+    out = tmp_path / "data.parquet"
+    proc = _cli(["simulate", str(spec), "--out", str(out), "--partitions", "40", "--scheduler", client.scheduler.address])
+    _wait_for_a_part(tmp_path, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == (130 if sig == signal.SIGINT else 128 + signal.SIGTERM), err
+    assert "interrupted: removed the incomplete dataset" in err and "was not created" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]
+
+
+def test_a_killed_run_leaves_no_dataset_and_the_next_run_cleans_up(client, tmp_path):
+    spec = tmp_path / "study.yaml"
+    spec.write_text(BIG_SPEC)
+    out = tmp_path / "data.parquet"
+    proc = _cli(["simulate", str(spec), "--out", str(out), "--partitions", "40", "--scheduler", client.scheduler.address])
+    _wait_for_a_part(tmp_path, proc)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert not out.exists() and any(tmp_path.glob(".data.parquet.partial-*"))
+    small = tmp_path / "small.yaml"
+    small.write_text(SPEC)
+    status = main(["simulate", str(small), "--out", str(out), "--partitions", "3", "--scheduler", client.scheduler.address, "-q"])
+    assert status == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"part.{i:05d}.parquet" for i in range(3)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.parquet", "small.yaml", "study.yaml"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB tmpfs (root only): writing more fills the disk."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_fails_the_run_and_removes_what_it_wrote(client, tmp_path, small_disk, capsys):
+    spec = tmp_path / "study.yaml"
+    spec.write_text(SPEC.replace("subjects: 30", "subjects: 10000"))  # 1.5e5 rows, ~3.2 MB of Parquet
+    status = main(["simulate", str(spec), "--out", str(small_disk / "data.parquet"), "--partitions", "8",
+                   "--scheduler", client.scheduler.address, "-q"])
+    err = capsys.readouterr().err
+    assert status == 1 and "No space left on device" in err
+    assert "failed: removed the incomplete dataset" in err
+    assert list(small_disk.iterdir()) == []
+
+
+def test_client_memory_stays_below_one_partition_multiple_of_the_whole(client, tmp_path):
+    """The command's own process never holds the design: its peak is a fraction of the data's size."""
+    import tracemalloc
+
+    spec = tmp_path / "study.yaml"
+    spec.write_text(BIG_SPEC)
+    out = tmp_path / "data.parquet"
+    tracemalloc.start()
+    try:
+        status = main(["simulate", str(spec), "--out", str(out), "--partitions", "20",
+                       "--scheduler", client.scheduler.address, "-q"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert status == 0
+    whole = pd.read_parquet(out)
+    rows, whole_bytes = len(whole), int(whole.memory_usage(deep=True).sum())
+    assert rows > 900_000 and whole_bytes > 20e6  # what a whole-design materialisation would hold at least
+    # measured: 4.0 MB (the spec, one subject's design, 20 small tasks) against 27 MB of data; checking
+    # the spec on the whole design, as before, peaked at 116 MB
+    assert peak < whole_bytes / 4, (peak, whole_bytes)
+
+
+def test_limits_apply_to_a_partition_and_the_total_to_the_whole(client, tmp_path, capsys):
+    from glmmsim import ParameterError, config
+
+    whole = crossed(40, 8, within={"cond": ["a", "b"]}, missing=0.1, seed=1)
+    with config.override(max_rows=100):
+        # 640 rows planned, none in memory at once: 8 partitions of at most 80 rows run
+        lazy = crossed(40, 8, within={"cond": ["a", "b"]}, missing=0.1, npartitions=8, seed=1)
+        pd.testing.assert_frame_equal(as_pandas_dtypes(lazy.compute(), whole), whole)
+        # random trial counts are only known on the workers, which apply the client's limit
+        # (their own default, 2e7 rows, would let a 160-row partition through)
+        with pytest.raises(ParameterError, match="would make 160 rows; the limit is 100"):
+            crossed(40, 8, within={"cond": ["a", "b"]}, trials_per_subject=(1, 16), npartitions=4, seed=1)
+        with pytest.raises(ParameterError, match=r"in 4 partitions would make partitions of up to 160 rows.*"
+                                                 r"at least 7 partitions") as err:
+            crossed(40, 8, within={"cond": ["a", "b"]}, npartitions=4, seed=1)
+        assert err.value.parameter == "npartitions"
+        assert crossed(40, 8, within={"cond": ["a", "b"]}, npartitions="auto", seed=1).npartitions == 7
+        spec = tmp_path / "study.yaml"
+        spec.write_text(SPEC)  # 480 planned rows
+        run = ["simulate", str(spec), "--scheduler", client.scheduler.address, "-q"]
+        assert main([*run, "--out", str(tmp_path / "a.parquet"), "--partitions", "6"]) == 0
+        assert main([*run, "--out", str(tmp_path / "b.parquet"), "--partitions", "2"]) == 1
+        assert "at least 5 partitions" in capsys.readouterr().err
+        assert not (tmp_path / "b.parquet").exists()
+    with config.override(max_total_rows=500):
+        with pytest.raises(ParameterError, match="would make 640 rows in all; the limit is 500"):
+            crossed(40, 8, within={"cond": ["a", "b"]}, npartitions=8, seed=1)
+
+
+def test_a_partitioned_run_checks_the_spec_on_one_subject_and_still_locates_errors(tmp_path, capsys):
+    spec = tmp_path / "study.yaml"
+    spec.write_text(SPEC.replace("y ~ 1 + x + cond", "y ~ 1 + z + cond").replace("x: 0.5", "z: 0.5"))
+    out = tmp_path / "d.parquet"
+    assert main(["simulate", str(spec), "--out", str(out), "--partitions", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "'z'" in err and "does not make" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]  # nothing claimed, no cluster

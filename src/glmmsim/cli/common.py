@@ -122,4 +122,6 @@ def positive_int(text: str, *, expected: str = "a whole number >= 1") -> int:
 def load_study(args: argparse.Namespace) -> Study:
     from ..study.spec import load_spec
 
-    return load_spec(args.spec, overrides=args.overrides, seed=args.seed)
+    # a run in partitions (simulate --partitions/--scheduler) never builds the whole design here
+    partitioned = bool(getattr(args, "partitions", None) or getattr(args, "scheduler", None))
+    return load_spec(args.spec, overrides=args.overrides, seed=args.seed, partitioned=partitioned)

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from typing import TextIO
@@ -53,6 +54,16 @@ def _warning_printer(stderr: TextIO):
             default(message, category, filename, lineno, file, line)
 
     return show
+
+
+def _process_start() -> float:
+    """When this process started (its interpreter start-up and imports count), or now if unknown."""
+    try:
+        import psutil  # installed with the [dask] extra (a dependency of distributed)
+
+        return psutil.Process().create_time()
+    except Exception:  # noqa: BLE001 - psutil missing, or the platform cannot tell
+        return time.time()
 
 
 def _silence_stdout() -> None:
@@ -106,11 +117,14 @@ def _on_sigterm(handler):
 
 
 def _main(argv: Sequence[str] | None, stdout: TextIO, stderr: TextIO) -> int:
+    started = time.time()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return int(exc.code or 0)
+    # when the command was run on the command line, its time starts with the process
+    args.started = _process_start() if argv is None else started
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warning_printer(stderr)

@@ -8,22 +8,31 @@ those of the pandas ``simulate`` of the same spec, whatever the partitioning.
 Without ``--scheduler`` a ``LocalCluster`` with one single-threaded worker
 process per core runs on this machine; ``--scheduler processes`` uses Dask's
 local process pool; any other value is the address of a running scheduler.
+
+Memory: the client (this process) holds the spec, the model, one subject's
+design (to check the model against it) and a small task per partition; a
+worker holds about one partition at a time. The files are written into a hidden
+folder beside the target, renamed to the target when every part is written
+(:mod:`glmmsim.cli.staged_folder`): an interrupted or failed run leaves nothing
+that looks like a dataset.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import contextlib
 import os
-import shutil
+import signal
+import threading
 import time
+import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..errors import GlmmsimError, ParameterError
+from ..errors import GlmmsimError, GlmmsimWarning, ParameterError
 from .common import positive_int
+from .staged_folder import staged_folder
 
 if TYPE_CHECKING:  # pandas and the study layer are imported when the command runs
     import pandas as pd
@@ -48,7 +57,8 @@ def add_partition_options(p: argparse.ArgumentParser) -> None:
         type=partitions_arg,
         metavar="N",
         help="write a partitioned Parquet dataset (a directory) of N partitions, generated and simulated "
-        "on Dask workers; 'auto': about 1e6 rows each",
+        "on Dask workers; 'auto': about 1e6 rows each. The row limit (GLMMSIM_MAX_ROWS) applies to one "
+        "partition, GLMMSIM_MAX_TOTAL_ROWS to the whole",
     )
     g.add_argument(
         "--scheduler",
@@ -69,7 +79,7 @@ def _dask():
 
 def run_partitioned(args: argparse.Namespace, study: Study, stdout: TextIO, stderr: TextIO) -> int:
     """Simulate the spec on Dask and write one Parquet file per partition."""
-    dask = _dask()
+    _dask()
     out = args.out or study.output["file"]
     if not out or out == "-":
         raise ParameterError("--partitions writes a directory of Parquet files: pass --out DIR.parquet")
@@ -77,61 +87,68 @@ def run_partitioned(args: argparse.Namespace, study: Study, stdout: TextIO, stde
         raise ParameterError("--partitions writes Parquet only; use --out DIR.parquet")
     if (args.replicates or study.output["replicates"]) != 1:
         raise ParameterError("--partitions writes one dataset; drop --replicates (or output.replicates)")
-    _check_directory(out, study, args.force)
-    design = _lazy_design(study, args.partitions or "auto")
-    data = study.model.simulate(design, seed=study.seeds["noise"])
-    with _scheduler(args.scheduler, dask) as client:
-        start = time.perf_counter()  # the write itself, not the cluster's start-up
-        rows = write_partitions(data, out, client=client, progress=not args.quiet, stderr=stderr)
-        seconds = time.perf_counter() - start
+    _check_not_an_input(out, study)
+    started = getattr(args, "started", None) or time.time()  # set by cli.main: the command's start
+    from ..design.partitioned import checks_only
+
+    with checks_only():  # sizes and arguments refused before the output is claimed or a cluster starts
+        study.partitioned_conditions(args.partitions or "auto")
+    def report(line: str) -> None:
+        print(line, file=stderr)
+
+    with _terminate_as_exit(), staged_folder(out, force=args.force, report=report) as folder:
+        began = time.time()
+        with _scheduler(args.scheduler) as client:
+            cluster_start = time.time() - began
+            # made here, under the scheduler: rows dropped at random are counted on the cluster
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", GlmmsimWarning)  # shown by the checks above
+                design = study.partitioned_conditions(args.partitions or "auto")
+            data = study.model.simulate(design, seed=study.seeds["noise"])
+            rows = _write_parts(data, folder, client=client, progress=not args.quiet, stderr=stderr)
+            written = time.time()
+        shutdown = time.time() - written
     if not args.quiet:
+        total, startup = time.time() - started, began - started
         print(
-            f"simulated {rows} rows in {data.npartitions} partitions -> {out} (parquet dataset) "
-            f"in {seconds:.1f} s ({rows / max(seconds, 1e-9) / 1e6:.2f} M rows/s)",
+            f"simulated {rows:,} rows in {data.npartitions} partitions -> {out} (parquet dataset) in {total:.1f} s "
+            f"end to end: {rows / max(total, 1e-9) / 1e6:.2f} M rows/s (start-up {startup:.1f} s, cluster start "
+            f"{cluster_start:.1f} s, simulate and write {written - began - cluster_start:.1f} s, "
+            f"shutdown {shutdown:.1f} s)",
             file=stdout,
         )
     return 0
 
 
-def _lazy_design(study: Study, npartitions: int | str) -> Any:
-    """The spec's design as a Dask DataFrame: generated on the workers, or a read file split."""
-    from ..study.spec import DESIGN_TYPES
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (a batch system's stop) unwinds like Ctrl-C, so the partial dataset is removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
-    if study.design_type in DESIGN_TYPES:
-        make = DESIGN_TYPES[study.design_type]
-        return make(**study.design_args, seed=study.seeds["design"], npartitions=npartitions)
-    import dask.dataframe as dd
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
 
-    from ..design.partitioned import ROWS_PER_PARTITION
-
-    conditions = study.conditions()  # a design read from a file is in memory already
-    k = npartitions if npartitions != "auto" else math.ceil(len(conditions) / ROWS_PER_PARTITION)
-    return dd.from_pandas(conditions, npartitions=max(1, min(int(k), len(conditions))), sort=False)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def _check_directory(out: str, study: Study, force: bool) -> None:
-    """Never write over an input; replace an earlier dataset only with --force, and nothing else."""
+def _check_not_an_input(out: str, study: Study) -> None:
+    """Never write over an input of the study (the spec, a trial list)."""
     target = Path(os.path.realpath(out))
     for source in study.input_files():
         if target == Path(os.path.realpath(source)) or target in Path(os.path.realpath(source)).parents:
             raise ParameterError(f"output {out!r} holds an input of the study ({source}); choose another directory")
-    if not target.exists():
-        return
-    if not target.is_dir():
-        raise ParameterError(f"output {out!r} exists and is a file; a partitioned dataset is a directory")
-    others = [p.name for p in target.iterdir() if not (p.name.startswith("part.") and p.suffix == ".parquet")]
-    if others:
-        raise ParameterError(
-            f"output directory {out!r} holds other files than a dataset's parts (e.g. {others[0]!r}); "
-            f"choose another directory"
-        )
-    if not force:
-        raise ParameterError(f"output directory {out!r} exists; pass --force to replace it")
 
 
-@contextmanager
-def _scheduler(address: str | None, dask: Any) -> Iterator[Any]:
+@contextlib.contextmanager
+def _scheduler(address: str | None) -> Iterator[Any]:
     """A distributed Client (None for Dask's local process pool) for the duration of the write."""
+    dask = _dask()
     if address == "processes":
         with dask.config.set(scheduler="processes"):
             yield None
@@ -140,32 +157,67 @@ def _scheduler(address: str | None, dask: Any) -> Iterator[Any]:
 
     if address is None:
         workers = os.cpu_count() or 1
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        # dashboard_address ":0": any free port (another cluster may hold 8787; nobody watches it here)
+        options = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"}
+        with LocalCluster(**options) as cluster:
             with Client(cluster) as client:
                 yield client
+            _close_workers(cluster)
         return
     with Client(address) as client:
         yield client
 
 
+#: Seconds a worker process is given to exit on its own at the end of a run. distributed's default
+#: (4 s, then the process is killed with a warning) is too short on a busy machine.
+_WORKER_EXIT_SECONDS = 60
+
+
+def _close_workers(cluster: Any) -> None:
+    """Stop the LocalCluster's workers, patiently, before its scheduler (a clean end, no warnings)."""
+    import asyncio
+
+    async def close_all() -> None:
+        await asyncio.gather(*(w.close(timeout=_WORKER_EXIT_SECONDS) for w in list(cluster.workers.values())))
+
+    try:
+        cluster.sync(close_all)
+    except Exception:  # noqa: BLE001 - the cluster's own close, which follows, still stops them
+        pass
+
+
 def write_partitions(
-    data: Any, out: str | os.PathLike, *, client: Any = None, progress: bool = True, stderr: TextIO | None = None
+    data: Any,
+    out: str | os.PathLike,
+    *,
+    client: Any = None,
+    progress: bool = True,
+    stderr: TextIO | None = None,
+    force: bool = False,
 ) -> int:
     """Write each partition of the Dask DataFrame ``data`` to ``out/part.NNNNN.parquet``; return the rows.
 
     Files are numbered in partition order (zero-padded, so a name sort is the row order).
-    An existing directory ``out`` is replaced (the command line checks first that it holds
-    only an earlier dataset's parts and that --force was given).
+    They are written into a hidden folder beside ``out``, renamed to ``out`` when all are
+    written; on an error or an interrupt it is removed. An existing ``out`` is replaced only
+    with ``force`` and only when it holds nothing but a dataset's parts.
     """
+    report = (lambda line: print(line, file=stderr)) if stderr is not None else None
+    with staged_folder(out, force=force, report=report) as folder:
+        return _write_parts(data, folder, client=client, progress=progress, stderr=stderr)
+
+
+def _write_parts(data: Any, folder: Path, *, client: Any, progress: bool, stderr: TextIO | None) -> int:
+    """Write the partitions into ``folder`` (one task per partition: make, simulate, write)."""
+    import numpy as np
+    import pandas as pd
     from tqdm import tqdm
 
     dask = _dask()
-    path = Path(out)
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    parts = data.to_delayed()
-    tasks = [dask.delayed(_write_file)(part, str(path / f"part.{i:05d}.parquet")) for i, part in enumerate(parts)]
+    counts = data.map_partitions(
+        _write_partition, str(folder), meta=pd.Series(np.empty(0, dtype=np.int64)), enforce_metadata=False
+    )
+    tasks = counts.to_delayed()
     bar = tqdm(total=len(tasks), desc="partitions", unit="part", file=stderr, disable=not progress)
     rows = 0
     try:
@@ -174,8 +226,11 @@ def write_partitions(
 
             futures = client.compute(tasks)
             try:
+                # each result is a one-row Series; a future is dropped once counted, so neither
+                # the client nor the cluster keeps anything per finished partition
                 for future in as_completed(futures):
-                    rows += future.result()
+                    rows += int(future.result().iloc[0])
+                    future.release()
                     bar.update()
             except BaseException:
                 client.cancel(futures)
@@ -185,14 +240,24 @@ def write_partitions(
 
             class _Bar(Callback):
                 def _posttask(self, key, result, dsk, state, id):
-                    if str(key).startswith("_write_file"):
+                    if isinstance(result, pd.Series) and key in keys:
                         bar.update()
 
+            keys = {t.key for t in tasks}
             with _Bar():
-                rows = sum(dask.compute(*tasks))
+                rows = int(sum(int(s.iloc[0]) for s in dask.compute(*tasks)))
     finally:
         bar.close()
-    return int(rows)
+    return rows
+
+
+def _write_partition(frame: pd.DataFrame, folder: str, partition_info: Any = None) -> pd.Series:
+    import numpy as np
+    import pandas as pd
+
+    number = partition_info["number"] if partition_info is not None else 0
+    n = _write_file(frame, os.path.join(folder, f"part.{number:05d}.parquet"))
+    return pd.Series(np.array([n], dtype=np.int64))
 
 
 #: Categoricals with more categories than this (unit labels) are written with the labels the

@@ -4,20 +4,29 @@
 subjects (or the outermost units) into ``k`` contiguous ranges; partition ``p``
 is the pandas design of its range of units, which the pandas generators give
 exactly (every design draw is keyed by unit label, never by a sequential
-stream). Only the arguments travel to the workers, so a 1e9-row design never
-exists in the client's memory.
+stream). Only the arguments and the unit ranges travel to the workers: nothing
+proportional to the design (rows, unit labels, category lists) is built in the
+client or embedded in the task graph, so a 1e9-row design costs the client a
+few MB.
+
+Sizes are checked per partition: ``glmmsim.config.max_rows`` bounds the
+largest partition (what one worker holds) and ``config.max_total_rows`` the
+whole (:func:`glmmsim.limits.check_partitioned_rows`); the client's limits
+travel with the tasks, so workers apply the same ones.
 
 Every partition has the global row index of the pandas design (``0 .. n-1``),
 and the grouping columns are categoricals. Their categories are known (the
 same in every partition, all units in label order) when the unit count can be
 told without generating the rows and is at most :data:`KNOWN_CATEGORIES_MAX`;
 otherwise each partition carries its own labels and the Dask column has
-unknown categories.
+unknown categories. Workers rebuild a known category list from a short recipe
+(prefix and count, or the upper levels of a nested tree), once per process.
 
 Partition lengths are known without generating anything when no rows are
 dropped at random (no ``missing``, no ``trials_per_subject``, fixed cluster
-sizes); otherwise the rows of each partition are counted in one pass on the
-workers before the frame is returned, so that the index is global.
+sizes); otherwise the rows of each partition are counted in one pass, run by
+the current Dask scheduler (create the ``distributed.Client`` first to count on
+the cluster), before the frame is returned, so that the index is global.
 
 Examples
 --------
@@ -32,10 +41,12 @@ True
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import numbers
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,15 +54,16 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GlmmsimWarning, InputTypeError, ParameterError
+from ..limits import check_partitioned_rows, config, count_text
 from ..model.dask_frames import remember_lengths
 from ..seeding import as_seed_sequence
 from . import generators
 
-__all__ = ["crossed", "nested", "KNOWN_CATEGORIES_MAX"]
+__all__ = ["crossed", "nested", "checks_only", "KNOWN_CATEGORIES_MAX", "ROWS_PER_PARTITION"]
 
-#: Grouping columns with more units than this get per-partition (unknown) categories:
-#: a categories list of every unit would be rebuilt in every partition and every file.
-KNOWN_CATEGORIES_MAX = 1_000_000
+#: Grouping columns with more units than this get per-partition (unknown) categories: a list
+#: of every unit would be built in the client (for the frame's ``meta``) and in every worker.
+KNOWN_CATEGORIES_MAX = 100_000
 
 
 def _dd():
@@ -71,9 +83,10 @@ ROWS_PER_PARTITION = 1_000_000
 
 def _check_npartitions(npartitions: object, units: int, rows_per_unit: int) -> int:
     if npartitions == "auto":
-        npartitions = max(1, math.ceil(units * rows_per_unit / ROWS_PER_PARTITION))
+        target = min(ROWS_PER_PARTITION, config.max_rows)
+        npartitions = max(1, math.ceil(units * max(rows_per_unit, 1) / target))
     if isinstance(npartitions, bool) or not isinstance(npartitions, numbers.Integral) or npartitions < 1:
-        raise ParameterError(f"npartitions must be an int >= 1 or 'auto'; got {npartitions!r}")
+        raise ParameterError(f"npartitions must be an int >= 1 or 'auto'; got {npartitions!r}", parameter="npartitions")
     # a partition is at least one unit: more partitions than units would be empty
     return min(int(npartitions), units)
 
@@ -84,24 +97,89 @@ def _unit_ranges(units: int, k: int) -> list[range]:
     return [range(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
+# ------------------------------------------------------------------------ category lists
+
+
+@dataclass(frozen=True)
+class _UnitLabels:
+    """Recipe for the labels ``prefix001 .. prefix<n>`` (a crossed design's subjects or items)."""
+
+    prefix: str
+    n: int
+
+    @property
+    def cache_key(self) -> tuple:
+        return ("units", self.prefix, self.n)
+
+    def build(self) -> list[str]:
+        return generators.unit_labels(self.prefix, self.n)
+
+
+@dataclass(frozen=True, eq=False)
+class _TreeLabels:
+    """Recipe for a nested level's labels: the unit tree down to that level, without rows."""
+
+    upper: tuple[tuple[str, Any], ...]  # (level, size) from the outermost down to this one
+    prefixes: Any
+    labels: str
+    seed: np.random.SeedSequence
+
+    @property
+    def cache_key(self) -> tuple:
+        prefixes = tuple(sorted(self.prefixes.items())) if isinstance(self.prefixes, Mapping) else self.prefixes
+        return ("tree", self.upper, prefixes, self.labels, self.seed.entropy, self.seed.spawn_key)
+
+    def build(self) -> list[str]:
+        tree = generators.nested(levels=dict(self.upper), prefixes=self.prefixes, labels=self.labels, seed=self.seed)
+        return list(pd.unique(tree[self.upper[-1][0]].to_numpy(dtype=object)))
+
+
+#: Category dtypes built in this process, by recipe (a worker builds each list once, not per task).
+_DTYPES: dict[tuple, pd.CategoricalDtype] = {}
+_DTYPES_KEPT = 8  # a few lists of at most KNOWN_CATEGORIES_MAX labels: a few tens of MB at most
+
+
+def _dtype(recipe: Any) -> pd.CategoricalDtype:
+    key = recipe.cache_key
+    if key not in _DTYPES:
+        if len(_DTYPES) >= _DTYPES_KEPT:
+            _DTYPES.pop(next(iter(_DTYPES)))
+        _DTYPES[key] = pd.CategoricalDtype(recipe.build())
+    return _DTYPES[key]
+
+
+# ------------------------------------------------------------------------ partitions
+
+
 @dataclass(frozen=True)
 class _Part:
-    """Builds one partition on a worker: the pandas design of a range of units, reindexed."""
+    """Builds one partition on a worker: the pandas design of a range of units, reindexed.
+
+    Holds the generator's arguments, category recipes and the client's row limit only
+    (a few hundred bytes), never a list proportional to the design.
+    """
 
     generator: str  # "crossed" or "nested"
     kwargs: Mapping[str, Any]
     range_arg: str  # the argument (or levels entry) that takes the unit range
-    categories: Mapping[str, Sequence[str] | None]
+    categories: Mapping[str, Any]  # column -> _UnitLabels/_TreeLabels, or None: the partition's own labels
+    max_rows: int  # the client's glmmsim.config.max_rows, applied on the worker too
 
-    def rows(self, units: range) -> pd.DataFrame:
+    def rows(self, units: range, count_only: bool = False) -> pd.DataFrame:
         kwargs = dict(self.kwargs)
+        if count_only:
+            # which rows exist depends on row identities only, not on their order or covariates:
+            # the count skips the shuffle (the costliest step of a design) and the covariate draws
+            kwargs["covariates"] = None
+            if "order" in kwargs:
+                kwargs["order"] = "fixed"
         if self.generator == "crossed":
             kwargs["subjects"] = units
         else:
             levels = dict(kwargs["levels"])
             levels[self.range_arg] = units
             kwargs["levels"] = levels
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), config.override(max_rows=self.max_rows):
             # warnings about the design were shown once, on the client
             warnings.simplefilter("ignore", GlmmsimWarning)
             return getattr(generators, self.generator)(**kwargs)
@@ -114,36 +192,27 @@ class _Part:
 
 
 def _count(part: _Part, units: range) -> int:
-    return len(part.rows(units))
+    return len(part.rows(units, count_only=True))
 
 
-def _as_categories(df: pd.DataFrame, categories: Mapping[str, Sequence[str] | None]) -> pd.DataFrame:
-    for col, cats in categories.items():
+def _as_categories(df: pd.DataFrame, categories: Mapping[str, Any]) -> pd.DataFrame:
+    for col, recipe in categories.items():
         # codes from a factorization (fast on Arrow-backed strings), mapped to the categories once per level
         codes, uniques = pd.factorize(df[col], sort=False)
-        if cats is None:  # too many units to list: this partition's own labels, in order of appearance
+        if recipe is None:  # too many units to list: this partition's own labels, in order of appearance
             df[col] = pd.Categorical.from_codes(codes, categories=uniques)
         else:
-            dtype = _dtype(tuple(cats))  # a tuple already (from crossed/nested): no copy
+            dtype = _dtype(recipe)
             df[col] = pd.Categorical.from_codes(dtype.categories.get_indexer(uniques)[codes], dtype=dtype)
     return df
 
 
-_DTYPES: dict[tuple[str, ...], pd.CategoricalDtype] = {}
-
-
-def _dtype(cats: tuple[str, ...]) -> pd.CategoricalDtype:
-    """One CategoricalDtype per category list and worker process (its hash table is built once)."""
-    if cats not in _DTYPES:
-        if len(_DTYPES) > 64:
-            _DTYPES.clear()
-        _DTYPES[cats] = pd.CategoricalDtype(list(cats))
-    return _DTYPES[cats]
-
-
-def _meta(sample: pd.DataFrame, categories: Mapping[str, Sequence[str] | None]) -> pd.DataFrame:
+def _meta(sample: pd.DataFrame, categories: Mapping[str, Any]) -> pd.DataFrame:
     dd = _dd()
-    meta = _as_categories(sample.iloc[:0].copy(), {c: (v if v is not None else []) for c, v in categories.items()})
+    meta = sample.iloc[:0].copy()
+    for col, recipe in categories.items():
+        # the client's copy of a known list (at most KNOWN_CATEGORIES_MAX labels), not cached here
+        meta[col] = pd.Categorical([], categories=recipe.build() if recipe is not None else [])
     meta.index = pd.RangeIndex(0)
     unknown = [c for c, v in categories.items() if v is None]
     if unknown:
@@ -151,13 +220,42 @@ def _meta(sample: pd.DataFrame, categories: Mapping[str, Sequence[str] | None]) 
     return meta
 
 
-def _build(part: _Part, ranges: list[range], sample: pd.DataFrame, lengths: list[int] | None):
+_CHECKS_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("glmmsim_partitioned_checks_only", default=False)
+
+
+@contextlib.contextmanager
+def checks_only() -> Iterator[None]:
+    """Inside this block ``crossed/nested(..., npartitions=)`` check their arguments and sizes, then return None.
+
+    What a command runs before it claims its output or starts a cluster: every refusal
+    that needs no rows comes first. Rows dropped at random are not counted.
+
+    Examples
+    --------
+    >>> from glmmsim.design import crossed
+    >>> with checks_only():
+    ...     print(crossed(10, 4, missing=0.1, npartitions=2))
+    None
+    """
+    token = _CHECKS_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CHECKS_ONLY.reset(token)
+
+
+def _build(part: _Part, ranges: list[range], sample: pd.DataFrame, lengths: list[int] | None, what: str):
+    if _CHECKS_ONLY.get():
+        if lengths is not None:
+            check_partitioned_rows(max(lengths), sum(lengths), len(ranges), what)
+        return None
     dd = _dd()
-    if lengths is None:
+    if lengths is None:  # rows dropped at random: counted by the current scheduler (the cluster's, if any)
         import dask
 
-        lengths = list(dask.compute(*[dask.delayed(_count)(part, r) for r in ranges]))
-    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
+        lengths = list(dask.compute(*[dask.delayed(_count, pure=True)(part, r) for r in ranges]))
+    check_partitioned_rows(max(lengths), sum(lengths), len(ranges), what)
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     if all(n > 0 for n in lengths):
         divisions = tuple(int(s) for s in starts[:-1]) + (int(starts[-1]) - 1,)
     else:  # an empty partition has no first row to divide at
@@ -180,6 +278,13 @@ def _fixed_seed(seed: Any) -> np.random.SeedSequence:
     return as_seed_sequence(seed, "seed")
 
 
+def _check_planned(per_unit: int, ranges: list[range], what: str) -> None:
+    """Refuse partitions whose planned rows (before random drops) exceed the limits, before any work."""
+    largest = max(len(r) for r in ranges) * per_unit
+    total = sum(len(r) for r in ranges) * per_unit
+    check_partitioned_rows(largest, total, len(ranges), what)
+
+
 def crossed(*, npartitions: int, subjects: int = 20, **kwargs: Any):
     """:func:`glmmsim.design.crossed` as a Dask DataFrame of ranges of subjects.
 
@@ -190,21 +295,26 @@ def crossed(*, npartitions: int, subjects: int = 20, **kwargs: Any):
     total = units.stop - units.start
     # the first subject alone: validates every argument, shows warnings once, gives the columns
     sample = generators.crossed(subjects=range(1, 2), **kwargs)
-    k = _check_npartitions(npartitions, total, len(sample))
-    categories: dict[str, Sequence[str] | None] = {
-        kwargs.get("subject", "subject"): _listed(kwargs.get("subject_prefix", "s"), total)
-    }
-    if kwargs.get("items") is not None:
-        categories[kwargs.get("item", "item")] = _listed(kwargs.get("item_prefix", "i"), int(kwargs["items"]))
-    part = _Part("crossed", kwargs, "subjects", categories)
+    random_trials = kwargs.get("trials_per_subject") is not None
+    # rows planned per subject before missing trials are dropped (one subject's grid, again)
+    planned = len(sample) if not kwargs.get("missing") else len(generators.crossed(subjects=range(1, 2), **{**kwargs, "missing": 0}))
+    k = _check_npartitions(npartitions, total, planned)
     ranges = _unit_ranges(total, k)
-    fixed_size = not kwargs.get("missing") and kwargs.get("trials_per_subject") is None
+    items = kwargs.get("items")
+    what = f"crossed(subjects={count_text(total)}, items={count_text(int(items)) if items is not None else None})"
+    if not random_trials:
+        _check_planned(planned, ranges, what)
+    categories: dict[str, Any] = {kwargs.get("subject", "subject"): _listed(kwargs.get("subject_prefix", "s"), total)}
+    if items is not None:
+        categories[kwargs.get("item", "item")] = _listed(kwargs.get("item_prefix", "i"), int(items))
+    part = _Part("crossed", kwargs, "subjects", categories, config.max_rows)
+    fixed_size = not kwargs.get("missing") and not random_trials
     lengths = [len(r) * len(sample) for r in ranges] if fixed_size else None
-    return _build(part, ranges, sample, lengths)
+    return _build(part, ranges, sample, lengths, what)
 
 
-def _listed(prefix: str, n: int) -> tuple[str, ...] | None:
-    return tuple(generators.unit_labels(prefix, n)) if n <= KNOWN_CATEGORIES_MAX else None
+def _listed(prefix: str, n: int) -> _UnitLabels | None:
+    return _UnitLabels(prefix, n) if n <= KNOWN_CATEGORIES_MAX else None
 
 
 def nested(*, npartitions: int, levels: Mapping[str, Any], **kwargs: Any):
@@ -219,22 +329,26 @@ def nested(*, npartitions: int, levels: Mapping[str, Any], **kwargs: Any):
     units = generators._unit_range(levels[names[0]], f"levels[{names[0]!r}]")
     total = units.stop - units.start
     sample = generators.nested(levels={**levels, names[0]: range(1, 2)}, **kwargs)
-    k = _check_npartitions(npartitions, total, len(sample))
-    categories = _nested_categories(levels, names, total, kwargs)
-    part = _Part("nested", {**kwargs, "levels": dict(levels)}, names[0], categories)
-    ranges = _unit_ranges(total, k)
     fixed = all(isinstance(s, numbers.Integral) for s in list(levels.values())[1:])
-    rows_per_top = len(sample)  # with fixed sizes every outermost unit has the same rows
-    lengths = [len(r) * rows_per_top for r in ranges] if fixed and not kwargs.get("missing") else None
-    return _build(part, ranges, sample, lengths)
+    planned = len(sample)
+    if fixed and kwargs.get("missing"):
+        planned = len(generators.nested(levels={**levels, names[0]: range(1, 2)}, **{**kwargs, "missing": 0}))
+    k = _check_npartitions(npartitions, total, planned)
+    ranges = _unit_ranges(total, k)
+    what = f"nested({names[0]}={count_text(total)}, ...)"
+    if fixed:
+        _check_planned(planned, ranges, what)
+    categories = _nested_categories(levels, names, total, kwargs)
+    part = _Part("nested", {**kwargs, "levels": dict(levels)}, names[0], categories, config.max_rows)
+    # with fixed sizes every outermost unit has the same rows
+    lengths = [len(r) * planned for r in ranges] if fixed and not kwargs.get("missing") else None
+    return _build(part, ranges, sample, lengths, what)
 
 
-def _nested_categories(
-    levels: Mapping[str, Any], names: list[str], total: int, kwargs: Mapping[str, Any]
-) -> dict[str, Sequence[str] | None]:
-    """Known categories for each unit level whose units can be listed cheaply (fixed sizes, few units)."""
-    out: dict[str, Sequence[str] | None] = {}
-    count = total
+def _nested_categories(levels: Mapping[str, Any], names: list[str], total: int, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Category recipes for each unit level whose units can be listed cheaply (fixed sizes, few units)."""
+    out: dict[str, Any] = {}
+    count: int | None = total
     for depth, name in enumerate(names):
         if depth > 0:
             size = levels[name]
@@ -242,13 +356,7 @@ def _nested_categories(
         if count is None or count > KNOWN_CATEGORIES_MAX:
             out[name] = None
             continue
-        # the unit tree down to this level alone (no rows below it): its labels, in order
-        upper = {n: levels[n] for n in names[: depth + 1]}
-        tree = generators.nested(
-            levels=upper,
-            prefixes=kwargs.get("prefixes"),
-            labels=kwargs.get("labels", "full"),
-            seed=kwargs["seed"],
-        )
-        out[name] = tuple(pd.unique(tree[name].to_numpy(dtype=object)))
+        # the unit tree down to this level alone (no rows below it) gives its labels, in order
+        upper = tuple((n, levels[n]) for n in names[: depth + 1])
+        out[name] = _TreeLabels(upper, kwargs.get("prefixes"), kwargs.get("labels", "full"), kwargs["seed"])
     return out

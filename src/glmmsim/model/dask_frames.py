@@ -70,6 +70,12 @@ def simulate(model: Any, data: Any, seed: SeedLike = None, *, key: Any = None) -
     _check_key(key, meta)
     seed = _fixed_seed(seed)
     offsets = _offsets(data) if key is None else None
+    if offsets is not None:
+        import dask
+
+        # one array in the graph, which every task depends on; embedded in each task it
+        # would make the graph grow with the square of the number of partitions
+        offsets = dask.delayed(np.asarray(offsets, dtype=np.int64), pure=True)
     return data.map_partitions(
         _simulate_partition,
         model,
@@ -117,7 +123,7 @@ def _simulate_partition(
     model: Any,
     seed: SeedLike,
     key: Any,
-    offsets: Sequence[int] | None,
+    offsets: np.ndarray | None,
     partition_info: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     if len(part) == 0:

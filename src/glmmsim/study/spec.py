@@ -649,6 +649,51 @@ class Study:
                 self._relay_warning(w, ("design",), list(self.design_args))
         return self._conditions.copy()
 
+    def partitioned_conditions(self, npartitions: int | str) -> Any:
+        """The design as a Dask DataFrame of ``npartitions`` partitions generated on the workers.
+
+        Errors and warnings point at the spec key they are about, as :meth:`conditions`'
+        do. A generated design never exists whole in this process; a design read from a
+        file (in memory already) is split. Rows dropped at random are counted by the
+        current Dask scheduler: create the ``distributed.Client`` first.
+        """
+        if self.design_type not in DESIGN_TYPES:
+            import dask.dataframe as dd
+
+            from ..design.partitioned import ROWS_PER_PARTITION
+
+            conditions = self.conditions()
+            k = npartitions if npartitions != "auto" else -(-len(conditions) // ROWS_PER_PARTITION)
+            return dd.from_pandas(conditions, npartitions=max(1, min(int(k), len(conditions))), sort=False)
+        make = DESIGN_TYPES[self.design_type]
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", GlmmsimWarning)
+                lazy = make(**self.design_args, seed=self.seeds["design"], npartitions=npartitions)
+        except GlmmsimError as exc:
+            raise self._located_error(exc, ("design",), list(self.design_args)) from None
+        for w in caught:
+            self._relay_warning(w, ("design",), list(self.design_args))
+        return lazy
+
+    def _first_unit_conditions(self) -> pd.DataFrame:
+        """The design of its first subject (outermost unit) only: what a partitioned run checks."""
+        if self.design_type not in DESIGN_TYPES:
+            return self.conditions()
+        args = dict(self.design_args)
+        if self.design_type == "crossed":
+            args["subjects"] = range(1, 2)
+        elif isinstance(args.get("levels"), Mapping) and args["levels"]:
+            levels = dict(args["levels"])
+            levels[next(iter(levels))] = range(1, 2)
+            args["levels"] = levels
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", GlmmsimWarning)  # shown when the partitioned design is made
+                return DESIGN_TYPES[self.design_type](**args, seed=self.seeds["design"])
+        except GlmmsimError as exc:
+            raise self._located_error(exc, ("design",), list(self.design_args)) from None
+
     def _relay_warning(self, w: warnings.WarningMessage, section: Path, keys: Sequence[str]) -> None:
         """Re-issue a design's warning pointing at the spec key it is about, like errors."""
         if not issubclass(w.category, GlmmsimWarning):
@@ -657,9 +702,13 @@ class Study:
         path = section + _argument_path(w.message, keys)
         warnings.warn(f"{self._where(path)}: {_dotted(path)}: {w.message}", GlmmsimWarning, stacklevel=4)
 
-    def check(self) -> None:
-        """Build model and design and try the model on the design, so spec errors surface at load time."""
-        conds = self.conditions()
+    def check(self, *, first_unit: bool = False) -> None:
+        """Build model and design and try the model on the design, so spec errors surface at load time.
+
+        ``first_unit=True`` tries the model on the design of the first subject (outermost
+        unit) only: a run that simulates the design in partitions never builds it whole.
+        """
+        conds = self._first_unit_conditions() if first_unit else self.conditions()
         needed = list(self.model.variables)
         missing = [c for c in needed if c not in conds.columns]
         if missing:
@@ -765,6 +814,7 @@ def parse_spec(
     overrides: Sequence[str | tuple[str, str]] = (),
     seed: int | None = None,
     base_dir: str | None = None,
+    partitioned: bool = False,
 ) -> Study:
     """Validate a YAML study spec given as text.
 
@@ -782,6 +832,10 @@ def parse_spec(
     base_dir : str, optional
         Directory that relative paths in the spec (a trial list) are read from; default
         the working directory (:func:`load_spec` passes the spec file's directory).
+    partitioned : bool
+        The design will be simulated in partitions (:meth:`Study.partitioned_conditions`):
+        the model is checked on the design's first subject (outermost unit) only, so the
+        whole design is never built here.
     """
     raw, lines = _compose(text, source)
     ctx = _Ctx(source, lines, base_dir=base_dir)
@@ -801,12 +855,16 @@ def parse_spec(
         _ctx=ctx,
         sections={k: top[k] for k in ("power", "recovery") if top.get(k) is not None},
     )
-    study.check()
+    study.check(first_unit=partitioned)
     return study
 
 
 def load_spec(
-    path: str | os.PathLike, overrides: Sequence[str | tuple[str, str]] = (), seed: int | None = None
+    path: str | os.PathLike,
+    overrides: Sequence[str | tuple[str, str]] = (),
+    seed: int | None = None,
+    *,
+    partitioned: bool = False,
 ) -> Study:
     """Read and validate a YAML study spec file (see :func:`parse_spec`).
 
@@ -815,7 +873,8 @@ def load_spec(
     """
     text = read_text_file(path, "spec", MAX_SPEC_BYTES)
     name = os.fspath(path)
-    return parse_spec(text, source=name, overrides=overrides, seed=seed, base_dir=os.path.dirname(os.path.abspath(name)))
+    base_dir = os.path.dirname(os.path.abspath(name))
+    return parse_spec(text, source=name, overrides=overrides, seed=seed, base_dir=base_dir, partitioned=partitioned)
 
 
 def read_text_file(path: str | os.PathLike, what: str, limit: int) -> str:

@@ -32,6 +32,7 @@ Examples
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -410,18 +411,21 @@ def _model_parts(slots: list[Slot], values: Mapping[str, float]) -> tuple[dict, 
 # --------------------------------------------------------------------------------------
 
 
+def _guarded(errors: dict[str, FieldError], field: str, fn, *a):
+    """``fn(*a)``, or None with glmmsim's error recorded against ``field``."""
+    try:
+        return fn(*a)
+    except GlmmsimError as exc:
+        errors[field] = FieldError.of(field, exc)
+        return None
+
+
 def _design_args(form: Mapping[str, Any], errors: dict[str, FieldError]) -> tuple[str, dict[str, Any], dict]:
     """The design type, its arguments and the declared levels of its factors."""
     kind = form.get("design_type") or "crossed"
     args: dict[str, Any] = {}
     levels: dict[str, list[str]] = {}
-
-    def guarded(field: str, fn, *a):
-        try:
-            return fn(*a)
-        except GlmmsimError as exc:
-            errors[field] = FieldError.of(field, exc)
-            return None
+    guarded = functools.partial(_guarded, errors)
 
     if kind == "file":
         if not form.get("trials_file"):
@@ -607,13 +611,7 @@ def along_choices(slots: list[Slot], design_type: str, units: str = "") -> dict[
 def _analysis(form: Mapping[str, Any], conditions: pd.DataFrame | None, errors: dict[str, FieldError],
               slots: list[Slot]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-
-    def guarded(field: str, fn, *a):
-        try:
-            return fn(*a)
-        except GlmmsimError as exc:
-            errors[field] = FieldError.of(field, exc)
-            return None
+    guarded = functools.partial(_guarded, errors)
 
     tests = form.get("test") or []
     tests = [tests] if isinstance(tests, str) else list(tests)

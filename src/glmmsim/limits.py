@@ -210,7 +210,8 @@ def check_partitioned_rows(largest: int, total: int, npartitions: int, what: str
     Examples
     --------
     >>> check_partitioned_rows(1_000_000, 50_000_000, 50, "crossed(...)")
-    >>> check_partitioned_rows(25_000_000, 50_000_000, 2, "crossed(...)")  # doctest: +ELLIPSIS
+    >>> with config.override(max_rows=20_000_000):
+    ...     check_partitioned_rows(25_000_000, 50_000_000, 2, "crossed(...)")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     glmmsim.errors.ParameterError: crossed(...) in 2 partitions would make partitions of up to 25,000,000 rows ...

@@ -5,12 +5,16 @@ autora-core pins numpy < 2 and the autora extra pandas < 3, so the whole suite r
 newest numpy 2 / pandas 3 and once on numpy 1.x / pandas 2.x, the oldest line glmmsim supports.
 """
 
+import pathlib
 import shutil
 
 import nox
 
 nox.options.sessions = ["tests", "autora", "example"]
 nox.options.reuse_existing_virtualenvs = True
+
+#: Figures of docs/howto/app.md, written by tests/app/test_planner_browser.py (not committed).
+APP_SCREENSHOTS = ("docs/img/app/planner.png", "docs/img/app/formula_error.png", "docs/img/app/errors.png")
 
 
 @nox.session
@@ -64,6 +68,11 @@ def docs(session: nox.Session) -> None:
     The site is docs/_build/html/index.html.
     """
     session.install("-e", ".[docs,dask]")
+    if not all(pathlib.Path(shot).exists() for shot in APP_SCREENSHOTS):
+        # the planner's how-to shows screenshots its browser tests take (Chromium): take them first
+        session.install("-e", ".[docs,dask,app,test]", "playwright")
+        session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/app/test_planner_browser.py",
+                    env={"GLMMSIM_REQUIRE_BROWSER": "1"})
     for stale in ("docs/_build", "docs/reference/generated", "docs/jupyter_execute"):
         shutil.rmtree(stale, ignore_errors=True)
     session.run("sphinx-build", "-W", "--keep-going", "-n", "-b", "html", "docs", "docs/_build/html")

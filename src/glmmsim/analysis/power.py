@@ -459,7 +459,7 @@ def power(
         it. ``nonsignificant``: a failed fit counts as a non-significant test.
     key : list of str, optional
         Columns identifying a row, which key the noise. By default the design's grouping,
-        label and numeric columns identify it (see :func:`~glmmsim.analysis.replicates.row_key`),
+        label and numeric columns identify it (see ``glmmsim.analysis.replicates.row_key``),
         and rows that still repeat are numbered 0..k-1 within it.
     reml : bool, optional
         Passed to the engine (default: REML for linear mixed models).
@@ -479,7 +479,7 @@ def power(
     checkpoint : str or path-like, optional
         A folder that keeps finished replicates as they complete; rerunning the same
         study with it continues where it stopped, with identical results (see
-        :mod:`glmmsim.analysis.checkpoint`).
+        ``glmmsim.analysis.checkpoint``).
 
     Returns
     -------

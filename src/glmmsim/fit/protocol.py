@@ -38,8 +38,7 @@ class RawFit:
     ``covariances[k]`` is the covariance matrix of term ``k``'s random effects
     in the order of ``design.terms[k].coefs``; ``df`` holds the t-test degrees
     of freedom per coefficient (NaN where the test is z), or ``df_source()`` gives them when
-first needed. ``loglik`` is on
-    R's ``logLik()`` scale: the REML criterion when ``reml`` is True.
+    first needed. ``loglik`` is on R's ``logLik()`` scale: the REML criterion when ``reml`` is True.
     """
 
     beta: np.ndarray

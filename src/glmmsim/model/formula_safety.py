@@ -12,7 +12,7 @@ allowed in those pieces:
 * names of data columns (no ``__dunder__`` names), numbers, and strings that
   are data (levels, names given to ``Q``), never code;
 * arithmetic, comparison and boolean operators; integer arithmetic is bounded
-  (``config.max_int_bits``) and a literal exponent is at most :data:`MAX_POWER`;
+  (``config.max_int_bits``) and a literal exponent is at most ``MAX_POWER``;
 * calls of the transforms in :data:`TRANSFORMS` (``C``, ``I``, ``Q``, ``log``,
   ``center``, ``poly``, ...), of ``np.<f>`` / ``numpy.<f>`` for ``f`` in
   :data:`NUMPY_FUNCTIONS`, and of the contrasts in :data:`CONTRASTS`
@@ -26,9 +26,9 @@ piece (``error.term``); so is anything formulaic's tokenizer or Python's parser
 cannot read.  The formula's own expansion is counted before formulaic builds it
 (``config.max_formula_terms``), so ``(x1+...+x24)**24`` is refused at once.
 
-:func:`check_expression` is the one check: glmmsim hands no string to formulaic
+``check_expression`` is the one check: glmmsim hands no string to formulaic
 without passing it (``glmmsim.model.matrices`` is the only caller of
-formulaic's evaluation).  :func:`check_formula` applies it to every piece of an
+formulaic's evaluation).  ``check_formula`` applies it to every piece of an
 lme4 formula when a model is built, so a bad formula fails before any work.
 ``trusted_formula=True`` (on :class:`glmmsim.Model` and :func:`glmmsim.fit`)
 skips it for a formula the user wrote themselves.

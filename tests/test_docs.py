@@ -18,6 +18,7 @@ import shlex
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +118,38 @@ def test_transcripts_print_what_they_show(page, command, output, in_scratch):
 
     out = io.StringIO()
     assert main(shlex.split(command)[1:], stdout=out, stderr=io.StringIO()) == 0
-    assert out.getvalue().replace(f"{in_scratch}/", "") == output
+    printed = out.getvalue().replace(f"{in_scratch}/", "")
+    if not _NUMPY_2:
+        # the lmm engine's optimizer (NLopt 2.11 on numpy 2, 2.7 on numpy 1.x) and BLAS stop at
+        # optima equal to ~1e-4 relative, not bit for bit: the numpy 1.x line compares numbers so
+        printed, output = _version_free(printed), _version_free(output)
+        assert _numbers_close(printed, output), f"{printed}\n!=\n{output}"
+        return
+    assert printed == output
+
+
+_NUMPY_2 = int(np.__version__.split(".")[0]) >= 2
+
+
+def _version_free(text: str) -> str:
+    return re.sub(r"(nlopt|glmm) \d+(\.\d+)+", r"\1 <version>", text)
+
+
+def _numbers_close(printed: str, shown: str, rel: float = 1e-3, abs_: float = 1e-4) -> bool:
+    """Same words, and numbers equal to ``rel`` relative (or ``abs_`` absolute) tolerance."""
+    a, b = printed.split(), shown.split()
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x == y:
+            continue
+        try:
+            fx, fy = float(x.rstrip("%,)")), float(y.rstrip("%,)"))
+        except ValueError:
+            return False
+        if abs(fx - fy) > max(abs_, rel * max(abs(fx), abs(fy))):
+            return False
+    return True
 
 
 def _shown_outputs(code: str) -> list[str]:

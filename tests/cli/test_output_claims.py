@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import pathlib
 import signal
@@ -15,23 +14,14 @@ matplotlib.use("Agg")
 import pandas as pd
 import pytest
 
-from glmmsim.cli import main
+from _cli import copy_power_spec, run
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 SMALL = ["--set", "design.subjects=6", "--set", "design.items=4", "--nsim", "3", "-q"]
-
-
-def run(*argv: object) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main([str(a) for a in argv], stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
 def spec(tmp_path) -> pathlib.Path:
-    path = tmp_path / "power.yaml"
-    path.write_text((ROOT / "examples" / "power.yaml").read_text())
-    return path
+    return copy_power_spec(tmp_path)
 
 
 @contextmanager

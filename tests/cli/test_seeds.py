@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import io
 import pathlib
 
 import pandas as pd
 import pytest
 
-from glmmsim.cli import main
+from _cli import ROOT, copy_power_spec, run
 from glmmsim.cli.seeds import check_seed_overrides
 from glmmsim.errors import ParameterError
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 POWER_SPEC = (ROOT / "examples" / "power.yaml").read_text()
 SMALL = ["--set", "design.subjects=6", "--set", "design.items=4", "--nsim", "4", "-q"]
 
 
-def run(*argv: object) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main([str(a) for a in argv], stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture
 def spec(tmp_path) -> pathlib.Path:
-    path = tmp_path / "power.yaml"
-    path.write_text(POWER_SPEC)
-    return path
+    return copy_power_spec(tmp_path)
 
 
 def simulations(tmp_path: pathlib.Path, spec: pathlib.Path, *argv: object) -> pd.DataFrame:

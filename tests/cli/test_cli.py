@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from glmmsim.cli import main
+from _cli import run
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -45,12 +46,6 @@ def spec(tmp_path) -> pathlib.Path:
     path = tmp_path / "study.yaml"
     path.write_text(SPEC)
     return path
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main([str(a) for a in argv], stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_simulate_writes_csv_and_summary(spec, tmp_path):

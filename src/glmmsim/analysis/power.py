@@ -37,7 +37,7 @@ from ..seeding import SeedLike
 from ._backends import resolve_engine, seed_tree
 from .checkpoint import Checkpoint, describe_study
 from .describe import describe_design, describe_model
-from .hypotheses import Hypothesis, choose_method, resolve_tests
+from .hypotheses import Hypothesis, choose_method, resolve_tests, term_of
 from .inputs import coefficient_names, conditions_frame, model_levels, percent
 from .intervals import clopper_pearson
 from .replicates import TEST_COLUMNS, FailurePolicy, PointJob, check_point, new_token, row_key, run_study
@@ -63,6 +63,20 @@ def _check_common(nsim: int, alpha: float, failures: str) -> None:
         raise ParameterError(f"alpha must be a number between 0 and 1; got {alpha!r}")
     if failures not in FAILURE_POLICIES:
         raise ParameterError(f"failures must be one of {format_names(FAILURE_POLICIES)}; got {failures!r}")
+
+
+def _require_test(test: Any, model: Any, conditions: pd.DataFrame, fit_formula: str | None, verb: str) -> None:
+    """Refuse a missing ``test``, naming what the analysis model can test (before any replicate runs)."""
+    if test is not None:
+        return
+    names = coefficient_names(fit_formula or model.formula, conditions, model) if hasattr(model, "formula") else ()
+    testable = [n for n in names if n != "Intercept"]
+    terms = list(dict.fromkeys(term_of(n) for n in testable))
+    raise ParameterError(
+        f"{verb} needs test=, the coefficient or term whose effect is tested (a list tests several on the "
+        f"same fits); the analysis model's coefficients: {format_names(testable)}; its terms: {format_names(terms)}",
+        parameter="test",
+    )
 
 
 def plan_point(
@@ -405,7 +419,8 @@ class PowerCurve:
 def power(
     model: Any,
     conditions: pd.DataFrame | Callable[[], pd.DataFrame],
-    test: str | Sequence[str] = "cond",
+    *,
+    test: str | Sequence[str] | None = None,
     nsim: int = 1000,
     alpha: float = 0.05,
     method: str = "auto",
@@ -414,7 +429,6 @@ def power(
     seed: SeedLike = 1,
     executor: Any = None,
     progress: bool = True,
-    *,
     failures: Failures = "exclude",
     key: Sequence[str] | None = None,
     reml: bool | None = None,
@@ -425,6 +439,8 @@ def power(
 ) -> PowerResult:
     """Power to detect ``test`` by simulating from ``model`` on ``conditions`` and refitting.
 
+    Every argument after ``conditions`` is keyword-only; ``test`` is required.
+
     Parameters
     ----------
     model : glmmsim.Model
@@ -433,8 +449,9 @@ def power(
     conditions : DataFrame or callable
         The design (one row per observation), or a callable returning it.
     test : str or list of str
-        A coefficient (``"cond[T.b]"`` or lme4's ``"condb"``), a term (``"cond"``: all its
-        coefficients, tested jointly) or a list of them, tested on the same fits.
+        Required. A coefficient (``"cond[T.b]"`` or lme4's ``"condb"``), a term (``"cond"``: all
+        its coefficients, tested jointly) or a list of them, tested on the same fits. Without it
+        the error lists the analysis model's coefficients and terms.
     nsim : int
         Replicates.
     alpha : float
@@ -500,6 +517,7 @@ def power(
     _check_common(nsim, alpha, failures)
     policy = FailurePolicy(max_failure_rate, failure_window)
     data = conditions_frame(conditions)
+    _require_test(test, model, data, fit_formula, "power")
     tree = seed_tree(seed)
     job = plan_point(model, data, point=0, token=new_token(), tree=tree, test=test, method=method, engine=engine,
                      fit_formula=fit_formula, key=key, reml=reml, fallback=fallback_engine, seed_path=seed_path(seed))
@@ -548,8 +566,9 @@ def _call_with(fn: Any, values: Mapping[str, Any], names: set[str] | None) -> An
 def power_curve(
     model: Any,
     design: Callable[..., pd.DataFrame] | pd.DataFrame,
+    *,
     along: Mapping[str, Sequence[Any]],
-    test: str | Sequence[str] = "cond",
+    test: str | Sequence[str] | None = None,
     nsim: int = 1000,
     alpha: float = 0.05,
     method: str = "auto",
@@ -558,7 +577,6 @@ def power_curve(
     seed: SeedLike = 1,
     executor: Any = None,
     progress: bool = True,
-    *,
     failures: Failures = "exclude",
     key: Sequence[str] | None = None,
     reml: bool | None = None,
@@ -576,7 +594,8 @@ def power_curve(
     an effect size. Several ``along`` names make a grid. With ``crn=True`` (default)
     every point uses the same replicate seeds (common random numbers), so neighbouring
     points differ only by the design; ``crn=False`` gives every point its own seeds.
-    The other arguments are those of :func:`power`.
+    The other arguments are those of :func:`power`; every argument after ``design`` is
+    keyword-only, and ``along`` and ``test`` are required.
 
     Parameters
     ----------
@@ -627,6 +646,7 @@ def power_curve(
     for i, values in enumerate(grid):
         data = conditions_frame(_call_with(design, values, design_names) if design_names != set() else design, "design")
         point_model = _call_with(model, values, model_names) if model_names != set() else model
+        _require_test(test, point_model, data, fit_formula, "power_curve")
         tree = root if crn else root.child("point", i)
         jobs.append(plan_point(point_model, data, point=i, token=token, tree=tree, test=test, method=method,
                                engine=engine, fit_formula=fit_formula, key=key, reml=reml, fallback=fallback_engine,

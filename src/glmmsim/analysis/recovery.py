@@ -143,12 +143,12 @@ class RecoveryResult:
 def recovery(
     model: Any,
     conditions: pd.DataFrame | Callable[[], pd.DataFrame],
+    *,
     nsim: int = 500,
     engine: str = "auto",
     seed: SeedLike = 1,
     executor: Any = None,
     progress: bool = True,
-    *,
     fit_formula: str | None = None,
     key: list[str] | None = None,
     reml: bool | None = None,
@@ -158,6 +158,8 @@ def recovery(
     failure_window: int = 20,
 ) -> RecoveryResult:
     """Simulate ``nsim`` datasets from ``model`` (a new population each), fit each, compare with the truth.
+
+    Every argument after ``conditions`` is keyword-only.
 
     Parameters
     ----------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from scipy import stats
 
 import glmmsim
-from glmmsim.analysis import power, power_curve
+from glmmsim.analysis import power, power_curve, recovery
 from glmmsim.analysis.intervals import clopper_pearson
 from glmmsim.errors import ParameterError
 
@@ -64,6 +65,30 @@ def test_bad_tests_and_methods_fail_before_work(small_rt):
         power(model, design, test="cond", failures="drop", nsim=5, progress=False)
     with pytest.raises(ParameterError, match="nsim"):
         power(model, design, test="cond", nsim=0, progress=False)
+
+
+def test_test_is_required_and_a_missing_one_names_the_testable_effects(small_rt, monkeypatch):
+    module = importlib.import_module("glmmsim.analysis.power")  # the package attribute "power" is the function
+
+    model, design = small_rt
+    monkeypatch.setattr(module, "run_study", lambda *a, **k: pytest.fail("no replicate may run without a test"))
+    with pytest.raises(ParameterError, match=r"power needs test=.*coefficients: 'cond\[T.b\]'; its terms: 'cond'") as info:
+        power(model, design, nsim=5, progress=False)
+    assert info.value.parameter == "test"
+    with pytest.raises(ParameterError, match=r"power_curve needs test=.*coefficients: 'cond\[T.b\]'"):
+        power_curve(model, lambda subjects: design, along={"subjects": [6]}, nsim=5, progress=False)
+    with pytest.raises(ParameterError, match="power needs test="):
+        power(model, design, test=None, nsim=5, progress=False)
+
+
+def test_arguments_after_model_and_conditions_are_keyword_only(small_rt):
+    model, design = small_rt
+    with pytest.raises(TypeError, match="2 positional arguments"):
+        power(model, design, "cond", 5)
+    with pytest.raises(TypeError, match="2 positional arguments"):
+        power_curve(model, lambda subjects: design, {"subjects": [6]}, "cond")
+    with pytest.raises(TypeError, match="2 positional arguments"):
+        recovery(model, design, 5)
 
 
 def _noncentral_power(effect: float, subjects: int, slope_sd: float, sigma: float, per_cell: int, alpha: float):
@@ -201,7 +226,8 @@ def test_power_curve_table_plot_and_smallest(tmp_path):
     assert ax.get_xlabel() == "subjects" and len(ax.lines) >= 2
     ax.figure.savefig(tmp_path / "curve.png")
     with pytest.raises(ParameterError, match="along names 'items'"):
-        power_curve(model, lambda subjects: rt_design(subjects, 6), along={"items": [5]}, nsim=2, progress=False)
+        power_curve(model, lambda subjects: rt_design(subjects, 6), along={"items": [5]}, test="cond", nsim=2,
+                    progress=False)
 
 
 def test_misspecified_analysis_model(small_rt):

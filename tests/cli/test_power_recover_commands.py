@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import pathlib
 
@@ -77,6 +78,18 @@ def test_errors_are_one_line(tmp_path):
     assert code == 1 and "--along" in err
     code, out, err = _run(["power", str(spec), "--nsim", "2", "-q", "--along", "design.subjets=4,6"])
     assert code == 1 and "--along design.subjets=4: design.subjets: unknown key 'subjets'. Did you mean 'subjects'?" in err
+
+
+def test_a_run_without_a_test_names_what_could_be_tested(tmp_path, monkeypatch):
+    study = importlib.import_module("glmmsim.analysis.power")  # the package attribute "power" is the function
+
+    spec = tmp_path / "power.yaml"
+    spec.write_text(SPEC.replace("  test: cond ", "  # test: cond "))
+    monkeypatch.setattr(study, "run_study", lambda *a, **k: pytest.fail("no replicate may run without a test"))
+    code, out, err = _run(["power", str(spec), "-q", "--nsim", "2"])
+    assert code == 1 and err.count("\n") == 1, err
+    assert "no test: pass --test EFFECT or set power.test in the spec" in err
+    assert "coefficients: 'cond[T.b]'; its terms: 'cond'" in err
 
 
 def test_outputs_are_checked_before_any_simulation(tmp_path, monkeypatch):

@@ -65,16 +65,30 @@ def _check_common(nsim: int, alpha: float, failures: str) -> None:
         raise ParameterError(f"failures must be one of {format_names(FAILURE_POLICIES)}; got {failures!r}")
 
 
+def effect_names(model: Any, conditions: pd.DataFrame, fit_formula: str | None = None) -> tuple[list[str], list[str]]:
+    """The coefficients and terms of the analysis model that a power study can test.
+
+    Examples
+    --------
+    >>> import glmmsim, pandas as pd
+    >>> m = glmmsim.Model("y ~ cond * x + (1 | g)", fixed={"Intercept": 0}, random={"g": 1}, sigma=1)
+    >>> effect_names(m, pd.DataFrame({"cond": ["a", "b"], "x": [0.0, 1.0], "g": ["u", "v"]}))
+    (['cond[T.b]', 'x', 'cond[T.b]:x'], ['cond', 'x', 'cond:x'])
+    """
+    names = coefficient_names(fit_formula or model.formula, conditions, model)
+    coefficients = [n for n in names if n != "Intercept"]
+    return coefficients, list(dict.fromkeys(term_of(n) for n in coefficients))
+
+
 def _require_test(test: Any, model: Any, conditions: pd.DataFrame, fit_formula: str | None, verb: str) -> None:
     """Refuse a missing ``test``, naming what the analysis model can test (before any replicate runs)."""
     if test is not None:
         return
-    names = coefficient_names(fit_formula or model.formula, conditions, model) if hasattr(model, "formula") else ()
-    testable = [n for n in names if n != "Intercept"]
-    terms = list(dict.fromkeys(term_of(n) for n in testable))
+    coefficients, terms = effect_names(model, conditions, fit_formula) if hasattr(model, "formula") else ([], [])
     raise ParameterError(
         f"{verb} needs test=, the coefficient or term whose effect is tested (a list tests several on the "
-        f"same fits); the analysis model's coefficients: {format_names(testable)}; its terms: {format_names(terms)}",
+        f"same fits); the analysis model's coefficients: {format_names(coefficients)}; its terms: "
+        f"{format_names(terms)}",
         parameter="test",
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..errors import ParameterError
+from ..errors import ParameterError, format_names
 from ..outputs import OutputClaims
 from .common import add_output_options, add_spec_options, check_outputs, discard_reporter, image_format, load_study, positive_int
 from .seeds import add_root_seed_options, check_seed_overrides, root_seed, seeded
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     })
     check_seed_overrides("power", [("power.along", path) for path in settings.along])
     if not settings.test:
-        raise ParameterError("no test: pass --test EFFECT or set power.test in the spec")
+        _no_test(study, settings.fit_formula)
     if settings.plot and not settings.along:  # said before the simulations, not after them
         raise ParameterError("--plot draws a power curve: give --along (or power.along in the spec)")
     check_outputs(study, {"out": settings.out, "simulations": settings.simulations, "plot": settings.plot},
@@ -128,6 +128,16 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
               f"(power {best['power']:.3f}, 95% CI {best['ci_low']:.3f} to {best['ci_high']:.3f})", file=stdout)
     _write(settings, curve.table, curve.simulations, curve, args, stdout, stderr)
     return 0
+
+
+def _no_test(study, fit_formula: str | None) -> None:
+    """Refuse a run without a test, naming the coefficients and terms it could test."""
+    from ..analysis.power import effect_names
+
+    coefficients, terms = effect_names(study.model, study.conditions(), fit_formula)
+    raise ParameterError(f"no test: pass --test EFFECT or set power.test in the spec; the analysis model's "
+                         f"coefficients: {format_names(coefficients)}; its terms: {format_names(terms)}",
+                         parameter="test")
 
 
 def _write(settings, table: pd.DataFrame, simulations: pd.DataFrame, curve, args: argparse.Namespace,

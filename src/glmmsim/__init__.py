@@ -7,10 +7,13 @@ The public API on one page:
 * :class:`SeedTree` -- stateless named child seeds for studies (``glmmsim.seeding``);
 * :mod:`glmmsim.design` -- experimental designs (``crossed``, ``nested``);
 * :func:`to_theta`, :func:`random_from_theta` -- lme4's covariance parameterisation (``glmmsim.lme4``);
-* :mod:`glmmsim.fit` -- fit lme4 formulas (``glmmsim.fit(formula, data)``; engines glmm and lme4);
+* :mod:`glmmsim.fit` -- fit lme4 formulas (``glmmsim.fit(formula, data)`` gives a :class:`FitResult`,
+  whose ``test(...)`` gives a :class:`TestResult`; engines lmm, glmm and lme4);
+* :func:`power`, :func:`power_curve`, :func:`recovery` -- studies by simulation (``glmmsim.analysis``),
+  giving a :class:`PowerResult`, a :class:`PowerCurve` and a :class:`RecoveryResult`;
+* :mod:`glmmsim.limits` -- the size limits in force (``glmmsim.limits.max_rows = 10**8``);
 * :mod:`glmmsim.study` -- YAML study specs and data writers; :mod:`glmmsim.plot` -- figures;
 * :mod:`glmmsim.outputs` -- output files that appear whole or not at all (``claim``);
-* :func:`power`, :func:`power_curve`, :func:`recovery` -- studies by simulation (``glmmsim.analysis``);
 * errors: every bad input raises a :class:`GlmmsimError` subclass.
 
 Examples
@@ -24,9 +27,10 @@ Examples
 
 __version__ = "0.2.0"
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
-from . import _moved
+from . import _moved, limits
 from .errors import (
     DataError,
     FormulaError,
@@ -35,7 +39,6 @@ from .errors import (
     InputTypeError,
     ParameterError,
 )
-from .limits import config
 
 _moved.install()
 
@@ -51,9 +54,14 @@ _LAZY = {
     "random_from_theta": ("glmmsim.lme4", "random_from_theta"),
     "design": ("glmmsim.design", None),
     "fit": ("glmmsim.fit", None),
+    "FitResult": ("glmmsim.fit", "FitResult"),
+    "TestResult": ("glmmsim.fit", "TestResult"),
     "power": ("glmmsim.analysis", "power"),
     "power_curve": ("glmmsim.analysis", "power_curve"),
     "recovery": ("glmmsim.analysis", "recovery"),
+    "PowerResult": ("glmmsim.analysis", "PowerResult"),
+    "PowerCurve": ("glmmsim.analysis", "PowerCurve"),
+    "RecoveryResult": ("glmmsim.analysis", "RecoveryResult"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,10 +69,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from .lme4 import random_from_theta, to_theta
     from .model import BoundModel, Family, Model, get_family
     from .seeding import SeedTree
-    from .analysis import power, power_curve, recovery
+    from .analysis import PowerCurve, PowerResult, RecoveryResult, power, power_curve, recovery
+    from .fit import FitResult, TestResult
 
 
 def __getattr__(name: str) -> Any:
+    if name == "config":  # the name of glmmsim.limits in glmmsim 0.2, whose README sets glmmsim.config.max_rows
+        warnings.warn("glmmsim.config is now glmmsim.limits (glmmsim.limits.max_rows = N, "
+                      "glmmsim.limits.override(...)); the name config will be removed", FutureWarning, stacklevel=2)
+        return limits._IN_FORCE
     if name not in _LAZY:
         raise AttributeError(f"module 'glmmsim' has no attribute {name!r}")
     import importlib
@@ -86,14 +99,19 @@ __all__ = [
     "SeedTree",
     "design",
     "fit",
+    "FitResult",
+    "TestResult",
     "power",
     "power_curve",
     "recovery",
+    "PowerResult",
+    "PowerCurve",
+    "RecoveryResult",
     "Family",
     "get_family",
     "to_theta",
     "random_from_theta",
-    "config",
+    "limits",
     "GlmmsimError",
     "FormulaError",
     "ParameterError",

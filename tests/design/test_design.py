@@ -426,12 +426,12 @@ import glmmsim  # noqa: E402
     ],
 )
 def test_designs_beyond_the_row_budget_are_refused_before_allocation(call, size):
-    with pytest.raises(ParameterError, match=size + r".*glmmsim\.config\.max_rows.*GLMMSIM_MAX_ROWS.*Dask"):
+    with pytest.raises(ParameterError, match=size + r".*glmmsim\.limits\.max_rows.*GLMMSIM_MAX_ROWS.*Dask"):
         call()
 
 
 def test_row_budget_can_be_raised():
-    with glmmsim.config.override(max_rows=10):
+    with glmmsim.limits.override(max_rows=10):
         with pytest.raises(ParameterError, match="the limit is 10 rows") as info:
             crossed(4, 4)
         assert info.value.parameter == "subjects"

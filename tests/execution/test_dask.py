@@ -518,10 +518,10 @@ def test_client_memory_stays_below_one_partition_multiple_of_the_whole(client, t
 
 
 def test_limits_apply_to_a_partition_and_the_total_to_the_whole(client, tmp_path, capsys):
-    from glmmsim import ParameterError, config
+    from glmmsim import ParameterError, limits
 
     whole = crossed(40, 8, within={"cond": ["a", "b"]}, missing=0.1, seed=1)
-    with config.override(max_rows=100):
+    with limits.override(max_rows=100):
         # 640 rows planned, none in memory at once: 8 partitions of at most 80 rows run
         lazy = crossed(40, 8, within={"cond": ["a", "b"]}, missing=0.1, npartitions=8, seed=1)
         pd.testing.assert_frame_equal(as_pandas_dtypes(lazy.compute(), whole), whole)
@@ -541,7 +541,7 @@ def test_limits_apply_to_a_partition_and_the_total_to_the_whole(client, tmp_path
         assert main([*run, "--out", str(tmp_path / "b.parquet"), "--partitions", "2"]) == 1
         assert "at least 5 partitions" in capsys.readouterr().err
         assert not (tmp_path / "b.parquet").exists()
-    with config.override(max_total_rows=500):
+    with limits.override(max_total_rows=500):
         with pytest.raises(ParameterError, match="would make 640 rows in all; the limit is 500"):
             crossed(40, 8, within={"cond": ["a", "b"]}, npartitions=8, seed=1)
 

@@ -264,8 +264,8 @@ def test_combinatorial_expansion_is_counted_before_it_is_built(formula):
 
 def test_the_term_budget_is_a_limit_that_can_be_raised():
     formula = "y ~ " + "*".join(f"x{i}" for i in range(8))  # 255 terms
-    with glmmsim.config.override(max_formula_terms=100):
-        with pytest.raises(FormulaError, match=r"glmmsim.config.max_formula_terms = N"):
+    with glmmsim.limits.override(max_formula_terms=100):
+        with pytest.raises(FormulaError, match=r"glmmsim.limits.max_formula_terms = N"):
             check_formula(formula)
     check_formula(formula)
 

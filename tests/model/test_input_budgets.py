@@ -49,7 +49,7 @@ def test_inverse_gaussian_means_whose_variance_overflows_are_refused(data):
 def test_levels_are_budgeted_without_reading_an_endless_generator():
     import itertools
 
-    with glmmsim.config.override(max_levels=1000):
+    with glmmsim.limits.override(max_levels=1000):
         with pytest.raises(ParameterError, match="max_levels is 1,000") as info:
             _model("y ~ cond + (1 | g)", fixed={"Intercept": 0}, levels={"cond": (f"l{i}" for i in itertools.count())})
     assert info.value.path == ("levels", "cond")
@@ -59,7 +59,7 @@ def test_random_effect_columns_are_budgeted(data):
     d = data.assign(c=[f"c{i}" for i in range(20)])
     fixed = {"Intercept": 0}
     m = glmmsim.Model("y ~ 1 + (0 + c | g)", fixed=fixed, random={"g": 1}, sigma=1)
-    with glmmsim.config.override(max_random_columns=10):
+    with glmmsim.limits.override(max_random_columns=10):
         with pytest.raises(ParameterError, match="max_random_columns is 10"):
             m.simulate(d, seed=1)
 
@@ -73,7 +73,7 @@ def test_nsim_is_budgeted_before_any_batch_is_built(data):
 
 def test_fitting_as_many_levels_as_rows_is_refused(data):
     d = data.assign(y=np.arange(20.0), unit=[f"u{i}" for i in range(20)])
-    with glmmsim.config.override(max_levels=10):
+    with glmmsim.limits.override(max_levels=10):
         with pytest.raises(ParameterError, match="max_levels"):
             glmmsim.fit("y ~ x + (1 | unit)", d)
 

@@ -387,8 +387,8 @@ def test_trial_list_is_bounded(tmp_path):
     _trial_list(tmp_path)
     spec = tmp_path / "study.yaml"
     spec.write_text(TRIALS_SPEC)
-    with glmmsim.config.override(max_rows=10):
-        with pytest.raises(SpecError, match=r"design\.path: .*trial list .* rows.*glmmsim\.config\.max_rows"):
+    with glmmsim.limits.override(max_rows=10):
+        with pytest.raises(SpecError, match=r"design\.path: .*trial list .* rows.*glmmsim\.limits\.max_rows"):
             load_spec(spec)
     spec.write_text(TRIALS_SPEC.replace("trials/list.csv", "missing.csv"))
     with pytest.raises(SpecError, match="design.path: cannot read trial list"):

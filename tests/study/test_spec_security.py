@@ -166,7 +166,7 @@ def test_damaged_trial_lists_are_data_errors(tmp_path):
 def test_a_header_line_longer_than_the_budget_is_refused_unread(tmp_path):
     path = tmp_path / "wide.csv"
     path.write_text("a" * 5000 + "\n1\n")
-    with glmmsim.config.override(max_header_bytes=1000):
+    with glmmsim.limits.override(max_header_bytes=1000):
         with pytest.raises(glmmsim.DataError, match="max_header_bytes is 1,000"):
             read_trials(str(path))
 
@@ -174,12 +174,12 @@ def test_a_header_line_longer_than_the_budget_is_refused_unread(tmp_path):
 def test_trial_list_cells_and_bytes_are_budgeted(tmp_path):
     path = tmp_path / "t.csv"
     _trial_frame(1000).to_csv(path, index=False)
-    with glmmsim.config.override(max_cells=500):
+    with glmmsim.limits.override(max_cells=500):
         with pytest.raises(glmmsim.DataError, match="max_cells"):
             read_trials(str(path))
     gz = tmp_path / "t.csv.gz"
     gz.write_bytes(gzip.compress(b"subject,x\n" + b"s1,1\n" * 100_000))
-    with glmmsim.config.override(max_file_bytes=100_000):
+    with glmmsim.limits.override(max_file_bytes=100_000):
         with pytest.raises(glmmsim.DataError, match="decompresses to more bytes .* max_file_bytes"):
             read_trials(str(gz))
     assert read_trials(str(path)).shape == (1000, 2)
@@ -191,9 +191,9 @@ def test_a_parquet_file_that_decodes_past_the_budget_is_refused_from_its_batches
     # one long string repeated: tiny on disk (dictionary encoded), large once decoded
     pd.DataFrame({"s": ["x" * 1000] * 20_000}).to_parquet(path)
     assert path.stat().st_size < 100_000
-    with glmmsim.config.override(max_file_bytes=5_000_000):
+    with glmmsim.limits.override(max_file_bytes=5_000_000):
         with pytest.raises(glmmsim.DataError, match="decodes to more bytes .* max_file_bytes"):
             read_trials(str(path))
-    with glmmsim.config.override(max_cells=1000):
+    with glmmsim.limits.override(max_cells=1000):
         with pytest.raises(glmmsim.DataError, match="max_cells"):
             read_trials(str(path))

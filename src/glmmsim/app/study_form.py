@@ -52,7 +52,8 @@ from ..analysis.effect_sizes import (
 from ..design import crossed, nested
 from ..errors import GlmmsimError, ParameterError, Where
 from ..fit.protocol import resolve_engine
-from ..limits import check_total_rows, config
+from .. import limits
+from ..limits import check_total_rows
 from ..model import Model
 from ..model.parameters import check_number
 from .parameters import Slot, model_slots, slot_for_error
@@ -666,9 +667,9 @@ def _analysis(form: Mapping[str, Any], conditions: pd.DataFrame | None, errors: 
                 rows = int(rows * max(scale, 1.0))
         points = math.prod(len(v) for v in along.values()) if along else 1
         try:
-            if rows > config.max_rows:
+            if rows > limits.max_rows:
                 raise ParameterError(f"the largest design point would have about {rows:,} rows; the limit is "
-                                     f"{config.max_rows:,} rows (glmmsim.config.max_rows)", parameter="nsim")
+                                     f"{limits.max_rows:,} rows (glmmsim.limits.max_rows)", parameter="nsim")
             check_total_rows(rows, out["nsim"] * points, "replicates of every design point")
         except GlmmsimError as exc:
             errors["nsim"] = FieldError.of("nsim", exc)

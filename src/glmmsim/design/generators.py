@@ -395,7 +395,7 @@ def _plan_nested(unit_names: Sequence[str], sizes: Sequence[SizeSpec], n_top: in
     """Refuse a nested design whose expected or (1 - 1e-9)-quantile size is over budget, before drawing.
 
     Each unit of a nested design is built as a row of labels (about half a kilobyte while the
-    tree grows), so units are budgeted by ``config.max_nested_units`` as well as rows.
+    tree grows), so units are budgeted by ``glmmsim.limits.max_nested_units`` as well as rows.
     """
     expected = most = float(n_top)
     for depth in range(1, len(unit_names)):

@@ -9,8 +9,8 @@ proportional to the design (rows, unit labels, category lists) is built in the
 client or embedded in the task graph, so a 1e9-row design costs the client a
 few MB.
 
-Sizes are checked per partition: ``glmmsim.config.max_rows`` bounds the
-largest partition (what one worker holds) and ``config.max_total_rows`` the
+Sizes are checked per partition: ``glmmsim.limits.max_rows`` bounds the
+largest partition (what one worker holds) and ``limits.max_total_rows`` the
 whole (:func:`glmmsim.limits.check_partitioned_rows`); the client's limits
 travel with the tasks, so workers apply the same ones.
 
@@ -54,7 +54,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GlmmsimWarning, InputTypeError, ParameterError
-from ..limits import check_partitioned_rows, config, count_text
+from .. import limits
+from ..limits import check_partitioned_rows, count_text
 from ..model.dask_frames import remember_lengths
 from ..seeding import as_seed_sequence
 from . import generators
@@ -83,7 +84,7 @@ ROWS_PER_PARTITION = 1_000_000
 
 def _check_npartitions(npartitions: object, units: int, rows_per_unit: int) -> int:
     if npartitions == "auto":
-        target = min(ROWS_PER_PARTITION, config.max_rows)
+        target = min(ROWS_PER_PARTITION, limits.max_rows)
         npartitions = max(1, math.ceil(units * max(rows_per_unit, 1) / target))
     if isinstance(npartitions, bool) or not isinstance(npartitions, numbers.Integral) or npartitions < 1:
         raise ParameterError(f"npartitions must be an int >= 1 or 'auto'; got {npartitions!r}", parameter="npartitions")
@@ -163,7 +164,7 @@ class _Part:
     kwargs: Mapping[str, Any]
     range_arg: str  # the argument (or levels entry) that takes the unit range
     categories: Mapping[str, Any]  # column -> _UnitLabels/_TreeLabels, or None: the partition's own labels
-    max_rows: int  # the client's glmmsim.config.max_rows, applied on the worker too
+    max_rows: int  # the client's glmmsim.limits.max_rows, applied on the worker too
 
     def rows(self, units: range, count_only: bool = False) -> pd.DataFrame:
         kwargs = dict(self.kwargs)
@@ -179,7 +180,7 @@ class _Part:
             levels = dict(kwargs["levels"])
             levels[self.range_arg] = units
             kwargs["levels"] = levels
-        with warnings.catch_warnings(), config.override(max_rows=self.max_rows):
+        with warnings.catch_warnings(), limits.override(max_rows=self.max_rows):
             # warnings about the design were shown once, on the client
             warnings.simplefilter("ignore", GlmmsimWarning)
             return getattr(generators, self.generator)(**kwargs)
@@ -307,7 +308,7 @@ def crossed(*, npartitions: int, subjects: int = 20, **kwargs: Any):
     categories: dict[str, Any] = {kwargs.get("subject", "subject"): _listed(kwargs.get("subject_prefix", "s"), total)}
     if items is not None:
         categories[kwargs.get("item", "item")] = _listed(kwargs.get("item_prefix", "i"), int(items))
-    part = _Part("crossed", kwargs, "subjects", categories, config.max_rows)
+    part = _Part("crossed", kwargs, "subjects", categories, limits.max_rows)
     fixed_size = not kwargs.get("missing") and not random_trials
     lengths = [len(r) * len(sample) for r in ranges] if fixed_size else None
     return _build(part, ranges, sample, lengths, what)
@@ -339,7 +340,7 @@ def nested(*, npartitions: int, levels: Mapping[str, Any], **kwargs: Any):
     if fixed:
         _check_planned(planned, ranges, what)
     categories = _nested_categories(levels, names, total, kwargs)
-    part = _Part("nested", {**kwargs, "levels": dict(levels)}, names[0], categories, config.max_rows)
+    part = _Part("nested", {**kwargs, "levels": dict(levels)}, names[0], categories, limits.max_rows)
     # with fixed sizes every outermost unit has the same rows
     lengths = [len(r) * planned for r in ranges] if fixed and not kwargs.get("missing") else None
     return _build(part, ranges, sample, lengths, what)

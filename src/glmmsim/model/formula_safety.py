@@ -12,7 +12,7 @@ allowed in those pieces:
 * names of data columns (no ``__dunder__`` names), numbers, and strings that
   are data (levels, names given to ``Q``), never code;
 * arithmetic, comparison and boolean operators; integer arithmetic is bounded
-  (``config.max_int_bits``) and a literal exponent is at most ``MAX_POWER``;
+  (``limits.max_int_bits``) and a literal exponent is at most ``MAX_POWER``;
 * calls of the transforms in :data:`TRANSFORMS` (``C``, ``I``, ``Q``, ``log``,
   ``center``, ``poly``, ...), of ``np.<f>`` / ``numpy.<f>`` for ``f`` in
   :data:`NUMPY_FUNCTIONS`, and of the contrasts in :data:`CONTRASTS`
@@ -24,7 +24,7 @@ lambdas, comprehensions, f-strings, ``*args``, keywords starting with ``_`` --
 is refused with a :class:`~glmmsim.errors.FormulaError` naming the offending
 piece (``error.term``); so is anything formulaic's tokenizer or Python's parser
 cannot read.  The formula's own expansion is counted before formulaic builds it
-(``config.max_formula_terms``), so ``(x1+...+x24)**24`` is refused at once.
+(``limits.max_formula_terms``), so ``(x1+...+x24)**24`` is refused at once.
 
 ``check_expression`` is the one check: glmmsim hands no string to formulaic
 without passing it (``glmmsim.model.matrices`` is the only caller of
@@ -58,7 +58,8 @@ from formulaic.transforms import TRANSFORMS as _FORMULAIC_TRANSFORMS
 from formulaic.utils.code import sanitize_variable_names
 
 from ..errors import FormulaError
-from ..limits import LIMITS, config, count_text, how_to_raise
+from .. import limits
+from ..limits import LIMITS, count_text, how_to_raise
 
 __all__ = [
     "CONTRASTS",
@@ -316,7 +317,7 @@ class _IntegerBound:
 
     def __init__(self, checker: _Checker) -> None:
         self.checker = checker
-        self.limit = config.max_int_bits
+        self.limit = limits.max_int_bits
 
     def visit(self, tree: ast.AST) -> None:
         # post-order over the tree with an explicit stack: bits of each literal subtree
@@ -414,8 +415,8 @@ def _check_token(token: Token, expr: str, checker: _Checker) -> None:
             value = ast.literal_eval(token.token)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             raise _unreadable(expr, f"{_short(token.token)!r} is not a number or a quoted string") from None
-        if isinstance(value, int) and value.bit_length() > config.max_int_bits:
-            raise _refuse(token.token, expr, f"integers of more than {config.max_int_bits:,} bits are refused")
+        if isinstance(value, int) and value.bit_length() > limits.max_int_bits:
+            raise _refuse(token.token, expr, f"integers of more than {limits.max_int_bits:,} bits are refused")
     # operator and bracket tokens evaluate nothing; formulaic's parser refuses unknown ones
 
 
@@ -427,7 +428,7 @@ def _check_expansion(expr: str) -> None:
         raise _unreadable(expr, f"it nests too deep ({type(exc).__name__})") from None
     except Exception as exc:  # noqa: BLE001 -- formulaic cannot parse it: unreadable, so refused
         raise _unreadable(expr, _formulaic_reason(exc)) from None
-    budget = config.max_formula_terms
+    budget = limits.max_formula_terms
     counts: dict[int, int] = {}
     stack: list[tuple[object, bool]] = [(tree, False)]
     while stack:
@@ -488,7 +489,7 @@ def _depth(tokens: list[Token], expr: str) -> None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _read(expr: str, limits: tuple[int, int, int], parse: bool) -> Reading:
+def _read(expr: str, budgets: tuple[int, int, int], parse: bool) -> Reading:  # budgets: the cache key
     tokens = _tokens(expr)
     _depth(tokens, expr)
     checker = _Checker(expr)
@@ -541,13 +542,13 @@ def check_expression(expr: str, columns: Collection[str] | None = None, *, parse
             f"formula {_short(expr)!r} contains a NUL character; a formula is printable text such as 'y ~ x'",
             term=_short(expr),
         )
-    if len(expr) > config.max_formula_chars:
+    if len(expr) > limits.max_formula_chars:
         raise FormulaError(
             f"formula {_short(expr)!r} has {len(expr):,} characters; the limit max_formula_chars is "
-            f"{config.max_formula_chars:,}; {how_to_raise('max_formula_chars')}",
+            f"{limits.max_formula_chars:,}; {how_to_raise('max_formula_chars')}",
             term=_short(expr),
         )
-    reading = _read(expr, (config.max_int_bits, config.max_formula_terms, config.max_formula_chars), parse)
+    reading = _read(expr, (limits.max_int_bits, limits.max_formula_terms, limits.max_formula_chars), parse)
     if columns is not None:
         check_names(reading, columns, expr)
     return reading
@@ -591,7 +592,7 @@ def check_formula(formula: str) -> None:
     from .matrices import split_offsets
     from .terms import expand_bars
 
-    if isinstance(formula, str) and len(formula) > config.max_formula_chars:
+    if isinstance(formula, str) and len(formula) > limits.max_formula_chars:
         check_expression(formula)  # refused for its length before any pass over it
     parsed = parse_formula(formula)  # text only: nothing is evaluated
     # the whole right-hand side through formulaic's tokenizer: a quote or brace glmmsim's own

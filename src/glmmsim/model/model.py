@@ -24,7 +24,8 @@ import pandas as pd
 from formulaic import Formula
 
 from .bound import BoundModel, KeyLike, noise_stream
-from ..limits import check_limit, config
+from .. import limits
+from ..limits import check_limit
 from ..errors import (
     Where,
     about,
@@ -627,7 +628,7 @@ def _check_levels(
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
             raise ParameterError(f"levels[{col!r}] must be a list of levels; got {values!r}", path=("levels", col))
         # at most one past the budget is read: a generator of levels may be endless
-        values = list(itertools.islice(values, config.max_levels + 1))
+        values = list(itertools.islice(values, limits.max_levels + 1))
         with about("levels", col):
             check_limit(len(values), "max_levels", f"the levels listed in levels[{col!r}]")
         try:

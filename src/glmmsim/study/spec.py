@@ -626,7 +626,7 @@ class Study:
         return files
 
     def check_replicates(self, k: int) -> None:
-        """Refuse ``k`` that is not a whole number >= 1, or whose rows together exceed ``glmmsim.config.max_total_rows``."""
+        """Refuse ``k`` that is not a whole number >= 1, or whose rows together exceed ``glmmsim.limits.max_total_rows``."""
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise ParameterError(f"replicates must be a whole number >= 1; got {_kind(k)}", parameter="replicates")
         check_total_rows(len(self.conditions()), int(k))

@@ -4,11 +4,11 @@ A trial list is a CSV (``.csv``, ``.csv.gz``, ``.tsv``) or Parquet (``.parquet``
 one row per observation; its columns are the conditions the model simulates a response for. A
 trial list comes from whoever wrote the spec, so every size is checked before the data are read:
 
-* the file is a regular file of at most ``glmmsim.config.max_file_bytes`` bytes, and so is what a
+* the file is a regular file of at most ``glmmsim.limits.max_file_bytes`` bytes, and so is what a
   ``.csv.gz`` decompresses to (counted by streaming, never held);
-* a CSV's header line has at most ``glmmsim.config.max_header_bytes`` bytes;
+* a CSV's header line has at most ``glmmsim.limits.max_header_bytes`` bytes;
 * a Parquet file's metadata (rows, columns, uncompressed bytes) are read and checked before its data;
-* at most ``glmmsim.config.max_rows`` rows and ``glmmsim.config.max_cells`` rows x columns are read.
+* at most ``glmmsim.limits.max_rows`` rows and ``glmmsim.limits.max_cells`` rows x columns are read.
 
 A file that is not what its extension says (random bytes named ``.parquet``, a truncated
 ``.csv.gz``) is a :class:`~glmmsim.errors.DataError` naming it.
@@ -24,7 +24,8 @@ import zlib
 import pandas as pd
 
 from ..errors import DataError, ParameterError
-from ..limits import LIMITS, check_rows, config, how_to_raise
+from .. import limits
+from ..limits import LIMITS, check_rows, how_to_raise
 from .writers import data_format
 
 __all__ = ["read_trials"]
@@ -35,7 +36,7 @@ _READ_ERRORS = (ValueError, UnicodeDecodeError, EOFError, OSError, zlib.error, p
 
 
 def _too_big(path: str, what: str, size: int, limit: str) -> DataError:
-    bound = getattr(config, limit)
+    bound = getattr(limits, limit)
     return DataError(
         f"trial list {path!r} {what} {size:,}; the limit {limit} is {bound:,} ({LIMITS[limit][1]}); "
         f"{how_to_raise(limit)}",
@@ -50,7 +51,7 @@ def _check_file(path: str) -> None:
         raise DataError(f"cannot read trial list {path!r}: {exc.strerror or exc}", path=("path",)) from None
     if not stat.S_ISREG(info.st_mode):
         raise DataError(f"trial list {path!r} must be a regular file, not a device, pipe or directory", path=("path",))
-    if info.st_size > config.max_file_bytes:
+    if info.st_size > limits.max_file_bytes:
         raise _too_big(path, "has bytes:", info.st_size, "max_file_bytes")
 
 
@@ -69,7 +70,7 @@ def _read_parquet(path: str) -> pd.DataFrame:
     except _READ_ERRORS as exc:  # not Parquet: no magic bytes, or a footer that does not parse
         raise _damaged(path, exc) from None
     check_rows(meta.num_rows, f"trial list {path!r}", parameter="path")
-    if meta.num_rows * meta.num_columns > config.max_cells:
+    if meta.num_rows * meta.num_columns > limits.max_cells:
         raise _too_big(path, "has rows x columns:", meta.num_rows * meta.num_columns, "max_cells")
     # what the data take once decoded: a dictionary-encoded column of one long string is a few
     # bytes on disk and gigabytes in memory, so the batches are decoded and counted one at a time
@@ -78,7 +79,7 @@ def _read_parquet(path: str) -> pd.DataFrame:
     try:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=1 << 16):
             expanded += batch.nbytes
-            if expanded > config.max_file_bytes:
+            if expanded > limits.max_file_bytes:
                 raise _too_big(path, "decodes to more bytes than", expanded, "max_file_bytes")
         return pd.read_parquet(path)
     except (*_READ_ERRORS, MemoryError) as exc:
@@ -92,15 +93,15 @@ def _check_gzip(path: str) -> None:
         with gzip.open(path, "rb") as stream:
             while chunk := stream.read(1 << 20):
                 total += len(chunk)
-                if total > config.max_file_bytes:
+                if total > limits.max_file_bytes:
                     raise _too_big(path, "decompresses to more bytes than", total, "max_file_bytes")
     except _READ_ERRORS as exc:
         raise _damaged(path, exc) from None
 
 
 def _header_columns(path: str, sep: str) -> int:
-    """Columns of the header line, refusing a header longer than ``config.max_header_bytes``."""
-    limit = config.max_header_bytes
+    """Columns of the header line, refusing a header longer than ``limits.max_header_bytes``."""
+    limit = limits.max_header_bytes
     opener = gzip.open if path.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as stream:
@@ -136,12 +137,12 @@ def read_trials(path: str) -> pd.DataFrame:
         _check_gzip(path)
     columns = _header_columns(path, sep)
     # rows are read up to whichever budget binds first: rows, or cells for this many columns
-    rows = min(config.max_rows, config.max_cells // columns)
+    rows = min(limits.max_rows, limits.max_cells // columns)
     try:
         frame = pd.read_csv(path, sep=sep, nrows=rows + 1)
     except (*_READ_ERRORS, MemoryError) as exc:
         raise _damaged(path, exc) from None
-    if len(frame) > config.max_rows:
+    if len(frame) > limits.max_rows:
         check_rows(len(frame), f"reading trial list {path!r}", parameter="path")
     if len(frame) > rows:
         raise _too_big(path, "has rows x columns of more than", rows * columns, "max_cells")

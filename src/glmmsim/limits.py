@@ -176,24 +176,24 @@ def _size_text(rows: int) -> str:
 
 
 def check_rows(rows: int, what: str, parameter: str | None = None) -> None:
-    """Refuse ``rows`` (an exact Python int, never an overflowed one) above ``_IN_FORCE.max_rows``."""
+    """Refuse ``rows`` (an exact Python int, never an overflowed one) above ``glmmsim.limits.max_rows``."""
     if rows > _IN_FORCE.max_rows:
         raise ParameterError(
             f"{what} would make {_size_text(rows)}; the limit is {_IN_FORCE.max_rows:,} rows; raise it with "
-            f"glmmsim._IN_FORCE.max_rows = N (or the environment variable GLMMSIM_MAX_ROWS) if the memory is "
+            f"glmmsim.limits.max_rows = N (or the environment variable GLMMSIM_MAX_ROWS) if the memory is "
             f"there, or simulate a design this large in partitions on the Dask path",
             parameter=parameter,
         )
 
 
 def check_total_rows(rows_per_replicate: int, replicates: int, what: str = "replicates") -> None:
-    """Refuse a run of replicates whose total rows exceed ``_IN_FORCE.max_total_rows``."""
+    """Refuse a run of replicates whose total rows exceed ``glmmsim.limits.max_total_rows``."""
     total = int(rows_per_replicate) * int(replicates)
     if total > _IN_FORCE.max_total_rows:
         raise ParameterError(
             f"{count_text(replicates)} replicates of {count_text(rows_per_replicate)} rows would write "
             f"{count_text(total)} rows; the limit "
-            f"is {_IN_FORCE.max_total_rows:,}; raise it with glmmsim._IN_FORCE.max_total_rows = N (or the "
+            f"is {_IN_FORCE.max_total_rows:,}; raise it with glmmsim.limits.max_total_rows = N (or the "
             f"environment variable GLMMSIM_MAX_TOTAL_ROWS)",
             parameter=what,
         )
@@ -222,8 +222,8 @@ def check_limit(value: int, limit: str, what: str, parameter: str | None = None)
 def check_partitioned_rows(largest: int, total: int, npartitions: int, what: str) -> None:
     """Refuse a partitioned dataset whose largest partition or whose total is over budget.
 
-    On the Dask path one partition is what a worker holds in memory, so ``_IN_FORCE.max_rows``
-    bounds the largest partition; ``_IN_FORCE.max_total_rows`` bounds the rows of all
+    On the Dask path one partition is what a worker holds in memory, so ``glmmsim.limits.max_rows``
+    bounds the largest partition; ``glmmsim.limits.max_total_rows`` bounds the rows of all
     partitions together (what is written).
 
     Examples
@@ -240,14 +240,14 @@ def check_partitioned_rows(largest: int, total: int, npartitions: int, what: str
         raise ParameterError(
             f"{what} in {npartitions:,} partitions would make partitions of up to {_size_text(largest)}; a "
             f"partition (what one worker holds in memory) may have at most {_IN_FORCE.max_rows:,} rows "
-            f"(glmmsim._IN_FORCE.max_rows, GLMMSIM_MAX_ROWS); use at least {count_text(need)} partitions, "
+            f"(glmmsim.limits.max_rows, GLMMSIM_MAX_ROWS); use at least {count_text(need)} partitions, "
             f"or 'auto' (about 1e6 rows each)",
             parameter="npartitions",
         )
     if total > _IN_FORCE.max_total_rows:
         raise ParameterError(
             f"{what} would make {count_text(total)} rows in all; the limit is {_IN_FORCE.max_total_rows:,} rows; "
-            f"raise it with glmmsim._IN_FORCE.max_total_rows = N (or the environment variable "
+            f"raise it with glmmsim.limits.max_total_rows = N (or the environment variable "
             f"GLMMSIM_MAX_TOTAL_ROWS) if the disk and time are there",
             parameter="npartitions",
         )

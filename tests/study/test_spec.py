@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from glmmsim.errors import GlmmsimError, GlmmsimWarning
-from glmmsim.study import SpecError, data_format, load_spec, parse_spec, set_value, write_data
+from glmmsim.study import SpecError, data_format, load_spec, parse_spec, write_data
+from glmmsim.study.spec import _apply_override
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 
@@ -203,9 +204,9 @@ def test_overrides():
         parse_spec(SPEC, overrides=["fixed.x"])
 
 
-def test_set_value_parses_yaml_and_does_not_mutate():
+def test_an_override_parses_yaml_and_does_not_mutate():
     raw = {"model": {"fixed": {"x": 1.0}}, "design": {"within": {"c": ["a", "b"]}}}
-    new, path = set_value(raw, "design.within={c: [a, b, c]}")
+    new, path = _apply_override(raw, "design.within={c: [a, b, c]}")
     assert new["design"]["within"] == {"c": ["a", "b", "c"]} and path == ("design", "within")
     assert raw["design"]["within"] == {"c": ["a", "b"]}
 

@@ -37,13 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    from ..plot import plot_model, resolve_kind  # matplotlib is imported only for this command
+    from ..plot import choose_plot_kind, plot_model  # matplotlib is imported only for this command
 
     study = load_study(args)
     check_image_path(args.out)
     check_output_path(args.out, study, args.force)
     data = study.simulate()
-    kind = resolve_kind(study.model, data, args.kind)
+    kind = choose_plot_kind(study.model, data, args.kind)
     kwargs: dict[str, object] = {}
     if kind in ("spaghetti", "interaction") and args.x:
         kwargs["x"] = args.x

@@ -84,13 +84,13 @@ def _point_studies(args: argparse.Namespace, columns: dict[str, str], root: int)
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from ..analysis import power, power_curve
-    from ..study.study_sections import parse_along, power_settings, with_options
+    from ..study.study_sections import override_settings, parse_along, power_settings
 
     check_seed_overrides("power", [("--set", t) for t in args.overrides] + [("--along", t) for t in args.along])
     root = root_seed(args)
     study = load_study(args)
     settings = power_settings(study.sections, study.where, study.spec_path)
-    settings = with_options(settings, {
+    settings = override_settings(settings, {
         "test": args.test, "nsim": args.nsim, "alpha": args.alpha, "method": args.method, "engine": args.engine,
         "fit_formula": args.fit_formula, "seed": root, "failures": args.failures, "target": args.target,
         "executor": args.executor, "out": args.out, "plot": args.plot, "simulations": args.simulations,

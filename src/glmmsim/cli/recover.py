@@ -23,13 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from ..analysis import recovery
-    from ..study.study_sections import recovery_settings, with_options
+    from ..study.study_sections import override_settings, recovery_settings
 
     check_seed_overrides("recover", [("--set", t) for t in args.overrides])
     root = root_seed(args)
     study = load_study(args)
     settings = recovery_settings(study.sections, study.where, study.spec_path)
-    settings = with_options(settings, {
+    settings = override_settings(settings, {
         "nsim": args.nsim, "engine": args.engine, "fit_formula": args.fit_formula, "seed": root,
         "executor": args.executor, "out": args.out, "plot": args.plot,
     })

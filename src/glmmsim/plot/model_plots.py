@@ -39,7 +39,7 @@ from ..model.names import categorical_levels, lme4_name
 from ..errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names
 from ..seeding import SeedLike, as_generator
 
-__all__ = ["plot_model", "resolve_kind", "spaghetti", "interaction", "caterpillar", "pairs", "PLOT_KINDS"]
+__all__ = ["plot_model", "choose_plot_kind", "spaghetti", "interaction", "caterpillar", "pairs", "PLOT_KINDS"]
 
 #: The plot kinds ``plot_model(kind=...)`` and ``glmmsim plot --kind`` accept.
 PLOT_KINDS = ("spaghetti", "interaction", "caterpillar", "pairs")
@@ -565,8 +565,19 @@ def pairs(
 _PLOTTERS = {"spaghetti": spaghetti, "interaction": interaction, "caterpillar": caterpillar, "pairs": pairs}
 
 
-def resolve_kind(model, data: pd.DataFrame, kind: str) -> str:
-    """``kind`` checked; ``"auto"`` becomes spaghetti with a numeric predictor, else interaction."""
+def choose_plot_kind(model, data: pd.DataFrame, kind: str = "auto") -> str:
+    """The kind of plot :func:`plot_model` draws when asked for ``kind``.
+
+    ``"auto"`` is spaghetti when the model has a numeric predictor, interaction otherwise;
+    any other kind is checked and returned as it is.
+
+    Examples
+    --------
+    >>> import glmmsim, pandas as pd
+    >>> m = glmmsim.Model("y ~ x + (1 | g)", fixed={"Intercept": 0, "x": 1}, random={"g": 1}, sigma=1)
+    >>> choose_plot_kind(m, pd.DataFrame({"x": [0.0, 1.0], "g": ["a", "b"]}))
+    'spaghetti'
+    """
     if kind == "auto":
         numeric, _ = _predictors(model, data)
         return "spaghetti" if numeric else "interaction"
@@ -581,7 +592,7 @@ def plot_model(model, data: pd.DataFrame, kind: str = "spaghetti", **kwargs: Any
 
     Keyword arguments go to the plot function of that name (:func:`spaghetti`, ...).
     """
-    kind = resolve_kind(model, data, kind)
+    kind = choose_plot_kind(model, data, kind)
     plotter = _PLOTTERS[kind]
     valid = [p for p in inspect.signature(plotter).parameters if p not in ("model", "data")]
     unknown = [k for k in kwargs if k not in valid]

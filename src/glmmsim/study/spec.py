@@ -82,7 +82,7 @@ from ..limits import check_total_rows
 from .trials import read_trials
 from .writers import DATA_FORMATS
 
-__all__ = ["SpecError", "Study", "load_spec", "parse_spec", "set_value"]
+__all__ = ["SpecError", "Study", "load_spec", "parse_spec"]
 
 Path = tuple  # a key path: tuple of str keys and int list positions
 
@@ -507,7 +507,7 @@ def load_value(text: str, source: str) -> Any:
         ) from None
 
 
-def set_value(spec: dict, assignment: str, option: str = "--set") -> tuple[dict, Path]:
+def _apply_override(spec: dict, assignment: str, option: str = "--set") -> tuple[dict, Path]:
     """Apply a ``dotted.path=value`` override to a raw spec; return the new spec and path.
 
     The value is parsed as YAML (``0.3`` is a number, ``[a, b]`` a list).  A
@@ -520,9 +520,9 @@ def set_value(spec: dict, assignment: str, option: str = "--set") -> tuple[dict,
     Examples
     --------
     >>> spec = {"model": {"fixed": {"x": 1.0}}, "design": {"subjects": 10}}
-    >>> set_value(spec, "fixed.x=0.3")[0]["model"]["fixed"]
+    >>> _apply_override(spec, "fixed.x=0.3")[0]["model"]["fixed"]
     {'x': 0.3}
-    >>> set_value(spec, "design.subjects=80")[0]["design"]
+    >>> _apply_override(spec, "design.subjects=80")[0]["design"]
     {'subjects': 80}
     """
     if "=" not in assignment:
@@ -825,7 +825,7 @@ def parse_spec(
     source : str
         Name used in error messages (the file name).
     overrides : sequence of str or (option, str) pairs
-        ``PATH=VALUE`` assignments applied before validation (see :func:`set_value`);
+        ``PATH=VALUE`` assignments applied before validation (``dotted.path=value``; the value is read as YAML);
         a pair names the command-line option it came from (default ``--set``).
     seed : int, optional
         Replaces ``seeds.noise`` (a new sample from the same population and design).
@@ -841,7 +841,7 @@ def parse_spec(
     ctx = _Ctx(source, lines, base_dir=base_dir)
     for override in overrides:
         option, assignment = override if isinstance(override, tuple) else ("--set", override)
-        raw, path = set_value(raw, assignment, option)
+        raw, path = _apply_override(raw, assignment, option)
         ctx.origins[path] = f"{option} {_clip(assignment)}"
     top = _check_keys(ctx, raw, (), TOP_KEYS, required=("model", "design"))
     kind, args = _design_args(ctx, top["design"], base_dir if base_dir is not None else os.getcwd())

@@ -152,8 +152,8 @@ def recovery_settings(
     return _settings(RecoverySettings, "recovery", sections, where, resolve)
 
 
-def with_options(settings: Any, options: Mapping[str, Any]) -> Any:
-    """Command-line options (those given, not None) override the spec's values."""
+def override_settings(settings: Any, options: Mapping[str, Any]) -> Any:
+    """``settings`` with the command-line options that were given (not None) in place of the spec's values."""
     given = {k: v for k, v in options.items() if v is not None}
     return replace(settings, **given)
 

@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``power`` command to the parser."""
     p = sub.add_parser("power", help="power to detect an effect, by simulating and refitting")
     add_spec_options(p, noise_seed=False)
-    p.add_argument("--test", action="append", metavar="EFFECT", help="coefficient or term to test (repeatable)")
+    p.add_argument("--test", action="append", metavar="EFFECT", help="coefficient or term to test (repeatable; required here or as power.test in the spec)")
     p.add_argument("--along", action="append", default=[], metavar="PATH=V1,V2,...",
                    help="vary a spec value, e.g. design.subjects=10,20,30,40 (repeatable: a grid)")
     p.add_argument("--method", choices=["auto", "z", "satterthwaite", "lrt", "kr"], help="test (default auto)")

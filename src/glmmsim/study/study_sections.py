@@ -4,7 +4,7 @@ Both take the keys of the command line options, so a spec can hold a whole power
 analysis and the command line can override any of it::
 
     power:
-      test: cond                          # a coefficient, a term, or a list of them
+      test: cond                          # a coefficient, a term, or a list of them (required)
       nsim: 1000
       along: {design.subjects: [10, 20, 30, 40]}   # spec paths, as --set writes them
       method: auto                        # auto | z | satterthwaite | lrt | kr

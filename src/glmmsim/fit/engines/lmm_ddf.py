@@ -1007,6 +1007,139 @@ class DdfCalculator:
         return out
 
 
+    def _batch_kr_pieces(self, fit: _BatchFit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``_kr_pieces`` for K replicates: P (K, r, p, p), Q (K, r, r, p, p), the traces (K, r, r)."""
+        layout = self._layout
+        K, q, p, n = len(fit.sigma), self.q, self.p, self.n
+        x = slice(q, q + p)
+        gram, f, factor, lams = fit.gram, fit.solved, fit.factor, fit.lams
+        h = factor.forward(self._batch_lam_t(lams, gram[:, :q]))
+        gram2 = gram - h.transpose(0, 2, 1) @ f
+        gram2 = (gram2 + gram2.transpose(0, 2, 1)) / 2
+        h2 = factor.forward(self._batch_lam_t(lams, np.ascontiguousarray(gram2[:, :q, x])))
+        a3 = gram2[:, x, x] - h2.transpose(0, 2, 1) @ f[:, :, x]
+        b = factor.forward(self._batch_lam_t(lams, np.broadcast_to(np.eye(q), (K, q, q))))
+        tr_v2 = n - np.einsum("kij,kij->k", b, f[:, :, :q]) - np.einsum("kij,kij->k", b, h[:, :, :q])
+        m, nz, m2, n2, a2 = gram[:, :q, :q], gram[:, :q, x], gram2[:, :q, :q], gram2[:, :q, x], gram2[:, x, x]
+        basis = self._kr_basis
+        nr = sum(len(bs) for bs in basis)
+        s4 = (fit.sigma**4)[:, None, None]
+        s6 = (fit.sigma**6)[:, None, None]
+        en = np.zeros((K, q, nr * p))  # columns (I (x) E_i) N, block by block
+        P = np.empty((K, nr + 1, p, p))
+        start = 0
+        for block, stack in zip(layout.blocks, basis):
+            size = len(stack)
+            rows = nz[:, block.rows]
+            en[:, block.rows, start * p: (start + size) * p] = np.einsum(
+                "iab,kgbc->kgaic", stack.reshape(-1, block.k, block.k), rows.reshape(K, block.levels, block.k, p)
+            ).reshape(K, -1, size * p)
+            P[:, start: start + size] = -(stack @ _batch_level_gram(rows, block)).reshape(K, size, p, p) / s4[..., None]
+            start += size
+        P[:, nr] = -a2 / s4
+        Q = np.empty((K, nr + 1, nr + 1, p, p))
+        en_t = en.transpose(0, 2, 1)
+        Q[:, :nr, :nr] = (en_t @ m @ en).reshape(K, nr, p, nr, p).transpose(0, 1, 3, 2, 4) / s6[..., None, None]
+        qr_ = (en_t @ n2).reshape(K, nr, p, p) / s6[..., None]
+        Q[:, :nr, nr] = qr_
+        Q[:, nr, :nr] = qr_.transpose(0, 1, 3, 2)
+        Q[:, nr, nr] = a3 / s6
+        traces = np.empty((K, nr + 1, nr + 1))
+        traces[:, :nr, :nr] = self._batch_pair_traces(m, [np.broadcast_to(bs, (K,) + bs.shape) for bs in basis]) / s4
+        traces[:, :nr, nr] = traces[:, nr, :nr] = np.concatenate(
+            [m2[:, d[:, :, None], d[:, None, :]].sum(axis=1).reshape(K, -1) @ bs.T
+             for d, bs in zip(layout.diag, basis)], axis=1) / s4[:, 0]
+        traces[:, nr, nr] = tr_v2 / s4[:, 0, 0]
+        return P, Q, traces
+
+    def _batch_kenward_roger_parts(self, fit: _BatchFit) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(Phi, Phi_A, P, W) of pbkrtest's ``vcovAdj`` for K replicates."""
+        phi = (fit.sigma**2)[:, None, None] * fit.a_inv
+        P, Q, traces = self._batch_kr_pieces(fit)
+        phi_p = phi[:, None] @ P
+        info = traces - 2 * np.einsum("kab,kijba->kij", phi, Q) + np.einsum("kiab,kjba->kij", phi_p, phi_p)
+        info = (info + info.transpose(0, 2, 1)) / 2
+        regular = np.min(np.abs(np.linalg.eigvalsh(info)), axis=1) > _KR_CONDITION
+        W = np.empty_like(info)
+        if np.any(regular):
+            W[regular] = 2 * np.linalg.inv(info[regular])
+        for k in np.flatnonzero(~regular):  # pbkrtest's generalized inverse, rare (boundary fits)
+            W[k] = 2 * np.linalg.pinv(info[k], rcond=_CONTRAST_EPS, hermitian=True)
+        W = (W + W.transpose(0, 2, 1)) / 2
+        uu = np.einsum("kij,kijab->kab", W, Q) - np.einsum("kij,kiab,kjbc->kac", W, P, phi_p)
+        phi_a = phi + 2 * phi @ uu @ phi
+        return phi, phi_a, P, W
+
+    def kenward_roger_many(self, Y, betas, thetas, sigmas, L) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`kenward_roger` for K replicates at once (REML estimates; stacked arrays).
+
+        Parameters
+        ----------
+        Y : array_like, shape (n, K)
+            One response per column.
+        betas, thetas : array_like, shapes (K, p) and (K, ntheta)
+            Each replicate's REML fixed effects and theta (the calculator's block order).
+        sigmas : array_like, shape (K,)
+            Each replicate's REML residual SD.
+        L : array_like, shape (m, p) or (p,)
+            Contrast rows, the same for every replicate.
+
+        Returns
+        -------
+        (F, ndf, ddf) : ndarray (K,), ndarray of int (K,), ndarray (K,)
+            Equal to ``kenward_roger(Y[:, k], betas[k], thetas[k], sigmas[k], True, L)`` (to rounding).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> g = np.repeat(np.arange(6), 4)
+        >>> X = np.column_stack([np.ones(24), np.tile([0.0, 1.0], 12)])
+        >>> calc = DdfCalculator(X, [(np.ones(24), g, 6)])
+        >>> F, ndf, ddf = calc.kenward_roger_many(np.zeros((24, 2)), [[0, 0.1], [0, 0.2]], [[1.0], [0.5]],
+        ...                                       [1.0, 1.2], [0, 1])
+        >>> bool(np.isclose(ddf[1], calc.kenward_roger(np.zeros(24), [0, 0.2], [0.5], 1.2, True, [0, 1])[2]))
+        True
+        """
+        zxy, yty, thetas, sigmas = self._batch_inputs(Y, thetas, sigmas)
+        betas = self._batch_betas(betas, len(sigmas))
+        L = _full_rank_rows(self._contrast(L))
+        K = len(sigmas)
+        F, ddf = np.empty(K), np.empty(K)
+        with _one_blas_thread():
+            for part in self._batches(K):
+                fit = self._batch_fit(zxy[part], yty[part], thetas[part], sigmas[part])
+                phi, phi_a, P, W = self._batch_kenward_roger_parts(fit)
+                F[part], ddf[part] = _batch_kr_adjust(L, phi, phi_a, P, W, betas[part])
+        return F, np.full(K, L.shape[0], dtype=int), ddf
+
+    def kenward_roger_vcov_many(self, Y, thetas, sigmas) -> np.ndarray:
+        """pbkrtest's adjusted covariance of beta (``vcovAdj``) for K replicates: shape (K, p, p).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> g = np.repeat(np.arange(6), 4)
+        >>> X = np.column_stack([np.ones(24), np.tile([0.0, 1.0], 12)])
+        >>> calc = DdfCalculator(X, [(np.ones(24), g, 6)])
+        >>> calc.kenward_roger_vcov_many(np.zeros((24, 3)), [[1.0], [0.5], [0.2]], [1.0, 1.2, 0.9]).shape
+        (3, 2, 2)
+        """
+        zxy, yty, thetas, sigmas = self._batch_inputs(Y, thetas, sigmas)
+        out = np.empty((len(sigmas), self.p, self.p))
+        with _one_blas_thread():
+            for part in self._batches(len(sigmas)):
+                fit = self._batch_fit(zxy[part], yty[part], thetas[part], sigmas[part])
+                out[part] = self._batch_kenward_roger_parts(fit)[1]
+        return out
+
+    def _batch_betas(self, betas, K: int) -> np.ndarray:
+        betas = np.asarray(betas, dtype=float)
+        if betas.shape != (K, self.p) or not np.all(np.isfinite(betas)):
+            raise ParameterError(f"betas must be a finite ({K}, {self.p}) array (one row of fixed effects per column "
+                                 f"of Y), got shape {np.shape(betas)}", parameter="betas")
+        return betas
+
+
 def _full_rank_rows(L: np.ndarray) -> np.ndarray:
     """L itself if of full row rank, else an orthonormal basis of its row space (as pbkrtest)."""
     rank = np.linalg.matrix_rank(L)
@@ -1090,3 +1223,32 @@ def _batch_f_ddf(nus: np.ndarray, keep: np.ndarray, rank: np.ndarray, tol: float
     out = np.where(equal, mean, np.where(low, 2.0, fai))
     out = np.where(rank == 1, nus[:, 0], out)
     return np.where(rank == 0, np.nan, out)
+
+
+def _batch_kr_adjust(L, phi, phi_a, P, W, betas) -> tuple[np.ndarray, np.ndarray]:
+    """``_kr_adjust`` for K replicates (L of full row rank): the scaled F and the ddf."""
+    q = L.shape[0]
+    K = phi.shape[0]
+    lb_rows = np.broadcast_to(L, (K,) + L.shape)
+    theta = L.T @ np.linalg.solve(L @ phi @ L.T, lb_rows)  # (K, p, p)
+    u = (theta @ phi)[:, None] @ P @ phi[:, None]  # (K, r, p, p)
+    traces = np.einsum("kiaa->ki", u)
+    a1 = np.einsum("ki,kij,kj->k", traces, W, traces)
+    a2 = np.einsum("kij,kiab,kjba->k", W, u, u)
+    b = (a1 + 6 * a2) / (2 * q)
+    g = ((q + 1) * a1 - (q + 4) * a2) / ((q + 2) * a2)
+    denom = 3 * q + 2 * (1 - g)
+    c1, c2, c3 = g / denom, (q - g) / denom, (q + 2 - g) / denom
+    v0 = 1 + c1 * b
+    v1 = 1 - c2 * b
+    v2 = 1 - c3 * b
+    v0 = np.where(np.abs(v0) < 1e-10, 0.0, v0)
+    num = 1 - a2 / q
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((np.abs(num) < 1e-14) & (np.abs(v1) < 1e-14), 1.0, num / v1)
+        rho = ratio**2 * v0 / (q * v2)
+        ddf = 4 + (q + 2) / (q * rho - 1)
+        scale = np.where(np.abs(ddf - 2) < 0.01, 1.0, ddf * (1 - a2 / q) / (ddf - 2))
+    lb = betas @ L.T  # (K, q)
+    wald = np.einsum("kq,kq->k", lb, np.linalg.solve(L @ phi_a @ L.T, lb[..., None])[..., 0])
+    return scale * wald / q, ddf

@@ -798,12 +798,14 @@ class DdfCalculator:
         for t in chosen:
             block, lam = layout.blocks[t], lams[t]
             size = block.levels * block.k
-            part = rows[:, block.rows] if blocks is None else rows[:, at: at + size]
+            # all rows: the layout's positions; some blocks: theirs, one after the other
+            where = block.rows if blocks is None else slice(at, at + size)
+            part = rows[:, where]
             if block.k == 1:
-                out[:, at: at + size] = part * lam[:, :, :1]
+                out[:, where] = part * lam[:, :, :1]
             else:
                 piece = lam.transpose(0, 2, 1)[:, None] @ part.reshape(K, block.levels, block.k, c)
-                out[:, at: at + size] = piece.reshape(K, -1, c)
+                out[:, where] = piece.reshape(K, -1, c)
             at += size
         return out
 

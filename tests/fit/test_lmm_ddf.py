@@ -576,7 +576,7 @@ def test_batched_satterthwaite_equals_one_call_per_replicate(batch_cases, name):
 
 
 def test_the_batched_cases_include_singular_fits(batch_cases):
-    calc, _, thetas, _, _, _ = batch_cases["singular"]
+    _, _, thetas, _, _, _ = batch_cases["singular"]
     assert np.any(np.abs(thetas) < 1e-4)  # lme4's isSingular: the item SD sits on its bound
 
 

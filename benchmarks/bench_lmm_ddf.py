@@ -24,6 +24,9 @@ Usage::
     PYTHONPATH=src python benchmarks/bench_lmm_ddf.py --replicates 5 --no-r
     PYTHONPATH=src python benchmarks/bench_lmm_ddf.py --no-scaling
 
+Then all replicates in one call each of ``satterthwaite_many``, ``satterthwaite_dfs_many`` and
+``kenward_roger_many`` (stacked arrays), per replicate, against one call per replicate.
+
 Then, without R, the same calls on the same 600 cells with 1, 10 and 84 trials per cell
 (1,200 to 100,800 rows): the cost per call should stay flat (only ``Z'y`` and ``X'y`` grow).
 """
@@ -221,8 +224,32 @@ def main() -> None:
         print(f"  R: lmerTest as_lmerModLmerTest + contest1D; pbkrtest KRmodcomp (timed inside R)")
         print(f"  largest relative difference: Satterthwaite {worst_sat:.1e}, Kenward-Roger {worst_kr:.1e}")
         assert worst_sat < 1e-3 and worst_kr < 1e-2
+    batched(calc, ys, fits, L, args.rounds, statistics.median(sat_ms), statistics.median(kr_ms))
     if not args.no_scaling:
         rows_scaling(args.rounds)
+
+
+def batched(calc: DdfCalculator, ys: np.ndarray, fits: list, L: np.ndarray, rounds: int, sat_one: float,
+            kr_one: float) -> None:
+    """All replicates in one call (stacked arrays) against one call each (the medians above), same fits."""
+    K = len(fits)
+    Y = ys[:, :K]
+    thetas = np.array([f["theta"] for f in fits], dtype=float)
+    sigmas = np.array([f["sigma"] for f in fits], dtype=float)
+    betas = np.array([f["beta"] for f in fits], dtype=float)
+    sat = 1e3 * best_of(lambda: calc.satterthwaite_many(Y, thetas, sigmas, True, L), rounds) / K
+    dfs = 1e3 * best_of(lambda: calc.satterthwaite_dfs_many(Y, thetas, sigmas, True), rounds) / K
+    kr = 1e3 * best_of(lambda: calc.kenward_roger_many(Y, betas, thetas, sigmas, L), rounds) / K
+    many = calc.satterthwaite_many(Y, thetas, sigmas, True, L)[2], calc.kenward_roger_many(Y, betas, thetas, sigmas, L)[2]
+    one = (np.array([calc.satterthwaite(Y[:, k], thetas[k], sigmas[k], True, L)[2] for k in range(K)]),
+           np.array([calc.kenward_roger(Y[:, k], betas[k], thetas[k], sigmas[k], True, L)[2] for k in range(K)]))
+    worst = max(float(np.max(np.abs(a / b - 1))) for a, b in zip(many, one))
+    print(f"all {K} replicates in one call (ms per replicate; one call each, from above, beside it)")
+    print(f"  {'satterthwaite_many':50s} {sat:10.3f} {sat_one:10.3f} {sat_one / sat:11.1f}x")
+    print(f"  {'satterthwaite_dfs_many (every coefficient)':50s} {dfs:10.3f}")
+    print(f"  {'kenward_roger_many':50s} {kr:10.3f} {kr_one:10.3f} {kr_one / kr:11.1f}x")
+    print(f"  largest relative difference batched / one call each: {worst:.1e}")
+    assert worst < 1e-10
 
 
 if __name__ == "__main__":

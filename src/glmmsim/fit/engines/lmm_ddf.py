@@ -23,6 +23,12 @@ time and O(q^2) memory per replicate (1 ms at q = 80, ~0.1 s at q = 620).  Desig
 thousands of levels would need the block-diagonal first term kept structured (the matrix
 ``Z'V^-1 Z`` is then block-diagonal plus low rank); that is not done here.
 
+Many replicates of one design (``*_many`` methods: :meth:`DdfCalculator.satterthwaite_many`,
+:meth:`DdfCalculator.satterthwaite_dfs_many`, :meth:`DdfCalculator.kenward_roger_many`,
+:meth:`DdfCalculator.kenward_roger_vcov_many`) run the same algebra on stacked arrays, with
+the factor of ``Lambda'Z'Z Lambda + I`` blocked as in MixedModels.jl (the term with the most
+levels first, block diagonal; the rest one dense Schur complement), in chunks that stay in cache.
+
 Notation: ``V = I + Z Lambda Lambda' Z'`` is the marginal covariance relative to
 ``sigma^2``, ``A = X'V^-1 X``, ``P = V^-1 - V^-1 X A^-1 X'V^-1`` and, for a random
 effects block ``t`` with ``k`` coefficients and ``G`` levels, a ``k x k`` matrix ``S``

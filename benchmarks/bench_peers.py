@@ -34,22 +34,22 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-import glmmsim  # noqa: E402
-from glmmsim.fit import EngineError  # noqa: E402
+import glmmsim
+from glmmsim.fit import EngineError
 
 FULL = "y ~ cond + (1 + cond | subject) + (1 | item)"
 ZEROCORR = "y ~ cond + (1 + cond || subject) + (1 | item)"

@@ -135,13 +135,21 @@ class _Fit:
 
 @dataclass
 class _BatchLayout:
-    """Z's columns reordered for the batched path: the block-diagonal term first, then the others."""
+    """Z's columns reordered for the batched path: the block-diagonal factor first, then the other terms.
 
-    blocks: list[_Block]  # the calculator's blocks (same order) with offsets in the new column order
-    first: int  # index of the block-diagonal term (most levels)
+    The diagonal group is every term on the grouping factor with the most levels (``(1 | g) +
+    (0 + x | g)`` from ``||`` are two terms on one factor), interleaved level by level, so that
+    its block of ``Lambda'Z'Z Lambda + I`` is block diagonal with one ``k_total``-square block
+    per level; the other terms follow, each contiguous.
+    """
+
+    blocks: list[_Block]  # the calculator's blocks (same order); offsets in the new order for the other terms
+    group: list[int]  # the terms of the diagonal group
+    width: int  # its columns: levels x k_total
+    sel: list  # per term, its columns in the new order: a slice, or an index array (interleaved group)
     cross: np.ndarray  # [Z X]'[Z X] in the new order
     z_t: sp.csr_matrix  # Z' with rows in the new order
-    diag: list[np.ndarray]  # per block, (levels, k) column indices of each level
+    diag: list[np.ndarray]  # per term, (levels, k) column indices of each level
 
 
 class _BlockedFactor:
@@ -309,6 +317,7 @@ class DdfCalculator:
         self._kr_basis = [self._covariance_basis(b.k).reshape(b.ntheta, -1) for b in specs]
         self._second = [self._theta_second_derivatives(b.k) for b in specs]
         self._last: tuple[tuple, _Fit] | None = None
+        self._codes = [np.asarray(block[1]) for block in blocks]  # which terms share a grouping factor
 
     # ------------------------------------------------------------------ design
     @staticmethod
@@ -778,24 +787,35 @@ class DdfCalculator:
 
     @functools.cached_property
     def _layout(self) -> _BatchLayout:
-        """Z's columns with the term of most levels first: its block of Lambda'Z'Z Lambda + I is block diagonal."""
-        first = max(range(len(self.blocks)), key=lambda t: (self.blocks[t].levels, -t))
-        order = [first] + [t for t in range(len(self.blocks)) if t != first]
-        moved, perm, offset = [None] * len(self.blocks), [], 0
-        for t in order:
-            b = self.blocks[t]
+        """Z's columns with the factor of most levels first: its block of Lambda'Z'Z Lambda + I is block diagonal."""
+        blocks = self.blocks
+        first = max(range(len(blocks)), key=lambda t: (blocks[t].levels, -t))
+        group = [t for t in range(len(blocks)) if blocks[t].levels == blocks[first].levels
+                 and np.array_equal(self._codes[t], self._codes[first])]
+        levels, k_total = blocks[first].levels, sum(blocks[t].k for t in group)
+        new_to_old = np.empty(self.q, dtype=np.int64)
+        moved, sel, diag, within = [None] * len(blocks), [None] * len(blocks), [None] * len(blocks), 0
+        for t in group:  # level g, column a of term t -> g * k_total + (columns of earlier terms) + a
+            b = blocks[t]
+            index = np.arange(levels)[:, None] * k_total + within + np.arange(b.k)[None, :]
+            new_to_old[index.ravel()] = np.arange(b.rows.start, b.rows.stop)
+            moved[t] = _Block(k=b.k, levels=b.levels, offset=0, theta_start=b.theta_start)
+            sel[t] = slice(0, levels * b.k) if len(group) == 1 else index.ravel()
+            diag[t] = index
+            within += b.k
+        offset = levels * k_total
+        for t in range(len(blocks)):
+            if t in group:
+                continue
+            b = blocks[t]
             moved[t] = _Block(k=b.k, levels=b.levels, offset=offset, theta_start=b.theta_start)
-            perm.append(np.arange(b.rows.start, b.rows.stop))
+            new_to_old[moved[t].rows] = np.arange(b.rows.start, b.rows.stop)
+            sel[t] = moved[t].rows
+            diag[t] = offset + np.arange(b.levels * b.k).reshape(b.levels, b.k)
             offset += b.levels * b.k
-        cols = np.concatenate(perm + [np.arange(self.q, self.q + self.p)])
-        diag = [self._diagonal_index(b) for b in moved]
-        return _BatchLayout(blocks=moved, first=first, cross=self._cross[np.ix_(cols, cols)],
-                            z_t=self._z_t[cols[: self.q]], diag=diag)
-
-    @staticmethod
-    def _diagonal_index(block: _Block) -> np.ndarray:
-        """Indices (levels, k) of the block's columns, level-major: gathers each level's k x k diagonal block."""
-        return block.offset + np.arange(block.levels * block.k).reshape(block.levels, block.k)
+        cols = np.concatenate([new_to_old, np.arange(self.q, self.q + self.p)])
+        return _BatchLayout(blocks=moved, group=group, width=levels * k_total, sel=sel,
+                            cross=self._cross[np.ix_(cols, cols)], z_t=self._z_t[new_to_old], diag=diag)
 
     def _batch_lam_t(self, lams: list[np.ndarray], rows: np.ndarray, blocks: Sequence[int] | None = None) -> np.ndarray:
         """Lambda' @ rows for every replicate, rows (K, q, c) in the batch layout (or only ``blocks``' rows)."""
@@ -808,7 +828,7 @@ class DdfCalculator:
             block, lam = layout.blocks[t], lams[t]
             size = block.levels * block.k
             # all rows: the layout's positions; some blocks: theirs, one after the other
-            where = block.rows if blocks is None else slice(at, at + size)
+            where = layout.sel[t] if blocks is None else slice(at, at + size)
             part = rows[:, where]
             if block.k == 1:
                 out[:, where] = part * lam[:, :, :1]
@@ -827,14 +847,14 @@ class DdfCalculator:
         layout = self._layout
         K, width = lams[0].shape[0], self.q + self.p
         out = np.empty((K, self.q, width))
-        for block, lam in zip(layout.blocks, lams):
-            rows = layout.cross[block.rows]
+        for block, lam, sel in zip(layout.blocks, lams, layout.sel):
+            rows = layout.cross[sel]
             if block.k == 1:
-                out[:, block.rows] = lam[:, 0, :1, None] * rows[None]
+                out[:, sel] = lam[:, 0, :1, None] * rows[None]
                 continue
             grouped = rows.reshape(block.levels, block.k, width).transpose(1, 0, 2).reshape(block.k, -1)
             product = lam.transpose(0, 2, 1).reshape(K * block.k, block.k) @ grouped
-            out[:, block.rows] = product.reshape(K, block.k, block.levels, width).transpose(0, 2, 1, 3).reshape(
+            out[:, sel] = product.reshape(K, block.k, block.levels, width).transpose(0, 2, 1, 3).reshape(
                 K, -1, width)
         return out
 
@@ -855,14 +875,19 @@ class DdfCalculator:
         lam_t_k = np.empty((K, q, q + p + 1))
         lam_t_k[:, :, : q + p] = self._batch_lam_t_fixed(lams)
         lam_t_k[:, :, -1:] = self._batch_lam_t(lams, zxy[:, :q, None])
-        first = layout.blocks[layout.first]
-        width = first.levels * first.k
-        # C = Lambda'Z'Z Lambda + I: only the first term's diagonal blocks and the rest's rows are needed
+        width = layout.width
+        # C = Lambda'Z'Z Lambda + I: only the diagonal group's per-level blocks and the rest's rows are needed
         d = lam_t_k[:, :, :q]
-        diag = layout.diag[layout.first]
-        c11 = d[:, diag[:, :, None], diag[:, None, :]] @ layout_lambda(lams[layout.first])
-        c11 += np.eye(first.k)
-        rest = [t for t in range(len(self.blocks)) if t != layout.first]
+        index = np.arange(width).reshape(-1, width // layout.blocks[layout.group[0]].levels)
+        lam_group = np.zeros((K, index.shape[1], index.shape[1]))
+        at = 0
+        for t in layout.group:
+            k = layout.blocks[t].k
+            lam_group[:, at: at + k, at: at + k] = lams[t]
+            at += k
+        c11 = d[:, index[:, :, None], index[:, None, :]] @ lam_group[:, None]
+        c11 += np.eye(index.shape[1])
+        rest = [t for t in range(len(self.blocks)) if t not in layout.group]
         c_rest = self._batch_lam_t(lams, np.ascontiguousarray(d[:, :, width:].transpose(0, 2, 1)), rest)
         c_rest[:, :, width:] += np.eye(q - width)
         factor = _BlockedFactor(c11, c_rest[:, :, :width], c_rest[:, :, width:])
@@ -897,17 +922,17 @@ class DdfCalculator:
         du = np.zeros((K, q, nt))
         udu = np.empty((K, nt))
         stacks = []
-        for block, second, diag in zip(layout.blocks, self._second, layout.diag):
+        for block, second, diag, sel in zip(layout.blocks, self._second, layout.diag, layout.sel):
             th = slice(block.theta_start, block.theta_start + block.ntheta)
             k2 = block.k**2
             stack = (thetas[:, th] @ second.reshape(block.ntheta, -1)).reshape(K, block.ntheta, k2)
             stacks.append(stack)
-            jac[:, th] = s2[:, None, None, None] * (stack @ _batch_level_gram(n_ai[:, block.rows], block)
+            jac[:, th] = s2[:, None, None, None] * (stack @ _batch_level_gram(n_ai[:, sel], block)
                                                     ).reshape(K, -1, p, p)
-            uu = _batch_level_gram(u[:, block.rows, None], block)[..., 0]
+            uu = _batch_level_gram(u[:, sel, None], block)[..., 0]
             udu[:, th] = (stack @ uu[..., None])[..., 0]
-            du[:, block.rows, th] = np.einsum("kiab,kgb->kgai", stack.reshape(K, -1, block.k, block.k),
-                                              u[:, block.rows].reshape(K, block.levels, block.k)
+            du[:, sel, th] = np.einsum("kiab,kgb->kgai", stack.reshape(K, -1, block.k, block.k),
+                                       u[:, sel].reshape(K, block.levels, block.k)
                                               ).reshape(K, -1, block.ntheta)
             diag_sum = w[:, diag[:, :, None], diag[:, None, :]].sum(axis=1).reshape(K, k2)
             hess[:, th, th] += ((diag_sum - uu / s2[:, None]) @ second.reshape(-1, k2).T
@@ -932,7 +957,7 @@ class DdfCalculator:
         for t, bt in enumerate(blocks):
             for s in range(t, len(blocks)):
                 bs = blocks[s]
-                x = mat[:, bt.rows, bs.rows].reshape(K, bt.levels, bt.k, bs.levels, bs.k)
+                x = mat[:, self._layout.sel[t]][:, :, self._layout.sel[s]].reshape(K, bt.levels, bt.k, bs.levels, bs.k)
                 xr = x.transpose(0, 2, 4, 1, 3).reshape(K, bt.k * bs.k, -1)
                 y4 = (xr @ xr.transpose(0, 2, 1)).reshape(K, bt.k, bs.k, bt.k, bs.k).transpose(0, 3, 1, 2, 4)
                 tr = stacks[t] @ y4.reshape(K, bt.k * bt.k, bs.k * bs.k) @ stacks[s].transpose(0, 2, 1)
@@ -1040,10 +1065,10 @@ class DdfCalculator:
         en = np.zeros((K, q, nr * p))  # columns (I (x) E_i) N, block by block
         P = np.empty((K, nr + 1, p, p))
         start = 0
-        for block, stack in zip(layout.blocks, basis):
+        for block, stack, sel in zip(layout.blocks, basis, layout.sel):
             size = len(stack)
-            rows = nz[:, block.rows]
-            en[:, block.rows, start * p: (start + size) * p] = np.einsum(
+            rows = nz[:, sel]
+            en[:, sel, start * p: (start + size) * p] = np.einsum(
                 "iab,kgbc->kgaic", stack.reshape(-1, block.k, block.k), rows.reshape(K, block.levels, block.k, p)
             ).reshape(K, -1, size * p)
             P[:, start: start + size] = -(stack @ _batch_level_gram(rows, block)).reshape(K, size, p, p) / s4[..., None]

@@ -26,8 +26,9 @@ thousands of levels would need the block-diagonal first term kept structured (th
 Many replicates of one design (``*_many`` methods: :meth:`DdfCalculator.satterthwaite_many`,
 :meth:`DdfCalculator.satterthwaite_dfs_many`, :meth:`DdfCalculator.kenward_roger_many`,
 :meth:`DdfCalculator.kenward_roger_vcov_many`) run the same algebra on stacked arrays, with
-the factor of ``Lambda'Z'Z Lambda + I`` blocked as in MixedModels.jl (the term with the most
-levels first, block diagonal; the rest one dense Schur complement), in chunks that stay in cache.
+the factor of ``Lambda'Z'Z Lambda + I`` blocked as in MixedModels.jl (the terms on the factor
+with the most levels first, block diagonal; the rest one dense Schur complement), in chunks that
+stay in cache.
 
 Notation: ``V = I + Z Lambda Lambda' Z'`` is the marginal covariance relative to
 ``sigma^2``, ``A = X'V^-1 X``, ``P = V^-1 - V^-1 X A^-1 X'V^-1`` and, for a random

@@ -611,6 +611,30 @@ def test_batched_results_do_not_depend_on_the_chunk_size(batch_cases, monkeypatc
             _assert_close(x, y)
 
 
+def test_batched_interleaves_the_terms_of_one_factor():
+    """``(1 + f || subject)`` with a factor: a 1- and a 2-column term on subject, one block-diagonal group."""
+    X, _, _, y = _small_design(7)
+    rng = np.random.default_rng(7)
+    subj, item = np.repeat(np.arange(20), 6), np.tile(np.arange(6), 20)
+    f = rng.integers(0, 2, size=120)
+    blocks = [(np.ones(120), item, 6), (np.ones(120), subj, 20),
+              (np.column_stack([f == 0, f == 1]).astype(float), subj, 20)]
+    calc = DdfCalculator(X, blocks)
+    assert calc._layout.group == [1, 2] and calc._layout.width == 60
+    thetas = np.array([[0.5, 0.8, 0.4, 0.1, 0.3], [0.6, 0.0, 0.5, 0.2, 0.4], [0.4, 0.9, 0.3, -0.1, 0.0]])
+    Y = y[:, None] + rng.normal(size=(120, 3))
+    sigmas, betas = np.array([1.0, 0.9, 1.1]), np.zeros((3, 4)) + 0.1
+    L = np.array([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])
+    F, _, ddf = calc.satterthwaite_many(Y, thetas, sigmas, True, L)
+    single = np.array([calc.satterthwaite(Y[:, k], thetas[k], sigmas[k], True, L) for k in range(3)])
+    _assert_close(F, single[:, 0])
+    _assert_close(ddf, single[:, 2])
+    F, _, ddf = calc.kenward_roger_many(Y, betas, thetas, sigmas, L)
+    single = np.array([calc.kenward_roger(Y[:, k], betas[k], thetas[k], sigmas[k], True, L) for k in range(3)])
+    _assert_close(F, single[:, 0])
+    _assert_close(ddf, single[:, 2])
+
+
 def test_batched_handles_a_wide_term_and_a_single_term():
     """A 5-column term (general small-matrix path) and a design whose only term is the block-diagonal one."""
     X, _, _, y = _small_design(5)

@@ -156,7 +156,7 @@ class _BatchLayout:
 class _BlockedFactor:
     """Lower Cholesky factor of K stacked ``Lambda'Z'Z Lambda + I`` (q x q), blocked as in MixedModels.jl.
 
-    The first ``levels * k`` columns (one term, level-major) form a block-diagonal block, factored
+    The first ``levels * k`` columns (the diagonal group, level-major) form a block-diagonal block, factored
     level by level; the rest is one dense Schur complement. Only inverses of the small diagonal
     factors and of the Schur complement's factor are formed, so a forward solve is matrix products.
 

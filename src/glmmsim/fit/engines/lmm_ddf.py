@@ -318,7 +318,7 @@ class DdfCalculator:
         self._kr_basis = [self._covariance_basis(b.k).reshape(b.ntheta, -1) for b in specs]
         self._second = [self._theta_second_derivatives(b.k) for b in specs]
         self._last: tuple[tuple, _Fit] | None = None
-        self._codes = [np.asarray(block[1]) for block in blocks]  # which terms share a grouping factor
+        self._codes = [np.array(block[1]) for block in blocks]  # (copies) which terms share a grouping factor
 
     # ------------------------------------------------------------------ design
     @staticmethod

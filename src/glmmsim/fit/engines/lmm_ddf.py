@@ -231,11 +231,6 @@ class _BatchFit:
     sigma: np.ndarray  # (K,)
 
 
-def layout_lambda(lam: np.ndarray) -> np.ndarray:
-    """A term's stacked Lambda (K, k, k) shaped to multiply (K, levels, k, k) blocks from the right."""
-    return lam[:, None]
-
-
 def _batch_level_gram(rows: np.ndarray, block: _Block) -> np.ndarray:
     """``_level_gram`` for K replicates: rows (K, G * k, c) -> (K, k * k, c * c)."""
     K, c = rows.shape[0], rows.shape[2]
@@ -762,7 +757,6 @@ class DdfCalculator:
         phi_a = phi + 2 * phi @ uu @ phi
         return _kr_adjust(L, phi, phi_a, P, W, beta)
 
-
     # ------------------------------------------------------------------ many replicates at once
     def _batch_inputs(self, Y, thetas, sigmas) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Checked stacked inputs: ``[Z'y, X'y]`` per replicate (K, q + p), ``y'y`` (K,), thetas, sigmas."""
@@ -869,7 +863,7 @@ class DdfCalculator:
         return lams
 
     def _batch_fit(self, zxy: np.ndarray, yty: np.ndarray, thetas: np.ndarray, sigmas: np.ndarray) -> _BatchFit:
-        """``_fit`` for K replicates: a blocked Cholesky (block-diagonal first term, dense rest) in stacked arrays."""
+        """``_fit`` for K replicates: a blocked Cholesky (block-diagonal first factor, dense rest) in stacked arrays."""
         layout = self._layout
         K, q, p = len(sigmas), self.q, self.p
         lams = self._batch_lambdas(thetas)
@@ -933,8 +927,7 @@ class DdfCalculator:
             uu = _batch_level_gram(u[:, sel, None], block)[..., 0]
             udu[:, th] = (stack @ uu[..., None])[..., 0]
             du[:, sel, th] = np.einsum("kiab,kgb->kgai", stack.reshape(K, -1, block.k, block.k),
-                                       u[:, sel].reshape(K, block.levels, block.k)
-                                              ).reshape(K, -1, block.ntheta)
+                                       u[:, sel].reshape(K, block.levels, block.k)).reshape(K, -1, block.ntheta)
             diag_sum = w[:, diag[:, :, None], diag[:, None, :]].sum(axis=1).reshape(K, k2)
             hess[:, th, th] += ((diag_sum - uu / s2[:, None]) @ second.reshape(-1, k2).T
                                 ).reshape(K, block.ntheta, block.ntheta)
@@ -951,14 +944,14 @@ class DdfCalculator:
 
     def _batch_pair_traces(self, mat: np.ndarray, stacks: list[np.ndarray]) -> np.ndarray:
         """``_pair_traces`` for K replicates: mat (K, q, q), stacks per block (K, n_t, k_t * k_t)."""
-        blocks = self._layout.blocks
+        blocks, sel = self._layout.blocks, self._layout.sel
         K = mat.shape[0]
         starts = np.concatenate([[0], np.cumsum([st.shape[1] for st in stacks])])
         out = np.empty((K, starts[-1], starts[-1]))
         for t, bt in enumerate(blocks):
             for s in range(t, len(blocks)):
                 bs = blocks[s]
-                x = mat[:, self._layout.sel[t]][:, :, self._layout.sel[s]].reshape(K, bt.levels, bt.k, bs.levels, bs.k)
+                x = mat[:, sel[t]][:, :, sel[s]].reshape(K, bt.levels, bt.k, bs.levels, bs.k)
                 xr = x.transpose(0, 2, 4, 1, 3).reshape(K, bt.k * bs.k, -1)
                 y4 = (xr @ xr.transpose(0, 2, 1)).reshape(K, bt.k, bs.k, bt.k, bs.k).transpose(0, 3, 1, 2, 4)
                 tr = stacks[t] @ y4.reshape(K, bt.k * bt.k, bs.k * bs.k) @ stacks[s].transpose(0, 2, 1)

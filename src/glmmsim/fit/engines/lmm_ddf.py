@@ -1037,7 +1037,6 @@ class DdfCalculator:
                     out[part] = 2 * var**2 / np.einsum("kij,kil,klj->kj", grads, cov, grads)
         return out
 
-
     def _batch_kr_pieces(self, fit: _BatchFit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``_kr_pieces`` for K replicates: P (K, r, p, p), Q (K, r, r, p, p), the traces (K, r, r)."""
         layout = self._layout

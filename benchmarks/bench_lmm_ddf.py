@@ -24,6 +24,9 @@ Usage::
     PYTHONPATH=src python benchmarks/bench_lmm_ddf.py --replicates 5 --no-r
     PYTHONPATH=src python benchmarks/bench_lmm_ddf.py --no-scaling
 
+Then all replicates in one call each of ``satterthwaite_many``, ``satterthwaite_dfs_many`` and
+``kenward_roger_many`` (stacked arrays), per replicate, against one call per replicate.
+
 Then, without R, the same calls on the same 600 cells with 1, 10 and 84 trials per cell
 (1,200 to 100,800 rows): the cost per call should stay flat (only ``Z'y`` and ``X'y`` grow).
 """
@@ -221,9 +224,60 @@ def main() -> None:
         print(f"  R: lmerTest as_lmerModLmerTest + contest1D; pbkrtest KRmodcomp (timed inside R)")
         print(f"  largest relative difference: Satterthwaite {worst_sat:.1e}, Kenward-Roger {worst_kr:.1e}")
         assert worst_sat < 1e-3 and worst_kr < 1e-2
+    batched(calc, ys, fits, L, args.rounds)
     if not args.no_scaling:
         rows_scaling(args.rounds)
 
+
+def batched(calc: DdfCalculator, ys: np.ndarray, fits: list, L: np.ndarray, rounds: int) -> None:
+    """All replicates in one call (stacked arrays) against one call each, same fits, CPU time, rounds alternating.
+
+    CPU time of this process (not wall): on the shared machine the wall time of both varies 3x with the load.
+    """
+    K = len(fits)
+    Y = ys[:, :K]
+    thetas = np.array([f["theta"] for f in fits], dtype=float)
+    sigmas = np.array([f["sigma"] for f in fits], dtype=float)
+    betas = np.array([f["beta"] for f in fits], dtype=float)
+
+    def each(method):
+        def run():
+            for k in range(K):
+                calc._last = None  # a new replicate: nothing cached
+                if method == "kr":
+                    calc.kenward_roger(Y[:, k], betas[k], thetas[k], sigmas[k], True, L)
+                elif method == "dfs":
+                    calc.satterthwaite_dfs(Y[:, k], thetas[k], sigmas[k], True)
+                else:
+                    calc.satterthwaite(Y[:, k], thetas[k], sigmas[k], True, L)
+        return run
+
+    contenders = {
+        ("Satterthwaite t", "one"): each("sat"),
+        ("Satterthwaite t", "many"): lambda: calc.satterthwaite_many(Y, thetas, sigmas, True, L),
+        ("every coefficient's df", "one"): each("dfs"),
+        ("every coefficient's df", "many"): lambda: calc.satterthwaite_dfs_many(Y, thetas, sigmas, True),
+        ("Kenward-Roger F", "one"): each("kr"),
+        ("Kenward-Roger F", "many"): lambda: calc.kenward_roger_many(Y, betas, thetas, sigmas, L),
+    }
+    best = dict.fromkeys(contenders, np.inf)
+    for _ in range(rounds):
+        for key, fn in contenders.items():
+            t0 = time.process_time()
+            fn()
+            best[key] = min(best[key], (time.process_time() - t0) / K)
+    many = calc.satterthwaite_many(Y, thetas, sigmas, True, L)[2], calc.kenward_roger_many(Y, betas, thetas, sigmas, L)[2]
+    one = (np.array([calc.satterthwaite(Y[:, k], thetas[k], sigmas[k], True, L)[2] for k in range(K)]),
+           np.array([calc.kenward_roger(Y[:, k], betas[k], thetas[k], sigmas[k], True, L)[2] for k in range(K)]))
+    worst = max(float(np.max(np.abs(a / b - 1))) for a, b in zip(many, one))
+    print(f"{K} replicates: one call each vs all in one call (satterthwaite_many, satterthwaite_dfs_many, "
+          f"kenward_roger_many), CPU ms per replicate, best of {rounds}")
+    print(f"  {'test':30s} {'one call each':>14s} {'batched':>10s} {'ratio':>8s}")
+    for label in ("Satterthwaite t", "every coefficient's df", "Kenward-Roger F"):
+        one_ms, many_ms = 1e3 * best[(label, "one")], 1e3 * best[(label, "many")]
+        print(f"  {label:30s} {one_ms:14.3f} {many_ms:10.3f} {one_ms / many_ms:7.1f}x")
+    print(f"  largest relative difference batched / one call each: {worst:.1e}")
+    assert worst < 1e-10
 
 if __name__ == "__main__":
     main()

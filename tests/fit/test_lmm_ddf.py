@@ -500,3 +500,187 @@ def test_blas_threads_are_limited_during_a_call_and_restored_after():
     calc.kenward_roger(y, np.zeros(4), theta, 1.0, True, [0, 1, 0, 0])
     assert seen and set(seen) == {1}
     assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"] == before
+
+
+# ---------------------------------------------------------------------------- many replicates at once
+# batched (stacked arrays) against one call per replicate, on the engine's own fits of several
+# replicates per model shape: the same algebra in another order, so equal to rounding (1e-10)
+BATCH_RTOL = 1e-10
+BATCH_CASES = ["standard_reml", "standard_ml", "unbalanced_reml", "zero_corr", "slope_only", "categorical_slope",
+               "nested", "factor3_slopes", "interaction", "singular", "few_groups"]
+
+
+def _batch_case(name: str, replicates: int = 4):
+    """(calculator, Y, thetas, sigmas, betas, reml) for ``replicates`` responses of one case, fitted by lmm."""
+    from glmmsim.fit.design import build_design
+    from glmmsim.fit.engines.lmm_engine import LmmEngine, fixed_matrix, term_blocks
+
+    case = CASES[name]
+    model = glmmsim.Model(case["formula"], fixed=case["fixed"], random=case["random"], sigma=case["sigma"],
+                          seed=case.get("seed", 1))
+    keep = None
+    if case.get("drop"):
+        keep = np.random.default_rng(case["seed"]).random(len(case["data"])) >= case["drop"]
+    sims = []
+    for r in range(replicates):
+        data = model.simulate(case["data"], seed=500 + r)
+        sims.append(data if keep is None else data[keep].reset_index(drop=True))
+    response = case["formula"].split("~")[0].strip()
+    design = build_design(case["formula"], sims[0])
+    Y = np.column_stack([d[response].to_numpy(dtype=float) for d in sims])
+    reml = case.get("reml", True)
+    prepared, blocks = LmmEngine().prepare(design), term_blocks(design)
+    fits = [prepared.fit(Y[:, r], reml=reml) for r in range(replicates)]
+    thetas = np.array([f.native.theta_design(blocks) for f in fits])
+    calc_blocks = [(np.column_stack([np.ones(design.nobs) if c is None else c for c in td.z]), td.codes, td.nlevels)
+                   for td in design.terms]
+    calc = DdfCalculator(fixed_matrix(design), calc_blocks)
+    return calc, Y, thetas, np.array([f.sigma for f in fits]), np.array([f.beta for f in fits]), reml
+
+
+def _batch_contrasts(p: int) -> list[np.ndarray]:
+    rows = [np.eye(p)[p - 1]]
+    if p >= 2:
+        rows += [np.eye(p), np.vstack([np.eye(p)[1], 2 * np.eye(p)[1], np.eye(p)[0]])]  # full rank, rank 2 of 3
+    return rows
+
+
+def _assert_close(batched, single):
+    batched, single = np.asarray(batched, dtype=float), np.asarray(single, dtype=float)
+    assert np.array_equal(np.isnan(batched), np.isnan(single))
+    ok = ~np.isnan(single)
+    np.testing.assert_allclose(batched[ok], single[ok], rtol=BATCH_RTOL, atol=0)
+
+
+@pytest.fixture(scope="module")
+def batch_cases() -> dict:
+    return {name: _batch_case(name) for name in BATCH_CASES}
+
+
+@pytest.mark.parametrize("name", BATCH_CASES)
+def test_batched_satterthwaite_equals_one_call_per_replicate(batch_cases, name):
+    calc, Y, thetas, sigmas, _, reml = batch_cases[name]
+    if name == "singular":  # also a replicate exactly on the boundary: the Hessian's dropped directions
+        thetas = thetas.copy()
+        thetas[0, -1] = 0.0
+    K = Y.shape[1]
+    for L in _batch_contrasts(calc.p):
+        F, ndf, ddf = calc.satterthwaite_many(Y, thetas, sigmas, reml, L)
+        single = np.array([calc.satterthwaite(Y[:, k], thetas[k], sigmas[k], reml, L) for k in range(K)])
+        assert ndf.tolist() == single[:, 1].astype(int).tolist()
+        _assert_close(F, single[:, 0])
+        _assert_close(ddf, single[:, 2])
+    dfs = calc.satterthwaite_dfs_many(Y, thetas, sigmas, reml)
+    assert dfs.shape == (K, calc.p)
+    _assert_close(dfs, [calc.satterthwaite_dfs(Y[:, k], thetas[k], sigmas[k], reml) for k in range(K)])
+
+
+def test_the_batched_cases_include_singular_fits(batch_cases):
+    _, _, thetas, _, _, _ = batch_cases["singular"]
+    assert np.any(np.abs(thetas) < 1e-4)  # lme4's isSingular: the item SD sits on its bound
+
+
+@pytest.mark.parametrize("name", [n for n in BATCH_CASES if CASES[n].get("reml", True)])
+def test_batched_kenward_roger_equals_one_call_per_replicate(batch_cases, name):
+    calc, Y, thetas, sigmas, betas, _ = batch_cases[name]
+    K = Y.shape[1]
+    for L in _batch_contrasts(calc.p):
+        F, ndf, ddf = calc.kenward_roger_many(Y, betas, thetas, sigmas, L)
+        single = np.array([calc.kenward_roger(Y[:, k], betas[k], thetas[k], sigmas[k], True, L) for k in range(K)])
+        assert ndf.tolist() == single[:, 1].astype(int).tolist()
+        _assert_close(F, single[:, 0])
+        _assert_close(ddf, single[:, 2])
+    # for one row F = (l'beta)^2 / (l' Phi_A l) (pbkrtest's scale is 1): the adjusted covariance it used
+    vcov = calc.kenward_roger_vcov_many(Y, thetas, sigmas)
+    l = np.eye(calc.p)[calc.p - 1]
+    F, _, _ = calc.kenward_roger_many(Y, betas, thetas, sigmas, l)
+    _assert_close((betas @ l) ** 2 / np.einsum("a,kab,b->k", l, vcov, l), F)
+
+
+def test_batched_results_do_not_depend_on_the_chunk_size(batch_cases, monkeypatch):
+    from glmmsim.fit.engines import lmm_ddf
+
+    calc, Y, thetas, sigmas, betas, reml = batch_cases["standard_reml"]
+    L = np.eye(calc.p)[1]
+    whole = calc.satterthwaite_many(Y, thetas, sigmas, reml, L), calc.kenward_roger_many(Y, betas, thetas, sigmas, L)
+    monkeypatch.setattr(lmm_ddf, "_BATCH_ENTRIES", 1)  # one replicate per pass
+    assert len(list(calc._batches(Y.shape[1]))) == Y.shape[1]
+    one_by_one = calc.satterthwaite_many(Y, thetas, sigmas, reml, L), calc.kenward_roger_many(Y, betas, thetas, sigmas, L)
+    for a, b in zip(whole, one_by_one):
+        for x, y in zip(a, b):
+            _assert_close(x, y)
+
+
+def test_batched_interleaves_the_terms_of_one_factor():
+    """``(1 + f || subject)`` with a factor: a 1- and a 2-column term on subject, one block-diagonal group."""
+    X, _, _, y = _small_design(7)
+    rng = np.random.default_rng(7)
+    subj, item = np.repeat(np.arange(20), 6), np.tile(np.arange(6), 20)
+    f = rng.integers(0, 2, size=120)
+    blocks = [(np.ones(120), item, 6), (np.ones(120), subj, 20),
+              (np.column_stack([f == 0, f == 1]).astype(float), subj, 20)]
+    calc = DdfCalculator(X, blocks)
+    assert calc._layout.group == [1, 2] and calc._layout.width == 60
+    thetas = np.array([[0.5, 0.8, 0.4, 0.1, 0.3], [0.6, 0.0, 0.5, 0.2, 0.4], [0.4, 0.9, 0.3, -0.1, 0.0]])
+    Y = y[:, None] + rng.normal(size=(120, 3))
+    sigmas, betas = np.array([1.0, 0.9, 1.1]), np.zeros((3, 4)) + 0.1
+    L = np.array([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])
+    F, _, ddf = calc.satterthwaite_many(Y, thetas, sigmas, True, L)
+    single = np.array([calc.satterthwaite(Y[:, k], thetas[k], sigmas[k], True, L) for k in range(3)])
+    _assert_close(F, single[:, 0])
+    _assert_close(ddf, single[:, 2])
+    F, _, ddf = calc.kenward_roger_many(Y, betas, thetas, sigmas, L)
+    single = np.array([calc.kenward_roger(Y[:, k], betas[k], thetas[k], sigmas[k], True, L) for k in range(3)])
+    _assert_close(F, single[:, 0])
+    _assert_close(ddf, single[:, 2])
+
+
+def test_batched_handles_a_wide_term_and_a_single_term():
+    """A 5-column term (general small-matrix path) and a design whose only term is the block-diagonal one."""
+    X, _, _, y = _small_design(5)
+    rng = np.random.default_rng(5)
+    subj = np.repeat(np.arange(20), 6)
+    wide = [(np.column_stack([np.ones(120), rng.normal(size=(120, 4))]), subj, 20)]
+    theta = np.array([0.9, 0.1, -0.2, 0.3, 0.0, 0.5, 0.1, 0.2, -0.1, 0.4, 0.0, 0.1, 0.3, 0.2, 0.25])
+    Y = y[:, None] + rng.normal(size=(120, 3))
+    for blocks, thetas in ((wide, theta * np.array([[1.0], [0.5], [1.5]])), (wide[:1], None)):
+        calc = DdfCalculator(X, blocks)
+        thetas = thetas if thetas is not None else theta * np.array([[1.0], [0.8], [1.2]])
+        sigmas = np.array([1.0, 0.9, 1.1])
+        L = np.array([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])
+        F, _, ddf = calc.satterthwaite_many(Y, thetas, sigmas, True, L)
+        single = np.array([calc.satterthwaite(Y[:, k], thetas[k], sigmas[k], True, L) for k in range(3)])
+        _assert_close(F, single[:, 0])
+        _assert_close(ddf, single[:, 2])
+
+
+@pytest.mark.parametrize(
+    ("call", "parameter"),
+    [
+        (lambda c, Y, t: c.satterthwaite_many(Y[:-1], t, [1.0, 1.0], True, [0, 1, 0, 0]), "Y"),
+        (lambda c, Y, t: c.satterthwaite_many(Y, t[:, :3], [1.0, 1.0], True, [0, 1, 0, 0]), "thetas"),
+        (lambda c, Y, t: c.satterthwaite_many(Y, t, [1.0, -1.0], True, [0, 1, 0, 0]), "sigmas"),
+        (lambda c, Y, t: c.satterthwaite_many(Y, t, [1.0], True, [0, 1, 0, 0]), "sigmas"),
+        (lambda c, Y, t: c.satterthwaite_dfs_many(Y, t, [1.0, np.nan], True), "sigmas"),
+        (lambda c, Y, t: c.satterthwaite_many(Y, t, [1.0, 1.0], True, [0, 1]), "L"),
+        (lambda c, Y, t: c.kenward_roger_many(Y, np.zeros((2, 3)), t, [1.0, 1.0], [0, 1, 0, 0]), "betas"),
+        (lambda c, Y, t: c.kenward_roger_vcov_many(Y, t, [1.0, 0.0]), "sigmas"),
+    ],
+)
+def test_batched_bad_arguments_raise_parameter_errors_naming_them(call, parameter):
+    X, blocks, theta, y = _small_design()
+    Y = np.column_stack([y, y[::-1]])
+    with pytest.raises(ParameterError) as info:
+        call(DdfCalculator(X, blocks), Y, np.vstack([theta, theta]))
+    assert info.value.parameter == parameter
+
+
+def test_batched_inputs_are_not_mutated():
+    X, blocks, theta, y = _small_design(6)
+    Y = np.column_stack([y, y + 0.1])
+    thetas, sigmas, betas = np.vstack([theta, 0.9 * theta]), np.array([1.0, 1.1]), np.zeros((2, 4))
+    copies = [a.copy() for a in (Y, thetas, sigmas, betas)]
+    calc = DdfCalculator(X, blocks)
+    calc.satterthwaite_many(Y, thetas, sigmas, True, [0, 1, 0, 0])
+    calc.kenward_roger_many(Y, betas, thetas, sigmas, [0, 1, 0, 0])
+    assert all(np.array_equal(a, b) for a, b in zip((Y, thetas, sigmas, betas), copies))

@@ -51,7 +51,7 @@ from distributed import Client, LocalCluster  # noqa: E402
 from glmmsim import Model  # noqa: E402
 from glmmsim.cli.partitioned import write_partitions  # noqa: E402
 from glmmsim.design import crossed  # noqa: E402
-from glmmsim.model.draws import mix64  # noqa: E402
+from glmmsim.randomness.streams import mix64  # noqa: E402
 
 ITEMS = 500
 CELLS = 2  # within cond a/b: rows per subject = ITEMS * CELLS

@@ -186,7 +186,7 @@ def test_readme_is_short_and_its_links_exist():
 # -- the API reference ---------------------------------------------------------------------------
 
 PUBLIC_MODULES = ["glmmsim", "glmmsim.model", "glmmsim.design", "glmmsim.fit", "glmmsim.analysis", "glmmsim.study",
-                  "glmmsim.plot", "glmmsim.lme4", "glmmsim.seeding", "glmmsim.errors", "glmmsim.limits",
+                  "glmmsim.plot", "glmmsim.lme4", "glmmsim.randomness", "glmmsim.errors", "glmmsim.limits",
                   "glmmsim.execution", "glmmsim.execution.dask", "glmmsim.cli", "glmmsim.autora"]
 
 

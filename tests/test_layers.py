@@ -1,4 +1,4 @@
-"""Dependencies point one way: errors, seeding <- model <- design, lme4, study, plot, fit <- analysis <- cli, app.
+"""Dependencies point one way: errors, randomness <- model <- design, lme4, study, plot, fit <- analysis <- cli, app.
 
 Only imports that run when a module is imported are checked: an import inside a
 function (``Model.plot`` drawing through the plot layer) or under ``TYPE_CHECKING``
@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "glmmsim"
 # layer of each top-level module or subpackage of glmmsim; a module imports only lower layers
 RANK = {
     "errors": 0,
-    "seeding": 1, "limits": 1, "outputs": 1, "_moved": 1, "execution": 1,  # execution is generic: errors only
+    "randomness": 1, "limits": 1, "outputs": 1, "_moved": 1, "execution": 1,  # execution is generic: errors only
     "model": 2,
     "design": 3, "lme4": 3, "study": 3, "plot": 3, "fit": 3,
     "analysis": 4, "autora": 4,

@@ -18,7 +18,7 @@ MOVED = {
     "glmmsim.matrices": "glmmsim.model.matrices",
     "glmmsim.names": "glmmsim.model.names",
     "glmmsim.parameters": "glmmsim.model.parameters",
-    "glmmsim.draws": "glmmsim.model.draws",
+    "glmmsim.draws": "glmmsim.randomness.streams",
     "glmmsim.families": "glmmsim.model.families",
     "glmmsim.theta": "glmmsim.lme4.theta",
     "glmmsim.spec": "glmmsim.study.spec",

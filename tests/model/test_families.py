@@ -27,10 +27,10 @@ import pickle
 from scipy.special import ndtri
 
 from glmmsim.errors import DataError, InputTypeError, ParameterError
-from glmmsim.model import samplers
-from glmmsim.model.draws import RowStreams
+from glmmsim.randomness import samplers
+from glmmsim.randomness.streams import RowStreams
 from glmmsim.model.families import FAMILY_NAMES, LINK_NAMES, Family, Link, get_family, get_link
-from glmmsim.seeding import seed_key
+from glmmsim.randomness.seeds import seed_key
 
 K = 5.0
 ALPHA = 1e-3
@@ -261,14 +261,23 @@ def streams(n: int, stream: int = 77, offset: int = 0) -> RowStreams:
     return RowStreams(np.arange(offset, offset + n, dtype=np.uint64), stream)
 
 
-def test_fast_uniforms_are_the_reference_bits():
-    """samplers.uniforms (blocked, in place) equals RowStreams.uniforms bit for bit, rows or not."""
-    rs = RowStreams(np.random.default_rng(0).integers(0, 2**63, 200_003, dtype=np.uint64), stream=123)
+def test_blocked_uniforms_are_the_textbook_bits():
+    """The blocked, in-place uniforms equal the scalar SplitMix64 recipe bit for bit, rows or not."""
+    from glmmsim.randomness.seeds import splitmix64
+
+    def textbook(key: int, stream: int) -> float:
+        return ((splitmix64(splitmix64(key ^ stream)) >> 11) + 0.5) * 2.0**-53
+
+    keys = np.random.default_rng(0).integers(0, 2**63, 200_003, dtype=np.uint64)
+    rs = RowStreams(keys, stream=123)
     for draw_index in (0, 1, 17):
-        assert np.array_equal(samplers.uniforms(rs, draw_index), rs.uniforms(draw_index))
+        u = rs.uniforms(draw_index)
+        stream = rs.draw_stream(draw_index)
+        for r in (0, 1, 65_535, 65_536, 131_072, 200_002):  # both sides of every block edge
+            assert u[r] == textbook(int(keys[r]), stream)
     rows = np.array([5, 0, 199_999, 70_000, 5])
-    assert np.array_equal(samplers.uniforms(rs, 3, rows), rs.uniforms(3, rows))
-    assert samplers.uniforms(rs, 0, np.array([], dtype=np.intp)).shape == (0,)
+    assert np.array_equal(rs.uniforms(3, rows), rs.uniforms(3)[rows])
+    assert rs.uniforms(0, np.array([], dtype=np.intp)).shape == (0,)
 
 
 def test_direct_draws_match_documentation():

@@ -33,7 +33,7 @@ from .. import __version__
 from ..errors import InputTypeError, ParameterError, SystematicFailureError, format_names
 from ..limits import check_limit
 from ..model.names import categorical_levels
-from ..seeding import SeedLike
+from ..randomness.seeds import SeedLike
 from ._backends import resolve_engine, seed_tree
 from .checkpoint import Checkpoint, describe_study
 from .describe import describe_design, describe_model

@@ -35,7 +35,7 @@ from .. import __version__
 from ..limits import check_limit
 from ..errors import ParameterError
 from ..model.names import categorical_levels, lme4_name, match_keys
-from ..seeding import SeedLike
+from ..randomness.seeds import SeedLike
 from ._backends import seed_tree
 from .describe import describe_design, describe_model
 from .inputs import coefficient_names, conditions_frame, model_levels, percent

@@ -39,11 +39,11 @@ from typing import Any, Union
 import numpy as np
 import pandas as pd
 
-from ..model.draws import level_keys, mix64, stream_key, string_key, uniforms
+from ..randomness.streams import level_keys, mix64, stream_key, string_key, uniforms
 from ..errors import GlmmsimWarning, InputTypeError, ParameterError, Where, about, did_you_mean, format_names
 from ..limits import check_limit, check_rows, count_text
 from ..model.parameters import check_number
-from ..seeding import SeedLike, seed_key
+from ..randomness.seeds import SeedLike, seed_key
 
 __all__ = ["crossed", "nested", "unit_labels"]
 

@@ -34,7 +34,7 @@ The first link listed is the default, as in R (``Gamma`` defaults to the inverse
 the same model here.
 
 Keyed draws. Every response draw reads the row's own counter-based stream (a
-:class:`~glmmsim.model.draws.RowStreams`): draw ``j`` of row ``r`` is a uniform ``u_j``
+:class:`~glmmsim.randomness.streams.RowStreams`): draw ``j`` of row ``r`` is a uniform ``u_j``
 in (0, 1), a pure function of ``(stream, keys[r], j)``; ``z_j = ndtri(u_j)`` is the
 matching standard normal. A row's response depends on nothing else, so any subset of
 rows gets exactly the numbers of the whole. Rejection samplers make attempt ``a`` of a
@@ -83,9 +83,9 @@ import numpy as np
 from scipy import special
 
 from ..errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names, plain
-from ..seeding import SeedLike, seed_key
-from . import samplers as _samplers
-from .draws import RowStreams
+from ..randomness.seeds import SeedLike, seed_key
+from ..randomness import samplers as _samplers
+from ..randomness.streams import RowStreams
 
 __all__ = ["Family", "Link", "FAMILY_NAMES", "LINK_NAMES", "get_family", "get_link", "family_key"]
 
@@ -774,9 +774,9 @@ class Family:
         eta : array-like, 1-D
             Linear predictor, one value per row.
         noise : RowStreams or int, SeedSequence or Generator
-            The rows' keyed random streams (:class:`glmmsim.model.draws.RowStreams`,
+            The rows' keyed random streams (:class:`glmmsim.randomness.streams.RowStreams`,
             one key per row), or a seed: then the rows are keyed by position
-            ``0..n-1`` on the stream ``seeding.seed_key(seed)`` (a Generator is
+            ``0..n-1`` on the stream ``randomness.seeds.seed_key(seed)`` (a Generator is
             used once, to derive that key).
         trials : int or array-like of int, optional
             Binomial only: number of trials, a positive int or one
@@ -799,7 +799,7 @@ class Family:
         Examples
         --------
         >>> import numpy as np
-        >>> from glmmsim.model.draws import RowStreams
+        >>> from glmmsim.randomness.streams import RowStreams
         >>> fam = get_family("poisson")
         >>> eta = np.log([0.5, 3.0, 40.0, 2e4])
         >>> whole = fam.sample(eta, RowStreams(np.arange(4, dtype=np.uint64), stream=9))

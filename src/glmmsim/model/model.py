@@ -60,7 +60,7 @@ from .parameters import (
     parse_random,
     require_mapping,
 )
-from ..seeding import SeedLike, seed_key
+from ..randomness.seeds import SeedLike, seed_key
 from .terms import RandomTerm, expand_bars
 
 __all__ = ["Model"]

@@ -77,7 +77,7 @@ import yaml
 from .. import design as design_mod
 from ..errors import GlmmsimError, GlmmsimWarning, InputTypeError, ParameterError, did_you_mean, format_names
 from ..model.model import Model
-from ..seeding import SeedLike
+from ..randomness.seeds import SeedLike
 from ..limits import check_total_rows
 from .trials import read_trials
 from .writers import DATA_FORMATS

@@ -18,7 +18,7 @@ RANK = {
     "randomness": 1, "limits": 1, "outputs": 1, "_moved": 1, "execution": 1,  # execution is generic: errors only
     "model": 2,
     "design": 3, "lme4": 3, "study": 3, "plot": 3, "fit": 3,
-    "analysis": 4, "autora": 4,
+    "analysis": 4, "autora": 4, "dask": 4,  # Dask support builds on model, design and execution
     "cli": 5, "app": 5,  # the planner sits on top, beside the command line
 }
 # sideways imports within a layer that are part of the design: a study spec builds a design

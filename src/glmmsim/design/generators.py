@@ -126,9 +126,10 @@ def _unit_range(value: object, argname: str) -> range:
 
 
 def _partitioned():
-    from . import partitioned  # imported on use: Dask is an optional extra
+    # layering: design hands npartitions= to the Dask package above it; imported on use (Dask is an extra)
+    from ..dask import partitions
 
-    return partitioned
+    return partitions
 
 
 def _check_name(value: object, argname: str) -> str:
@@ -556,7 +557,7 @@ def crossed(
         Label prefixes.
     npartitions : int or "auto", optional
         Return a lazy Dask DataFrame of this many partitions ("auto": about 1e6 rows each), each a range of
-        subjects generated on the workers (see :mod:`glmmsim.design.partitioned`).
+        subjects generated on the workers (see :mod:`glmmsim.dask.partitions`).
     seed : None, int, SeedSequence or Generator
         Seed of every random draw of the design.
 
@@ -832,7 +833,7 @@ def nested(
         ``local`` labels are numbered within the parent (``c002``).
     npartitions : int or "auto", optional
         Return a lazy Dask DataFrame of this many partitions ("auto": about 1e6 rows each), each a range of
-        outermost units generated on the workers (see :mod:`glmmsim.design.partitioned`).
+        outermost units generated on the workers (see :mod:`glmmsim.dask.partitions`).
     seed : None, int, SeedSequence or Generator
 
     Returns

@@ -360,8 +360,9 @@ class Model:
             A copy of ``conditions`` (same index and column order) with the
             response column added (or replaced, in its place).
         """
-        if type(conditions).__module__.split(".")[0] == "dask":  # lazy, per partition: model/dask_frames.py
-            from . import dask_frames
+        if type(conditions).__module__.split(".")[0] == "dask":  # lazy, per partition: glmmsim/dask/frames.py
+            # layering: a Dask frame is simulated by the Dask package above the model, imported on use
+            from ..dask import frames as dask_frames
             return dask_frames.simulate(self, conditions, seed, key=key)
         stream = noise_stream(seed)  # checks the seed before any work
         bound = self.bind(conditions, key=key)

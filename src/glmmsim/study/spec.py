@@ -660,7 +660,8 @@ class Study:
         if self.design_type not in DESIGN_TYPES:
             import dask.dataframe as dd
 
-            from ..design.partitioned import ROWS_PER_PARTITION
+            # layering: the Dask package (above the study) sizes partitions; imported for a partitioned run only
+            from ..dask.partitions import ROWS_PER_PARTITION
 
             conditions = self.conditions()
             k = npartitions if npartitions != "auto" else -(-len(conditions) // ROWS_PER_PARTITION)

@@ -55,9 +55,9 @@ import pandas as pd
 
 from ..errors import GlmmsimWarning, InputTypeError, ParameterError
 from ..limits import check_partitioned_rows, config, count_text
-from ..model.dask_frames import remember_lengths
+from .frames import remember_lengths
 from ..randomness.seeds import as_seed_sequence
-from . import generators
+from ..design import generators
 
 __all__ = ["crossed", "nested", "checks_only", "KNOWN_CATEGORIES_MAX", "ROWS_PER_PARTITION"]
 

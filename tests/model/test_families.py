@@ -29,7 +29,8 @@ from scipy.special import ndtri
 from glmmsim.errors import DataError, InputTypeError, ParameterError
 from glmmsim.randomness import samplers
 from glmmsim.randomness.streams import RowStreams
-from glmmsim.model.families import FAMILY_NAMES, LINK_NAMES, Family, Link, get_family, get_link
+from glmmsim.model.families import FAMILY_NAMES, Family, get_family
+from glmmsim.model.links import LINK_NAMES, Link, get_link
 from glmmsim.randomness.seeds import seed_key
 
 K = 5.0

@@ -17,7 +17,7 @@ from ..errors import ParameterError, PilotFitWarning
 from ..randomness.seeds import SeedLike
 from .design import FitDesign
 from .errors import FitError
-from .hypothesis import TestResult, run_test
+from .significance import TestResult, run_test
 from .protocol import RawFit
 
 if TYPE_CHECKING:

@@ -36,7 +36,7 @@ from ..model.names import categorical_levels
 from ..randomness.seeds import SeedLike
 from ._backends import resolve_engine, seed_tree
 from .checkpoint import Checkpoint, describe_study
-from .describe import describe_design, describe_model
+from ..lme4.summary import describe_design, describe_model
 from .tested_terms import Hypothesis, choose_method, resolve_tests
 from .inputs import coefficient_names, conditions_frame, model_levels, percent
 from .intervals import clopper_pearson

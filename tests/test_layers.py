@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "glmmsim"
 # layer of each top-level module or subpackage of glmmsim; a module imports only lower layers
 RANK = {
     "errors": 0,
-    "randomness": 1, "limits": 1, "outputs": 1, "_moved": 1, "execution": 1,  # execution is generic: errors only
+    "randomness": 1, "limits": 1, "outputs": 1, "execution": 1,  # execution is generic: errors only
     "model": 2,
     "design": 3, "lme4": 3, "study": 3, "plot": 3, "fit": 3,
     "analysis": 4, "autora": 4, "dask": 4,  # Dask support builds on model, design and execution

@@ -26,7 +26,6 @@ __version__ = "0.2.0"
 
 from typing import TYPE_CHECKING, Any
 
-from . import _moved
 from .errors import (
     DataError,
     FormulaError,
@@ -36,8 +35,6 @@ from .errors import (
     ParameterError,
 )
 from .limits import config
-
-_moved.install()
 
 # The model, the designs and lme4 pull in pandas, formulaic and scipy (seconds of start-up);
 # they are imported on first use, so `glmmsim --version` and `import glmmsim.errors` stay fast.

@@ -345,7 +345,7 @@ class BoundModel:
 
     def to_theta(self) -> np.ndarray:
         """lme4's ``theta`` for these data (see :func:`glmmsim.lme4.to_theta`)."""
-        from ..lme4.theta import to_theta  # lme4 sits above model: import on use
+        from ..lme4.theta import to_theta  # layering: lme4 sits above model; imported on use
 
         return to_theta(self)
 

@@ -435,6 +435,7 @@ class Model:
 
     def plot(self, kind: str, data: pd.DataFrame, **kwargs: Any):
         """Draw the model on ``data`` (see :func:`glmmsim.plot.plot_model`)."""
+        # layering: the plot layer draws models, so it sits above them; a convenience, imported on use
         from ..plot import plot_model
 
         return plot_model(self, data, kind=kind, **kwargs)

@@ -13,8 +13,8 @@ Memory: the client (this process) holds the spec, the model, one subject's
 design (to check the model against it) and a small task per partition; a
 worker holds about one partition at a time. The files are written into a hidden
 folder beside the target, renamed to the target when every part is written
-(:mod:`glmmsim.dask.staged_folder`): an interrupted or failed run leaves nothing
-that looks like a dataset. The writing and the scheduler are :mod:`glmmsim.dask.parquet`;
+(``glmmsim.dask.staged_folder``): an interrupted or failed run leaves nothing
+that looks like a dataset. The writing and the scheduler are ``glmmsim.dask.parquet``;
 this module is the command's options, checks and report.
 """
 

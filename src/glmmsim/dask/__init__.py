@@ -5,11 +5,11 @@ every draw is keyed (:mod:`glmmsim.randomness`). One module a piece:
 
 * :mod:`~glmmsim.dask.partitions` -- ``crossed``/``nested(npartitions=...)``: designs whose
   partitions are generated on the workers;
-* :mod:`~glmmsim.dask.frames` -- ``Model.simulate`` on a Dask DataFrame, partition by partition;
-* :mod:`~glmmsim.dask.executor` -- :class:`DaskExecutor`: study batches on a
+* ``glmmsim.dask.frames`` -- ``Model.simulate`` on a Dask DataFrame, partition by partition;
+* ``glmmsim.dask.executor`` -- :class:`DaskExecutor`: study batches on a
   ``distributed.Client``;
-* :mod:`~glmmsim.dask.parquet` -- :func:`write_partitions`: one Parquet file a partition,
-  published whole (:mod:`~glmmsim.dask.staged_folder`).
+* ``glmmsim.dask.parquet`` -- :func:`write_partitions`: one Parquet file a partition,
+  published whole (``glmmsim.dask.staged_folder``).
 
 Needs the ``dask`` extra to run; importing this package does not import Dask.
 """

@@ -9,9 +9,9 @@ single-threaded worker process per core, Dask's local process pool (``"processes
 running scheduler's address.
 
 The files are written into a hidden folder beside the target, renamed to the target when
-every part is written (:mod:`glmmsim.dask.staged_folder`): an interrupted or failed run
+every part is written (``glmmsim.dask.staged_folder``): an interrupted or failed run
 leaves nothing that looks like a dataset. ``glmmsim simulate --partitions`` is the
-command-line front (:mod:`glmmsim.cli.partitioned`).
+command-line front (``glmmsim.cli.partitioned``).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ For ``lognormal``, ``exgaussian`` and
 mean of ``log(y)``, the mean of the Gaussian component, the mean of
 ``log(y - shift)``); :meth:`Family.mean` then returns the mean of ``y`` itself.
 
-The links themselves are :mod:`glmmsim.model.links`. The first link listed is the default, as in R (``Gamma`` defaults to the inverse link,
+The links themselves are ``glmmsim.model.links``. The first link listed is the default, as in R (``Gamma`` defaults to the inverse link,
 ``inverse.gaussian`` to ``1/mu^2``), so coefficients read off a default-link fit mean
 the same model here.
 

@@ -1,13 +1,14 @@
-"""Persistent random-effect draws: a level's values depend only on (seed, factor, coefficient, level).
+"""Keyed random streams: uniforms and normals that are pure functions of (seed, key), per level and per row.
 
-Instead of drawing from a sequential stream (where a level's value would depend
+Random effects persist: a level's values depend only on (seed, factor, coefficient,
+level). Instead of drawing from a sequential stream (where a level's value would depend
 on how many levels came before it), each level's standard normal is a pure
 function of a 64-bit key. The key mixes the model seed, the grouping factor's
 name, the coefficient's name and a hash of the level's value with SplitMix64;
 53 bits of the result become a uniform in (0, 1) and the inverse normal CDF
 turns it into a standard normal. So subject ``"A"`` gets the same effects in
 every call, in every partition of a large job and whatever other subjects are
-present.
+present. Row noise works the same way, keyed by row (:class:`RowStreams`).
 
 Examples
 --------

@@ -4,7 +4,7 @@
 correlations in their three spellings), ``design:`` a design generator and its arguments,
 ``seeds:`` and ``output:`` their settings. Misspelt keys are errors naming the valid ones,
 never ignored; values of the wrong kind are errors naming the key path and the line.
-The ``power:`` and ``recovery:`` sections are :mod:`glmmsim.study.study_sections`'.
+The ``power:`` and ``recovery:`` sections are ``glmmsim.study.study_sections``'.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ On a 2-worker ``LocalCluster`` (processes, one thread each) the script
 
 1. builds ``crossed(subjects, 500 items, within cond a/b, x per trial, npartitions=...)``,
    simulates ``y ~ x + cond + (1 + x | subject) + (1 | item)`` on it (gaussian) and
-   writes one Parquet file per partition (``glmmsim.cli.partitioned.write_partitions``,
+   writes one Parquet file per partition (``glmmsim.dask.write_partitions``,
    what ``glmmsim simulate --partitions`` runs), at ~1e6-row partitions: rows/s and the
    peak resident memory of each worker process (polled every 0.1 s with psutil);
 2. the same in one process with pandas for 1e6 rows (design, simulate, to_parquet), before
@@ -49,9 +49,9 @@ import psutil  # noqa: E402  (a dependency of distributed)
 from distributed import Client, LocalCluster  # noqa: E402
 
 from glmmsim import Model  # noqa: E402
-from glmmsim.cli.partitioned import write_partitions  # noqa: E402
+from glmmsim.dask import write_partitions  # noqa: E402
 from glmmsim.design import crossed  # noqa: E402
-from glmmsim.model.draws import mix64  # noqa: E402
+from glmmsim.randomness.streams import mix64  # noqa: E402
 
 ITEMS = 500
 CELLS = 2  # within cond a/b: rows per subject = ITEMS * CELLS

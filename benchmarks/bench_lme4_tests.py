@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from glmmsim.analysis.replicates import keyed_conditions, row_key  # noqa: E402
 from glmmsim.fit import prepare  # noqa: E402
-from glmmsim.seeding import SeedTree  # noqa: E402
+from glmmsim.randomness import SeedTree  # noqa: E402
 from glmmsim.study.spec import load_spec  # noqa: E402
 
 SIMR_MS = {"lrt": 284.0}  # issue 15: simr 1.0.8 on this model, three interleaved rounds

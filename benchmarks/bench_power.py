@@ -28,7 +28,7 @@ import pandas as pd
 import glmmsim
 from glmmsim.analysis import power, power_curve
 from glmmsim.design import crossed
-from glmmsim.seeding import SeedTree
+from glmmsim.randomness import SeedTree
 
 FORMULA = "y ~ cond + (1 + cond | subject) + (1 | item)"
 

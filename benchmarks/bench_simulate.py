@@ -55,7 +55,7 @@ try:
 except ImportError:  # running from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import glmmsim
-from glmmsim.model.draws import RowStreams
+from glmmsim.randomness.streams import RowStreams
 from glmmsim.model.families import get_family
 
 FORMULA = "y ~ 1 + x1 + x2 + (1 + x1 | subject) + (1 | item)"

@@ -162,7 +162,7 @@ def _constant_docs(app, what, name, obj, options, lines):
     """A re-exported constant's ``#:`` comment from the module that defines it.
 
     autodoc looks for the comment in the module a name is documented under (``glmmsim.fit``),
-    not where it is written (``glmmsim.fit.hypothesis``), and would show the docstring of
+    not where it is written (``glmmsim.fit.significance``), and would show the docstring of
     ``dict`` or ``int`` instead.
     """
     if what not in ("data", "attribute") or not name.startswith("glmmsim."):

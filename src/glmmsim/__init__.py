@@ -4,7 +4,7 @@ The public API on one page:
 
 * :class:`Model` -- an lme4-formula model with its parameters (``glmmsim.model``);
   ``Model.bind(conditions)`` gives a :class:`BoundModel` that simulates the same design many times;
-* :class:`SeedTree` -- stateless named child seeds for studies (``glmmsim.seeding``);
+* :class:`SeedTree` -- stateless named child seeds for studies (``glmmsim.randomness``);
 * :mod:`glmmsim.design` -- experimental designs (``crossed``, ``nested``);
 * :func:`to_theta`, :func:`random_from_theta` -- lme4's covariance parameterisation (``glmmsim.lme4``);
 * :mod:`glmmsim.fit` -- fit lme4 formulas (``glmmsim.fit(formula, data)`` gives a :class:`FitResult`,
@@ -30,7 +30,7 @@ __version__ = "0.2.0"
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from . import _moved, limits
+from . import limits
 from .errors import (
     DataError,
     FormulaError,
@@ -40,14 +40,12 @@ from .errors import (
     ParameterError,
 )
 
-_moved.install()
-
 # The model, the designs and lme4 pull in pandas, formulaic and scipy (seconds of start-up);
 # they are imported on first use, so `glmmsim --version` and `import glmmsim.errors` stay fast.
 _LAZY = {
     "Model": ("glmmsim.model", "Model"),
     "BoundModel": ("glmmsim.model", "BoundModel"),
-    "SeedTree": ("glmmsim.seeding", "SeedTree"),
+    "SeedTree": ("glmmsim.randomness", "SeedTree"),
     "Family": ("glmmsim.model", "Family"),
     "get_family": ("glmmsim.model", "get_family"),
     "to_theta": ("glmmsim.lme4", "to_theta"),
@@ -68,7 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from . import design, fit
     from .lme4 import random_from_theta, to_theta
     from .model import BoundModel, Family, Model, get_family
-    from .seeding import SeedTree
+    from .randomness.seeds import SeedTree
     from .analysis import PowerCurve, PowerResult, RecoveryResult, power, power_curve, recovery
     from .fit import FitResult, TestResult
 

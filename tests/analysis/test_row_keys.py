@@ -13,7 +13,7 @@ import glmmsim
 from glmmsim import power, power_curve, recovery
 from glmmsim.analysis.power import plan_point
 from glmmsim.analysis.replicates import _PointState, new_token, row_key
-from glmmsim.seeding import SeedTree
+from glmmsim.randomness import SeedTree
 
 from _study_models import rt_design, rt_model
 

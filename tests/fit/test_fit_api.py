@@ -284,14 +284,14 @@ def test_prepare_takes_a_bound_model(rt_data: pd.DataFrame, res: FitResult) -> N
      ("negativebinomial", "negative_binomial"), ("Bernoulli", "binomial"), ("Normal", "gaussian")],
 )
 def test_fit_reads_every_family_spelling_model_reads(spelling, family) -> None:
-    from glmmsim.fit.families import resolve_family
+    from glmmsim.model.families import resolve_family
     from glmmsim.model.families import family_key
 
     assert resolve_family(spelling, None)[0] == family_key(spelling) == family
 
 
 def test_fit_names_the_families_it_fits_for_one_it_cannot() -> None:
-    from glmmsim.fit.families import resolve_family
+    from glmmsim.model.families import resolve_family
 
     with pytest.raises(ParameterError, match="fitting supports family .*got 'wald'"):
         resolve_family("wald", None)

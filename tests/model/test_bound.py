@@ -13,7 +13,7 @@ from glmmsim import DataError, InputTypeError, Model
 from glmmsim.design import crossed
 from glmmsim.model.bound import BoundModel, row_keys
 from glmmsim.model.matrices import _formulaic_columns, grouping, model_columns
-from glmmsim.seeding import SeedTree
+from glmmsim.randomness import SeedTree
 
 FORMULA = "y ~ cond + x + (1 + cond | subject) + (1 | item)"
 RANDOM = {"subject": {"sd": {"Intercept": 0.3, "cond[T.b]": 0.2}, "corr": {("Intercept", "cond[T.b]"): 0.3}},

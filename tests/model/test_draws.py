@@ -1,4 +1,4 @@
-"""Statistical and reproducibility tests of the persistent standard normals (glmmsim.model.draws).
+"""Statistical and reproducibility tests of the persistent standard normals (glmmsim.randomness.streams).
 
 Every level's draw is a pure function of (seed, factor, coefficient, level value), so these
 tests check three things: the draws are standard normal, different streams are independent,
@@ -27,8 +27,8 @@ import pytest
 from scipy import stats
 
 import glmmsim
-from glmmsim.model.draws import level_keys, standard_normals, stream_key
-from glmmsim.seeding import seed_key
+from glmmsim.randomness.streams import level_keys, standard_normals, stream_key
+from glmmsim.randomness.seeds import seed_key
 
 K = 5.0
 ALPHA = 1e-4

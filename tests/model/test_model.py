@@ -68,8 +68,8 @@ def test_writing_into_the_output_leaves_the_input_alone(model, data):
 
 def test_simulate_is_predict_plus_gaussian_noise_from_the_call_seed(model, data):
     # keyed noise: row r's normal is RowStreams(position keys, SeedTree(seed).child("noise").key).normals(0)
-    from glmmsim.model.draws import RowStreams
-    from glmmsim.seeding import SeedTree
+    from glmmsim.randomness.streams import RowStreams
+    from glmmsim.randomness import SeedTree
 
     out = model.simulate(data, seed=3)
     noise = out["y"] - model.predict(data)

@@ -20,7 +20,8 @@ import glmmsim
 from glmmsim.cli import main
 from glmmsim.errors import GlmmsimError
 from glmmsim.study import load_spec
-from glmmsim.study.spec import SpecError, load_value, parse_spec
+from glmmsim.study.safe_yaml import load_value
+from glmmsim.study.spec import SpecError, parse_spec
 from glmmsim.study.trials import read_trials
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

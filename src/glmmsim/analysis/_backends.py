@@ -2,7 +2,7 @@
 
 * ``bind(model, conditions, key)`` -> :class:`~glmmsim.model.bound.BoundModel`
   (``simulate_response(seed, population=)``);
-* ``seed_tree(seed)`` -> :class:`~glmmsim.seeding.SeedTree` (``replicate(r)``, ``child(...)``);
+* ``seed_tree(seed)`` -> :class:`~glmmsim.randomness.seeds.SeedTree` (``replicate(r)``, ``child(...)``);
 * ``prepare_fit(formula, data, ...)`` -> a prepared fitter (``fit(y) -> FitResult``).
 * ``resolve_engine(engine, family, link)`` -> the engine name ``"auto"`` stands for (lmm or glmm).
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..seeding import SeedTree
+from ..randomness.seeds import SeedTree
 
 __all__ = ["bind", "seed_tree", "prepare_fit", "resolve_engine"]
 

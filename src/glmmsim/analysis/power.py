@@ -33,11 +33,11 @@ from .. import __version__
 from ..errors import InputTypeError, ParameterError, SystematicFailureError, format_names
 from ..limits import check_limit
 from ..model.names import categorical_levels
-from ..seeding import SeedLike
+from ..randomness.seeds import SeedLike
 from ._backends import resolve_engine, seed_tree
 from .checkpoint import Checkpoint, describe_study
-from .describe import describe_design, describe_model
-from .hypotheses import Hypothesis, choose_method, resolve_tests, term_of
+from ..lme4.summary import describe_design, describe_model
+from .tested_terms import Hypothesis, choose_method, resolve_tests, term_of
 from .inputs import coefficient_names, conditions_frame, model_levels, percent
 from .intervals import clopper_pearson
 from .replicates import TEST_COLUMNS, FailurePolicy, PointJob, check_point, new_token, row_key, run_study

@@ -35,9 +35,9 @@ from .. import __version__
 from ..limits import check_limit
 from ..errors import ParameterError
 from ..model.names import categorical_levels, lme4_name, match_keys
-from ..seeding import SeedLike
+from ..randomness.seeds import SeedLike
 from ._backends import seed_tree
-from .describe import describe_design, describe_model
+from ..lme4.summary import describe_design, describe_model
 from .inputs import coefficient_names, conditions_frame, model_levels, percent
 from .power import plan_point, seed_path
 from .replicates import FailurePolicy, new_token, run_study

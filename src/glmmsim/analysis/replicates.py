@@ -29,7 +29,7 @@ from ..errors import ParameterError, SystematicFailureError
 from ..limits import check_limit
 from ..execution import batch_size, batches, resolve_executor, worker_cache
 from ._backends import bind, prepare_fit
-from .hypotheses import Hypothesis
+from .tested_terms import Hypothesis
 
 __all__ = ["PointJob", "Task", "run_task", "run_study", "identifying_columns", "row_key", "keyed_conditions",
            "FailurePolicy", "TEST_COLUMNS", "OCCURRENCE"]

@@ -21,7 +21,7 @@ import pandas as pd
 from shiny import Inputs, Outputs, Session, reactive, render, ui
 
 from ..errors import GlmmsimError
-from ..study.spec import MAX_SPEC_BYTES, read_text_file
+from ..study.safe_yaml import MAX_SPEC_BYTES, read_text_file
 from ..study.trials import read_trials
 from .exports import curve_figure, figure_bytes, python_script, spec_yaml, table_csv
 from .layout import field_messages

@@ -42,7 +42,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ..analysis.hypotheses import choose_method
+from ..analysis.tested_terms import choose_method
 from ..analysis.effect_sizes import (
     coefficient_from_d,
     coefficient_from_odds_ratio,

@@ -16,7 +16,7 @@ from autora.variable import Variable
 
 from ..errors import GlmmsimWarning, ParameterError, did_you_mean
 from ..model import Model
-from ..seeding import SeedLike, as_generator
+from ..randomness.seeds import SeedLike, as_generator
 from . import _faithful, _lme4
 from ._plot import make_plotter
 from ._variables import as_conditions, categorical_ivs, domain_frame, make_variables, merge_ivs, text_levels

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise ParameterError(f"glmmsim app needs the app extra: pip install 'glmmsim[app]' ({exc})") from None
+    # layering: the planner sits beside the command line; this command only starts it
     from ..app import serve
 
     serve(args.host, args.port, open_browser=args.browser)

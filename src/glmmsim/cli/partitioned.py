@@ -13,8 +13,9 @@ Memory: the client (this process) holds the spec, the model, one subject's
 design (to check the model against it) and a small task per partition; a
 worker holds about one partition at a time. The files are written into a hidden
 folder beside the target, renamed to the target when every part is written
-(:mod:`glmmsim.cli.staged_folder`): an interrupted or failed run leaves nothing
-that looks like a dataset.
+(``glmmsim.dask.staged_folder``): an interrupted or failed run leaves nothing
+that looks like a dataset. The writing and the scheduler are ``glmmsim.dask.parquet``;
+this module is the command's options, checks and report.
 """
 
 from __future__ import annotations
@@ -30,16 +31,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..errors import GlmmsimError, GlmmsimWarning, ParameterError
+from ..dask.parquet import require_dask, scheduler, write_parts
+from ..dask.staged_folder import staged_folder
+from ..errors import GlmmsimWarning, ParameterError
 from .common import positive_int
-from .staged_folder import staged_folder
 
-if TYPE_CHECKING:  # pandas and the study layer are imported when the command runs
-    import pandas as pd
-
+if TYPE_CHECKING:  # the study layer is imported when the command runs
     from ..study import Study
 
-__all__ = ["add_partition_options", "run_partitioned", "write_partitions"]
+__all__ = ["add_partition_options", "run_partitioned"]
 
 
 def partitions_arg(text: str) -> int | str:
@@ -68,18 +68,9 @@ def add_partition_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _dask():
-    try:
-        import dask
-        import dask.dataframe  # noqa: F401
-    except ImportError:
-        raise GlmmsimError("--partitions needs Dask: pip install 'glmmsim[dask]'") from None
-    return dask
-
-
 def run_partitioned(args: argparse.Namespace, study: Study, stdout: TextIO, stderr: TextIO) -> int:
     """Simulate the spec on Dask and write one Parquet file per partition."""
-    _dask()
+    require_dask()
     out = args.out or study.output["file"]
     if not out or out == "-":
         raise ParameterError("--partitions writes a directory of Parquet files: pass --out DIR.parquet")
@@ -89,7 +80,7 @@ def run_partitioned(args: argparse.Namespace, study: Study, stdout: TextIO, stde
         raise ParameterError("--partitions writes one dataset; drop --replicates (or output.replicates)")
     _check_not_an_input(out, study)
     started = getattr(args, "started", None) or time.time()  # set by cli.main: the command's start
-    from ..design.partitioned import checks_only
+    from ..dask.partitions import checks_only
 
     with checks_only():  # sizes and arguments refused before the output is claimed or a cluster starts
         study.partitioned_conditions(args.partitions or "auto")
@@ -98,14 +89,14 @@ def run_partitioned(args: argparse.Namespace, study: Study, stdout: TextIO, stde
 
     with _terminate_as_exit(), staged_folder(out, force=args.force, report=report) as folder:
         began = time.time()
-        with _scheduler(args.scheduler) as client:
+        with scheduler(args.scheduler) as client:
             cluster_start = time.time() - began
             # made here, under the scheduler: rows dropped at random are counted on the cluster
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", GlmmsimWarning)  # shown by the checks above
                 design = study.partitioned_conditions(args.partitions or "auto")
             data = study.model.simulate(design, seed=study.seeds["noise"])
-            rows = _write_parts(data, folder, client=client, progress=not args.quiet, stderr=stderr)
+            rows = write_parts(data, folder, client=client, progress=not args.quiet, stderr=stderr)
             written = time.time()
         shutdown = time.time() - written
     if not args.quiet:
@@ -143,147 +134,3 @@ def _check_not_an_input(out: str, study: Study) -> None:
     for source in study.input_files():
         if target == Path(os.path.realpath(source)) or target in Path(os.path.realpath(source)).parents:
             raise ParameterError(f"output {out!r} holds an input of the study ({source}); choose another directory")
-
-
-@contextlib.contextmanager
-def _scheduler(address: str | None) -> Iterator[Any]:
-    """A distributed Client (None for Dask's local process pool) for the duration of the write."""
-    dask = _dask()
-    if address == "processes":
-        with dask.config.set(scheduler="processes"):
-            yield None
-        return
-    from distributed import Client, LocalCluster
-
-    if address is None:
-        workers = os.cpu_count() or 1
-        # dashboard_address ":0": any free port (another cluster may hold 8787; nobody watches it here)
-        options = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"}
-        with LocalCluster(**options) as cluster:
-            with Client(cluster) as client:
-                yield client
-            _close_workers(cluster)
-        return
-    with Client(address) as client:
-        yield client
-
-
-#: Seconds a worker process is given to exit on its own at the end of a run. distributed's default
-#: (4 s, then the process is killed with a warning) is too short on a busy machine.
-_WORKER_EXIT_SECONDS = 60
-
-
-def _close_workers(cluster: Any) -> None:
-    """Stop the LocalCluster's workers, patiently, before its scheduler (a clean end, no warnings)."""
-    import asyncio
-
-    async def close_all() -> None:
-        await asyncio.gather(*(w.close(timeout=_WORKER_EXIT_SECONDS) for w in list(cluster.workers.values())))
-
-    try:
-        cluster.sync(close_all)
-    except Exception:  # noqa: BLE001 - the cluster's own close, which follows, still stops them
-        pass
-
-
-def write_partitions(
-    data: Any,
-    out: str | os.PathLike,
-    *,
-    client: Any = None,
-    progress: bool = True,
-    stderr: TextIO | None = None,
-    force: bool = False,
-) -> int:
-    """Write each partition of the Dask DataFrame ``data`` to ``out/part.NNNNN.parquet``; return the rows.
-
-    Files are numbered in partition order (zero-padded, so a name sort is the row order).
-    They are written into a hidden folder beside ``out``, renamed to ``out`` when all are
-    written; on an error or an interrupt it is removed. An existing ``out`` is replaced only
-    with ``force`` and only when it holds nothing but a dataset's parts.
-    """
-    report = (lambda line: print(line, file=stderr)) if stderr is not None else None
-    with staged_folder(out, force=force, report=report) as folder:
-        return _write_parts(data, folder, client=client, progress=progress, stderr=stderr)
-
-
-def _write_parts(data: Any, folder: Path, *, client: Any, progress: bool, stderr: TextIO | None) -> int:
-    """Write the partitions into ``folder`` (one task per partition: make, simulate, write)."""
-    import numpy as np
-    import pandas as pd
-    from tqdm import tqdm
-
-    dask = _dask()
-    counts = data.map_partitions(
-        _write_partition, str(folder), meta=pd.Series(np.empty(0, dtype=np.int64)), enforce_metadata=False
-    )
-    tasks = counts.to_delayed()
-    bar = tqdm(total=len(tasks), desc="partitions", unit="part", file=stderr, disable=not progress)
-    rows = 0
-    try:
-        if client is not None:
-            from distributed import as_completed
-
-            futures = client.compute(tasks)
-            try:
-                # each result is a one-row Series; a future is dropped once counted, so neither
-                # the client nor the cluster keeps anything per finished partition
-                for future in as_completed(futures):
-                    rows += int(future.result().iloc[0])
-                    future.release()
-                    bar.update()
-            except BaseException:
-                client.cancel(futures)
-                raise
-        else:
-            from dask.callbacks import Callback
-
-            class _Bar(Callback):
-                def _posttask(self, key, result, dsk, state, id):
-                    if isinstance(result, pd.Series) and key in keys:
-                        bar.update()
-
-            keys = {t.key for t in tasks}
-            with _Bar():
-                rows = int(sum(int(s.iloc[0]) for s in dask.compute(*tasks)))
-    finally:
-        bar.close()
-    return rows
-
-
-def _write_partition(frame: pd.DataFrame, folder: str, partition_info: Any = None) -> pd.Series:
-    import numpy as np
-    import pandas as pd
-
-    number = partition_info["number"] if partition_info is not None else 0
-    n = _write_file(frame, os.path.join(folder, f"part.{number:05d}.parquet"))
-    return pd.Series(np.array([n], dtype=np.int64))
-
-
-#: Categoricals with more categories than this (unit labels) are written with the labels the
-#: file uses only; Parquet would otherwise store the whole category list in every file.
-_FULL_DICTIONARY_MAX = 1000
-
-
-def _write_file(frame: pd.DataFrame, path: str) -> int:
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    # a new frame, not the partition changed in place (it may be a persisted partition the caller holds)
-    frame = frame.assign(
-        **{
-            col: frame[col].cat.remove_unused_categories()
-            for col, dtype in frame.dtypes.items()
-            if isinstance(dtype, pd.CategoricalDtype) and len(dtype.categories) > _FULL_DICTIONARY_MAX
-        }
-    )
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    # one dictionary index type in every file (pandas picks int8/int16/int32 by the number of
-    # categories), so readers can unify the files' dictionaries into one categorical
-    for i, field in enumerate(table.schema):
-        if pa.types.is_dictionary(field.type):
-            wide = pa.dictionary(pa.int32(), field.type.value_type)
-            table = table.set_column(i, field.name, table.column(i).cast(wide))
-    pq.write_table(table, path)
-    return len(frame)

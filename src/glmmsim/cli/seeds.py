@@ -19,7 +19,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 from ..errors import GlmmsimWarning, ParameterError
-from ..seeding import SeedTree
+from ..randomness.seeds import SeedTree
 
 if TYPE_CHECKING:
     from ..study.spec import Study

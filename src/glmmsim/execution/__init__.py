@@ -4,7 +4,7 @@
 ``map(fn, tasks)`` (results in task order) and ``workers``; :func:`batch_size` and
 :func:`batches` cut replicates into tasks; :func:`worker_cache` keeps per-worker state
 (bound models, prepared fitters, R processes) across the tasks a worker runs. The Dask
-executor lives in :mod:`glmmsim.execution.dask` and is imported only when a
+executor lives in the Dask package (:mod:`glmmsim.dask`) and is imported only when a
 ``dask.distributed.Client`` is passed.
 """
 

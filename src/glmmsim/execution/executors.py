@@ -291,7 +291,8 @@ def resolve_executor(executor: ExecutorLike = None) -> BaseExecutor | Executor:
         return FuturesExecutor(executor)
     if _is_dask_client(executor):
         try:
-            from .dask import DaskExecutor
+            # layering: the Dask executor sits in the Dask package above execution; imported for a Client only
+            from ..dask.executor import DaskExecutor
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
             raise InputTypeError(
                 f"running on a dask.distributed.Client needs the dask extra (pip install 'glmmsim[dask]'): {exc}"

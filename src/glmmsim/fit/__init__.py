@@ -36,7 +36,7 @@ import pandas as pd
 from .design import FitDesign, build_design, response_of
 from .engines.glmm_engine import GlmmEngine
 from .errors import EngineError, FitError
-from .hypothesis import TEST_METHODS, TestResult
+from .significance import TEST_METHODS, TestResult
 from .prepare import Fitter, resolve_reml, prepare
 from .protocol import Engine, RawFit, available_engines, default_engine, register_engine, resolve_engine
 from .result import FitResult

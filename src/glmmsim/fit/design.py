@@ -26,7 +26,7 @@ from ..model.formula_safety import check_formula
 from ..model.matrices import check_columns_present, expression_variables, grouping, model_columns
 from ..model.names import lme4_name
 from ..model.terms import RandomTerm, expand_bars, split_interaction
-from .families import resolve_family
+from ..model.families import resolve_family
 
 __all__ = ["FitDesign", "TermDesign", "build_design"]
 

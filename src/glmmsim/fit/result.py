@@ -14,10 +14,10 @@ from functools import cached_property
 from scipy import special
 
 from ..errors import ParameterError, PilotFitWarning
-from ..seeding import SeedLike
+from ..randomness.seeds import SeedLike
 from .design import FitDesign
 from .errors import FitError
-from .hypothesis import TestResult, run_test
+from .significance import TestResult, run_test
 from .protocol import RawFit
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 formula (split an lme4 formula) -> terms (expand bar terms as lme4 does) -> matrices
 (model columns and group codes) -> names and parameters (coefficients matched to
-values, covariance factors) -> draws (keyed random numbers) -> families (response
+values, covariance factors) -> links and families (response
 distributions) -> model (the :class:`Model` users build) -> bound (a model bound to one
 conditions frame, :class:`BoundModel`).
 """

@@ -11,7 +11,7 @@ Randomness
 ----------
 * Random effects: level ``v`` of factor ``f`` gets, for coefficient ``c``, the
   standard normal keyed by (population key, ``f``, ``c``, ``v``) (see
-  :mod:`glmmsim.model.draws`), times the term's Cholesky factor.
+  :mod:`glmmsim.randomness.streams`), times the term's Cholesky factor.
 * Response noise: row ``r`` draws from ``RowStreams(keys, stream)``, with
   ``stream = SeedTree(seed).child("noise").key`` and ``keys[r]`` its row key:
   its position plus ``offset`` (``key=None``), its index value (``key="index"``)
@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, InputTypeError, ParameterError, format_names, plain
-from ..seeding import SeedLike, derive_key, seed_key
-from .draws import RowStreams, level_keys, standard_normals, stream_key
+from ..randomness.seeds import SeedLike, derive_key, seed_key
+from ..randomness.streams import RowStreams, level_keys, standard_normals, stream_key
 from .matrices import Columns, Grouping, first_appearance
 from .parameters import TermCovariance
 from .terms import RandomTerm
@@ -65,7 +65,7 @@ def noise_stream(seed: SeedLike, argname: str = "seed") -> int:
 
     Examples
     --------
-    >>> from glmmsim.seeding import SeedTree
+    >>> from glmmsim.randomness import SeedTree
     >>> noise_stream(5) == SeedTree(5).child("noise").key
     True
     """
@@ -345,7 +345,7 @@ class BoundModel:
 
     def to_theta(self) -> np.ndarray:
         """lme4's ``theta`` for these data (see :func:`glmmsim.lme4.to_theta`)."""
-        from ..lme4.theta import to_theta  # lme4 sits above model: import on use
+        from ..lme4.theta import to_theta  # layering: lme4 sits above model; imported on use
 
         return to_theta(self)
 

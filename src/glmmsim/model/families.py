@@ -1,4 +1,4 @@
-"""Response families: link functions, dispersion parameters and response draws.
+"""Response families: their links, dispersion parameters and response draws.
 
 A :class:`Family` turns a linear predictor ``eta`` into a conditional mean
 (:meth:`Family.mean`) and into simulated responses (:meth:`Family.sample`).
@@ -29,12 +29,12 @@ For ``lognormal``, ``exgaussian`` and
 mean of ``log(y)``, the mean of the Gaussian component, the mean of
 ``log(y - shift)``); :meth:`Family.mean` then returns the mean of ``y`` itself.
 
-The first link listed is the default, as in R (``Gamma`` defaults to the inverse link,
+The links themselves are ``glmmsim.model.links``. The first link listed is the default, as in R (``Gamma`` defaults to the inverse link,
 ``inverse.gaussian`` to ``1/mu^2``), so coefficients read off a default-link fit mean
 the same model here.
 
 Keyed draws. Every response draw reads the row's own counter-based stream (a
-:class:`~glmmsim.model.draws.RowStreams`): draw ``j`` of row ``r`` is a uniform ``u_j``
+:class:`~glmmsim.randomness.streams.RowStreams`): draw ``j`` of row ``r`` is a uniform ``u_j``
 in (0, 1), a pure function of ``(stream, keys[r], j)``; ``z_j = ndtri(u_j)`` is the
 matching standard normal. A row's response depends on nothing else, so any subset of
 rows gets exactly the numbers of the whole. Rejection samplers make attempt ``a`` of a
@@ -76,18 +76,18 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import numpy as np
-from scipy import special
 
 from ..errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names, plain
-from ..seeding import SeedLike, seed_key
-from . import samplers as _samplers
-from .draws import RowStreams
+from ..randomness.seeds import SeedLike, seed_key
+from ..randomness import samplers as _samplers
+from ..randomness.streams import RowStreams
+from .links import Link, get_link
 
-__all__ = ["Family", "Link", "FAMILY_NAMES", "LINK_NAMES", "get_family", "get_link", "family_key"]
+__all__ = ["Family", "FAMILY_NAMES", "get_family", "family_key", "FIT_FAMILIES", "resolve_family"]
 
 ArrayLike = Any
 
@@ -99,144 +99,6 @@ _POISSON_MEAN_MAX = 9.0e18
 
 #: Largest number of binomial trials: every count up to 2**53 is exact in float64.
 TRIALS_MAX = 2**53
-
-
-# --------------------------------------------------------------------------- links
-
-
-@dataclass(frozen=True, eq=False)
-class Link:
-    """A link function ``eta = linkfun(mu)`` with its inverse ``mu = linkinv(eta)``.
-
-    Parameters
-    ----------
-    name : str
-        The lme4 / R name of the link (``"logit"``, ``"1/mu^2"``, ...).
-    linkfun : callable
-        Maps a mean (or location parameter) to the linear-predictor scale.
-    linkinv : callable
-        Maps a linear predictor to the mean scale.
-    eta_min : float or None
-        Smallest linear predictor the link accepts (``0`` for ``sqrt``, whose
-        inverse ``eta**2`` would otherwise fold negative predictors back).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> link = get_link("logit")
-    >>> link.name
-    'logit'
-    >>> float(link.linkinv(np.array(0.0)))
-    0.5
-    >>> round(float(link.linkfun(link.linkinv(np.array(1.25)))), 12)
-    1.25
-    """
-
-    name: str
-    linkfun: Callable[[np.ndarray], np.ndarray] = field(repr=False)
-    linkinv: Callable[[np.ndarray], np.ndarray] = field(repr=False)
-    eta_min: Optional[float] = None
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Link) and other.name == self.name
-
-    def __hash__(self) -> int:
-        return hash(("Link", self.name))
-
-    def __reduce__(self):
-        # rebuilt by name: the functions are looked up again, so pickles stay small and portable
-        return (get_link, (self.name,))
-
-
-def _identity(x: np.ndarray) -> np.ndarray:
-    return x
-
-
-def _cloglog_inv(eta: np.ndarray) -> np.ndarray:
-    # 1 - exp(-exp(eta)) written with expm1 to keep precision for small eta
-    return -np.expm1(-np.exp(eta))
-
-
-def _cloglog(mu: np.ndarray) -> np.ndarray:
-    return np.log(-np.log1p(-mu))
-
-
-def _inverse(x: np.ndarray) -> np.ndarray:
-    return 1.0 / x
-
-
-def _inv_sqrt(eta: np.ndarray) -> np.ndarray:
-    return 1.0 / np.sqrt(eta)
-
-
-def _inv_square(mu: np.ndarray) -> np.ndarray:
-    return 1.0 / np.square(mu)
-
-
-_LINKS: dict[str, Link] = {
-    link.name: link
-    for link in (
-        Link("identity", _identity, _identity),
-        # the same bits on every numpy version (numpy's own exp differs in the last bit between versions)
-        Link("log", np.log, _samplers.exp),
-        Link("logit", special.logit, special.expit),
-        Link("probit", special.ndtri, special.ndtr),
-        Link("cloglog", _cloglog, _cloglog_inv),
-        Link("sqrt", np.sqrt, np.square, eta_min=0.0),
-        Link("inverse", _inverse, _inverse),
-        Link("1/mu^2", _inv_square, _inv_sqrt),
-    )
-}
-
-#: Names of every link glmmsim knows (not every family accepts every link).
-LINK_NAMES: tuple[str, ...] = tuple(_LINKS)
-
-_LINK_ALIASES = {
-    "inverse_squared": "1/mu^2",
-    "inverse_square": "1/mu^2",
-    "mu^-2": "1/mu^2",
-    "1/mu2": "1/mu^2",
-    "reciprocal": "inverse",
-}
-
-
-def get_link(name: Union[str, Link]) -> Link:
-    """Look up a link by its lme4 name (case-insensitive).
-
-    Parameters
-    ----------
-    name : str or Link
-        ``"identity"``, ``"log"``, ``"logit"``, ``"probit"``, ``"cloglog"``,
-        ``"sqrt"``, ``"inverse"`` or ``"1/mu^2"``; a :class:`Link` is returned as is.
-
-    Returns
-    -------
-    Link
-
-    Raises
-    ------
-    ParameterError
-        If the name is not a known link.
-
-    Examples
-    --------
-    >>> get_link("Probit").name
-    'probit'
-    >>> get_link("inverse_squared").name
-    '1/mu^2'
-    """
-    if isinstance(name, Link):
-        return name
-    if not isinstance(name, str):
-        raise InputTypeError(f"link must be a string or a Link; got {type(name).__name__} {name!r}")
-    key = name.strip().lower().replace(".", "_")
-    key = _LINK_ALIASES.get(key, key)
-    if key not in _LINKS:
-        raise ParameterError(
-            f"unknown link {name!r}; valid links are {format_names(LINK_NAMES)}."
-            + did_you_mean(name.lower(), LINK_NAMES)
-        )
-    return _LINKS[key]
 
 
 # ------------------------------------------------------------------ family specs
@@ -774,9 +636,9 @@ class Family:
         eta : array-like, 1-D
             Linear predictor, one value per row.
         noise : RowStreams or int, SeedSequence or Generator
-            The rows' keyed random streams (:class:`glmmsim.model.draws.RowStreams`,
+            The rows' keyed random streams (:class:`glmmsim.randomness.streams.RowStreams`,
             one key per row), or a seed: then the rows are keyed by position
-            ``0..n-1`` on the stream ``seeding.seed_key(seed)`` (a Generator is
+            ``0..n-1`` on the stream ``randomness.seeds.seed_key(seed)`` (a Generator is
             used once, to derive that key).
         trials : int or array-like of int, optional
             Binomial only: number of trials, a positive int or one
@@ -799,7 +661,7 @@ class Family:
         Examples
         --------
         >>> import numpy as np
-        >>> from glmmsim.model.draws import RowStreams
+        >>> from glmmsim.randomness.streams import RowStreams
         >>> fam = get_family("poisson")
         >>> eta = np.log([0.5, 3.0, 40.0, 2e4])
         >>> whole = fam.sample(eta, RowStreams(np.arange(4, dtype=np.uint64), stream=9))
@@ -1157,7 +1019,7 @@ def _resolve_spec(family: str) -> _Spec:
 
 def _resolve_link(spec: _Spec, link: Union[None, str, Link]) -> Link:
     if link is None:
-        return _LINKS[spec.links[0]]
+        return get_link(spec.links[0])
     try:
         found = get_link(link)
     except ParameterError:
@@ -1238,3 +1100,41 @@ def get_family(
     spec = _resolve_spec(family)
     resolved_link = _resolve_link(spec, link)
     return Family(spec, resolved_link, _validate_params(spec, given))
+
+
+# ------------------------------------------------------- the families fitting supports
+
+
+#: Family -> accepted links (default first). The lme4 engine fits the first three (see its module).
+FIT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "gaussian": ("identity",),
+    "binomial": ("logit", "probit", "cloglog"),
+    "poisson": ("log",),
+    "negative_binomial": ("log",),
+    "gamma": ("inverse", "log"),  # inverse first: R's Gamma() default, as in Model
+}
+
+
+def resolve_family(family: object, link: str | None) -> tuple[str, str]:
+    """Canonical ``(family, link)``, or a ParameterError naming what is valid.
+
+    Examples
+    --------
+    >>> resolve_family("Binomial", None)
+    ('binomial', 'logit')
+    """
+    name = getattr(family, "name", family)  # a glmmsim Family object is accepted too
+    if link is None and hasattr(family, "link"):
+        link = family.link.name
+    if not isinstance(name, str):
+        raise ParameterError(f"family must be a name such as 'gaussian'; got {type(name).__name__}")
+    key = family_key(name)  # the spellings Model accepts
+    if key not in FIT_FAMILIES:
+        raise ParameterError(
+            f"fitting supports family {format_names(FIT_FAMILIES)}; got {name!r}.{did_you_mean(key, FIT_FAMILIES)}"
+        )
+    links = FIT_FAMILIES[key]
+    link = links[0] if link is None else str(link).strip().lower()
+    if link not in links:
+        raise ParameterError(f"family {key!r} is fitted with link {format_names(links)}; got {link!r}")
+    return key, link

@@ -22,7 +22,7 @@ from formulaic.errors import FormulaicError
 from formulaic.transforms import TRANSFORMS
 
 from .columns import unhashable_levels, usable_columns
-from .draws import level_keys
+from ..randomness.streams import level_keys
 from .formula import split_top_level
 from .formula_safety import check_expression, offset_expression
 from .formulaic_errors import evaluation_error, parse_terms
@@ -149,7 +149,7 @@ class Grouping:
     codes : ndarray of intp
         Level number of each row.
     keys : ndarray of uint64
-        Persistent key of each level (see :mod:`glmmsim.model.draws`).
+        Persistent key of each level (see :mod:`glmmsim.randomness.streams`).
     labels : pandas.Index
         Level values in code order (a MultiIndex for an interaction factor ``a:b``);
         only levels some row has.

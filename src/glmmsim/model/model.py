@@ -61,7 +61,7 @@ from .parameters import (
     parse_random,
     require_mapping,
 )
-from ..seeding import SeedLike, seed_key
+from ..randomness.seeds import SeedLike, seed_key
 from .terms import RandomTerm, expand_bars
 
 __all__ = ["Model"]
@@ -361,8 +361,9 @@ class Model:
             A copy of ``conditions`` (same index and column order) with the
             response column added (or replaced, in its place).
         """
-        if type(conditions).__module__.split(".")[0] == "dask":  # lazy, per partition: model/dask_frames.py
-            from . import dask_frames
+        if type(conditions).__module__.split(".")[0] == "dask":  # lazy, per partition: glmmsim/dask/frames.py
+            # layering: a Dask frame is simulated by the Dask package above the model, imported on use
+            from ..dask import frames as dask_frames
             return dask_frames.simulate(self, conditions, seed, key=key)
         stream = noise_stream(seed)  # checks the seed before any work
         bound = self.bind(conditions, key=key)
@@ -435,6 +436,7 @@ class Model:
 
     def plot(self, kind: str, data: pd.DataFrame, **kwargs: Any):
         """Draw the model on ``data`` (see :func:`glmmsim.plot.plot_model`)."""
+        # layering: the plot layer draws models, so it sits above them; a convenience, imported on use
         from ..plot import plot_model
 
         return plot_model(self, data, kind=kind, **kwargs)

@@ -37,7 +37,7 @@ from matplotlib.figure import Figure
 
 from ..model.names import categorical_levels, lme4_name
 from ..errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names
-from ..seeding import SeedLike, as_generator
+from ..randomness.seeds import SeedLike, as_generator
 
 __all__ = ["plot_model", "choose_plot_kind", "spaghetti", "interaction", "caterpillar", "pairs", "PLOT_KINDS"]
 

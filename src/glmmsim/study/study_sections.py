@@ -29,7 +29,7 @@ Examples
 >>> power_settings({"power": {"tests": "cond"}})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-glmmsim.study.spec.SpecError: <spec>: power.tests: unknown key 'tests'. Did you mean 'test'? ...
+glmmsim.study.safe_yaml.SpecError: <spec>: power.tests: unknown key 'tests'. Did you mean 'test'? ...
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import did_you_mean, format_names
-from .spec import SpecError
+from .safe_yaml import SpecError
 
 __all__ = ["PowerSettings", "RecoverySettings", "power_settings", "recovery_settings", "parse_along"]
 
@@ -165,7 +165,7 @@ def parse_along(texts: list[str]) -> dict[str, list]:
     {'design.subjects': [10, 20], 'fixed.condb': [0.1, 0.2]}
     """
     from ..limits import check_limit
-    from .spec import load_value
+    from .safe_yaml import load_value
 
     out: dict[str, list] = {}
     for text in texts:

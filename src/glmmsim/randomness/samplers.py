@@ -1,6 +1,6 @@
 """Keyed exact samplers: each row's response is a pure function of its own random stream.
 
-Every function here takes a :class:`~glmmsim.model.draws.RowStreams` ``noise`` and
+Every function here takes a :class:`~glmmsim.randomness.streams.RowStreams` ``noise`` and
 parameter arrays aligned with its rows, and returns one draw per row. Row ``r``
 reads only its own uniforms (``noise.uniforms(j, rows)`` for draw index ``j``), and
 every arithmetic step is elementwise, so a row's value does not depend on which
@@ -33,7 +33,7 @@ lose every digit to cancellation.
 
 Examples
 --------
->>> from glmmsim.model.draws import RowStreams
+>>> from glmmsim.randomness.streams import RowStreams
 >>> whole = RowStreams(np.arange(1000, dtype=np.uint64), stream=5)
 >>> part = RowStreams(np.arange(500, 1000, dtype=np.uint64), stream=5)
 >>> lam = np.full(1000, 30.0)
@@ -48,7 +48,7 @@ import math
 import numpy as np
 from scipy.special import gammaln, ndtri
 
-from .draws import RowStreams, splitmix64_inplace, stream_key
+from .streams import RowStreams, stream_key
 
 __all__ = [
     "binomial",
@@ -60,11 +60,9 @@ __all__ = [
     "normals",
     "poisson",
     "stage",
-    "uniforms",
 ]
 
-_S11 = np.uint64(11)
-#: Rows hashed per block: two uint64 buffers of this length stay in the L2 cache.
+#: Elements per block of exp and log: their temporaries stay in the L2 cache.
 _BLOCK = 65_536
 #: Rows per block of a sampler (its dozen temporaries stay in cache).
 _ROW_BLOCK = 32_768
@@ -75,35 +73,6 @@ _SEARCH_LIMIT = 10.0
 #: (every sampler here accepts an attempt with probability > 0.5).
 _MAX_ATTEMPTS = 200
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-
-
-# ----------------------------------------------------------------- keyed uniforms
-
-
-def uniforms(noise: RowStreams, draw: int, rows: np.ndarray | None = None) -> np.ndarray:
-    """``noise.uniforms(draw, rows)``, bit for bit, about three times faster.
-
-    The same SplitMix64 steps run in place on cache-sized blocks (one pass over
-    memory instead of about twenty): the row noise of every call comes through here.
-    """
-    keys = noise.keys if rows is None else noise.keys[rows]
-    stream = np.uint64(noise.draw_stream(draw))
-    n = keys.shape[0]
-    out = np.empty(n)
-    size = min(n, _BLOCK)
-    z = np.empty(size, dtype=np.uint64)
-    tmp = np.empty(size, dtype=np.uint64)
-    for start in range(0, n, _BLOCK):
-        stop = min(start + _BLOCK, n)
-        zb, tb, ob = z[: stop - start], tmp[: stop - start], out[start:stop]
-        np.bitwise_xor(keys[start:stop], stream, out=zb)
-        splitmix64_inplace(zb, tb)
-        splitmix64_inplace(zb, tb)
-        zb >>= _S11
-        ob[...] = zb  # top 53 bits, exactly representable
-        ob += 0.5
-        ob *= 2.0**-53
-    return out
 
 
 # ------------------------------------------- exp and log the same on every numpy version
@@ -235,13 +204,13 @@ def _log_block(x: np.ndarray) -> np.ndarray:
 
 def normals(noise: RowStreams, draw: int, rows: np.ndarray | None = None) -> np.ndarray:
     """Standard normals by inversion of the keyed uniforms."""
-    u = uniforms(noise, draw, rows)
+    u = noise.uniforms(draw, rows)
     return ndtri(u, out=u)
 
 
 def exponential(noise: RowStreams, draw: int, rows: np.ndarray | None = None) -> np.ndarray:
     """Standard exponentials ``-log(u)`` of the keyed uniforms."""
-    u = log(uniforms(noise, draw, rows))
+    u = log(noise.uniforms(draw, rows))
     np.negative(u, out=u)
     return u
 
@@ -459,9 +428,9 @@ def _poisson_search(lam: np.ndarray, u: np.ndarray) -> np.ndarray:
 def _attempt_uniforms(noise: RowStreams, j: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Attempt ``j`` of a transformed rejection (PTRS, BTRS): ``u - 1/2`` from draw ``2j``,
     ``v`` from draw ``2j + 1`` and ``us = 1/2 - |u - 1/2|``, at noise positions ``rows``."""
-    u = uniforms(noise, 2 * j, rows)
+    u = noise.uniforms(2 * j, rows)
     u -= 0.5
-    v = uniforms(noise, 2 * j + 1, rows)
+    v = noise.uniforms(2 * j + 1, rows)
     return u, v, 0.5 - np.abs(u)
 
 
@@ -493,9 +462,9 @@ def _poisson_block(noise: RowStreams, lam: np.ndarray) -> np.ndarray:
     out = np.zeros(lam.shape[0], dtype=np.int64)
     small = np.flatnonzero(lam < _SEARCH_LIMIT)
     if small.shape[0] == lam.shape[0]:
-        return _poisson_search(lam, uniforms(noise, 0))
+        return _poisson_search(lam, noise.uniforms(0))
     if small.shape[0]:
-        out[small] = _poisson_search(lam[small], uniforms(noise, 0, small))
+        out[small] = _poisson_search(lam[small], noise.uniforms(0, small))
     large = np.flatnonzero(lam >= _SEARCH_LIMIT)
     out[large] = _ptrs(lam[large], large, noise).astype(np.int64)
     return out
@@ -558,7 +527,7 @@ def _binomial_block(noise: RowStreams, n: np.ndarray, p: np.ndarray) -> np.ndarr
     out = np.zeros(p.shape[0], dtype=np.int64)
     one = np.flatnonzero(n == 1)
     if one.shape[0]:
-        out[one] = uniforms(noise, 0, one) < p[one]
+        out[one] = noise.uniforms(0, one) < p[one]
     flip = p > 0.5
     p_low = np.where(flip, 1.0 - p, p)
     nf = n.astype(float)
@@ -566,7 +535,7 @@ def _binomial_block(noise: RowStreams, n: np.ndarray, p: np.ndarray) -> np.ndarr
     several = (n > 1) & (p_low > 0.0)
     small = np.flatnonzero(several & (mean < _SEARCH_LIMIT))
     if small.shape[0]:
-        out[small] = _binomial_search(nf[small], p_low[small], uniforms(noise, 0, small))
+        out[small] = _binomial_search(nf[small], p_low[small], noise.uniforms(0, small))
     large = np.flatnonzero(several & (mean >= _SEARCH_LIMIT))
     if large.shape[0]:
         out[large] = _btrs(nf[large], p_low[large], large, noise).astype(np.int64)
@@ -588,7 +557,7 @@ def binomial(n: np.ndarray, p: np.ndarray, noise: RowStreams) -> np.ndarray:
 
 def bernoulli(p: np.ndarray, noise: RowStreams) -> np.ndarray:
     """0/1 (int64) with ``P(1) = p``: draw 0, ``u < p``."""
-    return (uniforms(noise, 0) < p).astype(np.int64)
+    return (noise.uniforms(0) < p).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------- gamma
@@ -601,7 +570,7 @@ def _marsaglia_tsang_block(noise: RowStreams, d: float, c: float) -> np.ndarray:
         v = 1.0 + c * x
         positive = v > 0.0
         v = v * v * v
-        u = uniforms(noise, 2 * j + 1, noise_rows)
+        u = noise.uniforms(2 * j + 1, noise_rows)
         x2 = x * x
         accepted = positive & (u < 1.0 - 0.0331 * x2 * x2)
         check = positive & ~accepted
@@ -628,7 +597,7 @@ def gamma(shape: float, scale: np.ndarray, noise: RowStreams) -> np.ndarray:
     out = _by_block(lambda block: _marsaglia_tsang_block(block, d, c), noise, np.float64)
     if boost:
         # in logs, so that U**(1/shape) for a tiny shape underflows to 0 cleanly
-        log_u = log(uniforms(stage(noise, "boost"), 0))
+        log_u = log(stage(noise, "boost").uniforms(0))
         log_u /= shape
         out *= exp(log_u)
     out *= scale
@@ -654,5 +623,5 @@ def inverse_gaussian(mu: np.ndarray, lam: float, noise: RowStreams) -> np.ndarra
     root = np.sqrt(r) * np.sqrt(1.0 + 0.25 * r)  # sqrt(r + r**2/4) without overflowing r**2
     denom = 1.0 + 0.5 * r + root
     small = mu / denom
-    keep = uniforms(noise, 1) * (mu + small) <= mu
+    keep = noise.uniforms(1) * (mu + small) <= mu
     return np.where(keep, small, mu * denom)

@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError, InputTypeError
-from .formula import parse_formula
-from .matrices import check_columns_present, stateful_transforms
-from ..seeding import SeedLike, as_seed_sequence
+from ..model.formula import parse_formula
+from ..model.matrices import check_columns_present, stateful_transforms
+from ..randomness.seeds import SeedLike, as_seed_sequence
 
 __all__ = ["simulate", "predict", "output_meta", "check_partitionable", "remember_lengths", "known_lengths"]
 

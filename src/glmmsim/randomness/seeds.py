@@ -19,7 +19,7 @@ from typing import NamedTuple, Union
 
 import numpy as np
 
-from .errors import InputTypeError
+from ..errors import InputTypeError
 
 #: What every ``seed=`` argument accepts: None (fresh entropy), an int, a SeedSequence, a
 #: Generator (used once, to draw a key) or a :class:`SeedTree` node.
@@ -107,7 +107,7 @@ _MASK64 = (1 << 64) - 1
 
 def splitmix64(x: int) -> int:
     """SplitMix64 finaliser on one 64-bit int, in Python ints (the same bits as the numpy
-    version in :mod:`glmmsim.model.draws`, without numpy's per-call cost for a handful of ints).
+    version in :mod:`glmmsim.randomness.streams`, without numpy's per-call cost for a handful of ints).
 
     Examples
     --------

@@ -25,9 +25,9 @@ from glmmsim import DataError, FormulaError, GlmmsimWarning, Model  # noqa: E402
 from glmmsim.cli import main  # noqa: E402
 from glmmsim.design import crossed, nested  # noqa: E402
 from glmmsim.execution import resolve_executor
-from glmmsim.model import dask_frames  # noqa: E402
+from glmmsim.dask import frames as dask_frames  # noqa: E402
 from glmmsim.execution import worker_cache  # noqa: E402
-from glmmsim.execution.dask import DaskExecutor  # noqa: E402
+from glmmsim.dask import DaskExecutor  # noqa: E402
 
 
 
@@ -361,7 +361,7 @@ def test_cli_replaces_a_dataset_only_with_force_and_nothing_else(client, tmp_pat
 
 
 def test_written_dataset_reads_back_whole_with_one_categorical_per_unit(client, tmp_path):
-    from glmmsim.cli.partitioned import write_partitions
+    from glmmsim.dask import write_partitions
 
     # 1,500 subjects: each file stores only its own labels; random class sizes: unknown categories
     designs = {
@@ -379,7 +379,7 @@ def test_written_dataset_reads_back_whole_with_one_categorical_per_unit(client, 
 
 
 def test_writing_a_partition_leaves_the_partition_as_it_was(tmp_path):
-    from glmmsim.cli.partitioned import _FULL_DICTIONARY_MAX, _write_file
+    from glmmsim.dask.parquet import _FULL_DICTIONARY_MAX, _write_file
 
     # a partition with many unit labels, few of them used: the file drops the unused ones,
     # the frame (maybe a persisted partition the caller holds) keeps them

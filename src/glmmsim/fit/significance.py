@@ -1,4 +1,4 @@
-"""Tests of one fixed effect or several: Wald z, Wald t/F with Satterthwaite df, likelihood ratio, Kenward-Roger.
+"""Significance tests on a fitted model: Wald z, Wald t/F with Satterthwaite df, likelihood ratio, Kenward-Roger.
 
 Each test names the method it used in :class:`TestResult`. Satterthwaite and
 Kenward-Roger apply to gaussian models (as in lmerTest); the likelihood-ratio

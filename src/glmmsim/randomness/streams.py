@@ -1,13 +1,14 @@
-"""Persistent random-effect draws: a level's values depend only on (seed, factor, coefficient, level).
+"""Keyed random streams: uniforms and normals that are pure functions of (seed, key), per level and per row.
 
-Instead of drawing from a sequential stream (where a level's value would depend
+Random effects persist: a level's values depend only on (seed, factor, coefficient,
+level). Instead of drawing from a sequential stream (where a level's value would depend
 on how many levels came before it), each level's standard normal is a pure
 function of a 64-bit key. The key mixes the model seed, the grouping factor's
 name, the coefficient's name and a hash of the level's value with SplitMix64;
 53 bits of the result become a uniform in (0, 1) and the inverse normal CDF
 turns it into a standard normal. So subject ``"A"`` gets the same effects in
 every call, in every partition of a large job and whatever other subjects are
-present.
+present. Row noise works the same way, keyed by row (:class:`RowStreams`).
 
 Examples
 --------
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from ..seeding import splitmix64
+from .seeds import splitmix64
 
 __all__ = ["RowStreams", "level_keys", "mix64", "standard_normals", "stream_key", "string_key", "uniforms"]
 
@@ -37,6 +38,8 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 # pandas' documented default hash key; fixed here so a future default change cannot move draws
 _HASH_KEY = "0123456789123456"
+#: Rows hashed per block: two uint64 buffers of this length stay in the L2 cache.
+_BLOCK = 65_536
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -150,17 +153,29 @@ def mix64(keys: np.ndarray) -> np.ndarray:
 
 
 def uniforms(keys: np.ndarray, stream: int) -> np.ndarray:
-    """One uniform strictly inside (0, 1) per key, a pure function of (key, stream)."""
-    bits = np.array(keys, dtype=np.uint64)  # the one copy: both rounds run in place on it
-    bits ^= np.uint64(stream)
-    tmp = np.empty_like(bits)
-    splitmix64_inplace(bits, tmp)
-    splitmix64_inplace(bits, tmp)
-    # top 53 bits, centred in their interval: never exactly 0 or 1, so inverse CDFs stay finite
-    bits >>= _S11
-    out = bits.astype(np.float64)
-    out += 0.5
-    out *= 2.0**-53
+    """One uniform strictly inside (0, 1) per key, a pure function of (key, stream).
+
+    The SplitMix64 steps run in place on cache-sized blocks (one pass over memory instead
+    of about twenty): the row noise of every call comes through here.
+    """
+    keys = np.asarray(keys, dtype=np.uint64)
+    stream = np.uint64(stream)
+    n = keys.shape[0]
+    out = np.empty(n)
+    size = min(n, _BLOCK)
+    z = np.empty(size, dtype=np.uint64)
+    tmp = np.empty(size, dtype=np.uint64)
+    for start in range(0, n, _BLOCK):
+        stop = min(start + _BLOCK, n)
+        zb, tb, ob = z[: stop - start], tmp[: stop - start], out[start:stop]
+        np.bitwise_xor(keys[start:stop], stream, out=zb)
+        splitmix64_inplace(zb, tb)
+        splitmix64_inplace(zb, tb)
+        # top 53 bits, centred in their interval: never exactly 0 or 1, so inverse CDFs stay finite
+        zb >>= _S11
+        ob[...] = zb  # exactly representable
+        ob += 0.5
+        ob *= 2.0**-53
     return out
 
 

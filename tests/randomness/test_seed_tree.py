@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from glmmsim import InputTypeError, Model
-from glmmsim.seeding import ReplicateSeeds, SeedTree, derive_key, seed_key
+from glmmsim.randomness import ReplicateSeeds, SeedTree, derive_key, seed_key
 
 
 def test_a_child_is_the_same_however_often_it_is_derived():

@@ -1,9 +1,9 @@
-"""The plain-text description of a study's model."""
+"""The plain-text descriptions of a model (glmmsim.lme4.summary)."""
 
 import pytest
 
 import glmmsim
-from glmmsim.analysis.describe import describe_model
+from glmmsim.lme4.summary import describe_model
 from glmmsim.design import crossed
 from glmmsim.errors import ParameterError
 

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from glmmsim.cli.staged_folder import staged_folder
+from glmmsim.dask.staged_folder import staged_folder
 from glmmsim.errors import ParameterError
 
 
@@ -92,7 +92,7 @@ def test_a_killed_writer_leaves_no_dataset_and_the_next_run_removes_its_leftover
     script = textwrap.dedent(
         f"""
         import os, signal
-        from glmmsim.cli.staged_folder import staged_folder
+        from glmmsim.dask.staged_folder import staged_folder
         with staged_folder({str(target)!r}) as partial:
             (partial / "part.00000.parquet").write_bytes(b"x")
             os.kill(os.getpid(), signal.SIGKILL)
@@ -115,7 +115,7 @@ def test_of_two_concurrent_writers_exactly_one_wins(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys, time
-        from glmmsim.cli.staged_folder import staged_folder
+        from glmmsim.dask.staged_folder import staged_folder
         from glmmsim.errors import ParameterError
         try:
             with staged_folder({str(target)!r}) as partial:

@@ -56,9 +56,10 @@ import pandas as pd
 from ..errors import GlmmsimWarning, InputTypeError, ParameterError
 from .. import limits
 from ..limits import check_partitioned_rows, count_text
-from ..model.dask_frames import remember_lengths
-from ..seeding import as_seed_sequence
-from . import generators
+from .frames import remember_lengths
+from ..randomness.seeds import as_seed_sequence
+from ..design import crossed_design, nested_design
+from ..design import units as design_units
 
 __all__ = ["crossed", "nested", "checks_only", "KNOWN_CATEGORIES_MAX", "ROWS_PER_PARTITION"]
 
@@ -66,6 +67,9 @@ __all__ = ["crossed", "nested", "checks_only", "KNOWN_CATEGORIES_MAX", "ROWS_PER
 #: of every unit would be built in the client (for the frame's ``meta``) and in every worker.
 KNOWN_CATEGORIES_MAX = 100_000
 
+
+#: The pandas generator a partition is made by, by name (a task carries the name, not the function).
+_GENERATORS = {"crossed": crossed_design.crossed, "nested": nested_design.nested}
 
 def _dd():
     try:
@@ -113,7 +117,7 @@ class _UnitLabels:
         return ("units", self.prefix, self.n)
 
     def build(self) -> list[str]:
-        return generators.unit_labels(self.prefix, self.n)
+        return design_units.unit_labels(self.prefix, self.n)
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,7 +135,7 @@ class _TreeLabels:
         return ("tree", self.upper, prefixes, self.labels, self.seed.entropy, self.seed.spawn_key)
 
     def build(self) -> list[str]:
-        tree = generators.nested(levels=dict(self.upper), prefixes=self.prefixes, labels=self.labels, seed=self.seed)
+        tree = nested_design.nested(levels=dict(self.upper), prefixes=self.prefixes, labels=self.labels, seed=self.seed)
         return list(pd.unique(tree[self.upper[-1][0]].to_numpy(dtype=object)))
 
 
@@ -183,7 +187,7 @@ class _Part:
         with warnings.catch_warnings(), limits.override(max_rows=self.max_rows):
             # warnings about the design were shown once, on the client
             warnings.simplefilter("ignore", GlmmsimWarning)
-            return getattr(generators, self.generator)(**kwargs)
+            return _GENERATORS[self.generator](**kwargs)
 
     def __call__(self, task: tuple[range, int]) -> pd.DataFrame:
         units, start = task
@@ -292,13 +296,13 @@ def crossed(*, npartitions: int, subjects: int = 20, **kwargs: Any):
     Called by ``crossed(..., npartitions=k)``; see the module docstring.
     """
     kwargs["seed"] = _fixed_seed(kwargs.get("seed"))
-    units = generators._unit_range(subjects, "subjects")
+    units = design_units._unit_range(subjects, "subjects")
     total = units.stop - units.start
     # the first subject alone: validates every argument, shows warnings once, gives the columns
-    sample = generators.crossed(subjects=range(1, 2), **kwargs)
+    sample = crossed_design.crossed(subjects=range(1, 2), **kwargs)
     random_trials = kwargs.get("trials_per_subject") is not None
     # rows planned per subject before missing trials are dropped (one subject's grid, again)
-    planned = len(sample) if not kwargs.get("missing") else len(generators.crossed(subjects=range(1, 2), **{**kwargs, "missing": 0}))
+    planned = len(sample) if not kwargs.get("missing") else len(crossed_design.crossed(subjects=range(1, 2), **{**kwargs, "missing": 0}))
     k = _check_npartitions(npartitions, total, planned)
     ranges = _unit_ranges(total, k)
     items = kwargs.get("items")
@@ -325,15 +329,15 @@ def nested(*, npartitions: int, levels: Mapping[str, Any], **kwargs: Any):
     """
     kwargs["seed"] = _fixed_seed(kwargs.get("seed"))
     if not isinstance(levels, Mapping) or not levels:
-        generators.nested(levels=levels, **kwargs)  # raises the generator's own error
+        nested_design.nested(levels=levels, **kwargs)  # raises the generator's own error
     names = list(levels)
-    units = generators._unit_range(levels[names[0]], f"levels[{names[0]!r}]")
+    units = design_units._unit_range(levels[names[0]], f"levels[{names[0]!r}]")
     total = units.stop - units.start
-    sample = generators.nested(levels={**levels, names[0]: range(1, 2)}, **kwargs)
+    sample = nested_design.nested(levels={**levels, names[0]: range(1, 2)}, **kwargs)
     fixed = all(isinstance(s, numbers.Integral) for s in list(levels.values())[1:])
     planned = len(sample)
     if fixed and kwargs.get("missing"):
-        planned = len(generators.nested(levels={**levels, names[0]: range(1, 2)}, **{**kwargs, "missing": 0}))
+        planned = len(nested_design.nested(levels={**levels, names[0]: range(1, 2)}, **{**kwargs, "missing": 0}))
     k = _check_npartitions(npartitions, total, planned)
     ranges = _unit_ranges(total, k)
     what = f"nested({names[0]}={count_text(total)}, ...)"

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from ..errors import InputTypeError
-from .executors import BaseExecutor
+from ..execution.executors import BaseExecutor
 
 __all__ = ["DaskExecutor", "is_dask_client"]
 

@@ -1,4 +1,4 @@
-"""Shared models and designs of the study tests (imported by name: tests/ has no packages)."""
+"""Shared models and designs of the study tests."""
 
 from __future__ import annotations
 

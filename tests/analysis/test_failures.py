@@ -16,7 +16,7 @@ from glmmsim.analysis.replicates import FailurePolicy
 from glmmsim.errors import ParameterError, SystematicFailureError
 from glmmsim.execution import executors
 
-from _study_models import register_sometimes, rt_design, rt_model
+from ._study_models import register_sometimes, rt_design, rt_model
 
 register_sometimes()
 

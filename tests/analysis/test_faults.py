@@ -17,7 +17,7 @@ from glmmsim import power
 from glmmsim.errors import WorkerLostError
 from glmmsim.execution import ProcessExecutor, executors
 
-from _study_models import register_killer, rt_design, rt_model
+from ._study_models import register_killer, rt_design, rt_model
 
 register_killer()
 HAS_R = shutil.which("Rscript") is not None

@@ -14,7 +14,7 @@ from glmmsim.analysis import power, power_curve
 from glmmsim.analysis.intervals import clopper_pearson
 from glmmsim.errors import ParameterError
 
-from _study_models import paired_design, rt_design, rt_model
+from ._study_models import paired_design, rt_design, rt_model
 
 SIM_COLUMNS = ["replicate", "test", "estimate", "se", "df", "statistic", "p", "significant", "converged",
                "singular", "warned", "warnings", "error", "error_type", "engine"]

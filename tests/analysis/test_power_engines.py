@@ -10,7 +10,7 @@ from scipy import stats
 
 from glmmsim.analysis import power
 
-from _study_models import rt_design, rt_model
+from ._study_models import rt_design, rt_model
 
 
 def _lme4_available() -> bool:

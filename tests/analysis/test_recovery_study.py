@@ -10,7 +10,7 @@ import pytest
 from glmmsim.analysis import recovery
 from glmmsim.errors import ParameterError
 
-from _study_models import rt_design, rt_model
+from ._study_models import rt_design, rt_model
 
 TABLE_COLUMNS = ["truth", "mean", "bias", "bias_se", "rmse", "coverage", "coverage_se"]
 

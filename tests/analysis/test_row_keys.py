@@ -15,7 +15,7 @@ from glmmsim.analysis.power import plan_point
 from glmmsim.analysis.replicates import _PointState, new_token, row_key
 from glmmsim.seeding import SeedTree
 
-from _study_models import rt_design, rt_model
+from ._study_models import rt_design, rt_model
 
 
 def fromscratch(x_dtype=float, groups="abc") -> tuple[glmmsim.Model, pd.DataFrame]:

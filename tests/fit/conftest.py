@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import glmmsim
-from _conditions import crossed_conditions
+from ._conditions import crossed_conditions
 
 
 @functools.lru_cache(maxsize=1)
@@ -42,7 +42,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture(scope="session")
 def crossed():
-    """The function building crossed conditions (test modules here are not a package)."""
+    """The function building crossed conditions."""
     return crossed_conditions
 
 

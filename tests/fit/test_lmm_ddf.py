@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _conditions import crossed_conditions
+from ._conditions import crossed_conditions
 
 import glmmsim
 from glmmsim.errors import ParameterError

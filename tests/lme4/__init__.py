@@ -1,0 +1,1 @@
+"""Cross-checks against R's lme4."""

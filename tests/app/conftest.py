@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from .._gates import REQUIRE_BROWSER, skip_or_fail
+
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "img" / "app"
 CHROMIUM = os.environ.get("GLMMSIM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -35,11 +37,8 @@ def _missing() -> str | None:
 
 @pytest.fixture(scope="session")
 def browser_ready():
-    reason = _missing()
-    if reason:
-        if os.environ.get("GLMMSIM_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"GLMMSIM_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
+    """Skips the browser tests without shiny, Playwright or Chromium (fails them under GLMMSIM_REQUIRE_BROWSER=1)."""
+    skip_or_fail(REQUIRE_BROWSER, _missing())
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ from scipy import stats
 
 from glmmsim.analysis import power
 
-from ._study_models import rt_design, rt_model
+from ..analysis._study_models import rt_design, rt_model
 
 
 @pytest.mark.slow

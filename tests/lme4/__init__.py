@@ -1,1 +1,0 @@
-"""Cross-checks against R's lme4."""

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ._gates import require_r
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md"] + sorted(p for p in DOCS.rglob("*.md") if "_build" not in p.parts)
@@ -43,13 +45,6 @@ HAS_AUTORA = _has("autora.experiment_runner.synthetic")
 HAS_DASK = _has("dask") and _has("distributed")
 
 
-def _has_r() -> bool:
-    """R with lme4 here, or required (GLMMSIM_REQUIRE_R=1: then a missing R fails the block)."""
-    import os
-
-    from glmmsim.fit import available_engines
-
-    return "lme4" in available_engines() or bool(os.environ.get("GLMMSIM_REQUIRE_R"))
 PLAIN_PAGES = [p for p in PAGES if not _executed_by_the_build(p) and PYTHON.search(p.read_text())]
 
 
@@ -88,8 +83,8 @@ def test_python_blocks_run_and_print_what_they_show(page, in_scratch):
             pytest.skip("the autora extra is not installed")
         if ("npartitions=" in code or "import dask" in code) and not HAS_DASK:
             pytest.skip("the dask extra is not installed")
-        if 'engine="lme4"' in code and not _has_r():
-            pytest.skip("R with lme4, lmerTest and pbkrtest is not installed")
+        if 'engine="lme4"' in code:
+            require_r()  # skips the page without R, fails it under GLMMSIM_REQUIRE_R=1
         printed = io.StringIO()
         try:
             with contextlib.redirect_stdout(printed):

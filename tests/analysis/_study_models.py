@@ -1,8 +1,11 @@
-"""Shared models and designs of the study tests (imported by name: tests/ has no packages)."""
+"""Shared models and designs of the study tests."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pandas as pd
 
 import glmmsim
 from glmmsim.design import crossed
@@ -32,6 +35,14 @@ def paired_design(subjects: int, per_cell: int):
     d["xc"] = np.where(d["x"] == "a", -0.5, 0.5)
     return d
 
+
+def fromscratch(x_dtype=float, groups="abc") -> tuple[glmmsim.Model, pd.DataFrame]:
+    """simr's "fromscratch" vignette model: y ~ x + (1|g), x = 1..10 in each of 3 groups."""
+    design = pd.DataFrame({"x": np.tile(np.arange(1, 11), len(groups)).astype(x_dtype),
+                           "g": np.repeat(list(groups), 10)})
+    model = glmmsim.Model("y ~ x + (1 | g)", fixed={"Intercept": 2.0, "x": -0.1}, random={"g": math.sqrt(0.5)},
+                          sigma=1.0)
+    return model, design
 
 
 class Sometimes:

@@ -1,6 +1,6 @@
 import pytest
 
-from _study_models import rt_design, rt_model
+from ._study_models import rt_design, rt_model
 
 
 @pytest.fixture

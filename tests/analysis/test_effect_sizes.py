@@ -17,7 +17,7 @@ from glmmsim.analysis import (
 from glmmsim.analysis.effect_sizes import LOGISTIC_VARIANCE
 from glmmsim.errors import ParameterError
 
-from _study_models import rt_design
+from ._study_models import rt_design
 
 
 def test_proportions_give_variances_that_add_up():

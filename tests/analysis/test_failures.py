@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -16,7 +14,7 @@ from glmmsim.analysis.replicates import FailurePolicy
 from glmmsim.errors import ParameterError, SystematicFailureError
 from glmmsim.execution import executors
 
-from _study_models import register_sometimes, rt_design, rt_model
+from ._study_models import register_sometimes, rt_design, rt_model
 
 register_sometimes()
 
@@ -144,7 +142,7 @@ def test_fallback_engine_is_checked_before_any_work():
         power(rt_model(), rt_design(6, 4), test="cond", nsim=5, progress=False, fallback_engine="nope")
 
 
-@pytest.mark.skipif(shutil.which("Rscript") is None and os.environ.get("GLMMSIM_REQUIRE_R") != "1", reason="needs R")
+@pytest.mark.r
 def test_fallback_to_lme4_is_recorded_in_the_engine_column():
     res = power(rt_model(), rt_design(8, 6), test="cond", nsim=12, engine="sometimes", seed=11, progress=False,
                 fallback_engine="lme4")

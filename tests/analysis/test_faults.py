@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import shutil
 import signal
 import threading
 import time
@@ -17,15 +16,13 @@ from glmmsim import power
 from glmmsim.errors import WorkerLostError
 from glmmsim.execution import ProcessExecutor, executors
 
-from _study_models import register_killer, rt_design, rt_model
+from ._study_models import register_killer, rt_design, rt_model
 
 register_killer()
-HAS_R = shutil.which("Rscript") is not None
 # lme4 itself is not bit-reproducible from one R process to another here: the same response fitted in two
 # fresh R processes gives standard errors that differ in the 5th significant digit now and then (measured:
 # 19.52255 vs 19.52286), whatever Python does. Tables of lme4 studies are compared to that precision.
 LME4_RTOL = 1e-4
-needs_r = pytest.mark.skipif(not HAS_R and os.environ.get("GLMMSIM_REQUIRE_R") != "1", reason="needs R + lme4")
 
 
 @pytest.fixture
@@ -82,7 +79,7 @@ def _gone(proc: psutil.Process, within: float = 20.0) -> bool:
     return False
 
 
-@needs_r
+@pytest.mark.r
 def test_killing_the_r_process_restarts_it_and_retries_the_replicate():
     from glmmsim.fit.engines.lme4_engine import r_server
 
@@ -113,7 +110,7 @@ def test_killing_the_r_process_restarts_it_and_retries_the_replicate():
     pd.testing.assert_frame_equal(whole.simulations, again.simulations, rtol=LME4_RTOL)
 
 
-@needs_r
+@pytest.mark.r
 def test_a_killed_worker_leaves_no_r_server_and_the_study_its_table():
     whole = _study(None, engine="lme4", nsim=40)
     ex = ProcessExecutor(2)

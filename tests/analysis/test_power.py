@@ -1,21 +1,18 @@
-"""power() and power_curve(): the public contract, the statistics, failures as data, executors."""
+"""power() and power_curve(): the public contract, failures as data, executors (exact power: tests/validation)."""
 
 from __future__ import annotations
 
 import importlib
-import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
-import glmmsim
 from glmmsim.analysis import power, power_curve, recovery
 from glmmsim.analysis.intervals import clopper_pearson
 from glmmsim.errors import ParameterError
 
-from _study_models import paired_design, rt_design, rt_model
+from ._study_models import rt_design, rt_model
 
 SIM_COLUMNS = ["replicate", "test", "estimate", "se", "df", "statistic", "p", "significant", "converged",
                "singular", "warned", "warnings", "error", "error_type", "engine"]
@@ -89,40 +86,6 @@ def test_arguments_after_model_and_conditions_are_keyword_only(small_rt):
         power_curve(model, lambda subjects: design, {"subjects": [6]}, "cond")
     with pytest.raises(TypeError, match="2 positional arguments"):
         recovery(model, design, 5)
-
-
-def _noncentral_power(effect: float, subjects: int, slope_sd: float, sigma: float, per_cell: int, alpha: float):
-    """Power of the paired t test on per-subject differences: noncentral t with S - 1 df."""
-    sd_diff = math.sqrt(slope_sd**2 + 2 * sigma**2 / per_cell)
-    ncp = effect * math.sqrt(subjects) / sd_diff
-    df = subjects - 1
-    crit = stats.t.ppf(1 - alpha / 2, df)
-    return stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp)
-
-
-@pytest.mark.slow
-def test_satterthwaite_power_is_the_noncentral_t_probability():
-    """Balanced within-subject design, random intercepts and slopes, centred predictor (issue 10)."""
-    subjects, per_cell, slope_sd, sigma, nsim = 20, 10, 0.5, 1.0, 600
-    model = lambda effect: glmmsim.Model(  # noqa: E731
-        "y ~ xc + (1 + xc | subject)",
-        fixed={"Intercept": 0.0, "xc": effect},
-        random={"subject": {"sd": {"Intercept": 1.0, "xc": slope_sd}}},
-        sigma=sigma,
-        seed=1,
-    )
-    curve = power_curve(model, paired_design(subjects, per_cell), along={"effect": [0.0, 0.35]}, test="xc",
-                        nsim=nsim, seed=11, progress=False)
-    table = curve.table.set_index("effect")
-    for effect in (0.0, 0.35):
-        expected = _noncentral_power(effect, subjects, slope_sd, sigma, per_cell, 0.05)
-        got = table.loc[effect, "power"]
-        se = math.sqrt(expected * (1 - expected) / nsim)
-        assert abs(got - expected) < 3.5 * se, (effect, got, expected, se)
-    # the df of a balanced paired design is S - 1 for the non-singular fits
-    sims = curve.simulations
-    regular = sims[~sims["singular"].astype(bool)]
-    assert np.median(regular["df"]) == pytest.approx(subjects - 1, rel=1e-3)
 
 
 class _Flaky:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
-import pytest
-from scipy import stats
 
 import glmmsim
 from glmmsim import power, power_curve, recovery
@@ -15,48 +11,7 @@ from glmmsim.analysis.power import plan_point
 from glmmsim.analysis.replicates import _PointState, new_token, row_key
 from glmmsim.randomness import SeedTree
 
-from _study_models import rt_design, rt_model
-
-
-def fromscratch(x_dtype=float, groups="abc") -> tuple[glmmsim.Model, pd.DataFrame]:
-    """simr's "fromscratch" vignette model: y ~ x + (1|g), x = 1..10 in each of 3 groups."""
-    design = pd.DataFrame({"x": np.tile(np.arange(1, 11), len(groups)).astype(x_dtype),
-                           "g": np.repeat(list(groups), 10)})
-    model = glmmsim.Model("y ~ x + (1 | g)", fixed={"Intercept": 2.0, "x": -0.1}, random={"g": math.sqrt(0.5)},
-                          sigma=1.0)
-    return model, design
-
-
-def fromscratch_theory(draws: int = 400_000, seed: int = 0) -> float:
-    """Power of the t test of x in the fromscratch design, from the exact sampling distributions.
-
-    With x the same 1..10 in every group, the slope's estimate is the within-group one,
-    N(-0.1, 1 / 247.5), independent of the within-group residual SS ~ chi2(26) and the
-    between-group SS ~ (1 + 10 * 0.5) chi2(2). REML's variances are the ANOVA ones: when
-    the between mean square is below the within one the group variance is 0 and the
-    test pools both sums of squares (28 df); otherwise it uses the within ones (26 df).
-    The expectation over those three independent variables is taken by Monte Carlo
-    (400,000 draws: SE 0.0007).
-    """
-    rng = np.random.default_rng(seed)
-    beta = rng.normal(-0.1, math.sqrt(1 / 247.5), draws)
-    ssw, ssb = rng.chisquare(26, draws), 6.0 * rng.chisquare(2, draws)
-    regular = ssb / 2 >= ssw / 26
-    s2 = np.where(regular, ssw / 26, (ssw + ssb) / 28)
-    p = 2 * stats.t.sf(np.abs(beta / np.sqrt(s2 / 247.5)), np.where(regular, 26, 28))
-    return float((p < 0.05).mean())
-
-
-@pytest.mark.parametrize("x_dtype", [float, int])
-def test_simr_fromscratch_runs_without_key_and_gives_the_theoretical_power(x_dtype):
-    model, design = fromscratch(x_dtype)
-    nsim = 1000
-    res = power(model, design, test="x", nsim=nsim, seed=2024, progress=False)
-    reference = fromscratch_theory()  # 0.331
-    # the estimate is a binomial proportion of nsim: 3.5 SEs (two-sided 0.05%) plus the reference's own MC error
-    tolerance = 3.5 * math.sqrt(reference * (1 - reference) / nsim) + 3 * 0.0007
-    assert abs(res.power - reference) < tolerance, (res.power, reference, tolerance)
-    assert res.failed == 0
+from ._study_models import fromscratch, rt_design, rt_model
 
 
 def test_numeric_columns_identify_rows_and_repeats_are_numbered():

@@ -19,27 +19,30 @@ from pathlib import Path
 
 import pytest
 
+from .._gates import REQUIRE_BROWSER, skip_or_fail
+
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "img" / "app"
-CHROMIUM = os.environ.get("GLMMSIM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def chromium() -> str:
+    """The browser to drive: $GLMMSIM_CHROMIUM, else chromium on PATH (looked up when a test needs it)."""
+    return os.environ.get("GLMMSIM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def _missing() -> str | None:
     for module in ("shiny", "playwright"):
         if importlib.util.find_spec(module) is None:
             return f"{module} is not installed (pip install '.[app]' playwright)"
-    if not os.path.exists(CHROMIUM):
+    if not os.path.exists(chromium()):
         return "Chromium is not installed (apt-get install chromium chromium-driver)"
     return None
 
 
 @pytest.fixture(scope="session")
 def browser_ready():
-    reason = _missing()
-    if reason:
-        if os.environ.get("GLMMSIM_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"GLMMSIM_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
+    """Skips the browser tests without shiny, Playwright or Chromium (fails them under GLMMSIM_REQUIRE_BROWSER=1)."""
+    skip_or_fail(REQUIRE_BROWSER, _missing())
 
 
 def free_port() -> int:
@@ -85,7 +88,7 @@ def chromium_browser(browser_ready):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        b = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"])
         yield b
         b.close()
 

@@ -1,4 +1,4 @@
-"""Helpers of the command-line tests (imported by module name: tests/cli is not a package)."""
+"""Helpers of the command-line tests."""
 
 from __future__ import annotations
 

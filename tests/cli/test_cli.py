@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from glmmsim.cli import main
-from _cli import run
+from ._cli import run
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import pandas as pd
 import pytest
 
-from _cli import copy_power_spec, run
+from ._cli import copy_power_spec, run
 
 SMALL = ["--set", "design.subjects=6", "--set", "design.items=4", "--nsim", "3", "-q"]
 

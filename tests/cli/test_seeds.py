@@ -7,7 +7,7 @@ import pathlib
 import pandas as pd
 import pytest
 
-from _cli import ROOT, copy_power_spec, run
+from ._cli import ROOT, copy_power_spec, run
 from glmmsim.cli.seeds import check_seed_overrides
 from glmmsim.errors import ParameterError
 

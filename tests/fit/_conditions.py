@@ -1,4 +1,4 @@
-"""Condition frames shared by the fitting tests (imported by module name: tests/fit is not a package)."""
+"""Condition frames shared by the fitting tests."""
 
 import numpy as np
 import pandas as pd

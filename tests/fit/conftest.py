@@ -1,48 +1,18 @@
-"""Fixtures of the fitting tests.
-
-Tests marked ``r`` need Rscript with lme4, lmerTest and pbkrtest. Without them
-they skip, unless the environment sets ``GLMMSIM_REQUIRE_R=1`` (CI installs R),
-in which case they fail: a CI run must never pass by skipping the lme4 checks.
-"""
+"""Fixtures of the fitting tests (tests marked ``r`` are gated in tests/conftest.py)."""
 
 from __future__ import annotations
-
-import functools
-import os
 
 import pandas as pd
 import pytest
 
 import glmmsim
-from _conditions import crossed_conditions
 
-
-@functools.lru_cache(maxsize=1)
-def _r_problem() -> str | None:
-    """None when the lme4 engine's R server starts here, else why not."""
-    from glmmsim.fit.engines.lme4_engine import r_server
-
-    try:
-        r_server().ensure()
-    except glmmsim.fit.EngineError as exc:
-        return str(exc)
-    return None
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("r") is None:
-        return
-    problem = _r_problem()
-    if problem is None:
-        return
-    if os.environ.get("GLMMSIM_REQUIRE_R") == "1":
-        pytest.fail(f"GLMMSIM_REQUIRE_R=1 but the lme4 engine cannot run: {problem}")
-    pytest.skip(f"lme4 engine unavailable: {problem}")
+from ._conditions import crossed_conditions
 
 
 @pytest.fixture(scope="session")
 def crossed():
-    """The function building crossed conditions (test modules here are not a package)."""
+    """The function building crossed conditions."""
     return crossed_conditions
 
 

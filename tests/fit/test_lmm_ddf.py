@@ -15,7 +15,6 @@ The tests without R check the analytic derivatives against finite differences of
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _conditions import crossed_conditions
 
 import glmmsim
 from glmmsim.errors import ParameterError
 from glmmsim.fit.engines.lmm_ddf import DdfCalculator
+
+from .._gates import REQUIRE_R, skip_or_fail
+from ._conditions import crossed_conditions
 
 R_SCRIPT = Path(__file__).with_name("lmm_ddf_reference.R")
 
@@ -173,10 +174,7 @@ def reference(tmp_path_factory) -> dict:
     assert rscript is not None  # the r marker skips (or fails) before this without R
     probe = subprocess.run([rscript, "--vanilla", "-e", "library(jsonlite)"], capture_output=True, timeout=120)
     if probe.returncode != 0:  # jsonlite comes with lmerTest's dependencies on Debian, not everywhere
-        message = "the R package jsonlite is needed by tests/fit/lmm_ddf_reference.R"
-        if os.environ.get("GLMMSIM_REQUIRE_R") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(REQUIRE_R, "the R package jsonlite is needed by tests/fit/lmm_ddf_reference.R")
     tmp = tmp_path_factory.mktemp("lmm_ddf")
     spec, responses = [], {}
     for name, case in CASES.items():

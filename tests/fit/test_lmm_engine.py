@@ -1,4 +1,4 @@
-"""The lmm engine's own contract (no R needed; agreement with lme4 is in test_lmm_vs_lme4.py)."""
+"""The lmm engine's own contract (no R needed; agreement with lme4 is in tests/validation/test_lmm_vs_lme4.py)."""
 
 from __future__ import annotations
 

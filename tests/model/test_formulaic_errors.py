@@ -59,6 +59,15 @@ def test_a_transform_giving_missing_values_is_a_data_error_naming_the_term():
         model.simulate(_data(), seed=1)
 
 
+@pytest.mark.parametrize("text", ["", "a"])
+def test_a_term_giving_text_is_a_data_error_naming_the_term(text):
+    # formulaic passes I('...') through as a column of strings; found by tests/model/test_formula_fuzz.py
+    model = _model(f"y ~ I({text!r}) + (1 | g)", fixed={"Intercept": 0})
+    with pytest.raises(DataError, match=r"column \"I\('.*'\)\" of the fixed part is not numeric") as info:
+        model.simulate(_data(), seed=1)
+    assert info.value.term == f"I({text!r})"
+
+
 def test_parse_terms_names_where_the_expression_came_from():
     assert [str(t) for t in parse_terms("1 + x:z", "the fixed part")] == ["1", "x:z"]
     with pytest.raises(FormulaError, match=r"cannot parse the left side of '\(x \+\* z \| g\)'"):

@@ -389,7 +389,14 @@ def _formulaic_columns(
         raise evaluation_error(exc, expr, where, _caret_hint(expr)) from None
     names, arrays = [], []
     for name in matrix.columns:
-        arr = matrix[name].to_numpy(dtype=np.float64)
+        try:
+            arr = matrix[name].to_numpy(dtype=np.float64)
+        except (ValueError, TypeError):  # formulaic passes I('text') through as a column of text
+            raise DataError(
+                f"model-matrix column {name!r} of {where} is not numeric: a term must give numbers "
+                f"(a numeric column, a factor, or a transform of them), not text",
+                term=expr,
+            ) from None
         bad = ~np.isfinite(arr)
         if bad.any():
             raise DataError(

@@ -1,4 +1,4 @@
-"""Cross-checks against R's lme4 (skipped unless ``Rscript`` with lme4 is installed).
+"""Cross-checks against R's lme4 (marked ``r``: skipped without R and lme4 unless GLMMSIM_REQUIRE_R=1).
 
 1. Parameter recovery: data simulated by glmmsim and fitted with ``lmer`` give
    fixed effects within 4 of lme4's standard errors of the truth, and the true
@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,15 +22,7 @@ import pytest
 import glmmsim
 
 
-def _lme4_missing() -> str | None:
-    if shutil.which("Rscript") is None:
-        return "Rscript not installed"
-    probe = subprocess.run(["Rscript", "-e", "suppressMessages(library(lme4))"], capture_output=True, text=True)
-    return None if probe.returncode == 0 else "R package lme4 not installed"
-
-
-_REASON = _lme4_missing()
-pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"lme4 cross-check: {_REASON}")
+pytestmark = pytest.mark.r
 
 
 def run_r(code: str, workdir: Path) -> None:

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 from scipy import stats
 
 from glmmsim.analysis import power
 
-from _study_models import rt_design, rt_model
-
-
-def _lme4_available() -> bool:
-    try:
-        from glmmsim.fit import available_engines
-    except ImportError:
-        return False
-    return "lme4" in available_engines()
-
-
-requires_r = pytest.mark.skipif(
-    not _lme4_available() and os.environ.get("GLMMSIM_REQUIRE_R") != "1",
-    reason="the lme4 engine needs Rscript with lme4 and lmerTest (set GLMMSIM_REQUIRE_R=1 to make this a failure)",
-)
+from ..analysis._study_models import rt_design, rt_model
 
 
 @pytest.mark.slow
-@requires_r
+@pytest.mark.r
 def test_lme4_and_glmm_engines_give_the_same_power():
     """Satterthwaite power from each engine on the same replicates; z verdicts from the same fits."""
     model, design = rt_model(effect=15), rt_design(30, 20)

@@ -1,0 +1,1 @@
+"""Tests of glmmsim.analysis: power, recovery and their studies."""

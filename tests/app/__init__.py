@@ -1,0 +1,1 @@
+"""Tests of the power planner app, with and without a browser."""

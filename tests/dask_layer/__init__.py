@@ -1,0 +1,1 @@
+"""Tests of glmmsim.dask: partitioned designs, Dask frames, the Dask executor, partitioned output."""

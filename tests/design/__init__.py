@@ -1,0 +1,1 @@
+"""Tests of glmmsim.design: crossed and nested designs."""

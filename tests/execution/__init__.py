@@ -1,0 +1,1 @@
+"""Tests of glmmsim.execution: executors and Dask scale-out."""

@@ -1,0 +1,1 @@
+"""Tests of glmmsim.fit: the fitting API and its engines."""

@@ -1,0 +1,1 @@
+"""Tests of glmmsim.model: formulas, parameters, simulation."""

@@ -1,0 +1,1 @@
+"""Tests of glmmsim.randomness: seeds, keyed streams, samplers."""

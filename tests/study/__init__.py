@@ -1,0 +1,1 @@
+"""Tests of glmmsim.study: YAML specs and data writers."""

@@ -153,9 +153,17 @@ class BatchedPls:
         pls = self.pls
         ys = np.asarray(ys, dtype=np.float64)
         k = ys.shape[1]
-        b = np.asarray(pls._z1t @ ys).reshape(self.n1, self.q1, k).transpose(2, 0, 1).copy()  # (K, n1, q1)
-        c = np.vstack([np.asarray(pls._zrt @ ys).reshape(self.qr, k), pls.x.T @ ys]).T.copy()  # (K, f)
-        yty = np.einsum("ik,ik->k", ys, ys)
+        b = np.empty((k, self.n1, self.q1))
+        c = np.empty((k, self.f))
+        yty = np.empty(k)
+        # column by column, as PlsStructure.response does: products over all columns at once may sum in an
+        # order that depends on how many columns there are, and a response's numbers must not
+        for j in range(k):
+            y = np.ascontiguousarray(ys[:, j])
+            b[j] = (pls._z1t @ y).reshape(self.n1, self.q1)
+            c[j, : self.qr] = pls._zrt @ y
+            c[j, self.qr :] = pls.x.T @ y
+            yty[j] = np.einsum("i,i->", y, y)
         return {"b": b, "c": c, "yty": yty}
 
     @staticmethod
@@ -199,11 +207,11 @@ class BatchedPls:
         b, c_y, yty = resp["b"], resp["c"], resp["yty"]
         u = np.empty((k, m, m))
         e_pairs = e[:, :, self.pair_lo, self.pair_hi].reshape(k, n1 * self.npairs)
-        low = self.c0_tri - e_pairs @ self.k0
+        low = self.c0_tri - _rows(e_pairs, self.k0)
         u[:, self.tri[0], self.tri[1]] = low
         u[:, self.tri[1], self.tri[0]] = low
         eb = _mv(e, b)  # (K, n1, q1)
-        ufy = c_y - eb.reshape(k, n1 * q1) @ self.b0r
+        ufy = c_y - _rows(eb.reshape(k, n1 * q1), self.b0r)
         u[:, :f, f] = ufy
         u[:, f, :f] = ufy
         u[:, f, f] = yty - np.einsum("kla,kla->k", eb, b)
@@ -223,7 +231,7 @@ class BatchedPls:
             logd = np.log(diag)
             pwrss = diag[:, -1] ** 2
             df = self.pls.n - p if reml else self.pls.n
-            dev = logdet1 + 2.0 * (logd @ self.weights[reml]) + df * (1.0 + _LOG_2PI + np.log(pwrss / df))
+            dev = logdet1 + 2.0 * _rows(logd, self.weights[reml][:, None])[:, 0] + df * (1.0 + _LOG_2PI + np.log(pwrss / df))
         ok &= np.isfinite(dev) & (pwrss > 0.0)
         dev = np.where(ok, dev, np.inf)
         extra = {"L": chol} if factor else {}
@@ -245,26 +253,26 @@ class BatchedPls:
         # the rest terms: 2 <U Lambda G, dLambda>; H = Lambda G Lambda'
         if self.scalar_rest:
             jd = np.einsum("kcj,kjc->kc", u[:, :qr, :] * scale[:, None, :], g[:, :, :qr])
-            grad += 2.0 * (jd @ self.rest_ind)
+            grad += 2.0 * _rows(jd, self.rest_ind)
             h = g * scale[:, :, None] * scale[:, None, :]
         else:
             jm = u @ lam @ g
-            grad += 2.0 * (jm.reshape(k, m * m) @ self.lam_ind)
+            grad += 2.0 * _rows(jm.reshape(k, m * m), self.lam_ind)
             h = lam @ g @ lam.transpose(0, 2, 1)
         # the first factor: M_l = B_l H B_l', Gamma = sum_l N_l^-1 D_l - N_l^-1 M_l N_l^-T
         # ((I - E_l D_l) = (I + Sigma D_l)^-1 = N_l^-T)
         hw = h[:, self.tri[0], self.tri[1]] * self.tri_double
-        mp = (hw @ self.k0t).reshape(k, n1, self.npairs) * self.pair_half
+        mp = _rows(hw, self.k0t).reshape(k, n1, self.npairs) * self.pair_half
         mm = np.empty((k, n1, q1, q1))
         mm[:, :, self.pair_lo, self.pair_hi] = mp
         mm[:, :, self.pair_hi, self.pair_lo] = mp
-        gv = (h[:, :f, f] @ self.b0r.T).reshape(k, n1, q1)
+        gv = _rows(h[:, :f, f], self.b0r.T).reshape(k, n1, q1)
         hyy = h[:, f, f][:, None, None, None]
         mm += gv[..., :, None] * b[..., None, :] + b[..., :, None] * gv[..., None, :] + hyy * (b[..., :, None] * b[..., None, :])
         d = np.broadcast_to(self.d1[None], ninv.shape)
         gamma = (_mm(ninv, d) - _mm(_mm(ninv, mm), np.swapaxes(ninv, -1, -2))).sum(axis=1)
         dt = (gamma + gamma.transpose(0, 2, 1)) @ t1
-        grad += dt.reshape(k, q1 * q1) @ self.t1_ind
+        grad += _rows(dt.reshape(k, q1 * q1), self.t1_ind)
         grad[~ok] = 0.0
         return dev, grad, extra
 
@@ -283,6 +291,16 @@ class BatchedPls:
         else:
             beta, vcov = np.zeros((len(dev), 0)), np.zeros((len(dev), 0, 0))
         return dev, beta, vcov, pwrss
+
+
+def _rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` one row of ``a`` at a time (numpy's stacked matmul: one BLAS call per row, all of one shape).
+
+    One BLAS call on all rows would be faster, but BLAS may sum a row's products in an order
+    that depends on how many rows there are; row by row, a response's numbers are bit for bit
+    the same whichever responses share its batch.
+    """
+    return np.matmul(a[:, None, :], b)[:, 0, :]
 
 
 def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -124,6 +124,7 @@ class BatchedPls:
         self.c0 = pls.c[:f, :f].copy()
         self.c0_tri = self.c0[self.tri]
         self.eye1 = np.eye(q1)
+        self.ones_levels = np.ones((1, n1))
         # T1 = [theta, 0][t1_gather]; its gradient gathers back through this indicator
         self.t1_gather = pls._t1_gather
         self.t1_ind = _indicator(self.t1_gather, self.nt)
@@ -157,7 +158,8 @@ class BatchedPls:
         c = np.empty((k, self.f))
         yty = np.empty(k)
         # column by column, as PlsStructure.response does: products over all columns at once may sum in an
-        # order that depends on how many columns there are, and a response's numbers must not
+        # order that depends on how many columns there are, and a response's numbers must not (for the
+        # same reason this module avoids np.einsum and BLAS products across responses)
         for j in range(k):
             y = np.ascontiguousarray(ys[:, j])
             b[j] = (pls._z1t @ y).reshape(self.n1, self.q1)
@@ -201,6 +203,12 @@ class BatchedPls:
         Returns ``(dev, grad, extra)``: ``dev`` is inf where the system is not positive definite;
         ``extra`` holds the dense factor ``L`` when ``factor``.
         """
+        if theta.shape[0] == 1:
+            # numpy lays out and reduces some arrays of one response differently (rounding differs in the last
+            # bits): evaluate one response as two, so that its numbers are those it has in any batch
+            dev, grad, extra = self.evaluate(np.repeat(theta, 2, axis=0), {key: np.repeat(v, 2, axis=0) for key, v in resp.items()},
+                                             reml=reml, gradient=gradient, factor=factor)
+            return dev[:1], None if grad is None else grad[:1], {key: v[:1] for key, v in extra.items()}
         k = theta.shape[0]
         m, f, qr, p, n1, q1 = self.m, self.f, self.qr, self.p, self.n1, self.q1
         t1, ninv, e, logdet1, ok = self._first(theta)
@@ -214,7 +222,7 @@ class BatchedPls:
         ufy = c_y - _rows(eb.reshape(k, n1 * q1), self.b0r)
         u[:, :f, f] = ufy
         u[:, f, :f] = ufy
-        u[:, f, f] = yty - np.einsum("kla,kla->k", eb, b)
+        u[:, f, f] = yty - (eb * b).reshape(k, -1).sum(axis=1)
         if self.scalar_rest:
             scale = np.concatenate([theta, np.ones((k, 1))], axis=1)[:, self.scale_index]  # (K, m)
             s = u * scale[:, :, None] * scale[:, None, :]
@@ -246,13 +254,13 @@ class BatchedPls:
         g = np.zeros((k, m, m))
         li = linv[:, :lead, :lead]
         g[:, :lead, :lead] = li.transpose(0, 2, 1) @ li
-        w = np.einsum("kji,kj->ki", linv, chol[:, f, :f])
+        w = np.matmul(chol[:, f, None, :f], linv)[:, 0, :]
         v = np.concatenate([-w, np.ones((k, 1))], axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             g += (df / pwrss)[:, None, None] * (v[:, :, None] * v[:, None, :])
         # the rest terms: 2 <U Lambda G, dLambda>; H = Lambda G Lambda'
         if self.scalar_rest:
-            jd = np.einsum("kcj,kjc->kc", u[:, :qr, :] * scale[:, None, :], g[:, :, :qr])
+            jd = (u[:, :qr, :] * scale[:, None, :] * g[:, :, :qr].transpose(0, 2, 1)).sum(axis=2)
             grad += 2.0 * _rows(jd, self.rest_ind)
             h = g * scale[:, :, None] * scale[:, None, :]
         else:
@@ -270,7 +278,10 @@ class BatchedPls:
         hyy = h[:, f, f][:, None, None, None]
         mm += gv[..., :, None] * b[..., None, :] + b[..., :, None] * gv[..., None, :] + hyy * (b[..., :, None] * b[..., None, :])
         d = np.broadcast_to(self.d1[None], ninv.shape)
-        gamma = (_mm(ninv, d) - _mm(_mm(ninv, mm), np.swapaxes(ninv, -1, -2))).sum(axis=1)
+        per_level = (_mm(ninv, d) - _mm(_mm(ninv, mm), np.swapaxes(ninv, -1, -2))).reshape(k, n1, q1 * q1)
+        # summed over levels by a product: numpy's sum over a middle axis adds in an order that changes when
+        # there is one response only
+        gamma = np.matmul(self.ones_levels, per_level)[:, 0, :].reshape(k, q1, q1)
         dt = (gamma + gamma.transpose(0, 2, 1)) @ t1
         grad += _rows(dt.reshape(k, q1 * q1), self.t1_ind)
         grad[~ok] = 0.0
@@ -286,7 +297,7 @@ class BatchedPls:
         pwrss = chol[:, f, f] ** 2
         if p:
             rx_inv = np.linalg.inv(rx)
-            beta = np.einsum("kji,kj->ki", rx_inv, cb)  # R_X beta = c_beta, R_X = rx'
+            beta = np.matmul(cb[:, None, :], rx_inv)[:, 0, :]  # R_X beta = c_beta, R_X = rx'
             vcov = rx_inv.transpose(0, 2, 1) @ rx_inv
         else:
             beta, vcov = np.zeros((len(dev), 0)), np.zeros((len(dev), 0, 0))
@@ -358,7 +369,7 @@ def _lower_inverse(low: np.ndarray) -> np.ndarray:
     inv_diag = 1.0 / np.diagonal(low, axis1=1, axis2=2)
     out[:, 0, 0] = inv_diag[:, 0]
     for j in range(1, f):
-        out[:, j, :j] = np.einsum("ki,kil->kl", low[:, j, :j], out[:, :j, :j]) * -inv_diag[:, j, None]
+        out[:, j, :j] = np.matmul(low[:, j, None, :j], out[:, :j, :j])[:, 0, :] * -inv_diag[:, j, None]
         out[:, j, j] = inv_diag[:, j]
     return out
 
@@ -413,7 +424,7 @@ def _positive_inverse(hess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     vals = np.maximum(np.abs(vals), 1e-8 * top)
     vals = np.where(np.isfinite(vals), vals, 1.0)
     vecs = np.where(np.isfinite(vecs), vecs, 0.0)
-    return np.einsum("kij,kj,klj->kil", vecs, 1.0 / vals, vecs), convex
+    return np.matmul(vecs / vals[:, None, :], vecs.transpose(0, 2, 1)), convex
 
 
 def _scaled_start(batch: BatchedPls, resp, reml: bool, start: np.ndarray) -> np.ndarray:
@@ -500,12 +511,12 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
             hinv[fresh], convex[fresh] = _positive_inverse(
                 _hessian(batch, th[fresh], g0[fresh], BatchedPls.subset(sub, fresh), reml))
             evals[idx[fresh]] += nt
-        step = -np.einsum("kij,kj->ki", hinv, g0)
+        step = -np.matmul(hinv, g0[:, :, None])[:, :, 0]
         # far from the optimum the (modified) Newton step can be long: at most MAX_STEP, or half of theta's size
         cap = np.maximum(MAX_STEP, 0.5 * np.max(np.abs(th), axis=1))
         size = np.max(np.abs(step), axis=1)
         step *= np.minimum(1.0, cap / np.maximum(size, 1e-300))[:, None]
-        slope = np.einsum("ki,ki->k", g0, step)
+        slope = (g0 * step).sum(axis=1)
         alpha = np.ones(len(idx))
         pending = np.ones(len(idx), dtype=bool)
         new_th, new_f, new_g = th.copy(), f0.copy(), g0.copy()

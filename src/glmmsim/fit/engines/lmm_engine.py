@@ -370,7 +370,7 @@ class PreparedLmm:
             sigma2 = float(opt.pwrss[i]) / (n - p if reml else n)
             lmm_opt = LmmOptimum(opt.theta[i].copy(), float(opt.deviance[i]), int(opt.iterations[i]), True, "")
             out[first + j] = self._assemble(lmm_opt, opt.beta[i].copy(), sigma2 * opt.vcov_unscaled[i], sigma2,
-                                            reml, ys[:, j])
+                                            reml, ys[:, j], "newton")
 
     def _raw(self, opt: LmmOptimum, r: Response, reml: bool, y: np.ndarray) -> RawFit:
         pls = self._pls
@@ -382,7 +382,7 @@ class PreparedLmm:
         return self._assemble(opt, sol.beta, vcov, sigma2, reml, y)
 
     def _assemble(self, opt: LmmOptimum, beta: np.ndarray, vcov: np.ndarray, sigma2: float, reml: bool,
-                  y: np.ndarray) -> RawFit:
+                  y: np.ndarray, optimizer: str = "bobyqa") -> RawFit:
         """The RawFit of an optimum: random-effect covariances, lme4's singular rule, warnings."""
         design, n, p = self._design, self._pls.n, self._pls.p
         covs: list[np.ndarray] = [np.empty((0, 0))] * len(design.terms)
@@ -395,7 +395,7 @@ class PreparedLmm:
             warnings.append(f"convergence: {opt.message}")
         if singular:
             warnings.append("boundary (singular) fit: see help('isSingular')")
-        native = LmmNative(opt.theta.copy(), float(np.sqrt(sigma2)), opt.evaluations)
+        native = LmmNative(opt.theta.copy(), float(np.sqrt(sigma2)), opt.evaluations, optimizer)
         return RawFit(
             beta=beta,
             vcov=vcov,
@@ -497,11 +497,16 @@ class PreparedLmm:
 
 @dataclass(frozen=True)
 class LmmNative:
-    """The lmm engine's own result: theta (lme4's order), sigma and the number of deviance evaluations."""
+    """The lmm engine's own result: theta (lme4's order), sigma, deviance evaluations and the optimizer.
+
+    ``optimizer`` is ``"bobyqa"`` (lme4's, :meth:`PreparedLmm.fit`) or ``"newton"`` (the batched
+    solve of :meth:`PreparedLmm.fit_many`; its evaluations count deviance-and-gradient evaluations).
+    """
 
     theta: np.ndarray
     sigma: float
     evaluations: int
+    optimizer: str = "bobyqa"
 
     def theta_design(self, blocks: Sequence[TermBlock]) -> np.ndarray:
         """Theta with the terms in ``FitDesign.terms`` order (what the df calculator takes)."""

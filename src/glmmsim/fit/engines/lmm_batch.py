@@ -260,7 +260,7 @@ class BatchedPls:
             g += (df / pwrss)[:, None, None] * (v[:, :, None] * v[:, None, :])
         # the rest terms: 2 <U Lambda G, dLambda>; H = Lambda G Lambda'
         if self.scalar_rest:
-            jd = (u[:, :qr, :] * scale[:, None, :] * g[:, :, :qr].transpose(0, 2, 1)).sum(axis=2)
+            jd = (u[:, :qr, :] * scale[:, None, :] * g[:, :qr, :]).sum(axis=2)  # diag(U diag(s) G), G symmetric
             grad += 2.0 * _rows(jd, self.rest_ind)
             h = g * scale[:, :, None] * scale[:, None, :]
         else:

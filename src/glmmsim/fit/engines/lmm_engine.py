@@ -38,7 +38,7 @@ BOUNDARY_TOL = 1e-5
 SINGULAR_TOL = 1e-4
 _RESTART_STEP = 1e-5
 #: Responses fitted together by fit_many (bounds its arrays; results do not depend on it).
-BATCH_CHUNK = 64
+BATCH_CHUNK = 128
 
 _SUPPORTED_NLOPT = ">=2.7"
 

@@ -120,7 +120,7 @@ def _replicates(d: pd.DataFrame, count: int, seed: int = 7) -> np.ndarray:
     (FORMULA, True, 0.9), (FORMULA, False, 0.9), ("y ~ x + (1 + x | subject)", True, 0.9),
     ("y ~ 1 + (1 + cond | subject) + (1 | item)", False, 0.9),
     # BOBYQA stops short more often on these: a ridge (``||`` with a factor) and a 6-element theta
-    ("y ~ cond + (1 + cond || subject) + (1 | item)", True, 0.75),
+    ("y ~ cond + (1 + cond || subject) + (1 | item)", True, 0.7),
     ("y ~ cond + (1 + cond | subject) + (1 + cond | item)", True, 0.8)])
 def test_fit_many_reaches_the_optimum_of_fitting_one_by_one(formula, reml, share):
     """The batched fits reach BOBYQA's optimum where BOBYQA reaches it, and never a lower likelihood.

@@ -49,9 +49,9 @@ BOUNDARY_TOL = 1e-5
 _ARMIJO = 1e-4
 MAX_STEP = 0.5
 #: Multiples of lme4's start among which each response's Newton start is the one of lowest deviance.
-START_SCALES = (1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08)
+START_SCALES = (1.0, 0.6, 0.35, 0.2, 0.12)
 #: After a full convex Newton step shorter than this the Hessian is kept (chord iterations).
-REUSE_STEP = 1e-2
+REUSE_STEP = 1.0
 _ROUNDING = 1e-13
 _MAX_HALVINGS = 12
 
@@ -493,24 +493,24 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
     evals = np.full(k, 1 + len(START_SCALES), dtype=np.int64)
     settled = np.zeros(k, dtype=bool)
     active = np.isfinite(dev)
-    hinv_all = np.zeros((k, nt, nt))
+    hess_all = np.zeros((k, nt, nt))
     # a diagonal element of a column with elements below it that turns negative: the unconstrained path went
     # round lme4's bound (to the mirror image of the other side), where BOBYQA may stop at the bound instead
     multi = np.array([d for d, col in batch.columns if len(col) > 1], dtype=np.int64)
     crossed = np.zeros(k, dtype=bool)
-    reuse = np.zeros(k, dtype=bool)  # close to the optimum: keep the last (convex) Hessian
+    reuse = np.zeros(k, dtype=bool)  # the last step went well: update the Hessian by BFGS instead of differences
     for _ in range(MAX_ITER):
         idx = np.flatnonzero(active)
         if not idx.size:
             break
         sub = BatchedPls.subset(resp, idx)
         th, f0, g0 = theta[idx], dev[idx], grad[idx]
-        hinv, convex = hinv_all[idx], reuse[idx].copy()
+        hess = hess_all[idx]
         fresh = np.flatnonzero(~reuse[idx])
         if fresh.size:
-            hinv[fresh], convex[fresh] = _positive_inverse(
-                _hessian(batch, th[fresh], g0[fresh], BatchedPls.subset(sub, fresh), reml))
+            hess[fresh] = _hessian(batch, th[fresh], g0[fresh], BatchedPls.subset(sub, fresh), reml)
             evals[idx[fresh]] += nt
+        hinv, convex = _positive_inverse(hess)
         step = -np.matmul(hinv, g0[:, :, None])[:, :, 0]
         # far from the optimum the (modified) Newton step can be long: at most MAX_STEP, or half of theta's size
         cap = np.maximum(MAX_STEP, 0.5 * np.max(np.abs(th), axis=1))
@@ -540,8 +540,15 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
         size = np.max(np.abs(step), axis=1)
         small = convex & (size < STEP_TOL) & ((alpha == 1.0) | pending)
         settled[idx[small]] = True
-        hinv_all[idx] = hinv
-        reuse[idx] = convex & (alpha == 1.0) & (size < REUSE_STEP)
+        # BFGS's update of the Hessian by the step and the change of the gradient, while steps are full
+        s_k, y_k = new_th - th, new_g - g0
+        bs = np.matmul(hess, s_k[:, :, None])[:, :, 0]
+        sy, sbs = (s_k * y_k).sum(axis=1), (s_k * bs).sum(axis=1)
+        ok = (sy > 0.0) & (sbs > 0.0) & (alpha == 1.0) & convex
+        upd = hess + y_k[:, :, None] * y_k[:, None, :] / np.where(ok, sy, 1.0)[:, None, None] \
+            - bs[:, :, None] * bs[:, None, :] / np.where(ok, sbs, 1.0)[:, None, None]
+        hess_all[idx] = np.where(ok[:, None, None], upd, hess)
+        reuse[idx] = ok & (size < REUSE_STEP)
         active[idx[small | pending]] = False
     return _finish(batch, theta, dev, evals, settled & ~crossed, resp, reml)
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from .lmm_pls import PlsStructure
 
-__all__ = ["BatchedPls", "BatchOptimum", "minimize", "supports"]
+__all__ = ["BatchOptimum", "BatchedPls", "minimize", "supports"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -364,7 +364,7 @@ def _inv(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _lower_inverse(low: np.ndarray) -> np.ndarray:
     """Inverses of a stack of lower-triangular matrices, by forward substitution over the whole stack
     (a row per step; numpy's batched inverse runs a general LU per matrix, twice the time at these sizes)."""
-    k, f, _ = low.shape
+    f = low.shape[1]
     out = np.zeros_like(low)
     inv_diag = 1.0 / np.diagonal(low, axis1=1, axis2=2)
     out[:, 0, 0] = inv_diag[:, 0]

@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from .lmm_pls import PlsStructure
 
@@ -145,6 +146,8 @@ class BatchedPls:
             self.lam_gather = gather
             self.lam_ind = _indicator(gather, self.nt)
         self.penalty = np.arange(self.qr)
+        self._xt = sp.csr_matrix(pls.x.T)
+        self._ones = sp.csr_matrix(np.ones((1, pls.n)))
         self.columns = column_groups(pls)
         self.weights = {r: pls._logdet_weights[r] for r in (False, True)}
 
@@ -154,18 +157,15 @@ class BatchedPls:
         pls = self.pls
         ys = np.asarray(ys, dtype=np.float64)
         k = ys.shape[1]
-        b = np.empty((k, self.n1, self.q1))
+        # sparse products of all columns at once: scipy adds each column's terms in the same order whatever
+        # the number of columns (from two on; one column goes down another path, so it is doubled), so a
+        # response's cross-products do not depend on its batch (BLAS's dense products may: none here)
+        wide = ys if k > 1 else np.repeat(ys, 2, axis=1)
+        b = np.asarray(pls._z1t @ wide)[:, :k].T.reshape(k, self.n1, self.q1)
         c = np.empty((k, self.f))
-        yty = np.empty(k)
-        # column by column, as PlsStructure.response does: products over all columns at once may sum in an
-        # order that depends on how many columns there are, and a response's numbers must not (for the
-        # same reason this module avoids np.einsum and BLAS products across responses)
-        for j in range(k):
-            y = np.ascontiguousarray(ys[:, j])
-            b[j] = (pls._z1t @ y).reshape(self.n1, self.q1)
-            c[j, : self.qr] = pls._zrt @ y
-            c[j, self.qr :] = pls.x.T @ y
-            yty[j] = np.einsum("i,i->", y, y)
+        c[:, : self.qr] = np.asarray(pls._zrt @ wide)[:, :k].T
+        c[:, self.qr :] = np.asarray(self._xt @ wide)[:, :k].T
+        yty = np.asarray(self._ones @ (wide * wide))[0, :k]
         return {"b": b, "c": c, "yty": yty}
 
     @staticmethod

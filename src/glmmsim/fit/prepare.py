@@ -101,7 +101,7 @@ class Fitter:
         cols = [self._design.check_response(arr[:, j]) for j in range(arr.shape[1])]
         if not cols:
             return []
-        raws = fit_many(self._prepare(), np.column_stack(cols), reml=self._reml)
+        raws = fit_many(self._prepare(), np.asarray(arr, dtype=np.float64), reml=self._reml)
         return [FitResult(self._design, raw, y, self) for raw, y in zip(raws, cols)]
 
     # ----------------------------------------------------------- used by the tests

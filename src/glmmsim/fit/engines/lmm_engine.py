@@ -363,7 +363,8 @@ class PreparedLmm:
         if not cols.size:
             return
         with _one_blas_thread(0):
-            opt = minimize(batch, batch.responses(centred[:, cols]), reml=reml, start=self._start)
+            opt = minimize(batch, batch.responses(centred if cols.size == centred.shape[1] else centred[:, cols]),
+                           reml=reml, start=self._start)
         n, p = self._pls.n, self._pls.p
         for i in np.flatnonzero(opt.settled):
             j = cols[i]

@@ -186,6 +186,33 @@ def test_fit_many_refits_what_it_does_not_settle_with_bobyqa(monkeypatch):
         assert raw.loglik == one.loglik and raw.native.evaluations == one.native.evaluations
 
 
+def test_fit_many_without_the_outer_product_form_fits_one_by_one(monkeypatch):
+    """A design too large for the batched evaluation's tensors is fitted response by response."""
+    from glmmsim.fit.engines import lmm_pls
+
+    monkeypatch.setattr(lmm_pls, "OUTER_LIMIT", 0)
+    d = _crossed()
+    ys = _replicates(d, 3, seed=2)
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(FORMULA, d))
+    assert prep._batch() is None
+    for j, raw in enumerate(prep.fit_many(ys, reml=False)):
+        one = prep.fit(ys[:, j], reml=False)
+        assert raw.loglik == one.loglik and raw.native.optimizer == "bobyqa"
+
+
+def test_fit_many_in_small_chunks_gives_the_same_fits(monkeypatch):
+    from glmmsim.fit.engines import lmm_engine
+
+    d = _crossed()
+    ys = _replicates(d, 5, seed=4)
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(FORMULA, d))
+    whole = prep.fit_many(ys, reml=True)
+    monkeypatch.setattr(lmm_engine, "BATCH_ENTRIES", 1)  # one response a chunk
+    for a, b in zip(whole, prep.fit_many(ys, reml=True)):
+        assert a.loglik == b.loglik
+        np.testing.assert_array_equal(a.vcov, b.vcov)
+
+
 def test_fit_many_reports_a_constant_response_and_fits_the_others():
     d = _crossed()
     ys = _replicates(d, 3, seed=6)

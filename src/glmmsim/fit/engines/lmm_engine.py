@@ -39,6 +39,8 @@ SINGULAR_TOL = 1e-4
 _RESTART_STEP = 1e-5
 #: Responses fitted together by fit_many (bounds its arrays; results do not depend on it).
 BATCH_CHUNK = 128
+#: Largest stack of dense systems (entries) one batched evaluation builds (32 MB an array).
+BATCH_ENTRIES = 4_000_000
 
 _SUPPORTED_NLOPT = ">=2.7"
 
@@ -340,8 +342,11 @@ class PreparedLmm:
         out: list[RawFit | None] = [None] * ys.shape[1]
         batch = self._batch()
         if batch is not None:
-            for lo in range(0, ys.shape[1], BATCH_CHUNK):
-                self._fit_chunk(batch, ys[:, lo : lo + BATCH_CHUNK], lo, reml, out)
+            # the Hessian's differences stack ntheta copies of a chunk's (m x m) systems: bound their size
+            pls = self._pls
+            chunk = int(max(1, min(BATCH_CHUNK, BATCH_ENTRIES // (max(1, pls.ntheta) * pls.m * pls.m))))
+            for lo in range(0, ys.shape[1], chunk):
+                self._fit_chunk(batch, ys[:, lo : lo + chunk], lo, reml, out)
         return [raw if raw is not None else self.fit(ys[:, j], reml=reml) for j, raw in enumerate(out)]
 
     def _batch(self):

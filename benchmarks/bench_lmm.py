@@ -10,9 +10,12 @@ every engine fits the same ones.
 
 Times are medians over rounds in which the contenders alternate: CPU time of this process for
 the in-process engines (lmm, glmm, MCPower's Rust kernel; robust on a shared machine), wall time
-for lme4 (its work happens in the R process). Last, the lmm engine's cost per replicate at 1,200
-and at 100,000 rows (the same levels, more trials per cell): a deviance evaluation does not
-depend on the number of rows, only the response's cross-products do.
+for lme4 (its work happens in the R process). "lmm batched" fits a round's responses in one
+``Fitter.fit_many`` call (the study runner's path), "lmm" one by one with ``Fitter.fit``. Then the
+lmm engine's cost per replicate at 1,200 and at 100,000 rows (the same levels, more trials per
+cell): a deviance evaluation does not depend on the number of rows, only the response's
+cross-products do. Last, a 5-point power curve of 200 replicates a point through
+``glmmsim.power_curve`` (serial), with the runner's batched fits and with them switched off.
 
 Usage::
 
@@ -84,6 +87,39 @@ def per_replicate(engine: str, formula: str, method: str, reml: bool, d: pd.Data
     return (clock() - t0) / ys.shape[1]
 
 
+def per_replicate_batched(formula: str, method: str, reml: bool, d: pd.DataFrame, ys: np.ndarray,
+                          clock) -> float:
+    """Seconds per replicate when all responses are fitted in one ``fit_many`` call, then tested."""
+    fitter = glmmsim.fit.prepare(formula, d, engine="lmm", reml=reml)
+    for res in fitter.fit_many(ys[:, :2]):  # warm-up
+        res.test("cond", method=method)
+    t0 = clock()
+    for res in fitter.fit_many(ys):
+        res.test("cond", method=method)
+    return (clock() - t0) / ys.shape[1]
+
+
+def curve_seconds(nsim: int, batched: bool) -> float:
+    """CPU seconds of a 5-point power curve (20-60 subjects, 20 items) with the lmm engine."""
+    from glmmsim.design import crossed
+    from glmmsim.fit.engines.lmm_engine import PreparedLmm
+
+    model = glmmsim.Model(
+        "rt ~ cond + (1 + cond | subject) + (1 | item)", fixed={"Intercept": 600, "condb": 20},
+        random={"subject": {"sd": {"Intercept": 60, "condb": 30}, "corr": {("Intercept", "condb"): 0.2}}, "item": 30},
+        sigma=120, levels={"cond": ["a", "b"]})
+    saved = PreparedLmm.fit_many
+    if not batched:  # the runner fits one by one when the engine has no fit_many
+        PreparedLmm.fit_many = None
+    try:
+        t0 = time.process_time()
+        glmmsim.power_curve(model, lambda subjects: crossed(subjects=subjects, items=20, within={"cond": ["a", "b"]}),
+                            along={"subjects": [20, 30, 40, 50, 60]}, test="cond", nsim=nsim, seed=1, progress=False)
+        return time.process_time() - t0
+    finally:
+        PreparedLmm.fit_many = saved
+
+
 def mcpower_per_sim(nsim: int) -> tuple[float, str] | None:
     """MCPower's LME on its closest scenario (standardized effects and ICCs), CPU seconds per simulation."""
     try:
@@ -109,14 +145,16 @@ def mcpower_per_sim(nsim: int) -> tuple[float, str] | None:
     return (time.process_time() - t0) / nsim, str(version)
 
 
-def scaling(reps: int) -> list[tuple[int, float, float, float]]:
-    """lmm at 1,200 and ~100,000 rows: CPU ms per z replicate, us per deviance evaluation, evaluations per fit."""
+def scaling(reps: int) -> list[tuple[int, float, float, float, float]]:
+    """lmm at 1,200 and ~100,000 rows: CPU ms per z replicate (one by one, batched), us per deviance
+    evaluation, BOBYQA evaluations per fit."""
     out = []
     for repetitions in (1, 84):
         d = conditions(repetitions=repetitions)
         ys = responses(d, reps, seed=2)
         fitter = glmmsim.fit.prepare(FULL, d, engine="lmm")
         per = per_replicate("lmm", FULL, "z", True, d, ys, time.process_time)
+        batched = per_replicate_batched(FULL, "z", True, d, ys, time.process_time)
         prep = fitter._prepare()
         r = prep.response(ys[:, 0])
         theta = prep._start * 0.5
@@ -124,8 +162,8 @@ def scaling(reps: int) -> list[tuple[int, float, float, float]]:
         for _ in range(200):
             prep.structure.deviance(theta, r, True)
         per_eval = (time.process_time() - t0) / 200 * 1e6
-        evals = statistics.mean(prep.fit(ys[:, j], reml=True).native.evaluations for j in range(ys.shape[1]))
-        out.append((len(d), per * 1e3, per_eval, evals))
+        evals = statistics.mean(prep.fit(ys[:, j], reml=True).native.evaluations for j in range(min(10, ys.shape[1])))
+        out.append((len(d), per * 1e3, batched * 1e3, per_eval, evals))
     return out
 
 
@@ -135,16 +173,19 @@ def main() -> None:
     ap.add_argument("--lme4-reps", type=int, default=3, help="replicates per round for lme4 (KR: 1)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-r", action="store_true", help="skip the lme4 engine")
+    ap.add_argument("--curve-nsim", type=int, default=200, help="replicates a point of the power curve (0: skip)")
     args = ap.parse_args()
     d = conditions()
     ys = responses(d, max(args.reps, args.lme4_reps))
-    engines = ["lmm", "glmm"] + ([] if args.no_r else ["lme4"])
+    engines = ["lmm batched", "lmm", "glmm"] + ([] if args.no_r else ["lme4"])
     times: dict[tuple[str, str], list[float | None]] = {}
     for rnd in range(args.rounds):
         order = engines if rnd % 2 == 0 else engines[::-1]
         for label, formula, method, reml in TESTS:
             for engine in order:
-                if engine == "lme4":
+                if engine == "lmm batched":
+                    t = per_replicate_batched(formula, method, reml, d, ys[:, : args.reps], time.process_time)
+                elif engine == "lme4":
                     n = 1 if method == "kr" else args.lme4_reps
                     t = per_replicate(engine, formula, method, reml, d, ys[:, :n], time.perf_counter)
                 else:
@@ -158,28 +199,35 @@ def main() -> None:
 
     fmt = lambda v: "refused" if v is None else f"{v:,.1f}" if v >= 10 else f"{v:.2f}"  # noqa: E731
     print(f"ms per replicate (fit + test of cond), medians of {args.rounds} rounds; 1,200 rows\n")
-    head = (["test", "lmm", "glmm"] + ([] if args.no_r else ["lme4 (wall)"]) + list(ISSUE) + ["lmm vs glmm"]
-            + ([] if args.no_r else ["lmm vs lme4 (same run)"]) + ["lmm vs simr (issue's figure)"])
+    head = (["test", *engines] + list(ISSUE) + ["one by one / batched", "glmm / batched"]
+            + ([] if args.no_r else ["lme4 / batched"]) + ["simr (issue's figure) / batched", "batched / MCPower (issue)"])
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for k, (label, *_rest) in enumerate(TESTS):
         row = [label] + [fmt(med(e, label)) for e in engines]
         row += ["–" if ISSUE[p][k] is None else f"{ISSUE[p][k]:,}" for p in ISSUE]
-        lmm, glmm = med("lmm", label), med("glmm", label)
-        row.append("–" if glmm is None else f"{glmm / lmm:.2f}x faster" if lmm < glmm else f"{lmm / glmm:.2f}x slower")
+        fast, lmm, glmm = med("lmm batched", label), med("lmm", label), med("glmm", label)
+        row.append(f"{lmm / fast:.2f}")
+        row.append("–" if glmm is None else f"{glmm / fast:.2f}")
         if not args.no_r:
-            row.append(f"{med('lme4', label) / lmm:,.0f}x less")
-        row.append(f"{ISSUE['simr 1.0.8'][k] / lmm:.0f}x less")
+            row.append(f"{med('lme4', label) / fast:,.0f}")
+        row.append(f"{ISSUE['simr 1.0.8'][k] / fast:.0f}")
+        mcp_issue = ISSUE["MCPower 1.4.1"][k]
+        row.append("–" if mcp_issue is None else f"{fast / mcp_issue:.2f}")
         print("| " + " | ".join(row) + " |")
     if mcp is not None:
-        z = med("lmm", "z")
+        z, zb = med("lmm", "z"), med("lmm batched", "z")
         print(f"\nMCPower {mcp[1]} in this run (its closest scenario, its own test; CPU): {mcp[0] * 1e3:.2f} ms per "
-              f"simulation; lmm z / MCPower = {z / (mcp[0] * 1e3):.2f}")
+              f"simulation; lmm z / MCPower = {z / (mcp[0] * 1e3):.2f}, batched {zb / (mcp[0] * 1e3):.2f}")
     print("\nlmm cost by number of rows (z test; CPU)")
-    print("| rows | ms per replicate | us per deviance evaluation | evaluations per fit |")
-    print("|---|---|---|---|")
-    for rows, per, dev, evals in scaling(max(5, args.reps // 3)):
-        print(f"| {rows:,} | {per:.2f} | {dev:.0f} | {evals:.0f} |")
+    print("| rows | ms per replicate, one by one | batched | us per deviance evaluation | BOBYQA evaluations per fit |")
+    print("|---|---|---|---|---|")
+    for rows, per, batched, dev, evals in scaling(max(10, args.reps)):
+        print(f"| {rows:,} | {per:.2f} | {batched:.2f} | {dev:.0f} | {evals:.0f} |")
+    if args.curve_nsim:
+        fast, slow = curve_seconds(args.curve_nsim, True), curve_seconds(args.curve_nsim, False)
+        print(f"\n5-point power curve, {args.curve_nsim} replicates a point, lmm, serial (CPU s): batched {fast:.2f}, "
+              f"one by one {slow:.2f} ({slow / fast:.2f}x); MCPower (issue): 0.7-1.2 s")
 
 
 if __name__ == "__main__":

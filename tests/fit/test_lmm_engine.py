@@ -103,15 +103,161 @@ def test_nested_fit_for_lrt_reuses_the_prepared_structure():
     assert nested.structure.p == full.p - 1
 
 
-def test_fit_many_equals_one_by_one():
-    d = _crossed()
+def _replicates(d: pd.DataFrame, count: int, seed: int = 7) -> np.ndarray:
+    """Responses of the standard crossed model (slope SD small enough that some fits are singular)."""
+    rng = np.random.default_rng(seed)
+    s = d["subject"].str[1:].astype(int).to_numpy()
+    i = d["item"].str[1:].astype(int).to_numpy()
+    c = (d["cond"] == "b").to_numpy(dtype=float)
+    out = np.empty((len(d), count))
+    for r in range(count):
+        us = rng.normal(size=(s.max() + 1, 2)) * [0.6, 0.15]
+        out[:, r] = 0.3 * c + us[s, 0] + us[s, 1] * c + 0.3 * rng.normal(size=i.max() + 1)[i] + rng.normal(size=len(d))
+    return out
+
+
+@pytest.mark.parametrize("formula, reml, share", [
+    (FORMULA, True, 0.9), (FORMULA, False, 0.9), ("y ~ x + (1 + x | subject)", True, 0.9),
+    ("y ~ 1 + (1 + cond | subject) + (1 | item)", False, 0.9),
+    # BOBYQA stops short more often on these: a ridge (``||`` with a factor) and a 6-element theta
+    ("y ~ cond + (1 + cond || subject) + (1 | item)", True, 0.7),
+    ("y ~ cond + (1 + cond | subject) + (1 + cond | item)", True, 0.8)])
+def test_fit_many_reaches_the_optimum_of_fitting_one_by_one(formula, reml, share):
+    """The batched fits reach BOBYQA's optimum where BOBYQA reaches it, and never a lower likelihood.
+
+    BOBYQA (lme4's optimizer, ours in fit()) sometimes stops short: at a boundary point of lower
+    likelihood, or just off the boundary (a diagonal theta in [1e-4, 1e-3): not singular by lme4's
+    rule where the optimum is singular). Newton converges to the optimum itself.
+    """
+    d = _crossed(subjects=20, items=10)
+    ys = _replicates(d, 40)
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(formula, d))
+    many = prep.fit_many(ys, reml=reml)
+    one = [prep.fit(ys[:, j], reml=reml) for j in range(ys.shape[1])]
+    assert sum(o.singular for o in one) >= 2  # the boundary is exercised
+    diagonal = prep._lower == 0.0
+    agree = flags = 0
+    for m, o in zip(many, one):
+        assert m.converged and m.reml == reml
+        assert m.loglik >= o.loglik - 1e-9 * abs(o.loglik)
+        short = np.any((o.native.theta[diagonal] >= 1e-4) & (o.native.theta[diagonal] < 1e-3))
+        if m.loglik - o.loglik > 1e-7 * abs(o.loglik) or short:
+            continue  # BOBYQA stopped short
+        agree += 1
+        se = np.sqrt(np.diag(o.vcov))
+        # BOBYQA's own stopping error is of this order (the lme4 corpus holds fit_many to lme4's tolerances)
+        np.testing.assert_array_less(np.abs(m.beta - o.beta), 1e-3 * se)
+        np.testing.assert_allclose(np.sqrt(np.diag(m.vcov)), se, rtol=2e-3)
+        # on a ridge of the likelihood (``||`` with a factor is overparameterized) an equally likely point may
+        # be singular or not
+        flags += m.singular != o.singular
+        assert m.sigma == pytest.approx(o.sigma, rel=1e-4)
+    assert agree >= share * len(one)
+    assert flags <= 0.05 * len(one)
+
+
+def test_fit_many_result_does_not_depend_on_the_batch():
+    """A response's fit is bit for bit the same alone, in a batch, in another batch, in another order."""
+    d = _crossed(subjects=20, items=10)
+    ys = _replicates(d, 12, seed=3)
     prep = LmmEngine().prepare(glmmsim.fit.build_design(FORMULA, d))
-    ys = np.column_stack([d["y"].to_numpy(), d["y"].to_numpy()[::-1]])
-    many = prep.fit_many(ys, reml=True)
-    for j, raw in enumerate(many):
+    alone = [prep.fit_many(ys[:, [j]], reml=True)[0] for j in range(ys.shape[1])]
+    batches = {"all": prep.fit_many(ys, reml=True), "reversed": prep.fit_many(ys[:, ::-1], reml=True)[::-1],
+               "with copies": prep.fit_many(np.column_stack([ys, ys[:, :5]]), reml=True)[: ys.shape[1]]}
+    for name, fits in batches.items():
+        for a, b in zip(alone, fits):
+            assert a.loglik == b.loglik, name
+            np.testing.assert_array_equal(a.beta, b.beta)
+            np.testing.assert_array_equal(a.vcov, b.vcov)
+            np.testing.assert_array_equal(a.native.theta, b.native.theta)
+
+
+def test_fit_many_refits_what_it_does_not_settle_with_bobyqa(monkeypatch):
+    """With the batched solve made to settle nothing, every response is fitted exactly as by fit()."""
+    from glmmsim.fit.engines import lmm_batch
+
+    d = _crossed()
+    ys = _replicates(d, 4, seed=5)
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(FORMULA, d))
+    monkeypatch.setattr(lmm_batch, "MAX_ITER", 0)
+    for raw, j in zip(prep.fit_many(ys, reml=True), range(4)):
         one = prep.fit(ys[:, j], reml=True)
         np.testing.assert_array_equal(raw.beta, one.beta)
-        assert raw.loglik == one.loglik
+        assert raw.loglik == one.loglik and raw.native.evaluations == one.native.evaluations
+
+
+def test_fit_many_without_the_outer_product_form_fits_one_by_one(monkeypatch):
+    """A design too large for the batched evaluation's tensors is fitted response by response."""
+    from glmmsim.fit.engines import lmm_pls
+
+    monkeypatch.setattr(lmm_pls, "OUTER_LIMIT", 0)
+    d = _crossed()
+    ys = _replicates(d, 3, seed=2)
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(FORMULA, d))
+    assert prep._batch() is None
+    for j, raw in enumerate(prep.fit_many(ys, reml=False)):
+        one = prep.fit(ys[:, j], reml=False)
+        assert raw.loglik == one.loglik and raw.native.optimizer == "bobyqa"
+
+
+def test_fit_many_in_small_chunks_gives_the_same_fits(monkeypatch):
+    from glmmsim.fit.engines import lmm_engine
+
+    d = _crossed()
+    ys = _replicates(d, 5, seed=4)
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(FORMULA, d))
+    whole = prep.fit_many(ys, reml=True)
+    monkeypatch.setattr(lmm_engine, "BATCH_ENTRIES", 1)  # one response a chunk
+    for a, b in zip(whole, prep.fit_many(ys, reml=True)):
+        assert a.loglik == b.loglik
+        np.testing.assert_array_equal(a.vcov, b.vcov)
+
+
+def test_fit_many_reports_a_constant_response_and_fits_the_others():
+    d = _crossed()
+    ys = _replicates(d, 3, seed=6)
+    ys[:, 1] = 2.0
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(FORMULA, d))
+    fits = prep.fit_many(ys, reml=True)
+    assert not fits[1].converged and np.isnan(fits[1].beta).all() and "does not vary" in fits[1].warnings[0]
+    assert fits[0].converged and fits[2].converged
+    assert fits[2].loglik == pytest.approx(prep.fit(ys[:, 2], reml=True).loglik, rel=1e-8)
+
+
+def test_fitter_fit_many_checks_its_input_and_keeps_column_order():
+    from glmmsim.errors import DataError
+
+    d = _crossed()
+    fitter = glmmsim.fit.prepare(FORMULA, d)
+    ys = _replicates(d, 3, seed=8)
+    with pytest.raises(DataError, match=r"\(n, K\) array.*192 rows"):
+        fitter.fit_many(ys[:-1])
+    bad = ys.copy()
+    bad[4, 2] = np.nan
+    with pytest.raises(DataError, match="missing or infinite"):
+        fitter.fit_many(bad)
+    res = fitter.fit_many(ys)
+    assert [r.engine for r in res] == ["lmm"] * 3
+    for j, r in enumerate(res):
+        assert r.loglik == pytest.approx(fitter.fit(ys[:, j]).loglik, rel=1e-8)
+        assert r.test("cond", method="z").p == pytest.approx(fitter.fit(ys[:, j]).test("cond", method="z").p, abs=1e-6)
+
+
+def test_engines_without_fit_many_fit_one_by_one():
+    from glmmsim.fit.protocol import fit_many
+
+    d = _crossed()
+    ys = _replicates(d, 2, seed=9)
+
+    class OneByOne:
+        calls = 0
+
+        def fit(self, y, *, reml):
+            OneByOne.calls += 1
+            return float(y.sum())
+
+    assert fit_many(OneByOne(), ys, reml=True) == [float(ys[:, 0].sum()), float(ys[:, 1].sum())]
+    assert OneByOne.calls == 2
 
 
 @pytest.mark.parametrize("formula", [FORMULA, "y ~ cond + (1 + cond || subject) + (1 + cond | item)",

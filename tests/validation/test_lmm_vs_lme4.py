@@ -175,6 +175,26 @@ def test_fit_agrees_with_lme4(case):
     np.testing.assert_allclose(ours.fixed["df"], ref.fixed["df"], rtol=SATTERTHWAITE_REL)
 
 
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_fit_many_agrees_with_lme4(case):
+    """The batched fits (fit_many: Newton on stacked replicates, BOBYQA for what it does not settle) hold
+    the same tolerances; the response sits between two others in its batch."""
+    _, dname, formula, reml, kwargs = case
+    d = data(dname)
+    ref = glmmsim.fit(formula, d, engine="lme4", reml=reml, **kwargs)
+    fitter = glmmsim.fit.prepare(formula, d, engine="lmm", reml=reml, **kwargs)
+    y = ref._y
+    rng = np.random.default_rng(0)
+    ours = fitter.fit_many(np.column_stack([y[rng.permutation(len(y))], y, y[::-1]]))[1]
+    assert ours.converged, ours.warnings
+    assert abs(ours.loglik - ref.loglik) <= LOGLIK_REL * abs(ref.loglik), (ours.loglik, ref.loglik)
+    est, se = ours._columns[0], ours._columns[1]
+    np.testing.assert_array_less(np.abs(est - ref._columns[0]), BETA_IN_SE * ref._columns[1])
+    np.testing.assert_allclose(se, ref._columns[1], rtol=SE_REL, atol=0)
+    assert ours.singular == ref.singular
+    assert ours.sigma == pytest.approx(ref.sigma, rel=1e-4)
+
+
 def test_corpus_covers_the_issue():
     """At least 30 models, both criteria, singular fits among them."""
     assert len(CASES) >= 30

@@ -194,17 +194,58 @@ def run_task(task: Task) -> list[dict]:
     """Run one batch; returns one record per replicate (module-level, so it pickles)."""
     job = task.job
     state = worker_cache((job.token, job.point), lambda: _PointState(job))
-    return [_replicate(job, state, r) for r in task.replicates]
+    fitted = _fit_together(state, task.replicates)
+    return [_replicate(job, state, r, fitted.get(r)) for r in task.replicates]
 
 
-def _replicate(job: PointJob, state: _PointState, r: int) -> dict:
-    record: dict[str, Any] = {"point": job.point, "replicate": r}
+def _fit_together(state: _PointState, replicates: Sequence[int]) -> dict[int, Any]:
+    """The batch's responses fitted in one engine call where the engine has one (lmm), by replicate.
+
+    Empty when the engine fits one by one, the call raises or warns: each replicate is then
+    simulated and fitted alone by :func:`_replicate`, so a failure stays the failing replicate's.
+    A replicate whose response cannot be drawn maps to the exception.
+    """
     try:
-        seeds = job.tree.replicate(r)
-        y = state.bound.simulate_response(seeds.noise, population=seeds.population)
-    except Exception as exc:  # noqa: BLE001 - a family that cannot draw this replicate: data, not the end
-        return _failed(record, exc, "")
-    main = _fit_and_record(job, state.fitter, y, record)
+        prepared = state.fitter._prepare()
+    except Exception:  # noqa: BLE001 - not a Fitter, or its engine cannot start here: _replicate reports it
+        return {}
+    if len(replicates) < 2 or not callable(getattr(prepared, "fit_many", None)):
+        return {}
+    job, ys, out = state._job, {}, {}
+    for r in replicates:
+        try:
+            seeds = job.tree.replicate(r)
+            ys[r] = state.bound.simulate_response(seeds.noise, population=seeds.population)
+        except Exception as exc:  # noqa: BLE001 - a replicate that cannot be drawn: its row says why
+            out[r] = exc
+    if len(ys) < 2:
+        return out
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results = state.fitter.fit_many(np.column_stack(list(ys.values())))
+    except Exception:  # noqa: BLE001 - one by one, so that a failure is the failing replicate's
+        return {}
+    if caught:  # a warning would not say which replicate it is about: one by one, where it does
+        return {}
+    return out | {r: (y, res) for (r, y), res in zip(ys.items(), results)}
+
+
+def _replicate(job: PointJob, state: _PointState, r: int, fitted: Any = None) -> dict:
+    """One replicate's record; ``fitted`` is its (response, fit) or draw failure from :func:`_fit_together`."""
+    record: dict[str, Any] = {"point": job.point, "replicate": r}
+    if isinstance(fitted, Exception):
+        return _failed(record, fitted, "")
+    if fitted is not None:
+        y, res = fitted
+        main = _fit_and_record(job, state.fitter, y, record, res)
+    else:
+        try:
+            seeds = job.tree.replicate(r)
+            y = state.bound.simulate_response(seeds.noise, population=seeds.population)
+        except Exception as exc:  # noqa: BLE001 - a family that cannot draw this replicate: data, not the end
+            return _failed(record, exc, "")
+        main = _fit_and_record(job, state.fitter, y, record)
     if not _has_error(main) or not job.fallback:
         return main
     try:
@@ -220,13 +261,16 @@ def _replicate(job: PointJob, state: _PointState, r: int) -> dict:
     return alt
 
 
-def _fit_and_record(job: PointJob, fitter: Any, y: np.ndarray, base: dict) -> dict:
+def _fit_and_record(job: PointJob, fitter: Any, y: np.ndarray, base: dict, res: Any = None) -> dict:
+    """Fit ``y`` (unless ``res`` is its fit already) and record the fit and its tests."""
     record = dict(base)
     record["engine"] = str(getattr(fitter, "engine", "") or job.fit_kwargs.get("engine", ""))
+    caught: list = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            res = fitter.fit(y)
+        if res is None:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                res = fitter.fit(y)
     except Exception as exc:  # noqa: BLE001 - a failed fit is data, whatever the engine raised
         return _failed(record, exc, record["engine"])
     notes = [*map(str, getattr(res, "warnings", []) or []), *(str(w.message) for w in caught)]

@@ -9,7 +9,9 @@ A third-party engine is a factory (a zero-argument callable) returning an
 object with ``name``, ``available() -> bool`` and
 ``prepare(design) -> PreparedEngine``; the prepared object has
 ``fit(y, *, reml) -> RawFit`` and may have ``contrast(y, L, *, reml, ddf)`` for
-tests of linear combinations that need the engine (Kenward-Roger).
+tests of linear combinations that need the engine (Kenward-Roger) and
+``fit_many(Y, *, reml) -> list[RawFit]`` for many responses of the design at once
+(:func:`fit_many` calls it, or ``fit`` once per column when an engine has none).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .errors import EngineError
 
 __all__ = [
     "RawFit", "Engine", "PreparedEngine", "register_engine", "available_engines", "get_engine", "AUTO_ENGINE",
-    "default_engine", "resolve_engine",
+    "default_engine", "resolve_engine", "fit_many",
 ]
 
 
@@ -67,6 +69,29 @@ class RawFit:
 @runtime_checkable
 class PreparedEngine(Protocol):
     def fit(self, y: np.ndarray, *, reml: bool) -> RawFit: ...
+
+
+def fit_many(prepared: PreparedEngine, ys: np.ndarray, *, reml: bool) -> list[RawFit]:
+    """Fit every column of ``ys`` (``(n, K)``) on a prepared engine: its ``fit_many`` if it has one.
+
+    An engine without its own ``fit_many`` fits the columns one by one with ``fit``; the lmm
+    engine fits them together (see :meth:`~glmmsim.fit.engines.lmm_engine.PreparedLmm.fit_many`).
+    Either way result ``j`` is that of column ``j`` alone.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from glmmsim.fit.design import build_design
+    >>> d = pd.DataFrame({"x": np.tile([0.0, 1.0], 20), "g": np.repeat([f"g{i}" for i in range(10)], 4)})
+    >>> prepared = get_engine("glmm").prepare(build_design("y ~ x + (1 | g)", d))
+    >>> ys = np.random.default_rng(1).normal(size=(40, 2))
+    >>> [raw.engine for raw in fit_many(prepared, ys, reml=True)]
+    ['glmm', 'glmm']
+    """
+    own = getattr(prepared, "fit_many", None)
+    if callable(own):
+        return list(own(ys, reml=reml))
+    return [prepared.fit(ys[:, j], reml=reml) for j in range(ys.shape[1])]
 
 
 @runtime_checkable

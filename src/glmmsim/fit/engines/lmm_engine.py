@@ -37,6 +37,10 @@ MAXEVAL = 100_000
 BOUNDARY_TOL = 1e-5
 SINGULAR_TOL = 1e-4
 _RESTART_STEP = 1e-5
+#: Responses fitted together by fit_many (bounds its arrays; results do not depend on it).
+BATCH_CHUNK = 128
+#: Largest stack of dense systems (entries) one batched evaluation builds (32 MB an array).
+BATCH_ENTRIES = 4_000_000
 
 _SUPPORTED_NLOPT = ">=2.7"
 
@@ -187,6 +191,7 @@ class PreparedLmm:
         self._lower = np.concatenate([np.where(r == c, 0.0, -np.inf) for b in self._blocks for r, c in [b.tril]])
         self._start = np.where(np.concatenate([r == c for b in self._blocks for r, c in [b.tril]]), 1.0, 0.0)
         self._ddf = threading.local()  # the df calculator caches per replicate: one per thread
+        self._batched = None  # lmm_batch.BatchedPls, built by the first fit_many
 
     @property
     def design(self) -> FitDesign:
@@ -310,19 +315,82 @@ class PreparedLmm:
         return self._raw(opt, r, reml, y)
 
     def fit_many(self, ys: np.ndarray, *, reml: bool) -> list[RawFit]:
-        """Fit each column of ``ys`` (shape ``(n, R)``), every one from lme4's start (independent of the others)."""
+        """Fit each column of ``ys`` (shape ``(n, K)``): all at once, each as if alone.
+
+        The responses are fitted together by the batched projected Newton method of
+        :mod:`.lmm_batch` (deviance and exact gradient of all of them in one array pass), from
+        lme4's start. A response it does not settle cleanly (no convergence, a non-positive-definite
+        Hessian, or a diagonal theta element ending in ``(0, 1e-3)``, where BOBYQA's stopping point
+        decides lme4's singular flag) is refitted alone by :meth:`fit`. A response's result does
+        not depend on the other columns (up to rounding in batched matrix products).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> from glmmsim.fit.design import build_design
+        >>> d = pd.DataFrame({"x": np.tile([0.0, 1.0], 20), "g": np.repeat([f"g{i}" for i in range(10)], 4)})
+        >>> prep = LmmEngine().prepare(build_design("y ~ x + (1 | g)", d))
+        >>> rng = np.random.default_rng(1)
+        >>> ys = rng.normal(size=(40, 3)) + rng.normal(size=(10, 3))[np.repeat(np.arange(10), 4)]
+        >>> fits = prep.fit_many(ys, reml=True)
+        >>> len(fits), bool(abs(fits[1].loglik - prep.fit(ys[:, 1], reml=True).loglik) < 1e-6)
+        (3, True)
+        """
         ys = np.asarray(ys, dtype=np.float64)
         if ys.ndim != 2 or ys.shape[0] != self._design.nobs:
             raise FitError(f"fit_many takes an (n, replicates) array with n = {self._design.nobs}; got shape {ys.shape}")
-        return [self.fit(ys[:, j], reml=reml) for j in range(ys.shape[1])]
+        out: list[RawFit | None] = [None] * ys.shape[1]
+        batch = self._batch()
+        if batch is not None:
+            # the Hessian's differences stack ntheta copies of a chunk's (m x m) systems: bound their size
+            pls = self._pls
+            chunk = int(max(1, min(BATCH_CHUNK, BATCH_ENTRIES // (max(1, pls.ntheta) * pls.m * pls.m))))
+            for lo in range(0, ys.shape[1], chunk):
+                self._fit_chunk(batch, ys[:, lo : lo + chunk], lo, reml, out)
+        return [raw if raw is not None else self.fit(ys[:, j], reml=reml) for j, raw in enumerate(out)]
+
+    def _batch(self):
+        """The batched evaluator of this design (None where it does not apply), built on first use."""
+        if self._batched is None:
+            from .lmm_batch import BatchedPls, supports
+
+            self._batched = BatchedPls(self._pls) if supports(self._pls) else False
+        return self._batched or None
+
+    def _fit_chunk(self, batch, ys: np.ndarray, first: int, reml: bool, out: list) -> None:
+        """Fit columns ``first, first + 1, ...`` together; leave None where BOBYQA must refit."""
+        from .lmm_batch import minimize
+
+        offset = self._design.offset
+        centred = ys if offset is None else ys - np.asarray(offset, dtype=np.float64)[:, None]
+        varies = np.ptp(centred, axis=0) > 0.0
+        cols = np.flatnonzero(varies)
+        if not cols.size:
+            return
+        with _one_blas_thread(0):
+            opt = minimize(batch, batch.responses(centred if cols.size == centred.shape[1] else centred[:, cols]),
+                           reml=reml, start=self._start)
+        n, p = self._pls.n, self._pls.p
+        for i in np.flatnonzero(opt.settled):
+            j = cols[i]
+            sigma2 = float(opt.pwrss[i]) / (n - p if reml else n)
+            lmm_opt = LmmOptimum(opt.theta[i].copy(), float(opt.deviance[i]), int(opt.iterations[i]), True, "")
+            out[first + j] = self._assemble(lmm_opt, opt.beta[i].copy(), sigma2 * opt.vcov_unscaled[i], sigma2,
+                                            reml, ys[:, j], "newton")
 
     def _raw(self, opt: LmmOptimum, r: Response, reml: bool, y: np.ndarray) -> RawFit:
-        design, pls = self._design, self._pls
+        pls = self._pls
         sol = pls.solve(opt.theta, r, reml=reml)
         n, p = pls.n, pls.p
         sigma2 = sol.pwrss / (n - p if reml else n)
         rx_inv = np.linalg.solve(sol.rx, np.eye(p)) if p else np.zeros((0, 0))
         vcov = sigma2 * (rx_inv.T @ rx_inv)
+        return self._assemble(opt, sol.beta, vcov, sigma2, reml, y)
+
+    def _assemble(self, opt: LmmOptimum, beta: np.ndarray, vcov: np.ndarray, sigma2: float, reml: bool,
+                  y: np.ndarray, optimizer: str = "bobyqa") -> RawFit:
+        """The RawFit of an optimum: random-effect covariances, lme4's singular rule, warnings."""
+        design, n, p = self._design, self._pls.n, self._pls.p
         covs: list[np.ndarray] = [np.empty((0, 0))] * len(design.terms)
         for b in self._blocks:
             t = relative_factor(b, opt.theta)
@@ -333,9 +401,9 @@ class PreparedLmm:
             warnings.append(f"convergence: {opt.message}")
         if singular:
             warnings.append("boundary (singular) fit: see help('isSingular')")
-        native = LmmNative(opt.theta.copy(), float(np.sqrt(sigma2)), opt.evaluations)
+        native = LmmNative(opt.theta.copy(), float(np.sqrt(sigma2)), opt.evaluations, optimizer)
         return RawFit(
-            beta=sol.beta,
+            beta=beta,
             vcov=vcov,
             df=np.full(p, np.nan),
             loglik=-0.5 * opt.deviance,
@@ -435,11 +503,16 @@ class PreparedLmm:
 
 @dataclass(frozen=True)
 class LmmNative:
-    """The lmm engine's own result: theta (lme4's order), sigma and the number of deviance evaluations."""
+    """The lmm engine's own result: theta (lme4's order), sigma, deviance evaluations and the optimizer.
+
+    ``optimizer`` is ``"bobyqa"`` (lme4's, :meth:`PreparedLmm.fit`) or ``"newton"`` (the batched
+    solve of :meth:`PreparedLmm.fit_many`; its evaluations count deviance-and-gradient evaluations).
+    """
 
     theta: np.ndarray
     sigma: float
     evaluations: int
+    optimizer: str = "bobyqa"
 
     def theta_design(self, blocks: Sequence[TermBlock]) -> np.ndarray:
         """Theta with the terms in ``FitDesign.terms`` order (what the df calculator takes)."""

@@ -25,6 +25,7 @@ same whatever the number of rows.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -62,9 +63,12 @@ class TermBlock:
     def q(self) -> int:
         return self.z.shape[1]
 
-    @property
+    @functools.cached_property
     def tril(self) -> tuple[np.ndarray, np.ndarray]:
-        """Row and column of each theta element in the term's relative factor (column-major lower triangle)."""
+        """Row and column of each theta element in the term's relative factor (column-major lower triangle).
+
+        Cached: every fit reads it (cached_property writes the instance's dict, which a frozen dataclass allows).
+        """
         rows, cols = np.tril_indices(self.q)
         order = np.lexsort((rows, cols))
         return rows[order], cols[order]

@@ -1,0 +1,582 @@
+"""Many responses of one design at once: lme4's profiled deviance, its gradient and its minimum, batched.
+
+A power analysis refits one design with thousands of responses. One deviance evaluation of
+:class:`~.lmm_pls.PlsStructure` is a dozen numpy calls on arrays of a few hundred entries,
+so its cost is Python's per-call overhead, not arithmetic. Here every array gets a leading
+axis of ``K`` responses and one numpy call serves them all: the deviance and its exact
+gradient for ``K`` values of theta (one per response) cost a few times one evaluation.
+
+The split that makes this cheap: the per-level blocks ``B_l = Z1_l' [Zr X y]`` of the
+first factor differ between responses only in their last column, so the Schur complement
+
+    U = C - sum_l B_l' E_l B_l,    E_l = Sigma (I + D_l Sigma)^-1
+
+has a response-free part ``C0 - sum_l B0_l' E_l B0_l``, one matrix product of the
+``(K, levels Q^2)`` array of ``E_l`` with a ``(levels Q^2, (m-1)^2)`` tensor computed once per
+design, and a response column ``c_y - sum_l B0_l' E_l b_l`` (one more product).
+
+:func:`minimize` is Newton's method on those batched evaluations (see its docstring): the
+Hessian by forward differences of the exact gradient, made positive definite by its
+eigenvalues, a backtracking line search, and per-response convergence. Each response's
+iterates depend on that response only, so its result does not depend on the other responses
+of the batch (beyond rounding in the batched matrix products). Responses it does not settle
+cleanly are reported as such; the engine refits them with BOBYQA (:mod:`.lmm_engine`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .lmm_pls import PlsStructure
+
+__all__ = ["BatchOptimum", "BatchedPls", "minimize", "supports"]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+#: Newton iterations before a response is declared unsettled (then refitted by BOBYQA).
+MAX_ITER = 60
+#: A response is settled when the next quasi-Newton step would move theta by less than this (max-abs).
+STEP_TOL = 1e-5
+#: A diagonal element of theta in (0, NEAR_BOUND) ends near its bound, where where BOBYQA stops
+#: (and so lme4's singular rule) depends on its tolerances: such responses are refitted by BOBYQA.
+NEAR_BOUND = 1e-3
+#: Smallest ratio of the Hessian's eigenvalues at which a response's optimum counts as well determined.
+CONDITION = 1e-8
+#: lme4's boundary check: a diagonal element below this moves onto 0 where that does not raise the deviance.
+BOUNDARY_TOL = 1e-5
+_ARMIJO = 1e-4
+MAX_STEP = 0.5
+#: Multiples of lme4's start among which each response's Newton start is the one of lowest deviance.
+START_SCALES = (1.0, 0.6, 0.35, 0.2, 0.12)
+#: After a full convex Newton step shorter than this the Hessian is kept (chord iterations).
+REUSE_STEP = 1.0
+_ROUNDING = 1e-13
+_MAX_HALVINGS = 12
+
+
+def supports(pls: PlsStructure) -> bool:
+    """Whether the batched evaluation applies: the outer-product form, and some dense column besides y."""
+    return bool(pls._outer) and pls.m > 1
+
+
+@dataclass
+class BatchOptimum:
+    """Per response: theta, deviance, Newton iterations, whether it settled cleanly, and the factor's pieces."""
+
+    theta: np.ndarray  # (K, ntheta)
+    deviance: np.ndarray  # (K,)
+    iterations: np.ndarray  # (K,) gradient evaluations spent on the response
+    settled: np.ndarray  # (K,) bool
+    beta: np.ndarray  # (K, p)
+    vcov_unscaled: np.ndarray  # (K, p, p): (R_X' R_X)^-1
+    pwrss: np.ndarray  # (K,)
+
+
+class BatchedPls:
+    """:class:`~.lmm_pls.PlsStructure`'s deviance for many responses of its design at once.
+
+    Parameters
+    ----------
+    pls : PlsStructure
+        The design's structure (its outer-product form must apply: :func:`supports`).
+
+    Examples
+    --------
+    >>> from glmmsim.fit.engines.lmm_pls import TermBlock
+    >>> rng = np.random.default_rng(0)
+    >>> codes = np.repeat(np.arange(10), 4)
+    >>> pls = PlsStructure(np.ones((40, 1)), [TermBlock(0, "g", np.ones((40, 1)), codes, 10, slice(0, 1))])
+    >>> ys = rng.normal(size=(40, 3)) + rng.normal(size=(10, 3))[codes]
+    >>> batch = BatchedPls(pls)
+    >>> dev, grad, _ = batch.evaluate(np.full((3, 1), 0.5), batch.responses(ys), reml=True)
+    >>> r = pls.response(ys[:, 1])
+    >>> bool(np.isclose(dev[1], pls.deviance(np.array([0.5]), r, True), rtol=1e-12))
+    True
+    """
+
+    def __init__(self, pls: PlsStructure) -> None:
+        if not supports(pls):
+            raise ValueError("the batched evaluation needs the outer-product form of the structure")
+        self.pls = pls
+        n1, q1, m = pls.n1, pls.q1, pls.m
+        self.n1, self.q1, self.m, self.qr, self.p, self.nt = n1, q1, m, pls.qr, pls.p, pls.ntheta
+        f = m - 1  # response-free dense columns: other random effects and X
+        self.f = f
+        self.d1 = pls.d1
+        self.b0 = np.ascontiguousarray(pls.b[:, :, :f])  # (n1, q1, f)
+        self.b0r = self.b0.reshape(n1 * q1, f)
+        # E_l is symmetric: per level its pairs a <= b (diagonal first), and of every f x f matrix its lower
+        # triangle. K0[l pair, tril ij] = (B0_la B0_lb' + B0_lb B0_la')_ij (the sum once for a == b), so
+        # sum_l B0_l' E_l B0_l = E_pairs @ K0 on the lower triangle
+        lo, hi = pls._pairs
+        self.pair_lo, self.pair_hi = lo, hi
+        self.npairs = len(lo)
+        self.tri = np.tril_indices(f)
+        outer = self.b0[:, lo, :, None] * self.b0[:, hi, None, :]  # (n1, npairs, f, f)
+        outer[:, q1:] += outer[:, q1:].transpose(0, 1, 3, 2)
+        self.k0 = np.ascontiguousarray(outer[:, :, self.tri[0], self.tri[1]].reshape(n1 * self.npairs, -1))
+        # M_l = B0_l H B0_l' on the pairs from the doubled lower triangle of H (halved for a < b)
+        self.k0t = np.ascontiguousarray(self.k0.T)
+        self.pair_half = np.where(np.arange(self.npairs) < q1, 1.0, 0.5)
+        self.tri_double = np.where(self.tri[0] == self.tri[1], 1.0, 2.0)
+        self.c0 = pls.c[:f, :f].copy()
+        self.c0_tri = self.c0[self.tri]
+        self.eye1 = np.eye(q1)
+        self.ones_levels = np.ones((1, n1))
+        # T1 = [theta, 0][t1_gather]; its gradient gathers back through this indicator
+        self.t1_gather = pls._t1_gather
+        self.t1_ind = _indicator(self.t1_gather, self.nt)
+        # the rest terms' factor Lambda_r (block diagonal, per level), on the dense block's columns
+        self.scalar_rest = pls._scalar_rest
+        self.scale_index = pls._scale_index  # into [theta, 1] (scalar rest terms only)
+        if self.scalar_rest:
+            self.rest_ind = _indicator(self.scale_index[: self.qr], self.nt)
+        else:
+            gather = np.full((m, m), self.nt, dtype=np.int64)  # into [theta, 0, 1]
+            gather[np.arange(self.qr, m), np.arange(self.qr, m)] = self.nt + 1
+            for b, off in zip(pls.rest, pls.rest_offsets):
+                rows, cols = b.tril
+                ids = np.arange(b.theta.start, b.theta.stop)
+                for lev in range(b.nlevels):
+                    base = off + lev * b.q
+                    gather[base + rows, base + cols] = ids  # Lambda_r = blockdiag(T_b), one block per level
+            self.lam_gather = gather
+            self.lam_ind = _indicator(gather, self.nt)
+        self.penalty = np.arange(self.qr)
+        self._xt = sp.csr_matrix(pls.x.T)
+        self._ones = sp.csr_matrix(np.ones((1, pls.n)))
+        self.columns = column_groups(pls)
+        self.weights = {r: pls._logdet_weights[r] for r in (False, True)}
+
+    # ------------------------------------------------------------------ responses
+    def responses(self, ys: np.ndarray) -> dict[str, np.ndarray]:
+        """The cross-products of the columns of ``ys`` (``(n, K)``, offset already removed)."""
+        pls = self.pls
+        ys = np.ascontiguousarray(ys, dtype=np.float64)  # scipy copies any other layout once per product
+        k = ys.shape[1]
+        # sparse products of all columns at once: scipy adds each column's terms in the same order whatever
+        # the number of columns (from two on; one column goes down another path, so it is doubled), so a
+        # response's cross-products do not depend on its batch (BLAS's dense products may: none here)
+        wide = ys if k > 1 else np.repeat(ys, 2, axis=1)
+        b = np.asarray(pls._z1t @ wide)[:, :k].T.reshape(k, self.n1, self.q1)
+        c = np.empty((k, self.f))
+        c[:, : self.qr] = np.asarray(pls._zrt @ wide)[:, :k].T
+        c[:, self.qr :] = np.asarray(self._xt @ wide)[:, :k].T
+        yty = np.asarray(self._ones @ (wide * wide))[0, :k]
+        return {"b": b, "c": c, "yty": yty}
+
+    @staticmethod
+    def subset(resp: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
+        return {key: val[idx] for key, val in resp.items()}
+
+    # ------------------------------------------------------------------ evaluation
+    def _first(self, theta: np.ndarray):
+        """T1, N_l^-1, E_l and sum_l log det N_l per response, and where every N_l is positive definite."""
+        k = theta.shape[0]
+        ext = np.concatenate([theta, np.zeros((k, 1))], axis=1)
+        t1 = ext[:, self.t1_gather]  # (K, q1, q1)
+        sigma = t1 @ t1.transpose(0, 2, 1)
+        d = self.d1
+        if self.q1 <= 2:
+            nmat = _mm(d[None], sigma[:, None])
+            nmat[..., 0, 0] += 1.0
+            if self.q1 == 2:
+                nmat[..., 1, 1] += 1.0
+            ninv, det = _inv(nmat)
+        else:
+            nmat = self.eye1 + d[None] @ sigma[:, None]
+            sign, logdet = np.linalg.slogdet(nmat)
+            det = np.where(sign > 0, np.exp(logdet), -1.0)
+            ninv = np.linalg.inv(nmat)
+        ok = np.all(det > 0.0, axis=1)
+        logdet1 = np.log(np.where(det > 0.0, det, 1.0)).sum(axis=1)
+        e = _mm(np.broadcast_to(sigma[:, None], ninv.shape), ninv)  # (K, n1, q1, q1), symmetric
+        return t1, ninv, e, logdet1, ok
+
+    def evaluate(self, theta: np.ndarray, resp: dict[str, np.ndarray], *, reml: bool, gradient: bool = True,
+                 factor: bool = False):
+        """Deviance (REML criterion or ML deviance) and its gradient at each response's theta.
+
+        Returns ``(dev, grad, extra)``: ``dev`` is inf where the system is not positive definite;
+        ``extra`` holds the dense factor ``L`` when ``factor``.
+        """
+        if theta.shape[0] == 1:
+            # numpy lays out and reduces some arrays of one response differently (rounding differs in the last
+            # bits): evaluate one response as two, so that its numbers are those it has in any batch
+            dev, grad, extra = self.evaluate(np.repeat(theta, 2, axis=0), {key: np.repeat(v, 2, axis=0) for key, v in resp.items()},
+                                             reml=reml, gradient=gradient, factor=factor)
+            return dev[:1], None if grad is None else grad[:1], {key: v[:1] for key, v in extra.items()}
+        k = theta.shape[0]
+        m, f, qr, p, n1, q1 = self.m, self.f, self.qr, self.p, self.n1, self.q1
+        t1, ninv, e, logdet1, ok = self._first(theta)
+        b, c_y, yty = resp["b"], resp["c"], resp["yty"]
+        u = np.empty((k, m, m))
+        e_pairs = e[:, :, self.pair_lo, self.pair_hi].reshape(k, n1 * self.npairs)
+        low = self.c0_tri - _rows(e_pairs, self.k0)
+        u[:, self.tri[0], self.tri[1]] = low
+        u[:, self.tri[1], self.tri[0]] = low
+        eb = _mv(e, b)  # (K, n1, q1)
+        ufy = c_y - _rows(eb.reshape(k, n1 * q1), self.b0r)
+        u[:, :f, f] = ufy
+        u[:, f, :f] = ufy
+        u[:, f, f] = yty - (eb * b).reshape(k, -1).sum(axis=1)
+        if self.scalar_rest:
+            scale = np.concatenate([theta, np.ones((k, 1))], axis=1)[:, self.scale_index]  # (K, m)
+            s = u * scale[:, :, None] * scale[:, None, :]
+            lam = None
+        else:
+            lam = np.concatenate([theta, np.zeros((k, 1)), np.ones((k, 1))], axis=1)[:, self.lam_gather]
+            s = lam.transpose(0, 2, 1) @ u @ lam
+        s[:, self.penalty, self.penalty] += 1.0
+        s[~ok] = np.eye(m)  # placeholder, reported as inf below
+        chol, good = _cholesky(s)
+        ok &= good
+        diag = np.diagonal(chol, axis1=1, axis2=2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logd = np.log(diag)
+            pwrss = diag[:, -1] ** 2
+            df = self.pls.n - p if reml else self.pls.n
+            dev = logdet1 + 2.0 * _rows(logd, self.weights[reml][:, None])[:, 0] + df * (1.0 + _LOG_2PI + np.log(pwrss / df))
+        ok &= np.isfinite(dev) & (pwrss > 0.0)
+        dev = np.where(ok, dev, np.inf)
+        extra = {"L": chol} if factor else {}
+        if not gradient:
+            return dev, None, extra
+        grad = np.zeros((k, self.nt))
+        if not ok.any():
+            return dev, grad, extra
+        # G = d dev / dS: the leading block's inverse and (df / pwrss) v v' with v = [-S_ff^-1 s_fy, 1]
+        linv = _lower_inverse(chol[:, :f, :f])  # its leading block inverts the leading block
+        lead = f if reml else qr
+        g = np.zeros((k, m, m))
+        li = linv[:, :lead, :lead]
+        g[:, :lead, :lead] = li.transpose(0, 2, 1) @ li
+        w = np.matmul(chol[:, f, None, :f], linv)[:, 0, :]
+        v = np.concatenate([-w, np.ones((k, 1))], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g += (df / pwrss)[:, None, None] * (v[:, :, None] * v[:, None, :])
+        # the rest terms: 2 <U Lambda G, dLambda>; H = Lambda G Lambda'
+        if self.scalar_rest:
+            jd = (u[:, :qr, :] * scale[:, None, :] * g[:, :qr, :]).sum(axis=2)  # diag(U diag(s) G), G symmetric
+            grad += 2.0 * _rows(jd, self.rest_ind)
+            h = g * scale[:, :, None] * scale[:, None, :]
+        else:
+            jm = u @ lam @ g
+            grad += 2.0 * _rows(jm.reshape(k, m * m), self.lam_ind)
+            h = lam @ g @ lam.transpose(0, 2, 1)
+        # the first factor: M_l = B_l H B_l', Gamma = sum_l N_l^-1 D_l - N_l^-1 M_l N_l^-T
+        # ((I - E_l D_l) = (I + Sigma D_l)^-1 = N_l^-T)
+        hw = h[:, self.tri[0], self.tri[1]] * self.tri_double
+        mp = _rows(hw, self.k0t).reshape(k, n1, self.npairs) * self.pair_half
+        mm = np.empty((k, n1, q1, q1))
+        mm[:, :, self.pair_lo, self.pair_hi] = mp
+        mm[:, :, self.pair_hi, self.pair_lo] = mp
+        gv = _rows(h[:, :f, f], self.b0r.T).reshape(k, n1, q1)
+        hyy = h[:, f, f][:, None, None, None]
+        mm += gv[..., :, None] * b[..., None, :] + b[..., :, None] * gv[..., None, :] + hyy * (b[..., :, None] * b[..., None, :])
+        d = np.broadcast_to(self.d1[None], ninv.shape)
+        per_level = (_mm(ninv, d) - _mm(_mm(ninv, mm), np.swapaxes(ninv, -1, -2))).reshape(k, n1, q1 * q1)
+        # summed over levels by a product: numpy's sum over a middle axis adds in an order that changes when
+        # there is one response only
+        gamma = np.matmul(self.ones_levels, per_level)[:, 0, :].reshape(k, q1, q1)
+        dt = (gamma + gamma.transpose(0, 2, 1)) @ t1
+        grad += _rows(dt.reshape(k, q1 * q1), self.t1_ind)
+        grad[~ok] = 0.0
+        return dev, grad, extra
+
+    def estimates(self, theta: np.ndarray, resp: dict[str, np.ndarray], *, reml: bool):
+        """Deviance, beta, ``(R_X' R_X)^-1`` and the penalized RSS at each response's theta."""
+        dev, _, extra = self.evaluate(theta, resp, reml=reml, gradient=False, factor=True)
+        chol = extra["L"]
+        qr, p, f = self.qr, self.p, self.f
+        rx = np.tril(chol[:, qr : qr + p, qr : qr + p])
+        cb = chol[:, f, qr : qr + p]
+        pwrss = chol[:, f, f] ** 2
+        if p:
+            rx_inv = np.linalg.inv(rx)
+            beta = np.matmul(cb[:, None, :], rx_inv)[:, 0, :]  # R_X beta = c_beta, R_X = rx'
+            vcov = rx_inv.transpose(0, 2, 1) @ rx_inv
+        else:
+            beta, vcov = np.zeros((len(dev), 0)), np.zeros((len(dev), 0, 0))
+        return dev, beta, vcov, pwrss
+
+
+def _rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` one row of ``a`` at a time (numpy's stacked matmul: one BLAS call per row, all of one shape).
+
+    One BLAS call on all rows would be faster, but BLAS may sum a row's products in an order
+    that depends on how many rows there are; row by row, a response's numbers are bit for bit
+    the same whichever responses share its batch.
+    """
+    return np.matmul(a[:, None, :], b)[:, 0, :]
+
+
+def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Products of stacks of small square matrices; written out for 1 x 1 and 2 x 2 (numpy's matmul
+    loops over the stack, which costs more than the arithmetic at these sizes)."""
+    q = a.shape[-1]
+    if q == 1:
+        return a * b
+    if q == 2:
+        a00, a01, a10, a11 = a[..., 0, 0], a[..., 0, 1], a[..., 1, 0], a[..., 1, 1]
+        b00, b01, b10, b11 = b[..., 0, 0], b[..., 0, 1], b[..., 1, 0], b[..., 1, 1]
+        out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+        out[..., 0, 0] = a00 * b00 + a01 * b10
+        out[..., 0, 1] = a00 * b01 + a01 * b11
+        out[..., 1, 0] = a10 * b00 + a11 * b10
+        out[..., 1, 1] = a10 * b01 + a11 * b11
+        return out
+    return a @ b
+
+
+def _mv(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``a @ x`` for stacks of small matrices and vectors (written out for 1 and 2 columns)."""
+    q = a.shape[-1]
+    if q == 1:
+        return a[..., 0] * x
+    if q == 2:
+        return np.stack([a[..., 0, 0] * x[..., 0] + a[..., 0, 1] * x[..., 1],
+                         a[..., 1, 0] * x[..., 0] + a[..., 1, 1] * x[..., 1]], axis=-1)
+    return (a @ x[..., None])[..., 0]
+
+
+def _inv(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverses and determinants of stacks of 1 x 1 or 2 x 2 matrices (NaN-free: a zero determinant gives inf)."""
+    if a.shape[-1] == 1:
+        det = a[..., 0, 0]
+        with np.errstate(divide="ignore"):
+            return 1.0 / a, det
+    a00, a01, a10, a11 = a[..., 0, 0], a[..., 0, 1], a[..., 1, 0], a[..., 1, 1]
+    det = a00 * a11 - a01 * a10
+    out = np.empty(a.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = 1.0 / det
+    out[..., 0, 0] = a11 * r
+    out[..., 0, 1] = -a01 * r
+    out[..., 1, 0] = -a10 * r
+    out[..., 1, 1] = a00 * r
+    return out, det
+
+
+def _lower_inverse(low: np.ndarray) -> np.ndarray:
+    """Inverses of a stack of lower-triangular matrices, by forward substitution over the whole stack
+    (a row per step; numpy's batched inverse runs a general LU per matrix, twice the time at these sizes)."""
+    f = low.shape[1]
+    out = np.zeros_like(low)
+    inv_diag = 1.0 / np.diagonal(low, axis1=1, axis2=2)
+    out[:, 0, 0] = inv_diag[:, 0]
+    for j in range(1, f):
+        out[:, j, :j] = np.matmul(low[:, j, None, :j], out[:, :j, :j])[:, 0, :] * -inv_diag[:, j, None]
+        out[:, j, j] = inv_diag[:, j]
+    return out
+
+
+def _indicator(gather: np.ndarray, nt: int) -> np.ndarray:
+    """``(gather.size, nt)``: 1 where an entry of the gathered matrix is theta element ``t``."""
+    flat = gather.ravel()
+    out = np.zeros((flat.size, nt))
+    hit = flat < nt
+    out[np.flatnonzero(hit), flat[hit]] = 1.0
+    return out
+
+
+def _cholesky(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batched lower Cholesky factors; responses whose matrix is not positive definite get ``ok`` False."""
+    try:
+        return np.linalg.cholesky(s), np.ones(len(s), dtype=bool)
+    except np.linalg.LinAlgError:
+        out = np.zeros_like(s)
+        ok = np.ones(len(s), dtype=bool)
+        for i in range(len(s)):
+            try:
+                out[i] = np.linalg.cholesky(s[i])
+            except np.linalg.LinAlgError:
+                ok[i] = False
+                out[i] = np.eye(s.shape[1])
+        return out, ok
+
+
+def _hessian(batch: BatchedPls, theta: np.ndarray, grad: np.ndarray, resp, reml: bool) -> np.ndarray:
+    """Forward differences of the exact gradient, symmetrised: ``(K, nt, nt)``, one batched evaluation."""
+    k, nt = theta.shape
+    hs = 1e-6 * np.maximum(1.0, np.abs(theta))
+    stack = np.repeat(theta[None], nt, axis=0)  # (nt, K, nt)
+    idx = np.arange(nt)
+    stack[idx, :, idx] += hs.T
+    _, g2, _ = batch.evaluate(stack.reshape(nt * k, nt), {key: np.concatenate([v] * nt) for key, v in resp.items()},
+                              reml=reml)
+    hess = (g2.reshape(nt, k, nt) - grad[None]) / hs.T[:, :, None]  # [j, k, i] = d g_i / d theta_j
+    hess = hess.transpose(1, 0, 2)
+    return 0.5 * (hess + hess.transpose(0, 2, 1))
+
+
+def _positive_inverse(hess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of each Hessian with its eigenvalues replaced by their absolute values (floored),
+    and whether it was positive definite already."""
+    vals, vecs = np.linalg.eigh(hess)
+    # convex, and well determined: on a ridge of the likelihood (an overparameterized covariance) the
+    # optimum is not unique and where an optimizer stops on it is lme4's BOBYQA's business
+    convex = vals.min(axis=1) > CONDITION * np.abs(vals).max(axis=1)
+    top = np.maximum(np.abs(vals).max(axis=1, keepdims=True), 1e-12)
+    vals = np.maximum(np.abs(vals), 1e-8 * top)
+    vals = np.where(np.isfinite(vals), vals, 1.0)
+    vecs = np.where(np.isfinite(vecs), vecs, 0.0)
+    return np.matmul(vecs / vals[:, None, :], vecs.transpose(0, 2, 1)), convex
+
+
+def _scaled_start(batch: BatchedPls, resp, reml: bool, start: np.ndarray) -> np.ndarray:
+    """Per response, the best of ``c * start`` over START_SCALES (deviance only, one batched call).
+
+    lme4's start (diagonal 1) is usually far above the optimum's scale, where the deviance is not
+    convex and Newton steps are cut; a scale of it closer to the optimum saves several iterations.
+    Each response's choice depends on its own deviances only.
+    """
+    k, nt = next(iter(resp.values())).shape[0], batch.nt
+    scales = np.asarray(START_SCALES)
+    trial = (scales[:, None, None] * start[None, None, :]).repeat(k, axis=1).reshape(-1, nt)
+    dev, _, _ = batch.evaluate(trial, {key: np.concatenate([v] * len(scales)) for key, v in resp.items()},
+                               reml=reml, gradient=False)
+    best = np.argmin(dev.reshape(len(scales), k), axis=0)  # ties: the larger scale (listed first)
+    return scales[best][:, None] * start[None, :]
+
+
+def column_groups(pls: PlsStructure) -> list[tuple[int, np.ndarray]]:
+    """Per column of every term's relative factor: its diagonal theta element and all its theta elements.
+
+    Negating a column of ``T`` leaves ``T T'`` unchanged, so the deviance is the same there.
+    """
+    out = []
+    for b in pls.blocks:
+        rows, cols = b.tril
+        ids = np.arange(b.theta.start, b.theta.stop)
+        for j in range(b.q):
+            out.append((int(ids[(rows == j) & (cols == j)][0]), ids[cols == j]))
+    return out
+
+
+def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, start: np.ndarray) -> BatchOptimum:
+    """Newton's method from (a multiple of) ``start`` for every response at once.
+
+    The deviance depends on theta through ``T T'`` only, so it is defined, smooth and
+    unchanged when a column of a term's ``T`` is negated: the minimum over lme4's box
+    (diagonal elements >= 0) is the unconstrained minimum with every column turned to a
+    non-negative diagonal. Newton runs unconstrained: the Hessian by forward differences of the
+    exact gradient, its eigenvalues made positive where it is not convex, steps capped at
+    ``MAX_STEP`` and cut by half until the deviance falls (Armijo), the Hessian kept once the
+    steps are short (chord iterations). A response is done when a step of a convex model is
+    shorter than ``STEP_TOL`` (Newton converges quadratically: theta is then within ~1e-9).
+    A response whose path took the diagonal element of a column with elements below it
+    negative is not settled: it went round lme4's bound, where BOBYQA may stop on the bound at
+    a (lower) boundary optimum, and lme4's answer is that one.
+    Then columns are turned, lme4's boundary check moves diagonal elements below ``1e-5`` onto 0
+    where that does not raise the deviance, and a response is settled unless it did not
+    converge or a diagonal element ends in ``[1e-5, NEAR_BOUND)``.
+
+    Examples
+    --------
+    >>> from glmmsim.fit.engines.lmm_pls import TermBlock
+    >>> rng = np.random.default_rng(0)
+    >>> codes = np.repeat(np.arange(10), 4)
+    >>> pls = PlsStructure(np.ones((40, 1)), [TermBlock(0, "g", np.ones((40, 1)), codes, 10, slice(0, 1))])
+    >>> ys = rng.normal(size=(40, 2)) + rng.normal(size=(10, 2))[codes]
+    >>> batch = BatchedPls(pls)
+    >>> opt = minimize(batch, batch.responses(ys), reml=True, start=np.ones(1))
+    >>> opt.settled.tolist(), opt.theta.shape
+    ([True, True], (2, 1))
+    """
+    k, nt = next(iter(resp.values())).shape[0], batch.nt
+    theta = _scaled_start(batch, resp, reml, np.asarray(start, dtype=np.float64))
+    dev, grad, _ = batch.evaluate(theta, resp, reml=reml)
+    evals = np.full(k, 1 + len(START_SCALES), dtype=np.int64)
+    settled = np.zeros(k, dtype=bool)
+    active = np.isfinite(dev)
+    hess_all = np.zeros((k, nt, nt))
+    # a diagonal element of a column with elements below it that turns negative: the unconstrained path went
+    # round lme4's bound (to the mirror image of the other side), where BOBYQA may stop at the bound instead
+    multi = np.array([d for d, col in batch.columns if len(col) > 1], dtype=np.int64)
+    crossed = np.zeros(k, dtype=bool)
+    reuse = np.zeros(k, dtype=bool)  # the last step went well: update the Hessian by BFGS instead of differences
+    for _ in range(MAX_ITER):
+        idx = np.flatnonzero(active)
+        if not idx.size:
+            break
+        sub = BatchedPls.subset(resp, idx)
+        th, f0, g0 = theta[idx], dev[idx], grad[idx]
+        hess = hess_all[idx]
+        fresh = np.flatnonzero(~reuse[idx])
+        if fresh.size:
+            hess[fresh] = _hessian(batch, th[fresh], g0[fresh], BatchedPls.subset(sub, fresh), reml)
+            evals[idx[fresh]] += nt
+        hinv, convex = _positive_inverse(hess)
+        step = -np.matmul(hinv, g0[:, :, None])[:, :, 0]
+        # far from the optimum the (modified) Newton step can be long: at most MAX_STEP, or half of theta's size
+        cap = np.maximum(MAX_STEP, 0.5 * np.max(np.abs(th), axis=1))
+        size = np.max(np.abs(step), axis=1)
+        step *= np.minimum(1.0, cap / np.maximum(size, 1e-300))[:, None]
+        slope = (g0 * step).sum(axis=1)
+        alpha = np.ones(len(idx))
+        pending = np.ones(len(idx), dtype=bool)
+        new_th, new_f, new_g = th.copy(), f0.copy(), g0.copy()
+        for _ in range(_MAX_HALVINGS):
+            pi = np.flatnonzero(pending)
+            if not pi.size:
+                break
+            trial = th[pi] + alpha[pi, None] * step[pi]
+            ft, gt, _ = batch.evaluate(trial, BatchedPls.subset(sub, pi), reml=reml)
+            evals[idx[pi]] += 1
+            # Armijo's sufficient decrease, up to rounding in the deviance (near the optimum the decrease
+            # a step promises falls below the deviance's last digits)
+            accept = np.isfinite(ft) & (ft <= f0[pi] + _ARMIJO * alpha[pi] * slope[pi] + _ROUNDING * np.abs(f0[pi]))
+            acc = pi[accept]
+            new_th[acc], new_f[acc], new_g[acc] = trial[accept], ft[accept], gt[accept]
+            pending[acc] = False
+            alpha[pi[~accept]] *= 0.5
+        theta[idx], dev[idx], grad[idx] = new_th, new_f, new_g
+        crossed[idx] |= np.any(new_th[:, multi] < 0.0, axis=1)
+        # a full Newton step (convex model) this short leaves theta within ~STEP_TOL^2 of the optimum
+        size = np.max(np.abs(step), axis=1)
+        small = convex & (size < STEP_TOL) & ((alpha == 1.0) | pending)
+        settled[idx[small]] = True
+        # BFGS's update of the Hessian by the step and the change of the gradient, while steps are full
+        s_k, y_k = new_th - th, new_g - g0
+        bs = np.matmul(hess, s_k[:, :, None])[:, :, 0]
+        sy, sbs = (s_k * y_k).sum(axis=1), (s_k * bs).sum(axis=1)
+        ok = (sy > 0.0) & (sbs > 0.0) & (alpha == 1.0) & convex
+        upd = hess + y_k[:, :, None] * y_k[:, None, :] / np.where(ok, sy, 1.0)[:, None, None] \
+            - bs[:, :, None] * bs[:, None, :] / np.where(ok, sbs, 1.0)[:, None, None]
+        hess_all[idx] = np.where(ok[:, None, None], upd, hess)
+        reuse[idx] = ok & (size < REUSE_STEP)
+        active[idx[small | pending]] = False
+    return _finish(batch, theta, dev, evals, settled & ~crossed, resp, reml)
+
+
+def _finish(batch: BatchedPls, theta, dev, evals, settled, resp, reml) -> BatchOptimum:
+    """Columns turned to non-negative diagonals, lme4's boundary check, the near-bound rule, the estimates."""
+    k = len(theta)
+    for diag, col in batch.columns:
+        flip = theta[:, diag] < 0.0
+        theta[np.ix_(flip, col)] *= -1.0
+    diags = np.array([d for d, _ in batch.columns])
+    td = theta[:, diags]
+    tiny = (td > 0.0) & (td < BOUNDARY_TOL)
+    rows = np.flatnonzero(tiny.any(axis=1) & settled)
+    if rows.size:
+        moved = theta[rows].copy()
+        moved[:, diags] = np.where(tiny[rows], 0.0, moved[:, diags])
+        dm, _, _ = batch.evaluate(moved, BatchedPls.subset(resp, rows), reml=reml, gradient=False)
+        take = dm <= dev[rows] + 1e-10 * np.abs(dev[rows])
+        theta[rows[take]] = moved[take]
+    td = theta[:, diags]
+    near = np.any((td >= BOUNDARY_TOL) & (td < NEAR_BOUND), axis=1)
+    settled = settled & ~near & np.isfinite(dev)
+    ok = np.flatnonzero(settled)
+    beta = np.full((k, batch.p), np.nan)
+    vcov = np.full((k, batch.p, batch.p), np.nan)
+    pwrss = np.full(k, np.nan)
+    if ok.size:
+        d2, b2, v2, p2 = batch.estimates(theta[ok], BatchedPls.subset(resp, ok), reml=reml)
+        dev[ok], beta[ok], vcov[ok], pwrss[ok] = d2, b2, v2, p2
+    return BatchOptimum(theta, dev, evals, settled, beta, vcov, pwrss)

@@ -1,0 +1,67 @@
+"""The study runner fits a task's replicates in one engine call (lmm's fit_many), one by one as a fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from glmmsim.analysis import power
+from glmmsim.fit.engines.lmm_engine import PreparedLmm
+
+from _study_models import rt_design, rt_model
+
+
+def _calls(monkeypatch) -> dict[str, int]:
+    """Count the batched calls and the one-by-one fits the runner makes."""
+    counts = {"fit_many": 0, "fit": 0}
+    many, one = PreparedLmm.fit_many, PreparedLmm.fit
+
+    def fit_many(self, ys, *, reml):
+        counts["fit_many"] += 1
+        return many(self, ys, reml=reml)
+
+    def fit(self, y, *, reml, start=None):
+        counts["fit"] += 1
+        return one(self, y, reml=reml, start=start)
+
+    monkeypatch.setattr(PreparedLmm, "fit_many", fit_many)
+    monkeypatch.setattr(PreparedLmm, "fit", fit)
+    return counts
+
+
+def test_a_task_fits_its_replicates_in_one_call_and_matches_fitting_one_by_one(monkeypatch):
+    model, design = rt_model(), rt_design(12, 8)
+    counts = _calls(monkeypatch)
+    batched = power(model, design, test="cond", nsim=20, seed=3, method="z", progress=False)
+    assert counts["fit_many"] == 1  # one serial task of 20 replicates
+    monkeypatch.setattr(PreparedLmm, "fit_many", None)  # an engine without fit_many: one by one
+    single = power(model, design, test="cond", nsim=20, seed=3, method="z", progress=False)
+    a, b = batched.simulations, single.simulations
+    assert (a["error"] == "").all() and list(a["replicate"]) == list(b["replicate"])
+    # Newton's optimum and BOBYQA's agree to BOBYQA's stopping error
+    np.testing.assert_allclose(a["estimate"], b["estimate"], atol=1e-3 * b["se"].median())
+    np.testing.assert_allclose(a["se"], b["se"], rtol=5e-3)
+    assert (a["significant"] == b["significant"]).mean() >= 0.95
+
+
+def test_a_failing_batch_call_falls_back_to_one_by_one_fits(monkeypatch):
+    model, design = rt_model(), rt_design(12, 8)
+    monkeypatch.setattr(PreparedLmm, "fit_many", None)
+    single = power(model, design, test="cond", nsim=10, seed=4, method="z", progress=False).simulations
+
+    def broken(self, ys, *, reml):
+        raise MemoryError("no room for the batch")
+
+    monkeypatch.setattr(PreparedLmm, "fit_many", broken)
+    fallback = power(model, design, test="cond", nsim=10, seed=4, method="z", progress=False).simulations
+    pd.testing.assert_frame_equal(fallback, single)  # exactly the one-by-one fits, no error rows
+    assert (fallback["error"] == "").all()
+
+
+def test_replicates_do_not_depend_on_how_a_study_is_split():
+    """Batches of 24 (serial) and of 12 (two processes) give bit-identical rows."""
+    model, design = rt_model(), rt_design(12, 8)
+    whole = power(model, design, test="cond", nsim=24, seed=5, method="z", progress=False)
+    split = power(model, design, test="cond", nsim=24, seed=5, method="z", progress=False, executor=2)
+    pd.testing.assert_frame_equal(whole.simulations, split.simulations)

@@ -89,7 +89,8 @@ class Fitter:
     def fit_many(self, ys: Sequence[Sequence[float] | np.ndarray] | np.ndarray) -> list[FitResult]:
         """Fit several responses of this design (a list, or a 2-D array with one response per row).
 
-        An engine whose prepared object has ``fit_many(ys, *, reml)`` fits them in one call;
+        An engine whose prepared object has ``fit_many(ys, *, reml)`` fits them in one call
+        (it receives an ``(n, R)`` array whose columns, each contiguous, are the responses);
         otherwise each is fitted by :meth:`fit`. Any error ends the whole call: a caller that
         needs each response's own error fits one by one after a failed batch (as studies do).
 
@@ -105,8 +106,10 @@ class Fitter:
         arrs = [self._design.check_response(y) for y in ys]
         prepared = self._prepare()
         batch = getattr(prepared, "fit_many", None)
-        if callable(batch):
-            raws = list(batch(arrs, reml=self._reml))
+        if callable(batch) and arrs:
+            stacked = np.stack(arrs)  # one response per row: the (n, R) view's columns are contiguous
+            raws = list(batch(stacked.T, reml=self._reml))
+            arrs = list(stacked)
         else:
             raws = [prepared.fit(arr, reml=self._reml) for arr in arrs]
         return [FitResult(self._design, raw, arr, self) for raw, arr in zip(raws, arrs)]

@@ -65,7 +65,7 @@ class TermDesign:
 
 @dataclass(frozen=True)
 class FitDesign:
-    """Everything an engine needs except the response: immutable, a view of one :class:`ModelDesign`.
+    """Everything an engine needs except the response: immutable, a view of one ``ModelDesign``.
 
     ``names`` resolves coefficient and term names (either spelling) to positions;
     ``source`` is the ModelDesign the columns come from (shared, not copied).
@@ -186,7 +186,7 @@ def build_design(
     levels: Mapping[str, Sequence[object]] | None = None,
     trusted_formula: bool = False,
 ) -> FitDesign:
-    """Validate the inputs, build the :class:`ModelDesign` of ``formula`` on ``data`` and view it for fitting.
+    """Validate the inputs, build the ``ModelDesign`` (``glmmsim.model.design``) of ``formula`` on ``data`` and view it for fitting.
 
     The formula's ``offset(...)`` terms are added to ``offset``, as in lme4.
 

@@ -91,7 +91,7 @@ class Fitter:
 
         An engine whose prepared object has ``fit_many(ys, *, reml)`` fits them in one call
         (it receives an ``(n, R)`` array whose columns, each contiguous, are the responses);
-        otherwise each is fitted by :meth:`fit`. Any error ends the whole call: a caller that
+        otherwise each is fitted by ``fit``. Any error ends the whole call: a caller that
         needs each response's own error fits one by one after a failed batch (as studies do).
 
         Examples

@@ -494,7 +494,7 @@ class Model:
             raise
 
     def design(self, conditions: pd.DataFrame) -> ModelDesign:
-        """The formula read against ``conditions`` once: columns, groups, offsets, trials (see :class:`ModelDesign`).
+        """The formula read against ``conditions`` once: columns, groups, offsets, trials (a ``ModelDesign``, see ``glmmsim.model.design``).
 
         Examples
         --------

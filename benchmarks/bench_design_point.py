@@ -5,8 +5,9 @@ Issue 18 item 1-2: a power point used to build its design four times (the test n
 now the point binds once and its fits view the bound model's :class:`~glmmsim.model.design.ModelDesign`.
 
 The script measures two source trees in one run, each in its own subprocess (same machine, same
-moment): ``--before`` (default ``/work/wt/base/src``, the starting commit) and ``--after`` (this
-checkout's ``src``). For each it prints
+moment): ``--before`` (a ``src/`` folder, or a git revision whose ``src/`` is taken by ``git
+archive``; default cca9c68, the commit before the change) and ``--after`` (this checkout's ``src``).
+For each it prints
 
 1. design builds per power point (serial run): calls that materialise the fixed part of a formula
    (``model_columns`` of the fixed part or of the analysis formula), the random terms' columns and
@@ -30,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -170,7 +172,7 @@ def run_tree(src: str, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", default="/work/wt/base/src")
+    parser.add_argument("--before", default="cca9c68", help="a src/ folder or a git revision")
     parser.add_argument("--after", default=str(HERE / "src"))
     parser.add_argument("--nsim", type=int, default=30, help="replicates per timed power() call")
     parser.add_argument("--rounds", type=int, default=3)
@@ -180,7 +182,14 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    trees = {"before": run_tree(args.before, args), "after": run_tree(args.after, args)}
+    with tempfile.TemporaryDirectory() as tmp:
+        before = args.before
+        if not Path(before).is_dir():  # a revision: its src/ unpacked from git
+            archive = subprocess.run(["git", "-C", str(HERE), "archive", before, "src"], check=True,
+                                     capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+            before = str(Path(tmp) / "src")
+        trees = {"before": run_tree(before, args), "after": run_tree(args.after, args)}
     b, a = trees["before"], trees["after"]
     print(f"{FORMULA}; engine glmm; load average {os.getloadavg()[0]:.1f}")
     print(f"{'':46}{'before':>12}{'after':>12}{'after/before':>14}")

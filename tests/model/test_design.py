@@ -67,3 +67,14 @@ def test_a_formula_offset_reaches_the_fit(data):
     with_offset = glmmsim.fit(m.formula, sim, family="poisson", engine="glmm")
     explicit = glmmsim.fit("y ~ x + (1 | g)", sim, family="poisson", engine="glmm", offset=np.log(data["t"]))
     np.testing.assert_allclose(with_offset.fixed["estimate"], explicit.fixed["estimate"], rtol=1e-8)
+
+
+def test_prepare_on_a_bound_model_fits_from_the_design_it_simulates_from(data):
+    m = glmmsim.Model("y ~ x + (1 | g)", fixed={"Intercept": 1, "x": 0.5}, random={"g": 0.5}, sigma=1, seed=3)
+    bound = m.bind(data)
+    fitter = glmmsim.fit.prepare(m.formula, bound)
+    assert fitter.design.source is bound.design
+    y = bound.simulate_response(seed=2)
+    rebuilt = glmmsim.fit.prepare(m.formula, data)
+    assert fitter.design.source is not rebuilt.design.source
+    assert fitter.fit(y).loglik == rebuilt.fit(y).loglik

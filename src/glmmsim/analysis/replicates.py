@@ -160,7 +160,8 @@ class PointJob:
     """Everything a worker needs for one design point (pickled into each of its tasks).
 
     ``measure`` is called with each replicate's :class:`~glmmsim.fit.FitResult`; its value is
-    the record's ``measure.name`` entry (``tests`` for power, ``parameters`` for recovery).
+    the record's ``measure.name`` entry (``tests`` for power, ``parameters`` for recovery;
+    ``measure`` for a callable without a name).
     Whatever it raises makes that replicate a failed one. It must pickle (a module-level
     function or a frozen dataclass) to run on a process pool or Dask.
     """
@@ -180,6 +181,11 @@ class PointJob:
     fallback: str | None = None  # engine that refits a replicate the main engine failed on
     label: str = ""  # the point as a reader names it ("subjects=120"), for messages
     seed_path: str = ""  # how the point's seed tree is reached from the root, for messages
+
+    @property
+    def measure_name(self) -> str:
+        """The record entry the measurement fills: its ``name`` (``tests``, ``parameters``), else ``measure``."""
+        return str(getattr(self.measure, "name", "measure"))
 
     @property
     def key_names(self) -> list[str]:
@@ -262,28 +268,38 @@ def run_task(task: Task) -> list[dict]:
     job = task.job
     state = point_state(job)
     fitter = state.fitter  # set-up errors (an engine or R missing) stop the study here, not per replicate
-    bases = {r: {"point": job.point, "replicate": r} for r in task.replicates}
-    out: dict[int, dict] = {}
-    ys: dict[int, np.ndarray] = {}
-    for r in task.replicates:
-        try:
-            seeds = job.tree.replicate(r)
-            ys[r] = state.bound.simulate_response(seeds.noise, population=seeds.population)
-        except Exception as exc:  # noqa: BLE001 - a family that cannot draw this replicate: data, not the end
-            out[r] = _failed(bases[r], exc, "")
-    fits = _fit_batch(fitter, list(ys.values()))
-    for i, (r, y) in enumerate(ys.items()):
-        out[r] = _replicate(job, state, y, bases[r], None if fits is None else fits[i])
-    return [out[r] for r in task.replicates]
+    if not fitter.fits_in_batches:  # one response in memory at a time
+        out = []
+        for r in task.replicates:
+            y = _simulate(job, state, r)
+            out.append(y if isinstance(y, dict) else _replicate(job, state, y, _base(job, r), None))
+        return out
+    drawn = {r: _simulate(job, state, r) for r in task.replicates}
+    ys = {r: y for r, y in drawn.items() if not isinstance(y, dict)}
+    fits = dict(zip(ys, _fit_batch(fitter, list(ys.values())) or [None] * len(ys)))
+    return [y if isinstance(y, dict) else _replicate(job, state, y, _base(job, r), fits[r]) for r, y in drawn.items()]
+
+
+def _base(job: PointJob, r: int) -> dict:
+    return {"point": job.point, "replicate": r}
+
+
+def _simulate(job: PointJob, state: PointState, r: int) -> np.ndarray | dict:
+    """Replicate ``r``'s response, or its failed record when the family cannot draw it."""
+    try:
+        seeds = job.tree.replicate(r)
+        return state.bound.simulate_response(seeds.noise, population=seeds.population)
+    except Exception as exc:  # noqa: BLE001 - a family that cannot draw this replicate: data, not the end
+        return _failed(_base(job, r), exc, "")
 
 
 def _fit_batch(fitter: Fitter, ys: list[np.ndarray]) -> list[FitResult] | None:
-    """All responses fitted in one engine call where the engine can; None means fit them one by one.
+    """All responses fitted in one engine call (``Fitter.fit_many``); None means fit them one by one.
 
     One by one is how each replicate keeps its own error and warnings: a batch that raises
     or warns is dropped and fitted again replicate by replicate.
     """
-    if len(ys) < 2 or not fitter.fits_in_batches:
+    if len(ys) < 2:
         return None
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -335,7 +351,7 @@ def _fit_and_record(job: PointJob, fitter: Any, y: np.ndarray, base: dict, fitte
         engine_version=str(res.engine_version or ""),
     )
     try:
-        record[job.measure.name] = job.measure(res)
+        record[job.measure_name] = job.measure(res)
     # FitResult builds its tables lazily from the engine's raw output (any registered engine's):
     # a malformed one (or a user's measure) fails here, and makes this replicate a failed one
     except Exception as exc:  # noqa: BLE001

@@ -16,7 +16,6 @@ import reprlib
 import numbers
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -41,13 +40,8 @@ from .families import Family, get_family
 from .formula import parse_formula
 from .formula_safety import check_formula
 from .matrices import (
-    Columns,
-    Grouping,
-    check_columns_present,
     expression_variables,
-    grouping,
     model_columns,
-    offset_values,
     split_offsets,
     stateful_transforms,
 )
@@ -475,7 +469,6 @@ class Model:
     def _covariances(self, conditions: pd.DataFrame | None) -> dict[str, list[TermCovariance]]:
         frame = conditions if conditions is not None else self._levels_frame()
         per_factor = self._term_coefs(frame)
-        names = [n for coefs in per_factor.values() for term in coefs for n in term]
         # levels of categorical columns, to accept lme4's sum-contrast names (cond1) in random
         levels = find_levels(frame, self._predictor_columns(), self._levels) if frame is not None else self._levels
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from glmmsim.analysis import power
 from glmmsim.fit.engines.lmm_engine import PreparedLmm

@@ -145,17 +145,17 @@ def test_serial_and_process_pool_give_identical_replicates(small_rt):
 def test_common_random_numbers_along_a_curve():
     """The 10-subject point's subjects and trials are the first 10 of the 20-subject point's."""
     from glmmsim.analysis.power import plan_point
-    from glmmsim.analysis.replicates import _PointState, new_token
-    from glmmsim.analysis._backends import seed_tree
+    from glmmsim.analysis.replicates import PointState, new_token
+    from glmmsim.seeding import SeedTree
 
-    model, tree, token = rt_model(), seed_tree(7), new_token()
+    model, tree, token = rt_model(), SeedTree(7), new_token()
     small, large = (
         plan_point(model, rt_design(n, 6), point=i, token=token, tree=tree, test="cond", method="auto",
                              engine="glmm", fit_formula=None, key=None, reml=None)
         for i, n in enumerate((10, 20))
     )
     seeds = tree.replicate(3)
-    ys = [_PointState(j).bound.simulate_response(seeds.noise, population=seeds.population) for j in (small, large)]
+    ys = [PointState(j).bound.simulate_response(seeds.noise, population=seeds.population) for j in (small, large)]
     a = small.conditions.assign(rt=ys[0])
     b = large.conditions.assign(rt=ys[1])
     merged = a.merge(b, on=["subject", "item", "cond"], suffixes=("_small", "_large"))

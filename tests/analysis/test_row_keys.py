@@ -8,7 +8,7 @@ import pandas as pd
 import glmmsim
 from glmmsim import power, power_curve, recovery
 from glmmsim.analysis.power import plan_point
-from glmmsim.analysis.replicates import _PointState, new_token, row_key
+from glmmsim.analysis.replicates import PointState, new_token, row_key
 from glmmsim.randomness import SeedTree
 
 from ._study_models import fromscratch, rt_design, rt_model
@@ -50,8 +50,8 @@ def test_occurrence_numbers_keep_common_random_numbers_along_a_curve():
     small, large = (plan_point(model, _effect_coded(n, 5), point=i, token=token, tree=tree, test="c", method="auto",
                                engine="glmm", fit_formula=None, key=None, reml=None) for i, n in enumerate((6, 10)))
     seeds = tree.replicate(0)
-    y_small = _PointState(small).bound.simulate_response(seeds.noise, population=seeds.population)
-    y_large = _PointState(large).bound.simulate_response(seeds.noise, population=seeds.population)
+    y_small = PointState(small).bound.simulate_response(seeds.noise, population=seeds.population)
+    y_large = PointState(large).bound.simulate_response(seeds.noise, population=seeds.population)
     np.testing.assert_array_equal(y_small, y_large[: len(y_small)])
 
 

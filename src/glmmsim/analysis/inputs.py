@@ -1,4 +1,4 @@
-"""Inputs shared by the studies (power, recovery): conditions, declared levels, coefficient names."""
+"""Inputs shared by the studies (power, recovery): the conditions frame, and how rates are printed."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputTypeError, ParameterError
-from ..model.formula import parse_formula
-from ..model.matrices import model_columns
 
-__all__ = ["conditions_frame", "model_levels", "coefficient_names", "percent"]
+__all__ = ["conditions_frame", "percent"]
 
 
 def conditions_frame(conditions: Any, argname: str = "conditions") -> pd.DataFrame:
@@ -24,19 +22,6 @@ def conditions_frame(conditions: Any, argname: str = "conditions") -> pd.DataFra
     if data.empty:
         raise ParameterError(f"{argname} has no rows: nothing to simulate")
     return data
-
-
-def model_levels(model: Any) -> dict:
-    """The declared levels of the model's categorical predictors (empty when none)."""
-    return dict(getattr(model, "levels", None) or {})
-
-
-def coefficient_names(formula: str, conditions: pd.DataFrame, model: Any) -> tuple[str, ...]:
-    """Fixed-effect coefficient names of ``formula`` on ``conditions`` (formulaic spelling)."""
-    # the model's own formula keeps the model's trust; any other analysis formula is checked
-    trusted = formula == getattr(model, "formula", None) and bool(getattr(model, "trusted_formula", False))
-    fixed = parse_formula(formula).fixed
-    return model_columns(fixed, conditions, model_levels(model), "the analysis formula", trusted=trusted).names
 
 
 def percent(x: float) -> str:

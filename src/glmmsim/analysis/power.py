@@ -24,6 +24,7 @@ import itertools
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -32,15 +33,17 @@ import pandas as pd
 from .. import __version__
 from ..errors import InputTypeError, ParameterError, SystematicFailureError, format_names
 from ..limits import check_limit
-from ..model.names import categorical_levels
-from ..randomness.seeds import SeedLike
-from ._backends import resolve_engine, seed_tree
+from ..execution import worker_cache
+from ..fit.protocol import resolve_engine
+from ..model.design import build_model_design
+from ..randomness.seeds import SeedLike, SeedTree
 from .checkpoint import Checkpoint, describe_study
 from ..lme4.summary import describe_design, describe_model
 from .tested_terms import Hypothesis, choose_method, resolve_tests, term_of
-from .inputs import coefficient_names, conditions_frame, model_levels, percent
+from .inputs import conditions_frame, percent
 from .intervals import clopper_pearson
-from .replicates import TEST_COLUMNS, FailurePolicy, PointJob, check_point, new_token, row_key, run_study
+from .replicates import (TEST_COLUMNS, FailurePolicy, PointJob, PointState, TestMeasure, new_token, row_key,
+                         run_study)
 
 __all__ = ["power", "power_curve", "PowerResult", "PowerCurve", "FAILURE_POLICIES"]
 
@@ -75,8 +78,12 @@ def effect_names(model: Any, conditions: pd.DataFrame, fit_formula: str | None =
     >>> effect_names(m, pd.DataFrame({"cond": ["a", "b"], "x": [0.0, 1.0], "g": ["u", "v"]}))
     (['cond[T.b]', 'x', 'cond[T.b]:x'], ['cond', 'x', 'cond:x'])
     """
-    names = coefficient_names(fit_formula or model.formula, conditions, model)
-    coefficients = [n for n in names if n != "Intercept"]
+    if fit_formula is None or fit_formula == model.formula:
+        names = model.design(conditions).names
+    else:
+        names = build_model_design(fit_formula, conditions, family=model.family,
+                                   levels=getattr(model, "levels", None) or None).names
+    coefficients = [n for n in names.names if n != "Intercept"]
     return coefficients, list(dict.fromkeys(term_of(n) for n in coefficients))
 
 
@@ -106,27 +113,23 @@ def plan_point(
     fit_formula: str | None,
     key: Sequence[str] | None,
     reml: bool | None,
-    record: str = "tests",
+    measure: Callable[[Any], Any] | None = None,
     fallback: str | None = None,
     label: str = "",
     seed_path: str = "",
 ) -> PointJob:
-    """Validate one design point and describe its work for the workers."""
+    """Validate one design point and describe its work for the workers.
+
+    The model is bound to the point's rows here, once (bad input fails before any work);
+    this process's workers reuse that binding and its design. ``measure`` is what each
+    replicate records of its fit: power's tests (``None``, from ``test`` and ``method``) or
+    another callable of the :class:`~glmmsim.fit.FitResult` (recovery's parameters).
+    """
     if not hasattr(model, "formula") or not hasattr(model, "family"):
         raise InputTypeError(f"model must be a glmmsim.Model (the assumed truth); got {type(model).__name__}")
     formula = fit_formula or model.formula
     family = model.family
     engine = resolve_engine(engine, family.name, family.link.name)
-    hypotheses: tuple[Hypothesis, ...] = ()
-    if record == "tests":
-        names = coefficient_names(formula, conditions, model)
-        levels = {**categorical_levels(conditions), **model_levels(model)}
-        found = resolve_tests(test, names, levels)
-        hypotheses = tuple(
-            Hypothesis(h.label, h.coefficients, choose_method(method, len(h.coefficients), family=family.name,
-                                                              link=family.link.name, engine=engine))
-            for h in found
-        )
     occurrence = False
     if key is None:
         key_cols, occurrence = row_key(model, conditions)
@@ -138,10 +141,18 @@ def plan_point(
                                  f"{format_names(conditions.columns)}")
     fit_kwargs = {"family": family.name, "link": family.link.name, "trials": model.trials, "engine": engine,
                   "reml": reml}
+    job = PointJob(token, point, model, conditions, key_cols, formula, fit_kwargs, (), measure or TestMeasure(()),
+                   tree, occurrence=occurrence, fallback=fallback, label=label, seed_path=seed_path)
+    state = PointState(job)  # the point's one binding and design in this process
+    if measure is None:
+        hypotheses = tuple(
+            Hypothesis(h.label, h.coefficients, choose_method(method, len(h.coefficients), family=family.name,
+                                                              link=family.link.name, engine=engine))
+            for h in resolve_tests(test, state.design.names)
+        )
+        job = replace(job, hypotheses=hypotheses, measure=TestMeasure(hypotheses))
     _check_fallback(fallback, engine)
-    job = PointJob(token, point, model, conditions, key_cols, formula, fit_kwargs, hypotheses, record, tree,
-                   occurrence=occurrence, fallback=fallback, label=label, seed_path=seed_path)
-    check_point(job)
+    worker_cache((token, point), lambda: state)  # a serial run's worker is this process: it binds no more
     return job
 
 
@@ -532,7 +543,7 @@ def power(
     policy = FailurePolicy(max_failure_rate, failure_window)
     data = conditions_frame(conditions)
     _require_test(test, model, data, fit_formula, "power")
-    tree = seed_tree(seed)
+    tree = SeedTree(seed)
     job = plan_point(model, data, point=0, token=new_token(), tree=tree, test=test, method=method, engine=engine,
                      fit_formula=fit_formula, key=key, reml=reml, fallback=fallback_engine, seed_path=seed_path(seed))
     store = Checkpoint(checkpoint, describe_study("power", [job])) if checkpoint is not None else None
@@ -655,7 +666,7 @@ def power_curve(
             f"{format_names(sorted(model_names or []))})"
         )
     token = new_token()
-    root = seed_tree(seed)
+    root = SeedTree(seed)
     jobs = []
     for i, values in enumerate(grid):
         data = conditions_frame(_call_with(design, values, design_names) if design_names != set() else design, "design")

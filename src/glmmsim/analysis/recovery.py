@@ -34,13 +34,12 @@ from scipy import stats
 from .. import __version__
 from ..limits import check_limit
 from ..errors import ParameterError
-from ..model.names import categorical_levels, lme4_name, match_keys
-from ..randomness.seeds import SeedLike
-from ._backends import seed_tree
+from ..model.names import lme4_name, match_keys
+from ..randomness.seeds import SeedLike, SeedTree
 from ..lme4.summary import describe_design, describe_model
-from .inputs import coefficient_names, conditions_frame, model_levels, percent
+from .inputs import conditions_frame, percent
 from .power import plan_point, seed_path
-from .replicates import FailurePolicy, new_token, run_study
+from .replicates import FailurePolicy, ParameterMeasure, PointState, new_token, point_state, run_study
 
 __all__ = ["recovery", "RecoveryResult", "parameter_name"]
 
@@ -65,16 +64,16 @@ def _canonical(kind: str, factor: str, names: tuple[str, ...], levels: dict) -> 
     return (kind, factor, spelled)
 
 
-def _truth(model: Any, conditions: pd.DataFrame, formula: str) -> dict[tuple, float]:
-    levels = {**categorical_levels(conditions), **model_levels(model)}
+def _truth(model: Any, state: PointState) -> dict[tuple, float]:
+    """Every parameter's true value, keyed spelling-free, from the point's designs (nothing is read again)."""
+    levels = state.design.levels
     out: dict[tuple, float] = {}
-    fit_names = coefficient_names(formula, conditions, model)
-    true_names = coefficient_names(model.formula, conditions, model)
+    true_names = state.bound.design.fixed.names
     fixed = match_keys(model.fixed, true_names, "fixed", levels)
-    for name in fit_names:
+    for name in state.design.fixed_names:
         # a coefficient the truth lacks is truly zero (an analysis model that over-fits)
         out[_canonical("fixed", "", (name,), levels)] = float(fixed.get(name, 0.0))
-    for factor, (coefs, sd, corr) in model.covariance(conditions).items():
+    for factor, (coefs, sd, corr) in _covariances(state.bound.terms).items():
         for c, s in zip(coefs, sd):
             out[_canonical("sd", factor, (c,), levels)] = float(s)
         for i in range(len(coefs)):
@@ -84,6 +83,24 @@ def _truth(model: Any, conditions: pd.DataFrame, formula: str) -> dict[tuple, fl
     for name, value in family.params.items():
         kind = "sigma" if name == "sigma" else "family"
         out[_canonical(kind, "", (name,), levels)] = float(value)
+    return out
+
+
+def _covariances(terms: Any) -> dict[str, tuple[list[str], np.ndarray, np.ndarray]]:
+    """Per factor: coefficients, SDs and correlations of its terms together (0 between terms)."""
+    per_factor: dict[str, list[Any]] = {}
+    for bt in terms:
+        per_factor.setdefault(bt.term.factor, []).append(bt.cov)
+    out = {}
+    for factor, covs in per_factor.items():
+        coefs = [c for cov in covs for c in cov.coefs]
+        corr = np.zeros((len(coefs), len(coefs)))
+        start = 0
+        for cov in covs:
+            k = len(cov.coefs)
+            corr[start:start + k, start:start + k] = cov.corr
+            start += k
+        out[factor] = (coefs, np.concatenate([cov.sd for cov in covs]), corr)
     return out
 
 
@@ -211,17 +228,17 @@ def recovery(
         raise ParameterError(f"level must be a number between 0 and 1; got {level!r}")
     data = conditions_frame(conditions)
     policy = FailurePolicy(max_failure_rate, failure_window)
-    job = plan_point(model, data, point=0, token=new_token(), tree=seed_tree(seed), test=None, method="auto",
-                     engine=engine, fit_formula=fit_formula, key=key, reml=reml, record="parameters",
+    job = plan_point(model, data, point=0, token=new_token(), tree=SeedTree(seed), test=None, method="auto",
+                     engine=engine, fit_formula=fit_formula, key=key, reml=reml, measure=ParameterMeasure(),
                      fallback=fallback_engine, seed_path=seed_path(seed))
     records = run_study([job], nsim, executor=executor, progress=progress, policy=policy)
     return _summarise(records, job, level)
 
 
 def _summarise(records: list[dict], job: Any, level: float) -> RecoveryResult:
-    conditions = job.conditions
-    levels = {**categorical_levels(conditions), **model_levels(job.model)}
-    truth = _truth(job.model, conditions, job.fit_formula)
+    state = point_state(job)
+    levels = state.design.levels
+    truth = _truth(job.model, state)
     sims = pd.DataFrame(
         [{k: r.get(k, "") for k in ("replicate", "converged", "singular", "warned", "warnings", "error", "error_type",
                                      "engine")} for r in records]

@@ -28,11 +28,13 @@ import pandas as pd
 from ..errors import ParameterError, SystematicFailureError
 from ..limits import check_limit
 from ..execution import batch_size, batches, resolve_executor, worker_cache
-from ._backends import bind, prepare_fit
+from ..fit.design import FitDesign, build_design, fit_design
+from ..fit.prepare import Fitter
+from ..fit.result import FitResult
 from .tested_terms import Hypothesis
 
-__all__ = ["PointJob", "Task", "run_task", "run_study", "identifying_columns", "row_key", "keyed_conditions",
-           "FailurePolicy", "TEST_COLUMNS", "OCCURRENCE"]
+__all__ = ["PointJob", "PointState", "Task", "run_task", "run_study", "identifying_columns", "row_key",
+           "keyed_conditions", "FailurePolicy", "TEST_COLUMNS", "OCCURRENCE", "TestMeasure", "ParameterMeasure"]
 
 TEST_COLUMNS = ["estimate", "se", "df", "statistic", "p"]
 _LABEL_KINDS = "OSUbiu"  # object, str, unicode, bool, int, uint: columns that identify rather than measure
@@ -122,9 +124,47 @@ def _is_label(series: pd.Series) -> bool:
     return isinstance(series.dtype, pd.CategoricalDtype) or series.dtype.kind in _LABEL_KINDS or series.dtype == "string"
 
 
+# --------------------------------------------------------------------------------------
+# what a replicate measures on its fit
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestMeasure:
+    """Power's measurement: each hypothesis tested on the fit, one row of :data:`TEST_COLUMNS` per test.
+
+    A test that cannot be computed on this fit is data (its ``error``), not a failed replicate.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    hypotheses: tuple[Hypothesis, ...]
+    name: str = "tests"
+
+    def __call__(self, fit: FitResult) -> list[dict]:
+        return [_test(fit, h) for h in self.hypotheses]
+
+
+@dataclass(frozen=True)
+class ParameterMeasure:
+    """Recovery's measurement: every estimated parameter as ``(kind, factor, names, estimate, se, df)``."""
+
+    name: str = "parameters"
+
+    def __call__(self, fit: FitResult) -> list[tuple]:
+        return _parameters(fit)
+
+
 @dataclass(frozen=True)
 class PointJob:
-    """Everything a worker needs for one design point (pickled into each of its tasks)."""
+    """Everything a worker needs for one design point (pickled into each of its tasks).
+
+    ``measure`` is called with each replicate's :class:`~glmmsim.fit.FitResult`; its value is
+    the record's ``measure.name`` entry (``tests`` for power, ``parameters`` for recovery;
+    ``measure`` for a callable without a name).
+    Whatever it raises makes that replicate a failed one. It must pickle (a module-level
+    function or a frozen dataclass) to run on a process pool or Dask.
+    """
 
     token: str
     point: int
@@ -134,13 +174,18 @@ class PointJob:
     fit_formula: str
     fit_kwargs: dict
     hypotheses: tuple[Hypothesis, ...]
-    record: str  # "tests" (power) or "parameters" (recovery)
+    measure: Callable[[FitResult], Any]
     tree: Any
     level: float = 0.95
     occurrence: bool = False  # repeats within the key are told apart by their occurrence number
     fallback: str | None = None  # engine that refits a replicate the main engine failed on
     label: str = ""  # the point as a reader names it ("subjects=120"), for messages
     seed_path: str = ""  # how the point's seed tree is reached from the root, for messages
+
+    @property
+    def measure_name(self) -> str:
+        """The record entry the measurement fills: its ``name`` (``tests``, ``parameters``), else ``measure``."""
+        return str(getattr(self.measure, "name", "measure"))
 
     @property
     def key_names(self) -> list[str]:
@@ -165,91 +210,112 @@ class Task:
         return f"batch of {where}, replicates {reps[0]}-{reps[-1]}" if reps else f"empty batch of {where}"
 
 
-class _PointState:
-    """What a worker builds once per design point: the bound model and the prepared fitter(s)."""
+class PointState:
+    """What one process builds once per design point: the bound model, its fit design, the fitter(s).
+
+    The model is bound to the point's rows once (one :class:`~glmmsim.model.design.ModelDesign`);
+    the fit design is a view of it when the analysis formula is the model's (else the analysis
+    formula's own design); the fitter is prepared on first use, so the process that plans a
+    study never starts an engine it does not fit with.
+    """
 
     def __init__(self, job: PointJob) -> None:
         frame, key = keyed_conditions(job.conditions, job.key or (), job.occurrence)
-        self.bound = bind(job.model, frame, key if job.key else None)
-        self.fitter = prepare_fit(job.fit_formula, job.conditions, **job.fit_kwargs)
+        self.bound = job.model.bind(frame, key=key if job.key else None)
+        self.design = _fit_design(job, self.bound, frame)
         self._job = job
-        self._fallback: Any = None
+        self._fitter: Fitter | None = None
+        self._fallback: Fitter | None = None
 
     @property
-    def fallback(self) -> Any:
+    def fitter(self) -> Fitter:
+        """The point's fitter, prepared on first use (a missing engine fails here, before any replicate)."""
+        if self._fitter is None:
+            self._fitter = Fitter.for_design(self.design, self._job.fit_kwargs["engine"], self._job.fit_kwargs["reml"])
+        return self._fitter
+
+    @property
+    def fallback(self) -> Fitter | None:
         """The fallback engine's fitter, prepared on first use (an R process starts only if needed)."""
         if self._fallback is None and self._job.fallback:
-            self._fallback = prepare_fit(self._job.fit_formula, self._job.conditions,
-                                         **{**self._job.fit_kwargs, "engine": self._job.fallback})
+            self._fallback = Fitter.for_design(self.design, self._job.fallback, self._job.fit_kwargs["reml"])
         return self._fallback
 
     def close(self) -> None:
-        for fitter in (self.fitter, self._fallback):
+        for fitter in (self._fitter, self._fallback):
             close = getattr(fitter, "close", None)
             if callable(close):
                 close()
 
 
+def _fit_design(job: PointJob, bound: Any, frame: pd.DataFrame) -> FitDesign:
+    """The design the point's replicates are fitted on: the bound model's own unless the analysis differs."""
+    model, trials = job.model, job.fit_kwargs.get("trials")
+    if job.fit_formula == model.formula:  # the truth's design, viewed for fitting: nothing is read again
+        return fit_design(bound.design, frame, trials=trials)
+    # a different analysis model is read once here; a formula other than the model's own is always checked
+    return build_design(job.fit_formula, job.conditions, family=model.family, trials=trials,
+                        levels=getattr(model, "levels", None) or None)
+
+
+def point_state(job: PointJob) -> PointState:
+    """This process's state of the job's point, built on first use and kept in the worker cache."""
+    return worker_cache((job.token, job.point), lambda: PointState(job))
+
+
 def run_task(task: Task) -> list[dict]:
     """Run one batch; returns one record per replicate (module-level, so it pickles)."""
     job = task.job
-    state = worker_cache((job.token, job.point), lambda: _PointState(job))
-    fitted = _fit_together(state, task.replicates)
-    return [_replicate(job, state, r, fitted.get(r)) for r in task.replicates]
-
-
-def _fit_together(state: _PointState, replicates: Sequence[int]) -> dict[int, Any]:
-    """The batch's responses fitted in one engine call where the engine has one (lmm), by replicate.
-
-    Empty when the engine fits one by one, the call raises or warns: each replicate is then
-    simulated and fitted alone by :func:`_replicate`, so a failure stays the failing replicate's.
-    A replicate whose response cannot be drawn maps to the exception.
-    """
-    try:
-        prepared = state.fitter._prepare()
-    except Exception:  # noqa: BLE001 - not a Fitter, or its engine cannot start here: _replicate reports it
-        return {}
-    if len(replicates) < 2 or not callable(getattr(prepared, "fit_many", None)):
-        return {}
-    job, ys, out = state._job, {}, {}
-    for r in replicates:
-        try:
-            seeds = job.tree.replicate(r)
-            ys[r] = state.bound.simulate_response(seeds.noise, population=seeds.population)
-        except Exception as exc:  # noqa: BLE001 - a replicate that cannot be drawn: its row says why
-            out[r] = exc
-    if len(ys) < 2:
+    state = point_state(job)
+    fitter = state.fitter  # set-up errors (an engine or R missing) stop the study here, not per replicate
+    if not fitter.fits_in_batches:  # one response in memory at a time
+        out = []
+        for r in task.replicates:
+            y = _simulate(job, state, r)
+            out.append(y if isinstance(y, dict) else _replicate(job, state, y, _base(job, r), None))
         return out
+    drawn = {r: _simulate(job, state, r) for r in task.replicates}
+    ys = {r: y for r, y in drawn.items() if not isinstance(y, dict)}
+    fits = dict(zip(ys, _fit_batch(fitter, list(ys.values())) or [None] * len(ys)))
+    return [y if isinstance(y, dict) else _replicate(job, state, y, _base(job, r), fits[r]) for r, y in drawn.items()]
+
+
+def _base(job: PointJob, r: int) -> dict:
+    return {"point": job.point, "replicate": r}
+
+
+def _simulate(job: PointJob, state: PointState, r: int) -> np.ndarray | dict:
+    """Replicate ``r``'s response, or its failed record when the family cannot draw it."""
+    try:
+        seeds = job.tree.replicate(r)
+        return state.bound.simulate_response(seeds.noise, population=seeds.population)
+    except Exception as exc:  # noqa: BLE001 - a family that cannot draw this replicate: data, not the end
+        return _failed(_base(job, r), exc, "")
+
+
+def _fit_batch(fitter: Fitter, ys: list[np.ndarray]) -> list[FitResult] | None:
+    """All responses fitted in one engine call (``Fitter.fit_many``); None means fit them one by one.
+
+    One by one is how each replicate keeps its own error and warnings: a batch that raises
+    or warns is dropped and fitted again replicate by replicate.
+    """
+    if len(ys) < 2:
+        return None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            results = state.fitter.fit_many(np.column_stack(list(ys.values())))
-    except Exception:  # noqa: BLE001 - one by one, so that a failure is the failing replicate's
-        return {}
-    if caught:  # a warning would not say which replicate it is about: one by one, where it does
-        return {}
-    return out | {r: (y, res) for (r, y), res in zip(ys.items(), results)}
+            fits = fitter.fit_many(np.column_stack(ys))
+    except Exception:  # noqa: BLE001 - the failing replicate is found, and recorded, one by one
+        return None
+    return None if caught or len(fits) != len(ys) else fits
 
 
-def _replicate(job: PointJob, state: _PointState, r: int, fitted: Any = None) -> dict:
-    """One replicate's record; ``fitted`` is its (response, fit) or draw failure from :func:`_fit_together`."""
-    record: dict[str, Any] = {"point": job.point, "replicate": r}
-    if isinstance(fitted, Exception):
-        return _failed(record, fitted, "")
-    if fitted is not None:
-        y, res = fitted
-        main = _fit_and_record(job, state.fitter, y, record, res)
-    else:
-        try:
-            seeds = job.tree.replicate(r)
-            y = state.bound.simulate_response(seeds.noise, population=seeds.population)
-        except Exception as exc:  # noqa: BLE001 - a family that cannot draw this replicate: data, not the end
-            return _failed(record, exc, "")
-        main = _fit_and_record(job, state.fitter, y, record)
+def _replicate(job: PointJob, state: PointState, y: np.ndarray, base: dict, fitted: FitResult | None) -> dict:
+    main = _fit_and_record(job, state.fitter, y, base, fitted)
     if not _has_error(main) or not job.fallback:
         return main
     try:
-        alt = _fit_and_record(job, state.fallback, y, record)
+        alt = _fit_and_record(job, state.fallback, y, base)
     except Exception as exc:  # noqa: BLE001 - the fallback engine cannot be set up here: keep the main row
         main["warnings"] = _join([main["warnings"], f"fallback engine {job.fallback!r} unavailable: {_message(exc)}"])
         return main
@@ -261,36 +327,33 @@ def _replicate(job: PointJob, state: _PointState, r: int, fitted: Any = None) ->
     return alt
 
 
-def _fit_and_record(job: PointJob, fitter: Any, y: np.ndarray, base: dict, res: Any = None) -> dict:
-    """Fit ``y`` (unless ``res`` is its fit already) and record the fit and its tests."""
+def _fit_and_record(job: PointJob, fitter: Any, y: np.ndarray, base: dict, fitted: FitResult | None = None) -> dict:
     record = dict(base)
     record["engine"] = str(getattr(fitter, "engine", "") or job.fit_kwargs.get("engine", ""))
     caught: list = []
-    try:
-        if res is None:
+    if fitted is None:
+        try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                res = fitter.fit(y)
-    except Exception as exc:  # noqa: BLE001 - a failed fit is data, whatever the engine raised
-        return _failed(record, exc, record["engine"])
-    notes = [*map(str, getattr(res, "warnings", []) or []), *(str(w.message) for w in caught)]
+                fitted = fitter.fit(y)
+        except Exception as exc:  # noqa: BLE001 - a failed fit is data, whatever the engine raised
+            return _failed(record, exc, record["engine"])
+    res = fitted
+    notes = [*map(str, res.warnings or []), *(str(w.message) for w in caught)]
     record.update(
-        converged=bool(getattr(res, "converged", True)),
-        singular=bool(getattr(res, "singular", False)),
-        warned=bool(getattr(res, "warned", False)),
+        converged=bool(res.converged),
+        singular=bool(res.singular),
+        warned=bool(res.warned),
         warnings=_join(notes),
         error="",
         error_type="",
-        engine=record["engine"] or str(getattr(res, "engine", "") or ""),  # the engine the study asked for
-        engine_version=str(getattr(res, "engine_version", "") or ""),
+        engine=record["engine"] or str(res.engine or ""),  # the engine the study asked for
+        engine_version=str(res.engine_version or ""),
     )
-    if job.record == "tests":
-        record["tests"] = [_test(res, h) for h in job.hypotheses]
-        return record
     try:
-        record["parameters"] = _parameters(res)
+        record[job.measure_name] = job.measure(res)
     # FitResult builds its tables lazily from the engine's raw output (any registered engine's):
-    # a malformed one fails here, and makes this replicate a failed one rather than end the study
+    # a malformed one (or a user's measure) fails here, and makes this replicate a failed one
     except Exception as exc:  # noqa: BLE001
         record.update(converged=False, error=_message(exc), error_type=type(exc).__name__)
     return record
@@ -322,14 +385,14 @@ def _test(res: Any, h: Hypothesis) -> dict:
     return {c: _float(getattr(t, c, np.nan)) for c in TEST_COLUMNS} | {"error": "", "error_type": ""}
 
 
-def _parameters(res: Any) -> list[tuple]:
+def _parameters(res: FitResult) -> list[tuple]:
     """Every estimated parameter as ``(kind, factor, names, estimate, se, df)`` (se, df NaN where none)."""
     nan = np.nan
     out: list[tuple] = []
     # the FitResult's arrays, not its .fixed DataFrame (which would double a small fit's time): this
     # runs on every replicate of a recovery study
-    estimates, ses, dfs = res._columns[:3]
-    for name, est, se, df in zip(res._design.fixed_names, estimates, ses, dfs):
+    arrays = res.fixed_arrays
+    for name, est, se, df in zip(arrays.names, arrays.estimate, arrays.se, arrays.df):
         out.append(("fixed", "", (str(name),), _float(est), _float(se), _float(df)))
     for factor, spec in (getattr(res, "random", None) or {}).items():
         for coef, sd in spec.get("sd", {}).items():
@@ -548,7 +611,3 @@ def new_token() -> str:
     return uuid.uuid4().hex
 
 
-def check_point(job: PointJob) -> None:
-    """Bind the model to the point's design in this process, so that bad input fails before any work."""
-    frame, key = keyed_conditions(job.conditions, job.key or (), job.occurrence)
-    bind(job.model, frame, key if job.key else None)

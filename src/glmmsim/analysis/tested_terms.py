@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import ParameterError, did_you_mean, format_names
-from ..model.names import aliases
+from ..model.names import CoefficientNames
 from ..model.terms import split_interaction
 
 __all__ = ["Hypothesis", "resolve_test", "resolve_tests", "choose_method", "METHODS", "term_of"]
@@ -67,25 +67,28 @@ def term_of(name: str) -> str:
     return ":".join(sorted(_strip_contrast(p) for p in split_interaction(name)))
 
 
-def resolve_test(
-    spec: str, names: Sequence[str], levels: Mapping[str, Sequence[object]] | None = None
-) -> Hypothesis:
-    """The coefficients ``spec`` names among the model's coefficients ``names``.
+def _resolver(names: CoefficientNames | Sequence[str], levels: Mapping[str, Sequence[object]] | None) -> CoefficientNames:
+    return names if isinstance(names, CoefficientNames) else CoefficientNames(names, levels)
 
-    A coefficient (either spelling) is matched first; otherwise ``spec`` is read as a
-    term and stands for all its coefficients.
+
+def resolve_test(
+    spec: str, names: CoefficientNames | Sequence[str], levels: Mapping[str, Sequence[object]] | None = None
+) -> Hypothesis:
+    """The coefficients ``spec`` names among the analysis model's coefficients ``names``.
+
+    ``names`` is the design's :class:`~glmmsim.model.names.CoefficientNames` (or the
+    coefficient names, with ``levels`` for lme4's spellings): the resolver fits use too. A
+    coefficient (either spelling) is matched first; otherwise ``spec`` is read as a term
+    and stands for all its coefficients.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ParameterError(f"test must be a coefficient or term name (a non-empty string); got {spec!r}")
     text = spec.strip()
-    squashed = re.sub(r"\s+", "", text)
-    for name in names:
-        if text in aliases(name, levels) or squashed in aliases(name, levels):
-            return Hypothesis(text, (name,))
-    wanted = term_of(squashed)
-    members = tuple(n for n in names if n != "Intercept" and term_of(n) == wanted)
-    if members:
-        return Hypothesis(text, members)
+    resolver = _resolver(names, levels)
+    found = resolver.find(text)
+    if found is not None:
+        return Hypothesis(text, tuple(resolver.names[i] for i in found))
+    names = resolver.names
     terms = list(dict.fromkeys(term_of(n) for n in names if n != "Intercept"))
     raise ParameterError(
         f"test {text!r} names no coefficient or term of the analysis model.{did_you_mean(text, [*names, *terms])} "
@@ -94,13 +97,16 @@ def resolve_test(
 
 
 def resolve_tests(
-    test: str | Sequence[str], names: Sequence[str], levels: Mapping[str, Sequence[object]] | None = None
+    test: str | Sequence[str],
+    names: CoefficientNames | Sequence[str],
+    levels: Mapping[str, Sequence[object]] | None = None,
 ) -> list[Hypothesis]:
     """Resolve one test or a list of tests (several effects tested on the same fits)."""
     specs = [test] if isinstance(test, str) else list(test)
     if not specs:
         raise ParameterError("test is empty: name at least one coefficient or term to test")
-    out = [resolve_test(s, names, levels) for s in specs]
+    resolver = _resolver(names, levels)
+    out = [resolve_test(s, resolver) for s in specs]
     labels = [h.label for h in out]
     if len(set(labels)) != len(labels):
         raise ParameterError(f"test lists the same effect twice: {format_names(labels)}")

@@ -88,7 +88,8 @@ def fit(
         Binomial trials: a number or a column; the response counts successes, fitted as lme4
         fits ``cbind(y, trials - y)``. Omitted: a 0/1 response.
     offset : str or array-like, optional
-        A column (or one number per row) added to the linear predictor, e.g. ``log(exposure)``.
+        A column (or one number per row) added to the linear predictor, e.g. ``log(exposure)``;
+        the formula's own ``offset(...)`` terms are added too, as in lme4 and ``Model``.
     engine : str, default "auto"
         ``"auto"`` (``"lmm"`` for gaussian identity-link models, ``"glmm"`` otherwise),
         ``"lmm"`` (exact LMMs, numpy), ``"glmm"`` (fast GLMMs, Rust), ``"lme4"`` (R reference)

@@ -1,4 +1,4 @@
-"""One fit's design, materialised once: fixed and random model columns, groups, trials, offset.
+"""What an engine fits from: a view of the :class:`~glmmsim.model.design.ModelDesign`, checked for fitting.
 
 Every engine receives the same numbers: the fixed-effects columns built by
 glmmsim's own formula pipeline (formulaic spelling, ``na_action="raise"``), one
@@ -6,29 +6,32 @@ block of random-effect columns and one vector of group codes per random term
 after lme4's expansion of ``||`` and ``/``. Engines therefore never parse the
 user's formula, so ``C(cond, Sum)``, ``np.log(x)`` or ``I(x**2)`` fit wherever
 they simulate, and coefficient names are glmmsim's on every engine.
+
+A :class:`FitDesign` is built from a ModelDesign without reading the formula again:
+:func:`fit_design` views the design a bound model simulates from (a study's point), and
+:func:`build_design` builds the ModelDesign of a formula first (``glmmsim.fit``).
 """
 
 from __future__ import annotations
 
-import re
 import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names
 from ..limits import check_limit, check_rows
+from ..model.design import ModelDesign, build_model_design
 from ..model.formula import parse_formula
 from ..model.formula_safety import check_formula
-from ..model.matrices import check_columns_present, expression_variables, grouping, model_columns
-from ..model.names import lme4_name
-from ..model.terms import RandomTerm, expand_bars, split_interaction
+from ..model.matrices import check_columns_present, split_offsets
+from ..model.names import CoefficientNames
+from ..model.terms import RandomTerm, expand_bars
 from ..model.families import resolve_family
 
-__all__ = ["FitDesign", "TermDesign", "build_design"]
+__all__ = ["FitDesign", "TermDesign", "build_design", "fit_design"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,11 @@ class TermDesign:
 
 @dataclass(frozen=True)
 class FitDesign:
-    """Everything an engine needs except the response: immutable, built once per design."""
+    """Everything an engine needs except the response: immutable, a view of one ``ModelDesign``.
+
+    ``names`` resolves coefficient and term names (either spelling) to positions;
+    ``source`` is the ModelDesign the columns come from (shared, not copied).
+    """
 
     formula: str
     response: str
@@ -78,44 +85,29 @@ class FitDesign:
     offset: np.ndarray | None
     levels: dict[str, list[object]] = field(default_factory=dict)
     index: pd.Index | None = None  # the rows' labels, to name an offending row as the caller knows it
+    names: CoefficientNames | None = None
+    source: ModelDesign | None = None
 
     @property
     def factors(self) -> tuple[str, ...]:
         """Grouping factors in formula order, as glmmsim names them."""
         return tuple(dict.fromkeys(t.term.factor for t in self.terms))
 
-    @cached_property
+    @property
     def fixed_terms(self) -> dict[str, tuple[int, ...]]:
         """Fixed-part term label (``cond``, ``x:cond``) -> positions of its columns."""
-        out: dict[str, list[int]] = {}
-        for pos, name in enumerate(self.fixed_names):
-            out.setdefault(term_label(name), []).append(pos)
-        return {k: tuple(v) for k, v in out.items()}
-
-    @cached_property
-    def coefficient_lookup(self) -> tuple[dict[str, int], dict[tuple[str, ...], tuple[int, ...]]]:
-        """What tests look names up in, built once per design (every replicate's tests read it).
-
-        Either spelling of a coefficient, whitespace removed (``1`` for the intercept) ->
-        its position; a term's parts, whitespace removed and sorted -> its columns' positions.
-        """
-        by_name: dict[str, int] = {}
-        for pos, (name, lme4) in enumerate(zip(self.fixed_names, self.lme4_names)):
-            by_name[squash(name)] = pos
-            by_name[squash(lme4)] = pos
-        if "Intercept" in self.fixed_names:
-            by_name["1"] = self.fixed_names.index("Intercept")
-        terms = {unordered_term(label): cols for label, cols in self.fixed_terms.items()}
-        return by_name, terms
+        return self.names.terms
 
     def without_fixed(self, drop: Sequence[int]) -> FitDesign:
         """The nested design without the fixed columns at positions ``drop`` (for likelihood-ratio tests)."""
         keep = [i for i in range(len(self.fixed_names)) if i not in set(drop)]
+        names = tuple(self.fixed_names[i] for i in keep)
         return replace(
             self,
-            fixed_names=tuple(self.fixed_names[i] for i in keep),
+            fixed_names=names,
             lme4_names=tuple(self.lme4_names[i] for i in keep),
             x=tuple(self.x[i] for i in keep),
+            names=CoefficientNames(names, self.levels),
         )
 
     def check_response(self, y: object) -> np.ndarray:
@@ -148,45 +140,6 @@ def _check_rows(bad: np.ndarray, what: str, index: pd.Index | None) -> None:
         pos = int(np.argmax(bad))
         row = index[pos] if index is not None else pos
         raise DataError(f"{what}; first offending row {row!r} ({int(bad.sum())} rows in all)", row=row)
-
-
-_BRACKET = re.compile(r"\[[^\[\]]*\]$")
-
-
-def squash(text: str) -> str:
-    """``text`` without whitespace: how test names are compared."""
-    return re.sub(r"\s+", "", text)
-
-
-def unordered_term(label: str) -> tuple[str, ...]:
-    """A term's parts, whitespace removed and sorted: ``x : cond`` and ``cond:x`` are one term."""
-    return tuple(sorted(squash(label).split(":")))
-
-
-def term_label(name: str) -> str:
-    """The fixed-part term a formulaic column belongs to: ``x:cond[T.b]`` -> ``x:cond``.
-
-    Examples
-    --------
-    >>> term_label("cond[T.b]"), term_label("x:C(cond, Sum)[S.a]"), term_label("Intercept")
-    ('cond', 'x:C(cond, Sum)', 'Intercept')
-    """
-    return ":".join(_BRACKET.sub("", p) for p in split_interaction(name))
-
-
-def _categorical_levels(data: pd.DataFrame, columns: Sequence[str]) -> dict[str, list[object]]:
-    """Levels of the non-numeric predictor columns, in the order formulaic codes them."""
-    out: dict[str, list[object]] = {}
-    for col in columns:
-        values = data[col]
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            out[col] = list(values.cat.categories)
-        elif not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            try:
-                out[col] = sorted(pd.unique(values.dropna()))
-            except TypeError:  # mixed types have no order: formulaic would fail on them too
-                continue
-    return out
 
 
 def _row_values(value: object, data: pd.DataFrame, what: str) -> np.ndarray:
@@ -233,7 +186,9 @@ def build_design(
     levels: Mapping[str, Sequence[object]] | None = None,
     trusted_formula: bool = False,
 ) -> FitDesign:
-    """Validate the inputs and materialise the design of ``formula`` on ``data``.
+    """Validate the inputs, build the ``ModelDesign`` (``glmmsim.model.design``) of ``formula`` on ``data`` and view it for fitting.
+
+    The formula's ``offset(...)`` terms are added to ``offset``, as in lme4.
 
     Examples
     --------
@@ -251,44 +206,76 @@ def build_design(
         check_formula(formula)
     parsed = parse_formula(formula)
     terms = expand_bars(parsed.bars)
+    _check_mixed(formula, terms)
+    check_rows(len(data), "the data to fit", parameter="data")
+    fixed, offsets = split_offsets(parsed.fixed, formula)
+    design = build_model_design(
+        formula, data, levels=levels, trusted=trusted_formula, parsed=(parsed.response, fixed, offsets, terms)
+    )
+    return fit_design(design, data, family=family, link=link, trials=trials, offset=offset)
+
+
+def _check_mixed(formula: str, terms: Sequence[RandomTerm]) -> None:
     if not terms:
         raise ParameterError(
             f"formula {formula!r} has no random-effect term such as '(1 | subject)': fitting is for mixed models"
         )
-    declared = {k: list(v) for k, v in (levels or {}).items()}
-    x = model_columns(parsed.fixed, data, declared, "the fixed part", trusted=trusted_formula)
-    grouping_cols = {c for t in terms for c in t.columns}
-    predictors = [
-        v
-        for expr in [parsed.fixed] + [t.expr for t in terms]
-        for v in expression_variables(expr)
-        if v not in grouping_cols and v in data.columns
-    ]
-    found = {**_categorical_levels(data, list(dict.fromkeys(predictors))), **declared}
-    term_designs = []
-    check_rows(len(data), "the data to fit", parameter="data")
-    for term in terms:
-        z = model_columns(term.expr, data, declared, str(term), trusted=trusted_formula)
-        check_limit(len(z.names), "max_random_columns", f"random-effect columns of {term}", parameter="formula")
-        group = grouping(data, term.columns, f"factor {term.factor!r}")
+
+
+def fit_design(
+    design: ModelDesign,
+    data: pd.DataFrame,
+    *,
+    family: object = None,
+    link: str | None = None,
+    trials: int | str | None = None,
+    offset: str | Sequence[float] | None = None,
+) -> FitDesign:
+    """The :class:`FitDesign` view of ``design`` (built on ``data``): no formula is read again.
+
+    ``family`` defaults to the design's own (a model's :class:`~glmmsim.model.families.Family`);
+    ``trials`` and ``offset`` are checked as :func:`glmmsim.fit.fit` checks them.
+
+    Examples
+    --------
+    >>> import glmmsim
+    >>> d = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "g": ["a", "a", "b", "b"]})
+    >>> m = glmmsim.Model("y ~ x + (1 | g)", fixed={"Intercept": 0, "x": 1}, random={"g": 1}, sigma=1)
+    >>> bound = m.bind(d)
+    >>> view = fit_design(bound.design, d)
+    >>> view.family, view.x[1] is bound.design.fixed.arrays[1]
+    ('gaussian', True)
+    """
+    family, link = resolve_family(design.family if family is None else family, link)
+    _check_mixed(design.formula, [b.term for b in design.blocks])
+    check_rows(design.nobs, "the data to fit", parameter="data")
+    terms = []
+    for block in design.blocks:
         # one random effect per level and column: a factor with as many levels as rows is no model to fit
-        check_limit(len(group.labels) * len(z.names), "max_levels", f"random effects of {term} ({len(group.labels):,} levels)", parameter="data")
-        term_designs.append(TermDesign(term, tuple(z.names), tuple(z.arrays), group.codes, len(group.labels)))
+        check_limit(block.nlevels * len(block.z.names), "max_levels",
+                    f"random effects of {block.term} ({block.nlevels:,} levels)", parameter="data")
+        terms.append(TermDesign(block.term, block.z.names, block.z.arrays, block.group.codes, block.nlevels))
+    values = None if offset is None else _row_values(offset, data, "offset")
+    if design.offset is not None:  # the formula's offset(...) terms, as lme4 adds them
+        values = design.offset if values is None else values + design.offset
+    names = design.names
     return FitDesign(
-        formula=formula,
-        response=parsed.response,
+        formula=design.formula,
+        response=design.response,
         family=family,
         link=link,
-        nobs=len(data),
-        fixed_names=tuple(x.names),
-        lme4_names=tuple(lme4_name(n, found) for n in x.names),
-        x=tuple(x.arrays),
-        terms=tuple(term_designs),
+        nobs=design.nobs,
+        fixed_names=names.names,
+        lme4_names=names.lme4,
+        x=design.fixed.arrays,
+        terms=tuple(terms),
         trials=_trials(trials, family, data),
         trials_spec=trials,
-        offset=None if offset is None else _row_values(offset, data, "offset"),
-        levels=found,
-        index=data.index,
+        offset=values,
+        levels=design.levels,
+        index=design.index,
+        names=names,
+        source=design,
     )
 
 

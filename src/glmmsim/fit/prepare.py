@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, ParameterError
-from .design import FitDesign, build_design
+from ..model.design import ModelDesign
+from .design import FitDesign, build_design, fit_design
 from .errors import EngineError
 from .protocol import fit_many, get_engine, resolve_engine
 from .result import FitResult
@@ -69,6 +70,16 @@ class Fitter:
     @property
     def reml(self) -> bool:
         return self._reml
+
+    @property
+    def fits_in_batches(self) -> bool:
+        """Whether the engine fits many responses in one call (its prepared object has ``fit_many``)."""
+        return callable(getattr(self._prepare(), "fit_many", None))
+
+    @classmethod
+    def for_design(cls, design: FitDesign, engine: str = "auto", reml: bool | None = None) -> Fitter:
+        """A Fitter of a design already built (a study's point: the bound model's design, viewed for fitting)."""
+        return cls(design, resolve_engine(engine, design.family, design.link), resolve_reml(reml, design.family))
 
     def fit(self, y: Sequence[float] | np.ndarray | pd.Series) -> FitResult:
         """Fit the response ``y`` (one value per row of the design, in its row order)."""
@@ -159,7 +170,8 @@ def prepare(
     engine is set up once (one R process for ``lme4``, reused by every Fitter of the process).
     The response column need not be in ``data_template``, which may also be a bound model
     (``model.bind(conditions)``): its conditions are used, so ``fitter.fit(bound.simulate_response(r))``
-    fits replicate ``r``.
+    fits replicate ``r``; for the model's own formula the fits use the columns the bound model
+    simulates from (its design is not built again).
 
     Parameters
     ----------
@@ -185,9 +197,15 @@ def prepare(
     >>> list(res.fixed.index), res.engine
     (['Intercept', 'x'], 'lmm')
     """
+    bound_design = getattr(data_template, "design", None)
     if not isinstance(data_template, pd.DataFrame) and isinstance(getattr(data_template, "conditions", None), pd.DataFrame):
         data_template = data_template.conditions  # a BoundModel: fit on the rows it simulates
-    design = build_design(
-        formula, data_template, family=family, link=link, trials=trials, offset=offset, trusted_formula=trusted_formula
-    )
+    if isinstance(bound_design, ModelDesign) and bound_design.formula == formula:
+        # the bound model's own formula: fit from the design it simulates from, nothing is read again
+        design = fit_design(bound_design, data_template, family=family, link=link, trials=trials, offset=offset)
+    else:
+        design = build_design(
+            formula, data_template, family=family, link=link, trials=trials, offset=offset,
+            trusted_formula=trusted_formula,
+        )
     return Fitter(design, resolve_engine(engine, design.family, design.link), resolve_reml(reml, design.family))

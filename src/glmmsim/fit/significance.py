@@ -16,7 +16,7 @@ import numpy as np
 from scipy import special, stats
 
 from ..errors import ParameterError, did_you_mean, format_names
-from .design import FitDesign, squash, unordered_term
+from .design import FitDesign
 from .errors import FitError
 
 if TYPE_CHECKING:
@@ -74,16 +74,13 @@ def resolve_coefficients(design: FitDesign, what: str | Sequence[str]) -> list[i
     items = [what] if isinstance(what, str) else list(what)
     if not items:
         raise ParameterError("test() needs at least one coefficient or term")
-    by_name, terms = design.coefficient_lookup
     found: list[int] = []
     for item in items:
         if not isinstance(item, str):
             raise ParameterError(f"test() takes coefficient or term names as strings; got {item!r}")
-        name = squash(item)
-        if name in by_name:
-            found.append(by_name[name])
-        elif unordered_term(item) in terms:
-            found.extend(terms[unordered_term(item)])
+        positions = design.names.find(item)
+        if positions is not None:
+            found.extend(positions)
         else:
             raise ParameterError(
                 f"test(): {item!r} is neither a coefficient nor a fixed term of {design.formula!r}."

@@ -33,6 +33,7 @@ import pandas as pd
 from ..errors import DataError, InputTypeError, ParameterError, format_names, plain
 from ..randomness.seeds import SeedLike, derive_key, seed_key
 from ..randomness.streams import RowStreams, level_keys, standard_normals, stream_key
+from .design import ModelDesign
 from .matrices import Columns, Grouping, first_appearance
 from .parameters import TermCovariance
 from .terms import RandomTerm
@@ -212,7 +213,7 @@ class BoundModel:
     (6,)
     """
 
-    __slots__ = ("_model", "_conditions", "_x", "_beta", "_terms", "_trials", "_keys", "_fixed_eta", "_cache")
+    __slots__ = ("_model", "_conditions", "_design", "_beta", "_terms", "_trials", "_keys", "_fixed_eta", "_cache")
 
     def __init__(self, model: Model, conditions: pd.DataFrame, *, key: KeyLike = None, offset: int = 0) -> None:
         if not isinstance(conditions, pd.DataFrame):
@@ -222,19 +223,21 @@ class BoundModel:
             )
         # our own copy (free under copy-on-write) so later edits of the caller's frame cannot reach us
         conditions = conditions.copy(deep=not _COW)
-        x, beta, model_offset, terms, trials = model._materialize(conditions)
+        design = model.design(conditions)
+        beta, covs = model._parameters(design, conditions)
+        trials = design.trials
         keys = row_keys(conditions, key, offset)
-        fixed_eta = x.dot(beta, len(conditions))
-        if model_offset is not None:
-            fixed_eta += model_offset
+        fixed_eta = design.fixed.dot(beta, len(conditions))
+        if design.offset is not None:
+            fixed_eta += design.offset
         bound_terms = tuple(
-            BoundTerm(t.term, t.z, t.group, t.cov, t.cov.factor_l, _factor_key(t.term), bool(np.any(t.cov.sd)))
-            for t in terms
+            BoundTerm(b.term, b.z, b.group, cov, cov.factor_l, _factor_key(b.term), bool(np.any(cov.sd)))
+            for b, cov in zip(design.blocks, covs)
         )
         for name, value in (
             ("_model", model),
             ("_conditions", conditions),
-            ("_x", x),
+            ("_design", design),
             ("_beta", tuple(beta)),
             ("_terms", bound_terms),
             ("_trials", _frozen(trials) if isinstance(trials, np.ndarray) else trials),
@@ -267,6 +270,11 @@ class BoundModel:
     def conditions(self) -> pd.DataFrame:
         """The bound conditions (a copy)."""
         return self._conditions.copy(deep=not _COW)
+
+    @property
+    def design(self) -> ModelDesign:
+        """The formula read against the conditions (built once; fits of this design reuse it)."""
+        return self._design
 
     @property
     def row_keys(self) -> np.ndarray:

@@ -16,7 +16,6 @@ import reprlib
 import numbers
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -24,6 +23,7 @@ import pandas as pd
 from formulaic import Formula
 
 from .bound import BoundModel, KeyLike, noise_stream
+from .design import ModelDesign, build_model_design
 from .. import limits
 from ..limits import check_limit
 from ..errors import (
@@ -41,17 +41,12 @@ from .families import Family, get_family
 from .formula import parse_formula
 from .formula_safety import check_formula
 from .matrices import (
-    Columns,
-    Grouping,
-    check_columns_present,
     expression_variables,
-    grouping,
     model_columns,
-    offset_values,
     split_offsets,
     stateful_transforms,
 )
-from .names import logical_levels, match_keys
+from .names import find_levels, match_keys
 from .parameters import (
     FactorSpec,
     TermCovariance,
@@ -65,16 +60,6 @@ from ..randomness.seeds import SeedLike, seed_key
 from .terms import RandomTerm, expand_bars
 
 __all__ = ["Model"]
-
-
-@dataclass(frozen=True)
-class _TermDesign:
-    """One random term materialised for one DataFrame."""
-
-    term: RandomTerm
-    z: Columns
-    group: Grouping
-    cov: TermCovariance
 
 
 class Model:
@@ -487,9 +472,8 @@ class Model:
     def _covariances(self, conditions: pd.DataFrame | None) -> dict[str, list[TermCovariance]]:
         frame = conditions if conditions is not None else self._levels_frame()
         per_factor = self._term_coefs(frame)
-        names = [n for coefs in per_factor.values() for term in coefs for n in term]
         # levels of categorical columns, to accept lme4's sum-contrast names (cond1) in random
-        levels = _data_levels(frame, names, self._levels) if frame is not None else self._levels
+        levels = find_levels(frame, self._predictor_columns(), self._levels) if frame is not None else self._levels
         try:
             return {
                 factor: factor_covariance(self._specs[factor], coefs, levels)
@@ -505,68 +489,33 @@ class Model:
                 ) from None
             raise
 
-    def _materialize(
-        self, conditions: pd.DataFrame
-    ) -> tuple[Columns, tuple[float, ...], np.ndarray | None, tuple[_TermDesign, ...], int | np.ndarray | None]:
-        """Fixed columns, coefficients and offset; random terms; trials of ``conditions``, validated."""
+    def design(self, conditions: pd.DataFrame) -> ModelDesign:
+        """The formula read against ``conditions`` once: columns, groups, offsets, trials (a ``ModelDesign``, see ``glmmsim.model.design``).
+
+        Examples
+        --------
+        >>> data = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "g": ["a", "a", "b", "b"]})
+        >>> m = Model("y ~ x + (1 | g)", fixed={"Intercept": 0, "x": 1}, random={"g": 1}, sigma=1)
+        >>> des = m.design(data)
+        >>> des.names.names, des.blocks[0].nlevels, des.family is m.family
+        (('Intercept', 'x'), 2, True)
+        """
         _check_unique_columns(conditions, self.variables)
-        x = model_columns(self._fixed_expr, conditions, self._levels, "the fixed part", trusted=self._trusted_formula)
-        offset = None
-        for expr in self._offsets:
-            values = offset_values(expr, conditions, "offset", trusted=self._trusted_formula)
-            offset = values if offset is None else offset + values
-        beta = match_keys(
-            self._fixed,
-            x.names,
-            Where.of("fixed"),
-            _data_levels(conditions, x.names, self._levels),
-            _categorical_hint(conditions, x.names),
+        return build_model_design(
+            self._formula, conditions, family=self._family, levels=self._levels, trials=self._trials,
+            trusted=self._trusted_formula, parsed=(self.response, self._fixed_expr, self._offsets, self._terms),
+            limit_parameter="random",
         )
-        z_cols = [model_columns(t.expr, conditions, self._levels, str(t), trusted=self._trusted_formula) for t in self._terms]
+
+    def _parameters(self, design: ModelDesign, conditions: pd.DataFrame) -> tuple[tuple[float, ...], tuple[TermCovariance, ...]]:
+        """The fixed coefficients in column order and each random term's covariance, matched to ``design``."""
+        x = design.fixed
+        beta = match_keys(self._fixed, x.names, Where.of("fixed"), design.levels, _categorical_hint(conditions, x.names))
         per_factor: dict[str, list[list[str]]] = {}
-        for term, z in zip(self._terms, z_cols):
-            # a term's covariance is columns x columns: (0 + cond | g) of a 10,000-level cond is 10**8
-            check_limit(len(z.names), "max_random_columns", f"random-effect columns of {term}", parameter="random")
-            per_factor.setdefault(term.factor, []).append(list(z.names))
-        z_names = [n for z in z_cols for n in z.names]
-        z_levels = _data_levels(conditions, z_names, self._levels)
-        covs = {f: iter(factor_covariance(self._specs[f], c, z_levels)) for f, c in per_factor.items()}
-        groups = {f: grouping(conditions, cols, f"factor {f!r}") for f, cols in self._factor_columns.items()}
-        terms = tuple(
-            _TermDesign(term, z, groups[term.factor], next(covs[term.factor]))
-            for term, z in zip(self._terms, z_cols)
-        )
-        return x, tuple(beta.values()), offset, terms, self._trials_values(conditions)
-
-    def _trials_values(self, conditions: pd.DataFrame) -> int | np.ndarray | None:
-        if self._trials_column is None:
-            return self._trials  # type: ignore[return-value]
-        check_columns_present(conditions, [self._trials_column], "trials")
-        return conditions[self._trials_column].to_numpy()
-
-
-def _data_levels(
-    conditions: pd.DataFrame, names: Sequence[str], declared: Mapping[str, Sequence[object]]
-) -> dict[str, list[object]]:
-    """Levels of the categorical columns behind ``names``, as formulaic orders them.
-
-    Only needed to spell sum-contrast coefficients the way lme4 does (``cond1``).
-    """
-    levels = dict(declared)
-    for col in conditions.columns:
-        if col in levels or not any(f"C({col}," in str(n) for n in names):
-            continue
-        values = conditions[col]
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            levels[col] = list(values.cat.categories)
-        else:
-            found = list(pd.unique(values.dropna()))
-            try:
-                levels[col] = sorted(found)
-            except TypeError:  # mixed types have no order; lme4 names are then unavailable
-                continue
-    return {**logical_levels(conditions), **levels}  # logical x is lme4's xTRUE
-
+        for block in design.blocks:
+            per_factor.setdefault(block.term.factor, []).append(list(block.z.names))
+        covs = {f: iter(factor_covariance(self._specs[f], c, design.levels)) for f, c in per_factor.items()}
+        return tuple(beta.values()), tuple(next(covs[b.term.factor]) for b in design.blocks)
 
 def _static_names(expr: str) -> list[str]:
     return ["Intercept" if str(t) == "1" else str(t) for t in Formula(expr)]

@@ -24,7 +24,10 @@ import pandas as pd
 from ..errors import ParameterError, did_you_mean, format_names
 from .terms import split_interaction
 
-__all__ = ["lme4_name", "aliases", "match_keys", "categorical_levels", "logical_levels"]
+__all__ = [
+    "lme4_name", "aliases", "match_keys", "categorical_levels", "logical_levels", "find_levels", "term_label",
+    "CoefficientNames",
+]
 
 _CONTRAST = re.compile(r"^(?P<expr>.+)\[((?P<kind>[A-Za-z]+)\.)?(?P<level>.*)\]$")
 _C_CALL = re.compile(r"^C\(\s*(?P<name>[A-Za-z_.][A-Za-z0-9_.]*)\s*(,.*)?\)$")
@@ -106,6 +109,41 @@ def categorical_levels(data: pd.DataFrame) -> dict[str, list[object]]:
             except TypeError:  # mixed types have no order; lme4 names are then unavailable
                 continue
     return {c: levels[c] for c in data.columns if c in levels}
+
+
+def find_levels(
+    data: pd.DataFrame, columns: Sequence[str], declared: Mapping[str, Sequence[object]] | None = None
+) -> dict[str, list[object]]:
+    """Levels of the categorical predictors ``columns``, as formulaic codes them; ``declared`` levels win.
+
+    The one place glmmsim finds levels in data (for lme4's spellings of coefficients and for
+    a fit's :meth:`~glmmsim.fit.FitResult.to_model`): a categorical column's categories, a
+    logical column's ``[False, True]`` (lme4's ``xTRUE``), a text column's sorted distinct
+    values. Numeric columns have no levels.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"cond": ["b", "a", "b"], "flag": [True, True, True], "x": [1.0, 2.0, 3.0]})
+    >>> find_levels(df, ["cond", "flag", "x"])
+    {'cond': ['a', 'b'], 'flag': [False, True]}
+    >>> find_levels(df, ["cond"], {"cond": ["b", "a"]})
+    {'cond': ['b', 'a']}
+    """
+    found: dict[str, list[object]] = {}
+    for col in dict.fromkeys(columns):
+        if col not in data.columns:
+            continue
+        values = data[col]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            found[col] = list(values.cat.categories)
+        elif pd.api.types.is_bool_dtype(values.dtype):
+            found[col] = list(_LOGICAL)
+        elif not pd.api.types.is_numeric_dtype(values.dtype):
+            try:
+                found[col] = sorted(pd.unique(values.dropna()))
+            except TypeError:  # mixed types have no order: formulaic would fail on them too
+                continue
+    return {**found, **{k: list(v) for k, v in (declared or {}).items()}}
 
 
 def _squash(name: str) -> str:
@@ -197,3 +235,96 @@ def match_keys(
             coefficient=missing[0],
         )
     return {c: out[c] for c in columns}
+
+
+_BRACKET = re.compile(r"\[[^\[\]]*\]$")
+
+
+def term_label(name: str) -> str:
+    """The fixed-part term a formulaic column belongs to: ``x:cond[T.b]`` -> ``x:cond``.
+
+    Examples
+    --------
+    >>> term_label("cond[T.b]"), term_label("x:C(cond, Sum)[S.a]"), term_label("Intercept")
+    ('cond', 'x:C(cond, Sum)', 'Intercept')
+    """
+    return ":".join(_BRACKET.sub("", p) for p in split_interaction(name))
+
+
+def _variable(part: str) -> str:
+    """A term part without its contrast call: ``C(cond, Sum)`` -> ``cond``."""
+    call = _C_CALL.match(_BRACKET.sub("", part.strip()))
+    return call.group("name") if call else _BRACKET.sub("", part.strip())
+
+
+def _term_keys(label: str) -> set[tuple[str, ...]]:
+    """The keys a term is found under: its parts sorted, as written and without ``C()``."""
+    parts = [_squash(p) for p in split_interaction(label)]
+    return {tuple(sorted(parts)), tuple(sorted(_variable(p) for p in parts))}
+
+
+class CoefficientNames:
+    """The one resolver of coefficient and term names of a fixed-effects matrix.
+
+    A user names a coefficient in formulaic's spelling (``cond[T.b]``, ``Intercept``) or
+    lme4's (``condb``, ``(Intercept)``, ``1``), with any spacing and interaction order; a
+    term (``cond``, ``cond:x``, ``C(cond, Sum)``) stands for all its coefficients. Fits,
+    tests and studies all look names up here.
+
+    Parameters
+    ----------
+    names : sequence of str
+        The columns' formulaic names, in matrix order.
+    levels : mapping, optional
+        Levels of the categorical predictors (see :func:`find_levels`), for lme4's spellings.
+
+    Examples
+    --------
+    >>> names = CoefficientNames(["Intercept", "C(cond, Sum)[S.a]", "x"], {"cond": ["a", "b"]})
+    >>> names.lme4
+    ('(Intercept)', 'cond1', 'x')
+    >>> names.find("cond1"), names.find("cond"), names.find("C(cond,Sum)"), names.find("nope")
+    ((1,), (1,), (1,), None)
+    """
+
+    def __init__(self, names: Sequence[str], levels: Mapping[str, Sequence[object]] | None = None) -> None:
+        self.names = tuple(names)
+        self.levels = dict(levels or {})
+        self.lme4 = tuple(lme4_name(n, self.levels) for n in self.names)
+        self._by_alias: dict[str, int] = {}
+        for pos, name in enumerate(self.names):
+            for alias in aliases(name, self.levels):
+                self._by_alias.setdefault(alias, pos)
+        self._by_alias.update({n: pos for pos, n in enumerate(self.names)})  # exact names win
+        terms: dict[str, list[int]] = {}
+        for pos, name in enumerate(self.names):
+            terms.setdefault(term_label(name), []).append(pos)
+        #: Fixed-part term label (``cond``, ``x:cond``) -> positions of its columns.
+        self.terms = {k: tuple(v) for k, v in terms.items()}
+        self._by_term: dict[tuple[str, ...], list[int]] = {}
+        for label, cols in self.terms.items():
+            if label == "Intercept":
+                continue
+            for key in _term_keys(label):
+                self._by_term.setdefault(key, [])
+                self._by_term[key].extend(c for c in cols if c not in self._by_term[key])
+
+    def coefficient(self, spec: str) -> int | None:
+        """Position of the coefficient ``spec`` names (either spelling), or None."""
+        text = spec.strip()
+        for form in (text, _squash(text), _unordered(text)):
+            if form in self._by_alias:
+                return self._by_alias[form]
+        return None
+
+    def term(self, spec: str) -> tuple[int, ...] | None:
+        """Positions of the coefficients of the term ``spec`` names (with or without ``C()``), or None."""
+        for key in _term_keys(spec.strip()):
+            if key in self._by_term:
+                return tuple(sorted(self._by_term[key]))
+        return None
+
+    def find(self, spec: str) -> tuple[int, ...] | None:
+        """A coefficient first, else a term: the positions ``spec`` names, or None."""
+        pos = self.coefficient(spec)
+        return (pos,) if pos is not None else self.term(spec)

@@ -8,7 +8,7 @@ import pandas as pd
 from glmmsim.analysis import power
 from glmmsim.fit.engines.lmm_engine import PreparedLmm
 
-from _study_models import rt_design, rt_model
+from ._study_models import rt_design, rt_model
 
 
 def _calls(monkeypatch) -> dict[str, int]:

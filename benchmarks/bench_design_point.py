@@ -92,12 +92,21 @@ def count_builds() -> dict[str, int]:
     return dict(counts)
 
 
+def _seed_tree():
+    """SeedTree from whichever tree is measured (glmmsim.seeding before the move, glmmsim.randomness after)."""
+    try:
+        from glmmsim.randomness import SeedTree
+    except ImportError:
+        from glmmsim.seeding import SeedTree
+    return SeedTree
+
+
 def setup_seconds(subjects: int, items: int, repeats: int) -> float:
     """CPU seconds to plan a power point and build its worker state (bound model, design, prepared fitter)."""
     from glmmsim.analysis import replicates
     from glmmsim.analysis.power import plan_point
     from glmmsim.execution import clear_worker_cache
-    from glmmsim.seeding import SeedTree
+    SeedTree = _seed_tree()
 
     model, data = _model(), _design(subjects, items)
     if hasattr(replicates, "point_state"):  # after: the worker reuses the planning process's state
@@ -123,7 +132,7 @@ def per_replicate(nsim: int, rounds: int) -> dict[str, float]:
     import glmm
     import glmmsim
     from glmmsim.analysis.replicates import keyed_conditions, row_key
-    from glmmsim.seeding import SeedTree
+    SeedTree = _seed_tree()
 
     model, data = _model(), _design(30, 20)
     key, occurrence = row_key(model, data)

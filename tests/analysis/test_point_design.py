@@ -11,7 +11,7 @@ from glmmsim.design import crossed
 from glmmsim.execution import clear_worker_cache
 from glmmsim.fit.prepare import Fitter
 from glmmsim.model import design as design_module
-from glmmsim.seeding import SeedTree
+from glmmsim.randomness import SeedTree
 
 
 def _model(**kwargs):

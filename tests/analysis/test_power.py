@@ -146,7 +146,7 @@ def test_common_random_numbers_along_a_curve():
     """The 10-subject point's subjects and trials are the first 10 of the 20-subject point's."""
     from glmmsim.analysis.power import plan_point
     from glmmsim.analysis.replicates import PointState, new_token
-    from glmmsim.seeding import SeedTree
+    from glmmsim.randomness import SeedTree
 
     model, tree, token = rt_model(), SeedTree(7), new_token()
     small, large = (

@@ -80,31 +80,24 @@ def _gone(proc: psutil.Process, within: float = 20.0) -> bool:
 
 
 @pytest.mark.r
-def test_killing_the_r_process_restarts_it_and_retries_the_replicate():
-    from glmmsim.fit.engines.lme4_engine import r_server
+def test_killing_the_r_process_restarts_it_and_retries_the_replicate(monkeypatch):
+    from glmmsim.fit.engines.lme4_engine import RServer, r_server
 
     whole = _study(None, engine="lme4", nsim=12)
     killed = []
+    calls = []
+    request = RServer.request
 
-    server = r_server()
-    server.close()  # a fresh R process, started by the study below
-    started = server.generation
+    def kill_r_before_the_fifth_request(self, *args, **kwargs):
+        # SIGKILL R in the middle of the study (not after a fixed time, which a fast study outruns)
+        calls.append(1)
+        if len(calls) == 5 and self.pid is not None:
+            killed.append(self.pid)
+            os.kill(self.pid, signal.SIGKILL)
+        return request(self, *args, **kwargs)
 
-    def kill_r_once():
-        deadline = time.monotonic() + 120
-        while server.pid is None or server.generation <= started:  # until the new R is ready
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.01)
-        first = server.pid
-        time.sleep(1.0)
-        os.kill(first, signal.SIGKILL)
-        killed.append(first)
-
-    killer = threading.Thread(target=kill_r_once)
-    killer.start()
+    monkeypatch.setattr(RServer, "request", kill_r_before_the_fifth_request)
     again = _study(None, engine="lme4", nsim=12)
-    killer.join()
     assert killed and r_server().pid not in (None, killed[0])  # it was killed, and a new R serves now
     assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() != psutil.STATUS_ZOMBIE
     pd.testing.assert_frame_equal(whole.simulations, again.simulations, rtol=LME4_RTOL)

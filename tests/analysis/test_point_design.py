@@ -97,7 +97,9 @@ def test_a_batch_that_raises_is_fitted_again_one_by_one(monkeypatch):
     """fit_many is the fast path; a failing batch leaves each replicate its own record."""
     clear_worker_cache()
     job = _job()
-    plain = run_task(Task(job, (0, 1, 2)))
+    with monkeypatch.context() as one_by_one:
+        one_by_one.setattr(Fitter, "fits_in_batches", property(lambda self: False))
+        plain = run_task(Task(job, (0, 1, 2)))
     calls = []
 
     def broken_batch(self, ys):

@@ -205,4 +205,19 @@ def describe_study(kind: str, jobs: Sequence[Any], along: Sequence[Mapping[str, 
         "fallback_engine": first.fallback,
         "tests": [[h.label, list(h.coefficients), h.method] for h in first.hypotheses],
         "points": points,
+        # a user's measure is known by its qualified name (its code cannot be compared); none: no entry,
+        # so checkpoints of studies without one stay valid
+        **({"measure": _qualified_name(first.user_measure.fn)} if getattr(first, "user_measure", None) else {}),
     }
+
+
+def _qualified_name(fn: Any) -> str:
+    """``module.qualname`` of a function (of its class, for a callable object).
+
+    Examples
+    --------
+    >>> _qualified_name(describe_frame)
+    'glmmsim.analysis.checkpoint.describe_frame'
+    """
+    named = fn if hasattr(fn, "__qualname__") else type(fn)
+    return f"{getattr(named, '__module__', '')}.{named.__qualname__}"

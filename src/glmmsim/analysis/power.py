@@ -23,9 +23,12 @@ import inspect
 import itertools
 import math
 import os
+import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
+
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -42,8 +45,8 @@ from ..lme4.summary import describe_design, describe_model
 from .tested_terms import Hypothesis, choose_method, resolve_tests, term_of
 from .inputs import conditions_frame, percent
 from .intervals import clopper_pearson
-from .replicates import (TEST_COLUMNS, FailurePolicy, PointJob, PointState, TestMeasure, new_token, row_key,
-                         run_study)
+from .replicates import (MEASURE_ERROR, TEST_COLUMNS, FailurePolicy, PointJob, PointState, TestMeasure, UserMeasure,
+                         new_token, row_key, run_study)
 
 __all__ = ["power", "power_curve", "PowerResult", "PowerCurve", "FAILURE_POLICIES"]
 
@@ -66,6 +69,24 @@ def _check_common(nsim: int, alpha: float, failures: str) -> None:
         raise ParameterError(f"alpha must be a number between 0 and 1; got {alpha!r}")
     if failures not in FAILURE_POLICIES:
         raise ParameterError(f"failures must be one of {format_names(FAILURE_POLICIES)}; got {failures!r}")
+
+
+def _user_measure(measure: Any, executor: Any, reserved: Sequence[str]) -> UserMeasure | None:
+    """``measure=`` checked before any work: a callable, which pickles when a process pool will run it."""
+    if measure is None:
+        return None
+    if not callable(measure):
+        raise ParameterError(f"measure must be a function of the FitResult returning a number or a dict of numbers "
+                             f"(e.g. an interval width); got {type(measure).__name__}", parameter="measure")
+    in_processes = executor == "processes" or isinstance(executor, ProcessPoolExecutor) or (
+        isinstance(executor, (int, np.integer)) and not isinstance(executor, bool))
+    if in_processes:
+        try:
+            pickle.dumps(measure)
+        except Exception as exc:  # noqa: BLE001 - any pickling failure means the workers cannot receive it
+            raise ParameterError(f"measure {getattr(measure, '__qualname__', measure)!r} cannot be sent to worker "
+                                 f"processes ({exc}); define it as a module-level function", parameter="measure") from exc
+    return UserMeasure(measure, tuple(reserved))
 
 
 def effect_names(model: Any, conditions: pd.DataFrame, fit_formula: str | None = None) -> tuple[list[str], list[str]]:
@@ -114,6 +135,7 @@ def plan_point(
     key: Sequence[str] | None,
     reml: bool | None,
     measure: Callable[[Any], Any] | None = None,
+    user_measure: UserMeasure | None = None,
     fallback: str | None = None,
     label: str = "",
     seed_path: str = "",
@@ -124,6 +146,7 @@ def plan_point(
     this process's workers reuse that binding and its design. ``measure`` is what each
     replicate records of its fit: power's tests (``None``, from ``test`` and ``method``) or
     another callable of the :class:`~glmmsim.fit.FitResult` (recovery's parameters).
+    ``user_measure`` is power's ``measure=``, recorded beside the tests.
     """
     if not hasattr(model, "formula") or not hasattr(model, "family"):
         raise InputTypeError(f"model must be a glmmsim.Model (the assumed truth); got {type(model).__name__}")
@@ -142,7 +165,8 @@ def plan_point(
     fit_kwargs = {"family": family.name, "link": family.link.name, "trials": model.trials, "engine": engine,
                   "reml": reml}
     job = PointJob(token, point, model, conditions, key_cols, formula, fit_kwargs, (), measure or TestMeasure(()),
-                   tree, occurrence=occurrence, fallback=fallback, label=label, seed_path=seed_path)
+                   tree, occurrence=occurrence, fallback=fallback, label=label, seed_path=seed_path,
+                   user_measure=user_measure)
     state = PointState(job)  # the point's one binding and design in this process
     if measure is None:
         hypotheses = tuple(
@@ -177,7 +201,8 @@ def seed_path(seed: Any, point: int | None = None) -> str:
 def _stopped(exc: Any, jobs: Sequence[PointJob], alpha: float, frame: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
     """Attach the finished replicates, as a simulations table, to a study that stopped."""
     if exc.records:
-        exc.simulations = frame(_test_rows(exc.records, jobs, alpha))
+        sims = _test_rows(exc.records, jobs, alpha)
+        exc.simulations = frame(sims[["point", *_sim_columns(sims)]])
 
 
 # --------------------------------------------------------------------------------------
@@ -199,11 +224,19 @@ def _test_rows(records: list[dict], jobs: Sequence[PointJob], alpha: float) -> p
             else:
                 row.update(error=(t or {}).get("error", ""), error_type=(t or {}).get("error_type", ""))
             row["engine"] = rec.get("engine", "")
+            if job.user_measure is not None:
+                row.update(rec.get(job.user_measure.name) or {MEASURE_ERROR: ""})  # a failed fit measured nothing
             rows.append(row)
     out = pd.DataFrame(rows)
     ok = _usable(out)
     out.insert(out.columns.get_loc("converged"), "significant", ok & (out["p"] < alpha))
     return out
+
+
+def _sim_columns(sims: pd.DataFrame) -> list[str]:
+    """The simulations table's columns: the study's own, then a user's measure's, then its error."""
+    measured = [c for c in sims.columns if c not in _SIM_COLUMNS and c not in ("point", MEASURE_ERROR)]
+    return [*_SIM_COLUMNS, *measured, *([MEASURE_ERROR] if MEASURE_ERROR in sims else [])]
 
 
 def _usable(sims: pd.DataFrame) -> pd.Series:
@@ -268,7 +301,8 @@ class PowerResult:
         One row per replicate (and test): ``replicate``, ``test``, ``estimate``, ``se``,
         ``df``, ``statistic``, ``p``, ``significant``, ``converged``, ``singular``,
         ``warned``, ``warnings``, ``error``, ``error_type`` and ``engine`` (the engine that
-        produced the row). Failed fits are rows too, their message in ``error``.
+        produced the row). Failed fits are rows too, their message in ``error``. With
+        ``measure=``, its column(s) and ``measure_error`` follow (NaN where the fit failed).
     table : pandas.DataFrame
         Per test: ``power``, ``ci_low``, ``ci_high``, ``nsim``, ``failed``,
         ``singular`` and ``warned`` (rates), and power under the other failure policy and among
@@ -461,6 +495,7 @@ def power(
     max_failure_rate: float | None = 0.5,
     failure_window: int = 20,
     checkpoint: str | os.PathLike | None = None,
+    measure: Callable[[Any], Any] | None = None,
 ) -> PowerResult:
     """Power to detect ``test`` by simulating from ``model`` on ``conditions`` and refitting.
 
@@ -522,6 +557,14 @@ def power(
         A folder that keeps finished replicates as they complete; rerunning the same
         study with it continues where it stopped, with identical results (see
         ``glmmsim.analysis.checkpoint``).
+    measure : callable, optional
+        Your own measurement of every replicate's fit: a function of the
+        :class:`~glmmsim.fit.FitResult` returning a number (column ``measure`` of
+        ``.simulations``) or a dict of numbers (one column per key), e.g. an interval width or
+        a derived contrast. A failed fit gives NaN; whatever the function raises is that
+        replicate's ``measure_error`` (its columns NaN), and the replicate and its tests
+        stand. On a process pool it must pickle: define it at module level. A checkpoint
+        records its qualified name and refuses a rerun with another.
 
     Returns
     -------
@@ -542,22 +585,24 @@ def power(
     _check_common(nsim, alpha, failures)
     policy = FailurePolicy(max_failure_rate, failure_window)
     data = conditions_frame(conditions)
+    user_measure = _user_measure(measure, executor, ["point", *_SIM_COLUMNS])
     _require_test(test, model, data, fit_formula, "power")
     tree = SeedTree(seed)
     job = plan_point(model, data, point=0, token=new_token(), tree=tree, test=test, method=method, engine=engine,
-                     fit_formula=fit_formula, key=key, reml=reml, fallback=fallback_engine, seed_path=seed_path(seed))
+                     fit_formula=fit_formula, key=key, reml=reml, fallback=fallback_engine, seed_path=seed_path(seed),
+                     user_measure=user_measure)
     store = Checkpoint(checkpoint, describe_study("power", [job])) if checkpoint is not None else None
     describe = _running([h.label for h in job.hypotheses], alpha)
     try:
         records = run_study([job], nsim, executor=executor, progress=progress, describe=describe, policy=policy,
                             store=store)
     except SystematicFailureError as exc:
-        _stopped(exc, [job], alpha, lambda sims: sims.drop(columns=["point"])[_SIM_COLUMNS])
+        _stopped(exc, [job], alpha, lambda sims: sims.drop(columns=["point"]))
         raise
     sims = _test_rows(records, [job], alpha)
     table = pd.DataFrame({label: _summarise(g, failures) for label, g in sims.groupby("test", sort=False)}).T
     table.index.name = "test"
-    sims = sims.drop(columns=["point"])[_SIM_COLUMNS]
+    sims = sims[_sim_columns(sims)]
     return PowerResult(job=job, simulations=sims, table=table, alpha=alpha, failures=failures,
                        seed=seed if isinstance(seed, (int, np.integer)) else type(seed).__name__,
                        engine_info=_engine_info(records))
@@ -610,6 +655,7 @@ def power_curve(
     max_failure_rate: float | None = 0.5,
     failure_window: int = 20,
     checkpoint: str | os.PathLike | None = None,
+    measure: Callable[[Any], Any] | None = None,
 ) -> PowerCurve:
     """Power at every point of a grid of designs (and, optionally, models).
 
@@ -634,8 +680,8 @@ def power_curve(
         Common random numbers: the same replicate seeds at every point.
     test, nsim, alpha, method, engine, fit_formula, seed, executor, progress, failures, key, reml
         As in :func:`power`.
-    fallback_engine, max_failure_rate, failure_window, checkpoint
-        As in :func:`power`.
+    fallback_engine, max_failure_rate, failure_window, checkpoint, measure
+        As in :func:`power`; a measure's columns follow the ``along`` columns' rows in ``.simulations``.
 
     Returns
     -------
@@ -655,6 +701,7 @@ def power_curve(
     """
     _check_common(nsim, alpha, failures)
     grid = _grid(along)
+    user_measure = _user_measure(measure, executor, ["point", *_SIM_COLUMNS, *map(str, along)])
     design_names = _accepts(design) if callable(design) and not isinstance(design, pd.DataFrame) else set()
     model_names = _accepts(model) if callable(model) and not hasattr(model, "formula") else set()
     unused = [n for n in along if design_names is not None and model_names is not None
@@ -675,7 +722,7 @@ def power_curve(
         tree = root if crn else root.child("point", i)
         jobs.append(plan_point(point_model, data, point=i, token=token, tree=tree, test=test, method=method,
                                engine=engine, fit_formula=fit_formula, key=key, reml=reml, fallback=fallback_engine,
-                               label=", ".join(f"{k}={v}" for k, v in values.items()),
+                               label=", ".join(f"{k}={v}" for k, v in values.items()), user_measure=user_measure,
                                seed_path=seed_path(seed, None if crn else i)))
     store = Checkpoint(checkpoint, describe_study("power_curve", jobs, grid)) if checkpoint is not None else None
     labels = [h.label for h in jobs[0].hypotheses]

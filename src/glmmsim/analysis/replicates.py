@@ -15,10 +15,11 @@ its replicates run, and a :class:`FailurePolicy` stops it when failures are syst
 
 from __future__ import annotations
 
+import numbers
 import sys
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,8 @@ from ..fit.result import FitResult
 from .tested_terms import Hypothesis
 
 __all__ = ["PointJob", "PointState", "Task", "run_task", "run_study", "identifying_columns", "row_key",
-           "keyed_conditions", "FailurePolicy", "TEST_COLUMNS", "OCCURRENCE", "TestMeasure", "ParameterMeasure"]
+           "keyed_conditions", "FailurePolicy", "TEST_COLUMNS", "OCCURRENCE", "TestMeasure", "ParameterMeasure",
+           "UserMeasure", "MEASURE_ERROR"]
 
 TEST_COLUMNS = ["estimate", "se", "df", "statistic", "p"]
 _LABEL_KINDS = "OSUbiu"  # object, str, unicode, bool, int, uint: columns that identify rather than measure
@@ -155,6 +157,51 @@ class ParameterMeasure:
         return _parameters(fit)
 
 
+#: The column of a study's simulations table that holds a user's measure's error ("" when it measured).
+MEASURE_ERROR = "measure_error"
+
+
+@dataclass(frozen=True)
+class UserMeasure:
+    """A user's own measurement of each replicate's fit, kept apart from the study's tests.
+
+    ``fn`` takes the :class:`~glmmsim.fit.FitResult` and returns a number (column
+    ``measure``) or a dict of numbers (one column per key). Whatever it raises, or a value
+    that is not a number, is this replicate's :data:`MEASURE_ERROR`: the replicate and its
+    tests stand. ``reserved`` are the simulations table's own column names, which a key may not take.
+
+    Examples
+    --------
+    >>> UserMeasure(lambda fit: {"a": 1, "b": 2.5})(None)
+    {'a': 1.0, 'b': 2.5, 'measure_error': ''}
+    >>> UserMeasure(lambda fit: 1 / 0)(None)["measure_error"]
+    'ZeroDivisionError: division by zero'
+    """
+
+    fn: Callable[[FitResult], Any]
+    reserved: tuple[str, ...] = ()
+    name: str = "measured"
+
+    def __call__(self, fit: FitResult) -> dict[str, Any]:
+        try:
+            return {**self._columns(self.fn(fit)), MEASURE_ERROR: ""}
+        except Exception as exc:  # noqa: BLE001 - a user's measure failing is data, not a failed replicate
+            return {MEASURE_ERROR: _message(exc)}
+
+    def _columns(self, value: Any) -> dict[str, float]:
+        values = value if isinstance(value, Mapping) else {"measure": value}
+        out = {}
+        for key, v in values.items():
+            if not isinstance(key, str) or key in self.reserved or key == MEASURE_ERROR:
+                raise ParameterError(f"measure returned key {key!r}, which is not a string or is a column of the "
+                                     f"simulations table already; use another name", parameter="measure")
+            if not isinstance(v, numbers.Real):
+                raise ParameterError(f"measure must return a number or a dict of numbers; {key!r} is "
+                                     f"{type(v).__name__}", parameter="measure")
+            out[key] = float(v)
+        return out
+
+
 @dataclass(frozen=True)
 class PointJob:
     """Everything a worker needs for one design point (pickled into each of its tasks).
@@ -163,7 +210,9 @@ class PointJob:
     the record's ``measure.name`` entry (``tests`` for power, ``parameters`` for recovery;
     ``measure`` for a callable without a name).
     Whatever it raises makes that replicate a failed one. It must pickle (a module-level
-    function or a frozen dataclass) to run on a process pool or Dask.
+    function or a frozen dataclass) to run on a process pool or Dask. ``user_measure`` (a
+    :class:`UserMeasure`), when given, also measures each fit; its value is the record's
+    ``user_measure.name`` entry and its failures fail only that entry.
     """
 
     token: str
@@ -181,6 +230,7 @@ class PointJob:
     fallback: str | None = None  # engine that refits a replicate the main engine failed on
     label: str = ""  # the point as a reader names it ("subjects=120"), for messages
     seed_path: str = ""  # how the point's seed tree is reached from the root, for messages
+    user_measure: UserMeasure | None = None  # the user's own measure (power's measure=), beside the tests
 
     @property
     def measure_name(self) -> str:
@@ -356,6 +406,9 @@ def _fit_and_record(job: PointJob, fitter: Any, y: np.ndarray, base: dict, fitte
     # a malformed one (or a user's measure) fails here, and makes this replicate a failed one
     except Exception as exc:  # noqa: BLE001
         record.update(converged=False, error=_message(exc), error_type=type(exc).__name__)
+        return record
+    if job.user_measure is not None:  # it records its own failures: the fit and its tests stand
+        record[job.user_measure.name] = job.user_measure(res)
     return record
 
 

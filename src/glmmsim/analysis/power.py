@@ -78,15 +78,21 @@ def _user_measure(measure: Any, executor: Any, reserved: Sequence[str]) -> UserM
     if not callable(measure):
         raise ParameterError(f"measure must be a function of the FitResult returning a number or a dict of numbers "
                              f"(e.g. an interval width); got {type(measure).__name__}", parameter="measure")
-    in_processes = executor == "processes" or isinstance(executor, ProcessPoolExecutor) or (
-        isinstance(executor, (int, np.integer)) and not isinstance(executor, bool))
-    if in_processes:
+    if _in_processes(executor):
         try:
             pickle.dumps(measure)
         except Exception as exc:  # noqa: BLE001 - any pickling failure means the workers cannot receive it
             raise ParameterError(f"measure {getattr(measure, '__qualname__', measure)!r} cannot be sent to worker "
                                  f"processes ({exc}); define it as a module-level function", parameter="measure") from exc
     return UserMeasure(measure, tuple(reserved))
+
+
+def _in_processes(executor: Any) -> bool:
+    """Whether the executor sends tasks to other processes by pickle (Dask's cloudpickle takes any function)."""
+    if isinstance(executor, str):
+        return executor == "processes"
+    return isinstance(executor, ProcessPoolExecutor) or (isinstance(executor, (int, np.integer))
+                                                         and not isinstance(executor, bool))
 
 
 def effect_names(model: Any, conditions: pd.DataFrame, fit_formula: str | None = None) -> tuple[list[str], list[str]]:

@@ -15,3 +15,12 @@ from ._gates import require_r
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("r") is not None:
         require_r()
+
+
+@pytest.fixture(autouse=True)
+def _limits_restored():
+    """Every test starts from the limits in force and leaves them so (a docs block sets max_rows)."""
+    import glmmsim.limits
+
+    with glmmsim.limits.override():
+        yield

@@ -2,7 +2,7 @@
 
 Issue 18 item 1-2: a power point used to build its design four times (the test names in
 ``plan_point``, a validation bind thrown away, the worker's bind, the Fitter's ``build_design``);
-now the point binds once and its fits view the bound model's :class:`~glmmsim.model.design.ModelDesign`.
+now the point binds once and its fits view the bound model's :class:`~glmmsim.model.model_design.ModelDesign`.
 
 The script measures two source trees in one run, each in its own subprocess (same machine, same
 moment): ``--before`` (a ``src/`` folder, or a git revision whose ``src/`` is taken by ``git

@@ -38,7 +38,7 @@ from ..errors import InputTypeError, ParameterError, SystematicFailureError, for
 from ..limits import check_limit
 from ..execution import worker_cache
 from ..fit.protocol import resolve_engine
-from ..model.design import build_model_design
+from ..model.model_design import build_model_design
 from ..randomness.seeds import SeedLike, SeedTree
 from .checkpoint import Checkpoint, describe_study
 from ..lme4.summary import describe_design, describe_model

@@ -263,7 +263,7 @@ class Task:
 class PointState:
     """What one process builds once per design point: the bound model, its fit design, the fitter(s).
 
-    The model is bound to the point's rows once (one :class:`~glmmsim.model.design.ModelDesign`);
+    The model is bound to the point's rows once (one :class:`~glmmsim.model.model_design.ModelDesign`);
     the fit design is a view of it when the analysis formula is the model's (else the analysis
     formula's own design); the fitter is prepared on first use, so the process that plans a
     study never starts an engine it does not fit with.

@@ -1,4 +1,4 @@
-"""What an engine fits from: a view of the :class:`~glmmsim.model.design.ModelDesign`, checked for fitting.
+"""What an engine fits from: a view of the :class:`~glmmsim.model.model_design.ModelDesign`, checked for fitting.
 
 Every engine receives the same numbers: the fixed-effects columns built by
 glmmsim's own formula pipeline (formulaic spelling, ``na_action="raise"``), one
@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names
 from ..limits import check_limit, check_rows
-from ..model.design import ModelDesign, build_model_design
+from ..model.model_design import ModelDesign, build_model_design
 from ..model.formula import parse_formula
 from ..model.formula_safety import check_formula
 from ..model.matrices import check_columns_present, split_offsets
@@ -186,7 +186,7 @@ def build_design(
     levels: Mapping[str, Sequence[object]] | None = None,
     trusted_formula: bool = False,
 ) -> FitDesign:
-    """Validate the inputs, build the ``ModelDesign`` (``glmmsim.model.design``) of ``formula`` on ``data`` and view it for fitting.
+    """Validate the inputs, build the ``ModelDesign`` (``glmmsim.model.model_design``) of ``formula`` on ``data`` and view it for fitting.
 
     The formula's ``offset(...)`` terms are added to ``offset``, as in lme4.
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, ParameterError
-from ..model.design import ModelDesign
+from ..model.model_design import ModelDesign
 from .design import FitDesign, build_design, fit_design
 from .errors import EngineError
 from .protocol import fit_many, get_engine, resolve_engine

@@ -33,7 +33,7 @@ import pandas as pd
 from ..errors import DataError, InputTypeError, ParameterError, format_names, plain
 from ..randomness.seeds import SeedLike, derive_key, seed_key
 from ..randomness.streams import RowStreams, level_keys, standard_normals, stream_key
-from .design import ModelDesign
+from .model_design import ModelDesign
 from .matrices import Columns, Grouping, first_appearance
 from .parameters import TermCovariance
 from .terms import RandomTerm

@@ -23,7 +23,7 @@ import pandas as pd
 from formulaic import Formula
 
 from .bound import BoundModel, KeyLike, noise_stream
-from .design import ModelDesign, build_model_design
+from .model_design import ModelDesign, build_model_design
 from .. import limits
 from ..limits import check_limit
 from ..errors import (
@@ -490,7 +490,7 @@ class Model:
             raise
 
     def design(self, conditions: pd.DataFrame) -> ModelDesign:
-        """The formula read against ``conditions`` once: columns, groups, offsets, trials (a ``ModelDesign``, see ``glmmsim.model.design``).
+        """The formula read against ``conditions`` once: columns, groups, offsets, trials (a ``ModelDesign``, see ``glmmsim.model.model_design``).
 
         Examples
         --------

@@ -236,6 +236,26 @@ def test_fit_many_computes_the_batchs_df_once_and_only_when_asked(monkeypatch):
     assert table.loc["cond[T.b]", "df"] == t[3].df and all(np.isfinite(x.df) and x.df > 0 for x in t)
 
 
+def test_a_failing_batch_df_call_leaves_each_fit_its_own_df(monkeypatch):
+    """Should the stacked call fail (a numerically hopeless fit), each fit computes, and fails, on its own."""
+    from glmmsim.fit.engines.lmm_ddf import DdfCalculator
+
+    def fail(*args, **kwargs):
+        raise np.linalg.LinAlgError("Matrix is not positive definite")
+
+    d = _crossed()
+    ys = _replicates(d, 4, seed=10)
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(FORMULA, d))
+    fits = prep.fit_many(ys, reml=True)
+    monkeypatch.setattr(DdfCalculator, "satterthwaite_dfs_many", fail)
+    monkeypatch.setattr(DdfCalculator, "kenward_roger_many", fail)
+    L = np.array([[0.0, 1.0]])
+    for j, raw in enumerate(fits):
+        np.testing.assert_array_equal(raw.df_source(), prep._satterthwaite_dfs(ys[:, j], raw.native, True))
+        assert prep.contrast(ys[:, j], L, reml=True, ddf="Kenward-Roger", native=raw) == \
+            prep.contrast(ys[:, j], L, reml=True, ddf="Kenward-Roger", native=_alone(raw))
+
+
 def test_fit_many_refits_what_it_does_not_settle_with_bobyqa(monkeypatch):
     """With the batched solve made to settle nothing, every response is fitted exactly as by fit()."""
     from glmmsim.fit.engines import lmm_batch

@@ -560,6 +560,11 @@ class LmmNative:
         return np.concatenate([p for _, p in parts]) if parts else np.zeros(0)
 
 
+#: What a stacked df call may raise on a numerically hopeless fit (then each fit is computed on its own,
+#: so the error stays that fit's).
+_BATCH_FAILURES = (np.linalg.LinAlgError, ValueError, FloatingPointError, ArithmeticError)
+
+
 class _BatchDf:
     """The df tests of the fits of one ``fit_many`` call, computed for all of them on the first request.
 
@@ -601,34 +606,53 @@ class _BatchDf:
         self._ys, self._thetas, self._sigmas, self._betas, self._reml = ys, thetas, sigmas, betas, reml
         self._dfs: np.ndarray | None = None
         self._tests: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._failed = False  # the stacked call raised: every fit computes its own (and raises its own error)
         self._lock = threading.Lock()
 
     def dfs(self, i: int) -> np.ndarray:
         """Satterthwaite's df of every coefficient of fit ``i`` (the ``fixed`` table's column)."""
+        prep = self._prepared
+        try:
+            calc = prep._ddf_calculator()
+        except EngineError:
+            return np.full(self._betas.shape[1], np.nan)
         with self._lock:
-            if self._dfs is None:
-                prep = self._prepared
+            if self._dfs is None and not self._failed:
                 try:
-                    calc = prep._ddf_calculator()
-                except EngineError:
-                    self._dfs = np.full(self._betas.shape, np.nan)
-                else:
                     with _one_blas_thread(prep._ddf_size):
                         self._dfs = calc.satterthwaite_dfs_many(self._ys, self._thetas, self._sigmas, self._reml)
-        return self._dfs[i].copy()
+                except _BATCH_FAILURES:
+                    self._failed = True  # numerically hopeless somewhere in the batch: each fit on its own
+            if self._dfs is not None:
+                return self._dfs[i].copy()
+        with _one_blas_thread(prep._ddf_size):
+            return calc.satterthwaite_dfs(self._ys[:, i], self._thetas[i], self._sigmas[i], self._reml)
 
     def contrast(self, i: int, L: np.ndarray, ddf: str) -> tuple[float, int, float]:
         """``(F, ndf, ddf)`` of the test of ``L beta = 0`` on fit ``i`` (Kenward-Roger: REML fits only)."""
         L = np.atleast_2d(L)
         key = (ddf, L.shape, L.tobytes())
+        prep = self._prepared
+        calc = prep._ddf_calculator()
+        satterthwaite = ddf == "Satterthwaite"
         with self._lock:
-            if key not in self._tests:
-                prep = self._prepared
-                calc = prep._ddf_calculator()
-                with _one_blas_thread(prep._ddf_size):
-                    if ddf == "Satterthwaite":
-                        self._tests[key] = calc.satterthwaite_many(self._ys, self._thetas, self._sigmas, self._reml, L)
-                    else:
-                        self._tests[key] = calc.kenward_roger_many(self._ys, self._betas, self._thetas, self._sigmas, L)
-            f_value, ndf, den = self._tests[key]
-        return float(f_value[i]), int(ndf[i]), float(den[i])
+            if key not in self._tests and not self._failed:
+                try:
+                    with _one_blas_thread(prep._ddf_size):
+                        if satterthwaite:
+                            self._tests[key] = calc.satterthwaite_many(self._ys, self._thetas, self._sigmas,
+                                                                       self._reml, L)
+                        else:
+                            self._tests[key] = calc.kenward_roger_many(self._ys, self._betas, self._thetas,
+                                                                       self._sigmas, L)
+                except _BATCH_FAILURES:
+                    self._failed = True
+            found = self._tests.get(key)
+        if found is not None:
+            f_value, ndf, den = found
+            return float(f_value[i]), int(ndf[i]), float(den[i])
+        y, theta, sigma = self._ys[:, i], self._thetas[i], self._sigmas[i]
+        with _one_blas_thread(prep._ddf_size):
+            if satterthwaite:
+                return calc.satterthwaite(y, theta, sigma, self._reml, L)
+            return calc.kenward_roger(y, self._betas[i], theta, sigma, True, L)

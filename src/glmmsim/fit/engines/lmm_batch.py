@@ -51,7 +51,7 @@ _ARMIJO = 1e-4
 MAX_STEP = 0.5
 #: Multiples of lme4's start among which each response's Newton start is the one of lowest deviance.
 START_SCALES = (1.0, 0.6, 0.35, 0.2, 0.12)
-#: After a full convex Newton step shorter than this the Hessian is kept (chord iterations).
+#: After a convex Newton step shorter than this (before the line search) the Hessian is updated by BFGS, not differenced again.
 REUSE_STEP = 1.0
 _ROUNDING = 1e-13
 _MAX_HALVINGS = 12

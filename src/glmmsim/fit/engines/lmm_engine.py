@@ -325,7 +325,9 @@ class PreparedLmm:
         lme4's start. A response it does not settle cleanly (no convergence, a non-positive-definite
         Hessian, or a diagonal theta element ending in ``(0, 1e-3)``, where BOBYQA's stopping point
         decides lme4's singular flag) is refitted alone by :meth:`fit`. A response's result does
-        not depend on the other columns (up to rounding in batched matrix products).
+        not depend on the other columns. The fits share their Satterthwaite df and their
+        Satterthwaite/Kenward-Roger contrast tests, computed for all of them on the first request
+        (:class:`_BatchDf`).
 
         Examples
         --------

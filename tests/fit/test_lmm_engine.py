@@ -256,6 +256,38 @@ def test_a_failing_batch_df_call_leaves_each_fit_its_own_df(monkeypatch):
             prep.contrast(ys[:, j], L, reml=True, ddf="Kenward-Roger", native=_alone(raw))
 
 
+@pytest.mark.parametrize("reml", [True, False])
+def test_fit_many_likelihood_ratio_tests_fit_the_batchs_nested_models_together(reml, monkeypatch):
+    """The first LRT of a batch fits every response's ML models in fit_many calls; the same in any batch."""
+    from glmmsim.fit.engines.lmm_engine import PreparedLmm
+
+    d = _crossed(subjects=20, items=10)
+    ys = _replicates(d, 8, seed=11)
+    fitter = glmmsim.fit.prepare(FORMULA, d, engine="lmm", reml=reml)
+    calls = {"fit_many": 0}
+    many = PreparedLmm.fit_many
+
+    def counted(self, ys, *, reml):
+        calls["fit_many"] += 1
+        return many(self, ys, reml=reml)
+
+    results = fitter.fit_many(ys)
+    monkeypatch.setattr(PreparedLmm, "fit_many", counted)
+    stats_ = [res.test("cond", method="lrt").statistic for res in results]
+    assert calls["fit_many"] == (2 if reml else 1)  # the nested ML fits (and the full ML refits of REML fits)
+    monkeypatch.setattr(PreparedLmm, "fit_many", many)
+    nested = fitter._nested[(1,)]
+    prep = fitter._prepare()
+    for j, stat in enumerate(stats_):
+        full = prep.fit_many(ys[:, [j]], reml=False)[0].loglik
+        reduced = nested.fit_many(ys[:, [j]], reml=False)[0].loglik
+        assert stat == max(0.0, 2.0 * (full - reduced))  # bit for bit the response's own batched fits
+        one = fitter.fit(ys[:, j]).test("cond", method="lrt").statistic  # one by one (BOBYQA)
+        assert stat == pytest.approx(one, rel=1e-4, abs=1e-6)
+    other = fitter.fit_many(ys[:, [5, 1]])
+    assert [res.test("cond", method="lrt").statistic for res in other] == [stats_[5], stats_[1]]
+
+
 def test_fit_many_refits_what_it_does_not_settle_with_bobyqa(monkeypatch):
     """With the batched solve made to settle nothing, every response is fitted exactly as by fit()."""
     from glmmsim.fit.engines import lmm_batch

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import GlmmsimError
 from ..design import FitDesign
 from ..errors import EngineError, FitError
 from ..protocol import RawFit
@@ -369,14 +370,13 @@ class PreparedLmm:
                    and np.all(np.isfinite(raw.native.theta)) and np.all(np.isfinite(raw.beta))]
         if len(members) < 2:
             return
-        centred = ys[:, members]  # a copy (the caller's array may change later; the df are computed lazily)
-        if self._design.offset is not None:
-            centred = centred - np.asarray(self._design.offset, dtype=np.float64)[:, None]
-        if not np.all(np.isfinite(centred)):
+        own = ys[:, members]  # a copy (the caller's array may change later; the df are computed lazily)
+        if not np.all(np.isfinite(own)):
             return
-        group = _BatchDf(self, centred,
+        group = _BatchDf(self, own,
                         np.array([fits[j].native.theta_design(self._blocks) for j in members]),
-                        np.array([fits[j].sigma for j in members]), np.array([fits[j].beta for j in members]), reml)
+                        np.array([fits[j].sigma for j in members]), np.array([fits[j].beta for j in members]), reml,
+                        np.array([fits[j].loglik for j in members]))
         for i, j in enumerate(members):
             raw = fits[j]
             raw.native = dataclasses.replace(raw.native, batch=group, batch_index=i)
@@ -434,7 +434,7 @@ class PreparedLmm:
             warnings.append(f"convergence: {opt.message}")
         if singular:
             warnings.append("boundary (singular) fit: see help('isSingular')")
-        native = LmmNative(opt.theta.copy(), float(np.sqrt(sigma2)), opt.evaluations, optimizer)
+        native = LmmNative(opt.theta.copy(), float(np.sqrt(sigma2)), opt.evaluations, optimizer, float(opt.deviance))
         return RawFit(
             beta=beta,
             vcov=vcov,
@@ -485,6 +485,25 @@ class PreparedLmm:
         theta = native.theta_design(self._blocks)
         with _one_blas_thread(self._ddf_size):
             return calc.satterthwaite_dfs(yc, theta, native.sigma, reml)
+
+    # ---------------------------------------------------------------- likelihood ratio
+    def lrt(self, y: np.ndarray, nested: PreparedLmm, *, reml: bool, native=None) -> tuple[float, float]:
+        """ML log-likelihoods of this design's model and of ``nested`` (fewer fixed effects) for response ``y``.
+
+        For a fit of a ``fit_many`` call (``native`` its :class:`LmmNative`) both come from ML fits
+        of every response of that call, made together on the first request (``fit_many`` of
+        ``nested``, and of this design where the fits were REML); otherwise from this fit (ML) or
+        an ML refit, and an ML fit of ``nested``, one by one.
+        """
+        if isinstance(native, LmmNative) and native.batch is not None:
+            both = native.batch.lrt(native.batch_index, nested)
+            if both is not None:
+                return both
+        if isinstance(native, LmmNative) and not reml:
+            full = -0.5 * native.deviance
+        else:
+            full = self.fit(y, reml=False).loglik
+        return full, nested.fit(y, reml=False).loglik
 
     # ---------------------------------------------------------------- tests with df
     def contrast(self, y: np.ndarray, L: np.ndarray, *, reml: bool, ddf: str, native=None) -> tuple[float, float, float]:
@@ -552,6 +571,8 @@ class LmmNative:
     sigma: float
     evaluations: int
     optimizer: str = "bobyqa"
+    #: the deviance at the optimum (REML criterion or ML deviance): the fit's log-likelihood is -deviance / 2
+    deviance: float = float("nan")
     #: the fit_many batch whose df this fit shares (:class:`_BatchDf`) and the fit's row in it
     batch: Any = dataclasses.field(default=None, repr=False, compare=False)
     batch_index: int = -1
@@ -582,11 +603,13 @@ class _BatchDf:
     prepared : PreparedLmm
         The engine that fitted them (its df calculator).
     ys : ndarray, shape (n, K)
-        The responses, offset removed.
+        The responses (with the offset, if any).
     thetas, sigmas, betas : ndarray
         Per fit: theta in the design's term order ``(K, ntheta)``, sigma ``(K,)``, beta ``(K, p)``.
     reml : bool
         Whether the fits are REML fits.
+    logliks : ndarray, shape (K,)
+        The fits' log-likelihoods (REML criterion for REML fits).
 
     Examples
     --------
@@ -603,13 +626,41 @@ class _BatchDf:
     """
 
     def __init__(self, prepared: PreparedLmm, ys: np.ndarray, thetas: np.ndarray, sigmas: np.ndarray,
-                 betas: np.ndarray, reml: bool) -> None:
+                 betas: np.ndarray, reml: bool, logliks: np.ndarray) -> None:
         self._prepared = prepared
-        self._ys, self._thetas, self._sigmas, self._betas, self._reml = ys, thetas, sigmas, betas, reml
+        self._raw_ys, self._thetas, self._sigmas, self._betas, self._reml = ys, thetas, sigmas, betas, reml
+        self._logliks = logliks
+        self._lrts: dict[int, tuple[PreparedLmm, np.ndarray, np.ndarray]] = {}
+        self._lrt_failed = False
         self._dfs: np.ndarray | None = None
         self._tests: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._failed = False  # the stacked call raised: every fit computes its own (and raises its own error)
         self._lock = threading.Lock()
+
+    @functools.cached_property
+    def _ys(self) -> np.ndarray:
+        """The responses with the offset removed (what the df calculator takes)."""
+        offset = self._prepared.design.offset
+        return self._raw_ys if offset is None else self._raw_ys - np.asarray(offset, dtype=np.float64)[:, None]
+
+    def lrt(self, i: int, nested: PreparedLmm) -> tuple[float, float] | None:
+        """ML log-likelihoods of fit ``i``'s model and of ``nested``, or None where the batch's fits failed.
+
+        The first request fits every response of the batch by ML on ``nested`` (and on the full
+        design where the fits are REML) in ``fit_many`` calls; the answers are kept per nested design.
+        """
+        with self._lock:
+            key = id(nested)
+            if key not in self._lrts and not self._lrt_failed:
+                try:
+                    reduced = np.array([r.loglik for r in nested.fit_many(self._raw_ys, reml=False)])
+                    full = (np.array([r.loglik for r in self._prepared.fit_many(self._raw_ys, reml=False)])
+                            if self._reml else self._logliks)
+                    self._lrts[key] = (nested, full, reduced)  # the design kept: its id stays its own
+                except (GlmmsimError, *_BATCH_FAILURES):
+                    self._lrt_failed = True
+            found = self._lrts.get(key)
+        return None if found is None else (float(found[1][i]), float(found[2][i]))
 
     def dfs(self, i: int) -> np.ndarray:
         """Satterthwaite's df of every coefficient of fit ``i`` (the ``fixed`` table's column)."""

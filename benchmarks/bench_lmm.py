@@ -14,8 +14,9 @@ for lme4 (its work happens in the R process). "lmm batched" fits a round's respo
 ``Fitter.fit_many`` call (the study runner's path), "lmm" one by one with ``Fitter.fit``. Then the
 lmm engine's cost per replicate at 1,200 and at 100,000 rows (the same levels, more trials per
 cell): a deviance evaluation does not depend on the number of rows, only the response's
-cross-products do. Last, a 5-point power curve of 200 replicates a point through
-``glmmsim.power_curve`` (serial), with the runner's batched fits and with them switched off.
+cross-products do. Then every coefficient's Satterthwaite df on the same fits, one call per
+coefficient, one call per replicate and one call for all (what ``fit_many``'s fits share).
+Last, a 5-point power curve of 200 replicates a point through ``glmmsim.power_curve`` (serial), with the runner's batched fits and with them switched off.
 
 Usage::
 
@@ -97,6 +98,37 @@ def per_replicate_batched(formula: str, method: str, reml: bool, d: pd.DataFrame
     for res in fitter.fit_many(ys):
         res.test("cond", method=method)
     return (clock() - t0) / ys.shape[1]
+
+
+def df_per_replicate(ys: np.ndarray, rounds: int = 5) -> dict[str, float]:
+    """CPU ms per replicate of every coefficient's Satterthwaite df on the same fits, three ways.
+
+    "per coefficient": one ``satterthwaite`` call a coefficient (the engine's former per-fit df);
+    "one call": ``satterthwaite_dfs`` (a fit of ``fit``); "batched": ``satterthwaite_dfs_many``
+    over all replicates (the fits of one ``fit_many`` call). Best of ``rounds`` interleaved rounds.
+    """
+    from glmmsim.fit.engines.lmm_engine import LmmEngine
+
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(TESTS[0][1], conditions()))
+    fits = prep.fit_many(ys, reml=True)
+    calc = prep._ddf_calculator()
+    thetas = np.array([f.native.theta_design(prep._blocks) for f in fits])
+    sigmas = np.array([f.sigma for f in fits])
+    rows = np.eye(fits[0].beta.size)
+    k = ys.shape[1]
+    ways = {
+        "per coefficient": lambda: [[calc.satterthwaite(ys[:, j], thetas[j], sigmas[j], True, r[None, :])[2]
+                                     for r in rows] for j in range(k)],
+        "one call": lambda: [calc.satterthwaite_dfs(ys[:, j], thetas[j], sigmas[j], True) for j in range(k)],
+        "batched": lambda: calc.satterthwaite_dfs_many(ys, thetas, sigmas, True),
+    }
+    best = dict.fromkeys(ways, float("inf"))
+    for _ in range(rounds):
+        for name, way in ways.items():
+            t0 = time.process_time()
+            way()
+            best[name] = min(best[name], (time.process_time() - t0) * 1e3 / k)
+    return best
 
 
 def curve_seconds(nsim: int, batched: bool) -> float:
@@ -224,6 +256,10 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for rows, per, batched, dev, evals in scaling(max(10, args.reps)):
         print(f"| {rows:,} | {per:.2f} | {batched:.2f} | {dev:.0f} | {evals:.0f} |")
+    dfs = df_per_replicate(ys[:, : args.reps])
+    print("\nSatterthwaite df of every coefficient, same fits (CPU ms per replicate, best of 5): "
+          + ", ".join(f"{name} {ms:.3f}" for name, ms in dfs.items())
+          + f"; per coefficient / batched {dfs['per coefficient'] / dfs['batched']:.1f}x")
     if args.curve_nsim:
         fast, slow = curve_seconds(args.curve_nsim, True), curve_seconds(args.curve_nsim, False)
         print(f"\n5-point power curve, {args.curve_nsim} replicates a point, lmm, serial (CPU s): batched {fast:.2f}, "

@@ -172,6 +172,122 @@ def test_fit_many_result_does_not_depend_on_the_batch():
             np.testing.assert_array_equal(a.native.theta, b.native.theta)
 
 
+def _alone(raw):
+    """``raw`` without its fit_many batch: its tests then run the per-fit df calculator."""
+    import dataclasses
+
+    return dataclasses.replace(raw, native=dataclasses.replace(raw.native, batch=None, batch_index=-1), df_source=None)
+
+
+@pytest.mark.parametrize("formula, reml, offset", [
+    (FORMULA, True, False), (FORMULA, False, False), ("y ~ cond * x + (1 + cond | subject) + (1 | item)", True, True)])
+def test_fit_many_df_equal_per_fit_df_in_any_batch(formula, reml, offset):
+    """The batch's df (one stacked call) are each fit's own df to 1e-10, whichever fits share the batch."""
+    d = _crossed(subjects=20, items=10)
+    if offset:
+        d["off"] = np.linspace(-1.0, 1.0, len(d))
+    ys = _replicates(d, 10, seed=8)
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(formula, d, offset="off" if offset else None))
+    fits = prep.fit_many(ys, reml=reml)
+    p = fits[0].beta.size
+    terms = np.eye(p)[1:]  # the F test of every coefficient but the intercept
+    calc = prep._ddf_calculator()
+    dfs = np.array([raw.df_source() for raw in fits])
+    for j, raw in enumerate(fits):
+        assert raw.native.batch is not None
+        np.testing.assert_allclose(dfs[j], prep._satterthwaite_dfs(ys[:, j], raw.native, reml), rtol=1e-10)
+        for ddf in ("Satterthwaite", "Kenward-Roger"):
+            got = prep.contrast(ys[:, j], terms, reml=reml, ddf=ddf, native=raw)
+            want = prep.contrast(ys[:, j], terms, reml=reml, ddf=ddf, native=_alone(raw))
+            np.testing.assert_allclose(got, want, rtol=1e-10)
+    assert calc is prep._ddf_calculator()
+    # another batch: a subset in another order, with copies of other responses
+    pick = [7, 2, 9]
+    other = prep.fit_many(np.column_stack([ys[:, pick], ys[:, :4]]), reml=reml)[:3]
+    for j, raw in zip(pick, other):
+        np.testing.assert_allclose(raw.df_source(), dfs[j], rtol=1e-12)
+        np.testing.assert_allclose(prep.contrast(ys[:, j], terms, reml=reml, ddf="Satterthwaite", native=raw),
+                                   prep.contrast(ys[:, j], terms, reml=reml, ddf="Satterthwaite", native=fits[j]),
+                                   rtol=1e-12)
+
+
+def test_fit_many_computes_the_batchs_df_once_and_only_when_asked(monkeypatch):
+    from glmmsim.fit.engines.lmm_ddf import DdfCalculator
+
+    calls = {"many": 0, "one": 0}
+    many, one = DdfCalculator.satterthwaite_dfs_many, DdfCalculator.satterthwaite_dfs
+
+    def count(name, f):
+        def wrapped(*args, **kwargs):
+            calls[name] += 1
+            return f(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(DdfCalculator, "satterthwaite_dfs_many", count("many", many))
+    monkeypatch.setattr(DdfCalculator, "satterthwaite_dfs", count("one", one))
+    d = _crossed()
+    fitter = glmmsim.fit.prepare(FORMULA, d)
+    results = fitter.fit_many(_replicates(d, 6, seed=9))
+    z = [res.test("cond", method="z") for res in results]
+    assert calls == {"many": 0, "one": 0} and all(np.isnan(t.df) for t in z)  # a z study never pays
+    t = [res.test("cond", method="satterthwaite") for res in results]
+    table = results[3].fixed
+    assert calls == {"many": 1, "one": 0}
+    assert table.loc["cond[T.b]", "df"] == t[3].df and all(np.isfinite(x.df) and x.df > 0 for x in t)
+
+
+def test_a_failing_batch_df_call_leaves_each_fit_its_own_df(monkeypatch):
+    """Should the stacked call fail (a numerically hopeless fit), each fit computes, and fails, on its own."""
+    from glmmsim.fit.engines.lmm_ddf import DdfCalculator
+
+    def fail(*args, **kwargs):
+        raise np.linalg.LinAlgError("Matrix is not positive definite")
+
+    d = _crossed()
+    ys = _replicates(d, 4, seed=10)
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(FORMULA, d))
+    fits = prep.fit_many(ys, reml=True)
+    monkeypatch.setattr(DdfCalculator, "satterthwaite_dfs_many", fail)
+    monkeypatch.setattr(DdfCalculator, "kenward_roger_many", fail)
+    L = np.array([[0.0, 1.0]])
+    for j, raw in enumerate(fits):
+        np.testing.assert_array_equal(raw.df_source(), prep._satterthwaite_dfs(ys[:, j], raw.native, True))
+        assert prep.contrast(ys[:, j], L, reml=True, ddf="Kenward-Roger", native=raw) == \
+            prep.contrast(ys[:, j], L, reml=True, ddf="Kenward-Roger", native=_alone(raw))
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_fit_many_likelihood_ratio_tests_fit_the_batchs_nested_models_together(reml, monkeypatch):
+    """The first LRT of a batch fits every response's ML models in fit_many calls; the same in any batch."""
+    from glmmsim.fit.engines.lmm_engine import PreparedLmm
+
+    d = _crossed(subjects=20, items=10)
+    ys = _replicates(d, 8, seed=11)
+    fitter = glmmsim.fit.prepare(FORMULA, d, engine="lmm", reml=reml)
+    calls = {"fit_many": 0}
+    many = PreparedLmm.fit_many
+
+    def counted(self, ys, *, reml):
+        calls["fit_many"] += 1
+        return many(self, ys, reml=reml)
+
+    results = fitter.fit_many(ys)
+    monkeypatch.setattr(PreparedLmm, "fit_many", counted)
+    stats_ = [res.test("cond", method="lrt").statistic for res in results]
+    assert calls["fit_many"] == (2 if reml else 1)  # the nested ML fits (and the full ML refits of REML fits)
+    monkeypatch.setattr(PreparedLmm, "fit_many", many)
+    nested = fitter._nested[(1,)]
+    prep = fitter._prepare()
+    for j, stat in enumerate(stats_):
+        full = prep.fit_many(ys[:, [j]], reml=False)[0].loglik
+        reduced = nested.fit_many(ys[:, [j]], reml=False)[0].loglik
+        assert stat == max(0.0, 2.0 * (full - reduced))  # bit for bit the response's own batched fits
+        one = fitter.fit(ys[:, j]).test("cond", method="lrt").statistic  # one by one (BOBYQA)
+        assert stat == pytest.approx(one, rel=1e-4, abs=1e-6)
+    other = fitter.fit_many(ys[:, [5, 1]])
+    assert [res.test("cond", method="lrt").statistic for res in other] == [stats_[5], stats_[1]]
+
+
 def test_fit_many_refits_what_it_does_not_settle_with_bobyqa(monkeypatch):
     """With the batched solve made to settle nothing, every response is fitted exactly as by fit()."""
     from glmmsim.fit.engines import lmm_batch

@@ -17,12 +17,16 @@ Everything that does not depend on the response is computed once in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from ...errors import GlmmsimError
 from ..design import FitDesign
 from ..errors import EngineError, FitError
 from ..protocol import RawFit
@@ -322,7 +326,9 @@ class PreparedLmm:
         lme4's start. A response it does not settle cleanly (no convergence, a non-positive-definite
         Hessian, or a diagonal theta element ending in ``(0, 1e-3)``, where BOBYQA's stopping point
         decides lme4's singular flag) is refitted alone by :meth:`fit`. A response's result does
-        not depend on the other columns (up to rounding in batched matrix products).
+        not depend on the other columns. The fits share their Satterthwaite df and their
+        Satterthwaite/Kenward-Roger contrast tests, computed for all of them on the first request
+        (:class:`_BatchDf`).
 
         Examples
         --------
@@ -347,7 +353,34 @@ class PreparedLmm:
             chunk = int(max(1, min(BATCH_CHUNK, BATCH_ENTRIES // (max(1, pls.ntheta) * pls.m * pls.m))))
             for lo in range(0, ys.shape[1], chunk):
                 self._fit_chunk(batch, ys[:, lo : lo + chunk], lo, reml, out)
-        return [raw if raw is not None else self.fit(ys[:, j], reml=reml) for j, raw in enumerate(out)]
+        fits = [raw if raw is not None else self.fit(ys[:, j], reml=reml) for j, raw in enumerate(out)]
+        self._share_df(ys, fits, reml)
+        return fits
+
+    def _share_df(self, ys: np.ndarray, fits: list[RawFit], reml: bool) -> None:
+        """Point the fits' df (and df tests) at one :class:`_BatchDf` of all of them.
+
+        Only fits with finite estimates take part (the df calculator's input); the others keep
+        their own per-fit df. Nothing is computed here: a z or likelihood-ratio study never pays.
+        """
+        if self._pls.p == 0:
+            return
+        members = [j for j, raw in enumerate(fits)
+                   if isinstance(raw.native, LmmNative) and np.isfinite(raw.sigma) and raw.sigma > 0
+                   and np.all(np.isfinite(raw.native.theta)) and np.all(np.isfinite(raw.beta))]
+        if len(members) < 2:
+            return
+        own = ys[:, members]  # a copy (the caller's array may change later; the df are computed lazily)
+        if not np.all(np.isfinite(own)):
+            return
+        group = _BatchDf(self, own,
+                        np.array([fits[j].native.theta_design(self._blocks) for j in members]),
+                        np.array([fits[j].sigma for j in members]), np.array([fits[j].beta for j in members]), reml,
+                        np.array([fits[j].loglik for j in members]))
+        for i, j in enumerate(members):
+            raw = fits[j]
+            raw.native = dataclasses.replace(raw.native, batch=group, batch_index=i)
+            raw.df_source = functools.partial(group.dfs, i)
 
     def _batch(self):
         """The batched evaluator of this design (None where it does not apply), built on first use."""
@@ -401,7 +434,7 @@ class PreparedLmm:
             warnings.append(f"convergence: {opt.message}")
         if singular:
             warnings.append("boundary (singular) fit: see help('isSingular')")
-        native = LmmNative(opt.theta.copy(), float(np.sqrt(sigma2)), opt.evaluations, optimizer)
+        native = LmmNative(opt.theta.copy(), float(np.sqrt(sigma2)), opt.evaluations, optimizer, float(opt.deviance))
         return RawFit(
             beta=beta,
             vcov=vcov,
@@ -451,7 +484,26 @@ class PreparedLmm:
         yc = self._centred(np.asarray(y, dtype=np.float64))
         theta = native.theta_design(self._blocks)
         with _one_blas_thread(self._ddf_size):
-            return np.array([calc.satterthwaite(yc, theta, native.sigma, reml, row[None, :])[2] for row in np.eye(p)])
+            return calc.satterthwaite_dfs(yc, theta, native.sigma, reml)
+
+    # ---------------------------------------------------------------- likelihood ratio
+    def lrt(self, y: np.ndarray, nested: PreparedLmm, *, reml: bool, native=None) -> tuple[float, float]:
+        """ML log-likelihoods of this design's model and of ``nested`` (fewer fixed effects) for response ``y``.
+
+        For a fit of a ``fit_many`` call (``native`` its :class:`LmmNative`) both come from ML fits
+        of every response of that call, made together on the first request (``fit_many`` of
+        ``nested``, and of this design where the fits were REML); otherwise from this fit (ML) or
+        an ML refit, and an ML fit of ``nested``, one by one.
+        """
+        if isinstance(native, LmmNative) and native.batch is not None:
+            both = native.batch.lrt(native.batch_index, nested)
+            if both is not None:
+                return both
+        if isinstance(native, LmmNative) and not reml:
+            full = -0.5 * native.deviance
+        else:
+            full = self.fit(y, reml=False).loglik
+        return full, nested.fit(y, reml=False).loglik
 
     # ---------------------------------------------------------------- tests with df
     def contrast(self, y: np.ndarray, L: np.ndarray, *, reml: bool, ddf: str, native=None) -> tuple[float, float, float]:
@@ -469,6 +521,12 @@ class PreparedLmm:
 
         raw = native if native is not None and isinstance(getattr(native, "native", None), LmmNative) else self.fit(y, reml=reml)
         state = raw.native
+        if state.batch is not None and (ddf == "Satterthwaite" or (ddf == "Kenward-Roger" and raw.reml)):
+            # a fit of a fit_many batch: the test of the whole batch in one stacked call, on the first request
+            from scipy import stats
+
+            f_value, ndf, den = state.batch.contrast(state.batch_index, np.asarray(L, dtype=np.float64), ddf)
+            return float(f_value), float(den), float(stats.f.sf(f_value, ndf, den))
         calc = self._ddf_calculator()
         yc = self._centred(np.asarray(y, dtype=np.float64))
         if ddf == "Satterthwaite":
@@ -513,8 +571,141 @@ class LmmNative:
     sigma: float
     evaluations: int
     optimizer: str = "bobyqa"
+    #: the deviance at the optimum (REML criterion or ML deviance): the fit's log-likelihood is -deviance / 2
+    deviance: float = float("nan")
+    #: the fit_many batch whose df this fit shares (:class:`_BatchDf`) and the fit's row in it
+    batch: Any = dataclasses.field(default=None, repr=False, compare=False)
+    batch_index: int = -1
 
     def theta_design(self, blocks: Sequence[TermBlock]) -> np.ndarray:
         """Theta with the terms in ``FitDesign.terms`` order (what the df calculator takes)."""
         parts = sorted(((b.design_index, self.theta[b.theta]) for b in blocks), key=lambda t: t[0])
         return np.concatenate([p for _, p in parts]) if parts else np.zeros(0)
+
+
+#: What a stacked df call may raise on a numerically hopeless fit (then each fit is computed on its own,
+#: so the error stays that fit's).
+_BATCH_FAILURES = (np.linalg.LinAlgError, ValueError, FloatingPointError, ArithmeticError)
+
+
+class _BatchDf:
+    """The df tests of the fits of one ``fit_many`` call, computed for all of them on the first request.
+
+    A study runs the same test on every replicate, so the first fit that asks for its
+    Satterthwaite df (or a Satterthwaite or Kenward-Roger contrast) gets those of every fit of
+    the batch from one stacked call of the df calculator (``DdfCalculator.*_many``, about 3.5x
+    cheaper a replicate than one call each); the answers are kept, keyed by the contrast. Each
+    fit's numbers equal its own per-fit calculation to rounding (1e-10 relative), whichever
+    fits share the batch.
+
+    Parameters
+    ----------
+    prepared : PreparedLmm
+        The engine that fitted them (its df calculator).
+    ys : ndarray, shape (n, K)
+        The responses (with the offset, if any).
+    thetas, sigmas, betas : ndarray
+        Per fit: theta in the design's term order ``(K, ntheta)``, sigma ``(K,)``, beta ``(K, p)``.
+    reml : bool
+        Whether the fits are REML fits.
+    logliks : ndarray, shape (K,)
+        The fits' log-likelihoods (REML criterion for REML fits).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from glmmsim.fit.design import build_design
+    >>> d = pd.DataFrame({"x": np.tile([0.0, 1.0], 20), "g": np.repeat([f"g{i}" for i in range(10)], 4)})
+    >>> prep = LmmEngine().prepare(build_design("y ~ x + (1 | g)", d))
+    >>> rng = np.random.default_rng(1)
+    >>> ys = rng.normal(size=(40, 3)) + rng.normal(size=(10, 3))[np.repeat(np.arange(10), 4)]
+    >>> fits = prep.fit_many(ys, reml=True)
+    >>> batched = fits[2].df_source()  # the first request computes the df of all three fits
+    >>> bool(np.allclose(batched, prep._satterthwaite_dfs(ys[:, 2], fits[2].native, True), rtol=1e-10))
+    True
+    """
+
+    def __init__(self, prepared: PreparedLmm, ys: np.ndarray, thetas: np.ndarray, sigmas: np.ndarray,
+                 betas: np.ndarray, reml: bool, logliks: np.ndarray) -> None:
+        self._prepared = prepared
+        self._raw_ys, self._thetas, self._sigmas, self._betas, self._reml = ys, thetas, sigmas, betas, reml
+        self._logliks = logliks
+        self._lrts: dict[int, tuple[PreparedLmm, np.ndarray, np.ndarray]] = {}
+        self._lrt_failed = False
+        self._dfs: np.ndarray | None = None
+        self._tests: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._failed = False  # the stacked call raised: every fit computes its own (and raises its own error)
+        self._lock = threading.Lock()
+
+    @functools.cached_property
+    def _ys(self) -> np.ndarray:
+        """The responses with the offset removed (what the df calculator takes)."""
+        offset = self._prepared.design.offset
+        return self._raw_ys if offset is None else self._raw_ys - np.asarray(offset, dtype=np.float64)[:, None]
+
+    def lrt(self, i: int, nested: PreparedLmm) -> tuple[float, float] | None:
+        """ML log-likelihoods of fit ``i``'s model and of ``nested``, or None where the batch's fits failed.
+
+        The first request fits every response of the batch by ML on ``nested`` (and on the full
+        design where the fits are REML) in ``fit_many`` calls; the answers are kept per nested design.
+        """
+        with self._lock:
+            key = id(nested)
+            if key not in self._lrts and not self._lrt_failed:
+                try:
+                    reduced = np.array([r.loglik for r in nested.fit_many(self._raw_ys, reml=False)])
+                    full = (np.array([r.loglik for r in self._prepared.fit_many(self._raw_ys, reml=False)])
+                            if self._reml else self._logliks)
+                    self._lrts[key] = (nested, full, reduced)  # the design kept: its id stays its own
+                except (GlmmsimError, *_BATCH_FAILURES):
+                    self._lrt_failed = True
+            found = self._lrts.get(key)
+        return None if found is None else (float(found[1][i]), float(found[2][i]))
+
+    def dfs(self, i: int) -> np.ndarray:
+        """Satterthwaite's df of every coefficient of fit ``i`` (the ``fixed`` table's column)."""
+        prep = self._prepared
+        try:
+            calc = prep._ddf_calculator()
+        except EngineError:
+            return np.full(self._betas.shape[1], np.nan)
+        with self._lock:
+            if self._dfs is None and not self._failed:
+                try:
+                    with _one_blas_thread(prep._ddf_size):
+                        self._dfs = calc.satterthwaite_dfs_many(self._ys, self._thetas, self._sigmas, self._reml)
+                except _BATCH_FAILURES:
+                    self._failed = True  # numerically hopeless somewhere in the batch: each fit on its own
+            if self._dfs is not None:
+                return self._dfs[i].copy()
+        with _one_blas_thread(prep._ddf_size):
+            return calc.satterthwaite_dfs(self._ys[:, i], self._thetas[i], self._sigmas[i], self._reml)
+
+    def contrast(self, i: int, L: np.ndarray, ddf: str) -> tuple[float, int, float]:
+        """``(F, ndf, ddf)`` of the test of ``L beta = 0`` on fit ``i`` (Kenward-Roger: REML fits only)."""
+        L = np.atleast_2d(L)
+        key = (ddf, L.shape, L.tobytes())
+        prep = self._prepared
+        calc = prep._ddf_calculator()
+        satterthwaite = ddf == "Satterthwaite"
+        with self._lock:
+            if key not in self._tests and not self._failed:
+                try:
+                    with _one_blas_thread(prep._ddf_size):
+                        if satterthwaite:
+                            self._tests[key] = calc.satterthwaite_many(self._ys, self._thetas, self._sigmas,
+                                                                       self._reml, L)
+                        else:
+                            self._tests[key] = calc.kenward_roger_many(self._ys, self._betas, self._thetas,
+                                                                       self._sigmas, L)
+                except _BATCH_FAILURES:
+                    self._failed = True
+            found = self._tests.get(key)
+        if found is not None:
+            f_value, ndf, den = found
+            return float(f_value[i]), int(ndf[i]), float(den[i])
+        y, theta, sigma = self._ys[:, i], self._thetas[i], self._sigmas[i]
+        with _one_blas_thread(prep._ddf_size):
+            if satterthwaite:
+                return calc.satterthwaite(y, theta, sigma, self._reml, L)
+            return calc.kenward_roger(y, self._betas[i], theta, sigma, True, L)

@@ -2,7 +2,8 @@
 and the comparison table of issue 10 (MCPower measured in the same run when it is installed).
 
 Scenario (issue 10): ``y ~ cond + (1 + cond | subject) + (1 | item)``, 30 subjects x 20 items x 2
-conditions (1,200 rows), Satterthwaite t test of ``cond``, default engine (``glmm``).
+conditions (1,200 rows), Satterthwaite t test of ``cond``, the ``glmm`` engine (``bench_lmm.py`` times ``lmm``,
+the default for gaussian models).
 
     python benchmarks/bench_power.py            # ~3 min on a shared 2-core VM
     python benchmarks/bench_power.py --quick    # fewer replicates
@@ -31,6 +32,7 @@ from glmmsim.design import crossed
 from glmmsim.randomness import SeedTree
 
 FORMULA = "y ~ cond + (1 + cond | subject) + (1 | item)"
+ENGINE = "glmm"  # the engine this script documents; bench_lmm.py measures lmm
 
 
 def scenario_model() -> glmmsim.Model:
@@ -64,14 +66,14 @@ def per_replicate(nsim: int, repeats: int) -> dict[str, float]:
     tree = SeedTree(1)
     seeds = [tree.replicate(r) for r in range(nsim)]
     ys = [bound.simulate_response(s.noise, population=s.population) for s in seeds]
-    fitter = glmmsim.fit.prepare(FORMULA, data)
+    fitter = glmmsim.fit.prepare(FORMULA, data, engine=ENGINE)
     fits = [fitter.fit(y) for y in ys[:5]]  # warm-up
 
     out = {"power": [], "fit": [], "simulate": [], "test": []}
     clock = time.process_time
     for _ in range(repeats):  # alternate, so that machine load hits every measurement alike
         t0 = clock()
-        power(model, data, test="cond", nsim=nsim, seed=1, progress=False)
+        power(model, data, test="cond", engine=ENGINE, nsim=nsim, seed=1, progress=False)
         out["power"].append((clock() - t0) / nsim)
         t0 = clock()
         fits = [fitter.fit(y) for y in ys]
@@ -89,14 +91,14 @@ def per_replicate(nsim: int, repeats: int) -> dict[str, float]:
 
 def serial_vs_pool(nsim: int) -> dict[str, float]:
     model, data = scenario_model(), design()
-    power(model, data, test="cond", nsim=20, progress=False)  # warm-up (imports, first fits)
+    power(model, data, test="cond", engine=ENGINE, nsim=20, progress=False)  # warm-up (imports, first fits)
     load = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
-    serial = power(model, data, test="cond", nsim=nsim, seed=3, progress=False)
+    serial = power(model, data, test="cond", engine=ENGINE, nsim=nsim, seed=3, progress=False)
     t_serial, c_serial = time.perf_counter() - t0, time.process_time() - c0
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0, c0 = time.perf_counter(), time.process_time()
-    pooled = power(model, data, test="cond", nsim=nsim, seed=3, progress=False, executor=2)
+    pooled = power(model, data, test="cond", engine=ENGINE, nsim=nsim, seed=3, progress=False, executor=2)
     t_pool, c_parent = time.perf_counter() - t0, time.process_time() - c0
     children1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the pool's workers, reaped at its shutdown
     c_workers = (children1.ru_utime - children0.ru_utime) + (children1.ru_stime - children0.ru_stime)
@@ -109,7 +111,7 @@ def serial_vs_pool(nsim: int) -> dict[str, float]:
 def curve_time(nsim: int) -> tuple[float, pd.DataFrame]:
     model = scenario_model()
     t0 = time.process_time()
-    curve = power_curve(model, design, along={"subjects": [10, 20, 30, 40]}, test="cond", nsim=nsim, seed=1,
+    curve = power_curve(model, design, along={"subjects": [10, 20, 30, 40]}, test="cond", engine=ENGINE, nsim=nsim, seed=1,
                         progress=False)
     return time.process_time() - t0, curve.table
 

@@ -25,10 +25,9 @@ import math
 import os
 import pickle
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any, Literal
-
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd

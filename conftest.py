@@ -26,9 +26,9 @@ def _has_autora() -> bool:
 if not _has_autora() and not os.environ.get("GLMMSIM_REQUIRE_AUTORA"):
     collect_ignore_glob.append("src/glmmsim/autora/*")
 
-# doctests that need the dask extra (the tests under tests/execution skip by themselves)
+# doctests that need the dask extra (the tests under tests/dask_layer skip by themselves)
 if importlib.util.find_spec("dask") is None or importlib.util.find_spec("distributed") is None:
-    collect_ignore_glob += ["src/glmmsim/design/partitioned.py", "src/glmmsim/model/dask_frames.py"]
+    collect_ignore_glob += ["src/glmmsim/dask/frames.py", "src/glmmsim/dask/partitions.py"]
 
 # the planner's page and server import shiny (the app extra); its other modules doctest without it
 if importlib.util.find_spec("shiny") is None:

@@ -85,7 +85,7 @@ class ModelDesign:
     trials : int, ndarray or None
         Binomial trials: the model's number or its column's values.
     levels : dict
-        Levels of the categorical predictors, declared ones first (see :func:`~glmmsim.model.names.find_levels`).
+        Levels of the categorical predictors, declared ones first (see ``glmmsim.model.names.find_levels``).
     index : pandas.Index
         The rows' labels, to name an offending row as the caller knows it.
     """

@@ -88,6 +88,18 @@ class ModelDesign:
         Levels of the categorical predictors, declared ones first (see ``glmmsim.model.names.find_levels``).
     index : pandas.Index
         The rows' labels, to name an offending row as the caller knows it.
+
+    Examples
+    --------
+    >>> import pandas as pd, glmmsim
+    >>> data = pd.DataFrame({"cond": ["a", "b"] * 4, "subject": ["s1"] * 4 + ["s2"] * 4})
+    >>> m = glmmsim.Model("y ~ cond + (1 | subject)", fixed={"Intercept": 0, "condb": 0.5},
+    ...                   random={"subject": 1}, sigma=1)
+    >>> design = m.design(data)
+    >>> design.names.names, design.names.lme4
+    (('Intercept', 'cond[T.b]'), ('(Intercept)', 'condb'))
+    >>> design.names.find("cond"), design.blocks[0].nlevels
+    ((1,), 2)
     """
 
     formula: str

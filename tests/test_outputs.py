@@ -5,30 +5,13 @@ from __future__ import annotations
 import errno
 import os
 import pickle
-import signal
 import stat
-from contextlib import contextmanager
 
 import pytest
 
 from glmmsim.errors import GlmmsimError
 from glmmsim.outputs import OutputClaims, OutputError, check_distinct, check_target, claim, is_partial
-
-
-@contextmanager
-def no_hang(seconds: int = 20):
-    """Fail instead of blocking forever if a FIFO were opened (a regression would hang there)."""
-
-    def expired(signum, frame):
-        raise AssertionError("blocked: a FIFO was opened")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+from ._no_hang import no_hang
 
 
 def _write(path: str, text: str) -> None:

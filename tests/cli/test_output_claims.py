@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import signal
-from contextlib import contextmanager
 
 import matplotlib
 
@@ -15,6 +13,7 @@ import pandas as pd
 import pytest
 
 from ._cli import copy_power_spec, run
+from .._no_hang import no_hang
 
 SMALL = ["--set", "design.subjects=6", "--set", "design.items=4", "--nsim", "3", "-q"]
 
@@ -22,20 +21,6 @@ SMALL = ["--set", "design.subjects=6", "--set", "design.items=4", "--nsim", "3",
 @pytest.fixture
 def spec(tmp_path) -> pathlib.Path:
     return copy_power_spec(tmp_path)
-
-
-@contextmanager
-def no_hang(seconds: int = 60):
-    def expired(signum, frame):
-        raise AssertionError("blocked: the FIFO was opened")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.mark.parametrize("command", ["power", "recover"])
@@ -86,7 +71,7 @@ def test_a_fifo_target_is_refused_not_opened(spec, tmp_path, argv):
     fifo = tmp_path / "pipe"
     name = next(a for a in argv if a.startswith("{fifo}")).format(fifo=fifo)
     os.mkfifo(name)
-    with no_hang():
+    with no_hang(60):  # a whole CLI run happens inside
         code, out, err = run(*(a.format(spec=spec, fifo=fifo) for a in argv))
     assert code == 1 and f"glmmsim: error: output '{name}' is a FIFO (named pipe), not a regular file" in err, err
 

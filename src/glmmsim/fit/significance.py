@@ -29,7 +29,7 @@ TEST_METHODS = {
     "z": "Wald z (one coefficient) or Wald chi-squared (several)",
     "satterthwaite": "Wald t (one coefficient) or F (several) with Satterthwaite's df",
     "lrt": "likelihood-ratio chi-squared of ML refits of the full and the nested model",
-    "kr": "Wald t or F with Kenward-Roger's df and adjusted covariance (lme4 engine)",
+    "kr": "Wald t or F with Kenward-Roger's df and adjusted covariance (lmm and lme4 engines)",
 }
 
 

@@ -30,11 +30,12 @@ import argparse
 import statistics
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from mcpower_scenario import find_power  # the peer's scenario, beside this script
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import glmmsim  # noqa: E402
@@ -160,15 +161,7 @@ def mcpower_per_sim(nsim: int) -> tuple[float, str] | None:
         return None
 
     def run(sims: int):
-        m = mcpower.MCPower("y ~ cond + (1 + cond|subject) + (1|item)", family="lme")
-        m.set_variable_type("cond=binary")
-        m.set_effects({"cond": 0.2})
-        m.set_cluster("subject", ICC=0.2, n_clusters=30, random_slopes=["cond"], slope_variance=0.05,
-                      slope_intercept_corr=0.2)
-        m.set_cluster("item", ICC=0.1, n_clusters=20)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            m.find_power(1200, target_test="cond", n_sims=sims, seed=1, progress_callback=False, verbose=False)
+        find_power(mcpower, sims)
 
     run(20)
     t0 = time.process_time()

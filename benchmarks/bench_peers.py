@@ -61,24 +61,20 @@ TESTS = [  # (label, formula, glmmsim method, reml, simr method, MCPower df_meth
     ("(1 + cond || subject), t", ZEROCORR, "satterthwaite", True, "t", None),
 ]
 DEFAULT_MCPOWER_PYTHON = "/work/venv-mcpower/bin/python"
+HERE = Path(__file__).resolve().parent
 
 MCPOWER_SCRIPT = r"""
-import json, sys, time, warnings
+import json, sys, time
 import mcpower
-sims = int(sys.argv[1])
-methods = sys.argv[2:]
+sims = int(sys.argv[2])
+methods = sys.argv[3:]
+
+sys.path.insert(0, sys.argv[1])  # benchmarks/, for the scenario shared with bench_lmm.py and bench_power.py
+from mcpower_scenario import find_power
+
 
 def run(n, df_method):
-    m = mcpower.MCPower("y ~ cond + (1 + cond|subject) + (1|item)", family="lme")
-    m.set_variable_type("cond=binary")
-    m.set_effects({"cond": 0.2})
-    m.set_cluster("subject", ICC=0.2, n_clusters=30, random_slopes=["cond"], slope_variance=0.05,
-                  slope_intercept_corr=0.2)
-    m.set_cluster("item", ICC=0.1, n_clusters=20)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return m.find_power(1200, target_test="cond", n_sims=n, seed=1, df_method=df_method,
-                            progress_callback=False, verbose=False)
+    return find_power(mcpower, n, df_method=df_method)
 
 out = {"version": getattr(mcpower, "__version__", "?")}
 for df_method in methods:
@@ -153,7 +149,7 @@ def glmmsim_per_replicate(engine: str, formula: str, method: str, reml: bool, d:
 def mcpower_round(python: str, sims: int) -> dict | None:
     """MCPower's CPU seconds per simulation for z and Satterthwaite t, timed in its own interpreter."""
     methods = [m for *_, m in TESTS if m]
-    run = subprocess.run([python, "-c", MCPOWER_SCRIPT, str(sims), *methods], capture_output=True, text=True,
+    run = subprocess.run([python, "-c", MCPOWER_SCRIPT, str(HERE), str(sims), *methods], capture_output=True, text=True,
                          timeout=900, check=False)
     if run.returncode != 0:
         print(f"MCPower failed: {run.stderr.strip()[-500:]}")

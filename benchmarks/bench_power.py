@@ -22,9 +22,10 @@ import os
 import resource
 import statistics
 import time
-import warnings
 
 import pandas as pd
+
+from mcpower_scenario import find_power  # the peer's scenario, beside this script
 
 import glmmsim
 from glmmsim.analysis import power, power_curve
@@ -123,20 +124,8 @@ def mcpower_times(nsim: int) -> dict[str, float] | None:
     except ImportError:
         return None
 
-    def make():
-        m = mcpower.MCPower("y ~ cond + (1 + cond|subject) + (1|item)", family="lme")
-        m.set_variable_type("cond=binary")
-        m.set_effects({"cond": 0.2})
-        m.set_cluster("subject", ICC=0.2, n_clusters=30, random_slopes=["cond"], slope_variance=0.05,
-                      slope_intercept_corr=0.2)
-        m.set_cluster("item", ICC=0.1, n_clusters=20)
-        return m
-
     def run(n_rows: int, sims: int):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return make().find_power(n_rows, target_test="cond", n_sims=sims, seed=1, progress_callback=False,
-                                     verbose=False)
+        return find_power(mcpower, sims, rows=n_rows)
 
     run(1200, 20)  # warm-up
     # CPU time of this process: MCPower's Rust kernel runs in this process (threads included)

@@ -11,7 +11,9 @@ every engine fits the same ones.
 Times are medians over rounds in which the contenders alternate: CPU time of this process for
 the in-process engines (lmm, glmm, MCPower's Rust kernel; robust on a shared machine), wall time
 for lme4 (its work happens in the R process). "lmm batched" fits a round's responses in one
-``Fitter.fit_many`` call (the study runner's path), "lmm" one by one with ``Fitter.fit``. Then the
+``Fitter.fit_many`` call from lme4's start; "lmm batched, generating start" the same from the
+values the responses were drawn from (what ``glmmsim.power`` does, same optimum); "lmm" one by one
+with ``Fitter.fit``. Then ``glmmsim.power``'s whole cost per replicate (draw, fit, test). Then the
 lmm engine's cost per replicate at 1,200 and at 100,000 rows (the same levels, more trials per
 cell): a deviance evaluation does not depend on the number of rows, only the response's
 cross-products do. Then every coefficient's Satterthwaite df on the same fits, one call per
@@ -89,16 +91,43 @@ def per_replicate(engine: str, formula: str, method: str, reml: bool, d: pd.Data
     return (clock() - t0) / ys.shape[1]
 
 
+def generating_start(fitter) -> list[np.ndarray]:
+    """The covariances ``responses`` draws from relative to sigma^2, per random term of the fitter's design
+    (what a power study gives ``fit_many``; the ``||`` model's terms get the SDs without the correlation)."""
+    sd = {"subject": np.array([60.0, 30.0]), "item": np.array([30.0])}
+    cov = {"(1 + cond | subject)": np.array([[60.0**2, 0.2 * 60 * 30], [0.2 * 60 * 30, 30.0**2]]),
+           "(1 | subject)": np.array([[60.0**2]]), "(0 + cond | subject)": np.diag(sd["subject"] ** 2),
+           "(1 | item)": np.array([[30.0**2]])}
+    return [cov[str(td.term)] / 120.0**2 for td in fitter.design.terms]
+
+
 def per_replicate_batched(formula: str, method: str, reml: bool, d: pd.DataFrame, ys: np.ndarray,
-                          clock) -> float:
-    """Seconds per replicate when all responses are fitted in one ``fit_many`` call, then tested."""
+                          clock, start: bool = False) -> float:
+    """Seconds per replicate when all responses are fitted in one ``fit_many`` call, then tested
+    (from lme4's start, or with ``start`` from the generating values, as a power study does)."""
     fitter = glmmsim.fit.prepare(formula, d, engine="lmm", reml=reml)
-    for res in fitter.fit_many(ys[:, :2]):  # warm-up
+    given = generating_start(fitter) if start else None
+    for res in fitter.fit_many(ys[:, :2], start=given):  # warm-up
         res.test("cond", method=method)
     t0 = clock()
-    for res in fitter.fit_many(ys):
+    for res in fitter.fit_many(ys, start=given):
         res.test("cond", method=method)
     return (clock() - t0) / ys.shape[1]
+
+
+def power_per_replicate(method: str, nsim: int) -> float:
+    """CPU seconds per replicate of ``glmmsim.power`` (draw, fit, test), serial, on the standard model."""
+    from glmmsim.design import crossed
+
+    model = glmmsim.Model(
+        "rt ~ cond + (1 + cond | subject) + (1 | item)", fixed={"Intercept": 600, "condb": 20},
+        random={"subject": {"sd": {"Intercept": 60, "condb": 30}, "corr": {("Intercept", "condb"): 0.2}}, "item": 30},
+        sigma=120, levels={"cond": ["a", "b"]})
+    d = crossed(subjects=30, items=20, within={"cond": ["a", "b"]})
+    glmmsim.power(model, d, test="cond", method=method, nsim=10, seed=2, progress=False)  # warm-up
+    t0 = time.process_time()
+    glmmsim.power(model, d, test="cond", method=method, nsim=nsim, seed=1, progress=False)
+    return (time.process_time() - t0) / nsim
 
 
 def df_per_replicate(ys: np.ndarray, rounds: int = 5) -> dict[str, float]:
@@ -179,7 +208,7 @@ def scaling(reps: int) -> list[tuple[int, float, float, float, float]]:
         ys = responses(d, reps, seed=2)
         fitter = glmmsim.fit.prepare(FULL, d, engine="lmm")
         per = per_replicate("lmm", FULL, "z", True, d, ys, time.process_time)
-        batched = per_replicate_batched(FULL, "z", True, d, ys, time.process_time)
+        batched = per_replicate_batched(FULL, "z", True, d, ys, time.process_time, start=True)
         prep = fitter._prepare()
         r = prep.response(ys[:, 0])
         theta = prep._start * 0.5
@@ -202,14 +231,15 @@ def main() -> None:
     args = ap.parse_args()
     d = conditions()
     ys = responses(d, max(args.reps, args.lme4_reps))
-    engines = ["lmm batched", "lmm", "glmm"] + ([] if args.no_r else ["lme4"])
+    engines = ["lmm batched, generating start", "lmm batched", "lmm", "glmm"] + ([] if args.no_r else ["lme4"])
     times: dict[tuple[str, str], list[float | None]] = {}
     for rnd in range(args.rounds):
         order = engines if rnd % 2 == 0 else engines[::-1]
         for label, formula, method, reml in TESTS:
             for engine in order:
-                if engine == "lmm batched":
-                    t = per_replicate_batched(formula, method, reml, d, ys[:, : args.reps], time.process_time)
+                if engine.startswith("lmm batched"):
+                    t = per_replicate_batched(formula, method, reml, d, ys[:, : args.reps], time.process_time,
+                                              start=engine.endswith("start"))
                 elif engine == "lme4":
                     n = 1 if method == "kr" else args.lme4_reps
                     t = per_replicate(engine, formula, method, reml, d, ys[:, :n], time.perf_counter)
@@ -225,7 +255,8 @@ def main() -> None:
     fmt = lambda v: "refused" if v is None else f"{v:,.1f}" if v >= 10 else f"{v:.2f}"  # noqa: E731
     print(f"ms per replicate (fit + test of cond), medians of {args.rounds} rounds; 1,200 rows\n")
     head = (["test", *engines] + list(ISSUE) + ["one by one / batched", "glmm / batched"]
-            + ([] if args.no_r else ["lme4 / batched"]) + ["simr (issue's figure) / batched", "batched / MCPower (issue)"])
+            + ([] if args.no_r else ["lme4 / batched"])
+            + ["simr (issue's figure) / started", "started / MCPower (issue)"])
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for k, (label, *_rest) in enumerate(TESTS):
@@ -236,16 +267,24 @@ def main() -> None:
         row.append("–" if glmm is None else f"{glmm / fast:.2f}")
         if not args.no_r:
             row.append(f"{med('lme4', label) / fast:,.0f}")
-        row.append(f"{ISSUE['simr 1.0.8'][k] / fast:.0f}")
+        started = med("lmm batched, generating start", label)
+        row.append(f"{ISSUE['simr 1.0.8'][k] / started:.0f}")
         mcp_issue = ISSUE["MCPower 1.4.1"][k]
-        row.append("–" if mcp_issue is None else f"{fast / mcp_issue:.2f}")
+        row.append("–" if mcp_issue is None else f"{started / mcp_issue:.2f}")
         print("| " + " | ".join(row) + " |")
+    zs = med("lmm batched, generating start", "z")
     if mcp is not None:
         z, zb = med("lmm", "z"), med("lmm batched", "z")
         print(f"\nMCPower {mcp[1]} in this run (its closest scenario, its own test; CPU): {mcp[0] * 1e3:.2f} ms per "
-              f"simulation; lmm z / MCPower = {z / (mcp[0] * 1e3):.2f}, batched {zb / (mcp[0] * 1e3):.2f}")
+              f"simulation; lmm z / MCPower = {z / (mcp[0] * 1e3):.2f}, batched {zb / (mcp[0] * 1e3):.2f}, "
+              f"batched from the generating start {zs / (mcp[0] * 1e3):.2f}")
+    whole = {m: power_per_replicate(m, 400) * 1e3 for m in ("z", "satterthwaite")}
+    print("\nglmmsim.power per replicate (draw + fit + test, serial, 400 replicates; CPU ms): "
+          + ", ".join(f"{m} {v:.2f}" for m, v in whole.items())
+          + ("" if mcp is None else f"; / MCPower's simulation: z {whole['z'] / (mcp[0] * 1e3):.2f}"))
     print("\nlmm cost by number of rows (z test; CPU)")
-    print("| rows | ms per replicate, one by one | batched | us per deviance evaluation | BOBYQA evaluations per fit |")
+    print("| rows | ms per replicate, one by one | batched, generating start | us per deviance evaluation "
+          "| BOBYQA evaluations per fit |")
     print("|---|---|---|---|---|")
     for rows, per, batched, dev, evals in scaling(max(10, args.reps)):
         print(f"| {rows:,} | {per:.2f} | {batched:.2f} | {dev:.0f} | {evals:.0f} |")

@@ -64,3 +64,34 @@ def test_replicates_do_not_depend_on_how_a_study_is_split():
     whole = power(model, design, test="cond", nsim=24, seed=5, method="z", progress=False)
     split = power(model, design, test="cond", nsim=24, seed=5, method="z", progress=False, executor=2)
     pd.testing.assert_frame_equal(whole.simulations, split.simulations)
+
+
+def _starts(monkeypatch) -> list:
+    """Record the start the runner gives each batched call."""
+    seen = []
+    many = PreparedLmm.fit_many
+
+    def fit_many(self, ys, *, reml, start=None):
+        seen.append(start)
+        return many(self, ys, reml=reml, start=start)
+
+    monkeypatch.setattr(PreparedLmm, "fit_many", fit_many)
+    return seen
+
+
+def test_the_batched_fits_start_at_the_generating_covariances(monkeypatch):
+    model, design = rt_model(), rt_design(12, 8)
+    seen = _starts(monkeypatch)
+    power(model, design, test="cond", nsim=6, seed=3, method="z", progress=False)
+    (start,) = seen
+    subject = np.array([[50.0**2, 0.2 * 50 * 20], [0.2 * 50 * 20, 20.0**2]])
+    np.testing.assert_allclose(start[0], subject / 80.0**2)  # the design's terms: subject, then item
+    np.testing.assert_allclose(start[1], [[30.0**2 / 80.0**2]])
+
+
+def test_an_analysis_model_other_than_the_truth_starts_where_lme4_does(monkeypatch):
+    model, design = rt_model(), rt_design(12, 8)
+    seen = _starts(monkeypatch)
+    power(model, design, test="cond", nsim=6, seed=3, method="z", progress=False,
+          fit_formula="rt ~ cond + (1 | subject) + (1 | item)")
+    assert seen == [None]

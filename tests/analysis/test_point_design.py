@@ -66,9 +66,9 @@ def test_a_replicate_records_what_its_measure_returns():
     state = PointState(job)
     seeds = job.tree.replicate(1)
     y = state.bound.simulate_response(seeds.noise, population=seeds.population)
-    # the task's replicates are fitted together (lmm's fit_many): the fit of a response is the same in any
+    # the task's replicates are fitted together (lmm's fit_many, from the generating values): the fit of a response is the same in any
     # batch, its df (computed for the batch in one stacked call) equal to ~1e-13
-    assert records[1]["width"] == pytest.approx(width(state.fitter.fit_many(y[:, None])[0]), rel=1e-10)
+    assert records[1]["width"] == pytest.approx(width(state.fitter.fit_many(y[:, None], start=state.start)[0]), rel=1e-10)
     assert records[0]["error"] == "" and records[0]["width"] > 0
 
 
@@ -103,7 +103,7 @@ def test_a_batch_that_raises_is_fitted_again_one_by_one(monkeypatch):
         plain = run_task(Task(job, (0, 1, 2)))
     calls = []
 
-    def broken_batch(self, ys):
+    def broken_batch(self, ys, *, start=None):
         calls.append(ys.shape[1])
         raise RuntimeError("batch failed")
 
@@ -123,9 +123,9 @@ def test_a_batch_fit_gives_the_records_of_one_by_one_fits(monkeypatch):
     seen = []
     original = Fitter.fit_many
 
-    def counted(self, ys):
+    def counted(self, ys, *, start=None):
         seen.append(ys.shape[1])
-        return original(self, ys)
+        return original(self, ys, start=start)
 
     clear_worker_cache()
     monkeypatch.setattr(Fitter, "fits_in_batches", property(lambda self: True))

@@ -265,27 +265,85 @@ def test_fit_many_likelihood_ratio_tests_fit_the_batchs_nested_models_together(r
     ys = _replicates(d, 8, seed=11)
     fitter = glmmsim.fit.prepare(FORMULA, d, engine="lmm", reml=reml)
     calls = {"fit_many": 0}
-    many = PreparedLmm.fit_many
+    many = PreparedLmm._fit_many
 
-    def counted(self, ys, *, reml):
+    def counted(self, ys, reml, thetas):
         calls["fit_many"] += 1
-        return many(self, ys, reml=reml)
+        return many(self, ys, reml, thetas)
 
     results = fitter.fit_many(ys)
-    monkeypatch.setattr(PreparedLmm, "fit_many", counted)
+    monkeypatch.setattr(PreparedLmm, "_fit_many", counted)
     stats_ = [res.test("cond", method="lrt").statistic for res in results]
     assert calls["fit_many"] == (2 if reml else 1)  # the nested ML fits (and the full ML refits of REML fits)
-    monkeypatch.setattr(PreparedLmm, "fit_many", many)
+    monkeypatch.setattr(PreparedLmm, "_fit_many", many)
     nested = fitter._nested[(1,)]
     prep = fitter._prepare()
     for j, stat in enumerate(stats_):
-        full = prep.fit_many(ys[:, [j]], reml=False)[0].loglik
-        reduced = nested.fit_many(ys[:, [j]], reml=False)[0].loglik
+        start = prep.floored(results[j]._raw.native.theta)[None, :]  # the ML fits start at the fit's estimate
+        full = prep._fit_many(ys[:, [j]], False, start)[0].loglik if reml else results[j].loglik
+        reduced = nested._fit_many(ys[:, [j]], False, start)[0].loglik
         assert stat == max(0.0, 2.0 * (full - reduced))  # bit for bit the response's own batched fits
         one = fitter.fit(ys[:, j]).test("cond", method="lrt").statistic  # one by one (BOBYQA)
         assert stat == pytest.approx(one, rel=1e-4, abs=1e-6)
     other = fitter.fit_many(ys[:, [5, 1]])
     assert [res.test("cond", method="lrt").statistic for res in other] == [stats_[5], stats_[1]]
+
+
+def _generating_start(fitter) -> list[np.ndarray]:
+    """The relative covariances ``_replicates`` draws from, one per term of the fitter's design."""
+    by_factor = {"subject": np.diag([0.6, 0.15]) ** 2, "item": np.array([[0.09]])}
+    return [by_factor[td.term.factor] for td in fitter.design.terms]
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_fit_many_from_a_start_reaches_the_same_optimum_in_fewer_evaluations(reml):
+    d = _crossed(subjects=20, items=10)
+    ys = _replicates(d, 40, seed=12)
+    fitter = glmmsim.fit.prepare(FORMULA, d, engine="lmm", reml=reml)
+    assert fitter._prepare().unique_optimum
+    plain, started = fitter.fit_many(ys), fitter.fit_many(ys, start=_generating_start(fitter))
+    assert sum(r.singular for r in plain) >= 2  # the boundary is exercised
+    for a, b in zip(plain, started):
+        assert b.loglik == pytest.approx(a.loglik, rel=1e-9)
+        assert a.singular == b.singular
+        fa, fb = a.fixed_arrays, b.fixed_arrays
+        np.testing.assert_array_less(np.abs(fb.estimate - fa.estimate), 1e-5 * fa.se)
+        np.testing.assert_allclose(fb.se, fa.se, rtol=1e-4)
+    cost = [np.mean([r._raw.native.evaluations for r in fits]) for fits in (plain, started)]
+    assert cost[1] < 0.85 * cost[0]
+
+
+def test_a_start_is_not_used_where_the_optimum_is_not_unique():
+    """``(1 + cond || subject)`` with a factor ``cond`` spans the intercept twice: lme4's answer follows its path."""
+    d = _crossed()
+    ys = _replicates(d, 6, seed=13)
+    fitter = glmmsim.fit.prepare("y ~ cond + (1 + cond || subject) + (1 | item)", d, engine="lmm")
+    assert not fitter._prepare().unique_optimum
+    start = [np.array([[0.3]]), np.eye(2) * 0.1, np.array([[0.09]])]
+    for a, b in zip(fitter.fit_many(ys), fitter.fit_many(ys, start=start)):
+        assert a.loglik == b.loglik
+        np.testing.assert_array_equal(a._raw.native.theta, b._raw.native.theta)
+
+
+def test_fitter_fit_many_checks_the_start_before_fitting():
+    from glmmsim.errors import ParameterError
+
+    d = _crossed()
+    ys = _replicates(d, 2, seed=14)
+    fitter = glmmsim.fit.prepare(FORMULA, d, engine="lmm")
+    with pytest.raises(ParameterError, match=r"list of 2 covariance matrices.*\(1 \+ cond \| subject\)") as err:
+        fitter.fit_many(ys, start=[np.eye(2)])
+    assert err.value.parameter == "start"
+    with pytest.raises(ParameterError, match=r"term \(1 \| item\) must be a finite symmetric 1 x 1.*Intercept") as err:
+        fitter.fit_many(ys, start=[np.eye(2), np.eye(2)])
+    assert err.value.term == "(1 | item)"
+    with pytest.raises(ParameterError, match="symmetric"):
+        fitter.fit_many(ys, start=[np.array([[1.0, 0.5], [0.0, 1.0]]), np.eye(1)])
+    glmm = glmmsim.fit.prepare(FORMULA, d, engine="glmm")  # an engine that starts where it always does
+    plain = glmm.fit_many(ys)
+    assert [r.loglik for r in glmm.fit_many(ys, start=_generating_start(glmm))] == [r.loglik for r in plain]
+    with pytest.raises(ParameterError):
+        glmm.fit_many(ys, start=[np.eye(3)])
 
 
 def test_fit_many_refits_what_it_does_not_settle_with_bobyqa(monkeypatch):

@@ -291,6 +291,16 @@ class PointState:
             self._fallback = Fitter.for_design(self.design, self._job.fallback, self._job.fit_kwargs["reml"])
         return self._fallback
 
+    @property
+    def start(self) -> list[np.ndarray] | None:
+        """The generating covariances relative to sigma^2, one per random term, where the analysis
+        model is the generating gaussian model: the fits' optimizer may start there (same optimum)."""
+        model = self._job.model
+        sigma = getattr(model, "sigma", None)
+        if self._job.fit_formula != model.formula or model.family.name != "gaussian" or not sigma:
+            return None
+        return [bt.cov.cov / sigma**2 for bt in self.bound.terms]
+
     def close(self) -> None:
         for fitter in (self._fitter, self._fallback):
             close = getattr(fitter, "close", None)
@@ -326,7 +336,7 @@ def run_task(task: Task) -> list[dict]:
         return out
     drawn = {r: _simulate(job, state, r) for r in task.replicates}
     ys = {r: y for r, y in drawn.items() if not isinstance(y, dict)}
-    fits = dict(zip(ys, _fit_batch(fitter, list(ys.values())) or [None] * len(ys)))
+    fits = dict(zip(ys, _fit_batch(fitter, list(ys.values()), state.start) or [None] * len(ys)))
     return [y if isinstance(y, dict) else _replicate(job, state, y, _base(job, r), fits[r]) for r, y in drawn.items()]
 
 
@@ -343,7 +353,7 @@ def _simulate(job: PointJob, state: PointState, r: int) -> np.ndarray | dict:
         return _failed(_base(job, r), exc, "")
 
 
-def _fit_batch(fitter: Fitter, ys: list[np.ndarray]) -> list[FitResult] | None:
+def _fit_batch(fitter: Fitter, ys: list[np.ndarray], start: list[np.ndarray] | None) -> list[FitResult] | None:
     """All responses fitted in one engine call (``Fitter.fit_many``); None means fit them one by one.
 
     One by one is how each replicate keeps its own error and warnings: a batch that raises
@@ -354,7 +364,7 @@ def _fit_batch(fitter: Fitter, ys: list[np.ndarray]) -> list[FitResult] | None:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fits = fitter.fit_many(np.column_stack(ys))
+            fits = fitter.fit_many(np.column_stack(ys), start=start)
     except Exception:  # noqa: BLE001 - the failing replicate is found, and recorded, one by one
         return None
     return None if caught or len(fits) != len(ys) else fits

@@ -11,11 +11,14 @@ object with ``name``, ``available() -> bool`` and
 ``fit(y, *, reml) -> RawFit`` and may have ``contrast(y, L, *, reml, ddf)`` for
 tests of linear combinations that need the engine (Kenward-Roger) and
 ``fit_many(Y, *, reml) -> list[RawFit]`` for many responses of the design at once
-(:func:`fit_many` calls it, or ``fit`` once per column when an engine has none).
+(:func:`fit_many` calls it, or ``fit`` once per column when an engine has none); an engine
+whose ``fit_many`` also takes ``start`` (relative covariances, one per random term) may
+start its optimizer there.
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,8 +74,11 @@ class PreparedEngine(Protocol):
     def fit(self, y: np.ndarray, *, reml: bool) -> RawFit: ...
 
 
-def fit_many(prepared: PreparedEngine, ys: np.ndarray, *, reml: bool) -> list[RawFit]:
+def fit_many(prepared: PreparedEngine, ys: np.ndarray, *, reml: bool, start: Any = None) -> list[RawFit]:
     """Fit every column of ``ys`` (``(n, K)``) on a prepared engine: its ``fit_many`` if it has one.
+
+    ``start`` (one relative covariance matrix per random term) goes to an engine's
+    ``fit_many`` that takes it (lmm); the others start where they always do.
 
     An engine without its own ``fit_many`` fits the columns one by one with ``fit``; the lmm
     engine fits them together (see :meth:`~glmmsim.fit.engines.lmm_engine.PreparedLmm.fit_many`).
@@ -90,7 +96,8 @@ def fit_many(prepared: PreparedEngine, ys: np.ndarray, *, reml: bool) -> list[Ra
     """
     own = getattr(prepared, "fit_many", None)
     if callable(own):
-        return list(own(ys, reml=reml))
+        takes_start = start is not None and "start" in inspect.signature(own).parameters
+        return list(own(ys, reml=reml, start=start) if takes_start else own(ys, reml=reml))
     return [prepared.fit(ys[:, j], reml=reml) for j in range(ys.shape[1])]
 
 

@@ -54,6 +54,10 @@ START_SCALES = (1.0, 0.6, 0.35, 0.2, 0.12)
 #: After a full convex Newton step shorter than this the Hessian is kept (chord iterations).
 REUSE_STEP = 1.0
 _ROUNDING = 1e-13
+#: Most responses one pass of numpy calls evaluates: more amortise Python's per-call cost, but past about
+#: this many the (K, m, m) temporaries outgrow malloc's reuse and every call pays fresh pages (measured:
+#: ~800 page faults a call at 128 rows of the standard crossed model, ~2 at 64).
+ROW_BLOCK = 64
 _MAX_HALVINGS = 12
 
 
@@ -203,13 +207,18 @@ class BatchedPls:
         Returns ``(dev, grad, extra)``: ``dev`` is inf where the system is not positive definite;
         ``extra`` holds the dense factor ``L`` when ``factor``.
         """
-        if theta.shape[0] == 1:
+        k = theta.shape[0]
+        if k > ROW_BLOCK:
+            parts = [self.evaluate(theta[lo : lo + ROW_BLOCK], self.subset(resp, slice(lo, lo + ROW_BLOCK)), reml=reml,
+                                   gradient=gradient, factor=factor) for lo in range(0, k, ROW_BLOCK)]
+            return (np.concatenate([q[0] for q in parts]), None if not gradient else np.concatenate([q[1] for q in parts]),
+                    {key: np.concatenate([q[2][key] for q in parts]) for key in parts[0][2]})
+        if k == 1:
             # numpy lays out and reduces some arrays of one response differently (rounding differs in the last
             # bits): evaluate one response as two, so that its numbers are those it has in any batch
             dev, grad, extra = self.evaluate(np.repeat(theta, 2, axis=0), {key: np.repeat(v, 2, axis=0) for key, v in resp.items()},
                                              reml=reml, gradient=gradient, factor=factor)
             return dev[:1], None if grad is None else grad[:1], {key: v[:1] for key, v in extra.items()}
-        k = theta.shape[0]
         m, f, qr, p, n1, q1 = self.m, self.f, self.qr, self.p, self.n1, self.q1
         t1, ninv, e, logdet1, ok = self._first(theta)
         b, c_y, yty = resp["b"], resp["c"], resp["yty"]
@@ -457,8 +466,14 @@ def column_groups(pls: PlsStructure) -> list[tuple[int, np.ndarray]]:
     return out
 
 
-def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, start: np.ndarray) -> BatchOptimum:
+def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, start: np.ndarray,
+             scan: bool = True) -> BatchOptimum:
     """Newton's method from (a multiple of) ``start`` for every response at once.
+
+    ``start`` is one theta for all responses (``(ntheta,)``) or one per response
+    (``(K, ntheta)``). With ``scan`` (lme4's start) each response starts at the multiple of it
+    in ``START_SCALES`` of lowest deviance; without, at ``start`` itself (generating values, or
+    a response's REML estimate for its ML refit: close to the optimum, so fewer iterations).
 
     The deviance depends on theta through ``T T'`` only, so it is defined, smooth and
     unchanged when a column of a term's ``T`` is negated: the minimum over lme4's box
@@ -488,9 +503,13 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
     ([True, True], (2, 1))
     """
     k, nt = next(iter(resp.values())).shape[0], batch.nt
-    theta = _scaled_start(batch, resp, reml, np.asarray(start, dtype=np.float64))
+    start = np.asarray(start, dtype=np.float64)
+    if scan:
+        theta = _scaled_start(batch, resp, reml, start)
+    else:
+        theta = np.array(np.broadcast_to(start, (k, nt)))
     dev, grad, _ = batch.evaluate(theta, resp, reml=reml)
-    evals = np.full(k, 1 + len(START_SCALES), dtype=np.int64)
+    evals = np.full(k, 1 + (len(START_SCALES) if scan else 0), dtype=np.int64)
     settled = np.zeros(k, dtype=bool)
     active = np.isfinite(dev)
     hess_all = np.zeros((k, nt, nt))

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import GlmmsimError
+from ...model.parameters import lower_factor
 from ..design import FitDesign
 from ..errors import EngineError, FitError
 from ..protocol import RawFit
@@ -45,6 +46,8 @@ _RESTART_STEP = 1e-5
 BATCH_CHUNK = 128
 #: Largest stack of dense systems (entries) one batched evaluation builds (32 MB an array).
 BATCH_ENTRIES = 4_000_000
+#: Smallest diagonal theta element of a given Newton start (see PreparedLmm.start_theta).
+START_FLOOR = 0.05
 
 _SUPPORTED_NLOPT = ">=2.7"
 
@@ -318,12 +321,17 @@ class PreparedLmm:
         opt = self.optimize(r, reml=reml, start=start)
         return self._raw(opt, r, reml, y)
 
-    def fit_many(self, ys: np.ndarray, *, reml: bool) -> list[RawFit]:
+    def fit_many(self, ys: np.ndarray, *, reml: bool, start: Sequence[np.ndarray] | None = None) -> list[RawFit]:
         """Fit each column of ``ys`` (shape ``(n, K)``): all at once, each as if alone.
 
         The responses are fitted together by the batched projected Newton method of
         :mod:`.lmm_batch` (deviance and exact gradient of all of them in one array pass), from
-        lme4's start. A response it does not settle cleanly (no convergence, a non-positive-definite
+        lme4's start, or from ``start``: one covariance matrix per random term of the design
+        (``FitDesign.terms`` order) relative to the residual variance, such as the values a
+        simulation was drawn from (:meth:`start_theta`). The optimum is the same; a start near
+        it saves Newton iterations. Where the optimum need not be unique (:attr:`unique_optimum`)
+        ``start`` is not used: lme4's answer then depends on its path from its own start. A
+        response it does not settle cleanly (no convergence, a non-positive-definite
         Hessian, or a diagonal theta element ending in ``(0, 1e-3)``, where BOBYQA's stopping point
         decides lme4's singular flag) is refitted alone by :meth:`fit`. A response's result does
         not depend on the other columns. The fits share their Satterthwaite df and their
@@ -345,6 +353,60 @@ class PreparedLmm:
         ys = np.asarray(ys, dtype=np.float64)
         if ys.ndim != 2 or ys.shape[0] != self._design.nobs:
             raise FitError(f"fit_many takes an (n, replicates) array with n = {self._design.nobs}; got shape {ys.shape}")
+        theta = None
+        if start is not None:
+            theta = self.start_theta(start)  # checked even where it is not used
+            theta = np.broadcast_to(theta, (ys.shape[1], self._pls.ntheta)) if self.unique_optimum else None
+        fits = self._fit_many(ys, reml, theta)
+        self._share_df(ys, fits, reml)
+        return fits
+
+    def start_theta(self, covariances: Sequence[np.ndarray]) -> np.ndarray:
+        """Theta (this engine's order) of relative covariances, one per design term, as a Newton start.
+
+        A diagonal element below ``START_FLOOR`` is raised to it: the deviance is even in each
+        column of a term's factor, so its gradient vanishes on the bound and Newton would stay there.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> from glmmsim.fit.design import build_design
+        >>> d = pd.DataFrame({"x": np.tile([0.0, 1.0], 20), "g": np.repeat([f"g{i}" for i in range(10)], 4)})
+        >>> prep = LmmEngine().prepare(build_design("y ~ x + (1 + x | g)", d))
+        >>> prep.start_theta([np.array([[0.25, 0.0], [0.0, 0.0]])]).tolist()
+        [0.5, 0.0, 0.05]
+        """
+        terms = self._design.terms
+        if len(covariances) != len(terms):
+            raise FitError(f"start has {len(covariances)} covariance matrices; the design has {len(terms)} random terms "
+                           f"({', '.join(td.term.factor for td in terms)})")
+        theta = np.empty(self._pls.ntheta)
+        for b in self._blocks:
+            cov = np.asarray(covariances[b.design_index], dtype=np.float64)
+            if cov.shape != (b.q, b.q) or not np.all(np.isfinite(cov)):
+                raise FitError(f"start for the random term of {b.factor!r} must be a finite {b.q} x {b.q} matrix "
+                               f"(its columns: {', '.join(map(str, terms[b.design_index].coefs))}); got shape {cov.shape}")
+            rows, cols = b.tril
+            theta[b.theta] = lower_factor(0.5 * (cov + cov.T))[rows, cols]
+        return self.floored(theta)
+
+    @functools.cached_property
+    def unique_optimum(self) -> bool:
+        """Whether distinct theta give distinct models: no grouping factor's terms have linearly
+        dependent columns (``(1 | g) + (0 + f | g)`` with a factor ``f`` does: its covariance has
+        a ridge of equal likelihood, and where an optimizer stops on it depends on its path)."""
+        for factor in dict.fromkeys(b.factor for b in self._blocks):
+            z = np.column_stack([b.z for b in self._blocks if b.factor == factor])
+            if np.linalg.matrix_rank(z) < z.shape[1]:
+                return False
+        return True
+
+    def floored(self, thetas: np.ndarray) -> np.ndarray:
+        """``thetas`` (engine order, one per row or one) with diagonal elements raised to ``START_FLOOR``."""
+        return np.where(self._lower == 0.0, np.maximum(thetas, START_FLOOR), thetas)
+
+    def _fit_many(self, ys: np.ndarray, reml: bool, thetas: np.ndarray | None) -> list[RawFit]:
+        """:meth:`fit_many` without the shared df: from lme4's start, or response ``j`` from ``thetas[j]``."""
         out: list[RawFit | None] = [None] * ys.shape[1]
         batch = self._batch()
         if batch is not None:
@@ -352,10 +414,9 @@ class PreparedLmm:
             pls = self._pls
             chunk = int(max(1, min(BATCH_CHUNK, BATCH_ENTRIES // (max(1, pls.ntheta) * pls.m * pls.m))))
             for lo in range(0, ys.shape[1], chunk):
-                self._fit_chunk(batch, ys[:, lo : lo + chunk], lo, reml, out)
-        fits = [raw if raw is not None else self.fit(ys[:, j], reml=reml) for j, raw in enumerate(out)]
-        self._share_df(ys, fits, reml)
-        return fits
+                self._fit_chunk(batch, ys[:, lo : lo + chunk], lo, reml, out,
+                                None if thetas is None else thetas[lo : lo + chunk])
+        return [raw if raw is not None else self.fit(ys[:, j], reml=reml) for j, raw in enumerate(out)]
 
     def _share_df(self, ys: np.ndarray, fits: list[RawFit], reml: bool) -> None:
         """Point the fits' df (and df tests) at one :class:`_BatchDf` of all of them.
@@ -376,7 +437,7 @@ class PreparedLmm:
         group = _BatchDf(self, own,
                         np.array([fits[j].native.theta_design(self._blocks) for j in members]),
                         np.array([fits[j].sigma for j in members]), np.array([fits[j].beta for j in members]), reml,
-                        np.array([fits[j].loglik for j in members]))
+                        np.array([fits[j].loglik for j in members]), np.array([fits[j].native.theta for j in members]))
         for i, j in enumerate(members):
             raw = fits[j]
             raw.native = dataclasses.replace(raw.native, batch=group, batch_index=i)
@@ -390,8 +451,8 @@ class PreparedLmm:
             self._batched = BatchedPls(self._pls) if supports(self._pls) else False
         return self._batched or None
 
-    def _fit_chunk(self, batch, ys: np.ndarray, first: int, reml: bool, out: list) -> None:
-        """Fit columns ``first, first + 1, ...`` together; leave None where BOBYQA must refit."""
+    def _fit_chunk(self, batch, ys: np.ndarray, first: int, reml: bool, out: list, thetas: np.ndarray | None) -> None:
+        """Fit columns ``first, first + 1, ...`` together (from ``thetas`` when given); None where BOBYQA must refit."""
         from .lmm_batch import minimize
 
         offset = self._design.offset
@@ -401,8 +462,11 @@ class PreparedLmm:
         if not cols.size:
             return
         with _one_blas_thread(0):
-            opt = minimize(batch, batch.responses(centred if cols.size == centred.shape[1] else centred[:, cols]),
-                           reml=reml, start=self._start)
+            resp = batch.responses(centred if cols.size == centred.shape[1] else centred[:, cols])
+            if thetas is None:
+                opt = minimize(batch, resp, reml=reml, start=self._start)
+            else:
+                opt = minimize(batch, resp, reml=reml, start=thetas[cols], scan=False)
         n, p = self._pls.n, self._pls.p
         for i in np.flatnonzero(opt.settled):
             j = cols[i]
@@ -610,6 +674,8 @@ class _BatchDf:
         Whether the fits are REML fits.
     logliks : ndarray, shape (K,)
         The fits' log-likelihoods (REML criterion for REML fits).
+    starts : ndarray, shape (K, ntheta)
+        The fits' theta in the engine's order: the likelihood-ratio test's ML refits start there.
 
     Examples
     --------
@@ -626,8 +692,9 @@ class _BatchDf:
     """
 
     def __init__(self, prepared: PreparedLmm, ys: np.ndarray, thetas: np.ndarray, sigmas: np.ndarray,
-                 betas: np.ndarray, reml: bool, logliks: np.ndarray) -> None:
+                 betas: np.ndarray, reml: bool, logliks: np.ndarray, starts: np.ndarray) -> None:
         self._prepared = prepared
+        self._starts = prepared.floored(starts) if prepared.unique_optimum else None
         self._raw_ys, self._thetas, self._sigmas, self._betas, self._reml = ys, thetas, sigmas, betas, reml
         self._logliks = logliks
         self._lrts: dict[int, tuple[PreparedLmm, np.ndarray, np.ndarray]] = {}
@@ -653,8 +720,9 @@ class _BatchDf:
             key = id(nested)
             if key not in self._lrts and not self._lrt_failed:
                 try:
-                    reduced = np.array([r.loglik for r in nested.fit_many(self._raw_ys, reml=False)])
-                    full = (np.array([r.loglik for r in self._prepared.fit_many(self._raw_ys, reml=False)])
+                    # each response's ML fits start at its REML estimate (the same random terms): near their optimum
+                    reduced = np.array([r.loglik for r in nested._fit_many(self._raw_ys, False, self._starts)])
+                    full = (np.array([r.loglik for r in self._prepared._fit_many(self._raw_ys, False, self._starts)])
                             if self._reml else self._logliks)
                     self._lrts[key] = (nested, full, reduced)  # the design kept: its id stays its own
                 except (GlmmsimError, *_BATCH_FAILURES):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .lmm_pls import PlsStructure
+from .lmm_pls import PlsStructure, _trtri
 
 __all__ = ["BatchOptimum", "BatchedPls", "minimize", "supports"]
 
@@ -184,11 +184,11 @@ class BatchedPls:
         t1 = ext[:, self.t1_gather]  # (K, q1, q1)
         sigma = t1 @ t1.transpose(0, 2, 1)
         d = self.d1
-        if self.q1 <= 2:
+        if self.q1 == 2:
+            return (t1, *self._first_2x2(sigma))
+        if self.q1 == 1:
             nmat = _mm(d[None], sigma[:, None])
             nmat[..., 0, 0] += 1.0
-            if self.q1 == 2:
-                nmat[..., 1, 1] += 1.0
             ninv, det = _inv(nmat)
         else:
             nmat = self.eye1 + d[None] @ sigma[:, None]
@@ -199,6 +199,37 @@ class BatchedPls:
         logdet1 = np.log(np.where(det > 0.0, det, 1.0)).sum(axis=1)
         e = _mm(np.broadcast_to(sigma[:, None], ninv.shape), ninv)  # (K, n1, q1, q1), symmetric
         return t1, ninv, e, logdet1, ok
+
+    def _first_2x2(self, sigma: np.ndarray):
+        """:meth:`_first` for a first factor of two columns, in closed form from one product per response.
+
+        With ``N = I + D Sigma``: ``det N = 1 + tr(D Sigma) + det D det Sigma``, ``Sigma adj(N) =
+        Sigma + det Sigma [[d11, -d01], [-d01, d00]]`` and ``adj(N) = (1 + tr(D Sigma)) I - D Sigma``
+        are linear in ``[1, d00, d01, d11, det D]`` (:class:`~.lmm_pls.PlsStructure`'s per-level
+        columns), so every level's determinant, ``E_l det N_l`` and ``adj N_l`` come from one
+        ``(levels, 5) @ (5, 8)`` product per response.
+        """
+        k = sigma.shape[0]
+        s00, s01, s11 = sigma[:, 0, 0], sigma[:, 0, 1], sigma[:, 1, 1]
+        ds = s00 * s11 - s01 * s01
+        zero, one = np.zeros(k), np.ones(k)
+        coef = np.stack([  # rows: 1, d00, d01, d11, det D; columns: det N, E det N (00, 11, 01), adj N (00, 01, 10, 11)
+            np.stack([one, s00, s11, s01, one, zero, zero, one], axis=1),
+            np.stack([s00, zero, ds, zero, zero, -s01, zero, s00], axis=1),
+            np.stack([2.0 * s01, zero, zero, -ds, s01, -s11, -s00, s01], axis=1),
+            np.stack([s11, ds, zero, zero, s11, zero, -s01, zero], axis=1),
+            np.stack([ds, zero, zero, zero, zero, zero, zero, zero], axis=1)], axis=1)
+        out = np.matmul(self.pls._d2x2, coef)  # (K, n1, 8)
+        det = out[..., 0]
+        ok = np.all(det > 0.0, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = 1.0 / det
+        e = np.empty((k, self.n1, 2, 2))
+        e[..., 0, 0], e[..., 1, 1] = out[..., 1] * r, out[..., 2] * r
+        e[..., 0, 1] = e[..., 1, 0] = out[..., 3] * r
+        ninv = (out[..., 4:] * r[..., None]).reshape(k, self.n1, 2, 2)
+        logdet1 = np.log(np.where(det > 0.0, det, 1.0)).sum(axis=1)
+        return ninv, e, logdet1, ok
 
     def evaluate(self, theta: np.ndarray, resp: dict[str, np.ndarray], *, reml: bool, gradient: bool = True,
                  factor: bool = False):
@@ -371,15 +402,12 @@ def _inv(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _lower_inverse(low: np.ndarray) -> np.ndarray:
-    """Inverses of a stack of lower-triangular matrices, by forward substitution over the whole stack
-    (a row per step; numpy's batched inverse runs a general LU per matrix, twice the time at these sizes)."""
-    f = low.shape[1]
-    out = np.zeros_like(low)
-    inv_diag = 1.0 / np.diagonal(low, axis1=1, axis2=2)
-    out[:, 0, 0] = inv_diag[:, 0]
-    for j in range(1, f):
-        out[:, j, :j] = np.matmul(low[:, j, None, :j], out[:, :j, :j])[:, 0, :] * -inv_diag[:, j, None]
-        out[:, j, j] = inv_diag[:, j]
+    """Inverses of a stack of lower-triangular matrices: LAPACK's ``trtri`` on each (a Python loop: at the
+    stack sizes of a batch, 3-15x cheaper than forward substitution over the stack, and each inverse is
+    its matrix's alone, whatever the batch)."""
+    out = np.empty_like(low)
+    for i in range(low.shape[0]):
+        out[i] = _trtri(low[i], lower=1)[0]
     return out
 
 

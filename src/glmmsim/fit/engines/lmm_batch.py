@@ -212,13 +212,8 @@ class BatchedPls:
         k = sigma.shape[0]
         s00, s01, s11 = sigma[:, 0, 0], sigma[:, 0, 1], sigma[:, 1, 1]
         ds = s00 * s11 - s01 * s01
-        zero, one = np.zeros(k), np.ones(k)
-        coef = np.stack([  # rows: 1, d00, d01, d11, det D; columns: det N, E det N (00, 11, 01), adj N (00, 01, 10, 11)
-            np.stack([one, s00, s11, s01, one, zero, zero, one], axis=1),
-            np.stack([s00, zero, ds, zero, zero, -s01, zero, s00], axis=1),
-            np.stack([2.0 * s01, zero, zero, -ds, s01, -s11, -s00, s01], axis=1),
-            np.stack([s11, ds, zero, zero, s11, zero, -s01, zero], axis=1),
-            np.stack([ds, zero, zero, zero, zero, zero, zero, zero], axis=1)], axis=1)
+        values = np.stack([np.zeros(k), np.ones(k), s00, s01, s11, ds, -s00, -s01, -s11, -ds, 2.0 * s01], axis=1)
+        coef = values[:, _COEF_2X2]  # (K, 5, 8)
         out = np.matmul(self.pls._d2x2, coef)  # (K, n1, 8)
         det = out[..., 0]
         ok = np.all(det > 0.0, axis=1)
@@ -342,6 +337,18 @@ class BatchedPls:
         else:
             beta, vcov = np.zeros((len(dev), 0)), np.zeros((len(dev), 0, 0))
         return dev, beta, vcov, pwrss
+
+
+#: :meth:`BatchedPls._first_2x2`'s coefficients as positions in ``[0, 1, s00, s01, s11, det Sigma, -s00, -s01,
+#: -s11, -det Sigma, 2 s01]``. Rows: 1, d00, d01, d11, det D; columns: det N, E det N at (0, 0), (1, 1),
+#: (0, 1), adj N at (0, 0), (0, 1), (1, 0), (1, 1).
+_COEF_2X2 = np.array([
+    [1, 2, 4, 3, 1, 0, 0, 1],
+    [2, 0, 5, 0, 0, 7, 0, 2],
+    [10, 0, 0, 9, 3, 8, 6, 3],
+    [4, 5, 0, 0, 4, 0, 7, 0],
+    [5, 0, 0, 0, 0, 0, 0, 0],
+])
 
 
 def _rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

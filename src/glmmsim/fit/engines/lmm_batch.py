@@ -603,7 +603,8 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
             - bs[:, :, None] * bs[:, None, :] / np.where(ok, sbs, 1.0)[:, None, None]
         hess_all[idx] = np.where(ok[:, None, None], upd, hess)
         reuse[idx] = ok & (size < REUSE_STEP)
-        active[idx[small | pending]] = False
+        # a response that went round the bound is refitted by BOBYQA whatever Newton does next: stop here
+        active[idx[small | pending | crossed[idx]]] = False
     return _finish(batch, theta, dev, evals, settled & ~crossed, resp, reml)
 
 

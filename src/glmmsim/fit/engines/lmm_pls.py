@@ -455,7 +455,7 @@ class PlsStructure:
         nmat = self._dext @ coef  # row-major vec(I + D_l Sigma) per level
         g = nmat[:, self._adjugate_gather].reshape(self.n1, 4, q1 * q1)
         adj = g[:, 0] * g[:, 1] - g[:, 2] * g[:, 3]  # row-major vec(adj N_l)
-        det = np.einsum("lj,lj->l", nmat[:, :q1], adj[:, self._adjugate_first_column])
+        det = (nmat[:, :q1] * adj[:, self._adjugate_first_column]).sum(axis=1)
         if not det.min() > 0.0:  # also catches NaN
             return None
         # vec_r(Sigma adj) = vec_r(adj) @ (Sigma kron I)' (Sigma symmetric)

@@ -10,7 +10,8 @@ every engine fits the same ones.
 
 Times are medians over rounds in which the contenders alternate: CPU time of this process for
 the in-process engines (lmm, glmm, MCPower's Rust kernel; robust on a shared machine), wall time
-for lme4 (its work happens in the R process). "lmm batched" fits a round's responses in one
+for lme4 (its work happens in the R process); MCPower, when installed, is timed in every round
+too. "lmm batched" fits a round's responses in one
 ``Fitter.fit_many`` call from lme4's start; "lmm batched, generating start" the same from the
 values the responses were drawn from (what ``glmmsim.power`` does, same optimum); "lmm" one by one
 with ``Fitter.fit``. Then ``glmmsim.power``'s whole cost per replicate (draw, fit, test). Then the
@@ -233,6 +234,7 @@ def main() -> None:
     ys = responses(d, max(args.reps, args.lme4_reps))
     engines = ["lmm batched, generating start", "lmm batched", "lmm", "glmm"] + ([] if args.no_r else ["lme4"])
     times: dict[tuple[str, str], list[float | None]] = {}
+    mcp_rounds: list[tuple[float, str] | None] = []
     for rnd in range(args.rounds):
         order = engines if rnd % 2 == 0 else engines[::-1]
         for label, formula, method, reml in TESTS:
@@ -246,7 +248,8 @@ def main() -> None:
                 else:
                     t = per_replicate(engine, formula, method, reml, d, ys[:, : args.reps], time.process_time)
                 times.setdefault((engine, label), []).append(t)
-    mcp = mcpower_per_sim(200)
+        mcp_rounds.append(mcpower_per_sim(200))  # in every round: the machine's speed drifts between rounds
+    mcp = None if mcp_rounds[0] is None else (statistics.median(m[0] for m in mcp_rounds), mcp_rounds[0][1])
 
     def med(engine: str, label: str) -> float | None:
         vals = [v for v in times[(engine, label)] if v is not None]
@@ -275,7 +278,7 @@ def main() -> None:
     zs = med("lmm batched, generating start", "z")
     if mcp is not None:
         z, zb = med("lmm", "z"), med("lmm batched", "z")
-        print(f"\nMCPower {mcp[1]} in this run (its closest scenario, its own test; CPU): {mcp[0] * 1e3:.2f} ms per "
+        print(f"\nMCPower {mcp[1]} in the same rounds (its closest scenario, its own test; CPU, median): {mcp[0] * 1e3:.2f} ms per "
               f"simulation; lmm z / MCPower = {z / (mcp[0] * 1e3):.2f}, batched {zb / (mcp[0] * 1e3):.2f}, "
               f"batched from the generating start {zs / (mcp[0] * 1e3):.2f}")
     whole = {m: power_per_replicate(m, 400) * 1e3 for m in ("z", "satterthwaite")}

@@ -313,6 +313,21 @@ def test_fit_many_from_a_start_reaches_the_same_optimum_in_fewer_evaluations(rem
     assert cost[1] < 0.85 * cost[0]
 
 
+def test_fits_from_a_start_do_not_depend_on_the_batch():
+    """The shared first Hessian of a start comes from the design and the start, not from the batch's responses."""
+    d = _crossed(subjects=20, items=10)
+    ys = _replicates(d, 8, seed=15)
+    fitter = glmmsim.fit.prepare(FORMULA, d, engine="lmm")
+    start = _generating_start(fitter)
+    whole = fitter.fit_many(ys, start=start)
+    alone = [fitter.fit_many(ys[:, [j]], start=start)[0] for j in range(ys.shape[1])]
+    fresh = glmmsim.fit.prepare(FORMULA, d, engine="lmm").fit_many(ys[:, ::-1], start=start)[::-1]
+    for a, b, c in zip(whole, alone, fresh):
+        assert a.loglik == b.loglik == c.loglik
+        np.testing.assert_array_equal(a._raw.native.theta, b._raw.native.theta)
+        np.testing.assert_array_equal(a._raw.vcov, c._raw.vcov)
+
+
 def test_a_start_is_not_used_where_the_optimum_is_not_unique():
     """``(1 + cond || subject)`` with a factor ``cond`` spans the intercept twice: lme4's answer follows its path."""
     d = _crossed()

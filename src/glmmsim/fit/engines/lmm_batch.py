@@ -32,7 +32,7 @@ import scipy.sparse as sp
 
 from .lmm_pls import PlsStructure, _trtri
 
-__all__ = ["BatchOptimum", "BatchedPls", "minimize", "supports"]
+__all__ = ["BatchOptimum", "BatchedPls", "minimize", "start_hessian", "supports"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -59,6 +59,9 @@ _ROUNDING = 1e-13
 #: ~800 page faults a call at 128 rows of the standard crossed model, ~2 at 64).
 ROW_BLOCK = 64
 _MAX_HALVINGS = 12
+#: Responses simulated (from a fixed seed) to average the shared first Hessian of a given start over.
+START_DRAWS = 8
+START_SEED = 20261206
 
 
 def supports(pls: PlsStructure) -> bool:
@@ -502,13 +505,15 @@ def column_groups(pls: PlsStructure) -> list[tuple[int, np.ndarray]]:
 
 
 def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, start: np.ndarray,
-             scan: bool = True) -> BatchOptimum:
+             scan: bool = True, hessian: np.ndarray | None = None) -> BatchOptimum:
     """Newton's method from (a multiple of) ``start`` for every response at once.
 
     ``start`` is one theta for all responses (``(ntheta,)``) or one per response
     (``(K, ntheta)``). With ``scan`` (lme4's start) each response starts at the multiple of it
     in ``START_SCALES`` of lowest deviance; without, at ``start`` itself (generating values, or
     a response's REML estimate for its ML refit: close to the optimum, so fewer iterations).
+    ``hessian``, when given, is every response's first Hessian (BFGS updates it from there;
+    see :func:`start_hessian`) instead of one by differences per response.
 
     The deviance depends on theta through ``T T'`` only, so it is defined, smooth and
     unchanged when a column of a term's ``T`` is negated: the minimum over lme4's box
@@ -553,6 +558,9 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
     multi = np.array([d for d, col in batch.columns if len(col) > 1], dtype=np.int64)
     crossed = np.zeros(k, dtype=bool)
     reuse = np.zeros(k, dtype=bool)  # the last step went well: update the Hessian by BFGS instead of differences
+    if hessian is not None:
+        hess_all[:] = hessian
+        reuse[:] = True
     for _ in range(MAX_ITER):
         idx = np.flatnonzero(active)
         if not idx.size:
@@ -606,6 +614,38 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
         # a response that went round the bound is refitted by BOBYQA whatever Newton does next: stop here
         active[idx[small | pending | crossed[idx]]] = False
     return _finish(batch, theta, dev, evals, settled & ~crossed, resp, reml)
+
+
+def start_hessian(batch: BatchedPls, theta: np.ndarray, *, reml: bool, blocks, draws: int = START_DRAWS) -> np.ndarray:
+    """The Hessian of the deviance at ``theta`` averaged over ``draws`` responses simulated at ``theta``.
+
+    A shared first Hessian for responses that all start at ``theta`` (a study's generating
+    values): it depends on the design and ``theta`` only (the draws come from a fixed seed, with
+    sigma 1 and no fixed effects, which the profiled deviance does not see), so a response's fit
+    still depends on that response alone. ``blocks`` are the engine's
+    :class:`~.lmm_pls.TermBlock` objects (their columns, group codes and theta slices).
+
+    Examples
+    --------
+    >>> from glmmsim.fit.engines.lmm_pls import TermBlock
+    >>> codes = np.repeat(np.arange(10), 4)
+    >>> blocks = [TermBlock(0, "g", np.ones((40, 1)), codes, 10, slice(0, 1))]
+    >>> batch = BatchedPls(PlsStructure(np.ones((40, 1)), blocks))
+    >>> hess = start_hessian(batch, np.array([0.5]), reml=True, blocks=blocks)
+    >>> hess.shape, bool(hess[0, 0] > 0)
+    ((1, 1), True)
+    """
+    from .lmm_pls import relative_factor
+
+    rng = np.random.default_rng(START_SEED)
+    ys = rng.normal(size=(batch.pls.n, draws))
+    for b in blocks:
+        effects = rng.normal(size=(draws, b.nlevels, b.q)) @ relative_factor(b, theta).T  # (draws, levels, q)
+        ys += np.einsum("nq,dnq->nd", b.z, effects[:, b.codes, :])
+    resp = batch.responses(ys)
+    thetas = np.repeat(theta[None], draws, axis=0)
+    _, grad, _ = batch.evaluate(thetas, resp, reml=reml)
+    return _hessian(batch, thetas, grad, resp, reml).mean(axis=0)
 
 
 def _finish(batch: BatchedPls, theta, dev, evals, settled, resp, reml) -> BatchOptimum:

@@ -199,6 +199,7 @@ class PreparedLmm:
         self._start = np.where(np.concatenate([r == c for b in self._blocks for r, c in [b.tril]]), 1.0, 0.0)
         self._ddf = threading.local()  # the df calculator caches per replicate: one per thread
         self._batched = None  # lmm_batch.BatchedPls, built by the first fit_many
+        self._start_hessians: dict[tuple[bool, bytes], np.ndarray] = {}  # per (reml, start): see _start_hessian
 
     @property
     def design(self) -> FitDesign:
@@ -353,11 +354,15 @@ class PreparedLmm:
         ys = np.asarray(ys, dtype=np.float64)
         if ys.ndim != 2 or ys.shape[0] != self._design.nobs:
             raise FitError(f"fit_many takes an (n, replicates) array with n = {self._design.nobs}; got shape {ys.shape}")
-        theta = None
+        theta = hessian = None
         if start is not None:
             theta = self.start_theta(start)  # checked even where it is not used
-            theta = np.broadcast_to(theta, (ys.shape[1], self._pls.ntheta)) if self.unique_optimum else None
-        fits = self._fit_many(ys, reml, theta)
+            if self.unique_optimum and self._batch() is not None:
+                hessian = self._start_hessian(theta, reml)
+                theta = np.broadcast_to(theta, (ys.shape[1], self._pls.ntheta))
+            else:
+                theta = None
+        fits = self._fit_many(ys, reml, theta, hessian)
         self._share_df(ys, fits, reml)
         return fits
 
@@ -405,8 +410,20 @@ class PreparedLmm:
         """``thetas`` (engine order, one per row or one) with diagonal elements raised to ``START_FLOOR``."""
         return np.where(self._lower == 0.0, np.maximum(thetas, START_FLOOR), thetas)
 
-    def _fit_many(self, ys: np.ndarray, reml: bool, thetas: np.ndarray | None) -> list[RawFit]:
-        """:meth:`fit_many` without the shared df: from lme4's start, or response ``j`` from ``thetas[j]``."""
+    def _start_hessian(self, theta: np.ndarray, reml: bool) -> np.ndarray:
+        """The shared first Hessian of responses starting at ``theta`` (:func:`.lmm_batch.start_hessian`), kept per start."""
+        from .lmm_batch import start_hessian
+
+        key = (reml, theta.tobytes())
+        if key not in self._start_hessians:
+            with _one_blas_thread(0):
+                self._start_hessians[key] = start_hessian(self._batch(), theta, reml=reml, blocks=self._blocks)
+        return self._start_hessians[key]
+
+    def _fit_many(self, ys: np.ndarray, reml: bool, thetas: np.ndarray | None,
+                  hessian: np.ndarray | None = None) -> list[RawFit]:
+        """:meth:`fit_many` without the shared df: from lme4's start, or response ``j`` from ``thetas[j]``
+        (with ``hessian`` as every response's first Hessian, when given)."""
         out: list[RawFit | None] = [None] * ys.shape[1]
         batch = self._batch()
         if batch is not None:
@@ -415,7 +432,7 @@ class PreparedLmm:
             chunk = int(max(1, min(BATCH_CHUNK, BATCH_ENTRIES // (max(1, pls.ntheta) * pls.m * pls.m))))
             for lo in range(0, ys.shape[1], chunk):
                 self._fit_chunk(batch, ys[:, lo : lo + chunk], lo, reml, out,
-                                None if thetas is None else thetas[lo : lo + chunk])
+                                None if thetas is None else thetas[lo : lo + chunk], hessian)
         return [raw if raw is not None else self.fit(ys[:, j], reml=reml) for j, raw in enumerate(out)]
 
     def _share_df(self, ys: np.ndarray, fits: list[RawFit], reml: bool) -> None:
@@ -451,7 +468,8 @@ class PreparedLmm:
             self._batched = BatchedPls(self._pls) if supports(self._pls) else False
         return self._batched or None
 
-    def _fit_chunk(self, batch, ys: np.ndarray, first: int, reml: bool, out: list, thetas: np.ndarray | None) -> None:
+    def _fit_chunk(self, batch, ys: np.ndarray, first: int, reml: bool, out: list, thetas: np.ndarray | None,
+                   hessian: np.ndarray | None = None) -> None:
         """Fit columns ``first, first + 1, ...`` together (from ``thetas`` when given); None where BOBYQA must refit."""
         from .lmm_batch import minimize
 
@@ -466,7 +484,7 @@ class PreparedLmm:
             if thetas is None:
                 opt = minimize(batch, resp, reml=reml, start=self._start)
             else:
-                opt = minimize(batch, resp, reml=reml, start=thetas[cols], scan=False)
+                opt = minimize(batch, resp, reml=reml, start=thetas[cols], scan=False, hessian=hessian)
         n, p = self._pls.n, self._pls.p
         for i in np.flatnonzero(opt.settled):
             j = cols[i]

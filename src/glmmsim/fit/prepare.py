@@ -134,15 +134,15 @@ class Fitter:
             )
         out = []
         for td, cov in zip(terms, start):
-            mat = np.asarray(cov, dtype=np.float64)
             q = len(td.coefs)
-            if mat.shape != (q, q) or not np.all(np.isfinite(mat)) or not np.allclose(mat, mat.T):
+            problem = _covariance_problem(cov, q)
+            if problem:
                 raise ParameterError(
-                    f"start for the random term {td.term} must be a finite symmetric {q} x {q} matrix "
-                    f"(columns {', '.join(td.coefs)}); got shape {np.shape(cov)}",
+                    f"start for the random term {td.term} must be a {q} x {q} covariance matrix (finite, symmetric, "
+                    f"positive semi-definite; columns {', '.join(td.coefs)}): {problem}",
                     parameter="start", term=str(td.term),
                 )
-            out.append(mat)
+            out.append(np.asarray(cov, dtype=np.float64))
         return out
 
     # ----------------------------------------------------------- used by the tests
@@ -180,6 +180,23 @@ class Fitter:
             return prepared.contrast(res._y, L, reml=res.reml, ddf=ddf, native=res._raw)
         need = "engine='lme4'" if ddf == "Kenward-Roger" else "an engine with Satterthwaite contrasts (glmm, lme4)"
         raise EngineError(f"the {ddf} test of several coefficients needs {need}; this fit used {self._engine_name!r}")
+
+
+def _covariance_problem(cov: object, q: int) -> str:
+    """What keeps ``cov`` from being a q x q covariance matrix ("" when nothing does)."""
+    try:
+        mat = np.asarray(cov, dtype=np.float64)
+    except (TypeError, ValueError):
+        return f"got {type(cov).__name__}, not numbers"
+    if mat.shape != (q, q):
+        return f"got shape {mat.shape}"
+    if not np.all(np.isfinite(mat)):
+        return "it holds missing or infinite values"
+    if not np.allclose(mat, mat.T):
+        return "it is not symmetric"
+    if np.linalg.eigvalsh(mat).min() < -1e-10 * max(1.0, float(np.abs(mat).max())):
+        return "it has a negative eigenvalue"
+    return ""
 
 
 def prepare(

@@ -42,7 +42,9 @@ from mcpower_scenario import find_power  # the peer's scenario, beside this scri
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import glmmsim  # noqa: E402
+import standard_model  # noqa: E402 - beside this script; imports glmmsim
 from glmmsim.fit import EngineError  # noqa: E402
+from standard_model import responses  # noqa: E402
 
 FULL = "y ~ cond + (1 + cond | subject) + (1 | item)"
 ZEROCORR = "y ~ cond + (1 + cond || subject) + (1 | item)"
@@ -63,21 +65,6 @@ def conditions(subjects: int = 30, items: int = 20, repetitions: int = 1) -> pd.
                          "cond": np.where(c.ravel() == 1, "b", "a")})
 
 
-def responses(d: pd.DataFrame, count: int, seed: int = 1) -> np.ndarray:
-    """``count`` responses from the README's reaction-time model, one column each."""
-    rng = np.random.default_rng(seed)
-    s = d["subject"].str[1:].astype(int).to_numpy()
-    i = d["item"].str[1:].astype(int).to_numpy()
-    c = (d["cond"] == "b").to_numpy(dtype=float)
-    cov = np.array([[60.0**2, 0.2 * 60 * 30], [0.2 * 60 * 30, 30.0**2]])
-    out = np.empty((len(d), count))
-    for r in range(count):
-        us = rng.multivariate_normal([0, 0], cov, size=s.max() + 1)
-        ui = rng.normal(0, 30, size=i.max() + 1)
-        out[:, r] = 600 + 20 * c + us[s, 0] + us[s, 1] * c + ui[i] + rng.normal(0, 120, size=len(d))
-    return out
-
-
 def per_replicate(engine: str, formula: str, method: str, reml: bool, d: pd.DataFrame, ys: np.ndarray,
                   clock) -> float | None:
     """Seconds per replicate (fit + test), or None when the engine refuses the model or the test."""
@@ -95,11 +82,10 @@ def per_replicate(engine: str, formula: str, method: str, reml: bool, d: pd.Data
 def generating_start(fitter) -> list[np.ndarray]:
     """The covariances ``responses`` draws from relative to sigma^2, per random term of the fitter's design
     (what a power study gives ``fit_many``; the ``||`` model's terms get the SDs without the correlation)."""
-    sd = {"subject": np.array([60.0, 30.0]), "item": np.array([30.0])}
-    cov = {"(1 + cond | subject)": np.array([[60.0**2, 0.2 * 60 * 30], [0.2 * 60 * 30, 30.0**2]]),
-           "(1 | subject)": np.array([[60.0**2]]), "(0 + cond | subject)": np.diag(sd["subject"] ** 2),
-           "(1 | item)": np.array([[30.0**2]])}
-    return [cov[str(td.term)] / 120.0**2 for td in fitter.design.terms]
+    sd = np.array(standard_model.SUBJECT_SD)
+    cov = {"(1 + cond | subject)": standard_model.subject_cov(), "(1 | subject)": np.array([[sd[0] ** 2]]),
+           "(0 + cond | subject)": np.diag(sd**2), "(1 | item)": np.array([[standard_model.ITEM_SD**2]])}
+    return [cov[str(td.term)] / standard_model.SIGMA**2 for td in fitter.design.terms]
 
 
 def per_replicate_batched(formula: str, method: str, reml: bool, d: pd.DataFrame, ys: np.ndarray,
@@ -120,10 +106,7 @@ def power_per_replicate(method: str, nsim: int) -> float:
     """CPU seconds per replicate of ``glmmsim.power`` (draw, fit, test), serial, on the standard model."""
     from glmmsim.design import crossed
 
-    model = glmmsim.Model(
-        "rt ~ cond + (1 + cond | subject) + (1 | item)", fixed={"Intercept": 600, "condb": 20},
-        random={"subject": {"sd": {"Intercept": 60, "condb": 30}, "corr": {("Intercept", "condb"): 0.2}}, "item": 30},
-        sigma=120, levels={"cond": ["a", "b"]})
+    model = standard_model.model()
     d = crossed(subjects=30, items=20, within={"cond": ["a", "b"]})
     glmmsim.power(model, d, test="cond", method=method, nsim=10, seed=2, progress=False)  # warm-up
     t0 = time.process_time()
@@ -167,10 +150,7 @@ def curve_seconds(nsim: int, batched: bool) -> float:
     from glmmsim.design import crossed
     from glmmsim.fit.engines.lmm_engine import PreparedLmm
 
-    model = glmmsim.Model(
-        "rt ~ cond + (1 + cond | subject) + (1 | item)", fixed={"Intercept": 600, "condb": 20},
-        random={"subject": {"sd": {"Intercept": 60, "condb": 30}, "corr": {("Intercept", "condb"): 0.2}}, "item": 30},
-        sigma=120, levels={"cond": ["a", "b"]})
+    model = standard_model.model()
     saved = PreparedLmm.fit_many
     if not batched:  # the runner fits one by one when the engine has no fit_many
         PreparedLmm.fit_many = None

@@ -51,6 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import glmmsim
 from glmmsim.fit import EngineError
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from standard_model import responses  # noqa: E402 - the model's draws, shared with bench_lmm.py
+
 FULL = "y ~ cond + (1 + cond | subject) + (1 | item)"
 ZEROCORR = "y ~ cond + (1 + cond || subject) + (1 | item)"
 TESTS = [  # (label, formula, glmmsim method, reml, simr method, MCPower df_method)
@@ -115,21 +118,6 @@ def conditions(subjects: int = 30, items: int = 20) -> pd.DataFrame:
     s, i, c = np.meshgrid(np.arange(subjects), np.arange(items), [0, 1], indexing="ij")
     return pd.DataFrame({"subject": [f"s{v:02d}" for v in s.ravel()], "item": [f"i{v:02d}" for v in i.ravel()],
                          "cond": c.ravel().astype(float)})
-
-
-def responses(d: pd.DataFrame, count: int, seed: int = 1) -> np.ndarray:
-    """``count`` responses from the README's reaction-time model, one column each."""
-    rng = np.random.default_rng(seed)
-    s = d["subject"].str[1:].astype(int).to_numpy()
-    i = d["item"].str[1:].astype(int).to_numpy()
-    c = d["cond"].to_numpy()
-    cov = np.array([[60.0**2, 0.2 * 60 * 30], [0.2 * 60 * 30, 30.0**2]])
-    out = np.empty((len(d), count))
-    for r in range(count):
-        us = rng.multivariate_normal([0, 0], cov, size=s.max() + 1)
-        ui = rng.normal(0, 30, size=i.max() + 1)
-        out[:, r] = 600 + 20 * c + us[s, 0] + us[s, 1] * c + ui[i] + rng.normal(0, 120, size=len(d))
-    return out
 
 
 def glmmsim_per_replicate(engine: str, formula: str, method: str, reml: bool, d: pd.DataFrame,

@@ -110,6 +110,28 @@ class FitDesign:
             names=CoefficientNames(names, self.levels),
         )
 
+    def check_start(self, start: object) -> list[np.ndarray]:
+        """``start`` (one covariance matrix per random term, in ``terms`` order) as float arrays, or a
+        ParameterError naming the term, its columns and what is wrong."""
+        if isinstance(start, np.ndarray) or not isinstance(start, Sequence) or len(start) != len(self.terms):
+            raise ParameterError(
+                f"start must be a list of {len(self.terms)} covariance matrices, one per random term "
+                f"({', '.join(str(td.term) for td in self.terms)}); got {type(start).__name__}",
+                parameter="start",
+            )
+        out = []
+        for td, cov in zip(self.terms, start):
+            q = len(td.coefs)
+            problem = _covariance_problem(cov, q)
+            if problem:
+                raise ParameterError(
+                    f"start for the random term {td.term} must be a {q} x {q} covariance matrix (finite, symmetric, "
+                    f"positive semi-definite; columns {', '.join(td.coefs)}): {problem}",
+                    parameter="start", term=str(td.term),
+                )
+            out.append(np.asarray(cov, dtype=np.float64))
+        return out
+
     def check_response(self, y: object) -> np.ndarray:
         """The response as a float array, checked against the family, or a DataError naming the row."""
         try:
@@ -132,6 +154,23 @@ class FitDesign:
         elif self.family == "gamma":
             _check_rows(arr <= 0, f"response {self.response!r} must be positive for the gamma family", index)
         return arr
+
+
+def _covariance_problem(cov: object, q: int) -> str:
+    """What keeps ``cov`` from being a q x q covariance matrix ("" when nothing does)."""
+    try:
+        mat = np.asarray(cov, dtype=np.float64)
+    except (TypeError, ValueError):
+        return f"got {type(cov).__name__}, not numbers"
+    if mat.shape != (q, q):
+        return f"got shape {mat.shape}"
+    if not np.all(np.isfinite(mat)):
+        return "it holds missing or infinite values"
+    if not np.allclose(mat, mat.T):
+        return "it is not symmetric"
+    if np.linalg.eigvalsh(mat).min() < -1e-10 * max(1.0, float(np.abs(mat).max())):
+        return "it has a negative eigenvalue"
+    return ""
 
 
 def _check_rows(bad: np.ndarray, what: str, index: pd.Index | None) -> None:

@@ -117,33 +117,11 @@ class Fitter:
             )
         cols = [self._design.check_response(arr[:, j]) for j in range(arr.shape[1])]
         if start is not None:
-            start = self._check_start(start)
+            start = self._design.check_start(start)
         if not cols:
             return []
         raws = fit_many(self._prepare(), np.asarray(arr, dtype=np.float64), reml=self._reml, start=start)
         return [FitResult(self._design, raw, y, self) for raw, y in zip(raws, cols)]
-
-    def _check_start(self, start: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """``start`` as float matrices, one per random term, checked against the design's terms."""
-        terms = self._design.terms
-        if isinstance(start, np.ndarray) or not isinstance(start, Sequence) or len(start) != len(terms):
-            raise ParameterError(
-                f"start must be a list of {len(terms)} covariance matrices, one per random term "
-                f"({', '.join(str(td.term) for td in terms)}); got {type(start).__name__}",
-                parameter="start",
-            )
-        out = []
-        for td, cov in zip(terms, start):
-            q = len(td.coefs)
-            problem = _covariance_problem(cov, q)
-            if problem:
-                raise ParameterError(
-                    f"start for the random term {td.term} must be a {q} x {q} covariance matrix (finite, symmetric, "
-                    f"positive semi-definite; columns {', '.join(td.coefs)}): {problem}",
-                    parameter="start", term=str(td.term),
-                )
-            out.append(np.asarray(cov, dtype=np.float64))
-        return out
 
     # ----------------------------------------------------------- used by the tests
     def _ml_loglik(self, res: FitResult) -> float:
@@ -180,23 +158,6 @@ class Fitter:
             return prepared.contrast(res._y, L, reml=res.reml, ddf=ddf, native=res._raw)
         need = "engine='lme4'" if ddf == "Kenward-Roger" else "an engine with Satterthwaite contrasts (glmm, lme4)"
         raise EngineError(f"the {ddf} test of several coefficients needs {need}; this fit used {self._engine_name!r}")
-
-
-def _covariance_problem(cov: object, q: int) -> str:
-    """What keeps ``cov`` from being a q x q covariance matrix ("" when nothing does)."""
-    try:
-        mat = np.asarray(cov, dtype=np.float64)
-    except (TypeError, ValueError):
-        return f"got {type(cov).__name__}, not numbers"
-    if mat.shape != (q, q):
-        return f"got shape {mat.shape}"
-    if not np.all(np.isfinite(mat)):
-        return "it holds missing or infinite values"
-    if not np.allclose(mat, mat.T):
-        return "it is not symmetric"
-    if np.linalg.eigvalsh(mat).min() < -1e-10 * max(1.0, float(np.abs(mat).max())):
-        return "it has a negative eigenvalue"
-    return ""
 
 
 def prepare(

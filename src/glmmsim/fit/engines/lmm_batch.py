@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .lmm_pls import PlsStructure, _trtri
+from .lmm_pls import PlsStructure, _trtri, relative_factor
 
 __all__ = ["BatchOptimum", "BatchedPls", "minimize", "start_hessian", "supports"]
 
@@ -635,8 +635,6 @@ def start_hessian(batch: BatchedPls, theta: np.ndarray, *, reml: bool, blocks, d
     >>> hess.shape, bool(hess[0, 0] > 0)
     ((1, 1), True)
     """
-    from .lmm_pls import relative_factor
-
     rng = np.random.default_rng(START_SEED)
     ys = rng.normal(size=(batch.pls.n, draws))
     for b in blocks:

@@ -381,16 +381,10 @@ class PreparedLmm:
         >>> prep.start_theta([np.array([[0.25, 0.0], [0.0, 0.0]])]).tolist()
         [0.5, 0.0, 0.05]
         """
-        terms = self._design.terms
-        if len(covariances) != len(terms):
-            raise FitError(f"start has {len(covariances)} covariance matrices; the design has {len(terms)} random terms "
-                           f"({', '.join(td.term.factor for td in terms)})")
+        covariances = self._design.check_start(covariances)
         theta = np.empty(self._pls.ntheta)
         for b in self._blocks:
-            cov = np.asarray(covariances[b.design_index], dtype=np.float64)
-            if cov.shape != (b.q, b.q) or not np.all(np.isfinite(cov)):
-                raise FitError(f"start for the random term of {b.factor!r} must be a finite {b.q} x {b.q} matrix "
-                               f"(its columns: {', '.join(map(str, terms[b.design_index].coefs))}); got shape {cov.shape}")
+            cov = covariances[b.design_index]
             rows, cols = b.tril
             theta[b.theta] = lower_factor(0.5 * (cov + cov.T))[rows, cols]
         return self.floored(theta)
@@ -605,8 +599,6 @@ class PreparedLmm:
         state = raw.native
         if state.batch is not None and (ddf == "Satterthwaite" or (ddf == "Kenward-Roger" and raw.reml)):
             # a fit of a fit_many batch: the test of the whole batch in one stacked call, on the first request
-            from scipy import stats
-
             f_value, ndf, den = state.batch.contrast(state.batch_index, np.asarray(L, dtype=np.float64), ddf)
             return float(f_value), float(den), float(stats.f.sf(f_value, ndf, den))
         calc = self._ddf_calculator()

@@ -595,6 +595,17 @@ def test_batched_kenward_roger_equals_one_call_per_replicate(batch_cases, name):
     _assert_close((betas @ l) ** 2 / np.einsum("a,kab,b->k", l, vcov, l), F)
 
 
+@pytest.mark.parametrize("name", BATCH_CASES)
+def test_blocked_gram_equals_the_dense_product(batch_cases, name):
+    """The cross-product that skips the first block's zeros equals the full ``f'f``."""
+    calc, Y, thetas, sigmas, _, _ = batch_cases[name]
+    zxy, yty, thetas, sigmas = calc._batch_inputs(Y, thetas, sigmas)
+    fit = calc._batch_fit(zxy, yty, thetas, sigmas)
+    f = fit.solved
+    dense = f.transpose(0, 2, 1) @ f
+    np.testing.assert_allclose(fit.factor.gram(f), dense, rtol=1e-12, atol=1e-12 * np.abs(dense).max())
+
+
 def test_batched_results_do_not_depend_on_the_chunk_size(batch_cases, monkeypatch):
     from glmmsim.fit.engines import lmm_ddf
 
@@ -602,6 +613,7 @@ def test_batched_results_do_not_depend_on_the_chunk_size(batch_cases, monkeypatc
     L = np.eye(calc.p)[1]
     whole = calc.satterthwaite_many(Y, thetas, sigmas, reml, L), calc.kenward_roger_many(Y, betas, thetas, sigmas, L)
     monkeypatch.setattr(lmm_ddf, "_BATCH_ENTRIES", 1)  # one replicate per pass
+    monkeypatch.setattr(lmm_ddf, "_MIN_BATCH", 1)
     assert len(list(calc._batches(Y.shape[1]))) == Y.shape[1]
     one_by_one = calc.satterthwaite_many(Y, thetas, sigmas, reml, L), calc.kenward_roger_many(Y, betas, thetas, sigmas, L)
     for a, b in zip(whole, one_by_one):

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mcpower_scenario import find_power  # the peer's scenario, beside this script
+from mcpower_scenario import CURVE_SUBJECTS, find_power, power_curve  # the peer's scenario, beside this script
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import glmmsim  # noqa: E402
@@ -157,10 +157,21 @@ def curve_seconds(nsim: int, batched: bool) -> float:
     try:
         t0 = time.process_time()
         glmmsim.power_curve(model, lambda subjects: crossed(subjects=subjects, items=20, within={"cond": ["a", "b"]}),
-                            along={"subjects": [20, 30, 40, 50, 60]}, test="cond", nsim=nsim, seed=1, progress=False)
+                            along={"subjects": list(CURVE_SUBJECTS)}, test="cond", nsim=nsim, seed=1, progress=False)
         return time.process_time() - t0
     finally:
         PreparedLmm.fit_many = saved
+
+
+def mcpower_curve_seconds(nsim: int) -> float | None:
+    """CPU seconds of MCPower's 5-point curve on the same points (its closest scenario, its default test)."""
+    try:
+        import mcpower
+    except ImportError:
+        return None
+    t0 = time.process_time()
+    power_curve(mcpower, nsim)
+    return time.process_time() - t0
 
 
 def mcpower_per_sim(nsim: int) -> tuple[float, str] | None:
@@ -276,10 +287,19 @@ def main() -> None:
           + ", ".join(f"{name} {ms:.3f}" for name, ms in dfs.items())
           + f"; per coefficient / batched {dfs['per coefficient'] / dfs['batched']:.1f}x")
     if args.curve_nsim:
-        fast, slow = curve_seconds(args.curve_nsim, True), curve_seconds(args.curve_nsim, False)
-        print(f"\n5-point power curve, {args.curve_nsim} replicates a point, lmm, serial (CPU s): batched {fast:.2f}, "
-              f"one by one {slow:.2f} ({slow / fast:.2f}x); MCPower (issue): 0.7-1.2 s")
-
+        ours, theirs = [], []
+        for _ in range(args.rounds):  # interleaved with MCPower's curve: the machine's speed drifts
+            ours.append(curve_seconds(args.curve_nsim, True))
+            theirs.append(mcpower_curve_seconds(args.curve_nsim))
+        fast, slow = statistics.median(ours), curve_seconds(args.curve_nsim, False)
+        print(f"\n5-point power curve ({', '.join(map(str, CURVE_SUBJECTS))} subjects x 20 items), "
+              f"{args.curve_nsim} replicates a point, Satterthwaite t, serial (CPU s, median of {args.rounds}): "
+              f"lmm {fast:.2f}, one by one {slow:.2f} ({slow / fast:.2f}x)", end="")
+        if theirs[0] is None:
+            print("; MCPower (issue): 0.7-1.2 s")
+        else:
+            peer = statistics.median(theirs)
+            print(f"; MCPower in the same rounds (its default t test) {peer:.2f}: lmm / MCPower {fast / peer:.2f}")
 
 if __name__ == "__main__":
     main()

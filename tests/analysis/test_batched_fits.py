@@ -13,11 +13,12 @@ from ._study_models import rt_design, rt_model
 
 def _calls(monkeypatch) -> dict[str, int]:
     """Count the batched calls and the one-by-one fits the runner makes."""
-    counts = {"fit_many": 0, "fit": 0}
+    counts = {"fit_many": 0, "fit": 0, "kept": 0}
     many, one = PreparedLmm.fit_many, PreparedLmm.fit
 
     def fit_many(self, ys, *, reml):
         counts["fit_many"] += 1
+        counts["kept"] += not ys.flags.writeable and ys.flags.owndata  # nobody else can change it: kept, not copied
         return many(self, ys, reml=reml)
 
     def fit(self, y, *, reml, start=None):
@@ -33,7 +34,7 @@ def test_a_task_fits_its_replicates_in_one_call_and_matches_fitting_one_by_one(m
     model, design = rt_model(), rt_design(12, 8)
     counts = _calls(monkeypatch)
     batched = power(model, design, test="cond", nsim=20, seed=3, method="z", progress=False)
-    assert counts["fit_many"] == 1  # one serial task of 20 replicates
+    assert counts["fit_many"] == 1 and counts["kept"] == 1  # one serial task of 20 replicates
     monkeypatch.setattr(PreparedLmm, "fit_many", None)  # an engine without fit_many: one by one
     single = power(model, design, test="cond", nsim=20, seed=3, method="z", progress=False)
     a, b = batched.simulations, single.simulations

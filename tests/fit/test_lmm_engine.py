@@ -236,6 +236,44 @@ def test_fit_many_computes_the_batchs_df_once_and_only_when_asked(monkeypatch):
     assert table.loc["cond[T.b]", "df"] == t[3].df and all(np.isfinite(x.df) and x.df > 0 for x in t)
 
 
+def test_fit_many_df_use_the_responses_as_they_were_fitted():
+    """A writable array is copied for the lazy df (the caller may change it); a read-only array
+    that owns its numbers (what the study runner passes) is kept as it is."""
+    d = _crossed()
+    ys = _replicates(d, 5, seed=11)
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(FORMULA, d))
+    fits = prep.fit_many(ys, reml=True)
+    expected = [prep._satterthwaite_dfs(ys[:, j].copy(), fit.native, True) for j, fit in enumerate(fits)]
+    ys[:] = 0.0  # the caller reuses its array before asking for the df
+    for fit, want in zip(fits, expected):
+        np.testing.assert_allclose(fit.df_source(), want, rtol=1e-10)
+    frozen = _replicates(d, 5, seed=11)
+    frozen.flags.writeable = False
+    kept = prep.fit_many(frozen, reml=True)
+    assert kept[0].native.batch._raw_ys is frozen
+    view = _replicates(d, 5, seed=11)[:, :5]  # read-only but a view: its base may still change
+    view.flags.writeable = False
+    assert prep.fit_many(view, reml=True)[0].native.batch._raw_ys is not view
+
+
+def test_fit_many_tells_constant_columns_as_ptp_does():
+    from glmmsim.fit.engines.lmm_engine import _HEAD_ROWS, _varies
+
+    rng = np.random.default_rng(4)
+    ys = rng.normal(size=(200, 6))
+    ys[:, 1] = 3.0  # constant
+    ys[:, 2] = 1.0
+    ys[_HEAD_ROWS + 50, 2] = 1.5  # constant over the first rows only
+    ys[:, 3] = np.r_[np.full(100, 2.0), np.full(100, -2.0)]
+    np.testing.assert_array_equal(_varies(ys), np.ptp(ys, axis=0) > 0)
+    d = _crossed()
+    y = _replicates(d, 3, seed=12)
+    y[:, 1] = 7.0
+    fits = LmmEngine().prepare(glmmsim.fit.build_design(FORMULA, d)).fit_many(y, reml=True)
+    assert np.isnan(fits[1].loglik) and not fits[1].converged and "does not vary" in fits[1].warnings[0]
+    assert np.isfinite(fits[0].loglik) and np.isfinite(fits[2].loglik)
+
+
 def test_a_failing_batch_df_call_leaves_each_fit_its_own_df(monkeypatch):
     """Should the stacked call fail (a numerically hopeless fit), each fit computes, and fails, on its own."""
     from glmmsim.fit.engines.lmm_ddf import DdfCalculator
@@ -427,7 +465,7 @@ def test_fitter_fit_many_checks_its_input_and_keeps_column_order():
         fitter.fit_many(ys[:-1])
     bad = ys.copy()
     bad[4, 2] = np.nan
-    with pytest.raises(DataError, match="missing or infinite"):
+    with pytest.raises(DataError, match="missing or infinite; first offending row 4"):
         fitter.fit_many(bad)
     res = fitter.fit_many(ys)
     assert [r.engine for r in res] == ["lmm"] * 3

@@ -364,7 +364,9 @@ def _fit_batch(fitter: Fitter, ys: list[np.ndarray], start: list[np.ndarray] | N
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fits = fitter.fit_many(np.column_stack(ys), start=start)
+            stacked = np.column_stack(ys)
+            stacked.flags.writeable = False  # ours alone: the engine may keep it (its lazy df) without a copy
+            fits = fitter.fit_many(stacked, start=start)
     except Exception:  # noqa: BLE001 - the failing replicate is found, and recorded, one by one
         return None
     return None if caught or len(fits) != len(ys) else fits

@@ -115,7 +115,7 @@ class Fitter:
                 f"fit_many takes an (n, K) array of responses, one per column, with n = {self._design.nobs} rows "
                 f"(the design's); got shape {arr.shape}"
             )
-        cols = [self._design.check_response(arr[:, j]) for j in range(arr.shape[1])]
+        cols = self._design.check_responses(arr)
         if start is not None:
             start = self._design.check_start(start)
         if not cols:

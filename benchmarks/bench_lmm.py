@@ -91,13 +91,19 @@ def generating_start(fitter) -> list[np.ndarray]:
 def per_replicate_batched(formula: str, method: str, reml: bool, d: pd.DataFrame, ys: np.ndarray,
                           clock, start: bool = False) -> float:
     """Seconds per replicate when all responses are fitted in one ``fit_many`` call, then tested
-    (from lme4's start, or with ``start`` from the generating values, as a power study does)."""
+    (from lme4's start, or with ``start`` from the generating values, as a power study does).
+
+    The responses are passed read-only, as the study runner passes its own (the engine keeps them
+    for the lazy df instead of copying them).
+    """
     fitter = glmmsim.fit.prepare(formula, d, engine="lmm", reml=reml)
     given = generating_start(fitter) if start else None
     for res in fitter.fit_many(ys[:, :2], start=given):  # warm-up
         res.test("cond", method=method)
+    frozen = np.array(ys)
+    frozen.flags.writeable = False
     t0 = clock()
-    for res in fitter.fit_many(ys, start=given):
+    for res in fitter.fit_many(frozen, start=given):
         res.test("cond", method=method)
     return (clock() - t0) / ys.shape[1]
 

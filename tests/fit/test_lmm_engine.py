@@ -455,6 +455,25 @@ def test_fit_many_reports_a_constant_response_and_fits_the_others():
     assert fits[2].loglik == pytest.approx(prep.fit(ys[:, 2], reml=True).loglik, rel=1e-8)
 
 
+def test_fitter_fit_many_results_do_not_change_with_the_callers_array():
+    """The fits keep their responses (df and likelihood-ratio refits read them later): a caller
+    reusing its array changes nothing; a read-only array that owns its numbers is not copied."""
+    d = _crossed()
+    fitter = glmmsim.fit.prepare(FORMULA, d)
+    ys = _replicates(d, 3, seed=13)
+    def tests(fits):
+        return [(t.df, t.statistic) for t in (fits[j].test("cond", method=m) for j in range(3)
+                                              for m in ("satterthwaite", "lrt"))]
+
+    expected = tests(fitter.fit_many(ys.copy()))
+    fits = fitter.fit_many(ys)
+    ys[:] = 0.0  # before any test has read the responses
+    np.testing.assert_array_equal(tests(fits), expected)
+    frozen = _replicates(d, 3, seed=13)
+    frozen.flags.writeable = False
+    assert all(np.shares_memory(res._y, frozen) for res in fitter.fit_many(frozen))
+
+
 def test_fitter_fit_many_checks_its_input_and_keeps_column_order():
     from glmmsim.errors import DataError
 

@@ -132,16 +132,17 @@ class FitDesign:
             out.append(np.asarray(cov, dtype=np.float64))
         return out
 
-    def check_responses(self, ys: np.ndarray) -> list[np.ndarray]:
-        """The columns of ``ys`` (an ``(n, K)`` float array) as responses, each checked as :meth:`check_response` checks.
+    def check_responses(self, ys: np.ndarray) -> None:
+        """Check every column of ``ys`` (``(n, K)``) as :meth:`check_response` checks one response.
 
-        A gaussian model's columns are checked in one pass over the whole array (finite values
-        are all it asks); only when that fails, or for other families, column by column, so
-        that the error names the column's first bad row.
+        A gaussian model's float columns are checked in one pass over the whole array (finite
+        values are all it asks); only when that fails, or for other families, column by column,
+        so that the error names the first bad row of the first bad column.
         """
         if self.family == "gaussian" and ys.dtype == np.float64 and np.isfinite(ys).all():
-            return [ys[:, j] for j in range(ys.shape[1])]
-        return [self.check_response(ys[:, j]) for j in range(ys.shape[1])]
+            return
+        for j in range(ys.shape[1]):
+            self.check_response(ys[:, j])
 
     def check_response(self, y: object) -> np.ndarray:
         """The response as a float array, checked against the family, or a DataError naming the row."""

@@ -91,7 +91,9 @@ class Fitter:
         """Fit every column of ``ys`` (``(n, K)``: one response per column, rows in the design's order).
 
         Result ``j`` is that of ``fit(ys[:, j])`` alone; engines that can (``lmm``) fit the
-        columns together, which is several times faster than one by one.
+        columns together, which is several times faster than one by one. The results keep a
+        read-only copy of the responses, so ``ys`` may be reused at once (no copy is made of
+        an array that is already read-only and owns its numbers).
 
         ``start``, optional: one covariance matrix per random term of the design
         (``design.terms`` order, columns as ``design.terms[k].coefs``) relative to the
@@ -115,13 +117,14 @@ class Fitter:
                 f"fit_many takes an (n, K) array of responses, one per column, with n = {self._design.nobs} rows "
                 f"(the design's); got shape {arr.shape}"
             )
-        cols = self._design.check_responses(arr)
+        self._design.check_responses(arr)
         if start is not None:
             start = self._design.check_start(start)
-        if not cols:
+        if not arr.shape[1]:
             return []
-        raws = fit_many(self._prepare(), np.asarray(arr, dtype=np.float64), reml=self._reml, start=start)
-        return [FitResult(self._design, raw, y, self) for raw, y in zip(raws, cols)]
+        frozen = _frozen(arr)
+        raws = fit_many(self._prepare(), frozen, reml=self._reml, start=start)
+        return [FitResult(self._design, raw, frozen[:, j], self) for j, raw in enumerate(raws)]
 
     # ----------------------------------------------------------- used by the tests
     def _ml_loglik(self, res: FitResult) -> float:
@@ -217,3 +220,17 @@ def prepare(
             trusted_formula=trusted_formula,
         )
     return Fitter(design, resolve_engine(engine, design.family, design.link), resolve_reml(reml, design.family))
+
+
+def _frozen(ys: np.ndarray) -> np.ndarray:
+    """``ys`` as a read-only float64 array that owns its numbers: itself when it already is, else a copy.
+
+    The fits keep their responses (later tests read them: df, likelihood-ratio refits), so a
+    caller who reuses its array must not change them; a frozen array is kept as it is, without
+    a second copy, by the engine too.
+    """
+    if ys.dtype == np.float64 and not ys.flags.writeable and ys.flags.owndata:
+        return ys
+    out = np.array(ys, dtype=np.float64)
+    out.flags.writeable = False
+    return out

@@ -85,6 +85,8 @@ def generating_start(fitter) -> list[np.ndarray]:
     sd = np.array(standard_model.SUBJECT_SD)
     cov = {"(1 + cond | subject)": standard_model.subject_cov(), "(1 | subject)": np.array([[sd[0] ** 2]]),
            "(0 + cond | subject)": np.diag(sd**2), "(1 | item)": np.array([[standard_model.ITEM_SD**2]])}
+    if any(len(td.coefs) == 1 for td in fitter.design.terms if str(td.term) == "(0 + cond | subject)"):
+        cov["(0 + cond | subject)"] = np.array([[sd[1] ** 2]])  # cond a 0/1 column: its slope alone
     return [cov[str(td.term)] / standard_model.SIGMA**2 for td in fitter.design.terms]
 
 

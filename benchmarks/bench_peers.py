@@ -5,13 +5,16 @@ Model: ``y ~ cond + (1 + cond | subject) + (1 | item)``, 30 subjects x 20 items 
 ``(1 + cond || subject)``. A replicate is a new response, its fit and one test of ``cond``:
 
 * glmmsim, ``lmm`` engine: z, Satterthwaite t, likelihood ratio (ML fits of the full and the
-  nested model), Kenward-Roger, and the t test of the ``||`` model; ``glmm`` engine: z and
-  Satterthwaite t (it refuses the others);
+  nested model), Kenward-Roger, and the t test of the ``||`` model, one replicate at a time and
+  a round's replicates fitted together from the generating values (what ``glmmsim.power`` does);
+  ``glmm`` engine: z and Satterthwaite t (it refuses the others);
 * MCPower (in its own virtual environment, ``--mcpower-python``): ``find_power`` on its closest
   scenario (standardized effect, ICCs, a correlated random slope), ``df_method="asymptotic"``
   (z) and ``"between_within"`` (Satterthwaite df for crossed groupings);
 * simr ``powerSim`` (R): ``fixed("cond", m)`` with m = ``"z"``, ``"t"`` (lmerTest,
-  Satterthwaite), ``"lr"``, ``"kr"`` (pbkrtest), and ``"t"`` on the ``||`` model.
+  Satterthwaite), ``"lr"``, ``"kr"`` (pbkrtest), and ``"t"`` on the ``||`` model, once with
+  ``cond`` the 0/1 column and once with ``cond`` a two-level factor (``fixed("condb", "t")``),
+  where lme4's ``||`` keeps a 2 x 2 covariance beside the intercept (a ridge of equal likelihood).
 
 Rounds alternate the contenders (glmmsim, MCPower, simr, then again); each peer runs in its own
 process and times itself, so interpreter and package start-up are excluded. Times are CPU time of
@@ -53,15 +56,20 @@ from glmmsim.fit import EngineError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from standard_model import responses  # noqa: E402 - the model's draws, shared with bench_lmm.py
+from bench_lmm import per_replicate_batched  # noqa: E402 - what glmmsim.power does with a batch
 
 FULL = "y ~ cond + (1 + cond | subject) + (1 | item)"
 ZEROCORR = "y ~ cond + (1 + cond || subject) + (1 | item)"
+# ``||`` with ``cond`` a two-level factor: lme4 then keeps a 2 x 2 covariance of (conda, condb) beside the
+# intercept, whose variance it can trade against that matrix (a ridge of equal likelihood)
+FACTOR_ZEROCORR = "(1 + cond || subject), cond a factor, t"
 TESTS = [  # (label, formula, glmmsim method, reml, simr method, MCPower df_method)
     ("z", FULL, "z", True, "z", "asymptotic"),
     ("Satterthwaite t", FULL, "satterthwaite", True, "t", "between_within"),
     ("likelihood ratio", FULL, "lrt", False, "lr", None),
     ("Kenward-Roger", FULL, "kr", True, "kr", None),
     ("(1 + cond || subject), t", ZEROCORR, "satterthwaite", True, "t", None),
+    (FACTOR_ZEROCORR, ZEROCORR, "satterthwaite", True, "t", None),
 ]
 DEFAULT_MCPOWER_PYTHON = "/work/venv-mcpower/bin/python"
 HERE = Path(__file__).resolve().parent
@@ -97,21 +105,23 @@ nsim <- as.integer(args[2]); nkr <- as.integer(args[3])
 simrOptions(progress = FALSE)
 full <- lmer(y ~ cond + (1 + cond | subject) + (1 | item), data = d)
 zc <- lmer(y ~ cond + (1 + cond || subject) + (1 | item), data = d)
+zcf <- lmer(y ~ cond + (1 + cond || subject) + (1 | item),
+            data = transform(d, cond = factor(ifelse(cond == 1, "b", "a"))))
 cpu <- function() { p <- proc.time(); p[["user.self"]] + p[["sys.self"]] }
-time_it <- function(fit, method, n) {
+time_it <- function(fit, method, n, coefficient = "cond") {
   t0 <- cpu()
-  ps <- suppressMessages(suppressWarnings(powerSim(fit, test = fixed("cond", method), nsim = n, seed = 1,
+  ps <- suppressMessages(suppressWarnings(powerSim(fit, test = fixed(coefficient, method), nsim = n, seed = 1,
                                                    progress = FALSE)))
   list(cpu = (cpu() - t0) / n, power = mean(ps$pval < 0.05), errors = NROW(ps$errors))
 }
 invisible(suppressMessages(suppressWarnings(powerSim(full, test = fixed("cond", "t"), nsim = 1, progress = FALSE))))
 res <- list(version = as.character(packageVersion("simr")),
             z = time_it(full, "z", nsim), t = time_it(full, "t", nsim), lr = time_it(full, "lr", nsim),
-            kr = time_it(full, "kr", nkr), zc = time_it(zc, "t", nsim))
+            kr = time_it(full, "kr", nkr), zc = time_it(zc, "t", nsim), zcf = time_it(zcf, "t", nsim, "condb"))
 cat(toJSON(res, auto_unbox = TRUE, digits = NA))
 """
 SIMR_KEYS = {"z": "z", "t": "Satterthwaite t", "lr": "likelihood ratio", "kr": "Kenward-Roger",
-             "zc": "(1 + cond || subject), t"}
+             "zc": "(1 + cond || subject), t", "zcf": FACTOR_ZEROCORR}
 
 
 def conditions(subjects: int = 30, items: int = 20) -> pd.DataFrame:
@@ -224,6 +234,7 @@ def main() -> None:
     args = ap.parse_args()
 
     d = conditions()
+    factor_cond = d.assign(cond=np.where(d["cond"] == 1, "b", "a"))
     ys = responses(d, args.reps * args.rounds + 1)
     python, rscript = peer_status(args.mcpower_python)
     tmp = Path(tempfile.mkdtemp(prefix="bench_peers_"))
@@ -237,10 +248,13 @@ def main() -> None:
     for rnd in range(args.rounds):
         block = ys[:, 1 + rnd * args.reps: 1 + (rnd + 1) * args.reps]
         for label, formula, method, reml, *_ in TESTS:
+            data = factor_cond if label == FACTOR_ZEROCORR else d
             for engine in ("lmm", "glmm"):
-                value = glmmsim_per_replicate(engine, formula, method, reml, d, block)
+                value = glmmsim_per_replicate(engine, formula, method, reml, data, block)
                 if value is not None:
                     times.setdefault((f"glmmsim {engine}", label), []).append(value)
+            value = per_replicate_batched(formula, method, reml, data, block, time.process_time, start=True)
+            times.setdefault(("glmmsim lmm started", label), []).append(value)
         if python is not None:
             out = mcpower_round(python, args.mcpower_sims)
             if out is not None:
@@ -268,12 +282,16 @@ def main() -> None:
     print(f"\nCPU ms per replicate (fit + test of cond), medians of {args.rounds} interleaved rounds; glmmsim "
           f"{args.reps} replicates a round, MCPower {args.mcpower_sims}, simr {args.simr_reps} "
           f"(Kenward-Roger {args.simr_kr_reps}); ratios glmmsim / peer")
-    print(f"| test | glmmsim lmm | glmmsim glmm | {mcp} | {simr} | lmm / MCPower | glmm / MCPower | lmm / simr |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("(lmm started: the round's replicates fitted together from the generating values, as glmmsim.power "
+          "fits a batch; lmm: one replicate at a time)")
+    print(f"| test | glmmsim lmm started | glmmsim lmm | glmmsim glmm | {mcp} | {simr} | started / MCPower "
+          "| lmm / MCPower | glmm / MCPower | simr / started | lmm / simr |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, *_ in TESTS:
-        lmm, glmm, m, s = (med(w, label) for w in ("glmmsim lmm", "glmmsim glmm", "MCPower", "simr"))
-        print(f"| {label} | {fmt(lmm)} | {fmt(glmm)} | {fmt(m)} | {fmt(s)} | {ratio(lmm, m)} | {ratio(glmm, m)} "
-              f"| {ratio(lmm, s)} |")
+        st, lmm, glmm, m, s = (med(w, label) for w in ("glmmsim lmm started", "glmmsim lmm", "glmmsim glmm",
+                                                        "MCPower", "simr"))
+        print(f"| {label} | {fmt(st)} | {fmt(lmm)} | {fmt(glmm)} | {fmt(m)} | {fmt(s)} | {ratio(st, m)} "
+              f"| {ratio(lmm, m)} | {ratio(glmm, m)} | {ratio(s, st)} | {ratio(lmm, s)} |")
     if simr_power:
         print("simr power (for reference, few simulations): "
               + ", ".join(f"{k} {statistics.mean(v):.2f}" for k, v in simr_power.items()))

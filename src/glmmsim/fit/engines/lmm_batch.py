@@ -25,6 +25,7 @@ cleanly are reported as such; the engine refits them with BOBYQA (:mod:`.lmm_eng
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,14 +55,34 @@ START_SCALES = (1.0, 0.6, 0.35, 0.2, 0.12)
 #: After a full convex Newton step shorter than this the Hessian is kept (chord iterations).
 REUSE_STEP = 1.0
 _ROUNDING = 1e-13
-#: Most responses one pass of numpy calls evaluates: more amortise Python's per-call cost, but past about
-#: this many the (K, m, m) temporaries outgrow malloc's reuse and every call pays fresh pages (measured:
-#: ~800 page faults a call at 128 rows of the standard crossed model, ~2 at 64).
+#: Most responses one pass of numpy calls evaluates: more amortise Python's per-call cost; past this
+#: many, measured no faster (the (K, m, m) stacks leave the cache; their scratch buffers are this size).
 ROW_BLOCK = 64
 _MAX_HALVINGS = 12
 #: Responses simulated (from a fixed seed) to average the shared first Hessian of a given start over.
 START_DRAWS = 8
 START_SEED = 20261206
+
+
+class _Scratch(threading.local):
+    """Arrays reused by every evaluation in this thread, one per name, for temporaries that never leave it.
+
+    A fresh (K, m, m) array of a few hundred KB may come from ``mmap`` and cost a page fault per
+    4 KB page each time (glibc's threshold depends on what the process freed before: measured
+    ~450 faults a call at 64 responses of the standard crossed model, and 1.8x the time); one
+    buffer per name, kept, costs none. Per thread, so that threads fitting at once do not share.
+    """
+
+    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A C-contiguous array of ``shape`` (contents undefined), the same memory on every call."""
+        buf = self.__dict__.get(name)
+        if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:
+            buf = np.empty((max(shape[0], ROW_BLOCK),) + tuple(shape[1:]))
+            self.__dict__[name] = buf
+        return buf[: shape[0]]
+
+
+_SCRATCH = _Scratch()
 
 
 def supports(pls: PlsStructure) -> bool:
@@ -252,7 +273,8 @@ class BatchedPls:
         m, f, qr, p, n1, q1 = self.m, self.f, self.qr, self.p, self.n1, self.q1
         t1, ninv, e, logdet1, ok = self._first(theta)
         b, c_y, yty = resp["b"], resp["c"], resp["yty"]
-        u = np.empty((k, m, m))
+        scratch = _SCRATCH
+        u = scratch.get("u", (k, m, m))
         e_pairs = e[:, :, self.pair_lo, self.pair_hi].reshape(k, n1 * self.npairs)
         low = self.c0_tri - _rows(e_pairs, self.k0)
         u[:, self.tri[0], self.tri[1]] = low
@@ -264,7 +286,8 @@ class BatchedPls:
         u[:, f, f] = yty - (eb * b).reshape(k, -1).sum(axis=1)
         if self.scalar_rest:
             scale = np.concatenate([theta, np.ones((k, 1))], axis=1)[:, self.scale_index]  # (K, m)
-            s = u * scale[:, :, None] * scale[:, None, :]
+            s = np.multiply(u, scale[:, :, None], out=scratch.get("s", (k, m, m)))
+            s *= scale[:, None, :]
             lam = None
         else:
             lam = np.concatenate([theta, np.zeros((k, 1)), np.ones((k, 1))], axis=1)[:, self.lam_gather]
@@ -290,18 +313,24 @@ class BatchedPls:
         # G = d dev / dS: the leading block's inverse and (df / pwrss) v v' with v = [-S_ff^-1 s_fy, 1]
         linv = _lower_inverse(chol[:, :f, :f])  # its leading block inverts the leading block
         lead = f if reml else qr
-        g = np.zeros((k, m, m))
+        g = scratch.get("g", (k, m, m))
+        g.fill(0.0)
         li = linv[:, :lead, :lead]
         g[:, :lead, :lead] = li.transpose(0, 2, 1) @ li
         w = np.matmul(chol[:, f, None, :f], linv)[:, 0, :]
         v = np.concatenate([-w, np.ones((k, 1))], axis=1)
+        outer = np.multiply(v[:, :, None], v[:, None, :], out=scratch.get("outer", (k, m, m)))
         with np.errstate(divide="ignore", invalid="ignore"):
-            g += (df / pwrss)[:, None, None] * (v[:, :, None] * v[:, None, :])
+            outer *= (df / pwrss)[:, None, None]
+        g += outer
         # the rest terms: 2 <U Lambda G, dLambda>; H = Lambda G Lambda'
         if self.scalar_rest:
-            jd = (u[:, :qr, :] * scale[:, None, :] * g[:, :qr, :]).sum(axis=2)  # diag(U diag(s) G), G symmetric
+            jd = np.multiply(u[:, :qr, :], scale[:, None, :], out=scratch.get("jd", (k, qr, m)))
+            jd *= g[:, :qr, :]
+            jd = jd.sum(axis=2)  # diag(U diag(s) G), G symmetric
             grad += 2.0 * _rows(jd, self.rest_ind)
-            h = g * scale[:, :, None] * scale[:, None, :]
+            h = np.multiply(g, scale[:, :, None], out=scratch.get("h", (k, m, m)))
+            h *= scale[:, None, :]
         else:
             jm = u @ lam @ g
             grad += 2.0 * _rows(jm.reshape(k, m * m), self.lam_ind)
@@ -415,8 +444,8 @@ def _inv(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _lower_inverse(low: np.ndarray) -> np.ndarray:
     """Inverses of a stack of lower-triangular matrices: LAPACK's ``trtri`` on each (a Python loop: at the
     stack sizes of a batch, 3-15x cheaper than forward substitution over the stack, and each inverse is
-    its matrix's alone, whatever the batch)."""
-    out = np.empty_like(low)
+    its matrix's alone, whatever the batch). The result is scratch memory, valid until the next call."""
+    out = _SCRATCH.get("lower_inverse", low.shape)
     for i in range(low.shape[0]):
         out[i] = _trtri(low[i], lower=1)[0]
     return out

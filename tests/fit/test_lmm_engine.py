@@ -236,6 +236,30 @@ def test_fit_many_computes_the_batchs_df_once_and_only_when_asked(monkeypatch):
     assert table.loc["cond[T.b]", "df"] == t[3].df and all(np.isfinite(x.df) and x.df > 0 for x in t)
 
 
+def test_fit_many_in_threads_at_once_gives_the_serial_results():
+    """The batched evaluation reuses scratch arrays: one set per thread, so concurrent fits do not mix."""
+    import threading
+
+    d = _crossed()
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(FORMULA, d))
+    batches = [_replicates(d, 70, seed=20 + t) for t in range(3)]  # 70 > 64 responses: two passes each call
+    serial = [[(f.loglik, f.beta.tolist()) for f in prep.fit_many(ys, reml=True)] for ys in batches]
+    results: list = [None] * len(batches)
+    barrier = threading.Barrier(len(batches))
+
+    def fit(t):
+        barrier.wait()
+        results[t] = [[(f.loglik, f.beta.tolist()) for f in prep.fit_many(batches[t], reml=True)] for _ in range(2)]
+
+    threads = [threading.Thread(target=fit, args=(t,)) for t in range(len(batches))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for t, runs in enumerate(results):
+        assert runs[0] == serial[t] and runs[1] == serial[t]
+
+
 def test_fit_many_df_use_the_responses_as_they_were_fitted():
     """A writable array is copied for the lazy df (the caller may change it); a read-only array
     that owns its numbers (what the study runner passes) is kept as it is."""

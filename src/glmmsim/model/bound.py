@@ -387,7 +387,9 @@ class BoundModel:
         out, at = [], 0
         for bt in terms:
             size = len(bt.group.keys) * len(bt.cov.coefs)
-            out.append(z[at: at + size].reshape(len(bt.cov.coefs), -1).T @ bt.factor_l.T)
+            # (levels, coefs) in C order, as the per-term draw always laid it out: the product's rounding stays put
+            normals = np.ascontiguousarray(z[at: at + size].reshape(len(bt.cov.coefs), -1).T)
+            out.append(normals @ bt.factor_l.T)
             at += size
         return out
 

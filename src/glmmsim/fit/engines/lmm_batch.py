@@ -59,6 +59,8 @@ _ROUNDING = 1e-13
 #: many, measured no faster (the (K, m, m) stacks leave the cache; their scratch buffers are this size).
 ROW_BLOCK = 64
 _MAX_HALVINGS = 12
+#: Largest scratch array (bytes) a thread keeps between evaluations (:class:`_Scratch`).
+SCRATCH_BYTES = 2 << 20
 #: Responses simulated (from a fixed seed) to average the shared first Hessian of a given start over.
 START_DRAWS = 8
 START_SEED = 20261206
@@ -71,13 +73,18 @@ class _Scratch(threading.local):
     4 KB page each time (glibc's threshold depends on what the process freed before: measured
     ~450 faults a call at 64 responses of the standard crossed model, and 1.8x the time); one
     buffer per name, kept, costs none. Per thread, so that threads fitting at once do not share.
+    Arrays above ``SCRATCH_BYTES`` are not kept (a thread holds at most a few of that size): at
+    such sizes the arithmetic outweighs the page faults.
     """
 
     def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A C-contiguous array of ``shape`` (contents undefined), the same memory on every call."""
+        """A C-contiguous float array of ``shape`` (contents undefined): the same memory on every call
+        of this thread when it is small enough to keep, else a new one."""
+        if 8 * int(np.prod(shape)) > SCRATCH_BYTES:
+            return np.empty(shape)
         buf = self.__dict__.get(name)
-        if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:
-            buf = np.empty((max(shape[0], ROW_BLOCK),) + tuple(shape[1:]))
+        if buf is None or buf.shape[1:] != tuple(shape[1:]) or buf.shape[0] < shape[0]:
+            buf = np.empty(shape)
             self.__dict__[name] = buf
         return buf[: shape[0]]
 

@@ -181,7 +181,11 @@ class BatchedPls:
             self.lam_gather = gather
             self.lam_ind = _indicator(gather, self.nt)
         self.penalty = np.arange(self.qr)
-        self._xt = sp.csr_matrix(pls.x.T)
+        # [Z1 Zr X]' by columns (CSC): a product runs over the rows of ys once, each row's terms added to
+        # its few outputs in turn, instead of reading ys once per output row (CSR); every output still
+        # sums its terms in row order, so the numbers are the same
+        self._cross_t = sp.vstack([pls._z1t, pls._zrt, sp.csr_matrix(pls.x.T)]).tocsc()
+        self._cross_t.sort_indices()
         self.columns = column_groups(pls)
         self.weights = {r: pls._logdet_weights[r] for r in (False, True)}
 
@@ -195,10 +199,10 @@ class BatchedPls:
         # the number of columns (from two on; one column goes down another path, so it is doubled), so a
         # response's cross-products do not depend on its batch (BLAS's dense products may: none here)
         wide = ys if k > 1 else np.repeat(ys, 2, axis=1)
-        b = np.asarray(pls._z1t @ wide)[:, :k].T.reshape(k, self.n1, self.q1)
-        c = np.empty((k, self.f))
-        c[:, : self.qr] = np.asarray(pls._zrt @ wide)[:, :k].T
-        c[:, self.qr :] = np.asarray(self._xt @ wide)[:, :k].T
+        cross = np.asarray(self._cross_t @ wide)[:, :k].T  # (K, n1 q1 + f): [Z1'y, Zr'y, X'y]
+        width = self.n1 * self.q1
+        b = cross[:, :width].reshape(k, self.n1, self.q1)
+        c = np.ascontiguousarray(cross[:, width:])
         # each column's squares summed in row order, as the sparse products sum (the same bits), without an
         # (n, K) temporary: at 100,000 rows a fresh array of that size costs more in page faults than the sum
         yty = np.einsum("nk,nk->k", wide, wide)[:k]

@@ -150,7 +150,7 @@ class _BatchLayout:
     width: int  # its columns: levels x k_total
     sel: list  # per term, its columns in the new order: a slice, or an index array (interleaved group)
     cross: np.ndarray  # [Z X]'[Z X] in the new order
-    z_t: sp.csr_matrix  # Z' with rows in the new order
+    z_t: sp.csc_matrix  # Z' with rows in the new order, by columns: a product reads the responses once
     diag: list[np.ndarray]  # per term, (levels, k) column indices of each level
 
 
@@ -835,7 +835,7 @@ class DdfCalculator:
             offset += b.levels * b.k
         cols = np.concatenate([new_to_old, np.arange(self.q, self.q + self.p)])
         return _BatchLayout(blocks=moved, group=group, width=levels * k_total, sel=sel,
-                            cross=self._cross[np.ix_(cols, cols)], z_t=self._z_t[new_to_old], diag=diag)
+                            cross=self._cross[np.ix_(cols, cols)], z_t=self._z_t[new_to_old].tocsc(), diag=diag)
 
     def _batch_lam_t(self, lams: list[np.ndarray], rows: np.ndarray, blocks: Sequence[int] | None = None) -> np.ndarray:
         """Lambda' @ rows for every replicate, rows (K, q, c) in the batch layout (or only ``blocks``' rows)."""

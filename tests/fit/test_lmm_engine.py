@@ -260,18 +260,6 @@ def test_fit_many_in_threads_at_once_gives_the_serial_results():
         assert runs[0] == serial[t] and runs[1] == serial[t]
 
 
-def test_scratch_arrays_are_kept_only_when_small():
-    from glmmsim.fit.engines import lmm_batch
-
-    scratch = lmm_batch._Scratch()
-    a = scratch.get("u", (10, 5, 5))
-    assert scratch.get("u", (7, 5, 5)).base is a.base  # the same memory for a smaller batch
-    assert scratch.get("u", (12, 5, 5)).shape == (12, 5, 5)  # grown for a larger one
-    side = lmm_batch.SCRATCH_BYTES // (8 * 100) + 1
-    big = scratch.get("u", (1, 10, 10 * side))
-    assert big.base is None and scratch.get("u", (12, 5, 5)).shape == (12, 5, 5)  # too big to keep
-
-
 def test_fit_many_df_use_the_responses_as_they_were_fitted():
     """A writable array is copied for the lazy df (the caller may change it); a read-only array
     that owns its numbers (what the study runner passes) is kept as it is."""

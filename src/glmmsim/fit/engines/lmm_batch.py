@@ -25,13 +25,13 @@ cleanly are reported as such; the engine refits them with BOBYQA (:mod:`.lmm_eng
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from .lmm_pls import PlsStructure, _trtri, relative_factor
+from .scratch import Scratch
 
 __all__ = ["BatchOptimum", "BatchedPls", "minimize", "start_hessian", "supports"]
 
@@ -59,37 +59,12 @@ _ROUNDING = 1e-13
 #: many, measured no faster (the (K, m, m) stacks leave the cache; their scratch buffers are this size).
 ROW_BLOCK = 64
 _MAX_HALVINGS = 12
-#: Largest scratch array (bytes) a thread keeps between evaluations (:class:`_Scratch`).
-SCRATCH_BYTES = 2 << 20
 #: Responses simulated (from a fixed seed) to average the shared first Hessian of a given start over.
 START_DRAWS = 8
 START_SEED = 20261206
 
 
-class _Scratch(threading.local):
-    """Arrays reused by every evaluation in this thread, one per name, for temporaries that never leave it.
-
-    A fresh (K, m, m) array of a few hundred KB may come from ``mmap`` and cost a page fault per
-    4 KB page each time (glibc's threshold depends on what the process freed before: measured
-    ~450 faults a call at 64 responses of the standard crossed model, and 1.8x the time); one
-    buffer per name, kept, costs none. Per thread, so that threads fitting at once do not share.
-    Arrays above ``SCRATCH_BYTES`` are not kept (a thread holds at most a few of that size): at
-    such sizes the arithmetic outweighs the page faults.
-    """
-
-    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A C-contiguous float array of ``shape`` (contents undefined): the same memory on every call
-        of this thread when it is small enough to keep, else a new one."""
-        if 8 * int(np.prod(shape)) > SCRATCH_BYTES:
-            return np.empty(shape)
-        buf = self.__dict__.get(name)
-        if buf is None or buf.shape[1:] != tuple(shape[1:]) or buf.shape[0] < shape[0]:
-            buf = np.empty(shape)
-            self.__dict__[name] = buf
-        return buf[: shape[0]]
-
-
-_SCRATCH = _Scratch()
+_SCRATCH = Scratch()
 
 
 def supports(pls: PlsStructure) -> bool:

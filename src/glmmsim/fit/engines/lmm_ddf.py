@@ -60,6 +60,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ...errors import ParameterError
+from .scratch import Scratch
 
 __all__ = ["DdfCalculator"]
 
@@ -74,6 +75,7 @@ _KR_CONDITION = 1e-10
 # cache, were measured up to 2x faster per replicate than one pass over 28 or 64
 _BATCH_ENTRIES = 50_000
 _MIN_BATCH = 8  # fewer replicates a pass cost more in Python than they save in cache
+_SCRATCH = Scratch()  # the batched passes' large temporaries (see :mod:`.scratch`)
 
 
 @functools.lru_cache(maxsize=1)
@@ -178,10 +180,10 @@ class _BlockedFactor:
         schur = c22 - self.l21 @ self.l21.transpose(0, 2, 1)
         self.l22_inv = np.linalg.inv(np.linalg.cholesky(schur))
 
-    def forward(self, rhs: np.ndarray) -> np.ndarray:
-        """``L^-1 rhs`` for rhs (K, q, c)."""
+    def forward(self, rhs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``L^-1 rhs`` for rhs (K, q, c), into ``out`` when given."""
         K, c = rhs.shape[0], rhs.shape[2]
-        out = np.empty((K, rhs.shape[1], c))
+        out = np.empty((K, rhs.shape[1], c)) if out is None else out
         f1 = out[:, : self.width]
         np.matmul(self.l11_inv, rhs[:, : self.width].reshape(K, self.levels, self.k, c),
                   out=f1.reshape(K, self.levels, self.k, c))
@@ -189,18 +191,18 @@ class _BlockedFactor:
             np.matmul(self.l22_inv, rhs[:, self.width:] - self.l21 @ f1, out=out[:, self.width:])
         return out
 
-    def gram(self, solved: np.ndarray) -> np.ndarray:
+    def gram(self, solved: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``solved' solved`` for ``solved = forward(rhs)`` whose rhs has a block-diagonal first block.
 
         When rhs's first ``width`` rows are zero outside their own level's ``k`` columns among the
         first ``width`` columns (as Lambda'Z'Z's are), so are solved's; the product then costs
         ``width^2 r`` for the rest's rows instead of ``c^2 q`` for all of them (7x fewer at 60
-        subjects x 20 items).
+        subjects x 20 items). Into ``out`` (K, c, c) when given.
         """
         K, q, c = solved.shape
         width, levels, k = self.width, self.levels, self.k
         rest = solved[:, width:]
-        out = rest.transpose(0, 2, 1) @ rest
+        out = np.matmul(rest.transpose(0, 2, 1), rest, out=out)
         first = solved[:, :width].reshape(K, levels, k, c)
         index = np.arange(width).reshape(levels, k)
         diagonal = first[:, np.arange(levels)[:, None, None], np.arange(k)[None, :, None], index[:, None, :]]
@@ -858,25 +860,24 @@ class DdfCalculator:
             at += size
         return out
 
-    def _batch_lam_t_fixed(self, lams: list[np.ndarray]) -> np.ndarray:
-        """Lambda' [Z'Z Z'X] for every replicate (K, q, q + p): one matrix product per term.
+    def _batch_lam_t_fixed(self, lams: list[np.ndarray], out: np.ndarray) -> None:
+        """Lambda' [Z'Z Z'X] for every replicate into ``out`` (K, q, q + p): one matrix product per term.
 
         The cross-products are the same for every replicate, so each term's ``(K k, k)`` stack of
         Lambda' multiplies its ``(k, levels (q + p))`` rows in one BLAS call.
         """
         layout = self._layout
         K, width = lams[0].shape[0], self.q + self.p
-        out = np.empty((K, self.q, width))
         for block, lam, sel in zip(layout.blocks, lams, layout.sel):
             rows = layout.cross[sel]
             if block.k == 1:
                 out[:, sel] = lam[:, 0, :1, None] * rows[None]
                 continue
             grouped = rows.reshape(block.levels, block.k, width).transpose(1, 0, 2).reshape(block.k, -1)
-            product = lam.transpose(0, 2, 1).reshape(K * block.k, block.k) @ grouped
+            product = np.matmul(lam.transpose(0, 2, 1).reshape(K * block.k, block.k), grouped,
+                                out=_SCRATCH.get("lam_t_product", (K * block.k, grouped.shape[1])))
             out[:, sel] = product.reshape(K, block.k, block.levels, width).transpose(0, 2, 1, 3).reshape(
                 K, -1, width)
-        return out
 
     def _batch_lambdas(self, thetas: np.ndarray) -> list[np.ndarray]:
         lams = []
@@ -892,8 +893,9 @@ class DdfCalculator:
         layout = self._layout
         K, q, p = len(sigmas), self.q, self.p
         lams = self._batch_lambdas(thetas)
-        lam_t_k = np.empty((K, q, q + p + 1))
-        lam_t_k[:, :, : q + p] = self._batch_lam_t_fixed(lams)
+        # the large (K, q, q + p + 1) arrays live in scratch memory: they do not outlive the caller's pass
+        lam_t_k = _SCRATCH.get("lam_t_k", (K, q, q + p + 1))
+        self._batch_lam_t_fixed(lams, lam_t_k[:, :, : q + p])
         lam_t_k[:, :, -1:] = self._batch_lam_t(lams, zxy[:, :q, None])
         width = layout.width
         # C = Lambda'Z'Z Lambda + I: only the diagonal group's per-level blocks and the rest's rows are needed
@@ -911,9 +913,9 @@ class DdfCalculator:
         c_rest = self._batch_lam_t(lams, np.ascontiguousarray(d[:, :, width:].transpose(0, 2, 1)), rest)
         c_rest[:, :, width:] += np.eye(q - width)
         factor = _BlockedFactor(c11, c_rest[:, :, :width], c_rest[:, :, width:])
-        f = factor.forward(lam_t_k)
+        f = factor.forward(lam_t_k, out=_SCRATCH.get("solved", lam_t_k.shape))
         # gram = [Z X y]'[Z X y] - f'f, built in the product's array (the pass is bound by memory traffic)
-        gram = factor.gram(f)
+        gram = factor.gram(f, out=_SCRATCH.get("gram", (K, q + p + 1, q + p + 1)))
         np.negative(gram, out=gram)
         gram[:, : q + p, : q + p] += layout.cross
         gram[:, : q + p, -1] += zxy
@@ -935,7 +937,8 @@ class DdfCalculator:
         u = gram[:, :q, -1] - (nz @ fit.beta[..., None])[..., 0]  # Z'P y
         pwrss = gram[:, -1, -1] - np.einsum("ka,ka->k", gram[:, q: q + p, -1], fit.beta)
         n_ai = nz @ a_inv
-        mp = gram[:, :q, :q] - n_ai @ nz.transpose(0, 2, 1)  # Z'P Z
+        mp = np.matmul(n_ai, nz.transpose(0, 2, 1), out=_SCRATCH.get("z_p_z", (K, q, q)))
+        np.subtract(gram[:, :q, :q], mp, out=mp)  # Z'P Z
         w = mp if reml else gram[:, :q, :q]
         jac = np.empty((K, nt + 1, p, p))
         hess = np.zeros((K, nt + 1, nt + 1))

@@ -889,11 +889,13 @@ class DdfCalculator:
         return lams
 
     def _batch_fit(self, zxy: np.ndarray, yty: np.ndarray, thetas: np.ndarray, sigmas: np.ndarray) -> _BatchFit:
-        """``_fit`` for K replicates: a blocked Cholesky (block-diagonal first factor, dense rest) in stacked arrays."""
+        """``_fit`` for K replicates: a blocked Cholesky (block-diagonal first factor, dense rest) in stacked arrays.
+
+        Its ``solved`` and ``gram`` are scratch memory (:mod:`.scratch`): valid until this thread's next call.
+        """
         layout = self._layout
         K, q, p = len(sigmas), self.q, self.p
         lams = self._batch_lambdas(thetas)
-        # the large (K, q, q + p + 1) arrays live in scratch memory: they do not outlive the caller's pass
         lam_t_k = _SCRATCH.get("lam_t_k", (K, q, q + p + 1))
         self._batch_lam_t_fixed(lams, lam_t_k[:, :, : q + p])
         lam_t_k[:, :, -1:] = self._batch_lam_t(lams, zxy[:, :q, None])

@@ -485,6 +485,7 @@ def test_fitter_fit_many_results_do_not_change_with_the_callers_array():
     d = _crossed()
     fitter = glmmsim.fit.prepare(FORMULA, d)
     ys = _replicates(d, 3, seed=13)
+
     def tests(fits):
         return [(t.df, t.statistic) for t in (fits[j].test("cond", method=m) for j in range(3)
                                               for m in ("satterthwaite", "lrt"))]

@@ -365,7 +365,7 @@ def _fit_batch(fitter: Fitter, ys: list[np.ndarray], start: list[np.ndarray] | N
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             stacked = np.column_stack(ys)
-            stacked.flags.writeable = False  # ours alone: the engine may keep it (its lazy df) without a copy
+            stacked.flags.writeable = False  # ours alone, now frozen (protocol.is_frozen): kept without a copy
             fits = fitter.fit_many(stacked, start=start)
     except Exception:  # noqa: BLE001 - the failing replicate is found, and recorded, one by one
         return None

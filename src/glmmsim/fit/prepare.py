@@ -12,7 +12,7 @@ from ..errors import DataError, ParameterError
 from ..model.model_design import ModelDesign
 from .design import FitDesign, build_design, fit_design
 from .errors import EngineError
-from .protocol import fit_many, get_engine, resolve_engine
+from .protocol import fit_many, frozen, get_engine, resolve_engine
 from .result import FitResult
 
 __all__ = ["Fitter", "prepare", "resolve_reml"]
@@ -122,9 +122,10 @@ class Fitter:
             start = self._design.check_start(start)
         if not arr.shape[1]:
             return []
-        frozen = _frozen(arr)
-        raws = fit_many(self._prepare(), frozen, reml=self._reml, start=start)
-        return [FitResult(self._design, raw, frozen[:, j], self) for j, raw in enumerate(raws)]
+        # the fits keep their responses (later tests read them): frozen, so that the caller may reuse its array
+        kept = frozen(arr)
+        raws = fit_many(self._prepare(), kept, reml=self._reml, start=start)
+        return [FitResult(self._design, raw, kept[:, j], self) for j, raw in enumerate(raws)]
 
     # ----------------------------------------------------------- used by the tests
     def _ml_loglik(self, res: FitResult) -> float:
@@ -221,16 +222,3 @@ def prepare(
         )
     return Fitter(design, resolve_engine(engine, design.family, design.link), resolve_reml(reml, design.family))
 
-
-def _frozen(ys: np.ndarray) -> np.ndarray:
-    """``ys`` as a read-only float64 array that owns its numbers: itself when it already is, else a copy.
-
-    The fits keep their responses (later tests read them: df, likelihood-ratio refits), so a
-    caller who reuses its array must not change them; a frozen array is kept as it is, without
-    a second copy, by the engine too.
-    """
-    if ys.dtype == np.float64 and not ys.flags.writeable and ys.flags.owndata:
-        return ys
-    out = np.array(ys, dtype=np.float64)
-    out.flags.writeable = False
-    return out

@@ -32,7 +32,7 @@ from .errors import EngineError
 
 __all__ = [
     "RawFit", "Engine", "PreparedEngine", "register_engine", "available_engines", "get_engine", "AUTO_ENGINE",
-    "default_engine", "resolve_engine", "fit_many",
+    "default_engine", "resolve_engine", "fit_many", "is_frozen", "frozen",
 ]
 
 
@@ -72,6 +72,29 @@ class RawFit:
 @runtime_checkable
 class PreparedEngine(Protocol):
     def fit(self, y: np.ndarray, *, reml: bool) -> RawFit: ...
+
+
+def is_frozen(ys: np.ndarray) -> bool:
+    """Whether nobody can change ``ys``: it is read-only and owns its numbers (not a view of another
+    array). An engine may keep such responses (for tests computed later) without copying them."""
+    return not ys.flags.writeable and ys.flags.owndata
+
+
+def frozen(ys: np.ndarray) -> np.ndarray:
+    """``ys`` as a float64 array nobody can change (:func:`is_frozen`): itself when it already is, else a copy.
+
+    Examples
+    --------
+    >>> a = np.ones((3, 2))
+    >>> b = frozen(a)
+    >>> b is a, is_frozen(b), frozen(b) is b
+    (False, True, True)
+    """
+    if ys.dtype == np.float64 and is_frozen(ys):
+        return ys
+    out = np.array(ys, dtype=np.float64)
+    out.flags.writeable = False
+    return out
 
 
 def fit_many(prepared: PreparedEngine, ys: np.ndarray, *, reml: bool, start: Any = None) -> list[RawFit]:

@@ -167,7 +167,6 @@ class BatchedPls:
     # ------------------------------------------------------------------ responses
     def responses(self, ys: np.ndarray) -> dict[str, np.ndarray]:
         """The cross-products of the columns of ``ys`` (``(n, K)``, offset already removed)."""
-        pls = self.pls
         ys = np.ascontiguousarray(ys, dtype=np.float64)  # scipy copies any other layout once per product
         k = ys.shape[1]
         # sparse products of all columns at once: scipy adds each column's terms in the same order whatever

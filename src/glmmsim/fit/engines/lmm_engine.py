@@ -30,7 +30,7 @@ from ...errors import GlmmsimError
 from ...model.parameters import lower_factor
 from ..design import FitDesign
 from ..errors import EngineError, FitError
-from ..protocol import RawFit
+from ..protocol import RawFit, is_frozen
 from .lmm_pls import PlsStructure, Response, TermBlock, relative_factor, term_order
 
 __all__ = ["LmmEngine", "LmmOptimum", "PreparedLmm"]
@@ -434,9 +434,9 @@ class PreparedLmm:
 
         Only fits with finite estimates take part (the df calculator's input); the others keep
         their own per-fit df. Nothing is computed here: a z or likelihood-ratio study never pays.
-        The df are computed later from the responses, so they are copied, unless ``ys`` is a
-        read-only array that owns its numbers (nobody can change those; the study runner passes
-        its responses so, which saves a copy of n x K numbers).
+        The df are computed later from the responses, so they are copied, unless nobody can
+        change ``ys`` (:func:`~glmmsim.fit.protocol.is_frozen`: as ``Fitter.fit_many`` and the
+        study runner pass them), which saves a copy of n x K numbers.
         """
         if self._pls.p == 0:
             return
@@ -445,8 +445,8 @@ class PreparedLmm:
                    and np.all(np.isfinite(raw.native.theta)) and np.all(np.isfinite(raw.beta))]
         if len(members) < 2:
             return
-        frozen = not ys.flags.writeable and ys.flags.owndata and len(members) == ys.shape[1]
-        own = ys if frozen else ys.copy() if len(members) == ys.shape[1] else ys[:, members]
+        every = len(members) == ys.shape[1]
+        own = ys if every and is_frozen(ys) else ys.copy() if every else ys[:, members]
         group = _BatchDf(self, own,
                         np.array([fits[j].native.theta_design(self._blocks) for j in members]),
                         np.array([fits[j].sigma for j in members]), np.array([fits[j].beta for j in members]), reml,

@@ -441,6 +441,33 @@ def test_fit_many_refits_what_it_does_not_settle_with_bobyqa(monkeypatch):
         assert raw.loglik == one.loglik and raw.native.evaluations == one.native.evaluations
 
 
+def test_newtons_untried_last_step_is_undone_where_it_raises_the_deviance():
+    """Newton takes its last (short) step without evaluating it; the final factorization keeps it only
+    where it passes Armijo's test, and otherwise returns to theta before it."""
+    from glmmsim.fit.engines import lmm_batch
+
+    d = _crossed()
+    ys = _replicates(d, 2, seed=5)
+    batch = LmmEngine().prepare(glmmsim.fit.build_design(FORMULA, d))._batch()
+    resp = batch.responses(ys)
+    best = lmm_batch.minimize(batch, resp, reml=True, start=np.ones(batch.nt))
+    assert best.settled.all()
+    off = best.theta + 0.3  # a "step" that raises the deviance (response 0) or lowers it (response 1)
+    dev_off, _, _ = batch.evaluate(off, resp, reml=True, gradient=False)
+    assert (dev_off > best.deviance).all()
+    stepped = np.array([True, True])
+    before = np.array([best.theta[0], off[1]])
+    before_dev = np.array([best.deviance[0], dev_off[1]])
+    descent = np.array([-1e-3, best.deviance[1] - dev_off[1]])
+    theta = np.array([off[0], best.theta[1]])
+    out = lmm_batch._finish(batch, theta, before_dev.copy(), np.zeros(2, dtype=np.int64), np.ones(2, dtype=bool),
+                            resp, True, untried=(stepped, before, before_dev, descent))
+    np.testing.assert_array_equal(out.theta, best.theta)  # response 0 undone, response 1 kept
+    np.testing.assert_array_equal(out.deviance, best.deviance)
+    np.testing.assert_array_equal(out.beta, best.beta)
+    np.testing.assert_array_equal(out.vcov_unscaled, best.vcov_unscaled)
+
+
 def test_fit_many_without_the_outer_product_form_fits_one_by_one(monkeypatch):
     """A design too large for the batched evaluation's tensors is fitted response by response."""
     from glmmsim.fit.engines import lmm_pls

@@ -343,7 +343,10 @@ class BatchedPls:
     def estimates(self, theta: np.ndarray, resp: dict[str, np.ndarray], *, reml: bool):
         """Deviance, beta, ``(R_X' R_X)^-1`` and the penalized RSS at each response's theta."""
         dev, _, extra = self.evaluate(theta, resp, reml=reml, gradient=False, factor=True)
-        chol = extra["L"]
+        return (dev, *self.from_factor(extra["L"]))
+
+    def from_factor(self, chol: np.ndarray):
+        """Beta, ``(R_X' R_X)^-1`` and the penalized RSS from :meth:`evaluate`'s factors ``L``."""
         qr, p, f = self.qr, self.p, self.f
         rx = np.tril(chol[:, qr : qr + p, qr : qr + p])
         cb = chol[:, f, qr : qr + p]
@@ -353,8 +356,8 @@ class BatchedPls:
             beta = np.matmul(cb[:, None, :], rx_inv)[:, 0, :]  # R_X beta = c_beta, R_X = rx'
             vcov = rx_inv.transpose(0, 2, 1) @ rx_inv
         else:
-            beta, vcov = np.zeros((len(dev), 0)), np.zeros((len(dev), 0, 0))
-        return dev, beta, vcov, pwrss
+            beta, vcov = np.zeros((len(chol), 0)), np.zeros((len(chol), 0, 0))
+        return beta, vcov, pwrss
 
 
 #: :meth:`BatchedPls._first_2x2`'s coefficients as positions in ``[0, 1, s00, s01, s11, det Sigma, -s00, -s01,
@@ -537,7 +540,9 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
     exact gradient, its eigenvalues made positive where it is not convex, steps capped at
     ``MAX_STEP`` and cut by half until the deviance falls (Armijo), the Hessian kept once the
     steps are short (chord iterations). A response is done when a step of a convex model is
-    shorter than ``STEP_TOL`` (Newton converges quadratically: theta is then within ~1e-9).
+    shorter than ``STEP_TOL`` (Newton converges quadratically: theta is then within ~1e-9); that
+    step is taken without evaluating the deviance and gradient there, since the estimates need a
+    factorization of the final theta anyway, and :func:`_finish` undoes it if it fails Armijo's test.
     A response whose path took the diagonal element of a column with elements below it
     negative is not settled: it went round lme4's bound, where BOBYQA may stop on the bound at
     a (lower) boundary optimum, and lme4's answer is that one.
@@ -572,6 +577,9 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
     # round lme4's bound (to the mirror image of the other side), where BOBYQA may stop at the bound instead
     multi = np.array([d for d, col in batch.columns if len(col) > 1], dtype=np.int64)
     crossed = np.zeros(k, dtype=bool)
+    # the last, untried step of a settled response: theta before it, the deviance there, the descent it promised
+    untried = np.zeros(k, dtype=bool)
+    before, before_dev, descent = np.zeros((k, nt)), np.zeros(k), np.zeros(k)
     reuse = np.zeros(k, dtype=bool)  # the last step went well: update the Hessian by BFGS instead of differences
     if hessian is not None:
         hess_all[:] = hessian
@@ -594,8 +602,12 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
         size = np.max(np.abs(step), axis=1)
         step *= np.minimum(1.0, cap / np.maximum(size, 1e-300))[:, None]
         slope = (g0 * step).sum(axis=1)
+        # a full Newton step (convex model) this short leaves theta within ~STEP_TOL^2 of the optimum: it is
+        # taken untried (no gradient is needed there), and _finish, which factors the final theta anyway,
+        # checks that it lowered the deviance
+        last = convex & (size < STEP_TOL)
         alpha = np.ones(len(idx))
-        pending = np.ones(len(idx), dtype=bool)
+        pending = ~last
         new_th, new_f, new_g = th.copy(), f0.copy(), g0.copy()
         for _ in range(_MAX_HALVINGS):
             pi = np.flatnonzero(pending)
@@ -611,12 +623,12 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
             new_th[acc], new_f[acc], new_g[acc] = trial[accept], ft[accept], gt[accept]
             pending[acc] = False
             alpha[pi[~accept]] *= 0.5
+        new_th[last] += step[last]
         theta[idx], dev[idx], grad[idx] = new_th, new_f, new_g
         crossed[idx] |= np.any(new_th[:, multi] < 0.0, axis=1)
-        # a full Newton step (convex model) this short leaves theta within ~STEP_TOL^2 of the optimum
-        size = np.max(np.abs(step), axis=1)
-        small = convex & (size < STEP_TOL) & ((alpha == 1.0) | pending)
-        settled[idx[small]] = True
+        untried[idx[last]] = True
+        before[idx[last]], before_dev[idx[last]], descent[idx[last]] = th[last], f0[last], slope[last]
+        settled[idx[last]] = True
         # BFGS's update of the Hessian by the step and the change of the gradient, while steps are full
         s_k, y_k = new_th - th, new_g - g0
         bs = np.matmul(hess, s_k[:, :, None])[:, :, 0]
@@ -625,10 +637,11 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
         upd = hess + y_k[:, :, None] * y_k[:, None, :] / np.where(ok, sy, 1.0)[:, None, None] \
             - bs[:, :, None] * bs[:, None, :] / np.where(ok, sbs, 1.0)[:, None, None]
         hess_all[idx] = np.where(ok[:, None, None], upd, hess)
-        reuse[idx] = ok & (size < REUSE_STEP)
+        reuse[idx] = ok & (np.max(np.abs(step), axis=1) < REUSE_STEP)
         # a response that went round the bound is refitted by BOBYQA whatever Newton does next: stop here
-        active[idx[small | pending | crossed[idx]]] = False
-    return _finish(batch, theta, dev, evals, settled & ~crossed, resp, reml)
+        active[idx[last | pending | crossed[idx]]] = False
+    return _finish(batch, theta, dev, evals, settled & ~crossed, resp, reml,
+                   untried=(untried, before, before_dev, descent))
 
 
 def start_hessian(batch: BatchedPls, theta: np.ndarray, *, reml: bool, blocks, draws: int = START_DRAWS) -> np.ndarray:
@@ -661,30 +674,67 @@ def start_hessian(batch: BatchedPls, theta: np.ndarray, *, reml: bool, blocks, d
     return _hessian(batch, thetas, grad, resp, reml).mean(axis=0)
 
 
-def _finish(batch: BatchedPls, theta, dev, evals, settled, resp, reml) -> BatchOptimum:
-    """Columns turned to non-negative diagonals, lme4's boundary check, the near-bound rule, the estimates."""
+def _finish(batch: BatchedPls, theta, dev, evals, settled, resp, reml, untried) -> BatchOptimum:
+    """Columns turned to non-negative diagonals, the untried last steps checked, lme4's boundary check,
+    the near-bound rule, the estimates.
+
+    ``untried`` is :func:`minimize`'s record of each settled response's last step (taken without
+    evaluating it): whether it was, theta before it, the deviance there and the descent it
+    promised. A step that did not lower the deviance (Armijo's test, as in the line search) is
+    undone. The factor of every settled response's final theta gives its estimates.
+    """
     k = len(theta)
-    for diag, col in batch.columns:
-        flip = theta[:, diag] < 0.0
-        theta[np.ix_(flip, col)] *= -1.0
+    stepped, before, before_dev, descent = untried
+    theta[stepped] = np.where(settled[stepped, None], theta[stepped], before[stepped])
+    dev[stepped] = before_dev[stepped]
+    rows = np.flatnonzero(settled)
+    _turn_columns(batch, theta)
+    dev_rows, chol = _factor(batch, theta, rows, resp, reml)
+    rise = stepped[rows] & ~(dev_rows <= before_dev[rows] + _ARMIJO * descent[rows]
+                             + _ROUNDING * np.abs(before_dev[rows]))
+    if rise.any():
+        back = rows[rise]
+        theta[back] = before[back]
+        _turn_columns(batch, theta, back)
+        dev_rows[rise], chol[rise] = _factor(batch, theta, back, resp, reml)
+    dev[rows] = dev_rows
     diags = np.array([d for d, _ in batch.columns])
-    td = theta[:, diags]
+    td = theta[rows][:, diags]
     tiny = (td > 0.0) & (td < BOUNDARY_TOL)
-    rows = np.flatnonzero(tiny.any(axis=1) & settled)
-    if rows.size:
-        moved = theta[rows].copy()
-        moved[:, diags] = np.where(tiny[rows], 0.0, moved[:, diags])
-        dm, _, _ = batch.evaluate(moved, BatchedPls.subset(resp, rows), reml=reml, gradient=False)
-        take = dm <= dev[rows] + 1e-10 * np.abs(dev[rows])
-        theta[rows[take]] = moved[take]
+    near_zero = np.flatnonzero(tiny.any(axis=1))
+    if near_zero.size:
+        moved = theta[rows[near_zero]].copy()
+        moved[:, diags] = np.where(tiny[near_zero], 0.0, moved[:, diags])
+        dm, _, extra = batch.evaluate(moved, BatchedPls.subset(resp, rows[near_zero]), reml=reml, gradient=False,
+                                      factor=True)
+        take = dm <= dev_rows[near_zero] + 1e-10 * np.abs(dev_rows[near_zero])
+        theta[rows[near_zero[take]]] = moved[take]
+        dev[rows[near_zero[take]]] = dm[take]
+        chol[near_zero[take]] = extra["L"][take]
     td = theta[:, diags]
     near = np.any((td >= BOUNDARY_TOL) & (td < NEAR_BOUND), axis=1)
     settled = settled & ~near & np.isfinite(dev)
-    ok = np.flatnonzero(settled)
     beta = np.full((k, batch.p), np.nan)
     vcov = np.full((k, batch.p, batch.p), np.nan)
     pwrss = np.full(k, np.nan)
-    if ok.size:
-        d2, b2, v2, p2 = batch.estimates(theta[ok], BatchedPls.subset(resp, ok), reml=reml)
-        dev[ok], beta[ok], vcov[ok], pwrss[ok] = d2, b2, v2, p2
+    keep = settled[rows]
+    if keep.any():
+        ok = rows[keep]
+        beta[ok], vcov[ok], pwrss[ok] = batch.from_factor(chol[keep])
     return BatchOptimum(theta, dev, evals, settled, beta, vcov, pwrss)
+
+
+def _turn_columns(batch: BatchedPls, theta: np.ndarray, rows: np.ndarray | None = None) -> None:
+    """Negate every column of a term's ``T`` whose diagonal element is negative (in place; ``T T'`` is unchanged)."""
+    rows = np.arange(len(theta)) if rows is None else rows
+    for diag, col in batch.columns:
+        flip = rows[theta[rows, diag] < 0.0]
+        theta[np.ix_(flip, col)] *= -1.0
+
+
+def _factor(batch: BatchedPls, theta: np.ndarray, rows: np.ndarray, resp, reml: bool):
+    """The deviance and the factor ``L`` of the given responses at their theta (no gradient)."""
+    if not rows.size:
+        return np.zeros(0), np.zeros((0, batch.m, batch.m))
+    dev, _, extra = batch.evaluate(theta[rows], BatchedPls.subset(resp, rows), reml=reml, gradient=False, factor=True)
+    return dev, extra["L"]

@@ -221,7 +221,7 @@ def main() -> None:
         else:
             print(f"  {label:50s} {ours:10.3f} {'':>10s} {'':>12s}")
     if "sat_df" in fits[0]:
-        print(f"  R: lmerTest as_lmerModLmerTest + contest1D; pbkrtest KRmodcomp (timed inside R)")
+        print("  R: lmerTest as_lmerModLmerTest + contest1D; pbkrtest KRmodcomp (timed inside R)")
         print(f"  largest relative difference: Satterthwaite {worst_sat:.1e}, Kenward-Roger {worst_kr:.1e}")
         assert worst_sat < 1e-3 and worst_kr < 1e-2
     batched(calc, ys, fits, L, args.rounds)

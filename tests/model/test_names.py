@@ -64,3 +64,16 @@ def test_sum_contrast_lme4_names_accepted_in_random():
         sigma=1,
     )
     assert m.simulate(_data(), seed=1).shape == (6, 5)
+
+
+def test_find_remembers_its_answers_up_to_a_limit():
+    from glmmsim.model import names as names_module
+
+    names = names_module.CoefficientNames(["Intercept", "cond[T.b]", "x"], {"cond": ["a", "b"]})
+    first = [names.find(s) for s in ("condb", "cond", "x", "nope")]
+    assert first == [(1,), (1,), (2,), None]
+    assert [names.find(s) for s in ("condb", "cond", "x", "nope")] == first
+    for i in range(2 * names_module._FOUND_LIMIT):
+        assert names.find(f"unknown{i}") is None
+    assert len(names._found) == names_module._FOUND_LIMIT
+    assert names.find("cond[T.b]") == (1,)  # past the limit, answered without being remembered

@@ -104,7 +104,6 @@ def run_test(res: FitResult, what: str | Sequence[str], method: str) -> TestResu
     names = tuple(design.fixed_names[i] for i in pos)
     # arrays: a test per replicate builds no DataFrame, and only a t test asks for the df
     beta, se = res._beta[pos], res._se[pos]
-    vcov = res._vcov[np.ix_(pos, pos)]
     k = len(pos)
     one = k == 1
     est = float(beta[0]) if one else tuple(float(b) for b in beta)
@@ -117,7 +116,7 @@ def run_test(res: FitResult, what: str | Sequence[str], method: str) -> TestResu
         if one:
             z = beta[0] / se[0]
             return result(np.nan, z, 2 * special.ndtr(-abs(z)), "z")
-        chi2 = _wald(beta, vcov)
+        chi2 = _wald(beta, res._vcov[np.ix_(pos, pos)])
         return result(np.nan, chi2, stats.chi2.sf(chi2, k), "chi2")
     if method == "lrt":
         chi2 = res._fitter._lrt(res, pos)

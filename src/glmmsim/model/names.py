@@ -263,6 +263,10 @@ def _term_keys(label: str) -> set[tuple[str, ...]]:
     return {tuple(sorted(parts)), tuple(sorted(_variable(p) for p in parts))}
 
 
+#: At most this many of :meth:`CoefficientNames.find`'s answers are remembered.
+_FOUND_LIMIT = 256
+
+
 class CoefficientNames:
     """The one resolver of coefficient and term names of a fixed-effects matrix.
 
@@ -301,6 +305,7 @@ class CoefficientNames:
             terms.setdefault(term_label(name), []).append(pos)
         #: Fixed-part term label (``cond``, ``x:cond``) -> positions of its columns.
         self.terms = {k: tuple(v) for k, v in terms.items()}
+        self._found: dict[str, tuple[int, ...] | None] = {}
         self._by_term: dict[tuple[str, ...], list[int]] = {}
         for label, cols in self.terms.items():
             if label == "Intercept":
@@ -326,5 +331,10 @@ class CoefficientNames:
 
     def find(self, spec: str) -> tuple[int, ...] | None:
         """A coefficient first, else a term: the positions ``spec`` names, or None."""
+        if spec in self._found:  # a study looks the same name up once a replicate
+            return self._found[spec]
         pos = self.coefficient(spec)
-        return (pos,) if pos is not None else self.term(spec)
+        out = (pos,) if pos is not None else self.term(spec)
+        if len(self._found) < _FOUND_LIMIT:
+            self._found[spec] = out
+        return out

@@ -60,6 +60,35 @@ def test_a_failing_batch_call_falls_back_to_one_by_one_fits(monkeypatch):
     assert (fallback["error"] == "").all()
 
 
+def test_a_task_draws_its_replicates_together_with_the_numbers_of_drawing_them_one_by_one(monkeypatch):
+    from glmmsim.model.bound import BoundModel
+
+    model, design = rt_model(), rt_design(12, 8)
+    drawn = {"together": 0, "alone": 0}
+    together, alone = BoundModel.simulate_responses, BoundModel.simulate_response
+
+    def count_together(self, seeds, *, populations=None):
+        drawn["together"] += 1
+        return together(self, seeds, populations=populations)
+
+    def count_alone(self, seed=None, *, population=None):
+        drawn["alone"] += 1
+        return alone(self, seed, population=population)
+
+    monkeypatch.setattr(BoundModel, "simulate_responses", count_together)
+    monkeypatch.setattr(BoundModel, "simulate_response", count_alone)
+    batched = power(model, design, test="cond", nsim=12, seed=6, method="z", progress=False).simulations
+    assert drawn == {"together": 1, "alone": 0}
+
+    def unavailable(self, seeds, *, populations=None):
+        raise MemoryError("no room for the batch")
+
+    monkeypatch.setattr(BoundModel, "simulate_responses", unavailable)
+    single = power(model, design, test="cond", nsim=12, seed=6, method="z", progress=False).simulations
+    assert drawn["alone"] == 12
+    pd.testing.assert_frame_equal(batched, single)
+
+
 def test_replicates_do_not_depend_on_how_a_study_is_split():
     """Batches of 24 (serial) and of 12 (two processes) give bit-identical rows."""
     model, design = rt_model(), rt_design(12, 8)

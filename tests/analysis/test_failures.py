@@ -87,11 +87,16 @@ def test_a_failing_family_draw_is_a_row_too(monkeypatch):
             raise FloatingPointError("overflow in the family's sampler")
         return real(self, seed, population=population)
 
+    def batch_overflows(self, seeds, *, populations=None):  # a batch that holds replicate 2 fails as a whole
+        raise FloatingPointError("overflow in the family's sampler")
+
     monkeypatch.setattr(BoundModel, "simulate_response", sometimes_overflows)
+    monkeypatch.setattr(BoundModel, "simulate_responses", batch_overflows)
     res = power(rt_model(), rt_design(8, 6), test="cond", nsim=10, seed=2, progress=False)
     bad = res.simulations[res.simulations["error"] != ""]
     assert bad["replicate"].tolist() == [2]
     assert bad["error_type"].tolist() == ["FloatingPointError"]
+    assert res.simulations["p"].notna().sum() == 9
 
 
 def test_systematic_failure_stops_naming_point_replicate_seed_and_error_and_keeps_the_rest():

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glmmsim import DataError, InputTypeError, Model
+from glmmsim import DataError, InputTypeError, Model, ParameterError
 from glmmsim.design import crossed
 from glmmsim.model.bound import BoundModel, row_keys
 from glmmsim.model.matrices import _formulaic_columns, grouping, model_columns
@@ -166,6 +166,45 @@ def test_bound_and_unbound_agree_for_every_family(family):
     np.testing.assert_array_equal(
         bound.simulate_response(seed=3), model.simulate(data, seed=3, key="index")["y"].to_numpy()
     )
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_responses_drawn_together_are_those_drawn_one_by_one(family):
+    """Several seeds and populations (repeated, the model's own) in one call: the numbers of one call each."""
+    model, data = family_model(family), conditions()
+    bound = model.bind(data, key="index")
+    seeds, populations = [3, 4, 2**40, 4], [10, None, 11, 10]
+    together = bound.simulate_responses(seeds, populations=populations)
+    assert together.shape == (len(seeds), len(data))
+    for row, seed, population in zip(together, seeds, populations):
+        np.testing.assert_array_equal(row, bound.simulate_response(seed, population=population))
+    own = bound.simulate_responses([5, 6])
+    np.testing.assert_array_equal(own[1], bound.simulate_response(6))
+
+
+def test_responses_drawn_together_with_zero_sd_slopes_and_numeric_slopes():
+    model = Model("y ~ x + (1 + x | subject) + (1 + cond | item)", fixed={"Intercept": 1.0, "x": 0.5},
+                  random={"subject": {"sd": {"Intercept": 0.4, "x": 0.0}}, "item": {"sd": {"Intercept": 0.3, "cond[T.b]": 0.2}}},
+                  sigma=0.7, seed=2)
+    bound = model.bind(conditions())
+    together = bound.simulate_responses(range(5), populations=range(100, 105))
+    for k in range(5):
+        np.testing.assert_array_equal(together[k], bound.simulate_response(k, population=100 + k))
+
+
+def test_responses_drawn_together_check_their_input_and_their_draws():
+    model, data = family_model("gaussian"), conditions()
+    bound = model.bind(data)
+    assert bound.simulate_responses([]).shape == (0, len(data))
+    with pytest.raises(ParameterError, match="2 seeds, 1 populations"):
+        bound.simulate_responses([1, 2], populations=[3])
+    huge = model.replace(sigma=1e300, fixed={"Intercept": np.finfo(float).max, "cond[T.b]": 0.0, "x": 0.0}).bind(data)
+    # draws that overflow: the same error as one by one
+    with pytest.raises(DataError) as one:
+        huge.simulate_response(1)
+    with pytest.raises(DataError) as together:
+        huge.simulate_responses([1, 2])
+    assert str(together.value) == str(one.value)
 
 
 def test_population_gives_new_effects_on_the_same_design():

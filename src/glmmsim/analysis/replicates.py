@@ -334,7 +334,7 @@ def run_task(task: Task) -> list[dict]:
             y = _simulate(job, state, r)
             out.append(y if isinstance(y, dict) else _replicate(job, state, y, _base(job, r), None))
         return out
-    drawn = {r: _simulate(job, state, r) for r in task.replicates}
+    drawn = _simulate_together(job, state, task.replicates)
     ys = {r: y for r, y in drawn.items() if not isinstance(y, dict)}
     fits = dict(zip(ys, _fit_batch(fitter, list(ys.values()), state.start) or [None] * len(ys)))
     return [y if isinstance(y, dict) else _replicate(job, state, y, _base(job, r), fits[r]) for r, y in drawn.items()]
@@ -351,6 +351,20 @@ def _simulate(job: PointJob, state: PointState, r: int) -> np.ndarray | dict:
         return state.bound.simulate_response(seeds.noise, population=seeds.population)
     except Exception as exc:  # noqa: BLE001 - a family that cannot draw this replicate: data, not the end
         return _failed(_base(job, r), exc, "")
+
+
+def _simulate_together(job: PointJob, state: PointState, replicates: Sequence[int]) -> dict[int, np.ndarray | dict]:
+    """The replicates' responses drawn in one call (the numbers of drawing them one by one).
+
+    Where that call fails, they are drawn one by one, so that a replicate the family cannot
+    draw gets its own failed record and the others their responses.
+    """
+    try:
+        seeds = [job.tree.replicate(r) for r in replicates]
+        ys = state.bound.simulate_responses([s.noise for s in seeds], populations=[s.population for s in seeds])
+    except Exception:  # noqa: BLE001 - the failing replicate is found, and recorded, one by one
+        return {r: _simulate(job, state, r) for r in replicates}
+    return dict(zip(replicates, ys))
 
 
 def _fit_batch(fitter: Fitter, ys: list[np.ndarray], start: list[np.ndarray] | None) -> list[FitResult] | None:

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..errors import DataError, InputTypeError, ParameterError, format_names, plain
 from ..randomness.seeds import SeedLike, derive_key, seed_key
-from ..randomness.streams import RowStreams, level_keys, standard_normals, stream_key
+from ..randomness.streams import RowStreams, RowStreamsStack, level_keys, standard_normals, stream_key
 from .model_design import ModelDesign
 from .matrices import Columns, Grouping, first_appearance
 from .parameters import TermCovariance
@@ -314,6 +314,33 @@ class BoundModel:
         """
         return self._simulate(noise_stream(seed), population)
 
+    def simulate_responses(self, seeds: Sequence[SeedLike], *, populations: Sequence[SeedLike] | None = None
+                           ) -> np.ndarray:
+        """Several simulated responses at once: ``(len(seeds), rows)``.
+
+        Row ``k`` equals ``simulate_response(seeds[k], population=populations[k])``, the same
+        numbers: a study's replicates of one design point are drawn together, in a few numpy
+        calls instead of a few dozen each. ``populations`` defaults to the model's own.
+
+        Examples
+        --------
+        >>> from glmmsim import Model
+        >>> data = pd.DataFrame({"x": [0.0, 1.0] * 3, "subject": list("aabbcc")})
+        >>> m = Model("y ~ x + (1 | subject)", fixed={"Intercept": 1.0, "x": 0.5},
+        ...           random={"subject": 0.5}, sigma=0.2, seed=1)
+        >>> bound = m.bind(data)
+        >>> ys = bound.simulate_responses([3, 4], populations=[10, 11])
+        >>> ys.shape, bool(np.array_equal(ys[1], bound.simulate_response(4, population=11)))
+        ((2, 6), True)
+        """
+        seeds = list(seeds)
+        populations = [None] * len(seeds) if populations is None else list(populations)
+        if len(populations) != len(seeds):
+            raise ParameterError(
+                f"simulate_responses takes one population per seed: {len(seeds)} seeds, {len(populations)} populations"
+            )
+        return self._simulate_many([noise_stream(s) for s in seeds], populations)
+
     def predict(
         self,
         *,
@@ -370,54 +397,78 @@ class BoundModel:
 
     def _effects(self, bt: BoundTerm, population_key: int) -> np.ndarray:
         """Effects of the term's levels (rows in code order): keyed standard normals times L'."""
-        return self._terms_effects([bt], population_key)[0]
+        return self._terms_effects([bt], [population_key])[0][0]
 
     @staticmethod
-    def _terms_effects(terms: Sequence[BoundTerm], population_key: int) -> list[np.ndarray]:
-        """``_effects`` of several terms from one pass over all their levels' keys.
+    def _terms_effects(terms: Sequence[BoundTerm], population_keys: Sequence[int]) -> list[list[np.ndarray]]:
+        """``_effects`` of several terms for each of several populations, from one pass over all their keys.
 
         A level's normal of one coefficient is ``standard_normals(key, stream)``, and the stream
-        enters only as ``key ^ stream``: xor-ing each coefficient's stream into its keys first
-        gives the same numbers from one call (a few numpy calls a replicate instead of ~25 a
-        coefficient).
+        enters only as ``key ^ stream``: xor-ing each population's and coefficient's stream into
+        the levels' keys first gives the same numbers from one call (a few numpy calls for a
+        study's batch of replicates instead of ~25 a coefficient and replicate).
         """
-        keyed = [bt.group.keys ^ np.uint64(stream_key(population_key, bt.factor_key, c))
-                 for bt in terms for c in bt.cov.coefs]
-        z = standard_normals(np.concatenate(keyed), 0) if keyed else np.empty(0)
-        out, at = [], 0
-        for bt in terms:
-            size = len(bt.group.keys) * len(bt.cov.coefs)
-            # (levels, coefs) in C order, as the per-term draw always laid it out: the product's rounding stays put
-            normals = np.ascontiguousarray(z[at: at + size].reshape(len(bt.cov.coefs), -1).T)
-            out.append(normals @ bt.factor_l.T)
-            at += size
+        level_keys = [bt.group.keys for bt in terms for _ in bt.cov.coefs]
+        if not level_keys:
+            return [[] for _ in population_keys]
+        streams = np.array([[stream_key(pk, bt.factor_key, c) for bt in terms for c in bt.cov.coefs]
+                            for pk in population_keys], dtype=np.uint64)  # (populations, coefficients)
+        keyed = np.concatenate([keys[None, :] ^ streams[:, i, None] for i, keys in enumerate(level_keys)], axis=1)
+        z = standard_normals(keyed.ravel(), 0).reshape(keyed.shape)
+        out = []
+        for row in z:
+            effects, at = [], 0
+            for bt in terms:
+                size = len(bt.group.keys) * len(bt.cov.coefs)
+                # (levels, coefs) in C order, as the per-term draw always laid it out: the product's rounding stays put
+                normals = np.ascontiguousarray(row[at: at + size].reshape(len(bt.cov.coefs), -1).T)
+                effects.append(normals @ bt.factor_l.T)
+                at += size
+            out.append(effects)
         return out
 
     def _eta(self, population: SeedLike) -> np.ndarray:
         """Linear predictor with the random effects of ``population``; cached for the model's own."""
         if population is None and "eta" in self._cache:
             return self._cache["eta"].copy()
-        key = self._population_key(population)
-        eta = self._fixed_eta.copy()
-        tmp = np.empty(len(eta))
+        eta = self._etas([self._population_key(population)])[0]
+        if population is None:
+            self._cache["eta"] = _frozen(eta.copy())
+        return eta
+
+    def _etas(self, population_keys: Sequence[int]) -> np.ndarray:
+        """``(populations, rows)``: the linear predictor with each population's random effects."""
+        eta = np.repeat(self._fixed_eta[None, :], len(population_keys), axis=0)
+        tmp = np.empty_like(eta)
         active = [bt for bt in self._terms if bt.active]
-        for bt, effects in zip(active, self._terms_effects(active, key)):
-            columns = np.ascontiguousarray(effects.T)
+        effects = self._terms_effects(active, population_keys)
+        for t, bt in enumerate(active):
+            columns = np.stack([np.ascontiguousarray(per_population[t].T) for per_population in effects])
             for j, col in enumerate(bt.z.arrays):
                 if not bt.factor_l[j].any():  # a coefficient with SD 0: its effects are all zero
                     continue
-                np.take(columns[j], bt.group.codes, out=tmp)
+                np.take(columns[:, j], bt.group.codes, axis=1, out=tmp)
                 if col is not None:
                     tmp *= col
                 eta += tmp
-        if population is None:
-            self._cache["eta"] = _frozen(eta.copy())
         return eta
 
     def _simulate(self, stream: int, population: SeedLike) -> np.ndarray:
         eta = self._eta(population)
         noise = RowStreams(self._keys, stream)
         return self._model.family.sample(eta, noise, trials=self._trials, index=self._conditions.index)
+
+    def _simulate_many(self, streams: Sequence[int], populations: Sequence[SeedLike]) -> np.ndarray:
+        if not streams:
+            return np.empty((0, len(self)))
+        keys = [self._population_key(p) for p in populations]
+        distinct = list(dict.fromkeys(keys))  # a study that keeps one population draws its effects once
+        etas = self._etas(distinct)
+        if len(distinct) < len(keys):
+            where = {key: i for i, key in enumerate(distinct)}
+            etas = etas[[where[key] for key in keys]]
+        noise = RowStreamsStack(self._keys, streams)
+        return self._model.family.sample_many(etas, noise, trials=self._trials, index=self._conditions.index)
 
     def _frame(self, y: np.ndarray, once: bool = False) -> pd.DataFrame:
         if once:  # a single call: a template would cost what it saves

@@ -84,7 +84,7 @@ import numpy as np
 from ..errors import DataError, InputTypeError, ParameterError, did_you_mean, format_names, plain
 from ..randomness.seeds import SeedLike, seed_key
 from ..randomness import samplers as _samplers
-from ..randomness.streams import RowStreams
+from ..randomness.streams import RowStreams, RowStreamsStack
 from .links import Link, get_link
 
 __all__ = ["Family", "FAMILY_NAMES", "get_family", "family_key", "FIT_FAMILIES", "resolve_family"]
@@ -154,6 +154,9 @@ class _Spec:
     # location parameter -> response mean; None when the link already gives the mean
     location_to_mean: Optional[Callable[[np.ndarray, Mapping[str, float]], np.ndarray]] = None
     aliases: tuple[_Alias, ...] = ()
+    # the sampler is elementwise over one draw a row: it takes a (K, n) stack of locations and a
+    # RowStreamsStack, and row k is what it gives for stream k alone
+    stacks: bool = False
 
 
 # Samplers take (loc, params, noise, trials); loc is linkinv(eta), already validated, and
@@ -332,6 +335,7 @@ _SPECS: dict[str, _Spec] = {
             mean_text="a finite number",
             sampler=_sample_gaussian,
             variance=_var_constant_sigma,
+            stacks=True,
         ),
         _Spec(
             name="binomial",
@@ -681,6 +685,39 @@ class Family:
         if not self._spec.discrete:
             self._check_finite(y, index)
         return y
+
+    def sample_many(self, etas: np.ndarray, noise: RowStreamsStack, *, trials: ArrayLike = None,
+                    index: Any = None) -> np.ndarray:
+        """:meth:`sample` of several linear predictors of the same rows, one per stream of ``noise``.
+
+        Row ``k`` of the result is ``sample(etas[k], noise[k], trials=trials, index=index)``,
+        the same numbers; an identity-link family whose sampler is elementwise (gaussian) draws
+        them all in one pass, the others one by one.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from glmmsim.randomness.streams import RowStreamsStack
+        >>> fam = get_family("gaussian", sigma=2.0)
+        >>> etas = np.array([[0.0, 1.0, 2.0], [5.0, 5.0, 5.0]])
+        >>> noise = RowStreamsStack(np.arange(3, dtype=np.uint64), [7, 8])
+        >>> y = fam.sample_many(etas, noise)
+        >>> y.shape, bool(np.array_equal(y[1], fam.sample(etas[1], noise[1])))
+        ((2, 3), True)
+        """
+        etas = np.asarray(etas, dtype=np.float64)
+        if etas.ndim != 2 or etas.shape != (len(noise.streams), len(noise)):
+            raise ParameterError(
+                f"sample_many needs one linear predictor per stream, each with one value per row: "
+                f"shape ({len(noise.streams)}, {len(noise)}); got {etas.shape}"
+            )
+        if self._spec.stacks and trials is None and self._link.name == "identity":
+            with np.errstate(over="ignore"):
+                y = self._spec.sampler(etas, self._params, noise, None)
+            if np.isfinite(y).all():
+                return y
+        # a family drawn row by row, or draws to refuse: sample() names the first offending call's rows
+        return np.stack([self.sample(eta, noise[k], trials=trials, index=index) for k, eta in enumerate(etas)])
 
     def variance(self, mu: ArrayLike, trials: ArrayLike = None) -> np.ndarray:
         """Variance of the response at mean ``mu`` (the family's variance function).

@@ -30,7 +30,7 @@ from scipy.special import ndtri
 
 from .seeds import splitmix64
 
-__all__ = ["RowStreams", "level_keys", "mix64", "standard_normals", "stream_key", "string_key", "uniforms"]
+__all__ = ["RowStreams", "RowStreamsStack", "level_keys", "mix64", "standard_normals", "stream_key", "string_key", "uniforms"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -230,3 +230,44 @@ class RowStreams:
 
     def __setstate__(self, state) -> None:
         self.keys, self.stream = state
+
+
+class RowStreamsStack:
+    """The row streams of several calls on the same rows (one stream each), drawn together.
+
+    Row ``k`` of every draw equals what ``RowStreams(keys, streams[k])`` draws: the stream
+    enters the hash only as ``key ^ draw_stream``, so the keys of all calls are xor-ed first
+    and hashed in one pass (a study's replicates of one design point, without a numpy call
+    per replicate and draw).
+
+    Examples
+    --------
+    >>> keys = np.arange(4, dtype=np.uint64)
+    >>> stack = RowStreamsStack(keys, [11, 12])
+    >>> u = stack.uniforms(0)
+    >>> u.shape, bool(np.array_equal(u[1], RowStreams(keys, 12).uniforms(0)))
+    ((2, 4), True)
+    """
+
+    __slots__ = ("keys", "streams")
+
+    def __init__(self, keys: np.ndarray, streams: Sequence[int]) -> None:
+        self.keys = np.asarray(keys, dtype=np.uint64)
+        self.streams = tuple(int(s) for s in streams)
+
+    def __len__(self) -> int:
+        return int(self.keys.shape[0])
+
+    def uniforms(self, draw: int = 0, rows: np.ndarray | None = None) -> np.ndarray:
+        """``(len(streams), rows)``: the ``draw``-th uniform of every row of every stream."""
+        keys = self.keys if rows is None else self.keys[rows]
+        draws = np.array([self[k].draw_stream(draw) for k in range(len(self.streams))], dtype=np.uint64)
+        return uniforms((draws[:, None] ^ keys[None, :]).ravel(), 0).reshape(len(draws), keys.shape[0])
+
+    def normals(self, draw: int = 0, rows: np.ndarray | None = None) -> np.ndarray:
+        """``(len(streams), rows)``: the ``draw``-th standard normal of every row of every stream."""
+        return ndtri(self.uniforms(draw, rows))
+
+    def __getitem__(self, k: int) -> RowStreams:
+        """Stream ``k`` alone."""
+        return RowStreams(self.keys, self.streams[k])

@@ -330,8 +330,7 @@ class BatchedPls:
         gv = _rows(h[:, :f, f], self.b0r.T).reshape(k, n1, q1)
         hyy = h[:, f, f][:, None, None, None]
         mm += gv[..., :, None] * b[..., None, :] + b[..., :, None] * gv[..., None, :] + hyy * (b[..., :, None] * b[..., None, :])
-        d = np.broadcast_to(self.d1[None], ninv.shape)
-        per_level = (_mm(ninv, d) - _mm(_mm(ninv, mm), np.swapaxes(ninv, -1, -2))).reshape(k, n1, q1 * q1)
+        per_level = (_mm(ninv, self.d1[None]) - _mm(_mm(ninv, mm), np.swapaxes(ninv, -1, -2))).reshape(k, n1, q1 * q1)
         # summed over levels by a product: numpy's sum over a middle axis adds in an order that changes when
         # there is one response only
         gamma = np.matmul(self.ones_levels, per_level)[:, 0, :].reshape(k, q1, q1)

@@ -11,6 +11,7 @@ temporaries that do not outlive the pass.
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -37,8 +38,7 @@ class Scratch(threading.local):
     def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         """A C-contiguous float array of ``shape``, contents undefined: the same memory on every call
         of this thread when it is at most ``SCRATCH_BYTES``, else a new array."""
-        shape = tuple(int(s) for s in shape)
-        if 8 * int(np.prod(shape)) > SCRATCH_BYTES:
+        if 8 * math.prod(shape) > SCRATCH_BYTES:  # math.prod: np.prod of a tuple costs more than the lookup
             return np.empty(shape)
         buf = self.__dict__.get(name)
         if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:

@@ -70,10 +70,11 @@ _HESSIAN_TOL = 1e-8
 _CONTRAST_EPS = float(np.sqrt(np.finfo(float).eps))
 # pbkrtest inverts the expected information only when its smallest |eigenvalue| exceeds this
 _KR_CONDITION = 1e-10
-# entries of the stacked (K, q + p + 1, q + p + 1) system of one batched pass (0.4 MB, 7 replicates of the
-# standard model): the pass is bound by memory traffic; chunks of 4-14 replicates, whose temporaries stay in
-# cache, were measured up to 2x faster per replicate than one pass over 28 or 64
-_BATCH_ENTRIES = 50_000
+# entries of the stacked (K, q + p + 1, q + p + 1) system of one batched pass (1.6 MB: 29 replicates of the
+# standard model, 9 at 60 subjects). With the temporaries in scratch memory (no page faults), a df per
+# replicate at 20 / 30 / 40 subjects took 0.18 / 0.26 / 0.35 ms in passes of 50,000 entries and 0.13 / 0.19 /
+# 0.27 ms in passes of 200,000 (the same at 60 subjects); 300,000 was slower again (out of cache)
+_BATCH_ENTRIES = 200_000
 _MIN_BATCH = 8  # fewer replicates a pass cost more in Python than they save in cache
 _SCRATCH = Scratch()  # the batched passes' large temporaries (see :mod:`.scratch`)
 

@@ -211,6 +211,19 @@ def test_fit_many_df_equal_per_fit_df_in_any_batch(formula, reml, offset):
                                    rtol=1e-12)
 
 
+@pytest.mark.parametrize("formula", ["y ~ cond + (1 | item) + (1 + cond | subject)",
+                                     "y ~ x + (1 | subject/item) + (0 + x | item)"])
+def test_the_batchs_theta_in_design_order_is_each_fits_own(formula):
+    d = _crossed()
+    prep = LmmEngine().prepare(glmmsim.fit.build_design(formula, d))
+    assert [b.design_index for b in prep._blocks] != sorted(b.design_index for b in prep._blocks)  # lme4 reorders
+    fits = prep.fit_many(_replicates(d, 3, seed=9), reml=True)
+    group = fits[0].native.batch
+    for i, raw in enumerate(fits):
+        assert raw.native.batch is group and raw.native.batch_index == i
+        np.testing.assert_array_equal(group._thetas[i], raw.native.theta_design(prep._blocks))
+
+
 def test_fit_many_computes_the_batchs_df_once_and_only_when_asked(monkeypatch):
     from glmmsim.fit.engines.lmm_ddf import DdfCalculator
 

@@ -197,6 +197,11 @@ class PreparedLmm:
         self._pls = pls
         self._lower = np.concatenate([np.where(r == c, 0.0, -np.inf) for b in self._blocks for r, c in [b.tril]])
         self._start = np.where(np.concatenate([r == c for b in self._blocks for r, c in [b.tril]]), 1.0, 0.0)
+        self._diagonal = np.flatnonzero(self._lower == 0.0)  # theta's diagonal elements (lme4's singular rule)
+        # theta's elements with the terms in FitDesign.terms order (LmmNative.theta_design, for many at once)
+        self._design_order = np.concatenate(
+            [np.arange(b.theta.start, b.theta.stop) for b in sorted(self._blocks, key=lambda b: b.design_index)]
+            or [np.zeros(0, dtype=np.int64)])
         self._ddf = threading.local()  # the df calculator caches per replicate: one per thread
         self._batched = None  # lmm_batch.BatchedPls, built by the first fit_many
         self._start_hessians: dict[tuple[bool, bytes], np.ndarray] = {}  # per (reml, start): see _start_hessian
@@ -256,7 +261,7 @@ class PreparedLmm:
 
     def _is_singular(self, theta: np.ndarray) -> bool:
         """lme4's ``isSingular()``: a diagonal element of theta below ``SINGULAR_TOL``."""
-        return bool(np.any(theta[self._lower == 0.0] < SINGULAR_TOL))
+        return bool((theta[self._diagonal] < SINGULAR_TOL).any())
 
     def _onto_boundary(self, theta: np.ndarray, dev: float, r: Response, reml: bool) -> tuple[np.ndarray, float]:
         """lme4's boundary check: an element within ``BOUNDARY_TOL`` of its bound moves onto it if that lowers the deviance."""
@@ -440,17 +445,21 @@ class PreparedLmm:
         """
         if self._pls.p == 0:
             return
-        members = [j for j, raw in enumerate(fits)
-                   if isinstance(raw.native, LmmNative) and np.isfinite(raw.sigma) and raw.sigma > 0
-                   and np.all(np.isfinite(raw.native.theta)) and np.all(np.isfinite(raw.beta))]
+        lmm = [isinstance(raw.native, LmmNative) for raw in fits]
+        nt = len(self._lower)
+        thetas = np.array([raw.native.theta if ok else np.full(nt, np.nan) for raw, ok in zip(fits, lmm)]).reshape(-1, nt)
+        sigmas = np.array([raw.sigma for raw in fits], dtype=np.float64)
+        betas = np.array([raw.beta for raw in fits], dtype=np.float64).reshape(len(fits), -1)
+        with np.errstate(invalid="ignore"):
+            usable = (np.array(lmm) & np.isfinite(sigmas) & (sigmas > 0) & np.isfinite(thetas).all(axis=1)
+                      & np.isfinite(betas).all(axis=1))
+        members = np.flatnonzero(usable)
         if len(members) < 2:
             return
         every = len(members) == ys.shape[1]
         own = ys if every and is_frozen(ys) else ys.copy() if every else ys[:, members]
-        group = _BatchDf(self, own,
-                        np.array([fits[j].native.theta_design(self._blocks) for j in members]),
-                        np.array([fits[j].sigma for j in members]), np.array([fits[j].beta for j in members]), reml,
-                        np.array([fits[j].loglik for j in members]), np.array([fits[j].native.theta for j in members]))
+        group = _BatchDf(self, own, thetas[members][:, self._design_order], sigmas[members], betas[members], reml,
+                         np.array([fits[j].loglik for j in members]), thetas[members])
         for i, j in enumerate(members):
             raw = fits[j]
             raw.native = dataclasses.replace(raw.native, batch=group, batch_index=i)

@@ -19,7 +19,8 @@ lmm engine's cost per replicate at 1,200 and at 100,000 rows (the same levels, m
 cell): a deviance evaluation does not depend on the number of rows, only the response's
 cross-products do. Then every coefficient's Satterthwaite df on the same fits, one call per
 coefficient, one call per replicate and one call for all (what ``fit_many``'s fits share).
-Last, a 5-point power curve of 200 replicates a point through ``glmmsim.power_curve`` (serial), with the runner's batched fits and with them switched off.
+Then started z and Satterthwaite t against MCPower's own z and t timed just before and after
+them, round by round (the ratio robust to the machine's drift). Last, a 5-point power curve of 200 replicates a point through ``glmmsim.power_curve`` (serial), with the runner's batched fits and with them switched off.
 
 Usage::
 
@@ -200,6 +201,37 @@ def mcpower_per_sim(nsim: int) -> tuple[float, str] | None:
     return (time.process_time() - t0) / nsim, str(version)
 
 
+def paired_ratios(d: pd.DataFrame, ys: np.ndarray, rounds: int, sims: int = 100) -> dict[str, list[float]] | None:
+    """Started z and Satterthwaite t per replicate over MCPower's own z and t, timed back to back.
+
+    MCPower's z uses its asymptotic df, its t its default (between-within) df. The machine's
+    speed here drifts within seconds, more than the medians of a few long rounds can hide:
+    each round times MCPower's test just before and just after ours and divides ours by their
+    mean, so both sides of a ratio see the same machine. None without MCPower.
+    """
+    try:
+        import mcpower
+    except ImportError:
+        return None
+
+    def theirs(df_method: str | None) -> float:
+        t0 = time.process_time()
+        find_power(mcpower, sims, df_method=df_method)
+        return (time.process_time() - t0) / sims
+
+    pairs = {"z": (TESTS[0], "asymptotic"), "Satterthwaite t": (TESTS[1], None)}
+    for _, df_method in pairs.values():
+        find_power(mcpower, 20, df_method=df_method)  # warm-up
+    out: dict[str, list[float]] = {label: [] for label in pairs}
+    for _ in range(rounds):
+        for label, ((_, formula, method, reml), df_method) in pairs.items():
+            before = theirs(df_method)
+            ours = per_replicate_batched(formula, method, reml, d, ys, time.process_time, start=True)
+            after = theirs(df_method)
+            out[label].append(ours / ((before + after) / 2))
+    return out
+
+
 def scaling(reps: int) -> list[tuple[int, float, float, float, float]]:
     """lmm at 1,200 and ~100,000 rows: CPU ms per z replicate (one by one, batched), us per deviance
     evaluation, BOBYQA evaluations per fit."""
@@ -229,6 +261,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-r", action="store_true", help="skip the lme4 engine")
     ap.add_argument("--curve-nsim", type=int, default=200, help="replicates a point of the power curve (0: skip)")
+    ap.add_argument("--paired-rounds", type=int, default=10,
+                    help="rounds of started z and t timed between two MCPower runs of its z and t (0: skip)")
     args = ap.parse_args()
     d = conditions()
     ys = responses(d, max(args.reps, args.lme4_reps))
@@ -281,6 +315,12 @@ def main() -> None:
         print(f"\nMCPower {mcp[1]} in the same rounds (its closest scenario, its own test; CPU, median): {mcp[0] * 1e3:.2f} ms per "
               f"simulation; lmm z / MCPower = {z / (mcp[0] * 1e3):.2f}, batched {zb / (mcp[0] * 1e3):.2f}, "
               f"batched from the generating start {zs / (mcp[0] * 1e3):.2f}")
+    paired = paired_ratios(d, ys[:, : args.reps], args.paired_rounds) if args.paired_rounds else None
+    if paired is not None:
+        print(f"\nStarted test / MCPower's same test, timed back to back ({args.paired_rounds} rounds; MCPower's z "
+              "with its asymptotic df, its t with its default between-within df): "
+              + "; ".join(f"{label} median {statistics.median(r):.2f} (range {min(r):.2f}-{max(r):.2f})"
+                          for label, r in paired.items()))
     whole = {m: power_per_replicate(m, 400) * 1e3 for m in ("z", "satterthwaite")}
     print("\nglmmsim.power per replicate (draw + fit + test, serial, 400 replicates; CPU ms): "
           + ", ".join(f"{m} {v:.2f}" for m, v in whole.items())

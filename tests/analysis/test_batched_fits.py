@@ -97,6 +97,27 @@ def test_replicates_do_not_depend_on_how_a_study_is_split():
     pd.testing.assert_frame_equal(whole.simulations, split.simulations)
 
 
+def test_a_task_of_one_replicate_gives_the_numbers_it_has_in_a_larger_task(monkeypatch):
+    """Tasks of 3, 3 and 1 replicates (as another executor or a resumed checkpoint may cut them)
+    give the rows of one task of 7, bit for bit: fits, Satterthwaite df and p."""
+    from glmmsim.analysis import replicates
+
+    model, design = rt_model(), rt_design(12, 8)
+    whole = power(model, design, test="cond", nsim=7, seed=8, method="satterthwaite", progress=False).simulations
+    monkeypatch.setattr(replicates, "batch_size", lambda total, workers, **_: 3)
+    sizes = []
+    many = PreparedLmm.fit_many
+
+    def fit_many(self, ys, *, reml, start=None):
+        sizes.append(ys.shape[1])
+        return many(self, ys, reml=reml, start=start)
+
+    monkeypatch.setattr(PreparedLmm, "fit_many", fit_many)
+    cut = power(model, design, test="cond", nsim=7, seed=8, method="satterthwaite", progress=False).simulations
+    assert sizes == [3, 3, 1]  # the task of one is fitted as a batch too
+    pd.testing.assert_frame_equal(whole, cut, check_exact=True)
+
+
 def _starts(monkeypatch) -> list:
     """Record the start the runner gives each batched call."""
     seen = []

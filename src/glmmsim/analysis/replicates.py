@@ -371,9 +371,11 @@ def _fit_batch(fitter: Fitter, ys: list[np.ndarray], start: list[np.ndarray] | N
     """All responses fitted in one engine call (``Fitter.fit_many``); None means fit them one by one.
 
     One by one is how each replicate keeps its own error and warnings: a batch that raises
-    or warns is dropped and fitted again replicate by replicate.
+    or warns is dropped and fitted again replicate by replicate. A task of one replicate is a
+    batch too: its fit and df are then those it gets in any other batch (the tasks are cut
+    differently for other executors and when a checkpoint resumes).
     """
-    if len(ys) < 2:
+    if not ys:
         return None
     try:
         with warnings.catch_warnings(record=True) as caught:

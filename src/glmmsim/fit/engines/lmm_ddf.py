@@ -153,7 +153,9 @@ class _BatchLayout:
     width: int  # its columns: levels x k_total
     sel: list  # per term, its columns in the new order: a slice, or an index array (interleaved group)
     cross: np.ndarray  # [Z X]'[Z X] in the new order
-    z_t: sp.csc_matrix  # Z' with rows in the new order, by columns: a product reads the responses once
+    # [Z X]' with Z's rows in the new order, by columns: one product reads the responses once, and sums each
+    # output in the same row order whatever the number of responses (dense BLAS products may not)
+    zx_t: sp.csc_matrix
     diag: list[np.ndarray]  # per term, (levels, k) column indices of each level
 
 
@@ -803,9 +805,11 @@ class DdfCalculator:
         if sigmas.shape != (K,) or not np.all(np.isfinite(sigmas)) or np.any(sigmas <= 0):
             raise ParameterError(f"sigmas must be {K} positive finite numbers (one per column of Y)",
                                  parameter="sigmas")
-        layout = self._layout
-        zxy = np.concatenate([(layout.z_t @ Y).T, (self._x.T @ Y).T], axis=1)
-        yty = np.einsum("nk,nk->k", Y, Y)
+        # one response goes down other paths in scipy's product and einsum's sum (other last bits): doubled,
+        # so that a replicate's inputs are those it has in any batch
+        wide = np.ascontiguousarray(Y if K > 1 else np.repeat(Y, 2, axis=1))
+        zxy = np.asarray(self._layout.zx_t @ wide)[:, :K].T
+        yty = np.einsum("nk,nk->k", wide, wide)[:K]
         return zxy, yty, thetas, sigmas
 
     @functools.cached_property
@@ -838,7 +842,8 @@ class DdfCalculator:
             offset += b.levels * b.k
         cols = np.concatenate([new_to_old, np.arange(self.q, self.q + self.p)])
         return _BatchLayout(blocks=moved, group=group, width=levels * k_total, sel=sel,
-                            cross=self._cross[np.ix_(cols, cols)], z_t=self._z_t[new_to_old].tocsc(), diag=diag)
+                            cross=self._cross[np.ix_(cols, cols)],
+                            zx_t=sp.vstack([self._z_t[new_to_old], sp.csr_matrix(self._x.T)]).tocsc(), diag=diag)
 
     def _batch_lam_t(self, lams: list[np.ndarray], rows: np.ndarray, blocks: Sequence[int] | None = None) -> np.ndarray:
         """Lambda' @ rows for every replicate, rows (K, q, c) in the batch layout (or only ``blocks``' rows)."""
@@ -990,11 +995,17 @@ class DdfCalculator:
                 out[:, starts[s]: starts[s + 1], starts[t]: starts[t + 1]] = tr.transpose(0, 2, 1)
         return out
 
-    def _batches(self, K: int) -> Iterator[slice]:
-        """Replicates in chunks whose stacked (K, q + p + 1, q + p + 1) systems stay below ``_BATCH_ENTRIES``."""
+    def _batches(self, K: int) -> Iterator[np.ndarray]:
+        """Replicates in passes whose stacked (K, q + p + 1, q + p + 1) systems stay below ``_BATCH_ENTRIES``.
+
+        A pass of one replicate holds it twice: numpy lays out and reduces some stacks of one
+        matrix differently (their last bits differ), and a replicate's numbers must not depend on
+        which replicates share its batch (a study's tasks are cut differently for other executors).
+        """
         size = max(_MIN_BATCH, _BATCH_ENTRIES // (self.q + self.p + 1) ** 2)
         for start in range(0, K, size):
-            yield slice(start, min(K, start + size))
+            part = np.arange(start, min(K, start + size))
+            yield np.repeat(part, 2) if part.size == 1 else part
 
     def satterthwaite_many(self, Y, thetas, sigmas, reml: bool, L) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`satterthwaite` for K replicates of the design at once (stacked arrays, no per-replicate call).

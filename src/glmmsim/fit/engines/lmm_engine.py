@@ -454,7 +454,7 @@ class PreparedLmm:
             usable = (np.array(lmm) & np.isfinite(sigmas) & (sigmas > 0) & np.isfinite(thetas).all(axis=1)
                       & np.isfinite(betas).all(axis=1))
         members = np.flatnonzero(usable)
-        if len(members) < 2:
+        if not len(members):
             return
         every = len(members) == ys.shape[1]
         own = ys if every and is_frozen(ys) else ys.copy() if every else ys[:, members]

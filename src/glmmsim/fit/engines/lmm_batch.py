@@ -222,11 +222,15 @@ class BatchedPls:
         k = sigma.shape[0]
         s00, s01, s11 = sigma[:, 0, 0], sigma[:, 0, 1], sigma[:, 1, 1]
         ds = s00 * s11 - s01 * s01
-        values = np.stack([np.zeros(k), np.ones(k), s00, s01, s11, ds, -s00, -s01, -s11, -ds, 2.0 * s01], axis=1)
+        values = np.empty((k, 11))  # [0, 1, s00, s01, s11, det Sigma, their negatives, 2 s01], filled in place
+        values[:, 0], values[:, 1] = 0.0, 1.0
+        values[:, 2], values[:, 3], values[:, 4], values[:, 5] = s00, s01, s11, ds
+        np.negative(values[:, 2:6], out=values[:, 6:10])
+        np.multiply(s01, 2.0, out=values[:, 10])
         coef = values[:, _COEF_2X2]  # (K, 5, 8)
         out = np.matmul(self.pls._d2x2, coef)  # (K, n1, 8)
         det = out[..., 0]
-        ok = np.all(det > 0.0, axis=1)
+        ok = det.min(axis=1) > 0.0  # NaN fails too
         with np.errstate(divide="ignore", invalid="ignore"):
             r = 1.0 / det
         e = np.empty((k, self.n1, 2, 2))
@@ -278,7 +282,8 @@ class BatchedPls:
             lam = np.concatenate([theta, np.zeros((k, 1)), np.ones((k, 1))], axis=1)[:, self.lam_gather]
             s = lam.transpose(0, 2, 1) @ u @ lam
         s[:, self.penalty, self.penalty] += 1.0
-        s[~ok] = np.eye(m)  # placeholder, reported as inf below
+        if not ok.all():
+            s[~ok] = np.eye(m)  # placeholder, reported as inf below
         chol, good = _cholesky(s)
         ok &= good
         diag = np.diagonal(chol, axis1=1, axis2=2)
@@ -336,7 +341,8 @@ class BatchedPls:
         gamma = np.matmul(self.ones_levels, per_level)[:, 0, :].reshape(k, q1, q1)
         dt = (gamma + gamma.transpose(0, 2, 1)) @ t1
         grad += _rows(dt.reshape(k, q1 * q1), self.t1_ind)
-        grad[~ok] = 0.0
+        if not ok.all():
+            grad[~ok] = 0.0
         return dev, grad, extra
 
     def estimates(self, theta: np.ndarray, resp: dict[str, np.ndarray], *, reml: bool):
@@ -390,8 +396,9 @@ def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if q == 2:
         a00, a01, a10, a11 = a[..., 0, 0], a[..., 0, 1], a[..., 1, 0], a[..., 1, 1]
         b00, b01, b10, b11 = b[..., 0, 0], b[..., 0, 1], b[..., 1, 0], b[..., 1, 1]
-        out = np.empty(np.broadcast_shapes(a.shape, b.shape))
-        out[..., 0, 0] = a00 * b00 + a01 * b10
+        first = a00 * b00 + a01 * b10
+        out = np.empty(first.shape + (2, 2))  # (np.broadcast_shapes costs more than a product here)
+        out[..., 0, 0] = first
         out[..., 0, 1] = a00 * b01 + a01 * b11
         out[..., 1, 0] = a10 * b00 + a11 * b10
         out[..., 1, 1] = a10 * b01 + a11 * b11

@@ -201,7 +201,7 @@ def mcpower_per_sim(nsim: int) -> tuple[float, str] | None:
     return (time.process_time() - t0) / nsim, str(version)
 
 
-def paired_ratios(d: pd.DataFrame, ys: np.ndarray, rounds: int, sims: int = 100) -> dict[str, list[float]] | None:
+def paired_ratios(d: pd.DataFrame, ys: np.ndarray, rounds: int, sims: int = 200) -> dict[str, list[float]] | None:
     """Started z and Satterthwaite t per replicate over MCPower's own z and t, timed back to back.
 
     MCPower's z uses its asymptotic df, its t its default (between-within) df. The machine's

@@ -481,6 +481,33 @@ def test_newtons_untried_last_step_is_undone_where_it_raises_the_deviance():
     np.testing.assert_array_equal(out.vcov_unscaled, best.vcov_unscaled)
 
 
+def test_the_boundary_check_after_an_undone_step_starts_from_theta_before_it():
+    """lme4's check (a diagonal element below BOUNDARY_TOL onto 0 where the deviance does not rise) is made
+    on the theta a response ends at: after an undone step, on theta before the step."""
+    from glmmsim.fit.engines import lmm_batch
+
+    d = _crossed()
+    ys = _replicates(d, 2, seed=5)
+    batch = LmmEngine().prepare(glmmsim.fit.build_design(FORMULA, d))._batch()
+    resp = batch.responses(ys)
+    best = lmm_batch.minimize(batch, resp, reml=True, start=np.ones(batch.nt))
+    slope_diag = batch.columns[1][0]  # the subject slope's own element: its column has nothing below it
+    before = best.theta.copy()
+    before[:, slope_diag] = 5e-6  # within BOUNDARY_TOL of the bound
+    before_dev, _, _ = batch.evaluate(before, resp, reml=True, gradient=False)
+    stepped = before.copy()
+    stepped[0] += 0.3  # response 0's step raises the deviance and is undone; response 1's keeps theta
+    out = lmm_batch._finish(batch, stepped, before_dev.copy(), np.zeros(2, dtype=np.int64), np.ones(2, dtype=bool),
+                            resp, True, untried=(np.array([True, False]), before, before_dev, np.array([-1e-3, 0.0])))
+    on_bound = before.copy()
+    on_bound[:, slope_diag] = 0.0
+    dev_bound, _, _ = batch.evaluate(on_bound, resp, reml=True, gradient=False)
+    moves = dev_bound <= before_dev + 1e-10 * np.abs(before_dev)
+    np.testing.assert_array_equal(out.theta, np.where(moves[:, None], on_bound, before))
+    np.testing.assert_array_equal(out.deviance, np.where(moves, dev_bound, before_dev))
+    assert np.isfinite(out.beta).all()
+
+
 def test_fit_many_without_the_outer_product_form_fits_one_by_one(monkeypatch):
     """A design too large for the batched evaluation's tensors is fitted response by response."""
     from glmmsim.fit.engines import lmm_pls

@@ -472,13 +472,26 @@ def _cholesky(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _hessian(batch: BatchedPls, theta: np.ndarray, grad: np.ndarray, resp, reml: bool) -> np.ndarray:
     """Forward differences of the exact gradient, symmetrised: ``(K, nt, nt)``, one batched evaluation."""
+    nt = theta.shape[1]
+    points, hs = _hessian_points(theta)
+    _, g2, _ = batch.evaluate(points, {key: np.concatenate([v] * nt) for key, v in resp.items()}, reml=reml)
+    return _hessian_from(g2, grad, hs)
+
+
+def _hessian_points(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``nt * K`` points :func:`_hessian` evaluates (element j of every theta moved, for j = 0, 1, ...)
+    and the steps."""
     k, nt = theta.shape
     hs = 1e-6 * np.maximum(1.0, np.abs(theta))
     stack = np.repeat(theta[None], nt, axis=0)  # (nt, K, nt)
     idx = np.arange(nt)
     stack[idx, :, idx] += hs.T
-    _, g2, _ = batch.evaluate(stack.reshape(nt * k, nt), {key: np.concatenate([v] * nt) for key, v in resp.items()},
-                              reml=reml)
+    return stack.reshape(nt * k, nt), hs
+
+
+def _hessian_from(g2: np.ndarray, grad: np.ndarray, hs: np.ndarray) -> np.ndarray:
+    """:func:`_hessian` from the gradients at :func:`_hessian_points`."""
+    k, nt = grad.shape
     hess = (g2.reshape(nt, k, nt) - grad[None]) / hs.T[:, :, None]  # [j, k, i] = d g_i / d theta_j
     hess = hess.transpose(1, 0, 2)
     return 0.5 * (hess + hess.transpose(0, 2, 1))
@@ -590,62 +603,89 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
     if hessian is not None:
         hess_all[:] = hessian
         reuse[:] = True
-    for _ in range(MAX_ITER):
-        idx = np.flatnonzero(active)
-        if not idx.size:
-            break
-        sub = BatchedPls.subset(resp, idx)
-        th, f0, g0 = theta[idx], dev[idx], grad[idx]
-        hess = hess_all[idx]
-        fresh = np.flatnonzero(~reuse[idx])
-        if fresh.size:
-            hess[fresh] = _hessian(batch, th[fresh], g0[fresh], BatchedPls.subset(sub, fresh), reml)
-            evals[idx[fresh]] += nt
-        hinv, convex = _positive_inverse(hess)
-        step = -np.matmul(hinv, g0[:, :, None])[:, :, 0]
+    # each response's line search under way: its Newton step, the fraction tried, the descent the step
+    # promises, whether its Hessian was convex, and the halvings so far; and the steps begun
+    searching = np.zeros(k, dtype=bool)
+    step, alpha, slope = np.zeros((k, nt)), np.ones(k), np.zeros(k)
+    convex, halvings, begun = np.zeros(k, dtype=bool), np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
+
+    def begin(rows: np.ndarray) -> None:
+        """Each row's next Newton step from its Hessian; a step this short is its last (see above)."""
+        over = begun[rows] >= MAX_ITER
+        active[rows[over]] = False
+        rows = rows[~over]
+        if not rows.size:
+            return
+        begun[rows] += 1
+        th, g0 = theta[rows], grad[rows]
+        hinv, cvx = _positive_inverse(hess_all[rows])
+        st = -np.matmul(hinv, g0[:, :, None])[:, :, 0]
         # far from the optimum the (modified) Newton step can be long: at most MAX_STEP, or half of theta's size
         cap = np.maximum(MAX_STEP, 0.5 * np.max(np.abs(th), axis=1))
-        size = np.max(np.abs(step), axis=1)
-        step *= np.minimum(1.0, cap / np.maximum(size, 1e-300))[:, None]
-        slope = (g0 * step).sum(axis=1)
+        size = np.max(np.abs(st), axis=1)
+        st *= np.minimum(1.0, cap / np.maximum(size, 1e-300))[:, None]
         # a full Newton step (convex model) this short leaves theta within ~STEP_TOL^2 of the optimum: it is
         # taken untried (no gradient is needed there), and _finish, which factors the final theta anyway,
         # checks that it lowered the deviance
-        last = convex & (size < STEP_TOL)
-        alpha = np.ones(len(idx))
-        pending = ~last
-        new_th, new_f, new_g = th.copy(), f0.copy(), g0.copy()
-        for _ in range(_MAX_HALVINGS):
-            pi = np.flatnonzero(pending)
-            if not pi.size:
-                break
-            trial = th[pi] + alpha[pi, None] * step[pi]
-            ft, gt, _ = batch.evaluate(trial, BatchedPls.subset(sub, pi), reml=reml)
-            evals[idx[pi]] += 1
-            # Armijo's sufficient decrease, up to rounding in the deviance (near the optimum the decrease
-            # a step promises falls below the deviance's last digits)
-            accept = np.isfinite(ft) & (ft <= f0[pi] + _ARMIJO * alpha[pi] * slope[pi] + _ROUNDING * np.abs(f0[pi]))
-            acc = pi[accept]
-            new_th[acc], new_f[acc], new_g[acc] = trial[accept], ft[accept], gt[accept]
-            pending[acc] = False
-            alpha[pi[~accept]] *= 0.5
-        new_th[last] += step[last]
-        theta[idx], dev[idx], grad[idx] = new_th, new_f, new_g
-        crossed[idx] |= np.any(new_th[:, multi] < 0.0, axis=1)
-        untried[idx[last]] = True
-        before[idx[last]], before_dev[idx[last]], descent[idx[last]] = th[last], f0[last], slope[last]
-        settled[idx[last]] = True
-        # BFGS's update of the Hessian by the step and the change of the gradient, while steps are full
-        s_k, y_k = new_th - th, new_g - g0
+        last = cvx & (size < STEP_TOL)
+        step[rows], slope[rows], convex[rows] = st, (g0 * st).sum(axis=1), cvx
+        alpha[rows], halvings[rows] = 1.0, 0
+        done = rows[last]
+        untried[done] = settled[done] = True
+        before[done], before_dev[done], descent[done] = theta[done], dev[done], slope[done]
+        theta[done] += step[done]
+        crossed[done] |= np.any(theta[np.ix_(done, multi)] < 0.0, axis=1)
+        active[done] = False
+        searching[rows[~last]] = True
+
+    begin(np.flatnonzero(active & reuse))
+    # One evaluation a round for all responses: the points of their line searches (a halved step is tried
+    # in the next round, with the others' next steps) and the points of the Hessians taken by differences.
+    # Each response's evaluations are those it would have on its own, so its numbers do not depend on the
+    # others; the rounds' calls, each with a fixed cost, are fewer.
+    while active.any():
+        idx = np.flatnonzero(active)
+        active[idx[~searching[idx] & (begun[idx] >= MAX_ITER)]] = False  # no Hessian for a step never begun
+        idx = np.flatnonzero(active)
+        if not idx.size:
+            break
+        search, fresh = idx[searching[idx]], idx[~searching[idx]]
+        hpoints, hs = _hessian_points(theta[fresh])
+        points = np.concatenate([theta[search] + alpha[search, None] * step[search], hpoints])
+        owners = np.concatenate([search, np.tile(fresh, nt)])
+        ft, gt, _ = batch.evaluate(points, BatchedPls.subset(resp, owners), reml=reml)
+        evals[search] += 1
+        evals[fresh] += nt
+        if fresh.size:
+            hess_all[fresh] = _hessian_from(gt[search.size:], grad[fresh], hs)
+        ft, gt = ft[: search.size], gt[: search.size]
+        # Armijo's sufficient decrease, up to rounding in the deviance (near the optimum the decrease a step
+        # promises falls below the deviance's last digits)
+        f0 = dev[search]
+        accept = np.isfinite(ft) & (ft <= f0 + _ARMIJO * alpha[search] * slope[search] + _ROUNDING * np.abs(f0))
+        rejected = search[~accept]
+        alpha[rejected] *= 0.5
+        halvings[rejected] += 1
+        active[rejected[halvings[rejected] >= _MAX_HALVINGS]] = False  # no step lowers the deviance
+        acc = search[accept]
+        th, g0 = theta[acc].copy(), grad[acc].copy()
+        theta[acc], dev[acc], grad[acc] = points[: search.size][accept], ft[accept], gt[accept]
+        searching[acc] = False
+        crossed[acc] |= np.any(theta[np.ix_(acc, multi)] < 0.0, axis=1)
+        # BFGS's update of the Hessian by the step and the change of the gradient, after full steps
+        hess = hess_all[acc]
+        s_k, y_k = theta[acc] - th, grad[acc] - g0
         bs = np.matmul(hess, s_k[:, :, None])[:, :, 0]
         sy, sbs = (s_k * y_k).sum(axis=1), (s_k * bs).sum(axis=1)
-        ok = (sy > 0.0) & (sbs > 0.0) & (alpha == 1.0) & convex
+        ok = (sy > 0.0) & (sbs > 0.0) & (alpha[acc] == 1.0) & convex[acc]
         upd = hess + y_k[:, :, None] * y_k[:, None, :] / np.where(ok, sy, 1.0)[:, None, None] \
             - bs[:, :, None] * bs[:, None, :] / np.where(ok, sbs, 1.0)[:, None, None]
-        hess_all[idx] = np.where(ok[:, None, None], upd, hess)
-        reuse[idx] = ok & (np.max(np.abs(step), axis=1) < REUSE_STEP)
+        hess_all[acc] = np.where(ok[:, None, None], upd, hess)
+        reuse[acc] = ok & (np.max(np.abs(step[acc]), axis=1) < REUSE_STEP)
         # a response that went round the bound is refitted by BOBYQA whatever Newton does next: stop here
-        active[idx[last | pending | crossed[idx]]] = False
+        active[acc[crossed[acc]]] = False
+        go_on = acc[~crossed[acc]]
+        begin(np.concatenate([fresh, go_on[reuse[go_on]]]))
     return _finish(batch, theta, dev, evals, settled & ~crossed, resp, reml,
                    untried=(untried, before, before_dev, descent))
 
@@ -694,32 +734,35 @@ def _finish(batch: BatchedPls, theta, dev, evals, settled, resp, reml, untried) 
     theta[stepped] = np.where(settled[stepped, None], theta[stepped], before[stepped])
     dev[stepped] = before_dev[stepped]
     rows = np.flatnonzero(settled)
+    diags = np.array([d for d, _ in batch.columns])
     _turn_columns(batch, theta)
-    dev_rows, chol = _factor(batch, theta, rows, resp, reml)
+    # one evaluation for the final thetas and, where a diagonal element is within BOUNDARY_TOL of 0, for the
+    # theta with it on 0 (lme4's boundary check, decided below)
+    near, moved = _onto_bound(theta[rows], diags)
+    dev_rows, chol, dm, chol_m = _factor_with_moves(batch, theta, rows, near, moved, resp, reml)
     rise = stepped[rows] & ~(dev_rows <= before_dev[rows] + _ARMIJO * descent[rows]
                              + _ROUNDING * np.abs(before_dev[rows]))
-    if rise.any():
+    if rise.any():  # rare: the step is undone, and the boundary check made again from theta before it
         back = rows[rise]
         theta[back] = before[back]
         _turn_columns(batch, theta, back)
-        dev_rows[rise], chol[rise] = _factor(batch, theta, back, resp, reml)
+        kept = ~rise[near]
+        near_back, moved_back = _onto_bound(theta[back], diags)
+        dev_back, chol_back, dm_back, chol_m_back = _factor_with_moves(batch, theta, back, near_back, moved_back,
+                                                                       resp, reml)
+        dev_rows[rise], chol[rise] = dev_back, chol_back
+        near = np.concatenate([near[kept], np.flatnonzero(rise)[near_back]])
+        moved = np.concatenate([moved[kept], moved_back])
+        dm = np.concatenate([dm[kept], dm_back])
+        chol_m = np.concatenate([chol_m[kept], chol_m_back])
     dev[rows] = dev_rows
-    diags = np.array([d for d, _ in batch.columns])
-    td = theta[rows][:, diags]
-    tiny = (td > 0.0) & (td < BOUNDARY_TOL)
-    near_zero = np.flatnonzero(tiny.any(axis=1))
-    if near_zero.size:
-        moved = theta[rows[near_zero]].copy()
-        moved[:, diags] = np.where(tiny[near_zero], 0.0, moved[:, diags])
-        dm, _, extra = batch.evaluate(moved, BatchedPls.subset(resp, rows[near_zero]), reml=reml, gradient=False,
-                                      factor=True)
-        take = dm <= dev_rows[near_zero] + 1e-10 * np.abs(dev_rows[near_zero])
-        theta[rows[near_zero[take]]] = moved[take]
-        dev[rows[near_zero[take]]] = dm[take]
-        chol[near_zero[take]] = extra["L"][take]
+    take = dm <= dev_rows[near] + 1e-10 * np.abs(dev_rows[near])
+    theta[rows[near[take]]] = moved[take]
+    dev[rows[near[take]]] = dm[take]
+    chol[near[take]] = chol_m[take]
     td = theta[:, diags]
-    near = np.any((td >= BOUNDARY_TOL) & (td < NEAR_BOUND), axis=1)
-    settled = settled & ~near & np.isfinite(dev)
+    near_bound = np.any((td >= BOUNDARY_TOL) & (td < NEAR_BOUND), axis=1)
+    settled = settled & ~near_bound & np.isfinite(dev)
     beta = np.full((k, batch.p), np.nan)
     vcov = np.full((k, batch.p, batch.p), np.nan)
     pwrss = np.full(k, np.nan)
@@ -738,9 +781,25 @@ def _turn_columns(batch: BatchedPls, theta: np.ndarray, rows: np.ndarray | None 
         theta[np.ix_(flip, col)] *= -1.0
 
 
-def _factor(batch: BatchedPls, theta: np.ndarray, rows: np.ndarray, resp, reml: bool):
-    """The deviance and the factor ``L`` of the given responses at their theta (no gradient)."""
+def _onto_bound(theta: np.ndarray, diags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``theta`` with a diagonal element in (0, BOUNDARY_TOL), and those rows with them on 0."""
+    td = theta[:, diags]
+    tiny = (td > 0.0) & (td < BOUNDARY_TOL)
+    near = np.flatnonzero(tiny.any(axis=1))
+    moved = theta[near].copy()
+    moved[:, diags] = np.where(tiny[near], 0.0, moved[:, diags])
+    return near, moved
+
+
+def _factor_with_moves(batch: BatchedPls, theta: np.ndarray, rows: np.ndarray, near: np.ndarray, moved: np.ndarray,
+                       resp, reml: bool):
+    """Deviance and factor ``L`` of the responses ``rows`` at their theta and of ``rows[near]`` at ``moved``
+    (no gradient), from one evaluation."""
+    m = batch.m
     if not rows.size:
-        return np.zeros(0), np.zeros((0, batch.m, batch.m))
-    dev, _, extra = batch.evaluate(theta[rows], BatchedPls.subset(resp, rows), reml=reml, gradient=False, factor=True)
-    return dev, extra["L"]
+        return np.zeros(0), np.zeros((0, m, m)), np.zeros(0), np.zeros((0, m, m))
+    points = np.concatenate([theta[rows], moved])
+    dev, _, extra = batch.evaluate(points, BatchedPls.subset(resp, np.concatenate([rows, rows[near]])), reml=reml,
+                                   gradient=False, factor=True)
+    chol = extra["L"]
+    return dev[: rows.size], chol[: rows.size], dev[rows.size:], chol[rows.size:]

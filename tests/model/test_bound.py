@@ -14,6 +14,7 @@ from glmmsim.design import crossed
 from glmmsim.model.bound import BoundModel, row_keys
 from glmmsim.model.matrices import _formulaic_columns, grouping, model_columns
 from glmmsim.randomness import SeedTree
+from glmmsim.randomness.streams import RowStreamsStack
 
 FORMULA = "y ~ cond + x + (1 + cond | subject) + (1 | item)"
 RANDOM = {"subject": {"sd": {"Intercept": 0.3, "cond[T.b]": 0.2}, "corr": {("Intercept", "cond[T.b]"): 0.3}},
@@ -196,8 +197,12 @@ def test_responses_drawn_together_check_their_input_and_their_draws():
     model, data = family_model("gaussian"), conditions()
     bound = model.bind(data)
     assert bound.simulate_responses([]).shape == (0, len(data))
-    with pytest.raises(ParameterError, match="2 seeds, 1 populations"):
+    with pytest.raises(ParameterError, match="2 seeds, 1 populations") as bad:
         bound.simulate_responses([1, 2], populations=[3])
+    assert bad.value.parameter == "populations"
+    with pytest.raises(ParameterError, match=r"shape \(2, 144\)") as bad:
+        model.family.sample_many(np.zeros((3, len(data))), RowStreamsStack(bound.row_keys, [1, 2]))
+    assert bad.value.parameter == "etas"
     huge = model.replace(sigma=1e300, fixed={"Intercept": np.finfo(float).max, "cond[T.b]": 0.0, "x": 0.0}).bind(data)
     # draws that overflow: the same error as one by one
     with pytest.raises(DataError) as one:

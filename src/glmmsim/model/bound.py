@@ -337,7 +337,8 @@ class BoundModel:
         populations = [None] * len(seeds) if populations is None else list(populations)
         if len(populations) != len(seeds):
             raise ParameterError(
-                f"simulate_responses takes one population per seed: {len(seeds)} seeds, {len(populations)} populations"
+                f"simulate_responses takes one population per seed: {len(seeds)} seeds, {len(populations)} populations",
+                parameter="populations",
             )
         return self._simulate_many([noise_stream(s) for s in seeds], populations)
 

@@ -709,7 +709,8 @@ class Family:
         if etas.ndim != 2 or etas.shape != (len(noise.streams), len(noise)):
             raise ParameterError(
                 f"sample_many needs one linear predictor per stream, each with one value per row: "
-                f"shape ({len(noise.streams)}, {len(noise)}); got {etas.shape}"
+                f"shape ({len(noise.streams)}, {len(noise)}); got {etas.shape}",
+                parameter="etas",
             )
         if self._spec.stacks and trials is None and self._link.name == "identity":
             with np.errstate(over="ignore"):

@@ -558,7 +558,9 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
     non-negative diagonal. Newton runs unconstrained: the Hessian by forward differences of the
     exact gradient, its eigenvalues made positive where it is not convex, steps capped at
     ``MAX_STEP`` and cut by half until the deviance falls (Armijo), the Hessian kept once the
-    steps are short (chord iterations). A response is done when a step of a convex model is
+    steps are short (chord iterations). The responses advance in rounds of one batched
+    evaluation, of each one's next point (a step, a halved step or a Hessian's points). A
+    response is done when a step of a convex model is
     shorter than ``STEP_TOL`` (Newton converges quadratically: theta is then within ~1e-9); that
     step is taken without evaluating the deviance and gradient there, since the estimates need a
     factorization of the final theta anyway, and :func:`_finish` undoes it if it fails Armijo's test.

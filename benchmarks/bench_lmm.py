@@ -14,13 +14,15 @@ for lme4 (its work happens in the R process); MCPower, when installed, is timed 
 too. "lmm batched" fits a round's responses in one
 ``Fitter.fit_many`` call from lme4's start; "lmm batched, generating start" the same from the
 values the responses were drawn from (what ``glmmsim.power`` does, same optimum); "lmm" one by one
-with ``Fitter.fit``. Then ``glmmsim.power``'s whole cost per replicate (draw, fit, test). Then the
+with ``Fitter.fit``. Then started z and Satterthwaite t against MCPower's own z and t timed just
+before and after them, round by round (a ratio the machine's drift does not move). Then
+``glmmsim.power``'s whole cost per replicate (draw, fit, test). Then the
 lmm engine's cost per replicate at 1,200 and at 100,000 rows (the same levels, more trials per
 cell): a deviance evaluation does not depend on the number of rows, only the response's
 cross-products do. Then every coefficient's Satterthwaite df on the same fits, one call per
 coefficient, one call per replicate and one call for all (what ``fit_many``'s fits share).
-Then started z and Satterthwaite t against MCPower's own z and t timed just before and after
-them, round by round (the ratio robust to the machine's drift). Last, a 5-point power curve of 200 replicates a point through ``glmmsim.power_curve`` (serial), with the runner's batched fits and with them switched off.
+Last, a 5-point power curve of 200 replicates a point through ``glmmsim.power_curve`` (serial),
+with the runner's batched fits and with them switched off.
 
 Usage::
 

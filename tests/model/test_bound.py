@@ -183,6 +183,22 @@ def test_responses_drawn_together_are_those_drawn_one_by_one(family):
     np.testing.assert_array_equal(own[1], bound.simulate_response(6))
 
 
+def test_responses_drawn_together_in_passes_are_those_of_one_pass(monkeypatch):
+    """A design too large for one pass of all seeds is drawn in several: the same numbers, every family."""
+    from glmmsim.model import bound as bound_module
+
+    for family in ("gaussian", "poisson"):
+        bound = family_model(family).bind(conditions())
+        whole = bound.simulate_responses(range(7), populations=range(20, 27))
+        monkeypatch.setattr(bound_module, "DRAW_ENTRIES", 2 * len(bound))  # two replicates a pass
+        passes = []
+        etas = BoundModel._etas
+        monkeypatch.setattr(BoundModel, "_etas", lambda self, keys: passes.append(len(keys)) or etas(self, keys))
+        np.testing.assert_array_equal(bound.simulate_responses(range(7), populations=range(20, 27)), whole)
+        assert passes == [2, 2, 2, 1]
+        monkeypatch.undo()
+
+
 def test_responses_drawn_together_with_zero_sd_slopes_and_numeric_slopes():
     model = Model("y ~ x + (1 + x | subject) + (1 + cond | item)", fixed={"Intercept": 1.0, "x": 0.5},
                   random={"subject": {"sd": {"Intercept": 0.4, "x": 0.0}}, "item": {"sd": {"Intercept": 0.3, "cond[T.b]": 0.2}}},

@@ -44,6 +44,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["BoundModel", "KeyLike", "noise_stream", "row_keys"]
 
 _COW = int(pd.__version__.split(".")[0]) >= 3
+#: Most numbers (replicates x rows) one pass of ``BoundModel.simulate_responses`` draws: its temporaries
+#: (predictors, keys, uniforms) stay at a few tens of MB however large the design; more replicates are
+#: drawn in several passes (the same numbers).
+DRAW_ENTRIES = 4_000_000
 
 KeyLike = Optional[Union[Literal["index"], Sequence[str]]]
 
@@ -462,6 +466,11 @@ class BoundModel:
     def _simulate_many(self, streams: Sequence[int], populations: Sequence[SeedLike]) -> np.ndarray:
         if not streams:
             return np.empty((0, len(self)))
+        per_pass = max(1, DRAW_ENTRIES // max(1, len(self)))
+        if len(streams) > per_pass:
+            parts = [self._simulate_many(streams[lo: lo + per_pass], populations[lo: lo + per_pass])
+                     for lo in range(0, len(streams), per_pass)]
+            return np.concatenate(parts)
         keys = [self._population_key(p) for p in populations]
         distinct = list(dict.fromkeys(keys))  # a study that keeps one population draws its effects once
         etas = self._etas(distinct)

@@ -89,6 +89,29 @@ def test_a_task_draws_its_replicates_together_with_the_numbers_of_drawing_them_o
     pd.testing.assert_frame_equal(batched, single)
 
 
+def test_a_batch_that_warns_is_refitted_replicate_by_replicate_with_the_batchs_numbers(monkeypatch):
+    """The replicates of a dropped batch are refitted as batches of one: the numbers they have in any
+    batch, and each with its own warnings (not the batch's: only the batch of several warned)."""
+    import warnings
+
+    model, design = rt_model(), rt_design(12, 8)
+    plain = power(model, design, test="cond", nsim=6, seed=9, method="satterthwaite", progress=False).simulations
+    many = PreparedLmm.fit_many
+    sizes = []
+
+    def warns_in_company(self, ys, *, reml, start=None):
+        sizes.append(ys.shape[1])
+        if ys.shape[1] > 1:
+            warnings.warn("a note about the whole batch")
+        return many(self, ys, reml=reml, start=start)
+
+    monkeypatch.setattr(PreparedLmm, "fit_many", warns_in_company)
+    refitted = power(model, design, test="cond", nsim=6, seed=9, method="satterthwaite", progress=False).simulations
+    assert sizes == [6, 1, 1, 1, 1, 1, 1]
+    pd.testing.assert_frame_equal(refitted, plain, check_exact=True)  # warnings column included
+    assert not refitted["warnings"].str.contains("whole batch").any()
+
+
 def test_replicates_do_not_depend_on_how_a_study_is_split():
     """Batches of 24 (serial) and of 12 (two processes) give bit-identical rows."""
     model, design = rt_model(), rt_design(12, 8)

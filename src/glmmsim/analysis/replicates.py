@@ -389,7 +389,7 @@ def _fit_batch(fitter: Fitter, ys: list[np.ndarray], start: list[np.ndarray] | N
 
 
 def _replicate(job: PointJob, state: PointState, y: np.ndarray, base: dict, fitted: FitResult | None) -> dict:
-    main = _fit_and_record(job, state.fitter, y, base, fitted)
+    main = _fit_and_record(job, state.fitter, y, base, fitted, start=state.start)
     if not _has_error(main) or not job.fallback:
         return main
     try:
@@ -405,7 +405,8 @@ def _replicate(job: PointJob, state: PointState, y: np.ndarray, base: dict, fitt
     return alt
 
 
-def _fit_and_record(job: PointJob, fitter: Any, y: np.ndarray, base: dict, fitted: FitResult | None = None) -> dict:
+def _fit_and_record(job: PointJob, fitter: Any, y: np.ndarray, base: dict, fitted: FitResult | None = None,
+                    start: list[np.ndarray] | None = None) -> dict:
     record = dict(base)
     record["engine"] = str(getattr(fitter, "engine", "") or job.fit_kwargs.get("engine", ""))
     caught: list = []
@@ -413,7 +414,7 @@ def _fit_and_record(job: PointJob, fitter: Any, y: np.ndarray, base: dict, fitte
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                fitted = fitter.fit(y)
+                fitted = _fit_alone(fitter, y, start)
         except Exception as exc:  # noqa: BLE001 - a failed fit is data, whatever the engine raised
             return _failed(record, exc, record["engine"])
     res = fitted
@@ -438,6 +439,18 @@ def _fit_and_record(job: PointJob, fitter: Any, y: np.ndarray, base: dict, fitte
     if job.user_measure is not None:  # it records its own failures: the fit and its tests stand
         record[job.user_measure.name] = job.user_measure(res)
     return record
+
+
+def _fit_alone(fitter: Any, y: np.ndarray, start: list[np.ndarray] | None) -> FitResult:
+    """One replicate's fit, outside a batch: a batch of one where the engine fits in batches, so that its
+    numbers are those it has in any batch (a batch that raised or warned is refitted so); ``fit`` where
+    that is not possible or raises."""
+    if getattr(fitter, "fits_in_batches", False):
+        try:
+            return fitter.fit_many(y[:, None], start=start)[0]
+        except Exception:  # noqa: BLE001 - fit() below fails the same way, or fits without the batched solver
+            pass
+    return fitter.fit(y)
 
 
 def _failed(record: dict, exc: BaseException, engine: str) -> dict:

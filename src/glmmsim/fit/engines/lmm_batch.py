@@ -670,7 +670,7 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
         halvings[rejected] += 1
         active[rejected[halvings[rejected] >= _MAX_HALVINGS]] = False  # no step lowers the deviance
         acc = search[accept]
-        th, g0 = theta[acc].copy(), grad[acc].copy()
+        th, g0 = theta[acc], grad[acc]  # copies (fancy indexing), kept for BFGS below
         theta[acc], dev[acc], grad[acc] = points[: search.size][accept], ft[accept], gt[accept]
         searching[acc] = False
         crossed[acc] |= np.any(theta[np.ix_(acc, multi)] < 0.0, axis=1)

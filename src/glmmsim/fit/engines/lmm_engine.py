@@ -198,10 +198,7 @@ class PreparedLmm:
         self._lower = np.concatenate([np.where(r == c, 0.0, -np.inf) for b in self._blocks for r, c in [b.tril]])
         self._start = np.where(np.concatenate([r == c for b in self._blocks for r, c in [b.tril]]), 1.0, 0.0)
         self._diagonal = np.flatnonzero(self._lower == 0.0)  # theta's diagonal elements (lme4's singular rule)
-        # theta's elements with the terms in FitDesign.terms order (LmmNative.theta_design, for many at once)
-        self._design_order = np.concatenate(
-            [np.arange(b.theta.start, b.theta.stop) for b in sorted(self._blocks, key=lambda b: b.design_index)]
-            or [np.zeros(0, dtype=np.int64)])
+        self._design_order = design_order(self._blocks)  # for many fits' theta at once
         self._ddf = threading.local()  # the df calculator caches per replicate: one per thread
         self._batched = None  # lmm_batch.BatchedPls, built by the first fit_many
         self._start_hessians: dict[tuple[bool, bytes], np.ndarray] = {}  # per (reml, start): see _start_hessian
@@ -454,7 +451,7 @@ class PreparedLmm:
             usable = (np.array(lmm) & np.isfinite(sigmas) & (sigmas > 0) & np.isfinite(thetas).all(axis=1)
                       & np.isfinite(betas).all(axis=1))
         members = np.flatnonzero(usable)
-        if not len(members):
+        if not members.size:
             return
         every = len(members) == ys.shape[1]
         own = ys if every and is_frozen(ys) else ys.copy() if every else ys[:, members]
@@ -668,8 +665,13 @@ class LmmNative:
 
     def theta_design(self, blocks: Sequence[TermBlock]) -> np.ndarray:
         """Theta with the terms in ``FitDesign.terms`` order (what the df calculator takes)."""
-        parts = sorted(((b.design_index, self.theta[b.theta]) for b in blocks), key=lambda t: t[0])
-        return np.concatenate([p for _, p in parts]) if parts else np.zeros(0)
+        return self.theta[design_order(blocks)]
+
+
+def design_order(blocks: Sequence[TermBlock]) -> np.ndarray:
+    """Positions of theta's elements (the engine's term order) with the terms in ``FitDesign.terms`` order."""
+    ordered = sorted(blocks, key=lambda b: b.design_index)
+    return np.concatenate([np.arange(b.theta.start, b.theta.stop) for b in ordered] or [np.zeros(0, dtype=np.int64)])
 
 
 #: What a stacked df call may raise on a numerically hopeless fit (then each fit is computed on its own,

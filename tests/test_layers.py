@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "glmmsim"
 
 # layer of each top-level module or subpackage of glmmsim; a module imports only lower layers
 RANK = {
-    "errors": 0,
+    "errors": 0, "interrupts": 0,
     "randomness": 1, "limits": 1, "outputs": 1, "execution": 1,  # execution is generic: errors only
     "model": 2,
     "design": 3, "lme4": 3, "study": 3, "plot": 3, "fit": 3,

@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 
+from . import interrupts
 from .errors import GlmmsimError, GlmmsimWarning
 
 __all__ = [
@@ -461,6 +462,7 @@ class OutputClaims:
 
     def _publish_all(self) -> None:
         try:
+            interrupts.raise_if_interrupted()  # a Ctrl-C swallowed by a finalizer still stops publishing
             for out in self._outputs:  # every target is checked before the first is published
                 out.check()
             for out in self._outputs:

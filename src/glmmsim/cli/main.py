@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
-from .. import __version__
+from .. import __version__, interrupts
 from ..errors import GlmmsimError, GlmmsimWarning
 from . import app, describe, plot, power, recover, simulate
 
@@ -81,39 +79,17 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     """
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    previous = _on_sigterm(_terminator(os.getpid()))
     try:
-        return _main(argv, stdout, stderr)
-    except Terminated:
+        with interrupts.catching():
+            status = _main(argv, stdout, stderr)
+            interrupts.raise_if_interrupted()  # one that landed in a finalizer and was swallowed there
+            return status
+    except interrupts.Terminated:
         print("glmmsim: terminated", file=stderr)
         return 143
     except KeyboardInterrupt:  # anywhere, including while modules are still being imported
         print("glmmsim: interrupted", file=stderr)
         return 130
-    finally:
-        _on_sigterm(previous)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so partial outputs are removed as after Ctrl-C."""
-
-
-def _terminator(pid: int):
-    def terminate(signum: int, frame: object) -> None:
-        if os.getpid() != pid:  # a forked worker inherited the handler: end as SIGTERM would
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
-        raise Terminated()
-
-    return terminate
-
-
-def _on_sigterm(handler):
-    """Install ``handler`` for SIGTERM (only possible in the main thread); return the previous one."""
-    if handler is None or threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, handler)
 
 
 def _main(argv: Sequence[str] | None, stdout: TextIO, stderr: TextIO) -> int:

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import interrupts
 from ..errors import ParameterError
 
 __all__ = ["staged_folder", "is_dataset_file"]
@@ -175,6 +176,7 @@ def staged_folder(
         os.chmod(partial, 0o777 & ~_umask())  # a folder's usual mode (mkdtemp's is private to us)
         try:
             yield partial
+            interrupts.raise_if_interrupted()  # a Ctrl-C swallowed by a finalizer still stops publishing
         except BaseException as exc:
             parts = _count_parts(partial)
             _remove(partial)

@@ -301,7 +301,9 @@ class PlsStructure:
 
     def response(self, y: np.ndarray) -> Response:
         """The cross-products of one response (an offset is subtracted by the caller)."""
-        y = np.asarray(y, dtype=np.float64)
+        # contiguous: BLAS and einsum sum a strided vector (a column of a batch) in another order, and the
+        # numbers of a response fitted alone would depend on the batch it came from
+        y = np.ascontiguousarray(y, dtype=np.float64)
         b_y = (self._z1t @ y).reshape(self.n1, self.q1)
         c_y = np.concatenate([self._zrt @ y, self.x.T @ y])
         # not y @ y: BLAS's ddot goes multithreaded on long vectors, 100x slower on a busy machine

@@ -681,3 +681,26 @@ def test_satterthwaite_df_from_several_threads():
     with ThreadPoolExecutor(3) as pool:
         threaded = list(pool.map(lambda y: fitter.fit(y).test("cond", method="satterthwaite").df, ys))
     assert threaded == serial
+
+
+def test_newton_step_inverse_takes_the_eigendecomposition_only_where_needed():
+    """Positive definite, indefinite and ill-conditioned Hessians: the inverse and the convex flag of the
+    eigendecompositions for every one, and each one's the same alone as in the batch."""
+    from glmmsim.fit.engines import lmm_batch
+
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=(12, 4, 4))
+    hess = a @ a.transpose(0, 2, 1) + 0.1 * np.eye(4)
+    hess[3] = -hess[3]  # negative definite
+    hess[5] = np.diag([1.0, -2.0, 3.0, 4.0])  # indefinite
+    hess[7] = np.diag([1e-10, 1.0, 2.0, 3.0])  # positive definite, badly conditioned: not convex
+    hess[9] = np.diag([1e-7, 1.0, 2.0, 3.0])  # convex, though the trace bound cannot tell
+    inv, convex = lmm_batch._positive_inverse(hess)
+    ref, ref_convex = lmm_batch._eigen_inverse(hess)
+    np.testing.assert_array_equal(convex, ref_convex)
+    assert convex.tolist() == [i not in (3, 5, 7) for i in range(12)]
+    np.testing.assert_allclose(inv, ref, rtol=1e-9, atol=1e-12 * np.abs(ref).max())
+    for i in range(12):  # each matrix's own numbers, whichever matrices share its batch
+        alone, flag = lmm_batch._positive_inverse(hess[[i, i]])
+        np.testing.assert_array_equal(alone[0], inv[i])
+        assert flag[0] == convex[i]

@@ -132,6 +132,14 @@ class BatchedPls:
         self.k0t = np.ascontiguousarray(self.k0.T)
         self.pair_half = np.where(np.arange(self.npairs) < q1, 1.0, 0.5)
         self.tri_double = np.where(self.tri[0] == self.tri[1], 1.0, 2.0)
+        if q1 == 2:
+            # the 2 x 2 first factor works on per-level arrays, (K, component, level): its products take the
+            # level terms component by component (pairs, then columns), each component's levels in a row
+            self.k0_2x2 = np.ascontiguousarray(self.k0.reshape(n1, self.npairs, -1).transpose(1, 0, 2).reshape(n1 * self.npairs, -1))
+            self.k0t_2x2 = np.ascontiguousarray(self.k0_2x2.T)
+            self.b0r_2x2 = np.ascontiguousarray(self.b0.transpose(1, 0, 2).reshape(q1 * n1, f))
+            self.b0rt_2x2 = np.ascontiguousarray(self.b0r_2x2.T)
+            self.d_2x2 = (pls._d00, pls._d01, pls._d11)
         self.c0 = pls.c[:f, :f].copy()
         self.c0_tri = self.c0[self.tri]
         self.eye1 = np.eye(q1)
@@ -180,6 +188,8 @@ class BatchedPls:
         # each column's squares summed in row order, as the sparse products sum (the same bits), without an
         # (n, K) temporary: at 100,000 rows a fresh array of that size costs more in page faults than the sum
         yty = np.einsum("nk,nk->k", wide, wide)[:k]
+        if self.q1 == 2:
+            return {"b": np.ascontiguousarray(b.transpose(0, 2, 1)), "c": c, "yty": yty}  # (K, 2, levels)
         return {"b": b, "c": c, "yty": yty}
 
     @staticmethod
@@ -211,13 +221,14 @@ class BatchedPls:
         return t1, ninv, e, logdet1, ok
 
     def _first_2x2(self, sigma: np.ndarray):
-        """:meth:`_first` for a first factor of two columns, in closed form from one product per response.
+        """:meth:`_first` for a first factor of two columns, in closed form from one product per response;
+        ``N_l^-1`` and ``E_l`` as per-level arrays ``(K, 4, levels)`` and ``(K, 3, levels)`` (see below).
 
         With ``N = I + D Sigma``: ``det N = 1 + tr(D Sigma) + det D det Sigma``, ``Sigma adj(N) =
         Sigma + det Sigma [[d11, -d01], [-d01, d00]]`` and ``adj(N) = (1 + tr(D Sigma)) I - D Sigma``
         are linear in ``[1, d00, d01, d11, det D]`` (:class:`~.lmm_pls.PlsStructure`'s per-level
         columns), so every level's determinant, ``E_l det N_l`` and ``adj N_l`` come from one
-        ``(levels, 5) @ (5, 8)`` product per response.
+        ``(8, 5) @ (5, levels)`` product per response.
         """
         k = sigma.shape[0]
         s00, s01, s11 = sigma[:, 0, 0], sigma[:, 0, 1], sigma[:, 1, 1]
@@ -227,16 +238,14 @@ class BatchedPls:
         values[:, 2], values[:, 3], values[:, 4], values[:, 5] = s00, s01, s11, ds
         np.negative(values[:, 2:6], out=values[:, 6:10])
         np.multiply(s01, 2.0, out=values[:, 10])
-        coef = values[:, _COEF_2X2]  # (K, 5, 8)
-        out = np.matmul(self.pls._d2x2, coef)  # (K, n1, 8)
-        det = out[..., 0]
+        coef = values[:, _COEF_2X2.T]  # (K, 8, 5)
+        out = np.matmul(coef, self.pls._d2x2.T)  # (K, 8, levels)
+        det = out[:, 0]
         ok = det.min(axis=1) > 0.0  # NaN fails too
         with np.errstate(divide="ignore", invalid="ignore"):
             r = 1.0 / det
-        e = np.empty((k, self.n1, 2, 2))
-        e[..., 0, 0], e[..., 1, 1] = out[..., 1] * r, out[..., 2] * r
-        e[..., 0, 1] = e[..., 1, 0] = out[..., 3] * r
-        ninv = (out[..., 4:] * r[..., None]).reshape(k, self.n1, 2, 2)
+        e = out[:, 1:4] * r[:, None]  # E_l's pairs (0, 0), (1, 1), (0, 1)
+        ninv = out[:, 4:] * r[:, None]  # N_l^-1 at (0, 0), (0, 1), (1, 0), (1, 1)
         logdet1 = np.log(np.where(det > 0.0, det, 1.0)).sum(axis=1)
         return ninv, e, logdet1, ok
 
@@ -259,20 +268,19 @@ class BatchedPls:
             dev, grad, extra = self.evaluate(np.repeat(theta, 2, axis=0), {key: np.repeat(v, 2, axis=0) for key, v in resp.items()},
                                              reml=reml, gradient=gradient, factor=factor)
             return dev[:1], None if grad is None else grad[:1], {key: v[:1] for key, v in extra.items()}
-        m, f, qr, p, n1, q1 = self.m, self.f, self.qr, self.p, self.n1, self.q1
+        m, f, qr, p, q1 = self.m, self.f, self.qr, self.p, self.q1
         t1, ninv, e, logdet1, ok = self._first(theta)
         b, c_y, yty = resp["b"], resp["c"], resp["yty"]
         scratch = _SCRATCH
         u = scratch.get("u", (k, m, m))
-        e_pairs = e[:, :, self.pair_lo, self.pair_hi].reshape(k, n1 * self.npairs)
-        low = self.c0_tri - _rows(e_pairs, self.k0)
+        low, ebb0, beb = self._first_terms(e, b)
+        low = self.c0_tri - low
         u[:, self.tri[0], self.tri[1]] = low
         u[:, self.tri[1], self.tri[0]] = low
-        eb = _mv(e, b)  # (K, n1, q1)
-        ufy = c_y - _rows(eb.reshape(k, n1 * q1), self.b0r)
+        ufy = c_y - ebb0
         u[:, :f, f] = ufy
         u[:, f, :f] = ufy
-        u[:, f, f] = yty - (eb * b).reshape(k, -1).sum(axis=1)
+        u[:, f, f] = yty - beb
         if self.scalar_rest:
             scale = np.concatenate([theta, np.ones((k, 1))], axis=1)[:, self.scale_index]  # (K, m)
             s = np.multiply(u, scale[:, :, None], out=scratch.get("s", (k, m, m)))
@@ -325,25 +333,77 @@ class BatchedPls:
             jm = u @ lam @ g
             grad += 2.0 * _rows(jm.reshape(k, m * m), self.lam_ind)
             h = lam @ g @ lam.transpose(0, 2, 1)
-        # the first factor: M_l = B_l H B_l', Gamma = sum_l N_l^-1 D_l - N_l^-1 M_l N_l^-T
-        # ((I - E_l D_l) = (I + Sigma D_l)^-1 = N_l^-T)
+        both = self._gamma_both(h, ninv, b)
+        dt = _mm(both, t1)
+        grad += _rows(dt.reshape(k, q1 * q1), self.t1_ind)
+        if not ok.all():
+            grad[~ok] = 0.0
+        return dev, grad, extra
+
+    def _first_terms(self, e: np.ndarray, b: np.ndarray):
+        """The first factor's terms of ``U``: ``sum_l B0_l' E_l B0_l`` (lower triangle), ``sum_l B0_l' E_l b_l``
+        and ``sum_l b_l' E_l b_l``, per response."""
+        k, n1 = len(e), self.n1
+        if self.q1 == 2:  # per-level arrays: E (K, 3, levels), b (K, 2, levels)
+            b0, b1 = b[:, 0], b[:, 1]
+            eb = np.empty((k, 2, n1))
+            np.multiply(e[:, 0], b0, out=eb[:, 0])
+            eb[:, 0] += e[:, 2] * b1
+            np.multiply(e[:, 2], b0, out=eb[:, 1])
+            eb[:, 1] += e[:, 1] * b1
+            low = _rows(e.reshape(k, 3 * n1), self.k0_2x2)
+            return low, _rows(eb.reshape(k, 2 * n1), self.b0r_2x2), (eb * b).reshape(k, -1).sum(axis=1)
+        e_pairs = e[:, :, self.pair_lo, self.pair_hi].reshape(k, n1 * self.npairs)
+        eb = _mv(e, b)  # (K, n1, q1)
+        return (_rows(e_pairs, self.k0), _rows(eb.reshape(k, n1 * self.q1), self.b0r),
+                (eb * b).reshape(k, -1).sum(axis=1))
+
+    def _gamma_both(self, h: np.ndarray, ninv: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``Gamma + Gamma'``, ``Gamma = sum_l N_l^-1 D_l - N_l^-1 M_l N_l^-T`` with ``M_l = B_l H B_l'``: the
+        deviance's derivative by the first factor's ``T1`` is ``(Gamma + Gamma') T1``
+        (``(I - E_l D_l) = (I + Sigma D_l)^-1 = N_l^-T``)."""
+        k, n1, q1, f = len(h), self.n1, self.q1, self.f
         hw = h[:, self.tri[0], self.tri[1]] * self.tri_double
+        hyy = h[:, f, f][:, None]
+        if q1 == 2:
+            return self._gamma_both_2x2(hw, h[:, :f, f], hyy, ninv, b)
         mp = _rows(hw, self.k0t).reshape(k, n1, self.npairs) * self.pair_half
         mm = np.empty((k, n1, q1, q1))
         mm[:, :, self.pair_lo, self.pair_hi] = mp
         mm[:, :, self.pair_hi, self.pair_lo] = mp
         gv = _rows(h[:, :f, f], self.b0r.T).reshape(k, n1, q1)
-        hyy = h[:, f, f][:, None, None, None]
+        hyy = hyy[:, :, None, None]
         mm += gv[..., :, None] * b[..., None, :] + b[..., :, None] * gv[..., None, :] + hyy * (b[..., :, None] * b[..., None, :])
         per_level = (_mm(ninv, self.d1[None]) - _mm(_mm(ninv, mm), np.swapaxes(ninv, -1, -2))).reshape(k, n1, q1 * q1)
         # summed over levels by a product: numpy's sum over a middle axis adds in an order that changes when
         # there is one response only
         gamma = np.matmul(self.ones_levels, per_level)[:, 0, :].reshape(k, q1, q1)
-        dt = (gamma + gamma.transpose(0, 2, 1)) @ t1
-        grad += _rows(dt.reshape(k, q1 * q1), self.t1_ind)
-        if not ok.all():
-            grad[~ok] = 0.0
-        return dev, grad, extra
+        return gamma + gamma.transpose(0, 2, 1)
+
+    def _gamma_both_2x2(self, hw, hfy, hyy, ninv, b) -> np.ndarray:
+        """:meth:`_gamma_both` for a first factor of two columns, written out on per-level arrays:
+        ``M_l`` and ``N_l^-1`` by their entries, ``(N^-1 M N^-T)_ij = sum_ab N^-1_ia M_ab N^-1_jb``."""
+        k, n1 = len(hw), self.n1
+        mp = _rows(hw, self.k0t_2x2).reshape(k, 3, n1)  # M_l's pairs (0, 0), (1, 1), 2 x (0, 1) from H_ff
+        gv = _rows(hfy, self.b0rt_2x2).reshape(k, 2, n1)
+        b0, b1, g0, g1 = b[:, 0], b[:, 1], gv[:, 0], gv[:, 1]
+        hb0, hb1 = hyy * b0, hyy * b1
+        m00 = mp[:, 0] + b0 * (2.0 * g0 + hb0)
+        m11 = mp[:, 1] + b1 * (2.0 * g1 + hb1)
+        m01 = 0.5 * mp[:, 2] + g0 * b1 + b0 * g1 + hb0 * b1
+        a, c = ninv[:, 0], ninv[:, 2]  # N_l^-1 = [[a, bb], [c, d]]
+        bb, d = ninv[:, 1], ninv[:, 3]
+        d00, d01, d11 = self.d_2x2
+        terms = np.empty((k, 3, n1))  # per level: (Gamma + Gamma') at (0, 0), (1, 1), (0, 1)
+        terms[:, 0] = 2.0 * (a * d00 + bb * d01 - (a * a * m00 + 2.0 * a * bb * m01 + bb * bb * m11))
+        terms[:, 1] = 2.0 * (c * d01 + d * d11 - (c * c * m00 + 2.0 * c * d * m01 + d * d * m11))
+        terms[:, 2] = (a * d01 + bb * d11 + c * d00 + d * d01
+                       - 2.0 * (a * c * m00 + (a * d + bb * c) * m01 + bb * d * m11))
+        sums = terms.sum(axis=2)
+        out = np.empty((k, 2, 2))
+        out[:, 0, 0], out[:, 1, 1] = sums[:, 0], sums[:, 1]
+        out[:, 0, 1] = out[:, 1, 0] = sums[:, 2]
+        return out
 
     def estimates(self, theta: np.ndarray, resp: dict[str, np.ndarray], *, reml: bool):
         """Deviance, beta, ``(R_X' R_X)^-1`` and the penalized RSS at each response's theta."""

@@ -13,6 +13,7 @@ from glmmsim.execution import (
     FuturesExecutor,
     ProcessExecutor,
     SerialExecutor,
+    TASK_ENTRIES,
     batch_size,
     batches,
     clear_worker_cache,
@@ -79,10 +80,17 @@ def test_process_pool_uses_several_processes_and_reraises():
 
 @pytest.mark.parametrize(
     "total, workers, expected",
-    [(1000, 1, 50), (1000, 2, 63), (10_000, 2, 625), (60, 4, 15), (7, 2, 4), (1, 8, 1), (100, 2, 50)],
+    [(1000, 1, 100), (1000, 2, 100), (10_000, 2, 625), (60, 4, 15), (7, 2, 4), (1, 8, 1), (100, 2, 50),
+     (300, 2, 100)],
 )
 def test_batch_size(total, workers, expected):
     assert batch_size(total, workers) == expected
+
+
+@pytest.mark.parametrize("rows, expected", [(1_200, 625), (100_800, 158), (16_000_001, 1)])
+def test_a_task_holds_at_most_task_entries_response_values(rows, expected):
+    assert batch_size(10_000, 2, rows=rows) == expected
+    assert expected * rows <= TASK_ENTRIES or expected == 1
 
 
 def test_batches_cover_every_replicate_once():

@@ -653,7 +653,8 @@ def run_study(
     ex = resolve_executor(executor)
     try:
         workers = _workers(ex)
-        size = batch_size(nsim * len(jobs), workers, **({"minimum": min_batch} if min_batch else {}))
+        rows = max(len(job.conditions) for job in jobs)
+        size = batch_size(nsim * len(jobs), workers, rows=rows, **({"minimum": min_batch} if min_batch else {}))
         size = min(size, nsim)
         tasks = [Task(job, part) for job in jobs for part in _remaining(job.point, nsim, size, earlier)]
         done: list[dict] = [rec for key, rec in sorted(earlier.items()) if key[1] < nsim]

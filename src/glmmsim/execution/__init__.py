@@ -8,7 +8,7 @@ executor lives in the Dask package (:mod:`glmmsim.dask`) and is imported only wh
 ``dask.distributed.Client`` is passed.
 """
 
-from .batching import DEFAULT_MIN_BATCH, batch_size, batches
+from .batching import DEFAULT_MIN_BATCH, TASK_ENTRIES, batch_size, batches
 from .cache import clear_worker_cache, worker_cache
 from .executors import (
     BaseExecutor,
@@ -31,6 +31,7 @@ __all__ = [
     "batch_size",
     "batches",
     "DEFAULT_MIN_BATCH",
+    "TASK_ENTRIES",
     "worker_cache",
     "clear_worker_cache",
 ]

@@ -55,9 +55,10 @@ START_SCALES = (1.0, 0.6, 0.35, 0.2, 0.12)
 #: After a full convex Newton step shorter than this the Hessian is kept (chord iterations).
 REUSE_STEP = 1.0
 _ROUNDING = 1e-13
-#: Most responses one pass of numpy calls evaluates: more amortise Python's per-call cost; past this
-#: many, measured no faster (the (K, m, m) stacks leave the cache; their scratch buffers are this size).
-ROW_BLOCK = 64
+#: Most responses one pass of numpy calls evaluates: more amortise Python's per-call cost (a study's task
+#: of 100 replicates is one pass); past this many, measured no faster (the (K, m, m) stacks leave the
+#: cache; their scratch buffers are this size).
+ROW_BLOCK = 128
 _MAX_HALVINGS = 12
 #: Responses simulated (from a fixed seed) to average the shared first Hessian of a given start over.
 START_DRAWS = 8

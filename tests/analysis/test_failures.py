@@ -124,7 +124,7 @@ def test_systematic_failure_stops_naming_point_replicate_seed_and_error_and_keep
     assert err.failure_rate == 1.0
     for text in ("subjects=6", "replicate 0", "SeedTree(4).child('point', 0).replicate(0)", "cannot fit anything"):
         assert text in str(err)
-    # the finished replicates are kept: the first 20 at least (serially, one batch of 50)
+    # the finished replicates are kept: the first 20 at least (serially, one batch of 100)
     assert len(err.records) >= 20 and len(err.simulations) == len(err.records)
     assert list(err.simulations.columns[:2]) == ["subjects", "replicate"]
 

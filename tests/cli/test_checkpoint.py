@@ -23,7 +23,7 @@ SPEC = ROOT / "examples" / "power.yaml"
 
 def _command(tmp: Path, name: str, checkpoint: Path | None) -> list[str]:
     cmd = [sys.executable, "-c", "from glmmsim.cli import main; raise SystemExit(main())", "power", str(SPEC),
-           "--along", "design.subjects=10,14", "--nsim", "150", "-q",
+           "--along", "design.subjects=10,14", "--nsim", "300", "-q",
            "--out", str(tmp / f"{name}.csv"), "--simulations", str(tmp / f"{name}-sims.csv")]
     return cmd + (["--checkpoint", str(checkpoint)] if checkpoint else [])
 
@@ -41,7 +41,7 @@ def test_sigkill_mid_run_then_rerun_equals_the_uninterrupted_run_byte_for_byte(t
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     kept = len(list(checkpoint.glob("batch-*.parquet")))
-    assert 2 <= kept < 6  # 2 points x 150 replicates in batches of 50: killed mid-study
+    assert 2 <= kept < 6  # 2 points x 300 replicates in batches of 100: killed mid-study
     assert not (tmp_path / "resumed.csv").exists()
     done = subprocess.run(_command(tmp_path, "resumed", checkpoint), check=True, env=env, capture_output=True, text=True)
     assert len(list(checkpoint.glob("batch-*.parquet"))) == 6

@@ -704,3 +704,27 @@ def test_newton_step_inverse_takes_the_eigendecomposition_only_where_needed():
         alone, flag = lmm_batch._positive_inverse(hess[[i, i]])
         np.testing.assert_array_equal(alone[0], inv[i])
         assert flag[0] == convex[i]
+
+
+def test_newton_step_inverse_when_one_lu_fails_inverts_each_matrix_alone(monkeypatch):
+    """A batched inverse that raises for one matrix falls back to one call a matrix: the same bits for the
+    others, and the failing one decided by its eigendecomposition."""
+    from glmmsim.fit.engines import lmm_batch
+
+    rng = np.random.default_rng(12)
+    a = rng.normal(size=(5, 3, 3))
+    hess = a @ a.transpose(0, 2, 1) + np.eye(3)
+    expected, flags = lmm_batch._positive_inverse(hess)
+    real = np.linalg.inv
+
+    def inv(x):
+        if x.ndim == 3 or np.array_equal(x, hess[2]):
+            raise np.linalg.LinAlgError("Singular matrix")
+        return real(x)
+
+    monkeypatch.setattr(lmm_batch.np.linalg, "inv", inv)
+    got, got_flags = lmm_batch._positive_inverse(hess)
+    for i in (0, 1, 3, 4):
+        np.testing.assert_array_equal(got[i], expected[i])
+    np.testing.assert_allclose(got[2], expected[2], rtol=1e-10)  # by its eigendecomposition
+    np.testing.assert_array_equal(got_flags, flags)

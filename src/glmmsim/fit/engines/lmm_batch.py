@@ -579,16 +579,26 @@ def _positive_inverse(hess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     convex = _cholesky(hess)[1]  # positive definite (each matrix on its own, whatever the batch)
     fast = np.flatnonzero(convex)
     if fast.size:
-        some = fast.size < len(hess)
-        h = hess[fast] if some else hess
-        inv[fast] = np.linalg.inv(h)
+        h = hess[fast] if fast.size < len(hess) else hess
+        try:
+            hi = np.linalg.inv(h)
+        except np.linalg.LinAlgError:  # one numerically singular after all: each on its own (NaN: not sure)
+            hi = np.array([_inverse_or_nan(x) for x in h])
         with np.errstate(divide="ignore", invalid="ignore"):
-            sure = 1.0 / np.trace(inv[fast], axis1=1, axis2=2) > CONDITION * np.trace(h, axis1=1, axis2=2)
-        convex[fast] = sure & np.isfinite(inv[fast]).all(axis=(1, 2))
+            sure = 1.0 / np.trace(hi, axis1=1, axis2=2) > CONDITION * np.trace(h, axis1=1, axis2=2)
+        inv[fast] = hi
+        convex[fast] = sure & np.isfinite(hi).all(axis=(1, 2))
     rest = np.flatnonzero(~convex)
     if rest.size:
         inv[rest], convex[rest] = _eigen_inverse(hess[rest])
     return inv, convex
+
+
+def _inverse_or_nan(a: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        return np.full_like(a, np.nan)
 
 
 def _eigen_inverse(hess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

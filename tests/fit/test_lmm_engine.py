@@ -159,14 +159,15 @@ def test_fit_many_reaches_the_optimum_of_fitting_one_by_one(formula, reml, share
 # the second: lme4's ridge, where some responses are refitted alone by BOBYQA (a column of the batch
 # then goes to the single-response path, which must not see how the column lay in memory)
 @pytest.mark.parametrize("formula", [FORMULA, "y ~ cond + (1 + cond || subject) + (1 | item)"])
-def test_fit_many_result_does_not_depend_on_the_batch(formula):
+@pytest.mark.parametrize("reml", [True, False])
+def test_fit_many_result_does_not_depend_on_the_batch(formula, reml):
     """A response's fit is bit for bit the same alone, in a batch, in another batch, in another order."""
     d = _crossed(subjects=20, items=10)
     ys = _replicates(d, 12, seed=3)
     prep = LmmEngine().prepare(glmmsim.fit.build_design(formula, d))
-    alone = [prep.fit_many(ys[:, [j]], reml=True)[0] for j in range(ys.shape[1])]
-    batches = {"all": prep.fit_many(ys, reml=True), "reversed": prep.fit_many(ys[:, ::-1], reml=True)[::-1],
-               "with copies": prep.fit_many(np.column_stack([ys, ys[:, :5]]), reml=True)[: ys.shape[1]]}
+    alone = [prep.fit_many(ys[:, [j]], reml=reml)[0] for j in range(ys.shape[1])]
+    batches = {"all": prep.fit_many(ys, reml=reml), "reversed": prep.fit_many(ys[:, ::-1], reml=reml)[::-1],
+               "with copies": prep.fit_many(np.column_stack([ys, ys[:, :5]]), reml=reml)[: ys.shape[1]]}
     for name, fits in batches.items():
         for a, b in zip(alone, fits):
             assert a.loglik == b.loglik, name

@@ -572,7 +572,7 @@ def _positive_inverse(hess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Near the optimum every Hessian is convex, and its inverse is the plain one: a batched Cholesky
     factorization proves it positive definite, and ``1 / tr(H^-1) <= min eig`` and ``max eig <=
-    tr(H)`` prove it well conditioned, for a fifth of the cost of the eigendecompositions, which
+    tr(H)`` prove it well conditioned, for a third of the cost of the eigendecompositions, which
     are left for the rest.
     """
     inv = np.zeros_like(hess)

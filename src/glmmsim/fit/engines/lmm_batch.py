@@ -653,8 +653,8 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
     ``MAX_STEP`` and cut by half until the deviance falls (Armijo), the Hessian kept once the
     steps are short (chord iterations). The responses advance in rounds of one batched
     evaluation, of each one's next point (a step, a halved step or a Hessian's points). A
-    response is done when a step of a convex model is
-    shorter than ``STEP_TOL`` (Newton converges quadratically: theta is then within ~1e-9); that
+    response is done when a step of a convex model is shorter than ``STEP_TOL`` (the steps
+    shrink superlinearly there: theta is then within a small fraction of it); that
     step is taken without evaluating the deviance and gradient there, since the estimates need a
     factorization of the final theta anyway, and :func:`_finish` undoes it if it fails Armijo's test.
     A response whose path took the diagonal element of a column with elements below it

@@ -16,6 +16,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptio
 cli_main = importlib.import_module("glmmsim.cli.main")  # the module, not the function glmmsim.cli.main
 
 
+@pytest.fixture(autouse=True)
+def interruptible():
+    """Ctrl-C's usual handler, also when this run ignores SIGINT (started in the background)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 class _SignalsWhenFreed:
     """An object whose ``__del__`` receives ``sig``: Python prints "Exception ignored" and carries on."""
 
@@ -63,6 +71,19 @@ def test_the_command_exits_as_interrupted_after_a_swallowed_signal(monkeypatch, 
         return 0
 
     monkeypatch.setattr(cli_main, "_main", finishes_after_a_swallowed_signal)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     assert cli_main.main([]) == status
     assert f"glmmsim: {said}" in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back
+    assert {s: signal.getsignal(s) for s in before} == before  # the handlers are put back
+
+
+def test_an_ignored_signal_stays_ignored():
+    """A command started in the background (SIGINT ignored, as under nohup) is not stopped by Ctrl-C."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts.catching():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN  # still caught
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -61,7 +61,8 @@ def _handler(pid: int):
 def catching() -> Iterator[None]:
     """Record SIGINT and SIGTERM (raised as ``KeyboardInterrupt`` / :class:`Terminated`) in the block.
 
-    Only the main thread can install signal handlers; elsewhere the block changes nothing.
+    Only the main thread can install signal handlers; elsewhere the block changes nothing. A
+    signal the process ignores stays ignored. The previous handlers are put back afterwards.
     """
     global _received
     if threading.current_thread() is not threading.main_thread():
@@ -69,7 +70,10 @@ def catching() -> Iterator[None]:
         return
     _received = None
     handler = _handler(os.getpid())
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # an ignored signal stays ignored (a job started in the background, or under nohup, is not
+    # meant to be stopped by the terminal's Ctrl-C), as Python itself leaves it at start-up
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         yield
     finally:

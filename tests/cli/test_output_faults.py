@@ -11,13 +11,14 @@ import pathlib
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pandas as pd
 import pytest
 
 from glmmsim.outputs import is_partial
+
+from .._children import INTERRUPTIBLE_CLI
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 STROOP = ROOT / "examples" / "stroop.yaml"
@@ -29,7 +30,7 @@ LONG_CURVE = ["--nsim", "5000", "--set", "design.subjects=8", "--set", "design.i
 
 def _start(*argv: object, cwd: pathlib.Path) -> subprocess.Popen:
     with open(cwd / "stderr.txt", "w") as err:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen([sys.executable, "-m", "glmmsim.cli", *map(str, argv)], cwd=cwd,
+        return subprocess.Popen([*INTERRUPTIBLE_CLI, *map(str, argv)], cwd=cwd,
                                 stdout=subprocess.DEVNULL, stderr=err, env=os.environ.copy())
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import warnings
 
@@ -28,6 +27,8 @@ from glmmsim.execution import resolve_executor
 from glmmsim.dask import frames as dask_frames  # noqa: E402
 from glmmsim.execution import worker_cache  # noqa: E402
 from glmmsim.dask import DaskExecutor  # noqa: E402
+
+from .._children import INTERRUPTIBLE_CLI  # noqa: E402
 
 
 
@@ -425,7 +426,7 @@ BIG_SPEC = SPEC.replace("subjects: 30", "subjects: 20000").replace("items: 8", "
 
 def _cli(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "glmmsim.cli", *args], env=os.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [*INTERRUPTIBLE_CLI, *args], env=os.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )
 

@@ -596,14 +596,17 @@ def test_batched_kenward_roger_equals_one_call_per_replicate(batch_cases, name):
 
 
 @pytest.mark.parametrize("name", BATCH_CASES)
-def test_blocked_gram_equals_the_dense_product(batch_cases, name):
-    """The cross-product that skips the first block's zeros equals the full ``f'f``."""
+def test_blocked_solve_equals_the_dense_one(batch_cases, name):
+    """The forward solve and cross-product that skip the first block's zeros equal the dense ones."""
     calc, Y, thetas, sigmas, _, _ = batch_cases[name]
     zxy, yty, thetas, sigmas = calc._batch_inputs(Y, thetas, sigmas)
     fit = calc._batch_fit(zxy, yty, thetas, sigmas)
-    f = fit.solved
-    dense = f.transpose(0, 2, 1) @ f
-    np.testing.assert_allclose(fit.factor.gram(f), dense, rtol=1e-12, atol=1e-12 * np.abs(dense).max())
+    q, K = calc.q, len(sigmas)
+    rows = np.concatenate([np.broadcast_to(calc._layout.cross[:q], (K, q, q + calc.p)), zxy[:, :q, None]], axis=2)
+    dense = fit.factor.forward(calc._batch_lam_t(fit.lams, rows))
+    np.testing.assert_allclose(fit.parts.dense(), dense, rtol=1e-10, atol=1e-12 * np.abs(dense).max())
+    product = dense.transpose(0, 2, 1) @ dense
+    np.testing.assert_allclose(fit.factor.gram(fit.parts), product, rtol=1e-10, atol=1e-12 * np.abs(product).max())
 
 
 @pytest.mark.parametrize("per_pass", [1, 2, 3])

@@ -31,7 +31,7 @@ from ...model.parameters import lower_factor
 from ..design import FitDesign
 from ..errors import EngineError, FitError
 from ..protocol import RawFit, is_frozen
-from .lmm_pls import PlsStructure, Response, TermBlock, relative_factor, term_order
+from .lmm_pls import PlsStructure, Response, TermBlock, term_order
 
 __all__ = ["LmmEngine", "LmmOptimum", "PreparedLmm"]
 
@@ -492,12 +492,28 @@ class PreparedLmm:
             else:
                 opt = minimize(batch, resp, reml=reml, start=thetas[cols], scan=False, hessian=hessian)
         n, p = self._pls.n, self._pls.p
-        for i in np.flatnonzero(opt.settled):
+        settled = np.flatnonzero(opt.settled)
+        sigma2 = opt.pwrss[settled] / (n - p if reml else n)
+        # the covariances and singular flags of all settled fits in a few array operations, not per fit
+        covs = [c * sigma2[:, None, None] for c in self._relative_covariances(opt.theta[settled])]
+        singular = (opt.theta[settled][:, self._diagonal] < SINGULAR_TOL).any(axis=1)
+        for a, i in enumerate(settled):
             j = cols[i]
-            sigma2 = float(opt.pwrss[i]) / (n - p if reml else n)
             lmm_opt = LmmOptimum(opt.theta[i].copy(), float(opt.deviance[i]), int(opt.iterations[i]), True, "")
-            out[first + j] = self._assemble(lmm_opt, opt.beta[i].copy(), sigma2 * opt.vcov_unscaled[i], sigma2,
-                                            reml, ys[:, j], "newton")
+            out[first + j] = self._assemble(lmm_opt, opt.beta[i].copy(), sigma2[a] * opt.vcov_unscaled[i],
+                                            float(sigma2[a]), reml, ys[:, j], "newton",
+                                            covariances=[c[a] for c in covs], singular=bool(singular[a]))
+
+    def _relative_covariances(self, thetas: np.ndarray) -> list[np.ndarray]:
+        """Each design term's covariance relative to the residual variance, ``T T'``, for every row of
+        ``thetas`` (engine order): a ``(K, q, q)`` array per term, in design order."""
+        out: list[np.ndarray] = [np.empty((len(thetas), 0, 0))] * len(self._design.terms)
+        for b in self._blocks:
+            t = np.zeros((len(thetas), b.q, b.q))
+            rows, cols = b.tril
+            t[:, rows, cols] = thetas[:, b.theta]
+            out[b.design_index] = t @ t.transpose(0, 2, 1)
+        return out
 
     def _raw(self, opt: LmmOptimum, r: Response, reml: bool, y: np.ndarray) -> RawFit:
         pls = self._pls
@@ -509,14 +525,15 @@ class PreparedLmm:
         return self._assemble(opt, sol.beta, vcov, sigma2, reml, y)
 
     def _assemble(self, opt: LmmOptimum, beta: np.ndarray, vcov: np.ndarray, sigma2: float, reml: bool,
-                  y: np.ndarray, optimizer: str = "bobyqa") -> RawFit:
-        """The RawFit of an optimum: random-effect covariances, lme4's singular rule, warnings."""
-        design, n, p = self._design, self._pls.n, self._pls.p
-        covs: list[np.ndarray] = [np.empty((0, 0))] * len(design.terms)
-        for b in self._blocks:
-            t = relative_factor(b, opt.theta)
-            covs[b.design_index] = sigma2 * (t @ t.T)
-        singular = self._is_singular(opt.theta)
+                  y: np.ndarray, optimizer: str = "bobyqa", covariances: list[np.ndarray] | None = None,
+                  singular: bool | None = None) -> RawFit:
+        """The RawFit of an optimum: random-effect covariances, lme4's singular rule, warnings (the
+        covariances and the singular flag computed here unless given)."""
+        n, p = self._pls.n, self._pls.p
+        if covariances is None:
+            covariances = [sigma2 * c[0] for c in self._relative_covariances(opt.theta[None])]
+        if singular is None:
+            singular = self._is_singular(opt.theta)
         warnings = []
         if not opt.converged:
             warnings.append(f"convergence: {opt.message}")
@@ -530,7 +547,7 @@ class PreparedLmm:
             loglik=-0.5 * opt.deviance,
             reml=reml,
             sigma=float(np.sqrt(sigma2)),
-            covariances=covs,
+            covariances=covariances,
             converged=opt.converged,
             singular=singular,
             warnings=warnings,

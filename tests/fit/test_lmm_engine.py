@@ -729,3 +729,42 @@ def test_newton_step_inverse_when_one_lu_fails_inverts_each_matrix_alone(monkeyp
         np.testing.assert_array_equal(got[i], expected[i])
     np.testing.assert_allclose(got[2], expected[2], rtol=1e-10)  # by its eigendecomposition
     np.testing.assert_array_equal(got_flags, flags)
+
+
+@pytest.mark.parametrize("shape, order", [((90, 253), "C"), ((253, 90), "C"), ((22, 60), "F")])
+def test_row_products_give_a_row_the_same_bits_in_any_batch(shape, order):
+    """The batched evaluation's products with the design's fixed matrices: a row's result is the same bit for
+    bit whether it comes with 1, 5, 20 or 128 rows (a block of 16 or 32 rows where this machine's BLAS allows,
+    else of ROW_BLOCK), and equals the plain product."""
+    from glmmsim.fit.engines import lmm_batch
+
+    rng = np.random.default_rng(13)
+    b = rng.normal(size=shape)
+    b = np.asfortranarray(b) if order == "F" else b
+    a = rng.normal(size=(lmm_batch.ROW_BLOCK, shape[0]))
+    whole = lmm_batch._rows(a, b)
+    np.testing.assert_allclose(whole, a @ b, rtol=1e-12, atol=1e-12 * np.abs(whole).max())
+    for k in (1, 5, 20):
+        rows = np.sort(rng.choice(len(a), k, replace=False))
+        np.testing.assert_array_equal(lmm_batch._rows(a[rows], b), whole[rows])
+
+
+def test_row_products_keep_the_full_block_where_a_small_one_would_change_the_bits(monkeypatch):
+    """Where the check says a small block's rows differ from a full block's, every product takes the full block."""
+    from glmmsim.fit.engines import lmm_batch
+
+    used = []
+    monkeypatch.setattr(lmm_batch, "_block_agrees", lambda rows, shape, order: False)
+    monkeypatch.setattr(lmm_batch._SCRATCH, "get", lambda name, shape: used.append(shape) or np.empty(shape))
+    lmm_batch._rows(np.ones((3, 4)), np.ones((4, 2)))
+    assert used == [(lmm_batch.ROW_BLOCK, 4)]
+
+
+def test_small_row_blocks_are_checked_once_per_shape():
+    """The check compares a small block's rows with a full block's on this machine's BLAS (a strided matrix
+    never takes a small block)."""
+    from glmmsim.fit.engines import lmm_batch
+
+    assert lmm_batch._block_agrees(16, (7, 5), "") is False
+    assert lmm_batch._block_agrees(48, (7, 5), "C") is False  # not a divisor of ROW_BLOCK
+    assert isinstance(lmm_batch._block_agrees(16, (7, 5), "C"), bool)

@@ -41,7 +41,10 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 #: Newton iterations before a response is declared unsettled (then refitted by BOBYQA).
 MAX_ITER = 60
 #: A response is settled when the next quasi-Newton step would move theta by less than this (max-abs).
-STEP_TOL = 1e-5
+#: Against 1e-5 (400 started responses of the standard crossed model): one evaluation a response fewer for
+#: most, theta within 2.2e-5, the deviance within 3e-8 and the fixed effects within 1e-9 of their SE, and
+#: the agreement with lme4 over the validation corpus unchanged (its largest gaps are lme4's own).
+STEP_TOL = 3e-5
 #: A diagonal element of theta in (0, NEAR_BOUND) ends near its bound, where where BOBYQA stops
 #: (and so lme4's singular rule) depends on its tolerances: such responses are refitted by BOBYQA.
 NEAR_BOUND = 1e-3
@@ -745,9 +748,9 @@ def minimize(batch: BatchedPls, resp: dict[str, np.ndarray], *, reml: bool, star
         cap = np.maximum(MAX_STEP, 0.5 * np.max(np.abs(th), axis=1))
         size = np.max(np.abs(st), axis=1)
         st *= np.minimum(1.0, cap / np.maximum(size, 1e-300))[:, None]
-        # a full Newton step (convex model) this short leaves theta within ~STEP_TOL^2 of the optimum: it is
-        # taken untried (no gradient is needed there), and _finish, which factors the final theta anyway,
-        # checks that it lowered the deviance
+        # a full Newton step (convex model) this short leaves theta within a fraction of it of the optimum (the
+        # steps shrink superlinearly): it is taken untried (no gradient is needed there), and _finish, which
+        # factors the final theta anyway, checks that it lowered the deviance
         last = cvx & (size < STEP_TOL)
         step[rows], slope[rows], convex[rows] = st, (g0 * st).sum(axis=1), cvx
         alpha[rows], halvings[rows] = 1.0, 0

@@ -203,13 +203,15 @@ def mcpower_per_sim(nsim: int) -> tuple[float, str] | None:
     return (time.process_time() - t0) / nsim, str(version)
 
 
-def paired_ratios(d: pd.DataFrame, ys: np.ndarray, rounds: int, sims: int = 200) -> dict[str, list[float]] | None:
+def paired_ratios(d: pd.DataFrame, ys: np.ndarray, rounds: int, sims: int = 60) -> dict[str, list[float]] | None:
     """Started z and Satterthwaite t per replicate over MCPower's own z and t, timed back to back.
 
     MCPower's z uses its asymptotic df, its t its default (between-within) df. The machine's
     speed here drifts within seconds, more than the medians of a few long rounds can hide:
     each round times MCPower's test just before and just after ours and divides ours by their
-    mean, so both sides of a ratio see the same machine. None without MCPower.
+    mean, so both sides of a ratio see the same machine. ``sims`` simulations a side (about
+    0.1 s, as long as ours) keep a round within a fraction of a second; many rounds give the
+    median and quartiles. None without MCPower.
     """
     try:
         import mcpower
@@ -263,7 +265,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-r", action="store_true", help="skip the lme4 engine")
     ap.add_argument("--curve-nsim", type=int, default=200, help="replicates a point of the power curve (0: skip)")
-    ap.add_argument("--paired-rounds", type=int, default=10,
+    ap.add_argument("--paired-rounds", type=int, default=30,
                     help="rounds of started z and t timed between two MCPower runs of its z and t (0: skip)")
     args = ap.parse_args()
     d = conditions()
@@ -321,7 +323,8 @@ def main() -> None:
     if paired is not None:
         print(f"\nStarted test / MCPower's same test, timed back to back ({args.paired_rounds} rounds; MCPower's z "
               "with its asymptotic df, its t with its default between-within df): "
-              + "; ".join(f"{label} median {statistics.median(r):.2f} (range {min(r):.2f}-{max(r):.2f})"
+              + "; ".join(f"{label} median {statistics.median(r):.2f} (quartiles {statistics.quantiles(r, n=4)[0]:.2f}-"
+                          f"{statistics.quantiles(r, n=4)[2]:.2f}, range {min(r):.2f}-{max(r):.2f})"
                           for label, r in paired.items()))
     whole = {m: power_per_replicate(m, 400) * 1e3 for m in ("z", "satterthwaite")}
     print("\nglmmsim.power per replicate (draw + fit + test, serial, 400 replicates; CPU ms): "

@@ -204,7 +204,7 @@ class _BlockedFactor:
         ``width`` columns, given by its parts: ``diag`` (K, levels, k, k) those blocks, ``top``
         (K, levels, k, m) the first rows' other columns and ``rest`` (K, r, width + m) the other rows
         (overwritten). The solution has the same pattern; its zeros are never formed (at 30 subjects
-        x 20 items, half the products of a dense forward solve, and a quarter of its memory).
+        x 20 items, half the products and half the memory of a dense forward solve).
         """
         diag, top = self.l11_inv @ diag, self.l11_inv @ top
         if self.l21 is not None:

@@ -676,24 +676,8 @@ class DdfCalculator:
     def _satterthwaite(self, y, theta, sigma, reml, L) -> tuple[float, int, float]:
         fit = self._fit(y, theta, sigma)
         cov, jac = self._satterthwaite_parts(fit, theta, reml)
-        vcov = sigma**2 * fit.a_inv
-        beta = fit.beta
-        if L.shape[0] == 1:
-            return self._satterthwaite_1d(L[0], beta, vcov, cov, jac)
-        vals, vecs = np.linalg.eigh(L @ vcov @ L.T)
-        order = np.argsort(vals)[::-1]
-        vals, vecs = vals[order], vecs[:, order]
-        keep = vals > max(_CONTRAST_EPS * vals[0], 0.0)
-        rank = int(keep.sum())
-        if rank == 0:
-            return float("nan"), 0, float("nan")
-        rows = vecs[:, keep].T @ L
-        if rank == 1:
-            return self._satterthwaite_1d(rows[0], beta, vcov, cov, jac)
-        fstat = float(np.sum((rows @ beta) ** 2 / vals[keep]) / rank)
-        grads = np.einsum("ma,iab,mb->mi", rows, jac, rows)
-        nus = 2 * vals[keep] ** 2 / np.einsum("mi,ij,mj->m", grads, cov, grads)
-        return fstat, rank, _f_ddf(nus)
+        F, ndf, ddf = _satterthwaite_test(L, (sigma**2 * fit.a_inv)[None], fit.beta[None], cov[None], jac[None])
+        return float(F[0]), int(ndf[0]), float(ddf[0])
 
     def satterthwaite_dfs(self, y, theta, sigma, reml: bool) -> np.ndarray:
         """Satterthwaite df of every coefficient's t test at once (lmerTest's ``summary`` column).
@@ -720,15 +704,6 @@ class DdfCalculator:
         grads = np.diagonal(jac, axis1=1, axis2=2)  # (nvarpar, p): d var_j / d varpar_i
         with np.errstate(divide="ignore", invalid="ignore"):
             return 2 * var**2 / np.einsum("ij,ik,kj->j", grads, cov, grads)
-
-    @staticmethod
-    def _satterthwaite_1d(l, beta, vcov, cov, jac) -> tuple[float, int, float]:
-        var = float(l @ vcov @ l)
-        grad = np.einsum("a,iab,b->i", l, jac, l)
-        with np.errstate(divide="ignore", invalid="ignore"):  # a zero row gives NaN, as in lmerTest
-            ddf = np.float64(2 * var**2) / np.float64(grad @ cov @ grad)
-            fstat = np.float64(l @ beta) ** 2 / np.float64(var)
-        return float(fstat), 1, float(ddf)
 
     # ------------------------------------------------------------------ Kenward-Roger
     def _kr_pieces(self, fit: _Fit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -817,19 +792,12 @@ class DdfCalculator:
 
     def _kenward_roger(self, y, beta, theta, sigma, L) -> tuple[float, int, float]:
         fit = self._fit(y, theta, sigma)
-        phi = sigma**2 * fit.a_inv
-        P, Q, K = self._kr_pieces(fit)
-        phi_p = phi @ P  # (npar, p, p)
-        info = K - 2 * np.einsum("ab,ijba->ij", phi, Q) + np.einsum("iab,jba->ij", phi_p, phi_p)
-        info = (info + info.T) / 2
-        if np.min(np.abs(np.linalg.eigvalsh(info))) > _KR_CONDITION:
-            W = 2 * np.linalg.inv(info)
-        else:
-            W = 2 * np.linalg.pinv(info, rcond=_CONTRAST_EPS, hermitian=True)
-        W = (W + W.T) / 2
-        uu = np.einsum("ij,ijab->ab", W, Q) - np.einsum("ij,iab,jbc->ac", W, P, phi_p)
-        phi_a = phi + 2 * phi @ uu @ phi
-        return _kr_adjust(L, phi, phi_a, P, W, beta)
+        phi = (sigma**2 * fit.a_inv)[None]
+        P, Q, traces = (piece[None] for piece in self._kr_pieces(fit))
+        phi_a, W = _kr_adjusted_covariance(phi, P, Q, traces)
+        L = _full_rank_rows(L)
+        F, ddf = _kr_test(L, phi, phi_a, P, W, beta[None])
+        return float(F[0]), L.shape[0], float(ddf[0])
 
     # ------------------------------------------------------------------ many replicates at once
     def _batch_inputs(self, Y, thetas, sigmas) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -1104,7 +1072,8 @@ class DdfCalculator:
             for part in self._batches(K):
                 fit = self._batch_fit(zxy[part], yty[part], thetas[part], sigmas[part])
                 cov, jac = self._batch_satterthwaite_parts(fit, thetas[part], bool(reml))
-                F[part], ndf[part], ddf[part] = _batch_satterthwaite_test(L, fit, cov, jac)
+                vcov = fit.sigma[:, None, None] ** 2 * fit.a_inv
+                F[part], ndf[part], ddf[part] = _satterthwaite_test(L, vcov, fit.beta, cov, jac)
         return F, ndf, ddf
 
     def satterthwaite_dfs_many(self, Y, thetas, sigmas, reml: bool) -> np.ndarray:
@@ -1184,18 +1153,7 @@ class DdfCalculator:
         """(Phi, Phi_A, P, W) of pbkrtest's ``vcovAdj`` for K replicates."""
         phi = (fit.sigma**2)[:, None, None] * fit.a_inv
         P, Q, traces = self._batch_kr_pieces(fit)
-        phi_p = phi[:, None] @ P
-        info = traces - 2 * np.einsum("kab,kijba->kij", phi, Q) + np.einsum("kiab,kjba->kij", phi_p, phi_p)
-        info = (info + info.transpose(0, 2, 1)) / 2
-        regular = np.min(np.abs(np.linalg.eigvalsh(info)), axis=1) > _KR_CONDITION
-        W = np.empty_like(info)
-        if np.any(regular):
-            W[regular] = 2 * np.linalg.inv(info[regular])
-        for k in np.flatnonzero(~regular):  # pbkrtest's generalized inverse, rare (boundary fits)
-            W[k] = 2 * np.linalg.pinv(info[k], rcond=_CONTRAST_EPS, hermitian=True)
-        W = (W + W.transpose(0, 2, 1)) / 2
-        uu = np.einsum("kij,kijab->kab", W, Q) - np.einsum("kij,kiab,kjbc->kac", W, P, phi_p)
-        phi_a = phi + 2 * phi @ uu @ phi
+        phi_a, W = _kr_adjusted_covariance(phi, P, Q, traces)
         return phi, phi_a, P, W
 
     def kenward_roger_many(self, Y, betas, thetas, sigmas, L) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1237,7 +1195,7 @@ class DdfCalculator:
             for part in self._batches(K):
                 fit = self._batch_fit(zxy[part], yty[part], thetas[part], sigmas[part])
                 phi, phi_a, P, W = self._batch_kenward_roger_parts(fit)
-                F[part], ddf[part] = _batch_kr_adjust(L, phi, phi_a, P, W, betas[part])
+                F[part], ddf[part] = _kr_test(L, phi, phi_a, P, W, betas[part])
         return F, np.full(K, L.shape[0], dtype=int), ddf
 
     def kenward_roger_vcov_many(self, Y, thetas, sigmas) -> np.ndarray:
@@ -1277,70 +1235,32 @@ def _full_rank_rows(L: np.ndarray) -> np.ndarray:
     return np.linalg.svd(L)[2][:rank]
 
 
-def _kr_adjust(L, phi, phi_a, P, W, beta) -> tuple[float, int, float]:
-    """The Kenward-Roger scaling and ddf (Kenward & Roger 1997, section 4; pbkrtest's formulas)."""
-    L = _full_rank_rows(L)
-    q = L.shape[0]
-    theta = L.T @ np.linalg.solve(L @ phi @ L.T, L)
-    u = theta @ phi @ P @ phi  # (npar, p, p)
-    traces = np.einsum("iaa->i", u)
-    a1 = float(traces @ W @ traces)
-    a2 = float(np.einsum("ij,iab,jba->", W, u, u))
-    b = (a1 + 6 * a2) / (2 * q)
-    g = ((q + 1) * a1 - (q + 4) * a2) / ((q + 2) * a2)
-    denom = 3 * q + 2 * (1 - g)
-    c1, c2, c3 = g / denom, (q - g) / denom, (q + 2 - g) / denom
-    v0 = 1 + c1 * b
-    v1 = 1 - c2 * b
-    v2 = 1 - c3 * b
-    v0 = 0.0 if abs(v0) < 1e-10 else v0
-    num = 1 - a2 / q
-    ratio = 1.0 if abs(num) < 1e-14 and abs(v1) < 1e-14 else num / v1
-    rho = ratio**2 * v0 / (q * v2)
-    ddf = 4 + (q + 2) / (q * rho - 1)
-    scale = 1.0 if abs(ddf - 2) < 0.01 else ddf * (1 - a2 / q) / (ddf - 2)
-    lb = L @ beta
-    wald = float(lb @ np.linalg.solve(L @ phi_a @ L.T, lb))
-    return float(scale * wald / q), int(q), float(ddf)
-
-
-def _f_ddf(nus: np.ndarray, tol: float = 1e-8) -> float:
-    """lmerTest's denominator df of the F from the per-direction t dfs (Fai & Cornelius)."""
-    if nus.size == 1:
-        return float(nus[0])
-    if np.all(np.abs(np.diff(nus)) < tol):
-        return float(np.mean(nus))
-    if np.any(nus <= 2):
-        return 2.0
-    e = float(np.sum(nus / (nus - 2)))
-    return 2 * e / (e - nus.size)
-
-
-def _batch_satterthwaite_test(L, fit: _BatchFit, cov, jac) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """lmerTest's F (t^2 for one row), ndf and ddf of ``L beta = 0`` for every replicate of a batch."""
-    K = len(fit.sigma)
-    vcov = fit.sigma[:, None, None] ** 2 * fit.a_inv
+def _satterthwaite_test(L, vcov, beta, cov, jac) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """lmerTest's F (t^2 for one row), ndf and ddf of ``L beta = 0`` for K replicates, from their ``vcov``
+    (K, p, p), ``beta`` (K, p) and the covariance ``cov`` and Jacobian ``jac`` of the variance parameters."""
+    K = len(beta)
     with np.errstate(divide="ignore", invalid="ignore"):  # a zero row gives NaN, as in lmerTest
         if L.shape[0] == 1:
             l = L[0]
             var = np.einsum("a,kab,b->k", l, vcov, l)
             grad = np.einsum("a,kiab,b->ki", l, jac, l)
             ddf = 2 * var**2 / np.einsum("ki,kij,kj->k", grad, cov, grad)
-            return (fit.beta @ l) ** 2 / var, np.ones(K, dtype=int), ddf
+            return (beta @ l) ** 2 / var, np.ones(K, dtype=int), ddf
         vals, vecs = np.linalg.eigh(L @ vcov @ L.T)
         vals, vecs = vals[:, ::-1], vecs[:, :, ::-1]  # descending, as lmerTest orders them
         keep = vals > np.maximum(_CONTRAST_EPS * vals[:, :1], 0.0)
         rank = keep.sum(axis=1)
         rows = vecs.transpose(0, 2, 1) @ L  # (K, m, p): the rotated contrasts, kept ones first
         safe = np.where(keep, vals, 1.0)
-        fstat = np.sum(np.where(keep, (rows @ fit.beta[..., None])[..., 0] ** 2 / safe, 0.0), axis=1) / rank
+        fstat = np.sum(np.where(keep, (rows @ beta[..., None])[..., 0] ** 2 / safe, 0.0), axis=1) / rank
         grads = np.einsum("kma,kiab,kmb->kmi", rows, jac, rows)
         nus = 2 * safe**2 / np.einsum("kmi,kij,kmj->km", grads, cov, grads)
-    return np.where(rank > 0, fstat, np.nan), rank, _batch_f_ddf(nus, keep, rank)
+    return np.where(rank > 0, fstat, np.nan), rank, _f_ddf(nus, keep, rank)
 
 
-def _batch_f_ddf(nus: np.ndarray, keep: np.ndarray, rank: np.ndarray, tol: float = 1e-8) -> np.ndarray:
-    """``_f_ddf`` per replicate: nus (K, m) whose first ``rank`` entries (``keep``) are the kept directions."""
+def _f_ddf(nus: np.ndarray, keep: np.ndarray, rank: np.ndarray, tol: float = 1e-8) -> np.ndarray:
+    """lmerTest's denominator df of the F from the per-direction t dfs (Fai & Cornelius), per replicate:
+    nus (K, m) whose first ``rank`` entries (``keep``) are the kept directions."""
     pairs = keep[:, 1:]  # both ends kept (kept directions are a prefix)
     with np.errstate(divide="ignore", invalid="ignore"):
         equal = np.all(np.where(pairs, np.abs(np.diff(nus, axis=1)) < tol, True), axis=1)
@@ -1353,8 +1273,26 @@ def _batch_f_ddf(nus: np.ndarray, keep: np.ndarray, rank: np.ndarray, tol: float
     return np.where(rank == 0, np.nan, out)
 
 
-def _batch_kr_adjust(L, phi, phi_a, P, W, betas) -> tuple[np.ndarray, np.ndarray]:
-    """``_kr_adjust`` for K replicates (L of full row rank): the scaled F and the ddf."""
+def _kr_adjusted_covariance(phi, P, Q, traces) -> tuple[np.ndarray, np.ndarray]:
+    """Phi_A and W of pbkrtest's ``vcovAdj`` for K replicates, from Phi (K, p, p) and the pieces P, Q and
+    the traces of :meth:`DdfCalculator._kr_pieces` (stacked)."""
+    phi_p = phi[:, None] @ P
+    info = traces - 2 * np.einsum("kab,kijba->kij", phi, Q) + np.einsum("kiab,kjba->kij", phi_p, phi_p)
+    info = (info + info.transpose(0, 2, 1)) / 2
+    regular = np.min(np.abs(np.linalg.eigvalsh(info)), axis=1) > _KR_CONDITION
+    W = np.empty_like(info)
+    if np.any(regular):
+        W[regular] = 2 * np.linalg.inv(info[regular])
+    for k in np.flatnonzero(~regular):  # pbkrtest's generalized inverse, rare (boundary fits)
+        W[k] = 2 * np.linalg.pinv(info[k], rcond=_CONTRAST_EPS, hermitian=True)
+    W = (W + W.transpose(0, 2, 1)) / 2
+    uu = np.einsum("kij,kijab->kab", W, Q) - np.einsum("kij,kiab,kjbc->kac", W, P, phi_p)
+    return phi + 2 * phi @ uu @ phi, W
+
+
+def _kr_test(L, phi, phi_a, P, W, betas) -> tuple[np.ndarray, np.ndarray]:
+    """The Kenward-Roger scaled F and ddf of ``L beta = 0`` (L of full row rank) for K replicates
+    (Kenward & Roger 1997, section 4; pbkrtest's formulas)."""
     q = L.shape[0]
     K = phi.shape[0]
     lb_rows = np.broadcast_to(L, (K,) + L.shape)

@@ -760,11 +760,18 @@ def test_row_products_keep_the_full_block_where_a_small_one_would_change_the_bit
     assert used == [(lmm_batch.ROW_BLOCK, 4)]
 
 
-def test_small_row_blocks_are_checked_once_per_shape():
-    """The check compares a small block's rows with a full block's on this machine's BLAS (a strided matrix
-    never takes a small block)."""
+def test_small_row_block_check_runs_once_per_shape_and_says_no_to_any_difference(monkeypatch):
+    """The check compares a small block's rows with a full block's on this machine's BLAS, once per shape; a
+    strided matrix, a block that does not divide ROW_BLOCK, or any row that differs keeps the full block."""
     from glmmsim.fit.engines import lmm_batch
 
     assert lmm_batch._block_agrees(16, (7, 5), "") is False
-    assert lmm_batch._block_agrees(48, (7, 5), "C") is False  # not a divisor of ROW_BLOCK
-    assert isinstance(lmm_batch._block_agrees(16, (7, 5), "C"), bool)
+    assert lmm_batch._block_agrees(48, (7, 5), "C") is False
+    before = lmm_batch._block_agrees.cache_info()
+    first = lmm_batch._block_agrees(16, (11, 6), "C")
+    assert lmm_batch._block_agrees(16, (11, 6), "C") == first
+    after = lmm_batch._block_agrees.cache_info()
+    assert (after.misses, after.hits) == (before.misses + 1, before.hits + 1)
+    calls = []
+    monkeypatch.setattr(lmm_batch.np, "array_equal", lambda x, y: calls.append(1) or len(calls) < 3)
+    assert lmm_batch._block_agrees.__wrapped__(16, (11, 6), "C") is False  # the third block of rows differs

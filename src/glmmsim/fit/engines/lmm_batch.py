@@ -452,8 +452,8 @@ def _rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     edge kernels of a partial block of rows, small-matrix paths); ``a`` is copied into a
     zero-padded block of ``ROW_BLOCK`` rows, so every call takes the same path and a
     response's numbers are bit for bit the same whichever responses share its batch. A few
-    rows (a task's last rounds) go into a block of ``SMALL_BLOCKS`` rows instead, a fifth of the
-    cost, where this machine's BLAS gives every row of such a block the bits it has in a block
+    rows (a task's last rounds) go into a block of ``SMALL_BLOCKS`` rows instead, a fifth to a
+    third of the cost, where this machine's BLAS gives every row of such a block the bits it has in a block
     of ``ROW_BLOCK`` rows (:func:`_block_agrees`, checked once per shape). (One BLAS call per row
     would be as reproducible, and 3-4x slower at 64 rows.)
     """

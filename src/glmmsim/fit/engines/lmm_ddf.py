@@ -859,8 +859,7 @@ class DdfCalculator:
         return _BatchLayout(blocks=moved, group=group, width=width, sel=sel, cross=cross,
                             zx_t=sp.vstack([self._z_t[new_to_old], sp.csr_matrix(self._x.T)]).tocsc(), diag=diag,
                             rest=[t for t in range(len(blocks)) if t not in group],
-                            first_diag=np.ascontiguousarray(
-                                _diagonal_blocks(np.ascontiguousarray(cross[None, :width, :width]), k_total)[0]),
+                            first_diag=_diagonal_blocks(cross[None, :width, :width], k_total)[0].copy(),
                             first_other=np.ascontiguousarray(first[:, :, width:]))
 
     def _batch_lam_t(self, lams: list[np.ndarray], rows: np.ndarray, blocks: Sequence[int] | None = None) -> np.ndarray:
